@@ -1,0 +1,125 @@
+/* inferd/props.h: declared properties and their validation.
+ *
+ * A property is declared, never parsed by hand: name, type, description,
+ * default, range, enum values. The host turns what a user wrote (a JSON object
+ * from a pipeline file or a config, where every value may also be given as a
+ * string, as the pipeline seed's users write "640") into typed values with the
+ * defaults filled in, or refuses with a message naming the owner (an element,
+ * a component, "config"), the property, the value given and what is allowed.
+ * Unknown properties are errors. The same specs drive config keys, element
+ * properties and `inferd plugin inspect`.
+ */
+#ifndef INFERD_PROPS_H
+#define INFERD_PROPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferd/status.h"
+#include "inferd/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum inferd_prop_type {
+    INFERD_PROP_TYPE_END = 0, /* terminates a spec array */
+    INFERD_PROP_TYPE_STRING,
+    INFERD_PROP_TYPE_INT,     /* int64, range imin..imax */
+    INFERD_PROP_TYPE_UINT,    /* 0..INT64_MAX, range umin..umax */
+    INFERD_PROP_TYPE_FLOAT,   /* stored as double, range dmin..dmax, must fit a float */
+    INFERD_PROP_TYPE_DOUBLE,  /* range dmin..dmax */
+    INFERD_PROP_TYPE_BOOL,    /* true/false, also "true"/"false"/"1"/"0" */
+    INFERD_PROP_TYPE_ENUM,    /* one of enum_values (a NULL-terminated list) */
+    INFERD_PROP_TYPE_STRLIST  /* JSON array of strings, or "a,b,c" */
+} inferd_prop_type;
+
+typedef struct inferd_prop_spec {
+    const char *name;
+    inferd_prop_type type;
+    const char *description;
+    /* The default, written as a user would write it ("640", "true", "rgb").
+     * NULL makes the property required. */
+    const char *default_value;
+    int64_t imin, imax;              /* INT */
+    uint64_t umin, umax;             /* UINT */
+    double dmin, dmax;               /* FLOAT, DOUBLE */
+    const char *const *enum_values;  /* ENUM: NULL-terminated */
+} inferd_prop_spec;
+
+/* Declaration helpers (C99 designated initialisers; usable in static arrays). */
+#define INFERD_PROP_STRING(n, desc, def) \
+    { .name = (n), .type = INFERD_PROP_TYPE_STRING, .description = (desc), .default_value = (def) }
+#define INFERD_PROP_INT(n, desc, def, lo, hi)                                               \
+    { .name = (n), .type = INFERD_PROP_TYPE_INT, .description = (desc), .default_value = #def, \
+      .imin = (lo), .imax = (hi) }
+#define INFERD_PROP_UINT(n, desc, def, lo, hi)                                               \
+    { .name = (n), .type = INFERD_PROP_TYPE_UINT, .description = (desc), .default_value = #def, \
+      .umin = (lo), .umax = (hi) }
+#define INFERD_PROP_FLOAT(n, desc, def, lo, hi)                                               \
+    { .name = (n), .type = INFERD_PROP_TYPE_FLOAT, .description = (desc), .default_value = #def, \
+      .dmin = (lo), .dmax = (hi) }
+#define INFERD_PROP_DOUBLE(n, desc, def, lo, hi)                                               \
+    { .name = (n), .type = INFERD_PROP_TYPE_DOUBLE, .description = (desc), .default_value = #def, \
+      .dmin = (lo), .dmax = (hi) }
+#define INFERD_PROP_BOOL(n, desc, def) \
+    { .name = (n), .type = INFERD_PROP_TYPE_BOOL, .description = (desc), .default_value = #def }
+#define INFERD_PROP_ENUM(n, desc, def, values)                                                  \
+    { .name = (n), .type = INFERD_PROP_TYPE_ENUM, .description = (desc), .default_value = (def), \
+      .enum_values = (values) }
+#define INFERD_PROP_STRLIST(n, desc, def) \
+    { .name = (n), .type = INFERD_PROP_TYPE_STRLIST, .description = (desc), .default_value = (def) }
+#define INFERD_PROP_END { .name = NULL, .type = INFERD_PROP_TYPE_END }
+
+/* "string", "int", "uint", "float", "double", "bool", "enum", "strlist". */
+const char *inferd_prop_type_name(inferd_prop_type type);
+/* Number of specs before the END entry. */
+size_t inferd_prop_specs_count(const inferd_prop_spec *specs);
+/* Checks a declaration itself: names present and unique, a known type, a
+ * sane range, enum values present, and a default that passes validation. */
+inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char *owner,
+                                      inferd_error *err);
+/* Describes what a spec allows, e.g. "int in [6, 4096]" or "one of rgb, bgr". */
+char *inferd_prop_spec_allowed(const inferd_prop_spec *spec, char *buf, size_t size);
+
+/* Validated, typed properties. Values are stored as inferd_values: STRING and
+ * ENUM as strings, INT and UINT as ints, FLOAT and DOUBLE as doubles, BOOL as
+ * bools, STRLIST as an array of strings. */
+typedef struct inferd_props inferd_props;
+
+/* Converts one user-given value (any JSON type, or a string) for spec.
+ * On success *out is a new value owned by the caller. owner names who has
+ * the property in the error message ("element resize", "config"). */
+inferd_status inferd_prop_convert(const inferd_prop_spec *spec, const char *owner,
+                                  const inferd_value *given, inferd_value **out, inferd_error *err);
+
+/* Validates a JSON object of properties (NULL means none given) against specs:
+ * fills defaults, refuses unknown names, missing required ones, wrong types,
+ * out-of-range numbers and unknown enum values. *out is owned by the caller. */
+inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *owner,
+                                    const inferd_value *given, inferd_props **out,
+                                    inferd_error *err);
+void inferd_props_free(inferd_props *props);
+/* The spec array these props were validated against (borrowed). */
+const inferd_prop_spec *inferd_props_specs(const inferd_props *props);
+/* Borrowed; NULL when name is not declared. */
+const inferd_value *inferd_props_get(const inferd_props *props, const char *name);
+/* Replaces one property after converting text for its spec (a later override:
+ * an environment variable, a command-line flag). */
+inferd_status inferd_props_set_text(inferd_props *props, const char *name, const char *text,
+                                    inferd_error *err);
+/* Typed readers for declared properties; the declared type is guaranteed by
+ * validation, so these do not fail (a wrong name or type returns 0/""/false). */
+const char *inferd_props_string(const inferd_props *props, const char *name);
+int64_t inferd_props_int(const inferd_props *props, const char *name);
+double inferd_props_double(const inferd_props *props, const char *name);
+bool inferd_props_bool(const inferd_props *props, const char *name);
+/* STRLIST: count and i-th item. */
+size_t inferd_props_list_len(const inferd_props *props, const char *name);
+const char *inferd_props_list_at(const inferd_props *props, const char *name, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* INFERD_PROPS_H */

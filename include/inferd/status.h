@@ -1,0 +1,63 @@
+/* inferd/status.h: status codes and the error type every call returns.
+ *
+ * A call that can fail returns an inferd_status and, when given a non-NULL
+ * inferd_error, fills it with the code and a message that says what went
+ * wrong and where. The message lives inside the struct (no allocation), so an
+ * error can be set from any depth, on any thread, even when memory is short.
+ */
+#ifndef INFERD_STATUS_H
+#define INFERD_STATUS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum inferd_status {
+    INFERD_OK = 0,
+    INFERD_EINVAL,       /* the caller's input is wrong (bad argument, bad JSON, ...) */
+    INFERD_ETYPE,        /* a value has the wrong type */
+    INFERD_ERANGE,       /* a number or size is outside what is allowed */
+    INFERD_ENOTFOUND,    /* a named thing does not exist */
+    INFERD_EEXIST,       /* a named thing exists already */
+    INFERD_ENOMEM,       /* out of memory */
+    INFERD_EIO,          /* a file, socket or device failed */
+    INFERD_EUNSUPPORTED, /* valid, but not supported (format, dtype, feature) */
+    INFERD_EBACKEND,     /* an inference backend (ONNX Runtime, ...) failed */
+    INFERD_ETIMEOUT,     /* a deadline passed */
+    INFERD_EBUSY,        /* a bounded queue is full, or a resource is in use */
+    INFERD_ESTATE,       /* the call is not valid in the current state */
+    INFERD_EPLUGIN,      /* a plugin failed */
+    INFERD_EINTERNAL     /* a bug in inferd */
+} inferd_status;
+
+#define INFERD_ERROR_MESSAGE_MAX 512
+
+typedef struct inferd_error {
+    inferd_status code;
+    char message[INFERD_ERROR_MESSAGE_MAX]; /* NUL-terminated, truncated if longer */
+} inferd_error;
+
+/* A short stable name for a code: "ok", "invalid", "type", ... (never NULL). */
+const char *inferd_status_name(inferd_status code);
+
+/* Sets err (if not NULL) to code and the formatted message; returns code, so
+ * that `return inferd_error_set(err, INFERD_EINVAL, "...")` reads naturally. */
+inferd_status inferd_error_set(inferd_error *err, inferd_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+inferd_status inferd_error_setv(inferd_error *err, inferd_status code, const char *fmt, va_list ap);
+
+/* Prepends "prefix: " to err's message (keeps its code); returns the code.
+ * Used to add context on the way up: "config.json: listen: ...". */
+inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Resets err to INFERD_OK with an empty message. */
+void inferd_error_clear(inferd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* INFERD_STATUS_H */

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything inferd needs to build, run and test on Debian 12, then
+# brings ONNX Runtime. Idempotent: a second run installs nothing and takes
+# about a second. Run as root (or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Each package and why (keep this list exact: nothing unused).
+PKGS=(
+  build-essential        # gcc, make: the C17 toolchain
+  cmake                  # the build, and ctest for the test suite
+  pkg-config             # finds the libraries below; installs inferd-plugin.pc
+  libjansson-dev         # JSON: values, config, pipeline files, HTTP bodies
+  libturbojpeg0-dev      # JPEG decode/encode (libjpeg-turbo)
+  libspng-dev            # PNG decode/encode
+  zlib1g-dev             # libspng's deflate
+  libmicrohttpd-dev      # the HTTP server of `inferd serve`
+  libcmocka-dev          # unit tests
+  curl                   # integration tests talk to the daemon with curl
+  npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)
+  python3                # model and test-image generators
+  python3-numpy          # generators: hand-set weights, synthetic images
+  python3-onnx           # generators: writes the default .onnx models
+  python3-pil            # generators: writes JPEG/PNG test images
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# npm may come from elsewhere (nodesource, nvm); any working npm will do.
+if command -v npm >/dev/null 2>&1; then
+  tmp=(); for p in "${missing[@]}"; do [ "$p" = npm ] || tmp+=("$p"); done; missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all Debian packages present"
+fi
+
+scripts/fetch_onnxruntime.sh
