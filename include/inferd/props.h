@@ -107,8 +107,8 @@ const inferd_prop_spec *inferd_props_specs(const inferd_props *props);
 const inferd_value *inferd_props_get(const inferd_props *props, const char *name);
 /* Replaces one property after converting text for its spec (a later override:
  * an environment variable, a command-line flag). */
-inferd_status inferd_props_set_text(inferd_props *props, const char *name, const char *text,
-                                    inferd_error *err);
+inferd_status inferd_props_set_text(inferd_props *props, const char *owner, const char *name,
+                                    const char *text, inferd_error *err);
 /* Typed readers for declared properties; the declared type is guaranteed by
  * validation, so these do not fail (a wrong name or type returns 0/""/false). */
 const char *inferd_props_string(const inferd_props *props, const char *name);

@@ -51,11 +51,20 @@ inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
     char prefix[INFERD_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix - 2, fmt, ap);
     va_end(ap);
-    char joined[INFERD_ERROR_MESSAGE_MAX];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, err->message);
-    memcpy(err->message, joined, sizeof joined);
+    size_t plen = n < 0 ? 0 : strlen(prefix);
+    memcpy(prefix + plen, ": ", 3);
+    plen += 2;
+    /* Shift the message right (it may be truncated at the end), then prefix. */
+    size_t mlen = strnlen(err->message, sizeof err->message - 1);
+    if (plen >= sizeof err->message)
+        plen = sizeof err->message - 1;
+    if (mlen > sizeof err->message - 1 - plen)
+        mlen = sizeof err->message - 1 - plen;
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
     return err->code;
 }
 

@@ -1,0 +1,207 @@
+/* cli/main.c: the `inferd` binary: option parsing and subcommands.
+ *
+ * Exit codes: 0 success; 1 a runtime failure (cannot listen, a model fails);
+ * 2 a usage or configuration error (bad flag, bad config file or variable).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/config.h"
+#include "inferd/log.h"
+#include "inferd/version.h"
+#include "service/http.h"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: inferd [--help] [--version] COMMAND [ARGS]\n"
+    "\n"
+    "inferd runs AI inference on images and streams, extensible through plugins.\n"
+    "\n"
+    "Commands:\n"
+    "  serve [OPTIONS]         run the daemon: the HTTP API (default 127.0.0.1:8080)\n"
+    "  run PIPELINE.json ...   run a pipeline over files (arrives with pipelines, issue #4)\n"
+    "  config [OPTIONS]        print the effective configuration and where each value came from\n"
+    "\n"
+    "Options of serve and config:\n"
+    "  -c, --config FILE       JSON config file (also INFERD_CONFIG)\n"
+    "  -l, --listen ADDR       HOST:PORT to listen on (config key listen, INFERD_LISTEN);\n"
+    "                          port 0 picks a free port\n"
+    "      --log-level SPEC    e.g. info or info,http=debug (log.level, INFERD_LOG_LEVEL)\n"
+    "      --log-format FMT    text or json (log.format, INFERD_LOG_FORMAT)\n"
+    "\n"
+    "Every config key can be set in the file, as INFERD_<KEY> (dots become\n"
+    "underscores, upper case), or by a flag; later sources win. `inferd config`\n"
+    "lists the keys.\n"
+    "\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "inferd: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'inferd --help'.\n");
+    return EXIT_USAGE;
+}
+
+/* Parses the options shared by serve and config into a loaded config. */
+static int load_config(int argc, char **argv, inferd_config **out)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"log-format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = getenv("INFERD_CONFIG");
+    const char *overrides[][3] = {{"listen", NULL, "--listen"},
+                                  {"log.level", NULL, "--log-level"},
+                                  {"log.format", NULL, "--log-format"}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'l': overrides[0][1] = optarg; break;
+        case 'L': overrides[1][1] = optarg; break;
+        case 'F': overrides[2][1] = optarg; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        default: return usage_error("%s", "bad option");
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+
+    inferd_error err = {0};
+    inferd_config *cfg = NULL;
+    if (inferd_config_load(path && *path ? path : NULL, NULL, &cfg, &err) != INFERD_OK) {
+        fprintf(stderr, "inferd: %s\n", err.message);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof overrides / sizeof overrides[0]; i++) {
+        if (overrides[i][1] &&
+            inferd_config_set(cfg, overrides[i][0], overrides[i][1], overrides[i][2], &err) !=
+                INFERD_OK) {
+            fprintf(stderr, "inferd: %s: %s\n", overrides[i][2], err.message);
+            inferd_config_free(cfg);
+            return EXIT_USAGE;
+        }
+    }
+    if (inferd_log_configure(inferd_config_string(cfg, "log.level"), &err) != INFERD_OK) {
+        fprintf(stderr, "inferd: log.level (from %s): %s\n",
+                inferd_config_source(cfg, "log.level"), err.message);
+        inferd_config_free(cfg);
+        return EXIT_USAGE;
+    }
+    inferd_log_set_format(strcmp(inferd_config_string(cfg, "log.format"), "json") == 0
+                              ? INFERD_LOG_JSON
+                              : INFERD_LOG_TEXT);
+    *out = cfg;
+    return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    inferd_config *cfg = NULL;
+    int rc = load_config(argc, argv, &cfg);
+    if (rc != 0)
+        return rc;
+    const inferd_prop_spec *keys = inferd_config_keys();
+    for (size_t i = 0; keys[i].name; i++) {
+        char env[128], allowed[256];
+        char *json = NULL;
+        inferd_value_to_json(inferd_props_get(inferd_config_props(cfg), keys[i].name),
+                             INFERD_JSON_COMPACT, &json, NULL, NULL);
+        printf("%-26s = %-20s  (%s)\n", keys[i].name, json ? json : "?",
+               inferd_config_source(cfg, keys[i].name));
+        printf("    %s; %s; env %s\n", keys[i].description,
+               inferd_prop_spec_allowed(&keys[i], allowed, sizeof allowed),
+               inferd_config_env_name(keys[i].name, env, sizeof env));
+        free(json);
+    }
+    inferd_config_free(cfg);
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    inferd_config *cfg = NULL;
+    int rc = load_config(argc, argv, &cfg);
+    if (rc != 0)
+        return rc;
+
+    char host[256];
+    uint16_t port;
+    inferd_error err = {0};
+    if (inferd_http_parse_listen(inferd_config_string(cfg, "listen"), host, sizeof host, &port,
+                                 &err) != INFERD_OK) {
+        fprintf(stderr, "inferd: listen (from %s): %s\n", inferd_config_source(cfg, "listen"),
+                err.message);
+        inferd_config_free(cfg);
+        return EXIT_USAGE;
+    }
+
+    /* Block the stop signals in every thread (MHD's inherit the mask) and
+     * wait for them here, so shutdown runs on this thread, not in a handler. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    inferd_http *http = NULL;
+    if (inferd_http_start(cfg, &http, &err) != INFERD_OK) {
+        inferd_log_error("serve", "%s", err.message);
+        inferd_config_free(cfg);
+        return EXIT_RUNTIME;
+    }
+    inferd_log_info("serve", "inferd %s listening on http://%s%s%s:%u (try /health, /version)",
+                    inferd_version(), strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
+                    strchr(host, ':') ? "]" : "", inferd_http_port(http));
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    inferd_http_stop(http, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
+    inferd_log_info("serve", "stopped");
+    inferd_config_free(cfg);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("%s", "run needs a pipeline file: inferd run PIPELINE.json [INPUT...]");
+    fprintf(stderr, "inferd: run: pipelines are not in this build yet (issue #4); "
+                    "cannot run %s\n", argv[1]);
+    return EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("%s", "missing command");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        printf("inferd %s\n", inferd_version());
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,302 @@
+/* config.c: the daemon's configuration: declared keys, a JSON file,
+ * INFERD_* environment variables, explicit overrides.
+ *
+ * Owns inferd_config (validated props plus where each value came from).
+ * Keys are declared once in config_keys[] below with inferd_prop_spec, the
+ * same declarations elements use, so a bad config value gets the same kind of
+ * message as a bad element property.
+ */
+#include "inferd/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+static const char *const log_formats[] = {"text", "json", NULL};
+
+static const inferd_prop_spec config_keys[] = {
+    INFERD_PROP_STRING("listen", "address:port the HTTP API listens on", "127.0.0.1:8080"),
+    INFERD_PROP_STRING("log.level",
+                       "log level, with optional per-component levels: info,http=debug",
+                       "info"),
+    INFERD_PROP_ENUM("log.format", "log line format: text or json lines", "text", log_formats),
+    INFERD_PROP_UINT("http.threads", "HTTP worker threads (0: one per core)", 0, 0, 1024),
+    INFERD_PROP_UINT("http.shutdown_timeout_ms",
+                     "how long a stopping daemon waits for in-flight requests", 10000, 0, 3600000),
+    INFERD_PROP_END,
+};
+
+/* The variable that names the config file; not a key itself. */
+#define CONFIG_PATH_ENV "INFERD_CONFIG"
+#define MAX_CONFIG_BYTES (4u << 20)
+
+struct inferd_config {
+    inferd_props *props;  /* owned */
+    char **sources;       /* owned, one per key: "default", "file X", "env Y", ... */
+    size_t n;
+};
+
+const inferd_prop_spec *inferd_config_keys(void) { return config_keys; }
+
+char *inferd_config_env_name(const char *key, char *buf, size_t size)
+{
+    size_t pos = (size_t)snprintf(buf, size, "INFERD_");
+    for (; *key && pos + 1 < size; key++)
+        buf[pos++] = *key == '.' ? '_' : (char)toupper((unsigned char)*key);
+    buf[pos < size ? pos : size - 1] = '\0';
+    return buf;
+}
+
+void inferd_config_free(inferd_config *cfg)
+{
+    if (!cfg)
+        return;
+    inferd_props_free(cfg->props);
+    for (size_t i = 0; i < cfg->n; i++)
+        free(cfg->sources[i]);
+    free(cfg->sources);
+    free(cfg);
+}
+
+static long key_index(const char *key)
+{
+    for (size_t i = 0; key && config_keys[i].name; i++)
+        if (strcmp(config_keys[i].name, key) == 0)
+            return (long)i;
+    return -1;
+}
+
+static inferd_status set_source(inferd_config *cfg, long i, const char *what, const char *where)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s%s%s", what, where ? " " : "", where ? where : "") < 0)
+        return INFERD_ENOMEM;
+    free(cfg->sources[i]);
+    cfg->sources[i] = s;
+    return INFERD_OK;
+}
+
+/* Copies nested objects into flat "a.b" keys of out. */
+static inferd_status flatten(const inferd_value *obj, const char *prefix, inferd_value *out,
+                             inferd_error *err)
+{
+    const char *key;
+    inferd_value *item;
+    for (size_t k = 0; inferd_value_object_entry(obj, k, &key, &item); k++) {
+        char path[256];
+        int len = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
+        if (len < 0 || (size_t)len >= sizeof path)
+            return inferd_error_set(err, INFERD_EINVAL, "key '%s.%s' is too long", prefix, key);
+        inferd_status st;
+        if (inferd_value_is(item, INFERD_VALUE_OBJECT) && key_index(path) < 0)
+            st = flatten(item, path, out, err);
+        else
+            st = inferd_value_object_set(out, path, inferd_value_copy(item), err);
+        if (st != INFERD_OK)
+            return st;
+    }
+    return INFERD_OK;
+}
+
+static inferd_status read_file(const char *path, char **text, size_t *len, inferd_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return inferd_error_set(err, INFERD_EIO, "cannot open config file %s: %s", path,
+                                strerror(errno));
+    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, MAX_CONFIG_BYTES + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n > MAX_CONFIG_BYTES) {
+        free(buf);
+        return inferd_error_set(err, failed ? INFERD_EIO : INFERD_ERANGE,
+                                "config file %s: %s", path,
+                                failed ? "read error" : "larger than 4 MiB");
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return INFERD_OK;
+}
+
+static inferd_status load_file(const char *path, inferd_value **flat, inferd_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    inferd_status st = read_file(path, &text, &len, err);
+    if (st != INFERD_OK)
+        return st;
+    inferd_value *doc = NULL;
+    st = inferd_value_from_json(text, len, 0, &doc, err);
+    free(text);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "config file %s", path);
+    if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
+        inferd_value_free(doc);
+        return inferd_error_set(err, INFERD_ETYPE, "config file %s: must hold a JSON object", path);
+    }
+    *flat = inferd_value_object();
+    st = *flat ? flatten(doc, "", *flat, err) : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_value_free(doc);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "config file %s", path);
+    return INFERD_OK;
+}
+
+static inferd_status apply_env(inferd_config *cfg, char *const *envp, inferd_error *err)
+{
+    for (size_t e = 0; envp && envp[e]; e++) {
+        const char *eq = strchr(envp[e], '=');
+        if (strncmp(envp[e], "INFERD_", 7) != 0 || !eq)
+            continue;
+        size_t name_len = (size_t)(eq - envp[e]);
+        if (name_len == strlen(CONFIG_PATH_ENV) && strncmp(envp[e], CONFIG_PATH_ENV, name_len) == 0)
+            continue;
+        long found = -1;
+        char env_name[128];
+        for (size_t i = 0; found < 0 && config_keys[i].name; i++) {
+            inferd_config_env_name(config_keys[i].name, env_name, sizeof env_name);
+            if (strlen(env_name) == name_len && strncmp(env_name, envp[e], name_len) == 0)
+                found = (long)i;
+        }
+        if (found < 0)
+            return inferd_error_set(err, INFERD_ENOTFOUND,
+                                    "unknown environment variable %.*s: no such config key "
+                                    "(run `inferd config` for the keys)",
+                                    (int)name_len, envp[e]);
+        snprintf(env_name, sizeof env_name, "%.*s", (int)name_len, envp[e]);
+        inferd_status st = inferd_config_set(cfg, config_keys[found].name, eq + 1, NULL, err);
+        if (st != INFERD_OK)
+            return inferd_error_prefix(err, "environment variable %s", env_name);
+        if (set_source(cfg, found, "env", env_name) != INFERD_OK)
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    return INFERD_OK;
+}
+
+inferd_status inferd_config_load(const char *path, char *const *envp, inferd_config **out,
+                                 inferd_error *err)
+{
+    inferd_value *given = NULL;
+    inferd_status st;
+    if (path && (st = load_file(path, &given, err)) != INFERD_OK)
+        return st;
+
+    inferd_config *cfg = calloc(1, sizeof *cfg);
+    size_t n = inferd_prop_specs_count(config_keys);
+    if (!cfg || !(cfg->sources = calloc(n, sizeof *cfg->sources))) {
+        free(cfg);
+        inferd_value_free(given);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    cfg->n = n;
+    char owner[300];
+    snprintf(owner, sizeof owner, "config file %s", path ? path : "(none)");
+    st = inferd_props_validate(config_keys, owner, given, &cfg->props, err);
+    for (size_t i = 0; st == INFERD_OK && i < n; i++) {
+        bool from_file = inferd_value_object_get(given, config_keys[i].name) != NULL;
+        if (set_source(cfg, (long)i, from_file ? "file" : "default", from_file ? path : NULL))
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inferd_value_free(given);
+    if (st == INFERD_OK)
+        st = apply_env(cfg, envp ? envp : environ, err);
+    if (st != INFERD_OK) {
+        inferd_config_free(cfg);
+        return st;
+    }
+    *out = cfg;
+    return INFERD_OK;
+}
+
+inferd_status inferd_config_set(inferd_config *cfg, const char *key, const char *text,
+                                const char *source, inferd_error *err)
+{
+    long i = key_index(key);
+    if (i < 0)
+        return inferd_error_set(err, INFERD_ENOTFOUND,
+                                "unknown config key '%s' (run `inferd config` for the keys)",
+                                key ? key : "(null)");
+    inferd_status st = inferd_props_set_text(cfg->props, "config", key, text, err);
+    if (st == INFERD_OK && source && set_source(cfg, i, source, NULL) != INFERD_OK)
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    return st;
+}
+
+inferd_status inferd_config_get(const inferd_config *cfg, const char *key,
+                                const inferd_value **out, inferd_error *err)
+{
+    if (key_index(key) < 0)
+        return inferd_error_set(err, INFERD_ENOTFOUND,
+                                "unknown config key '%s' (run `inferd config` for the keys)",
+                                key ? key : "(null)");
+    *out = inferd_props_get(cfg->props, key);
+    return INFERD_OK;
+}
+
+const char *inferd_config_source(const inferd_config *cfg, const char *key)
+{
+    long i = key_index(key);
+    return i < 0 ? NULL : cfg->sources[i];
+}
+
+const inferd_props *inferd_config_props(const inferd_config *cfg) { return cfg->props; }
+
+const char *inferd_config_string(const inferd_config *cfg, const char *key)
+{
+    return inferd_props_string(cfg->props, key);
+}
+
+int64_t inferd_config_int(const inferd_config *cfg, const char *key)
+{
+    return inferd_props_int(cfg->props, key);
+}
+
+double inferd_config_double(const inferd_config *cfg, const char *key)
+{
+    return inferd_props_double(cfg->props, key);
+}
+
+bool inferd_config_bool(const inferd_config *cfg, const char *key)
+{
+    return inferd_props_bool(cfg->props, key);
+}
+
+inferd_value *inferd_config_to_value(const inferd_config *cfg)
+{
+    inferd_value *root = inferd_value_object();
+    for (size_t i = 0; root && i < cfg->n; i++) {
+        /* Walk/create the nested objects of "a.b.c". */
+        inferd_value *node = root;
+        char path[256];
+        snprintf(path, sizeof path, "%s", config_keys[i].name);
+        char *part = path, *dot;
+        while ((dot = strchr(part, '.'))) {
+            *dot = '\0';
+            inferd_value *child = inferd_value_object_get(node, part);
+            if (!child) {
+                if (inferd_value_object_set(node, part, inferd_value_object(), NULL) != INFERD_OK)
+                    goto oom;
+                child = inferd_value_object_get(node, part);
+            }
+            node = child;
+            part = dot + 1;
+        }
+        if (inferd_value_object_set(node, part, inferd_value_copy(inferd_props_get(cfg->props,
+                                    config_keys[i].name)), NULL) != INFERD_OK)
+            goto oom;
+    }
+    return root;
+oom:
+    inferd_value_free(root);
+    return NULL;
+}

@@ -1,0 +1,59 @@
+# Shared helpers for the integration tests (sourced, not run).
+# Each test gets its own temporary folder, removed on exit, and starts the
+# real daemon on a free loopback port.
+set -euo pipefail
+
+: "${TEST_INFERD:?TEST_INFERD must name the inferd binary}"
+T=$(mktemp -d /tmp/inferd-it-XXXXXX)
+DAEMON_PID=""
+cleanup() {
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/daemon.log" ] && sed 's/^/  daemon: /' "$T/daemon.log" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# start_daemon [ARGS...]: starts `inferd serve --listen 127.0.0.1:0 ARGS`,
+# waits for its "listening on" line and sets BASE=http://127.0.0.1:PORT.
+start_daemon() {
+  "$TEST_INFERD" serve --listen 127.0.0.1:0 "$@" 2>"$T/daemon.log" &
+  DAEMON_PID=$!
+  for _ in $(seq 1 200); do
+    if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
+      BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
+      return 0
+    fi
+    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited during start-up"
+    sleep 0.05
+  done
+  fail "daemon did not report listening within 10 s"
+}
+
+# stop_daemon: SIGTERM, then expects a clean exit 0 within 10 s.
+stop_daemon() {
+  kill -TERM "$DAEMON_PID"
+  local rc=0
+  for _ in $(seq 1 200); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -0 "$DAEMON_PID" 2>/dev/null && fail "daemon still running 10 s after SIGTERM"
+  wait "$DAEMON_PID" || rc=$?
+  DAEMON_PID=""
+  [ "$rc" -eq 0 ] || fail "daemon exited with $rc after SIGTERM"
+}
+
+# expect_http METHOD PATH STATUS [BODY_SUBSTRING]: one request with curl.
+expect_http() {
+  local method=$1 path=$2 want=$3 needle=${4:-}
+  local code
+  code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$method" "$BASE$path") || fail "curl $method $path failed"
+  [ "$code" = "$want" ] || fail "$method $path: status $code, want $want; body: $(cat "$T/body")"
+  if [ -n "$needle" ]; then
+    grep -qF -- "$needle" "$T/body" || fail "$method $path: body lacks '$needle': $(cat "$T/body")"
+  fi
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The inferd binary: --help, --version, config, usage and config errors with
+# their exit codes, and `serve` answering /health and /version over real HTTP.
+. "$(dirname "$0")/lib.sh"
+
+# --version and --help
+out=$("$TEST_INFERD" --version) || fail "--version exited non-zero"
+[[ "$out" =~ ^inferd\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version printed '$out'"
+pass "--version prints '$out'"
+"$TEST_INFERD" --help > "$T/help" || fail "--help exited non-zero"
+for word in serve run config --listen INFERD_LISTEN "Exit codes"; do
+  grep -qF -- "$word" "$T/help" || fail "--help does not mention $word"
+done
+"$TEST_INFERD" serve --help | grep -q 'usage: inferd' || fail "serve --help"
+pass "--help documents commands, flags and exit codes"
+
+# Usage errors: exit 2 with a message.
+expect_exit() { # expect_exit CODE NEEDLE CMD...
+  local want=$1 needle=$2; shift 2
+  local rc=0
+  "$@" >"$T/out" 2>&1 || rc=$?
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $(cat "$T/out")"
+  grep -qF -- "$needle" "$T/out" || fail "'$*' output lacks '$needle': $(cat "$T/out")"
+}
+expect_exit 2 "missing command" "$TEST_INFERD"
+expect_exit 2 "unknown command 'frobnicate'" "$TEST_INFERD" frobnicate
+expect_exit 2 "unexpected argument 'extra'" "$TEST_INFERD" serve extra
+expect_exit 2 "run needs a pipeline file" "$TEST_INFERD" run
+expect_exit 1 "pipelines are not in this build yet" "$TEST_INFERD" run p.json
+pass "usage errors exit 2 with a message"
+
+# Config errors: exit 2, naming the source, key and value.
+echo '{"listen": "127.0.0.1:0", "log": {"levle": "debug"}}' > "$T/bad.json"
+expect_exit 2 "unknown property 'log.levle'" "$TEST_INFERD" serve --config "$T/bad.json"
+echo '{"listen": ' > "$T/broken.json"
+expect_exit 2 "broken.json" "$TEST_INFERD" serve --config "$T/broken.json"
+expect_exit 2 "INFERD_LISTN" env INFERD_LISTN=1 "$TEST_INFERD" serve
+expect_exit 2 "unknown log level 'chatty'" "$TEST_INFERD" serve --log-level chatty
+expect_exit 2 "one of text, json" "$TEST_INFERD" serve --log-format xml
+expect_exit 2 "listen (from --listen): listen address '127.0.0.1:99999': port must be a number" \
+  "$TEST_INFERD" serve --listen 127.0.0.1:99999
+expect_exit 2 "expected HOST:PORT" env INFERD_LISTEN=localhost "$TEST_INFERD" serve
+pass "config errors exit 2 and say where and what"
+
+# inferd config shows values and their sources.
+echo '{"http": {"threads": 3}}' > "$T/good.json"
+INFERD_LOG_FORMAT=json "$TEST_INFERD" config --config "$T/good.json" --listen :9 > "$T/cfg"
+grep -q '^listen  *= ":9"  *(--listen)' "$T/cfg" || fail "config: listen: $(cat "$T/cfg")"
+grep -q '^http.threads  *= 3  *(file ' "$T/cfg" || fail "config: http.threads: $(cat "$T/cfg")"
+grep -q '^log.format  *= "json"  *(env INFERD_LOG_FORMAT)' "$T/cfg" || fail "config: log.format"
+pass "config prints values with their sources"
+
+# serve: /health, /version, JSON errors, graceful stop.
+start_daemon --config "$T/good.json"
+expect_http GET /health 200 '"status":"ok"'
+expect_http GET /version 200 '"name":"inferd"'
+curl -s -I "$BASE/health" | grep -qi '^content-type: application/json' || fail "content type"
+expect_http GET /nope 404 '"code":"not_found"'
+expect_http POST /health 405 '"code":"method_not_allowed"'
+curl -s -X POST --data-binary 'ignored body' "$BASE/nope" | grep -q '"error"' || fail "POST with body"
+pass "serve answers /health, /version and JSON errors"
+stop_daemon
+grep -q 'SIGTERM received, stopping' "$T/daemon.log" || fail "no stop line in the log"
+pass "SIGTERM stops the daemon with exit 0"
+
+# JSON logs are one object per line.
+INFERD_LOG_FORMAT=json start_daemon
+grep -q '^{"time":"[^"]*","level":"info","component":"serve","msg":"inferd .* listening on' \
+  "$T/daemon.log" || fail "json log line: $(cat "$T/daemon.log")"
+# A second daemon on the same port fails at start with exit 1.
+port=${BASE##*:}
+rc=0; "$TEST_INFERD" serve --listen "127.0.0.1:$port" 2>"$T/second.log" || rc=$?
+[ "$rc" = 1 ] || fail "second daemon on a used port exited $rc"
+grep -q "cannot listen on 127.0.0.1:$port" "$T/second.log" || fail "second daemon message"
+kill -INT "$DAEMON_PID"; wait "$DAEMON_PID" || fail "SIGINT exit code"; DAEMON_PID=""
+pass "json logs; a used port is refused; SIGINT stops cleanly"
+echo "test_cli: all passed"

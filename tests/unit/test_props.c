@@ -1,0 +1,209 @@
+/* Unit tests: property declarations and validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/props.h"
+
+static const char *const layouts[] = {"nchw", "nhwc", NULL};
+
+static const inferd_prop_spec specs[] = {
+    INFERD_PROP_INT("resizeHeight", "height of the output", 640, 6, 4096),
+    INFERD_PROP_UINT("batch", "max batch", 1, 1, 64),
+    INFERD_PROP_FLOAT("threshold", "score threshold", 0.5, 0.0, 1.0),
+    INFERD_PROP_DOUBLE("scale", "any scale", 1.0, 0, 0),
+    INFERD_PROP_BOOL("keepAspect", "keep the aspect ratio", false),
+    INFERD_PROP_ENUM("layout", "tensor layout", "nchw", layouts),
+    INFERD_PROP_STRING("modelPath", "the model", NULL), /* required */
+    INFERD_PROP_STRLIST("labels", "class names", ""),
+    INFERD_PROP_INT("offset", "no range declared", -3, 0, 0),
+    INFERD_PROP_END,
+};
+
+/* Validates the JSON text against specs; returns the status, keeps err. */
+static inferd_status validate(const char *json, inferd_props **out, inferd_error *err)
+{
+    inferd_value *given = NULL;
+    assert_int_equal(inferd_value_from_json(json, strlen(json), 0, &given, NULL), INFERD_OK);
+    inferd_props *p = NULL;
+    inferd_status st = inferd_props_validate(specs, "element resize", given, &p, err);
+    inferd_value_free(given);
+    if (out)
+        *out = p;
+    else
+        inferd_props_free(p);
+    return st;
+}
+
+static void declarations_are_checked(void **state)
+{
+    inferd_error err;
+    assert_int_equal(inferd_prop_specs_check(specs, "resize", &err), INFERD_OK);
+    assert_int_equal(inferd_prop_specs_count(specs), 9);
+
+    static const inferd_prop_spec dup[] = {INFERD_PROP_BOOL("a", "", true),
+                                           INFERD_PROP_BOOL("a", "", true), INFERD_PROP_END};
+    assert_int_equal(inferd_prop_specs_check(dup, "x", &err), INFERD_EEXIST);
+    assert_non_null(strstr(err.message, "'a' declared twice"));
+
+    static const inferd_prop_spec bad_default[] = {INFERD_PROP_INT("w", "", 9000, 1, 100),
+                                                   INFERD_PROP_END};
+    assert_int_equal(inferd_prop_specs_check(bad_default, "x", &err), INFERD_ERANGE);
+    assert_non_null(strstr(err.message, "invalid default"));
+    assert_non_null(strstr(err.message, "9000"));
+
+    static const inferd_prop_spec bad_range[] = {INFERD_PROP_INT("w", "", 5, 10, 1),
+                                                 INFERD_PROP_END};
+    assert_int_equal(inferd_prop_specs_check(bad_range, "x", &err), INFERD_EINVAL);
+    assert_non_null(strstr(err.message, "min > max"));
+
+    static const inferd_prop_spec no_enum[] = {
+        {.name = "e", .type = INFERD_PROP_TYPE_ENUM, .default_value = "a"}, INFERD_PROP_END};
+    assert_int_equal(inferd_prop_specs_check(no_enum, "x", &err), INFERD_EINVAL);
+    static const inferd_prop_spec no_name[] = {INFERD_PROP_BOOL("", "", true), INFERD_PROP_END};
+    assert_int_equal(inferd_prop_specs_check(no_name, "x", &err), INFERD_EINVAL);
+}
+
+static void defaults_fill_in(void **state)
+{
+    inferd_props *p = NULL;
+    inferd_error err;
+    assert_int_equal(validate("{\"modelPath\": \"m.onnx\"}", &p, &err), INFERD_OK);
+    assert_int_equal(inferd_props_int(p, "resizeHeight"), 640);
+    assert_int_equal(inferd_props_int(p, "batch"), 1);
+    assert_true(fabs(inferd_props_double(p, "threshold") - 0.5) < 1e-12);
+    assert_false(inferd_props_bool(p, "keepAspect"));
+    assert_string_equal(inferd_props_string(p, "layout"), "nchw");
+    assert_string_equal(inferd_props_string(p, "modelPath"), "m.onnx");
+    assert_int_equal(inferd_props_list_len(p, "labels"), 0);
+    assert_int_equal(inferd_props_int(p, "offset"), -3);
+    assert_ptr_equal(inferd_props_specs(p), specs);
+    assert_null(inferd_props_get(p, "nope"));
+    inferd_props_free(p);
+}
+
+static void strings_numbers_and_bools_are_accepted(void **state)
+{
+    inferd_props *p = NULL;
+    inferd_error err;
+    /* The pipeline seed writes every value as a string; JSON types work too. */
+    assert_int_equal(validate("{\"modelPath\":\"m\",\"resizeHeight\":\" 320 \",\"batch\":8.0,"
+                              "\"threshold\":\"0.25\",\"scale\":-2,\"keepAspect\":\"true\","
+                              "\"layout\":\"nhwc\",\"labels\":\" a, b ,,c \"}", &p, &err),
+                     INFERD_OK);
+    assert_int_equal(inferd_props_int(p, "resizeHeight"), 320);
+    assert_int_equal(inferd_props_int(p, "batch"), 8);
+    assert_true(fabs(inferd_props_double(p, "threshold") - 0.25) < 1e-12);
+    assert_true(fabs(inferd_props_double(p, "scale") + 2.0) < 1e-12);
+    assert_true(inferd_props_bool(p, "keepAspect"));
+    assert_string_equal(inferd_props_string(p, "layout"), "nhwc");
+    assert_int_equal(inferd_props_list_len(p, "labels"), 3);
+    assert_string_equal(inferd_props_list_at(p, "labels", 0), "a");
+    assert_string_equal(inferd_props_list_at(p, "labels", 1), "b");
+    assert_string_equal(inferd_props_list_at(p, "labels", 2), "c");
+    assert_null(inferd_props_list_at(p, "labels", 3));
+
+    assert_int_equal(inferd_props_set_text(p, "override", "resizeHeight", "100", &err), INFERD_OK);
+    assert_int_equal(inferd_props_int(p, "resizeHeight"), 100);
+    assert_int_equal(inferd_props_set_text(p, "override", "resizeHeight", "1", &err), INFERD_ERANGE);
+    assert_int_equal(inferd_props_int(p, "resizeHeight"), 100); /* unchanged */
+    assert_int_equal(inferd_props_set_text(p, "override", "nope", "1", &err), INFERD_ENOTFOUND);
+    inferd_props_free(p);
+
+    assert_int_equal(validate("{\"modelPath\":\"m\",\"labels\":[\"x\",\"y\"],\"keepAspect\":1}",
+                              &p, &err), INFERD_OK);
+    assert_int_equal(inferd_props_list_len(p, "labels"), 2);
+    assert_true(inferd_props_bool(p, "keepAspect"));
+    inferd_props_free(p);
+}
+
+/* Each bad input: the code, and a message with owner, property, value, allowed. */
+static void bad_values_are_refused_with_a_clear_message(void **state)
+{
+    static const struct {
+        const char *json;
+        inferd_status code;
+        const char *needles[3];
+    } cases[] = {
+        {"{\"modelPath\":\"m\",\"resizeHeight\":5000}", INFERD_ERANGE,
+         {"element resize: property 'resizeHeight'", "got 5000", "int in [6, 4096]"}},
+        {"{\"modelPath\":\"m\",\"resizeHeight\":\"tall\"}", INFERD_ETYPE,
+         {"'resizeHeight'", "not an integer", "got \"tall\""}},
+        {"{\"modelPath\":\"m\",\"resizeHeight\":6.5}", INFERD_ETYPE, {"not an integer", "6.5", ""}},
+        {"{\"modelPath\":\"m\",\"batch\":-1}", INFERD_ERANGE, {"'batch'", "negative", ""}},
+        {"{\"modelPath\":\"m\",\"batch\":65}", INFERD_ERANGE, {"uint in [1, 64]", "got 65", ""}},
+        {"{\"modelPath\":\"m\",\"threshold\":1.5}", INFERD_ERANGE, {"float in [0, 1]", "1.5", ""}},
+        {"{\"modelPath\":\"m\",\"threshold\":\"nan\"}", INFERD_ETYPE, {"not a finite number", "", ""}},
+        {"{\"modelPath\":\"m\",\"scale\":1e400}", INFERD_EINVAL, {"", "", ""}}, /* JSON parse */
+        {"{\"modelPath\":\"m\",\"keepAspect\":\"maybe\"}", INFERD_ETYPE, {"not a bool", "maybe", ""}},
+        {"{\"modelPath\":\"m\",\"layout\":\"chw\"}", INFERD_EINVAL,
+         {"unknown value", "\"chw\"", "one of nchw, nhwc"}},
+        {"{\"modelPath\":\"m\",\"layout\":3}", INFERD_ETYPE, {"'layout'", "wrong type", ""}},
+        {"{\"modelPath\":7}", INFERD_ETYPE, {"'modelPath'", "wrong type", "got 7"}},
+        {"{\"modelPath\":\"m\",\"labels\":[1]}", INFERD_ETYPE, {"every list item must be a string", "", ""}},
+        {"{\"modelPath\":\"m\",\"resizeWidth\":3}", INFERD_ENOTFOUND,
+         {"unknown property 'resizeWidth'", "known: resizeHeight, batch", ""}},
+        {"{}", INFERD_EINVAL, {"missing required property 'modelPath'", "", ""}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        inferd_value *given = NULL;
+        inferd_error err = {0};
+        inferd_status st = inferd_value_from_json(cases[i].json, strlen(cases[i].json), 0, &given,
+                                                  &err);
+        if (st == INFERD_OK) {
+            inferd_props *p = NULL;
+            st = inferd_props_validate(specs, "element resize", given, &p, &err);
+            assert_null(p);
+        }
+        inferd_value_free(given);
+        if (st != cases[i].code)
+            fail_msg("case %zu (%s): got %s: %s", i, cases[i].json, inferd_status_name(st),
+                     err.message);
+        for (int k = 0; k < 3; k++)
+            if (!strstr(err.message, cases[i].needles[k]))
+                fail_msg("case %zu: message '%s' lacks '%s'", i, err.message, cases[i].needles[k]);
+    }
+}
+
+static void properties_must_be_an_object(void **state)
+{
+    inferd_value *arr = inferd_value_array();
+    inferd_props *p = NULL;
+    inferd_error err;
+    assert_int_equal(inferd_props_validate(specs, "element x", arr, &p, &err), INFERD_ETYPE);
+    assert_non_null(strstr(err.message, "must be a JSON object, got array"));
+    inferd_value_free(arr);
+    /* NULL means "none given": fine when nothing is required. */
+    static const inferd_prop_spec optional[] = {INFERD_PROP_BOOL("b", "", true), INFERD_PROP_END};
+    assert_int_equal(inferd_props_validate(optional, "x", NULL, &p, &err), INFERD_OK);
+    assert_true(inferd_props_bool(p, "b"));
+    inferd_props_free(p);
+}
+
+static void allowed_text(void **state)
+{
+    char buf[128];
+    assert_string_equal(inferd_prop_spec_allowed(&specs[0], buf, sizeof buf), "int in [6, 4096]");
+    assert_string_equal(inferd_prop_spec_allowed(&specs[3], buf, sizeof buf), "double");
+    assert_string_equal(inferd_prop_spec_allowed(&specs[5], buf, sizeof buf), "one of nchw, nhwc");
+    assert_string_equal(inferd_prop_type_name(INFERD_PROP_TYPE_STRLIST), "strlist");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(declarations_are_checked),
+        cmocka_unit_test(defaults_fill_in),
+        cmocka_unit_test(strings_numbers_and_bools_are_accepted),
+        cmocka_unit_test(bad_values_are_refused_with_a_clear_message),
+        cmocka_unit_test(properties_must_be_an_object),
+        cmocka_unit_test(allowed_text),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
