@@ -10,12 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "inferd/config.h"
 #include "inferd/log.h"
 #include "inferd/version.h"
 #include "service/http.h"
-
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: inferd [--help] [--version] COMMAND [ARGS]\n"
@@ -26,13 +25,21 @@ static const char usage_text[] =
     "  serve [OPTIONS]         run the daemon: the HTTP API (default 127.0.0.1:8080)\n"
     "  run PIPELINE.json ...   run a pipeline over files (arrives with pipelines, issue #4)\n"
     "  config [OPTIONS]        print the effective configuration and where each value came from\n"
+    "  plugin list [--json]    the loaded plugins, their files, versions and components\n"
+    "  plugin inspect NAME [--json]\n"
+    "                          a plugin or component: properties (types, defaults, ranges),\n"
+    "                          ports and formats, function arity, estimator broker name\n"
     "\n"
-    "Options of serve and config:\n"
+    "Options of every command:\n"
     "  -c, --config FILE       JSON config file (also INFERD_CONFIG)\n"
     "  -l, --listen ADDR       HOST:PORT to listen on (config key listen, INFERD_LISTEN);\n"
     "                          port 0 picks a free port\n"
     "      --log-level SPEC    e.g. info or info,http=debug (log.level, INFERD_LOG_LEVEL)\n"
     "      --log-format FMT    text or json (log.format, INFERD_LOG_FORMAT)\n"
+    "      --plugin-dir DIR    the plugin folder (plugins.dir, INFERD_PLUGINS_DIR)\n"
+    "      --active LIST       plugins to activate, comma-separated (active_plugins,\n"
+    "                          INFERD_ACTIVE_PLUGINS)\n"
+    "      --json              machine-readable output (plugin list, plugin inspect)\n"
     "\n"
     "Every config key can be set in the file, as INFERD_<KEY> (dots become\n"
     "underscores, upper case), or by a flag; later sources win. `inferd config`\n"
@@ -40,7 +47,7 @@ static const char usage_text[] =
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int cli_usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "inferd: ");
     fprintf(stderr, fmt, arg);
@@ -48,35 +55,43 @@ static int usage_error(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-/* Parses the options shared by serve and config into a loaded config. */
-static int load_config(int argc, char **argv, inferd_config **out)
+int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *o)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
         {"log-level", required_argument, NULL, 'L'},
         {"log-format", required_argument, NULL, 'F'},
+        {"plugin-dir", required_argument, NULL, 'P'},
+        {"active", required_argument, NULL, 'A'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = getenv("INFERD_CONFIG");
     const char *overrides[][3] = {{"listen", NULL, "--listen"},
                                   {"log.level", NULL, "--log-level"},
-                                  {"log.format", NULL, "--log-format"}};
+                                  {"log.format", NULL, "--log-format"},
+                                  {"plugins.dir", NULL, "--plugin-dir"},
+                                  {"active_plugins", NULL, "--active"}};
     int c;
     optind = 1;
+    *o = (cli_options){0};
     while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'l': overrides[0][1] = optarg; break;
         case 'L': overrides[1][1] = optarg; break;
         case 'F': overrides[2][1] = optarg; break;
+        case 'P': overrides[3][1] = optarg; break;
+        case 'A': overrides[4][1] = optarg; break;
+        case 'j': o->json = true; break;
         case 'h': fputs(usage_text, stdout); exit(0);
-        default: return usage_error("%s", "bad option");
+        default: return cli_usage_error("%s", "bad option");
         }
     }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    o->args = argv + optind;
+    o->n_args = argc - optind;
 
     inferd_error err = {0};
     inferd_config *cfg = NULL;
@@ -106,10 +121,22 @@ static int load_config(int argc, char **argv, inferd_config **out)
     return 0;
 }
 
+/* For commands that take no arguments. */
+static int load_config_no_args(int argc, char **argv, inferd_config **out)
+{
+    cli_options o;
+    int rc = cli_load_config(argc, argv, out, &o);
+    if (rc == 0 && o.n_args > 0) {
+        inferd_config_free(*out);
+        return cli_usage_error("unexpected argument '%s'", o.args[0]);
+    }
+    return rc;
+}
+
 static int cmd_config(int argc, char **argv)
 {
     inferd_config *cfg = NULL;
-    int rc = load_config(argc, argv, &cfg);
+    int rc = load_config_no_args(argc, argv, &cfg);
     if (rc != 0)
         return rc;
     const inferd_prop_spec *keys = inferd_config_keys();
@@ -132,7 +159,7 @@ static int cmd_config(int argc, char **argv)
 static int cmd_serve(int argc, char **argv)
 {
     inferd_config *cfg = NULL;
-    int rc = load_config(argc, argv, &cfg);
+    int rc = load_config_no_args(argc, argv, &cfg);
     if (rc != 0)
         return rc;
 
@@ -178,7 +205,7 @@ static int cmd_serve(int argc, char **argv)
 static int cmd_run(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("%s", "run needs a pipeline file: inferd run PIPELINE.json [INPUT...]");
+        return cli_usage_error("%s", "run needs a pipeline file: inferd run PIPELINE.json [INPUT...]");
     fprintf(stderr, "inferd: run: pipelines are not in this build yet (issue #4); "
                     "cannot run %s\n", argv[1]);
     return EXIT_RUNTIME;
@@ -187,7 +214,7 @@ static int cmd_run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("%s", "missing command");
+        return cli_usage_error("%s", "missing command");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_text, stdout);
@@ -201,7 +228,9 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "plugin") == 0)
+        return cmd_plugin(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    return usage_error("unknown command '%s'", cmd);
+    return cli_usage_error("unknown command '%s'", cmd);
 }

@@ -27,6 +27,10 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_UINT("http.threads", "HTTP worker threads (0: one per core)", 0, 0, 1024),
     INFERD_PROP_UINT("http.shutdown_timeout_ms",
                      "how long a stopping daemon waits for in-flight requests", 10000, 0, 3600000),
+    INFERD_PROP_STRING("plugins.dir",
+                       "the plugin folder ('': <libdir>/inferd/plugins next to libinferd)", ""),
+    INFERD_PROP_STRLIST("active_plugins",
+                        "plugins to activate from plugins.dir, in order (file names)", ""),
     INFERD_PROP_END,
 };
 

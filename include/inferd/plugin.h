@@ -1,0 +1,355 @@
+/* inferd/plugin.h: the plugin ABI, version 1.
+ *
+ * A plugin is a shared object that exports one symbol, inferd_plugin_entry.
+ * The host calls it once, explicitly, with a table of the functions plugins
+ * may call (inferd_host_api); the plugin returns a descriptor: magic, ABI
+ * version, size, name, version, and its components. Each component has a
+ * kind (element, estimator, event, background, function, source, sink,
+ * backend), declarations (properties, ports, arity, names) and the ops table
+ * of its kind. Everything inferd ships is built on this same ABI.
+ *
+ * Calling the host: a plugin calls the core functions by their usual names
+ * (inferd_value_object, inferd_buffer_unref, inferd_log_info, ...). In a
+ * plugin build, this header maps each of those names onto the host table, so
+ * a plugin never links against libinferd and never fails on an undefined
+ * symbol: `cc $(pkg-config --cflags inferd-plugin) -shared -fPIC x.c` builds
+ * one. (The host itself compiles with INFERD_HOST_BUILD, which turns the
+ * mapping off.)
+ *
+ * Compatibility: the host refuses a descriptor with a wrong magic, another
+ * ABI major, or a minor newer than its own. Structs and tables only grow at
+ * their end; every one starts with its size, and a reader touches a field
+ * only where that size covers it. See docs/plugins.md.
+ *
+ * Requires GCC or Clang (__typeof__ and visibility attributes).
+ */
+#ifndef INFERD_PLUGIN_H
+#define INFERD_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferd/buffer.h"
+#include "inferd/image.h"
+#include "inferd/log.h"
+#include "inferd/props.h"
+#include "inferd/status.h"
+#include "inferd/tensor.h"
+#include "inferd/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
+#define INFERD_ABI_MAJOR 1
+#define INFERD_ABI_MINOR 0
+#define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
+
+/* ---- components ---------------------------------------------------------- */
+
+typedef enum inferd_component_kind {
+    INFERD_KIND_INVALID = 0,
+    INFERD_KIND_ELEMENT,    /* a pipeline stage: init / process / deinit */
+    INFERD_KIND_ESTIMATOR,  /* a named estimation service, batch interface */
+    INFERD_KIND_EVENT,      /* receives batches of one event type */
+    INFERD_KIND_BACKGROUND, /* start / close, periodic work, HTTP routes */
+    INFERD_KIND_FUNCTION,   /* a function callable from rules: exec(args) */
+    INFERD_KIND_SOURCE,     /* emits messages into streams */
+    INFERD_KIND_SINK,       /* collects results of rules */
+    INFERD_KIND_BACKEND     /* an inference engine: load / run models */
+} inferd_component_kind;
+
+/* "element", "estimator", ...; "invalid" for anything else. */
+const char *inferd_component_kind_name(inferd_component_kind kind);
+
+/* A running instance of a component. Opaque: the host owns it. The plugin
+ * keeps its own data in the instance's state pointer. */
+typedef struct inferd_instance inferd_instance;
+
+/* A port: the data formats it accepts or produces ("image/rgb",
+ * "metadata/object", "ANY", or a custom "level1/level2"), static (created
+ * with the element, must be linked) or dynamic (instantiated 0..n times by
+ * the pipeline file, e.g. the inputs of a synchronizer). */
+enum { INFERD_PORT_STATIC_KIND = 0, INFERD_PORT_DYNAMIC_KIND = 1 };
+typedef struct inferd_port_spec {
+    const char *const *formats; /* NULL-terminated; NULL formats ends a port array */
+    uint32_t dynamic;           /* INFERD_PORT_STATIC_KIND or INFERD_PORT_DYNAMIC_KIND */
+} inferd_port_spec;
+
+#define INFERD_PORT_STATIC(...) \
+    { .formats = (const char *const[]){__VA_ARGS__, NULL}, .dynamic = INFERD_PORT_STATIC_KIND }
+#define INFERD_PORT_DYNAMIC(...) \
+    { .formats = (const char *const[]){__VA_ARGS__, NULL}, .dynamic = INFERD_PORT_DYNAMIC_KIND }
+#define INFERD_PORT_END { .formats = NULL }
+
+/* Whether a port format is well formed: "ANY", or "level1/level2" where each
+ * level starts with a letter and holds letters, digits, '_', '-', '.', '+'. */
+int inferd_port_format_valid(const char *format);
+
+/* Ops of each kind. Every ops struct starts with its size: set it with
+ * sizeof, or use the INFERD_* declaration macros below. Callbacks return a
+ * status and fill err on failure; the host turns that into the caller's
+ * error and keeps running. NULL optional callbacks are skipped. */
+
+/* element: init once with validated properties, process per input, deinit
+ * once. inputs[i] is the buffer on input port i (borrowed: take a reference
+ * with inferd_buffer_ref to keep it); in async mode entries may be NULL.
+ * Results go downstream with inferd_instance_push. */
+typedef struct inferd_element_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*process)(inferd_instance *self, inferd_buffer *const *inputs, size_t n_inputs,
+                             inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_element_ops;
+
+/* estimator: a batch of requests; each item is completed (now or later, from
+ * any thread) with inferd_estimate_done. Item accessors arrive with the
+ * estimation service. */
+typedef struct inferd_estimate inferd_estimate;
+typedef struct inferd_estimator_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*estimate_batch)(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                                    inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_estimator_ops;
+
+/* event: a batch of events of the declared event name, on the bus's thread
+ * (never a request's). events[i] are borrowed objects. */
+typedef struct inferd_event_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*handle)(inferd_instance *self, const inferd_value *const *events, size_t n,
+                            inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_event_ops;
+
+/* background: init, then start after the service is up; close before it
+ * stops. Routes are declared in the component (inferd_route_spec). */
+typedef struct inferd_http_request inferd_http_request;
+typedef struct inferd_http_response inferd_http_response;
+typedef inferd_status (*inferd_route_handler)(inferd_instance *self, const inferd_http_request *req,
+                                              inferd_http_response *resp, inferd_error *err);
+typedef struct inferd_route_spec {
+    const char *method; /* "GET", "POST", ...; NULL ends the array */
+    const char *path;   /* e.g. "/teapot" */
+    inferd_route_handler handler;
+} inferd_route_spec;
+#define INFERD_ROUTE_END { .method = NULL }
+
+typedef struct inferd_background_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*start)(inferd_instance *self, inferd_error *err);
+    void (*close)(inferd_instance *self);
+} inferd_background_ops;
+
+/* function: exec with borrowed arguments; *result is a new value owned by
+ * the host. validate (optional) checks argument values at rule creation. */
+typedef struct inferd_function_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*validate)(inferd_instance *self, const inferd_value *const *args, size_t n,
+                              inferd_error *err);
+    inferd_status (*exec)(inferd_instance *self, const inferd_value *const *args, size_t n,
+                          inferd_value **result, inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_function_ops;
+
+/* source: emits messages with inferd_instance_emit between start and stop. */
+typedef struct inferd_source_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*start)(inferd_instance *self, inferd_error *err);
+    void (*stop)(inferd_instance *self);
+    void (*deinit)(inferd_instance *self);
+} inferd_source_ops;
+
+/* sink: collects one result (borrowed) per call. */
+typedef struct inferd_sink_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    inferd_status (*collect)(inferd_instance *self, const inferd_value *item, inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_sink_ops;
+
+/* backend: an inference engine. Model-level calls arrive with the pipeline
+ * engine and are appended here (ABI minor bump). */
+typedef struct inferd_backend_ops {
+    uint32_t size;
+    inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
+    void (*deinit)(inferd_instance *self);
+} inferd_backend_ops;
+
+/* A component: kind, name, declarations, and the ops of its kind. */
+enum { INFERD_COMPONENT_AGGREGATE = 1u << 0 }; /* function: aggregates over a window */
+typedef struct inferd_component {
+    uint32_t size;                   /* sizeof(inferd_component) */
+    inferd_component_kind kind;
+    const char *name;                /* unique across all plugins: the pipeline "factory",
+                                        the function name, the estimator implementation */
+    const char *description;
+    const inferd_prop_spec *props;   /* END-terminated, or NULL for none */
+    const inferd_port_spec *inputs;  /* element: END-terminated, or NULL for none */
+    const inferd_port_spec *outputs; /* element: END-terminated, or NULL for none */
+    const char *broker_name;         /* estimator: the estimator name it serves or replaces */
+    const char *event_name;          /* event: the event type it receives */
+    int32_t min_args, max_args;      /* function: arity; max_args -1 for any number */
+    uint32_t flags;                  /* INFERD_COMPONENT_* */
+    const inferd_route_spec *routes; /* background: END-terminated, or NULL */
+    const void *ops;                 /* inferd_<kind>_ops, its size first */
+} inferd_component;
+
+/* The plugin descriptor returned by the entry point. */
+typedef struct inferd_plugin {
+    uint32_t magic;        /* INFERD_PLUGIN_MAGIC */
+    uint16_t abi_major;    /* INFERD_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;    /* INFERD_ABI_MINOR the plugin was built against */
+    uint32_t size;         /* sizeof(inferd_plugin) */
+    const char *name;
+    const char *version;
+    const char *description;
+    const inferd_component *components;
+    size_t n_components;
+} inferd_plugin;
+
+/* ---- the host table ------------------------------------------------------- */
+
+/* Functions plugins may call. The order is the ABI: append only. Each entry
+ * has exactly the type of the public function of the same name. */
+#define INFERD_HOST_API_V1_0(X)                                                            \
+    /* status and log */                                                                  \
+    X(status_name) X(error_set) X(error_prefix) X(log) X(log_enabled)                      \
+    /* values */                                                                          \
+    X(value_type_name) X(value_null) X(value_bool) X(value_int) X(value_double)            \
+    X(value_string) X(value_string_n) X(value_bytes) X(value_bytes_take) X(value_array)    \
+    X(value_object) X(value_free) X(value_copy) X(value_equal) X(value_type_of)            \
+    X(value_is) X(value_get_bool) X(value_get_int) X(value_get_double) X(value_get_string) \
+    X(value_get_bytes) X(value_string_or) X(value_int_or) X(value_double_or)               \
+    X(value_bool_or) X(value_array_len) X(value_array_get) X(value_array_push)             \
+    X(value_object_len) X(value_object_get) X(value_object_set) X(value_object_remove)     \
+    X(value_object_entry) X(value_object_path) X(value_from_json) X(value_to_json)         \
+    X(base64_encode) X(base64_decode)                                                      \
+    /* tensors */                                                                         \
+    X(dtype_size) X(dtype_name) X(dtype_parse) X(shape_count) X(shape_format)              \
+    X(tensor_new) X(tensor_wrap) X(tensor_set_name) X(tensor_count) X(tensor_free)         \
+    /* images */                                                                          \
+    X(pixel_channels) X(pixel_format_name) X(pixel_format_parse) X(image_new)              \
+    X(image_wrap) X(image_free) X(image_sniff) X(image_codec_mime) X(image_probe)          \
+    X(image_decode) X(image_encode)                                                        \
+    /* buffers */                                                                         \
+    X(buffer_new) X(buffer_ref) X(buffer_unref) X(buffer_refcount) X(buffer_set_frame)     \
+    X(buffer_frame_id) X(buffer_stream_id) X(buffer_timestamp) X(buffer_set_value)         \
+    X(buffer_set_image) X(buffer_set_tensors) X(buffer_payload_kind) X(buffer_format)      \
+    X(buffer_value) X(buffer_image) X(buffer_tensor_count) X(buffer_tensor)                \
+    X(buffer_add_meta_value) X(buffer_add_meta_tensor) X(buffer_add_meta_image)            \
+    X(buffer_find_meta) X(buffer_meta_count) X(buffer_meta_at) X(buffer_set_error)         \
+    X(buffer_error)                                                                        \
+    /* properties */                                                                      \
+    X(props_get) X(props_string) X(props_int) X(props_double) X(props_bool)                \
+    X(props_list_len) X(props_list_at)                                                     \
+    /* instances */                                                                       \
+    X(instance_name) X(instance_component) X(instance_state) X(instance_set_state)         \
+    X(instance_push) X(instance_emit)
+
+/* Instance services (also in the table). */
+/* The instance's name (the pipeline element's name, or the component's). */
+const char *inferd_instance_name(const inferd_instance *self);
+const inferd_component *inferd_instance_component(const inferd_instance *self);
+/* The plugin's own data for this instance; NULL until set. */
+void *inferd_instance_state(const inferd_instance *self);
+void inferd_instance_set_state(inferd_instance *self, void *state);
+/* element: sends buf downstream on output port `port`. Takes the caller's
+ * reference to buf (also on failure). */
+inferd_status inferd_instance_push(inferd_instance *self, size_t port, inferd_buffer *buf,
+                                   inferd_error *err);
+/* source: emits one message (takes ownership of msg, also on failure). */
+inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg, inferd_error *err);
+
+#define INFERD__API_FIELD(n) __typeof__(inferd_##n) *n;
+typedef struct inferd_host_api {
+    uint32_t size;      /* sizeof the host's table: fields past it are absent */
+    uint16_t abi_major; /* the host's ABI */
+    uint16_t abi_minor;
+    INFERD_HOST_API_V1_0(INFERD__API_FIELD)
+} inferd_host_api;
+#undef INFERD__API_FIELD
+
+/* Whether the host's table has a field (for plugins that want to use a newer
+ * function when the host has it). */
+#define INFERD_HOST_HAS(api, field) \
+    (offsetof(inferd_host_api, field) + sizeof((api)->field) <= (api)->size)
+
+typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *host);
+
+/* ---- declaring a plugin ---------------------------------------------------- */
+
+/* Use these at file scope (as INFERD_PLUGIN is): the ops tables they create
+ * are compound literals, which have static storage only outside functions. */
+
+#define INFERD_ELEMENT(cname, cprops, cin, cout, finit, fprocess, fdeinit)                    \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),         \
+      .props = (cprops), .inputs = (cin), .outputs = (cout),                                  \
+      .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), (finit), (fprocess),    \
+                                         (fdeinit)} }
+#define INFERD_FUNCTION(cname, amin, amax, finit, fvalidate, fexec, fdeinit)                  \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_FUNCTION, .name = (cname),        \
+      .min_args = (amin), .max_args = (amax),                                                 \
+      .ops = &(const inferd_function_ops){sizeof(inferd_function_ops), (finit), (fvalidate), \
+                                          (fexec), (fdeinit)} }
+#define INFERD_BACKGROUND(cname, cprops, croutes, finit, fstart, fclose)                      \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKGROUND, .name = (cname),      \
+      .props = (cprops), .routes = (croutes),                                                 \
+      .ops = &(const inferd_background_ops){sizeof(inferd_background_ops), (finit), (fstart), \
+                                            (fclose)} }
+#define INFERD_EVENT(cname, cevent, cprops, finit, fhandle, fdeinit)                          \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_EVENT, .name = (cname),           \
+      .event_name = (cevent), .props = (cprops),                                              \
+      .ops = &(const inferd_event_ops){sizeof(inferd_event_ops), (finit), (fhandle), (fdeinit)} }
+#define INFERD_ESTIMATOR(cname, cbroker, cprops, finit, fbatch, fdeinit)                      \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
+      .broker_name = (cbroker), .props = (cprops),                                            \
+      .ops = &(const inferd_estimator_ops){sizeof(inferd_estimator_ops), (finit), (fbatch),   \
+                                           (fdeinit)} }
+#define INFERD_SOURCE(cname, cprops, finit, fstart, fstop, fdeinit)                           \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_SOURCE, .name = (cname),          \
+      .props = (cprops),                                                                      \
+      .ops = &(const inferd_source_ops){sizeof(inferd_source_ops), (finit), (fstart), (fstop), \
+                                        (fdeinit)} }
+#define INFERD_SINK(cname, cprops, finit, fcollect, fdeinit)                                  \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_SINK, .name = (cname),            \
+      .props = (cprops),                                                                      \
+      .ops = &(const inferd_sink_ops){sizeof(inferd_sink_ops), (finit), (fcollect), (fdeinit)} }
+
+#define INFERD__ENTRY_ATTR __attribute__((visibility("default")))
+
+/* Declares the plugin: its name, version, and its components (one or more
+ * INFERD_ELEMENT(...), INFERD_FUNCTION(...), ... or designated initialisers
+ * of inferd_component). Use once per shared object. */
+#define INFERD_PLUGIN(pname, pversion, ...)                                                    \
+    __attribute__((visibility("hidden"))) const inferd_host_api *inferd__api;                  \
+    static const inferd_component inferd__components[] = {__VA_ARGS__};                        \
+    static const inferd_plugin inferd__plugin = {                                              \
+        INFERD_PLUGIN_MAGIC, INFERD_ABI_MAJOR, INFERD_ABI_MINOR, sizeof(inferd_plugin),       \
+        (pname), (pversion), NULL, inferd__components,                                         \
+        sizeof inferd__components / sizeof inferd__components[0]};                             \
+    INFERD__ENTRY_ATTR const inferd_plugin *inferd_plugin_entry(const inferd_host_api *host); \
+    INFERD__ENTRY_ATTR const inferd_plugin *inferd_plugin_entry(const inferd_host_api *host)  \
+    {                                                                                          \
+        inferd__api = host;                                                                    \
+        return &inferd__plugin;                                                                \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ---- in a plugin build, the core names call through the host table -------- */
+#if !defined(INFERD_HOST_BUILD)
+extern __attribute__((visibility("hidden"))) const inferd_host_api *inferd__api;
+#include "inferd/plugin_api_map.h"
+#endif
+
+#endif /* INFERD_PLUGIN_H */

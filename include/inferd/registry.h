@@ -1,0 +1,119 @@
+/* inferd/registry.h: the plugin host: loading, checking, activating and
+ * unloading plugins, the component registry, and component instances.
+ *
+ * This is the host side of inferd/plugin.h, used by the daemon, `inferd run`
+ * and programs that embed inferd. Loading checks a plugin completely before
+ * any of its components is registered; a failure leaves the registry as it
+ * was and says what is wrong in words a plugin's user understands.
+ */
+#ifndef INFERD_REGISTRY_H
+#define INFERD_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "inferd/config.h"
+#include "inferd/plugin.h"
+#include "inferd/status.h"
+#include "inferd/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct inferd_registry inferd_registry;
+
+/* One loaded plugin, as the registry knows it (borrowed from the registry). */
+typedef struct inferd_plugin_info {
+    const char *name;
+    const char *version;
+    const char *path;        /* the shared object, or "(built in)" */
+    const inferd_plugin *descriptor;
+    unsigned abi_major, abi_minor;
+} inferd_plugin_info;
+
+/* The host's function table (one per process, static). */
+const inferd_host_api *inferd_host_api_get(void);
+
+inferd_status inferd_registry_new(inferd_registry **out, inferd_error *err);
+/* Unloads every plugin in reverse load order. A plugin that still has live
+ * instances is not unloaded (its code stays mapped; an error is logged). */
+void inferd_registry_free(inferd_registry *reg);
+
+/* Loads one shared object (dlopen RTLD_NOW | RTLD_LOCAL), calls its entry
+ * point, checks the descriptor and registers its components. */
+inferd_status inferd_registry_load_file(inferd_registry *reg, const char *path, inferd_error *err);
+/* Registers a descriptor that is already in memory (origin names it in
+ * messages). The descriptor must outlive the registry. */
+inferd_status inferd_registry_add(inferd_registry *reg, const inferd_plugin *desc,
+                                  const char *origin, inferd_error *err);
+/* Activates plugins from dir in the order of `active`: each name is a file
+ * name in dir, with or without ".so" (dir/NAME.so or dir/NAME/NAME.so). A
+ * name with no such file is an error that lists what dir holds. */
+inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
+                                       const char *const *active, size_t n_active,
+                                       inferd_error *err);
+/* The folders next to libinferd: <libdir>/inferd/builtin (what inferd ships,
+ * always loaded) and <libdir>/inferd/plugins (the default plugins.dir). */
+const char *inferd_builtin_dir(void);
+const char *inferd_default_plugin_dir(void);
+/* Loads every built-in plugin, then activates the config's active_plugins
+ * from its plugins.dir. */
+inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
+                                          inferd_error *err);
+/* Unloads one plugin by name: INFERD_EBUSY while any of its instances live. */
+inferd_status inferd_registry_unload(inferd_registry *reg, const char *plugin_name,
+                                     inferd_error *err);
+
+size_t inferd_registry_plugin_count(const inferd_registry *reg);
+const inferd_plugin_info *inferd_registry_plugin_at(const inferd_registry *reg, size_t i);
+const inferd_plugin_info *inferd_registry_find_plugin(const inferd_registry *reg,
+                                                      const char *name);
+/* A registered component by name, and (optional) its plugin. */
+const inferd_component *inferd_registry_find(const inferd_registry *reg, const char *name,
+                                             const inferd_plugin_info **plugin);
+/* The i-th component of a plugin (descriptors may have larger structs than
+ * this host knows: never index desc->components directly). */
+const inferd_component *inferd_plugin_component(const inferd_plugin *desc, size_t i);
+
+/* The properties every element has (status, deviceId, dataSource). */
+const inferd_prop_spec *inferd_element_common_props(void);
+
+/* A description of a plugin or a component as a JSON-ready object: what
+ * `inferd plugin list --json` and `inferd plugin inspect --json` print. */
+inferd_value *inferd_describe_plugin(const inferd_plugin_info *plugin, bool with_components);
+inferd_value *inferd_describe_component(const inferd_component *comp);
+
+/* ---- instances ------------------------------------------------------------ */
+
+/* Where an element's pushed buffers go (set by the pipeline). Takes buf. */
+typedef inferd_status (*inferd_push_fn)(void *ctx, inferd_instance *from, size_t port,
+                                        inferd_buffer *buf, inferd_error *err);
+/* Where a source's messages go. Takes msg. */
+typedef inferd_status (*inferd_emit_fn)(void *ctx, inferd_instance *from, inferd_value *msg,
+                                        inferd_error *err);
+
+/* Creates an instance of a component: validates props (for elements with
+ * the common element properties added), then calls the kind's init. name
+ * NULL means the component's name. The instance holds its plugin loaded. */
+inferd_status inferd_instance_create(inferd_registry *reg, const char *component,
+                                     const char *name, const inferd_value *props,
+                                     inferd_instance **out, inferd_error *err);
+/* Calls deinit (or close/stop as the kind has it) and frees the instance. */
+void inferd_instance_destroy(inferd_instance *inst);
+/* The validated properties (borrowed). */
+const inferd_props *inferd_instance_props(const inferd_instance *inst);
+void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx);
+void inferd_instance_set_emit(inferd_instance *inst, inferd_emit_fn fn, void *ctx);
+
+/* Calls into the instance's ops; errors name the instance and its plugin. */
+inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *const *inputs,
+                                      size_t n, inferd_error *err);
+inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
+                                   size_t n, inferd_value **result, inferd_error *err);
+inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* INFERD_REGISTRY_H */

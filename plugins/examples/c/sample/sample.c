@@ -1,0 +1,79 @@
+/* sample: the counterpart of the pipeline seed's MxpiSamplePlugin.
+ *
+ * An element, mxpi_sampleplugin, that takes an image, and attaches a
+ * metadata/attribute entry {"message", "width", "height", "frame"} to it under
+ * its own name, then passes the buffer on. A downstream element (or the JSON
+ * serializer) reads the entry by this element's name (its dataSource).
+ *
+ * Build it out of the tree with nothing but the installed headers:
+ *   cc -std=c17 -O2 -fPIC -shared $(pkg-config --cflags inferd-plugin) \
+ *      sample.c -o sample.so
+ * then put sample.so in the plugin folder and activate it:
+ *   INFERD_ACTIVE_PLUGINS=sample inferd plugin inspect mxpi_sampleplugin
+ */
+#include <inferd/plugin.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+static const inferd_prop_spec props[] = {
+    INFERD_PROP_STRING("descriptionMessage", "a message attached to every image", "hello"),
+    INFERD_PROP_INT("minHeight", "images lower than this are refused", 6, 1, 4096),
+    INFERD_PROP_END,
+};
+static const inferd_port_spec in[] = {INFERD_PORT_STATIC("image/rgb", "image/bgr"),
+                                      INFERD_PORT_END};
+static const inferd_port_spec out[] = {INFERD_PORT_STATIC("image/rgb", "image/bgr"),
+                                       INFERD_PORT_END};
+
+typedef struct sample {
+    char *message;
+    int64_t min_height;
+} sample;
+
+static inferd_status sample_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
+{
+    sample *s = calloc(1, sizeof *s);
+    if (!s || !(s->message = strdup(inferd_props_string(p, "descriptionMessage")))) {
+        free(s);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    s->min_height = inferd_props_int(p, "minHeight");
+    inferd_instance_set_state(self, s);
+    return INFERD_OK;
+}
+
+static inferd_status sample_process(inferd_instance *self, inferd_buffer *const *in_bufs,
+                                    size_t n, inferd_error *err)
+{
+    sample *s = inferd_instance_state(self);
+    const inferd_image *img = inferd_buffer_image(in_bufs[0]);
+    if (!img)
+        return inferd_error_set(err, INFERD_ETYPE, "expected a decoded image, got %s",
+                                inferd_buffer_format(in_bufs[0]) ? inferd_buffer_format(in_bufs[0])
+                                                                 : "nothing");
+    if (img->height < s->min_height)
+        return inferd_error_set(err, INFERD_ERANGE, "image height %u is below minHeight %lld",
+                                img->height, (long long)s->min_height);
+    inferd_value *meta = inferd_value_object();
+    inferd_value_object_set(meta, "message", inferd_value_string(s->message), NULL);
+    inferd_value_object_set(meta, "width", inferd_value_int(img->width), NULL);
+    inferd_value_object_set(meta, "height", inferd_value_int(img->height), NULL);
+    inferd_value_object_set(meta, "frame", inferd_value_int((int64_t)inferd_buffer_frame_id(in_bufs[0])), NULL);
+    inferd_status st = inferd_buffer_add_meta_value(in_bufs[0], inferd_instance_name(self),
+                                                    "metadata/attribute", meta, err);
+    if (st != INFERD_OK)
+        return st;
+    return inferd_instance_push(self, 0, inferd_buffer_ref(in_bufs[0]), err);
+}
+
+static void sample_deinit(inferd_instance *self)
+{
+    sample *s = inferd_instance_state(self);
+    free(s->message);
+    free(s);
+}
+
+INFERD_PLUGIN("sample", "1.0.0",
+              INFERD_ELEMENT("mxpi_sampleplugin", props, in, out, sample_init, sample_process,
+                             sample_deinit))

@@ -1,0 +1,26 @@
+/* cli/cli.h: what the subcommands of the inferd binary share. */
+#ifndef INFERD_CLI_H
+#define INFERD_CLI_H
+
+#include <stdbool.h>
+
+#include "inferd/config.h"
+
+/* Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error. */
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+typedef struct cli_options {
+    bool json;
+    char **args;   /* positional arguments after the options (borrowed from argv) */
+    int n_args;
+} cli_options;
+
+/* Parses the options every command shares and loads the configuration
+ * (file, environment, flags). Returns 0, or the exit code to end with. */
+int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *opts);
+/* Prints "inferd: <message>" and the --help hint; returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, const char *arg);
+
+int cmd_plugin(int argc, char **argv);
+
+#endif

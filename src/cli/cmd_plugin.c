@@ -1,0 +1,225 @@
+/* cli/cmd_plugin.c: `inferd plugin list` and `inferd plugin inspect NAME`. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "inferd/registry.h"
+
+static void print_json(inferd_value *v)
+{
+    char *text = NULL;
+    if (inferd_value_to_json(v, INFERD_JSON_PRETTY, &text, NULL, NULL) == INFERD_OK)
+        printf("%s\n", text);
+    free(text);
+    inferd_value_free(v);
+}
+
+static bool is_active(const inferd_registry *reg, const char *file_stem)
+{
+    for (size_t i = 0; i < inferd_registry_plugin_count(reg); i++) {
+        const char *path = inferd_registry_plugin_at(reg, i)->path;
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t n = strlen(file_stem);
+        if (strncmp(base, file_stem, n) == 0 && strcmp(base + n, ".so") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The plugin files in dir that are not loaded, as an array of stems. */
+static inferd_value *inactive_files(const inferd_registry *reg, const char *dir)
+{
+    inferd_value *arr = inferd_value_array();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n <= 3 || strcmp(e->d_name + n - 3, ".so") != 0)
+            continue;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(n - 3), e->d_name);
+        if (!is_active(reg, stem))
+            inferd_value_array_push(arr, inferd_value_string(stem), NULL);
+    }
+    if (d)
+        closedir(d);
+    return arr;
+}
+
+static int plugin_list(const inferd_registry *reg, const char *dir, bool json)
+{
+    if (json) {
+        inferd_value *root = inferd_value_object();
+        inferd_value *plugins = inferd_value_array();
+        for (size_t i = 0; i < inferd_registry_plugin_count(reg); i++)
+            inferd_value_array_push(
+                plugins, inferd_describe_plugin(inferd_registry_plugin_at(reg, i), false), NULL);
+        inferd_value_object_set(root, "plugins", plugins, NULL);
+        inferd_value_object_set(root, "plugin_dir", inferd_value_string(dir), NULL);
+        inferd_value_object_set(root, "inactive", inactive_files(reg, dir), NULL);
+        print_json(root);
+        return 0;
+    }
+    size_t n = inferd_registry_plugin_count(reg);
+    printf("%zu plugin%s loaded (plugin folder %s)\n", n, n == 1 ? "" : "s", dir);
+    for (size_t i = 0; i < n; i++) {
+        const inferd_plugin_info *p = inferd_registry_plugin_at(reg, i);
+        printf("%s %s  (ABI %u.%u)  %s\n", p->name, p->version, p->abi_major, p->abi_minor,
+               p->path);
+        for (size_t c = 0; c < p->descriptor->n_components; c++) {
+            const inferd_component *comp = inferd_plugin_component(p->descriptor, c);
+            printf("    %-10s %s\n", inferd_component_kind_name(comp->kind), comp->name);
+        }
+    }
+    inferd_value *inactive = inactive_files(reg, dir);
+    for (size_t i = 0; i < inferd_value_array_len(inactive); i++)
+        printf("%s  (inactive: not in active_plugins)\n",
+               inferd_value_string_or(inferd_value_array_get(inactive, i), ""));
+    inferd_value_free(inactive);
+    return 0;
+}
+
+static void print_props(const char *title, const inferd_prop_spec *specs)
+{
+    if (!specs || !specs[0].name)
+        return;
+    printf("  %s:\n", title);
+    for (size_t i = 0; specs[i].name; i++) {
+        char allowed[256];
+        printf("    %-16s %s; %s %s\n", specs[i].name,
+               inferd_prop_spec_allowed(&specs[i], allowed, sizeof allowed),
+               specs[i].default_value ? "default" : "required",
+               specs[i].default_value ? specs[i].default_value : "");
+        if (specs[i].description && *specs[i].description)
+            printf("    %-16s %s\n", "", specs[i].description);
+    }
+}
+
+static void print_ports(const char *title, const inferd_port_spec *ports)
+{
+    printf("  %s:", title);
+    if (!ports || !ports[0].formats) {
+        printf(" none\n");
+        return;
+    }
+    printf("\n");
+    for (size_t i = 0; ports[i].formats; i++) {
+        printf("    %zu (%s):", i, ports[i].dynamic ? "dynamic" : "static");
+        for (size_t f = 0; ports[i].formats[f]; f++)
+            printf(" %s", ports[i].formats[f]);
+        printf("\n");
+    }
+}
+
+static void print_component(const inferd_component *c, const inferd_plugin_info *p)
+{
+    printf("%s %s (plugin %s %s, %s)\n", inferd_component_kind_name(c->kind), c->name, p->name,
+           p->version, p->path);
+    if (c->description && *c->description)
+        printf("  %s\n", c->description);
+    print_props("properties", c->props);
+    switch (c->kind) {
+    case INFERD_KIND_ELEMENT:
+        print_props("common properties", inferd_element_common_props());
+        print_ports("inputs", c->inputs);
+        print_ports("outputs", c->outputs);
+        break;
+    case INFERD_KIND_FUNCTION:
+        if (c->max_args < 0)
+            printf("  arity: %d or more arguments\n", c->min_args);
+        else
+            printf("  arity: %d..%d arguments\n", c->min_args, c->max_args);
+        if (c->flags & INFERD_COMPONENT_AGGREGATE)
+            printf("  aggregate: yes\n");
+        break;
+    case INFERD_KIND_ESTIMATOR:
+        printf("  broker name: %s\n", c->broker_name);
+        break;
+    case INFERD_KIND_EVENT:
+        printf("  event: %s\n", c->event_name);
+        break;
+    case INFERD_KIND_BACKGROUND:
+        for (size_t r = 0; c->routes && c->routes[r].method; r++)
+            printf("  route: %s %s\n", c->routes[r].method, c->routes[r].path);
+        break;
+    default:
+        break;
+    }
+}
+
+static int plugin_inspect(const inferd_registry *reg, const char *dir, const char *name, bool json)
+{
+    const inferd_plugin_info *p = inferd_registry_find_plugin(reg, name);
+    if (p) {
+        if (json) {
+            print_json(inferd_describe_plugin(p, true));
+            return 0;
+        }
+        printf("plugin %s %s (ABI %u.%u) %s\n\n", p->name, p->version, p->abi_major,
+               p->abi_minor, p->path);
+        for (size_t c = 0; c < p->descriptor->n_components; c++) {
+            print_component(inferd_plugin_component(p->descriptor, c), p);
+            printf("\n");
+        }
+        return 0;
+    }
+    const inferd_component *c = inferd_registry_find(reg, name, &p);
+    if (c) {
+        if (json)
+            print_json(inferd_describe_component(c));
+        else
+            print_component(c, p);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.so", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fclose(f);
+        fprintf(stderr, "inferd: plugin %s is in %s but not active: add it to active_plugins "
+                        "(or INFERD_ACTIVE_PLUGINS, or --active %s)\n", name, dir, name);
+    } else {
+        fprintf(stderr, "inferd: no plugin or component named %s (`inferd plugin list` shows "
+                        "what is loaded)\n", name);
+    }
+    return EXIT_RUNTIME;
+}
+
+int cmd_plugin(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error("%s", "plugin needs a subcommand: list or inspect NAME");
+    const char *sub = argv[1];
+    bool list = strcmp(sub, "list") == 0;
+    if (!list && strcmp(sub, "inspect") != 0)
+        return cli_usage_error("unknown plugin subcommand '%s' (use list or inspect)", sub);
+    inferd_config *cfg = NULL;
+    cli_options o;
+    int rc = cli_load_config(argc - 1, argv + 1, &cfg, &o);
+    if (rc != 0)
+        return rc;
+    if (list ? o.n_args != 0 : o.n_args != 1) {
+        inferd_config_free(cfg);
+        return cli_usage_error("%s", list ? "plugin list takes no argument"
+                                          : "plugin inspect takes one NAME");
+    }
+    inferd_error err = {0};
+    inferd_registry *reg = NULL;
+    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
+        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
+        fprintf(stderr, "inferd: %s\n", err.message);
+        inferd_registry_free(reg);
+        inferd_config_free(cfg);
+        return EXIT_RUNTIME;
+    }
+    const char *dir = inferd_config_string(cfg, "plugins.dir");
+    if (!*dir)
+        dir = inferd_default_plugin_dir();
+    rc = list ? plugin_list(reg, dir, o.json) : plugin_inspect(reg, dir, o.args[0], o.json);
+    inferd_registry_free(reg);
+    inferd_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,89 @@
+/* plugin/folders.c: where plugins live, and loading them as a config says.
+ *
+ * The folders are found next to libinferd itself (dladdr), so the same
+ * binary finds its plugins in a build tree (build/lib/inferd/...) and when
+ * installed (<prefix>/lib/inferd/...), with nothing configured.
+ */
+#include "plugin/internal.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char builtin_dir[4096], plugin_dir[4096];
+static pthread_once_t folders_once = PTHREAD_ONCE_INIT;
+
+static void find_folders(void)
+{
+    Dl_info info;
+    char lib[4096] = ".";
+    if (dladdr((void *)inferd_builtin_dir, &info) && info.dli_fname) {
+        snprintf(lib, sizeof lib, "%s", info.dli_fname);
+        char *dir = dirname(lib);
+        memmove(lib, dir, strlen(dir) + 1);
+    }
+    snprintf(builtin_dir, sizeof builtin_dir, "%s/inferd/builtin", lib);
+    snprintf(plugin_dir, sizeof plugin_dir, "%s/inferd/plugins", lib);
+}
+
+const char *inferd_builtin_dir(void)
+{
+    pthread_once(&folders_once, find_folders);
+    return builtin_dir;
+}
+
+const char *inferd_default_plugin_dir(void)
+{
+    pthread_once(&folders_once, find_folders);
+    return plugin_dir;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int is_plugin_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
+}
+
+inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
+                                          inferd_error *err)
+{
+    /* Built-ins: every file, in name order, so their order never varies. */
+    struct dirent **files = NULL;
+    int n = scandir(inferd_builtin_dir(), &files, is_plugin_file, by_name);
+    inferd_status st = INFERD_OK;
+    for (int i = 0; i < n; i++) {
+        if (st == INFERD_OK) {
+            char path[8192];
+            snprintf(path, sizeof path, "%s/%s", inferd_builtin_dir(), files[i]->d_name);
+            st = inferd_registry_load_file(reg, path, err);
+        }
+        free(files[i]);
+    }
+    free(files);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "built-in plugins");
+
+    const inferd_props *props = inferd_config_props(cfg);
+    size_t n_active = inferd_props_list_len(props, "active_plugins");
+    if (n_active == 0)
+        return INFERD_OK;
+    const char **active = calloc(n_active, sizeof *active);
+    if (!active)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_active; i++)
+        active[i] = inferd_props_list_at(props, "active_plugins", i);
+    const char *dir = inferd_config_string(cfg, "plugins.dir");
+    st = inferd_registry_activate(reg, *dir ? dir : inferd_default_plugin_dir(), active, n_active,
+                                  err);
+    free(active);
+    return st;
+}

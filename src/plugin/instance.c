@@ -1,0 +1,300 @@
+/* plugin/instance.c: component instances: property validation, the kind's
+ * lifecycle calls, and the services a plugin calls on its instance.
+ *
+ * Owns inferd_instance. Every error coming back from a plugin is prefixed
+ * with the instance, the component and the plugin, so the caller (a pipeline,
+ * an HTTP client) learns which plugin failed, not just that something did.
+ */
+#include "plugin/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/log.h"
+
+#define LOG "plugin"
+
+const char *inferd_instance_name(const inferd_instance *self) { return self->name; }
+const inferd_component *inferd_instance_component(const inferd_instance *self)
+{
+    return self->component;
+}
+void *inferd_instance_state(const inferd_instance *self) { return self->state; }
+void inferd_instance_set_state(inferd_instance *self, void *state) { self->state = state; }
+const inferd_props *inferd_instance_props(const inferd_instance *inst) { return inst->props; }
+
+void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx)
+{
+    inst->push = fn;
+    inst->push_ctx = ctx;
+}
+
+void inferd_instance_set_emit(inferd_instance *inst, inferd_emit_fn fn, void *ctx)
+{
+    inst->emit = fn;
+    inst->emit_ctx = ctx;
+}
+
+static size_t count_ports(const inferd_port_spec *ports)
+{
+    size_t n = 0;
+    while (ports && ports[n].formats)
+        n++;
+    return n;
+}
+
+inferd_status inferd_instance_push(inferd_instance *self, size_t port, inferd_buffer *buf,
+                                   inferd_error *err)
+{
+    if (self->component->kind != INFERD_KIND_ELEMENT) {
+        inferd_buffer_unref(buf);
+        return inferd_error_set(err, INFERD_ESTATE, "%s: only elements push buffers", self->name);
+    }
+    size_t n = count_ports(self->component->outputs);
+    bool dynamic = n > 0 && self->component->outputs[n - 1].dynamic;
+    if (port >= n && !dynamic) {
+        inferd_buffer_unref(buf);
+        return inferd_error_set(err, INFERD_ERANGE, "%s: output port %zu does not exist (it has %zu)",
+                                self->name, port, n);
+    }
+    if (!self->push) {
+        inferd_buffer_unref(buf);
+        return inferd_error_set(err, INFERD_ESTATE, "%s: output port %zu is not linked", self->name,
+                                port);
+    }
+    return self->push(self->push_ctx, self, port, buf, err);
+}
+
+inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg, inferd_error *err)
+{
+    if (self->component->kind != INFERD_KIND_SOURCE || !self->emit) {
+        inferd_value_free(msg);
+        return inferd_error_set(err, INFERD_ESTATE, "%s: not a started source", self->name);
+    }
+    return self->emit(self->emit_ctx, self, msg, err);
+}
+
+/* The element's own specs followed by the common ones, in one END-terminated array. */
+static inferd_prop_spec *merge_element_specs(const inferd_prop_spec *own)
+{
+    size_t a = inferd_prop_specs_count(own);
+    size_t b = inferd_prop_specs_count(inferd_element_common_props());
+    inferd_prop_spec *m = calloc(a + b + 1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (a)
+        memcpy(m, own, a * sizeof *m);
+    memcpy(m + a, inferd_element_common_props(), b * sizeof *m);
+    return m; /* calloc left the END entry zeroed */
+}
+
+/* Calls the kind's init, if it has one. */
+static inferd_status call_init(inferd_instance *inst, inferd_error *err)
+{
+    const inferd_component *c = inst->component;
+    inferd_status (*init)(inferd_instance *, const inferd_props *, inferd_error *) = NULL;
+    switch (c->kind) {
+    case INFERD_KIND_ELEMENT: init = ((const inferd_element_ops *)c->ops)->init; break;
+    case INFERD_KIND_ESTIMATOR: init = ((const inferd_estimator_ops *)c->ops)->init; break;
+    case INFERD_KIND_EVENT: init = ((const inferd_event_ops *)c->ops)->init; break;
+    case INFERD_KIND_BACKGROUND: init = ((const inferd_background_ops *)c->ops)->init; break;
+    case INFERD_KIND_FUNCTION: init = ((const inferd_function_ops *)c->ops)->init; break;
+    case INFERD_KIND_SOURCE: init = ((const inferd_source_ops *)c->ops)->init; break;
+    case INFERD_KIND_SINK: init = ((const inferd_sink_ops *)c->ops)->init; break;
+    case INFERD_KIND_BACKEND: init = ((const inferd_backend_ops *)c->ops)->init; break;
+    case INFERD_KIND_INVALID: break;
+    }
+    return init ? init(inst, inst->props, err) : INFERD_OK;
+}
+
+/* Makes a plugin's failure into an error that names who failed. */
+static inferd_status plugin_failed(const inferd_instance *inst, const char *call, inferd_status st,
+                                   inferd_error *err)
+{
+    if (err && (err->code == INFERD_OK || err->message[0] == '\0'))
+        inferd_error_set(err, st, "no message");
+    if (st == INFERD_OK) /* a plugin that failed without saying how */
+        st = INFERD_EPLUGIN;
+    if (err)
+        err->code = st;
+    inferd_error_prefix(err, "%s %s (%s, plugin %s %s): %s failed",
+                        inferd_component_kind_name(inst->component->kind), inst->name,
+                        inst->component->name, inst->plugin->info.name, inst->plugin->info.version,
+                        call);
+    return st;
+}
+
+inferd_status inferd_instance_create(inferd_registry *reg, const char *component,
+                                     const char *name, const inferd_value *props,
+                                     inferd_instance **out, inferd_error *err)
+{
+    const inferd_plugin_info *pinfo = NULL;
+    const inferd_component *c = inferd_registry_find(reg, component, &pinfo);
+    if (!c)
+        return inferd_error_set(err, INFERD_ENOTFOUND,
+                                "no component named '%s' is registered (is its plugin active? "
+                                "`inferd plugin list` shows what is loaded)",
+                                component ? component : "(null)");
+    inferd_instance *inst = calloc(1, sizeof *inst);
+    if (!inst || !(inst->name = strdup(name ? name : c->name))) {
+        free(inst);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inst->reg = reg;
+    inst->component = c;
+    const inferd_prop_spec *specs = c->props;
+    if (c->kind == INFERD_KIND_ELEMENT) {
+        if (!(inst->merged_specs = merge_element_specs(c->props))) {
+            free(inst->name);
+            free(inst);
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        specs = inst->merged_specs;
+    }
+    char owner[300];
+    snprintf(owner, sizeof owner, "%s %s (%s)", inferd_component_kind_name(c->kind), inst->name,
+             c->name);
+    static const inferd_prop_spec none[] = {INFERD_PROP_END};
+    inferd_status st = inferd_props_validate(specs ? specs : none, owner, props, &inst->props, err);
+    if (st != INFERD_OK) {
+        free(inst->merged_specs);
+        free(inst->name);
+        free(inst);
+        return st;
+    }
+    pthread_mutex_lock(&reg->lock);
+    inst->plugin = inferd__registry_owner(reg, c);
+    inst->plugin->live_instances++;
+    pthread_mutex_unlock(&reg->lock);
+
+    inferd_error_clear(err);
+    st = call_init(inst, err);
+    if (st != INFERD_OK) {
+        plugin_failed(inst, "init", st, err);
+        inst->state = NULL; /* never call deinit after a failed init */
+        inferd_instance_destroy(inst);
+        return err ? err->code : INFERD_EPLUGIN;
+    }
+    inst->initialized = true;
+    *out = inst;
+    return INFERD_OK;
+}
+
+void inferd_instance_destroy(inferd_instance *inst)
+{
+    if (!inst)
+        return;
+    const inferd_component *c = inst->component;
+    if (inst->initialized) {
+        switch (c->kind) {
+        case INFERD_KIND_ELEMENT: {
+            const inferd_element_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_ESTIMATOR: {
+            const inferd_estimator_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_EVENT: {
+            const inferd_event_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_BACKGROUND: {
+            const inferd_background_ops *o = c->ops;
+            if (o->close) o->close(inst);
+            break;
+        }
+        case INFERD_KIND_FUNCTION: {
+            const inferd_function_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_SOURCE: {
+            const inferd_source_ops *o = c->ops;
+            if (inst->started) o->stop(inst);
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_SINK: {
+            const inferd_sink_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_BACKEND: {
+            const inferd_backend_ops *o = c->ops;
+            if (o->deinit) o->deinit(inst);
+            break;
+        }
+        case INFERD_KIND_INVALID: break;
+        }
+    }
+    pthread_mutex_lock(&inst->reg->lock);
+    inst->plugin->live_instances--;
+    pthread_mutex_unlock(&inst->reg->lock);
+    inferd_props_free(inst->props);
+    free(inst->merged_specs);
+    free(inst->name);
+    free(inst);
+}
+
+inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *const *inputs,
+                                      size_t n, inferd_error *err)
+{
+    if (inst->component->kind != INFERD_KIND_ELEMENT)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not an element", inst->name,
+                                inferd_component_kind_name(inst->component->kind));
+    const inferd_element_ops *o = inst->component->ops;
+    inferd_error_clear(err);
+    inferd_status st = o->process(inst, inputs, n, err);
+    return st == INFERD_OK ? st : plugin_failed(inst, "process", st, err);
+}
+
+inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
+                                   size_t n, inferd_value **result, inferd_error *err)
+{
+    const inferd_component *c = inst->component;
+    if (c->kind != INFERD_KIND_FUNCTION)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not a function", inst->name,
+                                inferd_component_kind_name(c->kind));
+    if ((int64_t)n < c->min_args || (c->max_args >= 0 && (int64_t)n > c->max_args)) {
+        if (c->max_args < 0)
+            return inferd_error_set(err, INFERD_EINVAL, "function %s takes at least %d argument%s, "
+                                    "got %zu", c->name, c->min_args, c->min_args == 1 ? "" : "s", n);
+        return inferd_error_set(err, INFERD_EINVAL, "function %s takes %d..%d arguments, got %zu",
+                                c->name, c->min_args, c->max_args, n);
+    }
+    const inferd_function_ops *o = c->ops;
+    inferd_error_clear(err);
+    *result = NULL;
+    inferd_status st = o->exec(inst, args, n, result, err);
+    if (st != INFERD_OK) {
+        inferd_value_free(*result);
+        *result = NULL;
+        return plugin_failed(inst, "exec", st, err);
+    }
+    if (!*result && !(*result = inferd_value_null()))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    return INFERD_OK;
+}
+
+inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err)
+{
+    const inferd_component *c = inst->component;
+    inferd_status st;
+    inferd_error_clear(err);
+    if (c->kind == INFERD_KIND_BACKGROUND)
+        st = ((const inferd_background_ops *)c->ops)->start(inst, err);
+    else if (c->kind == INFERD_KIND_SOURCE)
+        st = ((const inferd_source_ops *)c->ops)->start(inst, err);
+    else
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s: it has no start", inst->name,
+                                inferd_component_kind_name(c->kind));
+    if (st != INFERD_OK)
+        return plugin_failed(inst, "start", st, err);
+    inst->started = true;
+    return INFERD_OK;
+}

@@ -1,0 +1,40 @@
+/* plugin/internal.h: what the plugin host's files share. Not installed. */
+#ifndef INFERD_PLUGIN_INTERNAL_H
+#define INFERD_PLUGIN_INTERNAL_H
+
+#include <pthread.h>
+
+#include "inferd/registry.h"
+
+typedef struct plugin_entry {
+    inferd_plugin_info info;  /* names borrowed from the descriptor; path owned */
+    char *path;               /* owned */
+    void *handle;             /* dlopen handle, NULL for in-memory descriptors */
+    unsigned live_instances;  /* guarded by the registry lock */
+} plugin_entry;
+
+struct inferd_registry {
+    pthread_mutex_t lock;     /* guards plugins[] and live_instances */
+    plugin_entry **plugins;   /* owned, in load order */
+    size_t n_plugins, cap;
+};
+
+struct inferd_instance {
+    inferd_registry *reg;               /* borrowed: outlives its instances */
+    plugin_entry *plugin;               /* borrowed; counted in live_instances */
+    const inferd_component *component;  /* borrowed from the plugin */
+    inferd_prop_spec *merged_specs;     /* owned: element props + common props */
+    char *name;                         /* owned */
+    inferd_props *props;                /* owned */
+    void *state;                        /* the plugin's */
+    bool initialized, started;
+    inferd_push_fn push;
+    void *push_ctx;
+    inferd_emit_fn emit;
+    void *emit_ctx;
+};
+
+/* The plugin that registered comp; caller holds reg->lock. */
+plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_component *comp);
+
+#endif
