@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "inferd/config.h"
 #include "inferd/log.h"
+#include "inferd/registry.h"
 #include "inferd/version.h"
 #include "service/http.h"
 
@@ -183,9 +184,19 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Plugins first: a plugin that cannot be activated stops the start. */
+    inferd_registry *reg = NULL;
+    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
+        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
+        inferd_log_error("serve", "%s", err.message);
+        inferd_registry_free(reg);
+        inferd_config_free(cfg);
+        return EXIT_RUNTIME;
+    }
     inferd_http *http = NULL;
     if (inferd_http_start(cfg, &http, &err) != INFERD_OK) {
         inferd_log_error("serve", "%s", err.message);
+        inferd_registry_free(reg);
         inferd_config_free(cfg);
         return EXIT_RUNTIME;
     }
@@ -197,6 +208,7 @@ static int cmd_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     inferd_http_stop(http, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
+    inferd_registry_free(reg);
     inferd_log_info("serve", "stopped");
     inferd_config_free(cfg);
     return 0;

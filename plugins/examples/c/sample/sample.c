@@ -33,11 +33,14 @@ typedef struct sample {
 
 static inferd_status sample_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
 {
+    const char *message = inferd_props_string(p, "descriptionMessage");
+    size_t len = strlen(message);
     sample *s = calloc(1, sizeof *s);
-    if (!s || !(s->message = strdup(inferd_props_string(p, "descriptionMessage")))) {
+    if (!s || !(s->message = malloc(len + 1))) {
         free(s);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
+    memcpy(s->message, message, len + 1);
     s->min_height = inferd_props_int(p, "minHeight");
     inferd_instance_set_state(self, s);
     return INFERD_OK;
@@ -47,6 +50,8 @@ static inferd_status sample_process(inferd_instance *self, inferd_buffer *const 
                                     size_t n, inferd_error *err)
 {
     sample *s = inferd_instance_state(self);
+    if (n != 1 || !in_bufs[0])
+        return inferd_error_set(err, INFERD_EINVAL, "expected one input, got %zu", n);
     const inferd_image *img = inferd_buffer_image(in_bufs[0]);
     if (!img)
         return inferd_error_set(err, INFERD_ETYPE, "expected a decoded image, got %s",

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Plugin authors outside the tree: install inferd into a prefix, build the
+# sample plugin with nothing but `cc $(pkg-config --cflags inferd-plugin)
+# -shared -fPIC`, and load it with the installed inferd. Then the plugin CLI:
+# list, inspect (text and JSON), and what an inactive or broken plugin gets.
+. "$(dirname "$0")/lib.sh"
+: "${TEST_BUILD_DIR:?}" "${TEST_SRCDIR:?}" "${TEST_PLUGIN_DIR:?}"
+
+prefix="$T/prefix"
+cmake --install "$TEST_BUILD_DIR" --prefix "$prefix" >"$T/install.log" 2>&1 \
+  || { cat "$T/install.log"; fail "cmake --install"; }
+for f in include/inferd/plugin.h include/inferd/plugin_api_map.h include/inferd/version.h \
+         lib/pkgconfig/inferd-plugin.pc bin/inferd lib/inferd/plugins/sample.so; do
+  [ -e "$prefix/$f" ] || fail "install tree lacks $f"
+done
+pass "make install puts headers, inferd-plugin.pc, the binary and plugins in the prefix"
+
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+cflags=$(pkg-config --cflags inferd-plugin) || fail "pkg-config --cflags inferd-plugin"
+[ "$(pkg-config --modversion inferd-plugin)" = "$("$prefix/bin/inferd" --version | cut -d' ' -f2)" ] \
+  || fail "pkg-config version differs from inferd --version"
+mkdir -p "$T/myplugins"
+# Only the headers: no -L, no -l, and -z defs proves no inferd symbol is needed.
+cc -std=c17 -Wall -Wextra -Werror -O2 -fPIC -shared -Wl,-z,defs $cflags \
+  "$TEST_SRCDIR/plugins/examples/c/sample/sample.c" -o "$T/myplugins/sample.so" \
+  || fail "out-of-tree build of the sample plugin"
+pass "the sample plugin builds out of tree with only pkg-config --cflags"
+
+# Every public header compiles on its own.
+for h in "$prefix"/include/inferd/*.h; do
+  name=$(basename "$h")
+  [ "$name" = plugin_api_map.h ] && continue
+  echo "#include <inferd/$name>" | cc -std=c17 -Wall -Wextra -Werror $cflags -x c -fsyntax-only - \
+    || fail "header $name does not compile alone"
+done
+pass "every installed header compiles alone"
+
+inferd="$prefix/bin/inferd"
+"$inferd" plugin list --plugin-dir "$T/myplugins" --active sample > "$T/list" 2>"$T/err" \
+  || fail "plugin list: $(cat "$T/err")"
+grep -q "^sample 1.0.0  (ABI 1.0)  $T/myplugins/sample.so" "$T/list" || fail "list: $(cat "$T/list")"
+grep -q "element *mxpi_sampleplugin" "$T/list" || fail "list lacks the component"
+pass "the installed inferd loads and lists the out-of-tree plugin"
+
+"$inferd" plugin inspect mxpi_sampleplugin --plugin-dir "$T/myplugins" --active sample \
+  > "$T/inspect" 2>/dev/null || fail "inspect"
+grep -q "minHeight *int in \[1, 4096\]; default 6" "$T/inspect" || fail "inspect: $(cat "$T/inspect")"
+grep -q "0 (static): image/rgb image/bgr" "$T/inspect" || fail "inspect ports"
+grep -q "dataSource *string; default auto" "$T/inspect" || fail "inspect common props"
+INFERD_ACTIVE_PLUGINS=sample "$inferd" plugin inspect sample --json --plugin-dir "$T/myplugins" \
+  > "$T/inspect.json" 2>/dev/null || fail "inspect --json"
+python3 - "$T/inspect.json" <<'PY' || fail "inspect --json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["name"] == "sample" and d["version"] == "1.0.0" and d["abi"] == "1.0", d
+c = d["components"][0]
+assert c["name"] == "mxpi_sampleplugin" and c["kind"] == "element", c
+props = {p["name"]: p for p in c["properties"]}
+assert props["minHeight"]["type"] == "int" and props["minHeight"]["min"] == 1, props
+assert props["descriptionMessage"]["default"] == "hello", props
+assert c["inputs"][0]["formats"] == ["image/rgb", "image/bgr"], c["inputs"]
+PY
+pass "inspect shows properties, ranges, defaults and ports, in text and JSON"
+
+# An installed but inactive plugin; a broken one; a missing one.
+rc=0; "$inferd" plugin inspect sample --plugin-dir "$T/myplugins" >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "plugin sample is in $T/myplugins but not active" "$T/out" \
+  || fail "inactive plugin: rc $rc: $(cat "$T/out")"
+cp "$TEST_PLUGIN_DIR/test_newer_minor.so" "$T/myplugins/"
+rc=0; "$inferd" plugin list --plugin-dir "$T/myplugins" --active sample,test_newer_minor \
+  >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "needs plugin ABI 1.1, newer than this inferd's 1.0" "$T/out" \
+  || fail "newer plugin: rc $rc: $(cat "$T/out")"
+rc=0; "$inferd" plugin list --plugin-dir "$T/myplugins" --active nothere >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "active plugin 'nothere' is not in the plugin folder" "$T/out" \
+  || fail "missing plugin: rc $rc: $(cat "$T/out")"
+rc=0; "$inferd" plugin frob >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "plugin frob exited $rc"
+rc=0; "$inferd" plugin inspect >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "plugin inspect takes one NAME" "$T/out" || fail "inspect without NAME"
+pass "inactive, too new, missing plugins and bad subcommands get clear errors"
+
+# The daemon refuses to start with a plugin it cannot activate.
+rc=0; "$inferd" serve --listen 127.0.0.1:0 --plugin-dir "$T/myplugins" --active test_newer_minor \
+  >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "needs plugin ABI 1.1" "$T/out" || fail "serve with a bad plugin: rc $rc"
+pass "serve refuses to start with a plugin it cannot activate"
+echo "test_plugin_sdk: all passed"
