@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char builtin_dir[4096], plugin_dir[4096];
+static char builtin_dir[4096 + 32], plugin_dir[4096 + 32]; /* lib path + suffix */
 static pthread_once_t folders_once = PTHREAD_ONCE_INIT;
 
 static void find_folders(void)
