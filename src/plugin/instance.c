@@ -89,23 +89,30 @@ static inferd_prop_spec *merge_element_specs(const inferd_prop_spec *own)
     return m; /* calloc left the END entry zeroed */
 }
 
-/* Calls the kind's init, if it has one. */
-static inferd_status call_init(inferd_instance *inst, inferd_error *err)
+typedef inferd_status (*init_fn)(inferd_instance *, const inferd_props *, inferd_error *);
+typedef void (*fini_fn)(inferd_instance *);
+
+/* The kind's init and its teardown (deinit, or close for background). */
+static void kind_hooks(const inferd_component *c, init_fn *init, fini_fn *fini)
 {
-    const inferd_component *c = inst->component;
-    inferd_status (*init)(inferd_instance *, const inferd_props *, inferd_error *) = NULL;
+#define HOOKS(type, i, f)                  \
+    do {                                   \
+        const type *o = c->ops;            \
+        *init = o->i;                      \
+        *fini = o->f;                      \
+    } while (0)
     switch (c->kind) {
-    case INFERD_KIND_ELEMENT: init = ((const inferd_element_ops *)c->ops)->init; break;
-    case INFERD_KIND_ESTIMATOR: init = ((const inferd_estimator_ops *)c->ops)->init; break;
-    case INFERD_KIND_EVENT: init = ((const inferd_event_ops *)c->ops)->init; break;
-    case INFERD_KIND_BACKGROUND: init = ((const inferd_background_ops *)c->ops)->init; break;
-    case INFERD_KIND_FUNCTION: init = ((const inferd_function_ops *)c->ops)->init; break;
-    case INFERD_KIND_SOURCE: init = ((const inferd_source_ops *)c->ops)->init; break;
-    case INFERD_KIND_SINK: init = ((const inferd_sink_ops *)c->ops)->init; break;
-    case INFERD_KIND_BACKEND: init = ((const inferd_backend_ops *)c->ops)->init; break;
-    case INFERD_KIND_INVALID: break;
+    case INFERD_KIND_ELEMENT: HOOKS(inferd_element_ops, init, deinit); break;
+    case INFERD_KIND_ESTIMATOR: HOOKS(inferd_estimator_ops, init, deinit); break;
+    case INFERD_KIND_EVENT: HOOKS(inferd_event_ops, init, deinit); break;
+    case INFERD_KIND_BACKGROUND: HOOKS(inferd_background_ops, init, close); break;
+    case INFERD_KIND_FUNCTION: HOOKS(inferd_function_ops, init, deinit); break;
+    case INFERD_KIND_SOURCE: HOOKS(inferd_source_ops, init, deinit); break;
+    case INFERD_KIND_SINK: HOOKS(inferd_sink_ops, init, deinit); break;
+    case INFERD_KIND_BACKEND: HOOKS(inferd_backend_ops, init, deinit); break;
+    case INFERD_KIND_INVALID: *init = NULL; *fini = NULL; break;
     }
-    return init ? init(inst, inst->props, err) : INFERD_OK;
+#undef HOOKS
 }
 
 /* Makes a plugin's failure into an error that names who failed. */
@@ -169,7 +176,10 @@ inferd_status inferd_instance_create(inferd_registry *reg, const char *component
     pthread_mutex_unlock(&reg->lock);
 
     inferd_error_clear(err);
-    st = call_init(inst, err);
+    init_fn init;
+    fini_fn fini;
+    kind_hooks(c, &init, &fini);
+    st = init ? init(inst, inst->props, err) : INFERD_OK;
     if (st != INFERD_OK) {
         plugin_failed(inst, "init", st, err);
         inst->state = NULL; /* never call deinit after a failed init */
@@ -185,52 +195,15 @@ void inferd_instance_destroy(inferd_instance *inst)
 {
     if (!inst)
         return;
-    const inferd_component *c = inst->component;
     if (inst->initialized) {
-        switch (c->kind) {
-        case INFERD_KIND_ELEMENT: {
-            const inferd_element_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_ESTIMATOR: {
-            const inferd_estimator_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_EVENT: {
-            const inferd_event_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_BACKGROUND: {
-            const inferd_background_ops *o = c->ops;
-            if (o->close) o->close(inst);
-            break;
-        }
-        case INFERD_KIND_FUNCTION: {
-            const inferd_function_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_SOURCE: {
-            const inferd_source_ops *o = c->ops;
-            if (inst->started) o->stop(inst);
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_SINK: {
-            const inferd_sink_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_BACKEND: {
-            const inferd_backend_ops *o = c->ops;
-            if (o->deinit) o->deinit(inst);
-            break;
-        }
-        case INFERD_KIND_INVALID: break;
-        }
+        /* A started source is stopped before it is torn down. */
+        if (inst->started && inst->component->kind == INFERD_KIND_SOURCE)
+            ((const inferd_source_ops *)inst->component->ops)->stop(inst);
+        init_fn init;
+        fini_fn fini;
+        kind_hooks(inst->component, &init, &fini);
+        if (fini)
+            fini(inst);
     }
     pthread_mutex_lock(&inst->reg->lock);
     inst->plugin->live_instances--;
