@@ -120,10 +120,24 @@ static inferd_status sum_exec(inferd_instance *self, const inferd_value *const *
 #endif
 
 #if defined(GOOD)
+/* ---- a source: says what happens to it through its own messages --------- */
+static inferd_status source_say(inferd_instance *self, const char *what, inferd_error *err)
+{
+    inferd_value *msg = inferd_value_object();
+    inferd_value_object_set(msg, "event", inferd_value_string(what), NULL);
+    return inferd_instance_emit(self, msg, err);
+}
+static inferd_status source_start(inferd_instance *self, inferd_error *err)
+{
+    return source_say(self, "started", err);
+}
+static void source_stop(inferd_instance *self) { source_say(self, "stopped", NULL); }
+
 INFERD_PLUGIN("test_good", "1.2.3",
               INFERD_ELEMENT("test_element", element_props, element_in, element_out, element_init,
                              element_process, element_deinit),
-              INFERD_FUNCTION("test_sum", 1, -1, NULL, NULL, sum_exec, NULL))
+              INFERD_FUNCTION("test_sum", 1, -1, NULL, NULL, sum_exec, NULL),
+              INFERD_SOURCE("test_source", NULL, NULL, source_start, source_stop, NULL))
 #elif defined(DUP_A)
 INFERD_PLUGIN("test_dup_a", "1.0", INFERD_FUNCTION("test_dup", 0, 2, NULL, NULL, sum_exec, NULL))
 #elif defined(DUP_B)

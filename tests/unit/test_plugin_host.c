@@ -303,6 +303,37 @@ static void function_exec_and_arity(void **state)
     inferd_registry_free(reg);
 }
 
+/* The host side of a source: collects the events it emits. */
+static inferd_status collect_emit(void *ctx, inferd_instance *from, inferd_value *msg,
+                                  inferd_error *err)
+{
+    inferd_value *events = ctx;
+    inferd_value_array_push(events, inferd_value_copy(inferd_value_object_get(msg, "event")), NULL);
+    inferd_value_free(msg);
+    return INFERD_OK;
+}
+
+static void source_start_emit_stop(void **state)
+{
+    inferd_registry *reg = new_registry();
+    inferd_error err = {0};
+    assert_int_equal(inferd_registry_load_file(reg, plugin_path("good"), &err), INFERD_OK);
+    inferd_instance *src = NULL;
+    assert_int_equal(inferd_instance_create(reg, "test_source", "s1", NULL, &src, &err), INFERD_OK);
+    /* Not wired to a stream yet: its start fails, naming the source. */
+    assert_int_equal(inferd_instance_start(src, &err), INFERD_ESTATE);
+    assert_contains(err.message, "source s1 (test_source, plugin test_good 1.2.3): start failed");
+    inferd_value *events = inferd_value_array();
+    inferd_instance_set_emit(src, collect_emit, events);
+    assert_int_equal(inferd_instance_start(src, &err), INFERD_OK);
+    inferd_instance_destroy(src); /* stops it first */
+    assert_int_equal(inferd_value_array_len(events), 2);
+    assert_string_equal(inferd_value_string_or(inferd_value_array_get(events, 0), ""), "started");
+    assert_string_equal(inferd_value_string_or(inferd_value_array_get(events, 1), ""), "stopped");
+    inferd_value_free(events);
+    inferd_registry_free(reg);
+}
+
 /* An in-memory descriptor goes through the same checks as a file. */
 static inferd_status nop_exec(inferd_instance *self, const inferd_value *const *args, size_t n,
                               inferd_value **result, inferd_error *err)
@@ -394,6 +425,7 @@ int main(void)
         cmocka_unit_test(element_lifecycle),
         cmocka_unit_test(bad_properties_and_failing_init),
         cmocka_unit_test(function_exec_and_arity),
+        cmocka_unit_test(source_start_emit_stop),
         cmocka_unit_test(in_memory_descriptors),
         cmocka_unit_test(host_table_is_complete),
         cmocka_unit_test(port_formats),
