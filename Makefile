@@ -4,6 +4,7 @@
 #               AddressSanitizer + UndefinedBehaviorSanitizer
 # Other targets: setup, build, asan, install (PREFIX, DESTDIR), clean.
 
+MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build

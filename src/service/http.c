@@ -208,11 +208,12 @@ inferd_status inferd_http_start(const inferd_config *cfg, inferd_http **out, inf
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The logger goes first so that MHD never writes to stderr itself. */
     http->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, http,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!http->mhd) {

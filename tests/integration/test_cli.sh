@@ -61,6 +61,7 @@ curl -s -X POST --data-binary 'ignored body' "$BASE/nope" | grep -q '"error"' ||
 pass "serve answers /health, /version and JSON errors"
 stop_daemon
 grep -q 'SIGTERM received, stopping' "$T/daemon.log" || fail "no stop line in the log"
+if grep -q 'WARN\|ERROR' "$T/daemon.log"; then fail "a clean run logged a warning"; fi
 pass "SIGTERM stops the daemon with exit 0"
 
 # JSON logs are one object per line.
