@@ -43,7 +43,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 1
-#define INFERD_ABI_MINOR 0
+#define INFERD_ABI_MINOR 1
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -175,12 +175,34 @@ typedef struct inferd_sink_ops {
     void (*deinit)(inferd_instance *self);
 } inferd_sink_ops;
 
-/* backend: an inference engine. Model-level calls arrive with the pipeline
- * engine and are appended here (ABI minor bump). */
+/* backend: an inference engine. One instance per backend component serves
+ * every model; `load` gets the model's options validated against the
+ * component's declared properties (providers, threads, ...). The model
+ * pointer is the backend's own. `run` may be called from many threads at
+ * once on the same model. (ABI 1.1 appended load..run.) */
+typedef struct inferd_tensor_info {
+    const char *name;   /* borrowed from the backend, valid while the model is loaded */
+    inferd_dtype dtype;
+    size_t ndim;
+    int64_t shape[INFERD_TENSOR_MAX_DIMS]; /* -1 for a dynamic dimension */
+} inferd_tensor_info;
+
 typedef struct inferd_backend_ops {
     uint32_t size;
     inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);
     void (*deinit)(inferd_instance *self);
+    /* ABI 1.1. Loads from path, or from data/len when path is NULL. */
+    inferd_status (*load)(inferd_instance *self, const char *path, const void *data, size_t len,
+                          const inferd_props *options, void **model, inferd_error *err);
+    void (*unload)(inferd_instance *self, void *model);
+    /* Number of inputs (output 0) or outputs (output 1); info of the i-th. */
+    size_t (*io_count)(inferd_instance *self, void *model, int output);
+    inferd_status (*io_info)(inferd_instance *self, void *model, int output, size_t i,
+                             inferd_tensor_info *info, inferd_error *err);
+    /* inputs in the model's input order; outputs[i] receives a new tensor
+     * (owned by the caller) for each of the model's n_out outputs. */
+    inferd_status (*run)(inferd_instance *self, void *model, const inferd_tensor *const *inputs,
+                         size_t n_in, inferd_tensor **outputs, size_t n_out, inferd_error *err);
 } inferd_backend_ops;
 
 /* A component: kind, name, declarations, and the ops of its kind. */
@@ -254,6 +276,10 @@ typedef struct inferd_plugin {
     X(instance_name) X(instance_component) X(instance_state) X(instance_set_state)         \
     X(instance_push) X(instance_emit)
 
+/* Appended in ABI 1.1: models through backends. */
+#define INFERD_HOST_API_V1_1(X)                                                            \
+    X(model_open) X(model_close) X(model_io_count) X(model_io) X(model_run)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 const char *inferd_instance_name(const inferd_instance *self);
@@ -268,12 +294,31 @@ inferd_status inferd_instance_push(inferd_instance *self, size_t port, inferd_bu
 /* source: emits one message (takes ownership of msg, also on failure). */
 inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg, inferd_error *err);
 
+/* Models (also in the table). A model is opened through a backend component
+ * by name ("onnxruntime"); the host shares one loaded model between every
+ * caller that opens the same backend, file and options, and unloads it when
+ * the last one closes it. options (may be NULL) are checked against the
+ * backend component's properties. */
+typedef struct inferd_model inferd_model;
+/* self: the calling instance (the model comes from its host's backends). */
+inferd_status inferd_model_open(inferd_instance *self, const char *backend, const char *path,
+                                const void *data, size_t len, const inferd_value *options,
+                                inferd_model **out, inferd_error *err);
+void inferd_model_close(inferd_model *model);
+size_t inferd_model_io_count(const inferd_model *model, int output);
+inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
+                              inferd_tensor_info *info, inferd_error *err);
+inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,
+                               size_t n_in, inferd_tensor **outputs, size_t n_out,
+                               inferd_error *err);
+
 #define INFERD__API_FIELD(n) __typeof__(inferd_##n) *n;
 typedef struct inferd_host_api {
     uint32_t size;      /* sizeof the host's table: fields past it are absent */
     uint16_t abi_major; /* the host's ABI */
     uint16_t abi_minor;
     INFERD_HOST_API_V1_0(INFERD__API_FIELD)
+    INFERD_HOST_API_V1_1(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 
@@ -318,6 +363,11 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
       .props = (cprops),                                                                      \
       .ops = &(const inferd_source_ops){sizeof(inferd_source_ops), (finit), (fstart), (fstop), \
                                         (fdeinit)} }
+#define INFERD_BACKEND(cname, cprops, finit, fdeinit, fload, funload, fio_count, fio_info, frun) \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKEND, .name = (cname),           \
+      .props = (cprops),                                                                        \
+      .ops = &(const inferd_backend_ops){sizeof(inferd_backend_ops), (finit), (fdeinit),        \
+                                         (fload), (funload), (fio_count), (fio_info), (frun)} }
 #define INFERD_SINK(cname, cprops, finit, fcollect, fdeinit)                                  \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_SINK, .name = (cname),            \
       .props = (cprops),                                                                      \

@@ -106,5 +106,10 @@
 #define inferd_instance_set_state (inferd__api->instance_set_state)
 #define inferd_instance_push (inferd__api->instance_push)
 #define inferd_instance_emit (inferd__api->instance_emit)
+#define inferd_model_open (inferd__api->model_open)
+#define inferd_model_close (inferd__api->model_close)
+#define inferd_model_io_count (inferd__api->model_io_count)
+#define inferd_model_io (inferd__api->model_io)
+#define inferd_model_run (inferd__api->model_run)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

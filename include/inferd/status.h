@@ -49,7 +49,8 @@ inferd_status inferd_error_set(inferd_error *err, inferd_status code, const char
     __attribute__((format(printf, 3, 4)));
 inferd_status inferd_error_setv(inferd_error *err, inferd_status code, const char *fmt, va_list ap);
 
-/* Prepends "prefix: " to err's message (keeps its code); returns the code.
+/* Prepends "prefix: " to err's message (keeps its code); returns err's code,
+ * or INFERD_OK when err is NULL, so callers return their own status after it.
  * Used to add context on the way up: "config.json: listen: ...". */
 inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

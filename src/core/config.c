@@ -142,8 +142,10 @@ static inferd_status load_file(const char *path, inferd_value **flat, inferd_err
     inferd_value *doc = NULL;
     st = inferd_value_from_json(text, len, 0, &doc, err);
     free(text);
-    if (st != INFERD_OK)
-        return inferd_error_prefix(err, "config file %s", path);
+    if (st != INFERD_OK) {
+        inferd_error_prefix(err, "config file %s", path);
+        return st;
+    }
     if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
         inferd_value_free(doc);
         return inferd_error_set(err, INFERD_ETYPE, "config file %s: must hold a JSON object", path);
@@ -151,8 +153,10 @@ static inferd_status load_file(const char *path, inferd_value **flat, inferd_err
     *flat = inferd_value_object();
     st = *flat ? flatten(doc, "", *flat, err) : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     inferd_value_free(doc);
-    if (st != INFERD_OK)
-        return inferd_error_prefix(err, "config file %s", path);
+    if (st != INFERD_OK) {
+        inferd_error_prefix(err, "config file %s", path);
+        return st;
+    }
     return INFERD_OK;
 }
 
@@ -179,8 +183,10 @@ static inferd_status apply_env(inferd_config *cfg, char *const *envp, inferd_err
                                     (int)name_len, envp[e]);
         snprintf(env_name, sizeof env_name, "%.*s", (int)name_len, envp[e]);
         inferd_status st = inferd_config_set(cfg, config_keys[found].name, eq + 1, NULL, err);
-        if (st != INFERD_OK)
-            return inferd_error_prefix(err, "environment variable %s", env_name);
+        if (st != INFERD_OK) {
+            inferd_error_prefix(err, "environment variable %s", env_name);
+            return st;
+        }
         if (set_source(cfg, found, "env", env_name) != INFERD_OK)
             return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }

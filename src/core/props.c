@@ -339,8 +339,10 @@ inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char 
         if (s->default_value) {
             inferd_value *v = NULL;
             inferd_status st = convert_text(s, owner, s->default_value, &v, err);
-            if (st != INFERD_OK)
-                return inferd_error_prefix(err, "invalid default");
+            if (st != INFERD_OK) {
+                inferd_error_prefix(err, "invalid default");
+                return st;
+            }
             inferd_value_free(v);
         }
     }

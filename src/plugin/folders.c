@@ -69,8 +69,10 @@ inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_con
         free(files[i]);
     }
     free(files);
-    if (st != INFERD_OK)
-        return inferd_error_prefix(err, "built-in plugins");
+    if (st != INFERD_OK) {
+        inferd_error_prefix(err, "built-in plugins");
+        return st;
+    }
 
     const inferd_props *props = inferd_config_props(cfg);
     size_t n_active = inferd_props_list_len(props, "active_plugins");

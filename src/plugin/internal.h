@@ -13,11 +13,22 @@ typedef struct plugin_entry {
     unsigned live_instances;  /* guarded by the registry lock */
 } plugin_entry;
 
+typedef struct model_entry model_entry;
+typedef struct backend_entry backend_entry;
+
 struct inferd_registry {
     pthread_mutex_t lock;     /* guards plugins[] and live_instances */
     plugin_entry **plugins;   /* owned, in load order */
     size_t n_plugins, cap;
+    /* Loaded models and the backend instances that serve them (models.c).
+     * models_lock is held across a load, so one model is never loaded twice. */
+    pthread_mutex_t models_lock;
+    model_entry *models;      /* owned list */
+    backend_entry *backends;  /* owned list, one instance per backend component */
 };
+
+/* Unloads every model and destroys the backend instances (registry_free). */
+void inferd__models_shutdown(inferd_registry *reg);
 
 struct inferd_instance {
     inferd_registry *reg;               /* borrowed: outlives its instances */

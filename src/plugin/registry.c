@@ -10,6 +10,7 @@
 #include "plugin/internal.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -48,7 +49,7 @@ static size_t ops_min_size(inferd_component_kind kind)
     case INFERD_KIND_FUNCTION: return sizeof(inferd_function_ops);
     case INFERD_KIND_SOURCE: return sizeof(inferd_source_ops);
     case INFERD_KIND_SINK: return sizeof(inferd_sink_ops);
-    case INFERD_KIND_BACKEND: return sizeof(inferd_backend_ops);
+    case INFERD_KIND_BACKEND: return offsetof(inferd_backend_ops, load); /* 1.0: init, deinit */
     case INFERD_KIND_INVALID: break;
     }
     return 0;
@@ -103,6 +104,7 @@ inferd_status inferd_registry_new(inferd_registry **out, inferd_error *err)
     if (!reg)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     pthread_mutex_init(&reg->lock, NULL);
+    pthread_mutex_init(&reg->models_lock, NULL);
     *out = reg;
     return INFERD_OK;
 }
@@ -119,6 +121,7 @@ void inferd_registry_free(inferd_registry *reg)
 {
     if (!reg)
         return;
+    inferd__models_shutdown(reg);
     for (size_t i = reg->n_plugins; i-- > 0;) {
         plugin_entry *p = reg->plugins[i];
         if (p->live_instances > 0) {
@@ -131,6 +134,7 @@ void inferd_registry_free(inferd_registry *reg)
         plugin_entry_free(p);
     }
     free(reg->plugins);
+    pthread_mutex_destroy(&reg->models_lock);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }
@@ -203,8 +207,15 @@ static const char *missing_callback(const inferd_component *c)
     }
     case INFERD_KIND_SINK:
         return ((const inferd_sink_ops *)c->ops)->collect ? NULL : "collect";
-    case INFERD_KIND_BACKEND:
-        return ((const inferd_backend_ops *)c->ops)->init ? NULL : "init";
+    case INFERD_KIND_BACKEND: {
+        /* A 1.0 backend has no model calls (the model code refuses it); from
+         * 1.1 on, a backend must be able to load and run. */
+        const inferd_backend_ops *o = c->ops;
+        if (o->size < sizeof(inferd_backend_ops))
+            return NULL;
+        return !o->load ? "load" : !o->unload ? "unload" : !o->io_count ? "io_count"
+             : !o->io_info ? "io_info" : !o->run ? "run" : NULL;
+    }
     case INFERD_KIND_INVALID: break;
     }
     return "ops";
@@ -318,8 +329,10 @@ static inferd_status check_descriptor(const inferd_registry *reg, const inferd_p
     for (size_t i = 0; i < d->n_components; i++) {
         const inferd_component *c = inferd_plugin_component(d, i);
         inferd_status st = check_component(c, i, d->name, err);
-        if (st != INFERD_OK)
-            return inferd_error_prefix(err, "%s", origin);
+        if (st != INFERD_OK) {
+            inferd_error_prefix(err, "%s", origin);
+            return st;
+        }
         for (size_t j = 0; j < i; j++)
             if (strcmp(inferd_plugin_component(d, j)->name, c->name) == 0)
                 return inferd_error_set(err, INFERD_EEXIST,
@@ -495,8 +508,10 @@ inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
                                     active[i], dir, have);
         }
         inferd_status st = inferd_registry_load_file(reg, path, err);
-        if (st != INFERD_OK)
-            return inferd_error_prefix(err, "activating '%s'", active[i]);
+        if (st != INFERD_OK) {
+            inferd_error_prefix(err, "activating '%s'", active[i]);
+            return st;
+        }
     }
     return INFERD_OK;
 }

@@ -1,0 +1,249 @@
+/* plugin/models.c: models opened through backend components.
+ *
+ * Owns the registry's list of loaded models and one instance per backend
+ * component. A model is keyed by (backend, path, options as canonical JSON):
+ * every element that opens the same one shares it (and its session), and it
+ * is unloaded when the last user closes it. Models from memory are never
+ * shared (no key to compare).
+ */
+#include "plugin/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/log.h"
+
+#define LOG "model"
+
+struct backend_entry {
+    backend_entry *next;
+    inferd_instance *inst;          /* owned */
+};
+
+struct model_entry {
+    model_entry *next;
+    inferd_registry *reg;
+    backend_entry *backend;         /* borrowed from reg->backends */
+    char *backend_name, *path, *options_json; /* owned; path NULL from memory */
+    void *model;                    /* the backend's */
+    unsigned refs;                  /* guarded by reg->models_lock */
+};
+
+/* inferd_model is a model_entry seen from outside. */
+struct inferd_model {
+    model_entry e;
+};
+
+static const inferd_backend_ops *ops_of(const backend_entry *b)
+{
+    return inferd_instance_component(b->inst)->ops;
+}
+
+/* The backend instance for a component name, created on first use; caller
+ * holds models_lock. */
+static inferd_status backend_for(inferd_registry *reg, const char *name, backend_entry **out,
+                                 inferd_error *err)
+{
+    for (backend_entry *b = reg->backends; b; b = b->next)
+        if (strcmp(inferd_instance_component(b->inst)->name, name) == 0) {
+            *out = b;
+            return INFERD_OK;
+        }
+    const inferd_component *c = inferd_registry_find(reg, name, NULL);
+    if (!c)
+        return inferd_error_set(err, INFERD_ENOTFOUND,
+                                "no backend named '%s' is registered (is its plugin active?)",
+                                name);
+    if (c->kind != INFERD_KIND_BACKEND)
+        return inferd_error_set(err, INFERD_EINVAL, "'%s' is a %s, not a backend", name,
+                                inferd_component_kind_name(c->kind));
+    if (((const inferd_backend_ops *)c->ops)->size < sizeof(inferd_backend_ops))
+        return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                "backend %s was built for plugin ABI 1.0, which has no model "
+                                "calls: rebuild it against ABI 1.1 or newer", name);
+    backend_entry *b = calloc(1, sizeof *b);
+    if (!b)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    /* A backend instance takes only its defaults: per-model options arrive
+     * with each load. */
+    inferd_status st = inferd_instance_create(reg, name, name, NULL, &b->inst, err);
+    if (st != INFERD_OK) {
+        free(b);
+        return st;
+    }
+    b->next = reg->backends;
+    reg->backends = b;
+    *out = b;
+    return INFERD_OK;
+}
+
+static inferd_registry *registry_of(inferd_instance *self) { return self->reg; }
+
+inferd_status inferd_model_open(inferd_instance *self, const char *backend, const char *path,
+                                const void *data, size_t len, const inferd_value *options,
+                                inferd_model **out, inferd_error *err)
+{
+    if (!self || !backend || (!path && !data))
+        return inferd_error_set(err, INFERD_EINVAL, "model_open needs the caller, a backend, "
+                                                    "and a path or data");
+    inferd_registry *reg = registry_of(self);
+    char *options_json = NULL;
+    if (options && inferd_value_to_json(options, INFERD_JSON_SORT_KEYS, &options_json, NULL,
+                                        err) != INFERD_OK)
+        return err ? err->code : INFERD_EINVAL;
+
+    pthread_mutex_lock(&reg->models_lock);
+    for (model_entry *m = reg->models; path && m; m = m->next) {
+        if (m->path && strcmp(m->backend_name, backend) == 0 && strcmp(m->path, path) == 0 &&
+            strcmp(m->options_json ? m->options_json : "", options_json ? options_json : "") == 0) {
+            m->refs++;
+            pthread_mutex_unlock(&reg->models_lock);
+            free(options_json);
+            *out = (inferd_model *)m;
+            return INFERD_OK;
+        }
+    }
+    backend_entry *b = NULL;
+    inferd_status st = backend_for(reg, backend, &b, err);
+    inferd_props *props = NULL;
+    if (st == INFERD_OK) {
+        char owner[256];
+        snprintf(owner, sizeof owner, "backend %s, model %s", backend, path ? path : "(memory)");
+        static const inferd_prop_spec none[] = {INFERD_PROP_END};
+        const inferd_prop_spec *specs = inferd_instance_component(b->inst)->props;
+        st = inferd_props_validate(specs ? specs : none, owner, options, &props, err);
+    }
+    model_entry *m = NULL;
+    if (st == INFERD_OK) {
+        m = calloc(1, sizeof *m);
+        if (!m || !(m->backend_name = strdup(backend)) || (path && !(m->path = strdup(path)))) {
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        } else {
+            inferd_error_clear(err);
+            st = ops_of(b)->load(b->inst, path, data, len, props, &m->model, err);
+            if (st != INFERD_OK) {
+                if (err && !err->message[0])
+                    inferd_error_set(err, st, "no message");
+                inferd_error_prefix(err, "backend %s: cannot load %s", backend,
+                                    path ? path : "the model from memory");
+            }
+        }
+    }
+    inferd_props_free(props);
+    if (st != INFERD_OK) {
+        if (m) {
+            free(m->backend_name);
+            free(m->path);
+            free(m);
+        }
+        free(options_json);
+        pthread_mutex_unlock(&reg->models_lock);
+        return st;
+    }
+    m->reg = reg;
+    m->backend = b;
+    m->options_json = options_json;
+    m->refs = 1;
+    m->next = reg->models;
+    reg->models = m;
+    pthread_mutex_unlock(&reg->models_lock);
+    inferd_log_info(LOG, "loaded %s with backend %s", path ? path : "a model from memory", backend);
+    *out = (inferd_model *)m;
+    return INFERD_OK;
+}
+
+static void entry_unload(model_entry *m)
+{
+    ops_of(m->backend)->unload(m->backend->inst, m->model);
+    free(m->backend_name);
+    free(m->path);
+    free(m->options_json);
+    free(m);
+}
+
+void inferd_model_close(inferd_model *model)
+{
+    if (!model)
+        return;
+    model_entry *m = &model->e;
+    inferd_registry *reg = m->reg;
+    pthread_mutex_lock(&reg->models_lock);
+    if (--m->refs > 0) {
+        pthread_mutex_unlock(&reg->models_lock);
+        return;
+    }
+    for (model_entry **pp = &reg->models; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            break;
+        }
+    entry_unload(m);
+    pthread_mutex_unlock(&reg->models_lock);
+}
+
+size_t inferd_model_io_count(const inferd_model *model, int output)
+{
+    const model_entry *m = &model->e;
+    return ops_of(m->backend)->io_count(m->backend->inst, m->model, output);
+}
+
+inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
+                              inferd_tensor_info *info, inferd_error *err)
+{
+    const model_entry *m = &model->e;
+    size_t n = inferd_model_io_count(model, output);
+    if (i >= n)
+        return inferd_error_set(err, INFERD_ERANGE, "model %s has %zu %s, asked for #%zu",
+                                m->path ? m->path : "(memory)", n, output ? "outputs" : "inputs", i);
+    return ops_of(m->backend)->io_info(m->backend->inst, m->model, output, i, info, err);
+}
+
+inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,
+                               size_t n_in, inferd_tensor **outputs, size_t n_out,
+                               inferd_error *err)
+{
+    model_entry *m = &model->e;
+    size_t want_in = inferd_model_io_count(model, 0), want_out = inferd_model_io_count(model, 1);
+    if (n_in != want_in || n_out != want_out)
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "model %s takes %zu input(s) and gives %zu output(s); called with "
+                                "%zu and %zu", m->path ? m->path : "(memory)", want_in, want_out,
+                                n_in, n_out);
+    for (size_t i = 0; i < n_out; i++)
+        outputs[i] = NULL;
+    inferd_error_clear(err);
+    inferd_status st = ops_of(m->backend)->run(m->backend->inst, m->model, inputs, n_in, outputs,
+                                                n_out, err);
+    if (st != INFERD_OK) {
+        for (size_t i = 0; i < n_out; i++) {
+            inferd_tensor_free(outputs[i]);
+            outputs[i] = NULL;
+        }
+        if (err && !err->message[0])
+            inferd_error_set(err, st, "no message");
+        inferd_error_prefix(err, "backend %s: %s", m->backend_name,
+                            m->path ? m->path : "(memory)");
+        return st;
+    }
+    return INFERD_OK;
+}
+
+void inferd__models_shutdown(inferd_registry *reg)
+{
+    pthread_mutex_lock(&reg->models_lock);
+    while (reg->models) {
+        model_entry *m = reg->models;
+        reg->models = m->next;
+        inferd_log_warn(LOG, "model %s still open at shutdown (%u user(s)); unloading it",
+                        m->path ? m->path : "(memory)", m->refs);
+        entry_unload(m);
+    }
+    while (reg->backends) {
+        backend_entry *b = reg->backends;
+        reg->backends = b->next;
+        inferd_instance_destroy(b->inst);
+        free(b);
+    }
+    pthread_mutex_unlock(&reg->models_lock);
+}
