@@ -12,6 +12,9 @@
  *   - a frame id, a stream (channel) id, a timestamp;
  *   - an error that travels with the buffer to the sink instead of vanishing.
  *
+ * An element that makes a new payload (a decoder, a tensor converter) derives
+ * a new buffer from its input, so the frame's metadata follows it.
+ *
  * Thread safety: ref/unref are atomic. Metadata may be added and read from
  * several threads (an internal lock); the payload is set by the buffer's
  * creator before it is shared and is read-only afterwards.
@@ -53,6 +56,14 @@ typedef struct inferd_meta {
 /* A new buffer with one reference, no payload, frame id 0. NULL on ENOMEM. */
 inferd_buffer *inferd_buffer_new(void);
 inferd_buffer *inferd_buffer_ref(inferd_buffer *buf);   /* returns buf */
+/* A new buffer for the next stage of the same frame: same frame id, stream
+ * and timestamp, the parent's error, no payload, and the parent's metadata
+ * visible through it (find_meta looks in the buffer, then its ancestors;
+ * meta_at lists ancestors' entries first). Holds a reference to parent, so
+ * nothing of the frame is copied. NULL on ENOMEM or a NULL parent. */
+inferd_buffer *inferd_buffer_derive(inferd_buffer *parent);
+/* The buffer this one was derived from (borrowed), or NULL. */
+const inferd_buffer *inferd_buffer_parent(const inferd_buffer *buf);
 /* Drops one reference; the last one frees payload, metadata and error. NULL ok. */
 void inferd_buffer_unref(inferd_buffer *buf);
 /* Current reference count (for tests and diagnostics; racy by nature). */

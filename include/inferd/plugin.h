@@ -276,9 +276,10 @@ typedef struct inferd_plugin {
     X(instance_name) X(instance_component) X(instance_state) X(instance_set_state)         \
     X(instance_push) X(instance_emit)
 
-/* Appended in ABI 1.1: models through backends. */
+/* Appended in ABI 1.1: models through backends; derived buffers. */
 #define INFERD_HOST_API_V1_1(X)                                                            \
-    X(model_open) X(model_close) X(model_io_count) X(model_io) X(model_run)
+    X(model_open) X(model_close) X(model_io_count) X(model_io) X(model_run)                \
+    X(buffer_derive) X(buffer_parent)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */

@@ -111,5 +111,7 @@
 #define inferd_model_io_count (inferd__api->model_io_count)
 #define inferd_model_io (inferd__api->model_io)
 #define inferd_model_run (inferd__api->model_run)
+#define inferd_buffer_derive (inferd__api->buffer_derive)
+#define inferd_buffer_parent (inferd__api->buffer_parent)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -42,6 +42,7 @@ struct retired {
 
 struct inferd_buffer {
     atomic_uint refs;
+    inferd_buffer *parent;   /* owned reference, or NULL: see inferd_buffer_derive */
 
     uint64_t frame_id;
     uint32_t stream_id;
@@ -139,7 +140,29 @@ static void buffer_free(inferd_buffer *buf)
         free(r);
     }
     pthread_mutex_destroy(&buf->lock);
+    inferd_buffer *parent = buf->parent;
     free(buf);
+    inferd_buffer_unref(parent);
+}
+
+inferd_buffer *inferd_buffer_derive(inferd_buffer *parent)
+{
+    if (!parent)
+        return NULL;
+    inferd_buffer *buf = inferd_buffer_new();
+    if (!buf)
+        return NULL;
+    buf->parent = inferd_buffer_ref(parent);
+    buf->frame_id = parent->frame_id;
+    buf->stream_id = parent->stream_id;
+    buf->timestamp_ns = parent->timestamp_ns;
+    inferd_buffer_set_error(buf, inferd_buffer_error(parent));
+    return buf;
+}
+
+const inferd_buffer *inferd_buffer_parent(const inferd_buffer *buf)
+{
+    return buf ? buf->parent : NULL;
 }
 
 void inferd_buffer_unref(inferd_buffer *buf)
@@ -418,7 +441,8 @@ bool inferd_buffer_find_meta(const inferd_buffer *buf, const char *producer, con
     if (e && out)
         meta_view(e, out);
     unlock(buf);
-    return e != NULL;
+    /* Not here: the frame's earlier stages may have it. */
+    return e != NULL || inferd_buffer_find_meta(buf->parent, producer, format, out);
 }
 
 size_t inferd_buffer_meta_count(const inferd_buffer *buf)
@@ -428,13 +452,18 @@ size_t inferd_buffer_meta_count(const inferd_buffer *buf)
     lock(buf);
     size_t n = buf->nmeta;
     unlock(buf);
-    return n;
+    return inferd_buffer_meta_count(buf->parent) + n;
 }
 
 bool inferd_buffer_meta_at(const inferd_buffer *buf, size_t i, inferd_meta *out)
 {
     if (!buf)
         return false;
+    /* Ancestors' entries first: the order they were added along the frame's way. */
+    size_t inherited = inferd_buffer_meta_count(buf->parent);
+    if (i < inherited)
+        return inferd_buffer_meta_at(buf->parent, i, out);
+    i -= inherited;
     lock(buf);
     bool found = i < buf->nmeta;
     if (found && out)

@@ -586,6 +586,58 @@ static void test_threads(void **state)
     assert_int_equal(atomic_load(&released), added * NTHREADS);
 }
 
+/* A derived buffer: same frame, the parent's metadata seen through it. */
+static void test_derive(void **state)
+{
+    inferd_buffer *a = inferd_buffer_new();
+    inferd_buffer_set_frame(a, 7, 2, 1234);
+    assert_int_equal(inferd_buffer_add_meta_value(a, "crop", "metadata/transform",
+                                                  inferd_value_int(1), NULL), INFERD_OK);
+    inferd_error e;
+    inferd_error_set(&e, INFERD_EIO, "decoder said no");
+    inferd_buffer_set_error(a, &e);
+
+    inferd_buffer *b = inferd_buffer_derive(a);
+    assert_non_null(b);
+    assert_ptr_equal(inferd_buffer_parent(b), a);
+    assert_int_equal(inferd_buffer_refcount(a), 2);
+    assert_int_equal(inferd_buffer_frame_id(b), 7);
+    assert_int_equal(inferd_buffer_stream_id(b), 2);
+    assert_int_equal(inferd_buffer_timestamp(b), 1234);
+    assert_string_equal(inferd_buffer_error(b)->message, "decoder said no");
+    assert_int_equal(inferd_buffer_payload_kind(b), INFERD_PAYLOAD_NONE);
+
+    assert_int_equal(inferd_buffer_add_meta_value(b, "resize", "metadata/transform",
+                                                  inferd_value_int(2), NULL), INFERD_OK);
+    /* The child's entry for the same key shadows the parent's in find... */
+    assert_int_equal(inferd_buffer_add_meta_value(b, "crop", "metadata/transform",
+                                                  inferd_value_int(3), NULL), INFERD_OK);
+    inferd_meta m;
+    assert_true(inferd_buffer_find_meta(b, "crop", "metadata/transform", &m));
+    assert_int_equal(inferd_value_int_or(m.value, 0), 3);
+    assert_true(inferd_buffer_find_meta(b, "resize", NULL, &m));
+    assert_false(inferd_buffer_find_meta(b, "nobody", NULL, &m));
+    /* ... while meta_at lists the ancestors' entries first, in order. */
+    assert_int_equal(inferd_buffer_meta_count(b), 3);
+    assert_true(inferd_buffer_meta_at(b, 0, &m));
+    assert_int_equal(inferd_value_int_or(m.value, 0), 1);
+    assert_true(inferd_buffer_meta_at(b, 1, &m));
+    assert_int_equal(inferd_value_int_or(m.value, 0), 2);
+    assert_true(inferd_buffer_meta_at(b, 2, &m));
+    assert_int_equal(inferd_value_int_or(m.value, 0), 3);
+    assert_false(inferd_buffer_meta_at(b, 3, &m));
+    /* The parent is unchanged and stays alive while the child does. */
+    assert_int_equal(inferd_buffer_meta_count(a), 1);
+    inferd_buffer_unref(a);
+    assert_true(inferd_buffer_find_meta(b, "crop", NULL, &m));
+    inferd_buffer *c = inferd_buffer_derive(b);
+    assert_int_equal(inferd_buffer_meta_count(c), 3);
+    inferd_buffer_unref(b);
+    inferd_buffer_unref(c); /* frees c, b and a: the sanitizer run checks it */
+    assert_null(inferd_buffer_derive(NULL));
+    assert_null(inferd_buffer_parent(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_meta_bad),
         cmocka_unit_test(test_error_keeps_first),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
