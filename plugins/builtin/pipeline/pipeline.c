@@ -1,0 +1,165 @@
+/* plugins/builtin/pipeline: the pipeline's own elements, a plugin like any:
+ *
+ *   appsrc          where the application's buffers enter (inferd_pipeline_push)
+ *   appsink         where results leave for the application (inferd_pipeline_pull)
+ *   synchronize     joins n inputs of the same frame into one buffer (MIMO, sync)
+ *   json_serialize  the frame's metadata as one JSON object (result/json)
+ *   filesink        appends each result to a file, one JSON object a line
+ *
+ * appsrc has no input port: the engine feeds it. appsink's only output is
+ * dynamic and left unlinked: the engine hands what it pushes there to the
+ * application.
+ */
+#include "inferd/plugin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- appsrc, appsink: pass the buffer on ---------------------------------- */
+
+static inferd_status pass_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                  inferd_error *err)
+{
+    if (n < 1 || !in[0])
+        return inferd_error_set(err, INFERD_EINVAL, "no input buffer");
+    return inferd_instance_push(self, 0, inferd_buffer_ref(in[0]), err);
+}
+
+static const inferd_port_spec any_out[] = {INFERD_PORT_STATIC("ANY"), INFERD_PORT_END};
+static const inferd_port_spec any_in[] = {INFERD_PORT_STATIC("ANY"), INFERD_PORT_END};
+static const inferd_port_spec app_out[] = {INFERD_PORT_DYNAMIC("ANY"), INFERD_PORT_END};
+
+/* ---- synchronize ------------------------------------------------------------ */
+
+static const inferd_port_spec sync_in[] = {INFERD_PORT_STATIC("ANY"), INFERD_PORT_DYNAMIC("ANY"),
+                                           INFERD_PORT_END};
+
+/* Called with every input of one frame (the engine runs it in sync mode
+ * whatever its status says, see init). The output is derived from input 0;
+ * the other inputs' value metadata are copied into it under their producers'
+ * names, so one buffer carries what every branch found. */
+static inferd_status sync_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
+{
+    if (inferd_props_int(p, "status") != 1)
+        return inferd_error_set(err, INFERD_EINVAL, "synchronize needs \"status\": 1 (it joins "
+                                "inputs of the same frame)");
+    return INFERD_OK;
+}
+
+static inferd_status sync_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                  inferd_error *err)
+{
+    inferd_buffer *out = inferd_buffer_derive(in[0]);
+    if (!out)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 1; i < n; i++) {
+        inferd_meta m;
+        for (size_t k = 0; in[i] && inferd_buffer_meta_at(in[i], k, &m); k++) {
+            if (!m.value || inferd_buffer_find_meta(out, m.producer, m.format, NULL))
+                continue;
+            inferd_status st = inferd_buffer_add_meta_value(out, m.producer, m.format,
+                                                            inferd_value_copy(m.value), err);
+            if (st != INFERD_OK) {
+                inferd_buffer_unref(out);
+                return st;
+            }
+        }
+    }
+    return inferd_instance_push(self, 0, out, err);
+}
+
+/* ---- json_serialize ------------------------------------------------------- */
+
+/* {"frame": id, "<producer>": value, ...} for every value entry of the
+ * frame (transforms left out); of several entries of one producer the last
+ * wins. A frame with an error never gets here: the engine passes it on. */
+static inferd_status serialize_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                       inferd_error *err)
+{
+    inferd_value *obj = inferd_value_object();
+    if (!obj)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_value_object_set(obj, "frame", inferd_value_int((int64_t)inferd_buffer_frame_id(in[0])),
+                            NULL);
+    inferd_meta m;
+    for (size_t k = 0; inferd_buffer_meta_at(in[0], k, &m); k++) {
+        if (!m.value || strcmp(m.format, "metadata/transform") == 0)
+            continue;
+        /* A later entry of the same producer (a later stage) wins. */
+        inferd_value_object_set(obj, m.producer, inferd_value_copy(m.value), NULL);
+    }
+    inferd_buffer *out = inferd_buffer_derive(in[0]);
+    if (!out) {
+        inferd_value_free(obj);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inferd_status st = inferd_buffer_set_value(out, "result/json", obj, err);
+    if (st != INFERD_OK) {
+        inferd_buffer_unref(out);
+        return st;
+    }
+    return inferd_instance_push(self, 0, out, err);
+}
+
+static const inferd_port_spec json_out[] = {INFERD_PORT_STATIC("result/json"), INFERD_PORT_END};
+
+/* ---- filesink --------------------------------------------------------------- */
+
+static const inferd_prop_spec filesink_props[] = {
+    INFERD_PROP_STRING("location", "the file to write, one JSON object a line", NULL),
+    INFERD_PROP_BOOL("append", "append to the file instead of truncating it", false),
+    INFERD_PROP_END,
+};
+
+static inferd_status filesink_init(inferd_instance *self, const inferd_props *p,
+                                   inferd_error *err)
+{
+    const char *path = inferd_props_string(p, "location");
+    FILE *f = fopen(path, inferd_props_bool(p, "append") ? "a" : "w");
+    if (!f)
+        return inferd_error_set(err, INFERD_EIO, "cannot open %s: %s", path, strerror(errno));
+    inferd_instance_set_state(self, f);
+    return INFERD_OK;
+}
+
+/* Writes the JSON payload, or the frame's error, as one line. */
+static inferd_status filesink_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                      inferd_error *err)
+{
+    FILE *f = inferd_instance_state(self);
+    const inferd_value *v = inferd_buffer_value(in[0]);
+    if (!v || inferd_value_is(v, INFERD_VALUE_BYTES))
+        return inferd_error_set(err, INFERD_ETYPE, "filesink writes JSON results; got %s",
+                                inferd_buffer_format(in[0]) ? inferd_buffer_format(in[0])
+                                                            : "no payload");
+    char *text = NULL;
+    size_t len = 0;
+    inferd_status st = inferd_value_to_json(v, INFERD_JSON_COMPACT, &text, &len, err);
+    if (st != INFERD_OK)
+        return st;
+    bool ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF && fflush(f) == 0;
+    free(text);
+    if (!ok)
+        return inferd_error_set(err, INFERD_EIO, "write failed: %s", strerror(errno));
+    return INFERD_OK;
+}
+
+static void filesink_deinit(inferd_instance *self)
+{
+    FILE *f = inferd_instance_state(self);
+    if (f)
+        fclose(f);
+}
+
+static const inferd_port_spec json_in[] = {INFERD_PORT_STATIC("result/json"), INFERD_PORT_END};
+
+INFERD_PLUGIN("pipeline", "1.0.0",
+              INFERD_ELEMENT("appsrc", NULL, NULL, any_out, NULL, pass_process, NULL),
+              INFERD_ELEMENT("appsink", NULL, any_in, app_out, NULL, pass_process, NULL),
+              INFERD_ELEMENT("synchronize", NULL, sync_in, any_out, sync_init, sync_process, NULL),
+              INFERD_ELEMENT("json_serialize", NULL, any_in, json_out, NULL, serialize_process,
+                             NULL),
+              INFERD_ELEMENT("filesink", filesink_props, json_in, NULL, filesink_init,
+                             filesink_process, filesink_deinit))

@@ -1,0 +1,131 @@
+/* core/queue.c: the bounded blocking queue (a ring buffer under one mutex
+ * with two condition variables). Owns its ring; the items are the caller's. */
+#include "core/queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct inferd_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    void **ring;
+    size_t cap, head, len;
+    bool closed;
+};
+
+inferd_queue *inferd_queue_new(size_t capacity)
+{
+    if (capacity == 0)
+        return NULL;
+    inferd_queue *q = calloc(1, sizeof *q);
+    if (!q || !(q->ring = calloc(capacity, sizeof *q->ring))) {
+        free(q);
+        return NULL;
+    }
+    q->cap = capacity;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->not_empty, &attr);
+    pthread_cond_init(&q->not_full, &attr);
+    pthread_condattr_destroy(&attr);
+    return q;
+}
+
+void inferd_queue_free(inferd_queue *q, void (*drop)(void *item))
+{
+    if (!q)
+        return;
+    for (size_t i = 0; drop && i < q->len; i++)
+        drop(q->ring[(q->head + i) % q->cap]);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_cond_destroy(&q->not_full);
+    pthread_mutex_destroy(&q->lock);
+    free(q->ring);
+    free(q);
+}
+
+static struct timespec deadline_after(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* Waits on cond until ready() or closed or the deadline; caller holds the lock. */
+static bool wait_for(inferd_queue *q, pthread_cond_t *cond, bool (*ready)(const inferd_queue *),
+                     int timeout_ms)
+{
+    struct timespec deadline = deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    while (!ready(q) && !q->closed) {
+        if (timeout_ms == 0)
+            return false;
+        if (timeout_ms < 0)
+            pthread_cond_wait(cond, &q->lock);
+        else if (pthread_cond_timedwait(cond, &q->lock, &deadline) == ETIMEDOUT)
+            return ready(q) || q->closed;
+    }
+    return true;
+}
+
+static bool has_room(const inferd_queue *q) { return q->len < q->cap; }
+static bool has_item(const inferd_queue *q) { return q->len > 0; }
+
+inferd_status inferd_queue_push(inferd_queue *q, void *item, int timeout_ms)
+{
+    pthread_mutex_lock(&q->lock);
+    bool woke = wait_for(q, &q->not_full, has_room, timeout_ms);
+    inferd_status st = q->closed ? INFERD_ESTATE : !woke || !has_room(q) ? INFERD_ETIMEOUT : INFERD_OK;
+    if (st == INFERD_OK) {
+        q->ring[(q->head + q->len) % q->cap] = item;
+        q->len++;
+        pthread_cond_signal(&q->not_empty);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return st;
+}
+
+inferd_status inferd_queue_pop(inferd_queue *q, void **item, int timeout_ms)
+{
+    pthread_mutex_lock(&q->lock);
+    wait_for(q, &q->not_empty, has_item, timeout_ms);
+    inferd_status st = INFERD_OK;
+    if (q->len > 0) {
+        *item = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+        pthread_cond_signal(&q->not_full);
+    } else {
+        st = q->closed ? INFERD_ESTATE : INFERD_ETIMEOUT;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return st;
+}
+
+void inferd_queue_close(inferd_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->closed = true;
+    pthread_cond_broadcast(&q->not_empty);
+    pthread_cond_broadcast(&q->not_full);
+    pthread_mutex_unlock(&q->lock);
+}
+
+size_t inferd_queue_length(inferd_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->len;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t inferd_queue_capacity(const inferd_queue *q) { return q->cap; }

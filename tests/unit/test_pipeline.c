@@ -1,0 +1,356 @@
+/* Unit tests: pipeline files (every refusal names the place) and the engine
+ * (frames in and out, errors travelling with buffers, sync joins,
+ * back-pressure, drain and discard), with the built-in pipeline elements and
+ * the test plugins (TEST_PLUGIN_DIR). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "inferd/pipeline.h"
+
+static inferd_registry *reg;
+
+static int setup(void **state)
+{
+    const char *dir = getenv("TEST_PLUGIN_DIR");
+    inferd_error err = {0};
+    assert_non_null(dir);
+    inferd_log_configure("warn", NULL);
+    assert_int_equal(inferd_registry_new(&reg, &err), INFERD_OK);
+    inferd_config *cfg = NULL;
+    assert_int_equal(inferd_config_load(NULL, (char *[]){NULL}, &cfg, &err), INFERD_OK);
+    assert_int_equal(inferd_registry_load_config(reg, cfg, &err), INFERD_OK);
+    inferd_config_free(cfg);
+    const char *active[] = {"test_good"};
+    if (inferd_registry_activate(reg, dir, active, 1, &err) != INFERD_OK)
+        fail_msg("%s", err.message);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    inferd_registry_free(reg);
+    return 0;
+}
+
+#define assert_contains(haystack, needle)                                                     \
+    do {                                                                                      \
+        if (!strstr((haystack), (needle)))                                                    \
+            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
+    } while (0)
+
+static inferd_pipeline *build(const char *json)
+{
+    inferd_pipeline *p = NULL;
+    inferd_error err = {0};
+    if (inferd_pipeline_new(reg, json, strlen(json), "test.json", &p, &err) != INFERD_OK)
+        fail_msg("pipeline refused: %s", err.message);
+    return p;
+}
+
+static inferd_buffer *text_buffer(const char *text)
+{
+    inferd_buffer *b = inferd_buffer_new();
+    assert_int_equal(inferd_buffer_set_value(b, "text/plain", inferd_value_string(text), NULL),
+                     INFERD_OK);
+    return b;
+}
+
+static void frames_in_and_out(void **state)
+{
+    inferd_pipeline *p = build("{\"s\": {\"stream_config\": {\"deviceId\": \"0\"},"
+                               " \"in\": {\"factory\": \"appsrc\", \"next\": \"e\"},"
+                               " \"e\": {\"factory\": \"test_element\", \"props\": {\"label\": "
+                               "\"cat\", \"height\": \"100\"}, \"next\": \"json\"},"
+                               " \"json\": {\"factory\": \"json_serialize\", \"next\": \"out\"},"
+                               " \"out\": {\"factory\": \"appsink\"}}}");
+    inferd_error err = {0};
+    assert_string_equal(inferd_pipeline_name(p), "s");
+    assert_int_equal(inferd_pipeline_source_count(p), 1);
+    assert_string_equal(inferd_pipeline_source_name(p, 0), "in");
+    assert_non_null(inferd_pipeline_sink_name(p, 0));
+    assert_int_equal(inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, -1, &err),
+                     INFERD_ESTATE); /* not started */
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    for (int i = 0; i < 5; i++) {
+        uint64_t id = 99;
+        assert_int_equal(inferd_pipeline_push(p, "in", text_buffer(i == 2 ? "fail" : "x"), &id,
+                                              -1, &err), INFERD_OK);
+        assert_int_equal(id, (uint64_t)i);
+    }
+    inferd_pipeline_end(p, NULL);
+    for (int i = 0; i < 5; i++) {
+        inferd_buffer *r = NULL;
+        assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+        assert_non_null(r);
+        assert_int_equal(inferd_buffer_frame_id(r), (uint64_t)i);
+        if (i == 2) {
+            /* The failed frame reaches the sink with who failed and why. */
+            const inferd_error *e = inferd_buffer_error(r);
+            assert_non_null(e);
+            assert_contains(e->message, "element e (test_element, plugin test_good 1.2.3): "
+                                        "process failed: asked to fail");
+        } else {
+            assert_null(inferd_buffer_error(r));
+            assert_string_equal(inferd_buffer_format(r), "result/json");
+            const inferd_value *v = inferd_buffer_value(r);
+            assert_int_equal(inferd_value_int_or(inferd_value_object_get(v, "frame"), -1), i);
+            const inferd_value *e = inferd_value_object_get(v, "e");
+            assert_string_equal(inferd_value_string_or(inferd_value_object_get(e, "label"), ""),
+                                "cat");
+            assert_int_equal(inferd_value_int_or(inferd_value_object_get(e, "height"), 0), 100);
+        }
+        inferd_buffer_unref(r);
+    }
+    inferd_buffer *end = (inferd_buffer *)1;
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &end, &err), INFERD_OK);
+    assert_null(end);
+    assert_int_equal(inferd_pipeline_pull(p, "out", 10, &end, &err), INFERD_OK);
+    assert_null(end); /* still the end */
+    inferd_pipeline_stats s;
+    inferd_pipeline_get_stats(p, &s);
+    assert_int_equal(s.pushed, 5);
+    assert_int_equal(s.delivered, 5);
+    assert_int_equal(s.errors, 1);
+    assert_int_equal(inferd_pipeline_push(p, "in", text_buffer("late"), NULL, -1, &err),
+                     INFERD_ESTATE);
+    assert_contains(err.message, "not accepting input");
+    inferd_pipeline_free(p);
+}
+
+static void sync_joins_frames(void **state)
+{
+    inferd_pipeline *p = build("{\"s\": {"
+                               " \"a\": {\"factory\": \"appsrc\", \"next\": \"ea\"},"
+                               " \"b\": {\"factory\": \"appsrc\", \"next\": \"eb\"},"
+                               " \"ea\": {\"factory\": \"test_element\", \"props\": {\"label\": "
+                               "\"A\"}, \"next\": \"sync\"},"
+                               " \"eb\": {\"factory\": \"test_element\", \"props\": {\"label\": "
+                               "\"B\"}, \"next\": \"sync:1\"},"
+                               " \"sync\": {\"factory\": \"synchronize\", \"props\": {\"status\": "
+                               "1}, \"next\": \"json\"},"
+                               " \"json\": {\"factory\": \"json_serialize\", \"next\": \"out\"},"
+                               " \"out\": {\"factory\": \"appsink\"}}}");
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_source_count(p), 2);
+    assert_int_equal(inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, -1, &err),
+                     INFERD_EINVAL);
+    assert_contains(err.message, "has 2 sources: name the one to use");
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    /* b's frames arrive first and out of step: the join waits for a's. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(inferd_pipeline_push(p, "b", text_buffer("x"), NULL, -1, &err),
+                         INFERD_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(inferd_pipeline_push(p, "a", text_buffer("x"), NULL, -1, &err),
+                         INFERD_OK);
+    for (int i = 0; i < 3; i++) {
+        inferd_buffer *r = NULL;
+        assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+        assert_non_null(r);
+        assert_null(inferd_buffer_error(r));
+        const inferd_value *v = inferd_buffer_value(r);
+        assert_string_equal(
+            inferd_value_string_or(inferd_value_object_path(v, "ea.label"), ""), "A");
+        assert_string_equal(
+            inferd_value_string_or(inferd_value_object_path(v, "eb.label"), ""), "B");
+        inferd_buffer_unref(r);
+    }
+    /* A frame that only one side ever sends goes on with an error at the end. */
+    assert_int_equal(inferd_pipeline_push(p, "a", text_buffer("x"), NULL, -1, &err), INFERD_OK);
+    inferd_pipeline_end(p, NULL);
+    inferd_buffer *r = NULL;
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    assert_non_null(inferd_buffer_error(r));
+    assert_contains(inferd_buffer_error(r)->message, "sync: frame 3 incomplete: input port(s) 1");
+    inferd_buffer_unref(r);
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_null(r);
+    inferd_pipeline_free(p);
+}
+
+static const char *simple = "{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"json\"},"
+                            " \"json\": {\"factory\": \"json_serialize\", \"next\": \"out\"},"
+                            " \"out\": {\"factory\": \"appsink\"}}}";
+
+static void back_pressure_and_discard(void **state)
+{
+    inferd_pipeline *p = build(simple);
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    /* Nobody pulls: the queues fill up and a push with a deadline gives up. */
+    int accepted = 0;
+    inferd_status st = INFERD_OK;
+    while (st == INFERD_OK && accepted < 1000) {
+        st = inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, 50, &err);
+        accepted += st == INFERD_OK;
+    }
+    assert_int_equal(st, INFERD_ETIMEOUT);
+    assert_contains(err.message, "stayed full for 50 ms");
+    assert_true(accepted > 8 && accepted < 200);
+    inferd_pipeline_stop(p, false);
+    inferd_pipeline_stats s;
+    inferd_pipeline_get_stats(p, &s);
+    assert_int_equal(s.pushed, (uint64_t)accepted);
+    /* What was accepted and not delivered was dropped, and counted; the
+     * refused push is the caller's (it got ETIMEOUT), not a drop. */
+    assert_int_equal(s.delivered + s.dropped, s.pushed);
+    assert_true(s.dropped > 0);
+    inferd_pipeline_free(p);
+}
+
+static void drain_delivers_everything(void **state)
+{
+    inferd_pipeline *p = build(simple);
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, -1, &err),
+                         INFERD_OK);
+    inferd_pipeline_stop(p, true);
+    int n = 0;
+    inferd_buffer *r = NULL;
+    while (inferd_pipeline_pull(p, NULL, 1000, &r, &err) == INFERD_OK && r) {
+        assert_int_equal(inferd_buffer_frame_id(r), (uint64_t)n);
+        n++;
+        inferd_buffer_unref(r);
+    }
+    assert_int_equal(n, 20);
+    inferd_pipeline_free(p);
+}
+
+static void filesink_writes_lines(void **state)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/inferd-filesink-%d.jsonl", (int)getpid());
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"json\"},"
+             " \"json\": {\"factory\": \"json_serialize\", \"next\": \"file\"},"
+             " \"file\": {\"factory\": \"filesink\", \"props\": {\"location\": \"%s\"}}}}", path);
+    inferd_pipeline *p = build(json);
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_sink_count(p), 0);
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, -1, &err),
+                         INFERD_OK);
+    inferd_pipeline_stop(p, true);
+    inferd_pipeline_free(p);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[128];
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        char want[32];
+        snprintf(want, sizeof want, "{\"frame\":%d}\n", i);
+        assert_string_equal(line, want);
+    }
+    assert_null(fgets(line, sizeof line, f));
+    fclose(f);
+    unlink(path);
+}
+
+/* Each bad pipeline: the code, and a message naming the place. */
+static void bad_pipelines_are_refused(void **state)
+{
+    static const struct {
+        const char *json;
+        inferd_status code;
+        const char *needle;
+    } cases[] = {
+        {"[1]", INFERD_EINVAL, "test.json: a pipeline file is an object with one stream"},
+        {"{\"a\": {}, \"b\": {}}", INFERD_EINVAL, "an object with one stream"},
+        {"{\"s\": {}}", INFERD_EINVAL, "test.json: stream s has no elements"},
+        {"{\"s\": {\"x\": {\"factory\": \"nope\"}}}", INFERD_ENOTFOUND,
+         "element x: unknown factory \"nope\""},
+        {"{\"s\": {\"x\": {\"factory\": \"test_sum\"}}}", INFERD_EINVAL,
+         "factory \"test_sum\" is a function, not an element"},
+        {"{\"s\": {\"x\": {\"props\": {}}}}", INFERD_EINVAL, "element x has no \"factory\""},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"nxt\": \"y\"}}}", INFERD_EINVAL,
+         "element x: unknown key \"nxt\""},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"y\"}}}", INFERD_ENOTFOUND,
+         "element x: output 0 links to \"y\", which is not an element"},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"y:z\"}, \"y\": {\"factory\": "
+         "\"appsink\"}}}", INFERD_EINVAL, "next \"y:z\": the port after ':' must be a number"},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"y:3\"}, \"y\": {\"factory\": "
+         "\"appsink\"}}}", INFERD_ERANGE, "link x:0 -> y:3: y (appsink) has no input port 3"},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": [\"y\", \"y\"]}, \"y\": "
+         "{\"factory\": \"appsink\"}}}", INFERD_ERANGE, "element x (appsrc) has 1 output port"},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"j\"}, \"j\": {\"factory\": "
+         "\"json_serialize\", \"next\": \"e\"}, \"e\": {\"factory\": \"test_element\", \"next\": "
+         "\"o\"}, \"o\": {\"factory\": \"appsink\"}}}", INFERD_EINVAL,
+         "link j:0 -> e:0: formats cannot meet: j output 0 gives result/json; e input 0 takes "
+         "image/rgb, image/bgr"},
+        {"{\"s\": {\"x\": {\"factory\": \"appsrc\"}}}", INFERD_EINVAL,
+         "element x (appsrc): static output port 0 is not linked"},
+        {"{\"s\": {\"j\": {\"factory\": \"json_serialize\", \"next\": \"o\"}, \"o\": "
+         "{\"factory\": \"appsink\"}}}", INFERD_EINVAL,
+         "element j (json_serialize): static input port 0 is not linked"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"o\"}, \"b\": {\"factory\": "
+         "\"appsrc\", \"next\": \"o\"}, \"o\": {\"factory\": \"appsink\"}}}", INFERD_EINVAL,
+         "element o: input port 0 is linked more than once"},
+        {"{\"s\": {\"a\": {\"factory\": \"json_serialize\", \"next\": \"b\"}, \"b\": "
+         "{\"factory\": \"json_serialize\", \"next\": \"a\"}}}", INFERD_EINVAL,
+         "the links form a cycle through element"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"y\"}, \"y\": {\"factory\": "
+         "\"synchronize\", \"props\": {\"status\": 1}, \"next\": \"o\"}, \"o\": {\"factory\": "
+         "\"appsink\"}, \"b\": {\"factory\": \"appsrc\", \"next\": \"y:2\"}}}", INFERD_EINVAL,
+         "element y (synchronize): dynamic input port 1 is not linked"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"y\", \"props\": {\"speed\": 1}},"
+         " \"y\": {\"factory\": \"appsink\"}}}", INFERD_ENOTFOUND,
+         "test.json: element a (appsrc): unknown property 'speed'"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"e\"}, \"e\": {\"factory\": "
+         "\"test_element\", \"props\": {\"height\": 5}, \"next\": \"o\"}, \"o\": {\"factory\": "
+         "\"appsink\"}}}", INFERD_ERANGE,
+         "element e (test_element): property 'height': out of range (got 5; allowed: int in "
+         "[6, 4096])"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"e\"}, \"e\": {\"factory\": "
+         "\"test_element\", \"props\": {\"failInit\": true}, \"next\": \"o\"}, \"o\": "
+         "{\"factory\": \"appsink\"}}}", INFERD_EINVAL, "init failed: failInit was set"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"y\"}, \"y\": {\"factory\": "
+         "\"synchronize\", \"next\": \"o\"}, \"o\": {\"factory\": \"appsink\"}}}", INFERD_EINVAL,
+         "synchronize needs \"status\": 1"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"f\"}, \"f\": {\"factory\": "
+         "\"filesink\", \"props\": {\"location\": \"/nonexistent/dir/x\"}}}}", INFERD_EIO,
+         "cannot open /nonexistent/dir/x"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": 3}}}", INFERD_ETYPE,
+         "\"next\" must be a string or an array of strings"},
+        {"{\"s\": ", INFERD_EINVAL, "test.json: invalid JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        inferd_pipeline *p = NULL;
+        inferd_error err = {0};
+        inferd_status st = inferd_pipeline_new(reg, cases[i].json, strlen(cases[i].json),
+                                               "test.json", &p, &err);
+        if (st != cases[i].code)
+            fail_msg("case %zu: got %s: %s", i, inferd_status_name(st), err.message);
+        assert_null(p);
+        assert_contains(err.message, cases[i].needle);
+    }
+    inferd_pipeline *p = NULL;
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_load(reg, "/nonexistent.json", &p, &err), INFERD_EIO);
+    assert_contains(err.message, "cannot open pipeline file /nonexistent.json");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frames_in_and_out),
+        cmocka_unit_test(sync_joins_frames),
+        cmocka_unit_test(back_pressure_and_discard),
+        cmocka_unit_test(drain_delivers_everything),
+        cmocka_unit_test(filesink_writes_lines),
+        cmocka_unit_test(bad_pipelines_are_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
