@@ -22,5 +22,6 @@ int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *opt
 int cli_usage_error(const char *fmt, const char *arg);
 
 int cmd_plugin(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

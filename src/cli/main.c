@@ -24,7 +24,9 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  serve [OPTIONS]         run the daemon: the HTTP API (default 127.0.0.1:8080)\n"
-    "  run PIPELINE.json ...   run a pipeline over files (arrives with pipelines, issue #4)\n"
+    "  run PIPELINE.json [FILE|FOLDER|-]...\n"
+    "                          run a pipeline over files, the images of folders, or standard\n"
+    "                          input; prints one JSON line per input (docs/pipelines.md)\n"
     "  config [OPTIONS]        print the effective configuration and where each value came from\n"
     "  plugin list [--json]    the loaded plugins, their files, versions and components\n"
     "  plugin inspect NAME [--json]\n"
@@ -212,15 +214,6 @@ static int cmd_serve(int argc, char **argv)
     inferd_log_info("serve", "stopped");
     inferd_config_free(cfg);
     return 0;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-    if (argc < 2)
-        return cli_usage_error("%s", "run needs a pipeline file: inferd run PIPELINE.json [INPUT...]");
-    fprintf(stderr, "inferd: run: pipelines are not in this build yet (issue #4); "
-                    "cannot run %s\n", argv[1]);
-    return EXIT_RUNTIME;
 }
 
 int main(int argc, char **argv)

@@ -388,9 +388,13 @@ static inferd_status add_entry(inferd_registry *reg, const inferd_plugin *d, con
         }
     }
     pthread_mutex_unlock(&reg->lock);
+    /* What inferd ships loads every time: only a user's plugins are news. */
     if (st == INFERD_OK)
-        inferd_log_info(LOG, "loaded plugin %s %s (%zu component%s) from %s", d->name, d->version,
-                        d->n_components, d->n_components == 1 ? "" : "s", path);
+        inferd_log(strncmp(path, inferd_builtin_dir(), strlen(inferd_builtin_dir())) == 0
+                       ? INFERD_LOG_DEBUG
+                       : INFERD_LOG_INFO,
+                   LOG, "loaded plugin %s %s (%zu component%s) from %s", d->name, d->version,
+                   d->n_components, d->n_components == 1 ? "" : "s", path);
     return st;
 }
 

@@ -26,7 +26,7 @@ expect_exit 2 "missing command" "$TEST_INFERD"
 expect_exit 2 "unknown command 'frobnicate'" "$TEST_INFERD" frobnicate
 expect_exit 2 "unexpected argument 'extra'" "$TEST_INFERD" serve extra
 expect_exit 2 "run needs a pipeline file" "$TEST_INFERD" run
-expect_exit 1 "pipelines are not in this build yet" "$TEST_INFERD" run p.json
+expect_exit 2 "cannot open pipeline file p.json" "$TEST_INFERD" run p.json x.png
 pass "usage errors exit 2 with a message"
 
 # Config errors: exit 2, naming the source, key and value.
