@@ -57,6 +57,10 @@ inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
  * always loaded) and <libdir>/inferd/plugins (the default plugins.dir). */
 const char *inferd_builtin_dir(void);
 const char *inferd_default_plugin_dir(void);
+/* <libdir>/../share/inferd/models: the default models. A model opened by a
+ * bare file name ("dot_density.onnx") that is not in the working folder is
+ * looked for here. */
+const char *inferd_default_models_dir(void);
 /* Loads every built-in plugin, then activates the config's active_plugins
  * from its plugins.dir. */
 inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char builtin_dir[4096 + 32], plugin_dir[4096 + 32]; /* lib path + suffix */
+static char builtin_dir[4096 + 32], plugin_dir[4096 + 32], models_dir[4096 + 32]; /* + suffix */
 static pthread_once_t folders_once = PTHREAD_ONCE_INIT;
 
 static void find_folders(void)
@@ -28,6 +28,13 @@ static void find_folders(void)
     }
     snprintf(builtin_dir, sizeof builtin_dir, "%s/inferd/builtin", lib);
     snprintf(plugin_dir, sizeof plugin_dir, "%s/inferd/plugins", lib);
+    snprintf(models_dir, sizeof models_dir, "%s/../share/inferd/models", lib);
+}
+
+const char *inferd_default_models_dir(void)
+{
+    pthread_once(&folders_once, find_folders);
+    return models_dir;
 }
 
 const char *inferd_builtin_dir(void)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inferd/log.h"
 
@@ -88,6 +89,13 @@ inferd_status inferd_model_open(inferd_instance *self, const char *backend, cons
         return inferd_error_set(err, INFERD_EINVAL, "model_open needs the caller, a backend, "
                                                     "and a path or data");
     inferd_registry *reg = registry_of(self);
+    /* A bare file name that is not here names one of the default models. */
+    char resolved[8192];
+    if (path && !strchr(path, '/') && access(path, F_OK) != 0) {
+        snprintf(resolved, sizeof resolved, "%s/%s", inferd_default_models_dir(), path);
+        if (access(resolved, F_OK) == 0)
+            path = resolved;
+    }
     char *options_json = NULL;
     if (options && inferd_value_to_json(options, INFERD_JSON_SORT_KEYS, &options_json, NULL,
                                         err) != INFERD_OK)
@@ -109,7 +117,8 @@ inferd_status inferd_model_open(inferd_instance *self, const char *backend, cons
     inferd_props *props = NULL;
     if (st == INFERD_OK) {
         char owner[256];
-        snprintf(owner, sizeof owner, "backend %s, model %s", backend, path ? path : "(memory)");
+        snprintf(owner, sizeof owner, "backend %.64s, model %.160s", backend,
+                 path ? path : "(memory)");
         static const inferd_prop_spec none[] = {INFERD_PROP_END};
         const inferd_prop_spec *specs = inferd_instance_component(b->inst)->props;
         st = inferd_props_validate(specs ? specs : none, owner, options, &props, err);
