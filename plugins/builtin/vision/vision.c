@@ -1,0 +1,157 @@
+/* vision.c: the built-in "vision" plugin: its descriptor (INFERD_PLUGIN with
+ * the four elements image_decoder, image_resize, image_crop and
+ * image_to_tensor, each implemented in its own file) and the helpers the
+ * elements share (vision.h).
+ */
+#include "vision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *vision_payload_text(const inferd_buffer *buf, char *text, size_t size)
+{
+    const char *format = inferd_buffer_format(buf);
+    switch (inferd_buffer_payload_kind(buf)) {
+    case INFERD_PAYLOAD_VALUE:
+        snprintf(text, size, "%s %s", format ? format : "(no format)",
+                 inferd_value_type_name(inferd_value_type_of(inferd_buffer_value(buf))));
+        break;
+    case INFERD_PAYLOAD_IMAGE:
+        snprintf(text, size, "%s image", format ? format : "(no format)");
+        break;
+    case INFERD_PAYLOAD_TENSORS:
+        snprintf(text, size, "%s (%zu tensor%s)", format ? format : "(no format)",
+                 inferd_buffer_tensor_count(buf), inferd_buffer_tensor_count(buf) == 1 ? "" : "s");
+        break;
+    case INFERD_PAYLOAD_NONE:
+    default:
+        snprintf(text, size, "no payload");
+        break;
+    }
+    return text;
+}
+
+inferd_status vision_one_input(inferd_buffer *const *in, size_t n, inferd_buffer **out,
+                               inferd_error *err)
+{
+    if (n != 1 || !in || !in[0])
+        return inferd_error_set(err, INFERD_EINVAL, "expected one input buffer, got %zu%s", n,
+                                n == 1 ? " (NULL)" : "");
+    *out = in[0];
+    return INFERD_OK;
+}
+
+int vision_forward_error(inferd_instance *self, inferd_buffer *in, inferd_status *st,
+                         inferd_error *err)
+{
+    if (!inferd_buffer_error(in))
+        return 0;
+    *st = inferd_instance_push(self, 0, inferd_buffer_ref(in), err);
+    return 1;
+}
+
+inferd_status vision_input_image(const inferd_buffer *in, const inferd_image **img,
+                                 inferd_error *err)
+{
+    const inferd_image *im = inferd_buffer_image(in);
+    if (!im) {
+        char text[128];
+        return inferd_error_set(err, INFERD_ETYPE, "expected an image payload, got %s",
+                                vision_payload_text(in, text, sizeof text));
+    }
+    if (im->format != INFERD_PIXEL_RGB8 && im->format != INFERD_PIXEL_BGR8 &&
+        im->format != INFERD_PIXEL_GRAY8)
+        return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                "expected an rgb, bgr or gray image, got %s",
+                                inferd_pixel_format_name(im->format));
+    if (!im->data || im->width == 0 || im->height == 0 ||
+        im->stride < (size_t)im->width * inferd_pixel_channels(im->format))
+        return inferd_error_set(err, INFERD_EINVAL, "malformed %ux%u %s image (stride %zu)",
+                                im->width, im->height, inferd_pixel_format_name(im->format),
+                                im->stride);
+    *img = im;
+    return INFERD_OK;
+}
+
+inferd_status vision_push_image(inferd_instance *self, inferd_buffer *in, inferd_image *img,
+                                const char *meta_format, inferd_value *meta, inferd_error *err)
+{
+    inferd_buffer *out = inferd_buffer_derive(in);
+    if (!out) {
+        inferd_image_free(img);
+        inferd_value_free(meta);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory deriving a buffer");
+    }
+    inferd_status st = inferd_buffer_set_image(out, img, err);
+    if (st == INFERD_OK && meta)
+        st = inferd_buffer_add_meta_value(out, inferd_instance_name(self), meta_format, meta, err);
+    else
+        inferd_value_free(meta);
+    if (st != INFERD_OK) {
+        inferd_buffer_unref(out);
+        return st;
+    }
+    return inferd_instance_push(self, 0, out, err);
+}
+
+static inferd_status set_item(inferd_value *obj, const char *key, inferd_value *item,
+                              inferd_error *err)
+{
+    if (!item)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    return inferd_value_object_set(obj, key, item, err);
+}
+
+inferd_status vision_set_int(inferd_value *obj, const char *key, int64_t v, inferd_error *err)
+{
+    return set_item(obj, key, inferd_value_int(v), err);
+}
+
+inferd_status vision_set_double(inferd_value *obj, const char *key, double v, inferd_error *err)
+{
+    return set_item(obj, key, inferd_value_double(v), err);
+}
+
+inferd_status vision_set_string(inferd_value *obj, const char *key, const char *v,
+                                inferd_error *err)
+{
+    return set_item(obj, key, inferd_value_string(v), err);
+}
+
+const char *vision_a(const char *word)
+{
+    return word && strchr("aeiou", word[0]) && word[0] ? "an" : "a";
+}
+
+char *vision_strdup(const char *s)
+{
+    size_t len = strlen(s);
+    char *copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, s, len + 1);
+    return copy;
+}
+
+/* INFERD_ELEMENT plus a description (what `inferd plugin inspect` shows). */
+#define VISION_ELEMENT(cname, cdesc, pre)                                                      \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),          \
+      .description = (cdesc), .props = pre##_props, .inputs = pre##_in, .outputs = pre##_out,  \
+      .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), pre##_init, pre##_process, \
+                                         pre##_deinit} }
+
+INFERD_PLUGIN("vision", "1.0.0",
+              VISION_ELEMENT("image_decoder",
+                             "decodes JPEG or PNG bytes into an rgb, bgr or gray image",
+                             vision_decoder),
+              VISION_ELEMENT("image_resize",
+                             "resizes an image (bilinear or nearest), optionally keeping its "
+                             "aspect ratio with padding; records a resize transform",
+                             vision_resize),
+              VISION_ELEMENT("image_crop",
+                             "crops an image to a rectangle from its properties or from an "
+                             "upstream metadata/attribute entry; records a crop transform",
+                             vision_crop),
+              VISION_ELEMENT("image_to_tensor",
+                             "turns an image into a normalised [1,C,H,W] or [1,H,W,C] tensor",
+                             vision_to_tensor))
