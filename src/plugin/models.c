@@ -57,8 +57,8 @@ static inferd_status backend_for(inferd_registry *reg, const char *name, backend
                                 "no backend named '%s' is registered (is its plugin active?)",
                                 name);
     if (c->kind != INFERD_KIND_BACKEND)
-        return inferd_error_set(err, INFERD_EINVAL, "'%s' is a %s, not a backend", name,
-                                inferd_component_kind_name(c->kind));
+        return inferd_error_set(err, INFERD_EINVAL, "'%s' is not a backend (its kind is %s)",
+                                name, inferd_component_kind_name(c->kind));
     if (((const inferd_backend_ops *)c->ops)->size < sizeof(inferd_backend_ops))
         return inferd_error_set(err, INFERD_EUNSUPPORTED,
                                 "backend %s was built for plugin ABI 1.0, which has no model "

@@ -462,7 +462,7 @@ static void bad_models_backends_and_options_are_refused(void **state)
     expect_init_failure(reg, json, INFERD_ENOTFOUND, "no backend named 'tensorrt'",
                         "is its plugin active?");
     snprintf(json, sizeof json, "{\"modelPath\": \"%s\", \"backend\": \"tensor_infer\"}", dot);
-    expect_init_failure(reg, json, INFERD_EINVAL, "'tensor_infer' is a", "not a backend");
+    expect_init_failure(reg, json, INFERD_EINVAL, "'tensor_infer' is not a backend", "its kind is element");
     /* A bad option value names the option and what it allows. */
     snprintf(json, sizeof json, "{\"modelPath\": \"%s\", \"backendOptions\": "
              "\"{\\\"graph_optimization_level\\\": \\\"fastest\\\"}\"}", dot);
