@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# End to end: `inferd run` with the example pipelines over the synthetic
+# images, answers checked against the generator's truth (dot counts and
+# positions, a crop area with target T2, colour names, scratch counts and
+# boxes), and what a bad input gets.
+. "$(dirname "$0")/lib.sh"
+: "${TEST_DATA:?}" "${TEST_SRCDIR:?}"
+ex="$TEST_SRCDIR/examples/pipelines"
+
+run_pipeline() { # run_pipeline NAME FILES... -> $T/NAME.jsonl
+  local name=$1; shift
+  local rc=0
+  "$TEST_INFERD" run "$ex/$name.json" "$@" > "$T/$name.jsonl" 2> "$T/$name.err" || rc=$?
+  [ "$rc" = 0 ] || { cat "$T/$name.err" >&2; fail "$name exited $rc"; }
+}
+
+run_pipeline count_dots "$TEST_DATA"/dots_*
+run_pipeline count_dots_area_t2 "$TEST_DATA"/dots_*
+run_pipeline colours "$TEST_DATA"/colour_*
+run_pipeline scratches "$TEST_DATA"/scratches_*
+
+python3 - "$T" "$TEST_DATA/truth.json" <<'PY' || fail "answers differ from the truth"
+import json, os, sys
+out, truth = sys.argv[1], json.load(open(sys.argv[2]))
+def load(name):
+    return {os.path.basename(r["input"]): r for r in map(json.loads, open(f"{out}/{name}.jsonl"))}
+
+# Dots: count within 10 % (exact for 0), every dot found within r + 3 px.
+# Result points use pixel-area coordinates (centre of pixel i at i + 0.5),
+# the truth pixel-centre ones (centre of pixel i at i).
+res = load("count_dots")
+assert len(res) == len(truth["dots"]), (len(res), len(truth["dots"]))
+for t in truth["dots"]:
+    r = res[t["file"]]
+    assert "error" not in r, r
+    c = r["count"]
+    assert abs(c["count"] - t["count"]) <= 0.1 * t["count"] + (0.5 if t["count"] == 0 else 0), (t["file"], c["count"], t["count"])
+    pts = [(p["x"] - 0.5, p["y"] - 0.5) for p in c["points"]]
+    assert len(pts) == c["count"], (t["file"], len(pts), c["count"])
+    for d in t["dots"]:
+        best = min(((x - d["x"]) ** 2 + (y - d["y"]) ** 2) ** 0.5 for x, y in pts)
+        assert best <= d["r"] + 3, (t["file"], d, best)
+print(f"dots: {len(res)} images, counts and positions right")
+
+# A crop area with T2: the count of dots inside the area, no points. Dots
+# whose discs cross the area's edge are cut, so only images without such a
+# dot must be exact; the others within one.
+res = load("count_dots_area_t2")
+x0, y0, w, h, exact = 16, 16, 160, 120, 0
+for t in truth["dots"]:
+    c = res[t["file"]]["count"]
+    assert "points" not in c, c
+    x1, y1 = min(x0 + w, t["width"]), min(y0 + h, t["height"])
+    inside = sum(1 for d in t["dots"] if x0 <= d["x"] + 0.5 < x1 and y0 <= d["y"] + 0.5 < y1)
+    near_edge = any(min(abs(d["x"] + 0.5 - x0), abs(d["x"] + 0.5 - x1), abs(d["y"] + 0.5 - y0), abs(d["y"] + 0.5 - y1)) < d["r"] + 8
+                    and x0 - 12 < d["x"] < x1 + 12 and y0 - 12 < d["y"] < y1 + 12 for d in t["dots"])
+    if near_edge:
+        assert abs(c["count"] - inside) <= 1, (t["file"], c["count"], inside)
+    else:
+        assert c["count"] == inside, (t["file"], c["count"], inside)
+        exact += 1
+assert exact >= 3, exact
+print(f"area + T2: {exact} images exact, the rest within one")
+
+res = load("colours")
+for t in truth["colours"]:
+    labels = res[t["file"]]["label"]["labels"]
+    assert labels[0]["label"] == t["label"], (t["file"], labels, t["label"])
+    assert len(labels) == 3 and labels[0]["score"] >= labels[1]["score"] >= labels[2]["score"], labels
+print(f"colours: {len(truth['colours'])} images named right")
+
+res = load("scratches")
+def overlap(a, b):
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+for t in truth["scratches"]:
+    d = res[t["file"]]["defects"]
+    assert d["count"] == t["count"], (t["file"], d["count"], t["count"])
+    for o in d["objects"]:
+        box = (o["x0"], o["y0"], o["x1"] - 1, o["y1"] - 1)
+        assert any(overlap(box, b) for b in t["boxes"]), (t["file"], o, t["boxes"])
+print(f"scratches: {len(truth['scratches'])} images, counts and boxes right")
+PY
+pass "the example pipelines answer right on every synthetic image"
+
+# A bad input among good ones: its own error line, the others go through,
+# exit code 1.
+printf 'not an image' > "$T/bad.png"
+rc=0
+"$TEST_INFERD" run "$ex/colours.json" "$TEST_DATA/colour_00_black.png" "$T/bad.png" \
+  "$TEST_DATA/colour_02_red.png" > "$T/mixed.jsonl" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "a bad input: exit $rc, want 1"
+[ "$(wc -l < "$T/mixed.jsonl")" = 3 ] || fail "mixed: $(cat "$T/mixed.jsonl")"
+sed -n 2p "$T/mixed.jsonl" | grep -q '"input":"[^"]*bad.png","error":{"code":"[a-z_]*","message":"element decode (image_decoder, plugin vision' \
+  || fail "bad input line: $(sed -n 2p "$T/mixed.jsonl")"
+sed -n 3p "$T/mixed.jsonl" | grep -q '"label":"red"' || fail "the input after the bad one"
+pass "a bad input gets its own error line; the others are answered; exit 1"
+
+# Standard input, and a pipeline that does not fit `run`.
+"$TEST_INFERD" run "$ex/colours.json" - < "$TEST_DATA/colour_11_green.png" > "$T/stdin.jsonl" \
+  || fail "stdin run"
+grep -q '"input":"-".*"label":"green"' "$T/stdin.jsonl" || fail "stdin: $(cat "$T/stdin.jsonl")"
+echo '{"p": {"in": {"factory": "appsrc", "next": "x"}, "x": {"factory": "image_decoder", "props": {"format": "cmyk"}, "next": "o"}, "o": {"factory": "appsink"}}}' > "$T/bad.json"
+rc=0; "$TEST_INFERD" run "$T/bad.json" x.png > /dev/null 2> "$T/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "element x (image_decoder): property 'format'" "$T/err" \
+  || fail "bad pipeline: rc $rc: $(cat "$T/err")"
+pass "standard input works; a bad pipeline file exits 2 naming the element"
+echo "test_pipelines: all passed"
