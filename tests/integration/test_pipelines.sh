@@ -95,6 +95,36 @@ sed -n 2p "$T/mixed.jsonl" | grep -q '"input":"[^"]*bad.png","error":{"code":"[a
 sed -n 3p "$T/mixed.jsonl" | grep -q '"label":"red"' || fail "the input after the bad one"
 pass "a bad input gets its own error line; the others are answered; exit 1"
 
+# Bad images, each its own clear error, and the pipeline goes on: a truncated
+# JPEG, an empty file, a PNG whose header says 0 pixels wide, one whose header
+# claims 60000x60000 (a decompression bomb: refused before any allocation).
+python3 - "$TEST_DATA/colour_03_green.jpg" "$T" <<'PY'
+import struct, sys, zlib
+jpeg, out = open(sys.argv[1], "rb").read(), sys.argv[2]
+open(f"{out}/truncated.jpg", "wb").write(jpeg[: len(jpeg) // 2])
+open(f"{out}/empty.png", "wb").write(b"")
+def chunk(t, b):
+    return struct.pack(">I", len(b)) + t + b + struct.pack(">I", zlib.crc32(t + b) & 0xFFFFFFFF)
+def png(w, h):
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+open(f"{out}/zero.png", "wb").write(png(0, 100))
+open(f"{out}/bomb.png", "wb").write(png(60000, 60000))
+PY
+rc=0
+"$TEST_INFERD" run "$ex/colours.json" "$T/truncated.jpg" "$T/empty.png" "$T/zero.png" \
+  "$T/bomb.png" "$TEST_DATA/colour_02_red.png" > "$T/bad.jsonl" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "bad images: exit $rc, want 1"
+expect_line() { # expect_line N PATTERN
+  sed -n "$1p" "$T/bad.jsonl" | grep -q -- "$2" || fail "line $1: want $2: $(sed -n "$1p" "$T/bad.jsonl")"
+}
+expect_line 1 '"code":"invalid","message":"element decode (image_decoder, plugin vision [0-9.]*): process failed: decoding image/jpeg ([0-9]* bytes): JPEG: Premature end of JPEG file"'
+expect_line 2 '"code":"invalid".*image data is empty'
+expect_line 3 '"input":"[^"]*zero.png","error":{"code":"[a-z]*","message":"element decode'
+expect_line 4 '"code":"range".*PNG image 60000x60000 (3600000000 pixels) exceeds the limit of 67108864 pixels'
+expect_line 5 '"label":"red"'
+pass "truncated, empty, zero-width and bomb images get clear errors; the next input is answered"
+
 # Standard input, and a pipeline that does not fit `run`.
 "$TEST_INFERD" run "$ex/colours.json" - < "$TEST_DATA/colour_11_green.png" > "$T/stdin.jsonl" \
   || fail "stdin run"
