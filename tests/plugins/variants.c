@@ -133,11 +133,34 @@ static inferd_status source_start(inferd_instance *self, inferd_error *err)
 }
 static void source_stop(inferd_instance *self) { source_say(self, "stopped", NULL); }
 
+/* ---- a two-input element: says which inputs it was called with ---------- */
+static const inferd_port_spec two_in[] = {INFERD_PORT_STATIC("ANY"), INFERD_PORT_STATIC("ANY"),
+                                          INFERD_PORT_END};
+static const inferd_port_spec one_out[] = {INFERD_PORT_STATIC("ANY"), INFERD_PORT_END};
+
+static inferd_status merge_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                   inferd_error *err)
+{
+    inferd_value *ports = inferd_value_array();
+    inferd_buffer *first = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (in[i]) {
+            inferd_value_array_push(ports, inferd_value_int((int64_t)i), NULL);
+            first = first ? first : in[i];
+        }
+    inferd_buffer *out = inferd_buffer_derive(first);
+    inferd_value *meta = inferd_value_object();
+    inferd_value_object_set(meta, "ports", ports, NULL);
+    inferd_buffer_add_meta_value(out, inferd_instance_name(self), "metadata/attribute", meta, NULL);
+    return inferd_instance_push(self, 0, out, err);
+}
+
 INFERD_PLUGIN("test_good", "1.2.3",
               INFERD_ELEMENT("test_element", element_props, element_in, element_out, element_init,
                              element_process, element_deinit),
               INFERD_FUNCTION("test_sum", 1, -1, NULL, NULL, sum_exec, NULL),
-              INFERD_SOURCE("test_source", NULL, NULL, source_start, source_stop, NULL))
+              INFERD_SOURCE("test_source", NULL, NULL, source_start, source_stop, NULL),
+              INFERD_ELEMENT("test_merge", NULL, two_in, one_out, NULL, merge_process, NULL))
 #elif defined(DUP_A)
 INFERD_PLUGIN("test_dup_a", "1.0", INFERD_FUNCTION("test_dup", 0, 2, NULL, NULL, sum_exec, NULL))
 #elif defined(DUP_B)

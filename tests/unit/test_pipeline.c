@@ -177,6 +177,46 @@ static void sync_joins_frames(void **state)
     inferd_pipeline_free(p);
 }
 
+/* Two inputs, status 0: each arrival is processed alone; status 1: the two
+ * of a frame together. */
+static void async_versus_sync_inputs(void **state)
+{
+    for (int sync = 0; sync <= 1; sync++) {
+        char json[600];
+        snprintf(json, sizeof json,
+                 "{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"m\"},"
+                 " \"b\": {\"factory\": \"appsrc\", \"next\": \"m:1\"},"
+                 " \"m\": {\"factory\": \"test_merge\", \"props\": {\"status\": %d}, "
+                 "\"next\": \"json\"},"
+                 " \"json\": {\"factory\": \"json_serialize\", \"props\": {\"dataSource\": "
+                 "\"m\"}, \"next\": \"out\"},"
+                 " \"out\": {\"factory\": \"appsink\"}}}", sync);
+        inferd_pipeline *p = build(json);
+        inferd_error err = {0};
+        assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+        assert_int_equal(inferd_pipeline_push(p, "a", text_buffer("x"), NULL, -1, &err), INFERD_OK);
+        assert_int_equal(inferd_pipeline_push(p, "b", text_buffer("y"), NULL, -1, &err), INFERD_OK);
+        inferd_pipeline_end(p, NULL);
+        char seen[64] = "";
+        inferd_buffer *r = NULL;
+        while (inferd_pipeline_pull(p, "out", 5000, &r, &err) == INFERD_OK && r) {
+            char *text = NULL;
+            inferd_value_to_json(inferd_value_object_path(inferd_buffer_value(r), "m.ports"), 0,
+                                 &text, NULL, NULL);
+            strncat(seen, text, sizeof seen - strlen(seen) - 1);
+            /* dataSource m: only m's entry is serialised. */
+            assert_int_equal(inferd_value_object_len(inferd_buffer_value(r)), 2);
+            free(text);
+            inferd_buffer_unref(r);
+        }
+        if (sync)
+            assert_string_equal(seen, "[0,1]");
+        else
+            assert_true(strcmp(seen, "[0][1]") == 0 || strcmp(seen, "[1][0]") == 0);
+        inferd_pipeline_free(p);
+    }
+}
+
 static const char *simple = "{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"json\"},"
                             " \"json\": {\"factory\": \"json_serialize\", \"next\": \"out\"},"
                             " \"out\": {\"factory\": \"appsink\"}}}";
@@ -347,6 +387,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frames_in_and_out),
         cmocka_unit_test(sync_joins_frames),
+        cmocka_unit_test(async_versus_sync_inputs),
         cmocka_unit_test(back_pressure_and_discard),
         cmocka_unit_test(drain_delivers_everything),
         cmocka_unit_test(filesink_writes_lines),

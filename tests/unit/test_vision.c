@@ -770,7 +770,7 @@ static void crop_by_area_source(void **state)
 {
     inferd_image *pix = pattern_image(INFERD_PIXEL_RGB8, 10, 8);
     element *c = make("image_crop", "c1",
-                      "{\"areaSource\": \"req\", \"x\": 5, \"y\": 5, \"width\": 1, \"height\": 1}");
+                      "{\"dataSource\": \"req\", \"x\": 5, \"y\": 5, \"width\": 1, \"height\": 1}");
 
     inferd_image *copy = NULL;
     assert_int_equal(inferd_image_new(INFERD_PIXEL_RGB8, 10, 8, &copy, NULL), INFERD_OK);
@@ -815,16 +815,16 @@ static void crop_by_area_source(void **state)
     /* Outside, from the metadata. */
     add_area(in, "req", "{\"x\": 100, \"y\": 2, \"width\": 3, \"height\": 4}");
     run_fails(c, in, INFERD_ERANGE,
-              "crop area (x 100, y 2, width 3, height 4; from areaSource req) lies outside the "
+              "crop area (x 100, y 2, width 3, height 4; from dataSource req) lies outside the "
               "image (x 0, y 0, width 10, height 8)");
     /* Not numbers, or negative sizes. */
     add_area(in, "req", "{\"x\": \"left\", \"y\": 2}");
     run_fails(c, in, INFERD_ETYPE,
-              "areaSource req: metadata/attribute key 'x' must be a number, got a string");
+              "dataSource req: metadata/attribute key 'x' must be a number, got a string");
     add_area(in, "req", "{\"x\": 1, \"width\": -2}");
     run_fails(c, in, INFERD_ERANGE, "must not be negative");
     add_area(in, "req", "{\"x\": 1e12}");
-    run_fails(c, in, INFERD_ERANGE, "areaSource req: metadata/attribute key 'x' is 1e+12");
+    run_fails(c, in, INFERD_ERANGE, "dataSource req: metadata/attribute key 'x' is 1e+12");
     /* An entry that is not an object. */
     inferd_buffer_add_meta_value(in, "req", "metadata/attribute", inferd_value_int(3), NULL);
     run_fails(c, in, INFERD_ETYPE,

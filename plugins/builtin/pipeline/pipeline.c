@@ -74,10 +74,30 @@ static inferd_status sync_process(inferd_instance *self, inferd_buffer *const *i
 
 /* {"frame": id, "<producer>": value, ...} for every value entry of the
  * frame (transforms left out); of several entries of one producer the last
- * wins. A frame with an error never gets here: the engine passes it on. */
+ * wins. With the common property dataSource naming an element (not "auto"),
+ * only that element's entries. A frame with an error never gets here: the
+ * engine passes it on. */
+static inferd_status serialize_init(inferd_instance *self, const inferd_props *p,
+                                    inferd_error *err)
+{
+    const char *source = inferd_props_string(p, "dataSource");
+    if (strcmp(source, "auto") == 0 || !*source)
+        return INFERD_OK;
+    size_t len = strlen(source);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    memcpy(copy, source, len + 1);
+    inferd_instance_set_state(self, copy);
+    return INFERD_OK;
+}
+
+static void serialize_deinit(inferd_instance *self) { free(inferd_instance_state(self)); }
+
 static inferd_status serialize_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
                                        inferd_error *err)
 {
+    const char *only = inferd_instance_state(self);
     inferd_value *obj = inferd_value_object();
     if (!obj)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
@@ -85,7 +105,8 @@ static inferd_status serialize_process(inferd_instance *self, inferd_buffer *con
                             NULL);
     inferd_meta m;
     for (size_t k = 0; inferd_buffer_meta_at(in[0], k, &m); k++) {
-        if (!m.value || strcmp(m.format, "metadata/transform") == 0)
+        if (!m.value || strcmp(m.format, "metadata/transform") == 0 ||
+            (only && strcmp(m.producer, only) != 0))
             continue;
         /* A later entry of the same producer (a later stage) wins. */
         inferd_value_object_set(obj, m.producer, inferd_value_copy(m.value), NULL);
@@ -159,7 +180,7 @@ INFERD_PLUGIN("pipeline", "1.0.0",
               INFERD_ELEMENT("appsrc", NULL, NULL, any_out, NULL, pass_process, NULL),
               INFERD_ELEMENT("appsink", NULL, any_in, app_out, NULL, pass_process, NULL),
               INFERD_ELEMENT("synchronize", NULL, sync_in, any_out, sync_init, sync_process, NULL),
-              INFERD_ELEMENT("json_serialize", NULL, any_in, json_out, NULL, serialize_process,
-                             NULL),
+              INFERD_ELEMENT("json_serialize", NULL, any_in, json_out, serialize_init,
+                             serialize_process, serialize_deinit),
               INFERD_ELEMENT("filesink", filesink_props, json_in, NULL, filesink_init,
                              filesink_process, filesink_deinit))

@@ -9,7 +9,8 @@
  * the rectangle actually cropped; output (u, v) is input (u + x, v + y).
  *
  * The rectangle: properties `x`, `y`, `width`, `height` (width or height 0:
- * to the right or bottom edge). When `areaSource` names an element and the
+ * to the right or bottom edge). When the common property `dataSource` names
+ * an element (not "auto") and the
  * frame has a metadata/attribute entry of that element, the rectangle comes
  * from that entry instead, per frame: an object with number keys "x", "y",
  * "width", "height" (a missing key means 0, as for the properties;
@@ -25,16 +26,13 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const inferd_prop_spec vision_crop_props[] = {
     INFERD_PROP_INT("x", "left edge of the crop, pixels", 0, 0, 65535),
     INFERD_PROP_INT("y", "top edge of the crop, pixels", 0, 0, 65535),
     INFERD_PROP_INT("width", "width of the crop; 0 to the right edge", 0, 0, 65535),
     INFERD_PROP_INT("height", "height of the crop; 0 to the bottom edge", 0, 0, 65535),
-    INFERD_PROP_STRING("areaSource",
-                       "element whose metadata/attribute entry {x, y, width, height} gives the "
-                       "crop per frame; \"\" uses the properties",
-                       ""),
     INFERD_PROP_END,
 };
 const inferd_port_spec vision_crop_in[] = {INFERD_PORT_STATIC(VISION_IMAGE_FORMATS),
@@ -61,8 +59,10 @@ inferd_status vision_crop_init(inferd_instance *self, const inferd_props *p, inf
     c->props.y = inferd_props_int(p, "y");
     c->props.width = inferd_props_int(p, "width");
     c->props.height = inferd_props_int(p, "height");
-    const char *source = inferd_props_string(p, "areaSource");
-    if (source[0] && !(c->area_source = vision_strdup(source))) {
+    /* The common property dataSource names the element whose metadata gives
+     * the area; "auto" (the default) means the properties. */
+    const char *source = inferd_props_string(p, "dataSource");
+    if (source[0] && strcmp(source, "auto") != 0 && !(c->area_source = vision_strdup(source))) {
         free(c);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
@@ -88,14 +88,14 @@ static inferd_status area_number(const inferd_value *entry, const char *key, con
         return INFERD_OK;
     if (inferd_value_get_double(v, out, NULL) != INFERD_OK)
         return inferd_error_set(err, INFERD_ETYPE,
-                                "areaSource %s: metadata/attribute key '%s' must be a number, "
+                                "dataSource %s: metadata/attribute key '%s' must be a number, "
                                 "got %s %s",
                                 source, key,
                                 vision_a(inferd_value_type_name(inferd_value_type_of(v))),
                                 inferd_value_type_name(inferd_value_type_of(v)));
     if (!isfinite(*out) || fabs(*out) > 1e9)
         return inferd_error_set(err, INFERD_ERANGE,
-                                "areaSource %s: metadata/attribute key '%s' is %g, outside "
+                                "dataSource %s: metadata/attribute key '%s' is %g, outside "
                                 "-1e9..1e9",
                                 source, key, *out);
     return INFERD_OK;
@@ -106,7 +106,7 @@ static inferd_status area_from_meta(const inferd_value *entry, const char *sourc
 {
     if (!inferd_value_is(entry, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_ETYPE,
-                                "areaSource %s: expected a metadata/attribute object {x, y, width, "
+                                "dataSource %s: expected a metadata/attribute object {x, y, width, "
                                 "height}, got %s %s",
                                 source,
                                 vision_a(inferd_value_type_name(inferd_value_type_of(entry))),
@@ -120,7 +120,7 @@ static inferd_status area_from_meta(const inferd_value *entry, const char *sourc
         return st;
     if (w < 0 || h < 0)
         return inferd_error_set(err, INFERD_ERANGE,
-                                "areaSource %s: crop area width %g, height %g: they must not be "
+                                "dataSource %s: crop area width %g, height %g: they must not be "
                                 "negative",
                                 source, w, h);
     a->x = (int64_t)floor(x);
@@ -189,7 +189,7 @@ inferd_status vision_crop_process(inferd_instance *self, inferd_buffer *const *i
                                 "crop area (%s; from %s%s) lies outside the image (x 0, y 0, "
                                 "width %lld, height %lld)",
                                 area_text(&a, text, sizeof text),
-                                from_meta ? "areaSource " : "the properties",
+                                from_meta ? "dataSource " : "the properties",
                                 from_meta ? c->area_source : "", (long long)W, (long long)H);
     }
 
