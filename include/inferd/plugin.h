@@ -206,7 +206,14 @@ typedef struct inferd_backend_ops {
 } inferd_backend_ops;
 
 /* A component: kind, name, declarations, and the ops of its kind. */
-enum { INFERD_COMPONENT_AGGREGATE = 1u << 0 }; /* function: aggregates over a window */
+enum {
+    INFERD_COMPONENT_AGGREGATE = 1u << 0, /* function: aggregates over a window */
+    /* element without inputs that makes its own data (a file reader): the
+     * host calls its process once, with no inputs, when the pipeline starts;
+     * it pushes what it produces (the host numbers the frames) and returns
+     * at its end, which ends its stream. */
+    INFERD_COMPONENT_PRODUCER = 1u << 1
+};
 typedef struct inferd_component {
     uint32_t size;                   /* sizeof(inferd_component) */
     inferd_component_kind kind;

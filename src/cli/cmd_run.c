@@ -179,7 +179,13 @@ static bool print_result(run_state *s, inferd_buffer *r)
 {
     pthread_mutex_lock(&s->lock);
     uint64_t id = inferd_buffer_frame_id(r);
-    const char *name = id <= s->n_inputs && s->names[id] ? s->names[id] : "?";
+    const char *name = id < s->n_inputs && s->names[id] ? s->names[id] : NULL;
+    /* A pipeline that reads its own files (filesrc) names them in metadata. */
+    inferd_meta m;
+    for (size_t k = 0; !name && inferd_buffer_meta_at(r, k, &m); k++)
+        name = inferd_value_string_or(inferd_value_object_get(m.value, "file"), NULL);
+    if (!name)
+        name = "?";
     const inferd_error *e = inferd_buffer_error(r);
     if (e) {
         print_input_error(name, e);
@@ -227,10 +233,6 @@ int cmd_run(int argc, char **argv)
     for (int i = 1; i < o.n_args; i++)
         if (add_input(&s, o.args[i]) != 0)
             return EXIT_RUNTIME;
-    if (o.n_args == 1)
-        add_input(&s, "-");
-    s.names = calloc(s.n_inputs + 1, sizeof *s.names);
-    s.progress = isatty(STDERR_FILENO) && s.n_inputs > 1;
 
     inferd_error err = {0};
     inferd_registry *reg = NULL;
@@ -239,24 +241,42 @@ int cmd_run(int argc, char **argv)
         inferd_pipeline_load(reg, o.args[0], &s.p, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: %s\n", err.message);
         rc = EXIT_USAGE;
-    } else if (inferd_pipeline_source_count(s.p) != 1 || inferd_pipeline_sink_count(s.p) != 1) {
-        fprintf(stderr, "inferd: run needs a pipeline with one appsrc and one appsink; %s has "
-                        "%zu and %zu\n", o.args[0], inferd_pipeline_source_count(s.p),
-                inferd_pipeline_sink_count(s.p));
+    } else if (inferd_pipeline_source_count(s.p) > 1 || inferd_pipeline_sink_count(s.p) > 1 ||
+               (inferd_pipeline_source_count(s.p) == 0 && s.n_inputs > 0)) {
+        fprintf(stderr, "inferd: run feeds at most one appsrc and reads at most one appsink; %s "
+                        "has %zu and %zu%s\n", o.args[0], inferd_pipeline_source_count(s.p),
+                inferd_pipeline_sink_count(s.p),
+                s.n_inputs ? " (a pipeline without appsrc reads its own input: give no inputs)"
+                           : "");
         rc = EXIT_USAGE;
-    } else if (inferd_pipeline_start(s.p, &err) != INFERD_OK) {
+    } else if (inferd_pipeline_source_count(s.p) == 1 && s.n_inputs == 0 &&
+               add_input(&s, "-") != 0) {
+        rc = EXIT_RUNTIME;
+    } else if (!(s.names = calloc(s.n_inputs + 1, sizeof *s.names)) ||
+               inferd_pipeline_start(s.p, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: %s\n", err.message);
         rc = EXIT_RUNTIME;
     } else {
+        s.progress = isatty(STDERR_FILENO) && s.n_inputs > 1;
+        bool feeding = inferd_pipeline_source_count(s.p) == 1;
         pthread_t t;
-        pthread_create(&t, NULL, feeder, &s);
+        if (feeding)
+            pthread_create(&t, NULL, feeder, &s);
         int failed = 0;
         inferd_buffer *r = NULL;
-        while (inferd_pipeline_pull(s.p, NULL, -1, &r, &err) == INFERD_OK && r) {
+        while (inferd_pipeline_sink_count(s.p) == 1 &&
+               inferd_pipeline_pull(s.p, NULL, -1, &r, &err) == INFERD_OK && r) {
             failed += !print_result(&s, r);
             inferd_buffer_unref(r);
         }
-        pthread_join(t, NULL);
+        if (feeding)
+            pthread_join(t, NULL);
+        /* Without a sink (a filesink), wait for the producers to finish. */
+        inferd_pipeline_stop(s.p, true);
+        inferd_pipeline_stats stats;
+        inferd_pipeline_get_stats(s.p, &stats);
+        if (inferd_pipeline_sink_count(s.p) == 0)
+            failed += (int)stats.errors;
         if (s.progress)
             fprintf(stderr, "\n");
         rc = failed + s.failures > 0 ? EXIT_RUNTIME : 0;

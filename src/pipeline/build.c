@@ -292,7 +292,9 @@ static inferd_status build_links(inferd_pipeline *p, const draft *d, const char 
         size_t s = static_ports(d[e].comp->inputs);
         if (p->elems[e].n_in < s)
             p->elems[e].n_in = s;
-        p->elems[e].is_source = count_ports(d[e].comp->inputs) == 0;
+        bool no_inputs = count_ports(d[e].comp->inputs) == 0;
+        p->elems[e].producer = no_inputs && (d[e].comp->flags & INFERD_COMPONENT_PRODUCER);
+        p->elems[e].is_source = no_inputs && !p->elems[e].producer;
     }
     /* Every input port in use linked exactly once; static outputs linked. */
     for (size_t e = 0; e < p->n; e++) {

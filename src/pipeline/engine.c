@@ -97,6 +97,11 @@ inferd_status inferd__pipeline_route(void *ctx, inferd_instance *from, size_t po
     pl_element *el = ctx;
     if (!buf)
         return inferd_error_set(err, INFERD_EINVAL, "element %s pushed no buffer", el->name);
+    if (el->producer) { /* its frames are numbered here, as a source's are at push */
+        inferd_buffer_set_frame(buf, atomic_fetch_add(&el->next_frame, 1),
+                                inferd_buffer_stream_id(buf), inferd_buffer_timestamp(buf));
+        atomic_fetch_add(&el->pipeline->pushed, 1);
+    }
     return send_out(el, port, buf, err);
 }
 
@@ -246,9 +251,48 @@ static void handle(pl_element *el, size_t port, inferd_buffer *buf)
         free(inputs);
 }
 
+/* A producer's whole life: one process call that pushes everything, then
+ * the end of its stream. A failure reaches the sinks as an errored frame. */
+static void produce(pl_element *el)
+{
+    inferd_error err = {0};
+    if (inferd_instance_process(el->inst, NULL, 0, &err) != INFERD_OK &&
+        !atomic_load(&el->pipeline->discard)) {
+        inferd_buffer *b = inferd_buffer_new();
+        if (b) {
+            inferd_buffer_set_frame(b, atomic_fetch_add(&el->next_frame, 1), 0, 0);
+            inferd_buffer_set_error(b, &err);
+            pass_error(el, b);
+        }
+    }
+}
+
+/* Every input ended: flush what a sync element still holds, then pass the
+ * end on. */
+static void end_stream(pl_element *el)
+{
+    while (el->pending) {
+        pl_pending *pf = el->pending;
+        el->pending = pf->next;
+        el->n_pending--;
+        flush_incomplete(el, pf);
+    }
+    inferd_error ignored;
+    for (size_t o = 0; o < el->n_out; o++)
+        if (el->out[o].to != NO_LINK)
+            send_out(el, o, NULL, &ignored);
+    if (el->app_queue)
+        enqueue(el->pipeline, el->app_queue, 0, NULL, -1, &ignored);
+}
+
 static void *worker(void *arg)
 {
     pl_element *el = arg;
+    if (el->producer) {
+        produce(el);
+        end_stream(el);
+        return NULL;
+    }
     size_t inputs = el->is_source ? 1 : el->n_in;
     for (;;) {
         void *item = NULL;
@@ -261,23 +305,10 @@ static void *worker(void *arg)
             continue;
         }
         free(it);
-        if (++el->eos_seen < inputs)
-            continue;
-        /* Every input ended: flush what a sync element still holds, then
-         * pass the end on and stop. */
-        while (el->pending) {
-            pl_pending *pf = el->pending;
-            el->pending = pf->next;
-            el->n_pending--;
-            flush_incomplete(el, pf);
+        if (++el->eos_seen == inputs) {
+            end_stream(el);
+            break;
         }
-        inferd_error ignored;
-        for (size_t o = 0; o < el->n_out; o++)
-            if (el->out[o].to != NO_LINK)
-                send_out(el, o, NULL, &ignored);
-        if (el->app_queue)
-            enqueue(el->pipeline, el->app_queue, 0, NULL, -1, &ignored);
-        break;
     }
     return NULL;
 }

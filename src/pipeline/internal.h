@@ -34,6 +34,7 @@ typedef struct pl_element {
     inferd_pipeline *pipeline;          /* back pointer */
     bool sync;                          /* status 1 */
     bool is_source;                     /* no input ports: fed by inferd_pipeline_push */
+    bool producer;                      /* no input ports: makes its own data (filesrc) */
     size_t n_in, n_out;                 /* ports in use, static and dynamic */
     pl_link *out;                       /* n_out links, owned */
     inferd_queue *in_queue;             /* owned: (port, buffer) items */

@@ -125,6 +125,29 @@ expect_line 4 '"code":"range".*PNG image 60000x60000 (3600000000 pixels) exceeds
 expect_line 5 '"label":"red"'
 pass "truncated, empty, zero-width and bomb images get clear errors; the next input is answered"
 
+# A pipeline that reads a folder itself (filesrc) and writes a file
+# (filesink): the example, pointed at a folder of scratch images.
+mkdir -p "$T/scr"
+cp "$TEST_DATA"/scratches_* "$T/scr/"
+sed -e "s|\"build/tests/data\"|\"$T/scr\"|" -e "s|\"scratches.jsonl\"|\"$T/scr.jsonl\"|" \
+  "$ex/scratches_folder.json" > "$T/folder.json"
+"$TEST_INFERD" run "$T/folder.json" > "$T/folder.out" 2>&1 || fail "filesrc run: $(cat "$T/folder.out")"
+python3 - "$T/scr.jsonl" "$TEST_DATA/truth.json" <<'PY' || fail "filesrc results"
+import json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+truth = {t["file"]: t["count"] for t in json.load(open(sys.argv[2]))["scratches"]}
+assert len(rows) == len(truth), (len(rows), len(truth))
+for i, r in enumerate(rows):
+    assert r["frame"] == i, r
+    assert r["defects"]["count"] == truth[os.path.basename(r["files"]["file"])], r
+PY
+rc=0
+sed "s|\"build/tests/data\"|\"$T/nowhere\"|" "$ex/scratches_folder.json" > "$T/nowhere.json"
+(cd "$T" && "$TEST_INFERD" run "$T/nowhere.json") > "$T/nowhere.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "filesrc on a missing folder: exit $rc"
+grep -q "cannot read $T/nowhere: No such file or directory" "$T/nowhere.out" || fail "$(cat "$T/nowhere.out")"
+pass "filesrc reads a folder in order, filesink writes a line per image; a missing folder is an error"
+
 # Standard input, and a pipeline that does not fit `run`.
 "$TEST_INFERD" run "$ex/colours.json" - < "$TEST_DATA/colour_11_green.png" > "$T/stdin.jsonl" \
   || fail "stdin run"

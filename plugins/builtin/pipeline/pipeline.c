@@ -4,6 +4,7 @@
  *   appsink         where results leave for the application (inferd_pipeline_pull)
  *   synchronize     joins n inputs of the same frame into one buffer (MIMO, sync)
  *   json_serialize  the frame's metadata as one JSON object (result/json)
+ *   filesrc         reads an image file, or every image of a folder (a producer)
  *   filesink        appends each result to a file, one JSON object a line
  *
  * appsrc has no input port: the engine feeds it. appsink's only output is
@@ -12,6 +13,7 @@
  */
 #include "inferd/plugin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,152 @@ static inferd_status serialize_process(inferd_instance *self, inferd_buffer *con
 
 static const inferd_port_spec json_out[] = {INFERD_PORT_STATIC("result/json"), INFERD_PORT_END};
 
+/* ---- filesrc: a producer ---------------------------------------------------- */
+
+#define FILESRC_MAX_BYTES (256u << 20)
+
+static const inferd_prop_spec filesrc_props[] = {
+    INFERD_PROP_STRING("location", "an image file, or a folder whose .jpg, .jpeg and .png files "
+                       "are read in name order", NULL),
+    INFERD_PROP_END,
+};
+
+static bool has_image_suffix(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return false;
+    char low[8] = {0};
+    for (size_t i = 0; i < sizeof low - 1 && dot[i]; i++)
+        low[i] = (char)(dot[i] >= 'A' && dot[i] <= 'Z' ? dot[i] + 32 : dot[i]);
+    return strcmp(low, ".jpg") == 0 || strcmp(low, ".jpeg") == 0 || strcmp(low, ".png") == 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files to read: location itself, or the images of the folder, sorted.
+ * Returns a malloc'd array of malloc'd paths (and *n), or NULL with err. */
+static char **filesrc_list(const char *location, size_t *n, inferd_error *err)
+{
+    DIR *d = opendir(location);
+    char **list = NULL;
+    *n = 0;
+    if (!d) {
+        if (errno != ENOTDIR) {
+            inferd_error_set(err, INFERD_EIO, "cannot read %s: %s", location, strerror(errno));
+            return NULL;
+        }
+        list = malloc(sizeof *list);
+        size_t len = strlen(location);
+        if (!list || !(list[0] = malloc(len + 1))) {
+            free(list);
+            inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+            return NULL;
+        }
+        memcpy(list[0], location, len + 1);
+        *n = 1;
+        return list;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!has_image_suffix(e->d_name))
+            continue;
+        char **grown = realloc(list, (*n + 1) * sizeof *list);
+        size_t len = strlen(location) + strlen(e->d_name) + 2;
+        if (!grown || !(grown[*n] = malloc(len))) {
+            list = grown ? grown : list;
+            break;
+        }
+        list = grown;
+        snprintf(list[*n], len, "%s/%s", location, e->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    if (*n)
+        qsort(list, *n, sizeof *list, by_name);
+    return list ? list : malloc(1); /* an empty folder: an empty stream */
+}
+
+/* One frame for one file: its bytes, or the reason it could not be read. */
+static inferd_buffer *filesrc_read(inferd_instance *self, const char *path)
+{
+    inferd_buffer *b = inferd_buffer_new();
+    if (!b)
+        return NULL;
+    inferd_value *meta = inferd_value_object();
+    inferd_value_object_set(meta, "file", inferd_value_string(path), NULL);
+    inferd_buffer_add_meta_value(b, inferd_instance_name(self), "metadata/attribute", meta, NULL);
+    inferd_error err = {0};
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long size = -1;
+    if (!f) {
+        inferd_error_set(&err, INFERD_EIO, "cannot open %s: %s", path, strerror(errno));
+    } else if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        inferd_error_set(&err, INFERD_EIO, "cannot read %s: %s", path, strerror(errno));
+    } else if ((unsigned long)size > FILESRC_MAX_BYTES) {
+        inferd_error_set(&err, INFERD_ERANGE, "%s is larger than %u MiB", path,
+                         FILESRC_MAX_BYTES >> 20);
+    } else if (!(data = malloc(size ? (size_t)size : 1)) ||
+               fread(data, 1, (size_t)size, f) != (size_t)size) {
+        inferd_error_set(&err, INFERD_EIO, "cannot read %s", path);
+    }
+    if (f)
+        fclose(f);
+    if (err.code != INFERD_OK) {
+        free(data);
+        inferd_buffer_set_error(b, &err);
+        return b;
+    }
+    const char *mime = inferd_image_codec_mime(inferd_image_sniff(data, (size_t)size));
+    inferd_buffer_set_value(b, mime ? mime : "application/octet-stream",
+                            inferd_value_bytes_take(data, (size_t)size), NULL);
+    return b;
+}
+
+/* The producer's one call: every file, in order; a push that fails (the
+ * pipeline is stopping) ends it. */
+static inferd_status filesrc_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                     inferd_error *err)
+{
+    size_t count = 0;
+    char **list = filesrc_list(inferd_instance_state(self), &count, err);
+    if (!list)
+        return err ? err->code : INFERD_EIO;
+    inferd_status st = INFERD_OK;
+    for (size_t i = 0; i < count; i++) {
+        if (st == INFERD_OK) {
+            inferd_buffer *b = filesrc_read(self, list[i]);
+            st = b ? inferd_instance_push(self, 0, b, err)
+                   : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        free(list[i]);
+    }
+    free(list);
+    return st;
+}
+
+static inferd_status filesrc_init(inferd_instance *self, const inferd_props *p,
+                                  inferd_error *err)
+{
+    const char *location = inferd_props_string(p, "location");
+    size_t len = strlen(location);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    memcpy(copy, location, len + 1);
+    inferd_instance_set_state(self, copy);
+    return INFERD_OK;
+}
+
+static void filesrc_deinit(inferd_instance *self) { free(inferd_instance_state(self)); }
+
+static const inferd_port_spec filesrc_out[] = {INFERD_PORT_STATIC("image/jpeg", "image/png"),
+                                               INFERD_PORT_END};
+
 /* ---- filesink --------------------------------------------------------------- */
 
 static const inferd_prop_spec filesink_props[] = {
@@ -183,4 +331,9 @@ INFERD_PLUGIN("pipeline", "1.0.0",
               INFERD_ELEMENT("json_serialize", NULL, any_in, json_out, serialize_init,
                              serialize_process, serialize_deinit),
               INFERD_ELEMENT("filesink", filesink_props, json_in, NULL, filesink_init,
-                             filesink_process, filesink_deinit))
+                             filesink_process, filesink_deinit),
+              {.size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = "filesrc",
+               .description = "reads an image file, or every image of a folder",
+               .props = filesrc_props, .outputs = filesrc_out, .flags = INFERD_COMPONENT_PRODUCER,
+               .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), filesrc_init,
+                                                  filesrc_process, filesrc_deinit}})
