@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,6 @@
 #include "inferd/registry.h"
 
 static const char *models_dir;
-
-#define assert_contains(haystack, needle)                                                     \
-    do {                                                                                      \
-        if (!strstr((haystack), (needle)))                                                    \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
-    } while (0)
 
 #define assert_status(call, want, err)                                                        \
     do {                                                                                      \
@@ -41,21 +37,6 @@ static const char *model_path(const char *file)
     static _Thread_local char path[2048];
     snprintf(path, sizeof path, "%s/%s", models_dir, file);
     return path;
-}
-
-/* Built-ins, as `inferd serve` loads them: a default config (no INFERD_*
- * variables) and the folder next to libinferd. */
-static inferd_registry *load_builtins(void)
-{
-    char *no_env[] = {NULL};
-    inferd_config *cfg = NULL;
-    inferd_registry *reg = NULL;
-    inferd_error err = {0};
-    assert_status(inferd_config_load(NULL, no_env, &cfg, &err), INFERD_OK, &err);
-    assert_status(inferd_registry_new(&reg, &err), INFERD_OK, &err);
-    assert_status(inferd_registry_load_config(reg, cfg, &err), INFERD_OK, &err);
-    inferd_config_free(cfg);
-    return reg;
 }
 
 /* ---- log capture ------------------------------------------------------------ */
@@ -166,22 +147,6 @@ static size_t argmax(const float *v, size_t n)
 
 /* ---- driving tensor_infer ------------------------------------------------------ */
 
-typedef struct pushed {
-    inferd_buffer *buf;
-    int count;
-} pushed;
-
-static inferd_status collect_push(void *ctx, inferd_instance *from, size_t port,
-                                  inferd_buffer *buf, inferd_error *err)
-{
-    pushed *p = ctx;
-    assert_int_equal(port, 0);
-    inferd_buffer_unref(p->buf);
-    p->buf = buf;
-    p->count++;
-    return INFERD_OK;
-}
-
 /* A tensor_infer instance; props is JSON. */
 static inferd_status make_infer(inferd_registry *reg, const char *props_json,
                                 inferd_instance **out, inferd_error *err)
@@ -231,7 +196,8 @@ static inferd_status process_tensors(inferd_instance *inst, inferd_tensor **tens
 
 static void builtins_register_backend_and_element(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     const inferd_plugin_info *owner = NULL;
     const inferd_component *c = inferd_registry_find(reg, "onnxruntime", &owner);
     assert_non_null(c);
@@ -261,7 +227,8 @@ static void builtins_register_backend_and_element(void **state)
 
 static void dot_density_counts_three_discs(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "dot_density.onnx", &out);
     inferd_tensor *img = three_discs();
@@ -289,7 +256,8 @@ static void dot_density_counts_three_discs(void **state)
 
 static void colour_classifier_names_red_also_in_a_batch(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "colour_classifier.onnx", &out);
     inferd_error err = {0};
@@ -319,7 +287,8 @@ static void colour_classifier_names_red_also_in_a_batch(void **state)
 
 static void model_inputs_and_outputs_are_described(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "dot_density.onnx", &out);
     inferd_model *m = NULL;
@@ -348,7 +317,8 @@ static void model_inputs_and_outputs_are_described(void **state)
 /* Every opener of the same (backend, file, options) shares one session. */
 static void the_model_is_shared(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     capture_start();
     pushed out1 = {0}, out2 = {0};
     inferd_instance *a = infer_on(reg, "dot_density.onnx", &out1);
@@ -385,7 +355,8 @@ static void the_model_is_shared(void **state)
 
 static void a_model_loads_from_memory(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "colour_classifier.onnx", &out);
     FILE *f = fopen(model_path("colour_classifier.onnx"), "rb");
@@ -435,7 +406,8 @@ static void expect_init_failure(inferd_registry *reg, const char *props_json, in
 
 static void bad_models_backends_and_options_are_refused(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     char json[4096];
     /* No such file. */
     expect_init_failure(reg, "{\"modelPath\": \"/nonexistent/x.onnx\"}", INFERD_ENOTFOUND,
@@ -485,7 +457,8 @@ static void bad_models_backends_and_options_are_refused(void **state)
 
 static void bad_inputs_are_refused(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "dot_density.onnx", &out);
     inferd_error err = {0};
@@ -553,7 +526,8 @@ static void bad_inputs_are_refused(void **state)
 /* This ONNX Runtime has no CUDA provider: cuda warns and runs on the CPU. */
 static void cuda_falls_back_to_cpu_with_a_warning(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     capture_start();
     char json[2400];
     snprintf(json, sizeof json, "{\"modelPath\": \"%s\", \"backendOptions\": \"{\\\"provider\\\": "
@@ -608,7 +582,8 @@ static void *run_many(void *arg)
 
 static void concurrent_runs_on_one_model(void **state)
 {
-    inferd_registry *reg = load_builtins();
+    inferd_registry *reg = support_builtins();
+    assert_non_null(reg);
     pushed out = {0};
     inferd_instance *inst = infer_on(reg, "colour_classifier.onnx", &out);
     inferd_model *m = NULL;

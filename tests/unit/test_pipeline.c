@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +25,8 @@ static int setup(void **state)
     inferd_error err = {0};
     assert_non_null(dir);
     inferd_log_configure("warn", NULL);
-    assert_int_equal(inferd_registry_new(&reg, &err), INFERD_OK);
-    inferd_config *cfg = NULL;
-    assert_int_equal(inferd_config_load(NULL, (char *[]){NULL}, &cfg, &err), INFERD_OK);
-    assert_int_equal(inferd_registry_load_config(reg, cfg, &err), INFERD_OK);
-    inferd_config_free(cfg);
+    reg = support_builtins();
+    assert_non_null(reg);
     const char *active[] = {"test_good"};
     if (inferd_registry_activate(reg, dir, active, 1, &err) != INFERD_OK)
         fail_msg("%s", err.message);
@@ -39,12 +38,6 @@ static int teardown(void **state)
     inferd_registry_free(reg);
     return 0;
 }
-
-#define assert_contains(haystack, needle)                                                     \
-    do {                                                                                      \
-        if (!strstr((haystack), (needle)))                                                    \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
-    } while (0)
 
 static inferd_pipeline *build(const char *json)
 {

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +30,6 @@ static inferd_registry *new_registry(void)
     assert_int_equal(inferd_registry_new(&reg, NULL), INFERD_OK);
     return reg;
 }
-
-#define assert_contains(haystack, needle)                                                     \
-    do {                                                                                      \
-        if (!strstr((haystack), (needle)))                                                    \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
-    } while (0)
 
 static void good_plugin_loads_and_is_listed(void **state)
 {
@@ -162,24 +158,6 @@ static void activation_follows_the_active_list(void **state)
     assert_int_equal(inferd_registry_activate(reg, plugin_dir, refused, 1, &err), INFERD_EINVAL);
     assert_contains(err.message, "activating 'test_bad_magic'");
     inferd_registry_free(reg);
-}
-
-/* The pipeline side of a push: collects what an element sends. */
-typedef struct pushed {
-    inferd_buffer *buf;
-    size_t port;
-    int count;
-} pushed;
-
-static inferd_status collect_push(void *ctx, inferd_instance *from, size_t port,
-                                  inferd_buffer *buf, inferd_error *err)
-{
-    pushed *p = ctx;
-    inferd_buffer_unref(p->buf);
-    p->buf = buf;
-    p->port = port;
-    p->count++;
-    return INFERD_OK;
 }
 
 static void element_lifecycle(void **state)

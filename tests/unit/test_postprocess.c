@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +24,6 @@
 #include "inferd/registry.h"
 
 static inferd_registry *reg;
-
-#define assert_contains(haystack, needle)                                                     \
-    do {                                                                                      \
-        if (!strstr((haystack), (needle)))                                                    \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
-    } while (0)
 
 #define assert_near(a, b, tol)                                                                \
     do {                                                                                      \
@@ -40,41 +36,14 @@ static inferd_registry *reg;
 
 static int load_builtins(void **state)
 {
-    inferd_config *cfg = NULL;
-    inferd_error err = {0};
-    if (inferd_config_load(NULL, NULL, &cfg, &err) != INFERD_OK ||
-        inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
-        fprintf(stderr, "loading the built-in plugins: %s\n", err.message);
-        inferd_config_free(cfg);
-        return -1;
-    }
-    inferd_config_free(cfg);
-    return 0;
+    reg = support_builtins();
+    return reg ? 0 : -1;
 }
 
 static int free_registry(void **state)
 {
     inferd_registry_free(reg);
     return 0;
-}
-
-/* The pipeline side of a push: keeps the last buffer and counts pushes. */
-typedef struct pushed {
-    inferd_buffer *buf;
-    size_t port;
-    int count;
-} pushed;
-
-static inferd_status collect_push(void *ctx, inferd_instance *from, size_t port,
-                                  inferd_buffer *buf, inferd_error *err)
-{
-    pushed *p = ctx;
-    inferd_buffer_unref(p->buf);
-    p->buf = buf;
-    p->port = port;
-    p->count++;
-    return INFERD_OK;
 }
 
 static inferd_instance *element(const char *component, const char *name, const char *json,

@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,25 +22,10 @@
 
 static inferd_registry *reg;
 
-#define assert_contains(haystack, needle)                                                     \
-    do {                                                                                      \
-        if (!strstr((haystack), (needle)))                                                    \
-            fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
-    } while (0)
-
 static int load_builtins(void **state)
 {
-    inferd_config *cfg = NULL;
-    inferd_error err = {0};
-    if (inferd_config_load(NULL, NULL, &cfg, &err) != INFERD_OK ||
-        inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
-        fprintf(stderr, "loading the built-in plugins: %s\n", err.message);
-        inferd_config_free(cfg);
-        return -1;
-    }
-    inferd_config_free(cfg);
-    return 0;
+    reg = support_builtins();
+    return reg ? 0 : -1;
 }
 
 static int unload_builtins(void **state)
