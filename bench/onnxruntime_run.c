@@ -16,7 +16,7 @@
  * the layer's fixed cost is what differs.
  * Exit status: 0, or 2 on an error.
  */
-#include <onnxruntime_c_api.h>
+#include "raw_session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,80 +46,19 @@ static int die(const char *what, const char *msg)
     return 2;
 }
 
-/* The raw side: ORT's own env, one session, its input and output names. */
-typedef struct raw {
-    const OrtApi *api;
-    OrtEnv *env;
-    OrtMemoryInfo *cpu;
-    OrtSession *session;
-    char *in_name, *out_name; /* ORT's default allocator's */
-} raw;
-
-static int ort_failed(const OrtApi *api, OrtStatus *s, const char *what)
-{
-    if (!s)
-        return 0;
-    fprintf(stderr, "onnxruntime_run: %s: %s\n", what, api->GetErrorMessage(s));
-    api->ReleaseStatus(s);
-    return 1;
-}
-
-static void raw_close(raw *r)
-{
-    OrtAllocator *alloc = NULL;
-    if (r->api && !ort_failed(r->api, r->api->GetAllocatorWithDefaultOptions(&alloc), "alloc")) {
-        if (r->in_name)
-            ort_failed(r->api, r->api->AllocatorFree(alloc, r->in_name), "free");
-        if (r->out_name)
-            ort_failed(r->api, r->api->AllocatorFree(alloc, r->out_name), "free");
-    }
-    if (r->session)
-        r->api->ReleaseSession(r->session);
-    if (r->cpu)
-        r->api->ReleaseMemoryInfo(r->cpu);
-    if (r->env)
-        r->api->ReleaseEnv(r->env);
-    memset(r, 0, sizeof *r);
-}
-
-static int raw_open(raw *r, const char *path)
-{
-    memset(r, 0, sizeof *r);
-    r->api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
-    const OrtApi *api = r->api;
-    OrtSessionOptions *so = NULL;
-    OrtAllocator *alloc = NULL;
-    int bad = ort_failed(api, api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "raw", &r->env), "env") ||
-              ort_failed(api, api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault,
-                                                       &r->cpu), "memory info") ||
-              ort_failed(api, api->CreateSessionOptions(&so), "options") ||
-              ort_failed(api, api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "opt") ||
-              ort_failed(api, api->SetIntraOpNumThreads(so, 0), "intra") ||
-              ort_failed(api, api->SetInterOpNumThreads(so, 0), "inter") ||
-              ort_failed(api, api->CreateSession(r->env, path, so, &r->session), path) ||
-              ort_failed(api, api->GetAllocatorWithDefaultOptions(&alloc), "alloc") ||
-              ort_failed(api, api->SessionGetInputName(r->session, 0, alloc, &r->in_name), "in") ||
-              ort_failed(api, api->SessionGetOutputName(r->session, 0, alloc, &r->out_name), "out");
-    if (so)
-        api->ReleaseSessionOptions(so);
-    if (bad)
-        raw_close(r);
-    return bad;
-}
-
 /* One raw run: wrap the input, run, touch the output, release both. */
-static int raw_run(const raw *r, const inferd_tensor *x)
+static int raw_run(const raw_session *r, const inferd_tensor *x)
 {
     const OrtApi *api = r->api;
     OrtValue *in = NULL, *out = NULL;
     void *data = NULL;
     const char *in_names[] = {r->in_name}, *out_names[] = {r->out_name};
-    int bad = ort_failed(api, api->CreateTensorWithDataAsOrtValue(
+    int bad = raw_failed(api, api->CreateTensorWithDataAsOrtValue(
                                   r->cpu, x->data, x->nbytes, x->shape, x->ndim,
                                   ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in), "input") ||
-              ort_failed(api, api->Run(r->session, NULL, in_names, (const OrtValue *const *)&in, 1,
+              raw_failed(api, api->Run(r->session, NULL, in_names, (const OrtValue *const *)&in, 1,
                                        out_names, 1, &out), "run") ||
-              ort_failed(api, api->GetTensorMutableData(out, &data), "output");
+              raw_failed(api, api->GetTensorMutableData(out, &data), "output");
     if (in)
         api->ReleaseValue(in);
     if (out)
@@ -188,7 +127,7 @@ static int bench_model(inferd_registry *reg, const char *path, int side, int run
         return die(path, err.message);
     }
     inferd_value_free(props);
-    raw r = {0};
+    raw_session r = {0};
     inferd_tensor *x = test_image(side);
     double *t_inferd = calloc((size_t)runs, sizeof *t_inferd);
     double *t_raw = calloc((size_t)runs, sizeof *t_raw);

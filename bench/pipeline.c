@@ -28,7 +28,7 @@
  * Both sides must count the same number of dots on each image (printed), or
  * the program fails. Exit status: 0, or 2 on an error.
  */
-#include <onnxruntime_c_api.h>
+#include "raw_session.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -359,71 +359,21 @@ static int pipeline_open(inferd_registry *reg, const char *model, inferd_pipelin
 /* ---- the plain loop ------------------------------------------------------- */
 
 typedef struct plain {
-    const OrtApi *api;
-    OrtEnv *env;
-    OrtMemoryInfo *cpu;
-    OrtSession *session;
-    char *in_name, *out_name; /* ORT's default allocator's */
+    raw_session raw;
     float lut[256];
 } plain;
-
-static int ort_failed(const OrtApi *api, OrtStatus *s, const char *what)
-{
-    if (!s)
-        return 0;
-    fprintf(stderr, "pipeline: %s: %s\n", what, api->GetErrorMessage(s));
-    api->ReleaseStatus(s);
-    return 1;
-}
-
-static void plain_close(plain *r)
-{
-    OrtAllocator *alloc = NULL;
-    if (!ort_failed(r->api, r->api->GetAllocatorWithDefaultOptions(&alloc), "allocator")) {
-        if (r->in_name)
-            ort_failed(r->api, r->api->AllocatorFree(alloc, r->in_name), "free");
-        if (r->out_name)
-            ort_failed(r->api, r->api->AllocatorFree(alloc, r->out_name), "free");
-    }
-    if (r->session)
-        r->api->ReleaseSession(r->session);
-    if (r->cpu)
-        r->api->ReleaseMemoryInfo(r->cpu);
-    if (r->env)
-        r->api->ReleaseEnv(r->env);
-}
 
 /* A session with the backend's defaults; 0, or 2 after a message. */
 static int plain_open(plain *r, const char *model)
 {
-    memset(r, 0, sizeof *r);
-    r->api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
-    if (!r->api)
-        return die("OrtGetApi", "this ONNX Runtime lacks the API version built against");
-    const OrtApi *api = r->api;
-    OrtSessionOptions *so = NULL;
-    OrtAllocator *alloc = NULL;
-    int bad = ort_failed(api, api->CreateEnv(ORT_LOGGING_LEVEL_WARNING, "plain", &r->env), "env") ||
-              ort_failed(api, api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault,
-                                                       &r->cpu), "memory info") ||
-              ort_failed(api, api->CreateSessionOptions(&so), "options") ||
-              ort_failed(api, api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "opt") ||
-              ort_failed(api, api->SetIntraOpNumThreads(so, 0), "intra") ||
-              ort_failed(api, api->SetInterOpNumThreads(so, 0), "inter") ||
-              ort_failed(api, api->CreateSession(r->env, model, so, &r->session), model) ||
-              ort_failed(api, api->GetAllocatorWithDefaultOptions(&alloc), "allocator") ||
-              ort_failed(api, api->SessionGetInputName(r->session, 0, alloc, &r->in_name), "in") ||
-              ort_failed(api, api->SessionGetOutputName(r->session, 0, alloc, &r->out_name), "out");
-    if (so)
-        api->ReleaseSessionOptions(so);
-    if (bad) {
-        plain_close(r);
+    if (raw_open(&r->raw, model) != 0)
         return 2;
-    }
     for (int v = 0; v < 256; v++)
         r->lut[v] = (float)(v / 255.0);
     return 0;
 }
+
+static void plain_close(plain *r) { raw_close(&r->raw); }
 
 /* One image by hand: decode, to NCHW float into x (3*w*h), run, sum. */
 static int plain_one(const plain *r, const input *in, float *x, long *count)
@@ -444,21 +394,21 @@ static int plain_one(const plain *r, const input *in, float *x, long *count)
     }
     inferd_image_free(img);
 
-    const OrtApi *api = r->api;
+    const OrtApi *api = r->raw.api;
     const int64_t shape[] = {1, 3, (int64_t)h, (int64_t)w};
     OrtValue *xin = NULL, *out = NULL;
     OrtTensorTypeAndShapeInfo *info = NULL;
     float *d = NULL;
     size_t n = 0;
-    const char *in_names[] = {r->in_name}, *out_names[] = {r->out_name};
-    int bad = ort_failed(api, api->CreateTensorWithDataAsOrtValue(
-                                  r->cpu, x, 3 * plane * sizeof *x, shape, 4,
+    const char *in_names[] = {r->raw.in_name}, *out_names[] = {r->raw.out_name};
+    int bad = raw_failed(api, api->CreateTensorWithDataAsOrtValue(
+                                  r->raw.cpu, x, 3 * plane * sizeof *x, shape, 4,
                                   ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &xin), "input") ||
-              ort_failed(api, api->Run(r->session, NULL, in_names, (const OrtValue *const *)&xin,
+              raw_failed(api, api->Run(r->raw.session, NULL, in_names, (const OrtValue *const *)&xin,
                                        1, out_names, 1, &out), "run") ||
-              ort_failed(api, api->GetTensorMutableData(out, (void **)&d), "output") ||
-              ort_failed(api, api->GetTensorTypeAndShape(out, &info), "output shape") ||
-              ort_failed(api, api->GetTensorShapeElementCount(info, &n), "output size");
+              raw_failed(api, api->GetTensorMutableData(out, (void **)&d), "output") ||
+              raw_failed(api, api->GetTensorTypeAndShape(out, &info), "output shape") ||
+              raw_failed(api, api->GetTensorShapeElementCount(info, &n), "output size");
     if (!bad) {
         double sum = 0;
         for (size_t i = 0; i < n; i++)
