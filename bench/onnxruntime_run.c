@@ -188,18 +188,13 @@ int main(int argc, char **argv)
     if (runs < 1)
         runs = 1;
     inferd_log_configure("warn", NULL);
-    char *no_env[] = {NULL};
-    inferd_config *cfg = NULL;
     inferd_registry *reg = NULL;
     inferd_error err = {0};
-    if (inferd_config_load(NULL, no_env, &cfg, &err) != INFERD_OK ||
-        inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
-        inferd_config_free(cfg);
+    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
+        inferd_registry_load_builtins(reg, &err) != INFERD_OK) {
         inferd_registry_free(reg);
         return die("loading the built-in plugins", err.message);
     }
-    inferd_config_free(cfg);
 
     printf("ONNX Runtime %s, the backend's default session settings\n\n",
            OrtGetApiBase()->GetVersionString());

@@ -235,10 +235,8 @@ int main(int argc, char **argv)
         iters = 1;
     inferd_log_configure("warn", NULL);
     inferd_error err = {0};
-    inferd_config *cfg = NULL;
     inferd_registry *reg = NULL;
-    if (inferd_config_load(NULL, NULL, &cfg, &err) || inferd_registry_new(&reg, &err) ||
-        inferd_registry_load_config(reg, cfg, &err))
+    if (inferd_registry_new(&reg, &err) || inferd_registry_load_builtins(reg, &err))
         die("loading the built-in plugins", &err);
 
     static float density[MAP_W * MAP_H];
@@ -308,6 +306,5 @@ int main(int argc, char **argv)
     inferd_buffer_unref(dbuf);
     inferd_buffer_unref(mbuf);
     inferd_registry_free(reg);
-    inferd_config_free(cfg);
     return 0;
 }

@@ -161,10 +161,8 @@ int main(int argc, char **argv)
     filter = argc > 2 ? argv[2] : NULL;
     inferd_log_configure("warn", NULL);
     inferd_error err = {0};
-    inferd_config *cfg = NULL;
     inferd_registry *reg = NULL;
-    if (inferd_config_load(NULL, NULL, &cfg, &err) || inferd_registry_new(&reg, &err) ||
-        inferd_registry_load_config(reg, cfg, &err))
+    if (inferd_registry_new(&reg, &err) || inferd_registry_load_builtins(reg, &err))
         die("loading the built-in plugins", &err);
     if (!inferd_registry_find(reg, "image_decoder", NULL))
         die("the vision plugin is not in the built-in folder", NULL);
@@ -250,6 +248,5 @@ int main(int argc, char **argv)
     inferd_buffer_unref(png);
     inferd_buffer_unref(rgb);
     inferd_registry_free(reg);
-    inferd_config_free(cfg);
     return 0;
 }

@@ -61,7 +61,9 @@ const char *inferd_default_plugin_dir(void);
  * bare file name ("dot_density.onnx") that is not in the working folder is
  * looked for here. */
 const char *inferd_default_models_dir(void);
-/* Loads every built-in plugin, then activates the config's active_plugins
+/* Loads every plugin of inferd_builtin_dir(), in name order. */
+inferd_status inferd_registry_load_builtins(inferd_registry *reg, inferd_error *err);
+/* Loads the built-in plugins, then activates the config's active_plugins
  * from its plugins.dir. */
 inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
                                           inferd_error *err);

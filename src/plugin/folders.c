@@ -60,10 +60,9 @@ static int is_plugin_file(const struct dirent *e)
     return n > 3 && strcmp(e->d_name + n - 3, ".so") == 0;
 }
 
-inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
-                                          inferd_error *err)
+inferd_status inferd_registry_load_builtins(inferd_registry *reg, inferd_error *err)
 {
-    /* Built-ins: every file, in name order, so their order never varies. */
+    /* Every file, in name order, so their order never varies. */
     struct dirent **files = NULL;
     int n = scandir(inferd_builtin_dir(), &files, is_plugin_file, by_name);
     inferd_status st = INFERD_OK;
@@ -76,10 +75,17 @@ inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_con
         free(files[i]);
     }
     free(files);
-    if (st != INFERD_OK) {
+    if (st != INFERD_OK)
         inferd_error_prefix(err, "built-in plugins");
+    return st;
+}
+
+inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
+                                          inferd_error *err)
+{
+    inferd_status st = inferd_registry_load_builtins(reg, err);
+    if (st != INFERD_OK)
         return st;
-    }
 
     const inferd_props *props = inferd_config_props(cfg);
     size_t n_active = inferd_props_list_len(props, "active_plugins");

@@ -14,23 +14,18 @@
             fail_msg("'%s' does not contain '%s'", (haystack), (needle));                     \
     } while (0)
 
-/* The built-in plugins, as `inferd serve` loads them: a default config (no
- * INFERD_* variables) and the folder next to libinferd. NULL (and the reason
- * on stderr) when they cannot be loaded. */
+/* A registry with the built-in plugins (the folder next to libinferd).
+ * NULL (and the reason on stderr) when they cannot be loaded. */
 static inline inferd_registry *support_builtins(void)
 {
-    char *no_env[] = {NULL};
-    inferd_config *cfg = NULL;
     inferd_registry *reg = NULL;
     inferd_error err = {0};
-    if (inferd_config_load(NULL, no_env, &cfg, &err) != INFERD_OK ||
-        inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
+    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
+        inferd_registry_load_builtins(reg, &err) != INFERD_OK) {
         fprintf(stderr, "loading the built-in plugins: %s\n", err.message);
         inferd_registry_free(reg);
         reg = NULL;
     }
-    inferd_config_free(cfg);
     return reg;
 }
 
