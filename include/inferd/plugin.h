@@ -43,7 +43,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 1
-#define INFERD_ABI_MINOR 1
+#define INFERD_ABI_MINOR 2
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -104,9 +104,14 @@ typedef struct inferd_element_ops {
     void (*deinit)(inferd_instance *self);
 } inferd_element_ops;
 
-/* estimator: a batch of requests; each item is completed (now or later, from
- * any thread) with inferd_estimate_done. Item accessors arrive with the
- * estimation service. */
+/* estimator: a batch of requests (the host's dynamic batcher gathers
+ * concurrent requests up to the estimator's maxBatch / maxDelayUs). Each item
+ * has a decoded image, an optional detect area and the request's options
+ * (validated against the component's request_options); each is completed
+ * exactly once, now or later, from any thread, with inferd_estimate_done.
+ * estimate_batch runs on one of the estimator's worker threads, never on an
+ * HTTP thread. If it returns an error, the host fails every item it has not
+ * completed with that error. */
 typedef struct inferd_estimate inferd_estimate;
 typedef struct inferd_estimator_ops {
     uint32_t size;
@@ -132,8 +137,15 @@ typedef struct inferd_http_request inferd_http_request;
 typedef struct inferd_http_response inferd_http_response;
 typedef inferd_status (*inferd_route_handler)(inferd_instance *self, const inferd_http_request *req,
                                               inferd_http_response *resp, inferd_error *err);
+/* A route: one entry per method of a path (a handler "class" with get,
+ * post, ...), or method "*" for a plain function that takes every method.
+ * A path is exact ("/teapot", "/teapot/version"). The routes of the built-in
+ * API (/health, /ready, /version, /metrics, /v1/..., /v2/...) cannot be
+ * shadowed: a background component that declares one does not start. The
+ * handler runs on an HTTP thread: keep it short. A request without a
+ * matching method gets 405 from the host. */
 typedef struct inferd_route_spec {
-    const char *method; /* "GET", "POST", ...; NULL ends the array */
+    const char *method; /* "GET", "POST", ..., or "*"; NULL ends the array */
     const char *path;   /* e.g. "/teapot" */
     inferd_route_handler handler;
 } inferd_route_spec;
@@ -229,6 +241,10 @@ typedef struct inferd_component {
     uint32_t flags;                  /* INFERD_COMPONENT_* */
     const inferd_route_spec *routes; /* background: END-terminated, or NULL */
     const void *ops;                 /* inferd_<kind>_ops, its size first */
+    /* ABI 1.2. estimator: the options a request may give (query parameters
+     * or JSON fields, e.g. "targets"), END-terminated or NULL for none. A
+     * replacement declares the same ones as the estimator it replaces. */
+    const inferd_prop_spec *request_options;
 } inferd_component;
 
 /* The plugin descriptor returned by the entry point. */
@@ -288,6 +304,14 @@ typedef struct inferd_plugin {
     X(model_open) X(model_close) X(model_io_count) X(model_io) X(model_run)                \
     X(buffer_derive) X(buffer_parent)
 
+/* Appended in ABI 1.2: estimates, HTTP routes, timers, events. */
+#define INFERD_HOST_API_V1_2(X)                                                            \
+    X(estimate_image) X(estimate_area) X(estimate_options) X(estimate_done)                \
+    X(http_request_method) X(http_request_path) X(http_request_query)                      \
+    X(http_request_header) X(http_request_body) X(http_response_set_status)                \
+    X(http_response_set_header) X(http_response_set_body)                                  \
+    X(timer_start) X(timer_cancel) X(event_publish)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 const char *inferd_instance_name(const inferd_instance *self);
@@ -320,6 +344,58 @@ inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *
                                size_t n_in, inferd_tensor **outputs, size_t n_out,
                                inferd_error *err);
 
+/* Estimates (ABI 1.2). An item is borrowed by the estimator from the call
+ * of estimate_batch until it is completed. */
+typedef struct inferd_rect {
+    int64_t x, y, width, height;
+} inferd_rect;
+/* The item's image, decoded to RGB8, whole (not cropped to the area). */
+const inferd_image *inferd_estimate_image(const inferd_estimate *item);
+/* 1 and *area when the request gave a detect area (checked to lie inside the
+ * image, width and height >= 1), else 0. Results are in the whole image's
+ * coordinates: map what is found in the area back by its x, y. */
+int inferd_estimate_area(const inferd_estimate *item, inferd_rect *area);
+/* The request's options, validated against the component's request_options
+ * with their defaults filled in. */
+const inferd_props *inferd_estimate_options(const inferd_estimate *item);
+/* Completes an item: result (owned, taken) on success, or NULL result and
+ * err saying why (err NULL: "no result"). Exactly once per item; any thread.
+ * After it, the item is gone. */
+void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inferd_error *err);
+
+/* HTTP routes of background components (ABI 1.2). The request and response
+ * are borrowed for the handler's call. */
+const char *inferd_http_request_method(const inferd_http_request *req);
+const char *inferd_http_request_path(const inferd_http_request *req);
+/* A query parameter's value (decoded), or NULL when absent. */
+const char *inferd_http_request_query(const inferd_http_request *req, const char *key);
+/* A header's value (name case-insensitive), or NULL when absent. */
+const char *inferd_http_request_header(const inferd_http_request *req, const char *name);
+/* The body (may be empty: *len 0). */
+const void *inferd_http_request_body(const inferd_http_request *req, size_t *len);
+/* Defaults: status 200, no body. */
+void inferd_http_response_set_status(inferd_http_response *resp, unsigned status);
+inferd_status inferd_http_response_set_header(inferd_http_response *resp, const char *name,
+                                              const char *value, inferd_error *err);
+/* Copies data. */
+inferd_status inferd_http_response_set_body(inferd_http_response *resp, const void *data,
+                                            size_t len, inferd_error *err);
+
+/* Timers (ABI 1.2): fn(self, user) every interval_ms on the host's timer
+ * thread (one thread for all timers: keep callbacks short). *id names it for
+ * inferd_timer_cancel; an instance's timers are cancelled when it is
+ * destroyed, and a cancel returns after a running callback has returned. */
+typedef void (*inferd_timer_fn)(inferd_instance *self, void *user);
+inferd_status inferd_timer_start(inferd_instance *self, uint64_t interval_ms, inferd_timer_fn fn,
+                                 void *user, uint64_t *id, inferd_error *err);
+void inferd_timer_cancel(inferd_instance *self, uint64_t id);
+
+/* Events (ABI 1.2): publishes payload (owned, taken, also on failure) as an
+ * event named name ("monitoring_event", or a plugin's own) to every event
+ * component subscribed to it. Never blocks: a subscriber whose queue is
+ * full drops it and counts the drop. */
+inferd_status inferd_event_publish(const char *name, inferd_value *payload, inferd_error *err);
+
 #define INFERD__API_FIELD(n) __typeof__(inferd_##n) *n;
 typedef struct inferd_host_api {
     uint32_t size;      /* sizeof the host's table: fields past it are absent */
@@ -327,6 +403,7 @@ typedef struct inferd_host_api {
     uint16_t abi_minor;
     INFERD_HOST_API_V1_0(INFERD__API_FIELD)
     INFERD_HOST_API_V1_1(INFERD__API_FIELD)
+    INFERD_HOST_API_V1_2(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 
@@ -361,9 +438,9 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_EVENT, .name = (cname),           \
       .event_name = (cevent), .props = (cprops),                                              \
       .ops = &(const inferd_event_ops){sizeof(inferd_event_ops), (finit), (fhandle), (fdeinit)} }
-#define INFERD_ESTIMATOR(cname, cbroker, cprops, finit, fbatch, fdeinit)                      \
+#define INFERD_ESTIMATOR(cname, cbroker, cprops, copts, finit, fbatch, fdeinit)               \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
-      .broker_name = (cbroker), .props = (cprops),                                            \
+      .broker_name = (cbroker), .props = (cprops), .request_options = (copts),                \
       .ops = &(const inferd_estimator_ops){sizeof(inferd_estimator_ops), (finit), (fbatch),   \
                                            (fdeinit)} }
 #define INFERD_SOURCE(cname, cprops, finit, fstart, fstop, fdeinit)                           \

@@ -32,7 +32,8 @@ typedef enum inferd_prop_type {
     INFERD_PROP_TYPE_DOUBLE,  /* range dmin..dmax */
     INFERD_PROP_TYPE_BOOL,    /* true/false, also "true"/"false"/"1"/"0" */
     INFERD_PROP_TYPE_ENUM,    /* one of enum_values (a NULL-terminated list) */
-    INFERD_PROP_TYPE_STRLIST  /* JSON array of strings, or "a,b,c" */
+    INFERD_PROP_TYPE_STRLIST, /* JSON array of strings, or "a,b,c" */
+    INFERD_PROP_TYPE_OBJECT   /* a JSON object, or its JSON text */
 } inferd_prop_type;
 
 typedef struct inferd_prop_spec {
@@ -70,9 +71,11 @@ typedef struct inferd_prop_spec {
       .enum_values = (values) }
 #define INFERD_PROP_STRLIST(n, desc, def) \
     { .name = (n), .type = INFERD_PROP_TYPE_STRLIST, .description = (desc), .default_value = (def) }
+#define INFERD_PROP_OBJECT(n, desc, def) \
+    { .name = (n), .type = INFERD_PROP_TYPE_OBJECT, .description = (desc), .default_value = (def) }
 #define INFERD_PROP_END { .name = NULL, .type = INFERD_PROP_TYPE_END }
 
-/* "string", "int", "uint", "float", "double", "bool", "enum", "strlist". */
+/* "string", "int", "uint", "float", "double", "bool", "enum", "strlist", "object". */
 const char *inferd_prop_type_name(inferd_prop_type type);
 /* Number of specs before the END entry. */
 size_t inferd_prop_specs_count(const inferd_prop_spec *specs);
@@ -85,7 +88,7 @@ char *inferd_prop_spec_allowed(const inferd_prop_spec *spec, char *buf, size_t s
 
 /* Validated, typed properties. Values are stored as inferd_values: STRING and
  * ENUM as strings, INT and UINT as ints, FLOAT and DOUBLE as doubles, BOOL as
- * bools, STRLIST as an array of strings. */
+ * bools, STRLIST as an array of strings, OBJECT as an object. */
 typedef struct inferd_props inferd_props;
 
 /* Converts one user-given value (any JSON type, or a string) for spec.

@@ -82,6 +82,20 @@ const inferd_component *inferd_registry_find(const inferd_registry *reg, const c
  * this host knows: never index desc->components directly). */
 const inferd_component *inferd_plugin_component(const inferd_plugin *desc, size_t i);
 
+/* The size of an ABI 1.0/1.1 component (before request_options). */
+#define INFERD_COMPONENT_SIZE_1_0 offsetof(inferd_component, request_options)
+/* An estimator's request options, NULL when none (or an older plugin). */
+const inferd_prop_spec *inferd_component_request_options(const inferd_component *c);
+
+/* Opens a model for the host itself (the KServe API, tools): as
+ * inferd_model_open, without a calling instance. */
+inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
+                                         const char *path, const inferd_value *options,
+                                         inferd_model **out, inferd_error *err);
+/* The path a model was loaded from (NULL from memory); its backend's name. */
+const char *inferd_model_path(const inferd_model *model);
+const char *inferd_model_backend(const inferd_model *model);
+
 /* The properties every element has (status, deviceId, dataSource). */
 const inferd_prop_spec *inferd_element_common_props(void);
 

@@ -17,6 +17,7 @@
 extern char **environ;
 
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const device_classes[] = {"cpu", "gpu", NULL};
 
 static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_STRING("listen", "address:port the HTTP API listens on", "127.0.0.1:8080"),
@@ -31,6 +32,33 @@ static const inferd_prop_spec config_keys[] = {
                        "the plugin folder ('': <libdir>/inferd/plugins next to libinferd)", ""),
     INFERD_PROP_STRLIST("active_plugins",
                         "plugins to activate from plugins.dir, in order (file names)", ""),
+    INFERD_PROP_UINT("http.max_body_bytes", "largest request body accepted (413 beyond)",
+                     67108864, 1024, 4294967296),
+    INFERD_PROP_UINT("http.max_json_depth", "deepest nesting of a JSON request body (400 beyond)",
+                     32, 2, 1000),
+    INFERD_PROP_UINT("http.max_images", "most images in one estimation request (413 beyond)",
+                     64, 1, 100000),
+    INFERD_PROP_STRING("http.token",
+                       "bearer token for the management routes (/v1/plugins...) from addresses "
+                       "other than loopback; '' refuses them there", ""),
+    INFERD_PROP_UINT("image.max_pixels", "largest image accepted, width x height (413 beyond)",
+                     67108864, 1, 1073741824),
+    INFERD_PROP_ENUM("device.class", "the daemon's default device class: what an estimator "
+                     "with deviceClass 'global' uses", "cpu", device_classes),
+    INFERD_PROP_UINT("device.gpu_id", "the GPU estimators use on device class gpu", 0, 0, 1024),
+    INFERD_PROP_OBJECT("estimators",
+                       "per-estimator settings by name: {\"peopleCountEstimator\": "
+                       "{\"deviceClass\": \"cpu|gpu|global\", \"maxBatch\": 8, "
+                       "\"maxDelayUs\": 2000, \"workers\": 1, \"maxQueue\": 1024, ...the "
+                       "component's properties}}", "{}"),
+    INFERD_PROP_STRING("models.dir", "the models the KServe v2 API serves, every *.onnx in it "
+                       "('': the default models, <libdir>/../share/inferd/models)", ""),
+    INFERD_PROP_UINT("events.queue_size", "events queued per event component (drops beyond)",
+                     4096, 1, 1048576),
+    INFERD_PROP_UINT("events.max_batch", "most events handed to an event component at once", 64,
+                     1, 65536),
+    INFERD_PROP_UINT("events.flush_ms", "longest an event waits for its batch to fill", 100, 0,
+                     60000),
     INFERD_PROP_END,
 };
 

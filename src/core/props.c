@@ -33,6 +33,7 @@ const char *inferd_prop_type_name(inferd_prop_type type)
     case INFERD_PROP_TYPE_BOOL: return "bool";
     case INFERD_PROP_TYPE_ENUM: return "enum";
     case INFERD_PROP_TYPE_STRLIST: return "strlist";
+    case INFERD_PROP_TYPE_OBJECT: return "object";
     case INFERD_PROP_TYPE_END: break;
     }
     return "invalid";
@@ -83,6 +84,9 @@ char *inferd_prop_spec_allowed(const inferd_prop_spec *s, char *buf, size_t size
         break;
     case INFERD_PROP_TYPE_STRLIST:
         snprintf(buf, size, "a list of strings (JSON array or \"a,b,c\")");
+        break;
+    case INFERD_PROP_TYPE_OBJECT:
+        snprintf(buf, size, "a JSON object");
         break;
     default:
         snprintf(buf, size, "%s", inferd_prop_type_name(s->type));
@@ -294,6 +298,21 @@ inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
     }
     case INFERD_PROP_TYPE_STRLIST:
         return convert_strlist(s, owner, g, out, err);
+    case INFERD_PROP_TYPE_OBJECT:
+        if (inferd_value_is(g, INFERD_VALUE_STRING)) { /* JSON text: an env var, a flag */
+            size_t len = 0;
+            const char *t = NULL;
+            if (inferd_value_get_string(g, &t, &len, NULL) != INFERD_OK ||
+                inferd_value_from_json(t, len, 0, &v, NULL) != INFERD_OK)
+                return refuse(s, owner, g, err, INFERD_EINVAL, "not valid JSON");
+        } else {
+            v = inferd_value_copy(g);
+        }
+        if (v && !inferd_value_is(v, INFERD_VALUE_OBJECT)) {
+            inferd_value_free(v);
+            return refuse(s, owner, g, err, INFERD_ETYPE, "not a JSON object");
+        }
+        break;
     default:
         return inferd_error_set(err, INFERD_EINTERNAL, "%s: property '%s' has an invalid type %d",
                                 owner, s->name, (int)s->type);
@@ -327,7 +346,7 @@ inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char 
             if (strcmp(specs[j].name, s->name) == 0)
                 return inferd_error_set(err, INFERD_EEXIST, "%s: property '%s' declared twice",
                                         owner, s->name);
-        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_STRLIST)
+        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_OBJECT)
             return inferd_error_set(err, INFERD_EINVAL, "%s: property '%s' has an invalid type %d",
                                     owner, s->name, (int)s->type);
         if (s->type == INFERD_PROP_TYPE_ENUM && (!s->enum_values || !s->enum_values[0]))

@@ -98,6 +98,7 @@ inferd_value *inferd_describe_component(const inferd_component *c)
         break;
     case INFERD_KIND_ESTIMATOR:
         put_str(o, "broker_name", c->broker_name);
+        put(o, "request_options", describe_props(inferd_component_request_options(c)));
         break;
     case INFERD_KIND_EVENT:
         put_str(o, "event_name", c->event_name);

@@ -10,6 +10,7 @@ static const inferd_host_api host_api = {
     .abi_minor = INFERD_ABI_MINOR,
     INFERD_HOST_API_V1_0(INFERD__API_INIT)
     INFERD_HOST_API_V1_1(INFERD__API_INIT)
+    INFERD_HOST_API_V1_2(INFERD__API_INIT)
 };
 #undef INFERD__API_INIT
 

@@ -79,7 +79,9 @@ static inferd_status backend_for(inferd_registry *reg, const char *name, backend
     return INFERD_OK;
 }
 
-static inferd_registry *registry_of(inferd_instance *self) { return self->reg; }
+static inferd_status model_open(inferd_registry *reg, const char *backend, const char *path,
+                                const void *data, size_t len, const inferd_value *options,
+                                inferd_model **out, inferd_error *err);
 
 inferd_status inferd_model_open(inferd_instance *self, const char *backend, const char *path,
                                 const void *data, size_t len, const inferd_value *options,
@@ -88,7 +90,25 @@ inferd_status inferd_model_open(inferd_instance *self, const char *backend, cons
     if (!self || !backend || (!path && !data))
         return inferd_error_set(err, INFERD_EINVAL, "model_open needs the caller, a backend, "
                                                     "and a path or data");
-    inferd_registry *reg = registry_of(self);
+    return model_open(self->reg, backend, path, data, len, options, out, err);
+}
+
+inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
+                                         const char *path, const inferd_value *options,
+                                         inferd_model **out, inferd_error *err)
+{
+    if (!reg || !backend || !path)
+        return inferd_error_set(err, INFERD_EINVAL, "model_open needs a backend and a path");
+    return model_open(reg, backend, path, NULL, 0, options, out, err);
+}
+
+const char *inferd_model_path(const inferd_model *model) { return model->e.path; }
+const char *inferd_model_backend(const inferd_model *model) { return model->e.backend_name; }
+
+static inferd_status model_open(inferd_registry *reg, const char *backend, const char *path,
+                                const void *data, size_t len, const inferd_value *options,
+                                inferd_model **out, inferd_error *err)
+{
     /* A bare file name that is not here names one of the default models. */
     char resolved[8192];
     if (path && !strchr(path, '/') && access(path, F_OK) != 0) {

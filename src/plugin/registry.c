@@ -187,6 +187,13 @@ static inferd_status check_ports(const inferd_port_spec *ports, const char *what
     return INFERD_OK;
 }
 
+const inferd_prop_spec *inferd_component_request_options(const inferd_component *c)
+{
+    return c->size >= offsetof(inferd_component, request_options) + sizeof c->request_options
+               ? c->request_options
+               : NULL;
+}
+
 /* The callbacks a kind cannot do without. */
 static const char *missing_callback(const inferd_component *c)
 {
@@ -226,9 +233,9 @@ static inferd_status check_component(const inferd_component *c, size_t index, co
 {
     char where[256];
     snprintf(where, sizeof where, "plugin %s: component #%zu", plugin, index);
-    if (c->size < sizeof(inferd_component))
+    if (c->size < INFERD_COMPONENT_SIZE_1_0)
         return inferd_error_set(err, INFERD_EINVAL, "%s: struct size %u is smaller than ABI 1.0's %zu",
-                                where, c->size, sizeof(inferd_component));
+                                where, c->size, (size_t)INFERD_COMPONENT_SIZE_1_0);
     if (!c->name || !*c->name)
         return inferd_error_set(err, INFERD_EINVAL, "%s has no name", where);
     if (!valid_name(c->name))
@@ -266,6 +273,12 @@ static inferd_status check_component(const inferd_component *c, size_t index, co
     }
     if (c->kind == INFERD_KIND_ESTIMATOR && !valid_name(c->broker_name))
         return inferd_error_set(err, INFERD_EINVAL, "%s: an estimator needs a broker name", where);
+    if (c->kind == INFERD_KIND_ESTIMATOR) {
+        char opt_where[300];
+        snprintf(opt_where, sizeof opt_where, "%s: request options", where);
+        if ((st = inferd_prop_specs_check(inferd_component_request_options(c), opt_where, err)))
+            return st;
+    }
     if (c->kind == INFERD_KIND_EVENT && !valid_name(c->event_name))
         return inferd_error_set(err, INFERD_EINVAL, "%s: an event component needs an event name",
                                 where);

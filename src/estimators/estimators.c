@@ -1,0 +1,625 @@
+/* estimators/estimators.c: named estimators, their instances and their
+ * dynamic batchers; the estimate items plugins see (inferd_estimate_*).
+ *
+ * Owns one entry per broker name: the component chosen for it (a
+ * replacement from a plugin that is not built in wins over the built-in),
+ * its instance, and its batcher (a queue of items plus worker threads).
+ *
+ * An item has two references: the worker's (dropped when estimate_batch has
+ * returned) and the completion's (dropped by inferd_estimate_done). So a
+ * plugin may complete an item later from its own thread, and the worker can
+ * still fail the items a failing estimate_batch left open.
+ */
+#include "estimators/estimators.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inferd/log.h"
+
+#define LOG "estimator"
+
+typedef struct est_entry est_entry;
+
+/* One submit: its callback and its validated options, shared by its items. */
+typedef struct job {
+    inferd_estimate_cb cb;
+    void *ctx;
+    inferd_props *options;      /* owned */
+    atomic_size_t open;         /* items not yet completed */
+} job;
+
+struct inferd_estimate {
+    est_entry *owner;
+    job *job;
+    size_t index;
+    inferd_image *image;        /* owned */
+    bool has_area;
+    inferd_rect area;
+    uint64_t submitted_us, started_us;
+    atomic_int refs;
+    atomic_bool done;
+    inferd_estimate *next;      /* queue link */
+};
+
+struct est_entry {
+    char *name;                         /* owned: the broker name */
+    const inferd_component *comp;       /* borrowed from its plugin */
+    const inferd_plugin_info *plugin;   /* borrowed from the registry */
+    bool builtin, replaces;
+    inferd_instance *inst;              /* owned */
+    const char *device_class;           /* "cpu" or "gpu" (static) */
+    size_t max_batch, workers, max_queue;
+    uint64_t max_delay_us;
+    const inferd_prop_spec *options;    /* borrowed, never NULL */
+
+    pthread_mutex_t lock;               /* guards the queue, stopping and stats */
+    pthread_cond_t cond;
+    inferd_estimate *head, *tail;
+    size_t queued;
+    bool stopping;
+    pthread_t *threads;                 /* owned */
+    size_t n_threads;
+    inferd_estimator_stats stats;
+};
+
+struct inferd_estimators {
+    est_entry **e;                      /* owned, in name order */
+    size_t n;
+};
+
+static const inferd_prop_spec no_options[] = {INFERD_PROP_END};
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* ---- items (the ABI accessors) --------------------------------------------- */
+
+const inferd_image *inferd_estimate_image(const inferd_estimate *item) { return item->image; }
+
+int inferd_estimate_area(const inferd_estimate *item, inferd_rect *area)
+{
+    if (item->has_area && area)
+        *area = item->area;
+    return item->has_area ? 1 : 0;
+}
+
+const inferd_props *inferd_estimate_options(const inferd_estimate *item)
+{
+    return item->job->options;
+}
+
+static void job_release(job *j)
+{
+    inferd_props_free(j->options);
+    free(j);
+}
+
+static void item_unref(inferd_estimate *item)
+{
+    if (atomic_fetch_sub(&item->refs, 1) != 1)
+        return;
+    inferd_image_free(item->image);
+    free(item);
+}
+
+static void bucket_add(inferd_estimator_stats *s, size_t n)
+{
+    size_t b = 0;
+    for (size_t lim = 1; n > lim && b < 7; lim *= 2)
+        b++;
+    s->batch_hist[b]++;
+}
+
+void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inferd_error *err)
+{
+    if (!item)
+        return;
+    if (atomic_exchange(&item->done, true)) {
+        inferd_log_error(LOG, "%s: an item was completed twice (a bug in %s); the second "
+                              "result is dropped", item->owner->name, item->owner->plugin->name);
+        inferd_value_free(result);
+        return;
+    }
+    est_entry *e = item->owner;
+    inferd_estimate_timing t = {.queue_us = item->started_us - item->submitted_us,
+                                .run_us = now_us() - item->started_us};
+    inferd_error fallback = {0};
+    if (!result && !err)
+        err = &fallback, inferd_error_set(&fallback, INFERD_EPLUGIN, "%s returned no result",
+                                          e->comp->name);
+    pthread_mutex_lock(&e->lock);
+    e->stats.items++;
+    if (!result)
+        e->stats.failed++;
+    pthread_mutex_unlock(&e->lock);
+    job *j = item->job;
+    j->cb(j->ctx, item->index, result, result ? NULL : err, &t);
+    if (atomic_fetch_sub(&j->open, 1) == 1)
+        job_release(j);
+    item_unref(item);
+}
+
+/* ---- batcher ------------------------------------------------------------------ */
+
+static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
+{
+    const inferd_estimator_ops *ops = e->comp->ops;
+    uint64_t t0 = now_us();
+    for (size_t i = 0; i < n; i++)
+        items[i]->started_us = t0;
+    inferd_error err = {0};
+    inferd_status st = ops->estimate_batch(e->inst, items, n, &err);
+    if (st != INFERD_OK) {
+        if (!err.message[0])
+            inferd_error_set(&err, st, "no message");
+        inferd_error_prefix(&err, "estimator %s (%s, plugin %s)", e->name, e->comp->name,
+                            e->plugin->name);
+        inferd_log_warn(LOG, "%s", err.message);
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* Read done before dropping our reference: after it the item may be gone. */
+        if (st != INFERD_OK && !atomic_load(&items[i]->done))
+            inferd_estimate_done(items[i], NULL, &err);
+        item_unref(items[i]);
+    }
+}
+
+static void *worker(void *arg)
+{
+    est_entry *e = arg;
+    inferd_estimate **batch = malloc(e->max_batch * sizeof *batch);
+    if (!batch) {
+        inferd_log_error(LOG, "%s: out of memory starting a worker", e->name);
+        return NULL;
+    }
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        while (!e->stopping && e->queued == 0)
+            pthread_cond_wait(&e->cond, &e->lock);
+        if (e->queued == 0)
+            break; /* stopping, and nothing left */
+        /* Wait up to max_delay after the oldest item for the batch to fill. */
+        uint64_t deadline = e->head->submitted_us + e->max_delay_us;
+        while (!e->stopping && e->queued < e->max_batch) {
+            uint64_t now = now_us();
+            if (now >= deadline)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait_ns = (deadline - now) * 1000u + (uint64_t)ts.tv_nsec;
+            ts.tv_sec += (time_t)(wait_ns / 1000000000u);
+            ts.tv_nsec = (long)(wait_ns % 1000000000u);
+            pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+            if (e->queued == 0)
+                break; /* another worker took them */
+        }
+        size_t n = 0;
+        while (n < e->max_batch && e->head) {
+            batch[n++] = e->head;
+            e->head = e->head->next;
+        }
+        if (!e->head)
+            e->tail = NULL;
+        e->queued -= n;
+        if (n == 0)
+            continue;
+        e->stats.batches++;
+        bucket_add(&e->stats, n);
+        pthread_mutex_unlock(&e->lock);
+        run_batch(e, batch, n);
+        pthread_mutex_lock(&e->lock);
+    }
+    pthread_mutex_unlock(&e->lock);
+    free(batch);
+    return NULL;
+}
+
+/* ---- submit ------------------------------------------------------------------ */
+
+inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
+                                       inferd_estimate_input *inputs, size_t n,
+                                       const inferd_value *options, inferd_estimate_cb cb,
+                                       void *ctx, inferd_error *err)
+{
+    if (i >= est->n || n == 0 || !cb)
+        return inferd_error_set(err, INFERD_EINVAL, "submit needs an estimator, items and a "
+                                                    "callback");
+    est_entry *e = est->e[i];
+    for (size_t k = 0; k < n; k++) {
+        const inferd_image *img = inputs[k].image;
+        const inferd_rect *a = &inputs[k].area;
+        if (!img)
+            return inferd_error_set(err, INFERD_EINVAL, "image %zu: missing", k);
+        if (inputs[k].has_area &&
+            (a->x < 0 || a->y < 0 || a->width < 1 || a->height < 1 ||
+             a->x + a->width > (int64_t)img->width || a->y + a->height > (int64_t)img->height))
+            return inferd_error_set(err, INFERD_EINVAL,
+                                    "image %zu: detect area {x: %lld, y: %lld, width: %lld, "
+                                    "height: %lld} is not inside the %ux%u image (width and "
+                                    "height must be >= 1)", k, (long long)a->x, (long long)a->y,
+                                    (long long)a->width, (long long)a->height, img->width,
+                                    img->height);
+    }
+    job *j = calloc(1, sizeof *j);
+    inferd_estimate **items = calloc(n, sizeof *items);
+    if (!j || !items) {
+        free(j);
+        free(items);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    char owner[200];
+    snprintf(owner, sizeof owner, "estimator %s", e->name);
+    inferd_status st = inferd_props_validate(e->options, owner, options, &j->options, err);
+    for (size_t k = 0; st == INFERD_OK && k < n; k++)
+        if (!(items[k] = calloc(1, sizeof **items)))
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st != INFERD_OK) {
+        for (size_t k = 0; k < n; k++)
+            free(items[k]);
+        free(items);
+        job_release(j);
+        return st;
+    }
+    j->cb = cb;
+    j->ctx = ctx;
+    atomic_init(&j->open, n);
+    uint64_t t = now_us();
+    for (size_t k = 0; k < n; k++) {
+        inferd_estimate *it = items[k];
+        it->owner = e;
+        it->job = j;
+        it->index = k;
+        it->has_area = inputs[k].has_area;
+        it->area = inputs[k].area;
+        it->submitted_us = t;
+        atomic_init(&it->refs, 2);
+        atomic_init(&it->done, false);
+        if (k + 1 < n)
+            it->next = items[k + 1];
+    }
+    pthread_mutex_lock(&e->lock);
+    if (e->stopping || e->queued + n > e->max_queue) {
+        bool stopping = e->stopping;
+        if (!stopping)
+            e->stats.rejected += n;
+        size_t queued = e->queued;
+        pthread_mutex_unlock(&e->lock);
+        for (size_t k = 0; k < n; k++)
+            free(items[k]);
+        free(items);
+        job_release(j);
+        if (stopping)
+            return inferd_error_set(err, INFERD_ESTATE, "estimator %s is stopping", e->name);
+        return inferd_error_set(err, INFERD_EBUSY,
+                                "estimator %s is overloaded: %zu items queued (maxQueue %zu); "
+                                "retry later", e->name, queued, e->max_queue);
+    }
+    for (size_t k = 0; k < n; k++) {
+        items[k]->image = inputs[k].image; /* taken only now, when nothing can fail */
+        inputs[k].image = NULL;
+    }
+    if (e->tail)
+        e->tail->next = items[0];
+    else
+        e->head = items[0];
+    e->tail = items[n - 1];
+    e->queued += n;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    free(items);
+    return INFERD_OK;
+}
+
+/* ---- set-up -------------------------------------------------------------------- */
+
+static const char *const device_classes[] = {"cpu", "gpu", "global", NULL};
+/* The batcher's settings under estimators.<name>; other keys there are the
+ * component's properties. */
+static const inferd_prop_spec batcher_specs[] = {
+    INFERD_PROP_ENUM("deviceClass", "cpu, gpu, or global (the daemon's device.class)", "global",
+                     device_classes),
+    INFERD_PROP_UINT("maxBatch", "most requests' images run as one batch", 8, 1, 1024),
+    INFERD_PROP_UINT("maxDelayUs", "longest the first image waits for its batch to fill", 2000,
+                     0, 10000000),
+    INFERD_PROP_UINT("workers", "threads running batches of this estimator", 1, 1, 64),
+    INFERD_PROP_UINT("maxQueue", "images queued before requests get 503", 1024, 1, 1048576),
+    INFERD_PROP_END,
+};
+
+static bool is_batcher_key(const char *key)
+{
+    for (size_t i = 0; batcher_specs[i].name; i++)
+        if (strcmp(batcher_specs[i].name, key) == 0)
+            return true;
+    return false;
+}
+
+static bool spec_declared(const inferd_prop_spec *specs, const char *name)
+{
+    for (size_t i = 0; specs && specs[i].name; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool is_builtin(const inferd_plugin_info *p)
+{
+    const char *dir = inferd_builtin_dir();
+    size_t len = strlen(dir);
+    return p->path && strncmp(p->path, dir, len) == 0 && p->path[len] == '/';
+}
+
+static void entry_free(est_entry *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    inferd_estimate *rest = e->head;
+    e->head = e->tail = NULL;
+    e->queued = 0;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    /* Fail what never started, then let running batches finish. */
+    inferd_error stop = {0};
+    inferd_error_set(&stop, INFERD_ESTATE, "estimator %s is stopping", e->name);
+    while (rest) {
+        inferd_estimate *next = rest->next;
+        inferd_estimate_done(rest, NULL, &stop);
+        item_unref(rest); /* the worker's reference it never took */
+        rest = next;
+    }
+    for (size_t t = 0; t < e->n_threads; t++)
+        pthread_join(e->threads[t], NULL);
+    free(e->threads);
+    inferd_instance_destroy(e->inst);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    free(e->name);
+    free(e);
+}
+
+void inferd_estimators_free(inferd_estimators *est)
+{
+    if (!est)
+        return;
+    for (size_t i = 0; i < est->n; i++)
+        entry_free(est->e[i]);
+    free(est->e);
+    free(est);
+}
+
+/* Splits estimators.<name> into batcher settings and component properties,
+ * resolving deviceClass "global" and filling gpuDeviceId. */
+static inferd_status configure(est_entry *e, const inferd_config *cfg, const inferd_value *given,
+                               inferd_value **props_out, inferd_error *err)
+{
+    inferd_value *batcher = inferd_value_object(), *props = inferd_value_object();
+    inferd_status st = (!batcher || !props) ? inferd_error_set(err, INFERD_ENOMEM, "out of memory")
+                                            : INFERD_OK;
+    const char *key;
+    inferd_value *v;
+    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(given, k, &key, &v); k++)
+        st = inferd_value_object_set(is_batcher_key(key) ? batcher : props, key,
+                                     inferd_value_copy(v), err);
+    char owner[200];
+    snprintf(owner, sizeof owner, "config estimators.%s", e->name);
+    inferd_props *b = NULL;
+    if (st == INFERD_OK)
+        st = inferd_props_validate(batcher_specs, owner, batcher, &b, err);
+    if (st == INFERD_OK) {
+        const char *dc = inferd_props_string(b, "deviceClass");
+        if (strcmp(dc, "global") == 0)
+            dc = inferd_config_string(cfg, "device.class");
+        e->device_class = strcmp(dc, "gpu") == 0 ? "gpu" : "cpu";
+        e->max_batch = (size_t)inferd_props_int(b, "maxBatch");
+        e->max_delay_us = (uint64_t)inferd_props_int(b, "maxDelayUs");
+        e->workers = (size_t)inferd_props_int(b, "workers");
+        e->max_queue = (size_t)inferd_props_int(b, "maxQueue");
+        if (spec_declared(e->comp->props, "deviceClass"))
+            st = inferd_value_object_set(props, "deviceClass",
+                                         inferd_value_string(e->device_class), err);
+        if (st == INFERD_OK && spec_declared(e->comp->props, "gpuDeviceId") &&
+            !inferd_value_object_get(props, "gpuDeviceId"))
+            st = inferd_value_object_set(props, "gpuDeviceId",
+                                         inferd_value_int(inferd_config_int(cfg, "device.gpu_id")),
+                                         err);
+    }
+    inferd_props_free(b);
+    inferd_value_free(batcher);
+    if (st != INFERD_OK) {
+        inferd_value_free(props);
+        return st;
+    }
+    *props_out = props;
+    return INFERD_OK;
+}
+
+static inferd_status entry_start(est_entry *e, inferd_registry *reg, const inferd_config *cfg,
+                                 const inferd_value *settings, inferd_error *err)
+{
+    inferd_value *props = NULL;
+    inferd_status st = configure(e, cfg, settings, &props, err);
+    if (st == INFERD_OK)
+        st = inferd_instance_create(reg, e->comp->name, e->name, props, &e->inst, err);
+    inferd_value_free(props);
+    if (st != INFERD_OK)
+        return st;
+    if (!(e->threads = calloc(e->workers, sizeof *e->threads)))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (; e->n_threads < e->workers; e->n_threads++) {
+        int rc = pthread_create(&e->threads[e->n_threads], NULL, worker, e);
+        if (rc != 0)
+            return inferd_error_set(err, INFERD_EINTERNAL, "estimator %s: cannot start a worker: "
+                                    "%s", e->name, strerror(rc));
+    }
+    inferd_log_info(LOG, "%s: %s (plugin %s%s), device %s, maxBatch %zu, maxDelayUs %llu", e->name,
+                    e->comp->name, e->plugin->name, e->replaces ? ", replacing the built-in" : "",
+                    e->device_class, e->max_batch, (unsigned long long)e->max_delay_us);
+    return INFERD_OK;
+}
+
+static int by_entry_name(const void *a, const void *b)
+{
+    return strcmp((*(est_entry *const *)a)->name, (*(est_entry *const *)b)->name);
+}
+
+/* Adds comp under its broker name, or lets it replace the one there. */
+static inferd_status consider(inferd_estimators *est, const inferd_component *comp,
+                              const inferd_plugin_info *plugin, inferd_error *err)
+{
+    bool builtin = is_builtin(plugin);
+    for (size_t i = 0; i < est->n; i++) {
+        est_entry *e = est->e[i];
+        if (strcmp(e->name, comp->broker_name) != 0)
+            continue;
+        if (builtin == e->builtin)
+            return inferd_error_set(err, INFERD_EEXIST,
+                                    "estimator %s: both %s (plugin %s) and %s (plugin %s) serve "
+                                    "it; activate only one of them", e->name, e->comp->name,
+                                    e->plugin->name, comp->name, plugin->name);
+        if (!builtin) { /* the replacement takes over the name */
+            e->comp = comp;
+            e->plugin = plugin;
+            e->builtin = false;
+        }
+        e->replaces = true;
+        return INFERD_OK;
+    }
+    est_entry *e = calloc(1, sizeof *e);
+    est_entry **grown = realloc(est->e, (est->n + 1) * sizeof *grown);
+    if (!e || !grown || !(e->name = strdup(comp->broker_name))) {
+        free(e);
+        if (grown)
+            est->e = grown;
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    est->e = grown;
+    e->comp = comp;
+    e->plugin = plugin;
+    e->builtin = builtin;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cond, NULL);
+    est->e[est->n++] = e;
+    return INFERD_OK;
+}
+
+inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
+                                    inferd_estimators **out, inferd_error *err)
+{
+    inferd_estimators *est = calloc(1, sizeof *est);
+    if (!est)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_status st = INFERD_OK;
+    for (size_t p = 0; st == INFERD_OK && p < inferd_registry_plugin_count(reg); p++) {
+        const inferd_plugin_info *info = inferd_registry_plugin_at(reg, p);
+        for (size_t c = 0; st == INFERD_OK && c < info->descriptor->n_components; c++) {
+            const inferd_component *comp = inferd_plugin_component(info->descriptor, c);
+            if (comp->kind == INFERD_KIND_ESTIMATOR)
+                st = consider(est, comp, info, err);
+        }
+    }
+    if (est->n > 1)
+        qsort(est->e, est->n, sizeof *est->e, by_entry_name);
+    const inferd_value *all = NULL;
+    if (st == INFERD_OK)
+        st = inferd_config_get(cfg, "estimators", &all, err);
+    /* A setting for an estimator nobody serves is a typo: say so. */
+    const char *key;
+    inferd_value *v;
+    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(all, k, &key, &v); k++) {
+        if (inferd_estimators_find(est, key) < 0) {
+            char names[512] = "";
+            for (size_t i = 0, pos = 0; i < est->n && pos < sizeof names; i++)
+                pos += (size_t)snprintf(names + pos, sizeof names - pos, "%s%s", i ? ", " : "",
+                                        est->e[i]->name);
+            st = inferd_error_set(err, INFERD_ENOTFOUND,
+                                  "config estimators.%s: no such estimator (there are: %s)", key,
+                                  est->n ? names : "none");
+        } else if (!inferd_value_is(v, INFERD_VALUE_OBJECT)) {
+            st = inferd_error_set(err, INFERD_ETYPE, "config estimators.%s: must be an object",
+                                  key);
+        }
+    }
+    for (size_t i = 0; st == INFERD_OK && i < est->n; i++) {
+        est_entry *e = est->e[i];
+        const inferd_prop_spec *o = inferd_component_request_options(e->comp);
+        e->options = o ? o : no_options;
+        st = entry_start(e, reg, cfg, inferd_value_object_get(all, e->name), err);
+    }
+    if (st != INFERD_OK) {
+        inferd_estimators_free(est);
+        return st;
+    }
+    *out = est;
+    return INFERD_OK;
+}
+
+/* ---- queries ----------------------------------------------------------------------- */
+
+size_t inferd_estimators_count(const inferd_estimators *est) { return est ? est->n : 0; }
+
+const char *inferd_estimators_name(const inferd_estimators *est, size_t i)
+{
+    return i < est->n ? est->e[i]->name : NULL;
+}
+
+long inferd_estimators_find(const inferd_estimators *est, const char *name)
+{
+    for (size_t i = 0; name && i < est->n; i++)
+        if (strcmp(est->e[i]->name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i)
+{
+    return i < est->n ? est->e[i]->options : no_options;
+}
+
+void inferd_estimators_stats(const inferd_estimators *est, size_t i, inferd_estimator_stats *out)
+{
+    est_entry *e = est->e[i];
+    pthread_mutex_lock(&e->lock);
+    *out = e->stats;
+    out->queued = e->queued;
+    pthread_mutex_unlock(&e->lock);
+}
+
+inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i)
+{
+    const est_entry *e = est->e[i];
+    inferd_value *o = inferd_value_object();
+    inferd_value *comp = inferd_describe_component(e->comp);
+    inferd_value *opts = comp ? inferd_value_copy(inferd_value_object_get(comp, "request_options"))
+                              : NULL;
+    inferd_value_free(comp);
+    if (!o || inferd_value_object_set(o, "name", inferd_value_string(e->name), NULL) ||
+        inferd_value_object_set(o, "component", inferd_value_string(e->comp->name), NULL) ||
+        inferd_value_object_set(o, "plugin", inferd_value_string(e->plugin->name), NULL) ||
+        inferd_value_object_set(o, "pluginVersion", inferd_value_string(e->plugin->version),
+                                NULL) ||
+        inferd_value_object_set(o, "builtIn", inferd_value_bool(e->builtin), NULL) ||
+        inferd_value_object_set(o, "replaced", inferd_value_bool(e->replaces && !e->builtin),
+                                NULL) ||
+        inferd_value_object_set(o, "deviceClass", inferd_value_string(e->device_class), NULL) ||
+        inferd_value_object_set(o, "maxBatch", inferd_value_int((int64_t)e->max_batch), NULL) ||
+        inferd_value_object_set(o, "maxDelayUs", inferd_value_int((int64_t)e->max_delay_us),
+                                NULL) ||
+        inferd_value_object_set(o, "workers", inferd_value_int((int64_t)e->workers), NULL) ||
+        inferd_value_object_set(o, "options", opts ? opts : inferd_value_array(), NULL)) {
+        inferd_value_free(o);
+        return NULL;
+    }
+    return o;
+}

@@ -1,0 +1,87 @@
+/* estimators/estimators.h: named estimators and their dynamic batchers.
+ * Not installed; used by the service (src/service) and, later, the rules.
+ *
+ * A named estimator ("peopleCountEstimator") is served by one estimator
+ * component: the built-in one whose broker_name it is, unless a plugin that
+ * is not built in declares the same broker_name: then that replacement takes
+ * over the name (same request options, same response shape). Each named
+ * estimator has one instance, created with the settings of the config key
+ * `estimators` under its name, and a batcher: a bounded queue of items and
+ * `workers` threads that take up to maxBatch items, waiting at most
+ * maxDelayUs after the first for more, and call estimate_batch with them.
+ * Items are completed from any thread through inferd_estimate_done, which
+ * calls the submitter's callback. Nothing here runs on an HTTP thread.
+ */
+#ifndef INFERD_ESTIMATORS_H
+#define INFERD_ESTIMATORS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "inferd/config.h"
+#include "inferd/plugin.h"
+#include "inferd/registry.h"
+
+typedef struct inferd_estimators inferd_estimators;
+
+/* Creates the named estimators of every estimator component in reg (one per
+ * broker name, the replacement winning) with cfg's settings. A bad setting
+ * or a failing init is an error naming the estimator. */
+inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
+                                    inferd_estimators **out, inferd_error *err);
+/* Fails what is still queued (ESTATE "stopping"), waits for the running
+ * batches, destroys the instances, frees. */
+void inferd_estimators_free(inferd_estimators *est);
+
+size_t inferd_estimators_count(const inferd_estimators *est);
+/* The i-th broker name, in name order. */
+const char *inferd_estimators_name(const inferd_estimators *est, size_t i);
+/* -1 when there is no estimator of that name. */
+long inferd_estimators_find(const inferd_estimators *est, const char *name);
+/* The request options the estimator takes (END-terminated, never NULL). */
+const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i);
+/* {"name", "component", "plugin", "builtIn", "replaces" (bool),
+ *  "deviceClass", "maxBatch", "maxDelayUs", "workers", "options": [...]} */
+inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i);
+
+/* Counters of one estimator (for /metrics). */
+typedef struct inferd_estimator_stats {
+    size_t queued;            /* items waiting now */
+    uint64_t items, batches;  /* completed so far */
+    uint64_t failed;          /* items completed with an error */
+    uint64_t rejected;        /* items refused: queue full */
+    uint64_t batch_hist[8];   /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64 */
+} inferd_estimator_stats;
+void inferd_estimators_stats(const inferd_estimators *est, size_t i, inferd_estimator_stats *out);
+
+/* One image to estimate. */
+typedef struct inferd_estimate_input {
+    inferd_image *image;      /* owned by the caller until submit, then taken */
+    bool has_area;
+    inferd_rect area;
+} inferd_estimate_input;
+
+/* Per-item timings, microseconds. */
+typedef struct inferd_estimate_timing {
+    uint64_t queue_us;        /* submitted -> its batch started */
+    uint64_t run_us;          /* its batch started -> it was completed */
+} inferd_estimate_timing;
+
+/* Called once per item, from a worker or the completing thread. result is
+ * owned by the callee (NULL on error, then err says why). */
+typedef void (*inferd_estimate_cb)(void *ctx, size_t index, inferd_value *result,
+                                   const inferd_error *err, const inferd_estimate_timing *t);
+
+/* Queues n items of estimator i. options: the request's options as given
+ * (object or NULL), validated here against the estimator's request options.
+ * On success every item's image is taken and cb will be called once per
+ * item (index 0..n-1). On failure nothing is taken, cb is never called:
+ * EINVAL (a bad option or area: the message names it), EBUSY (the queue
+ * cannot take n more items: overloaded), ESTATE (stopping). */
+inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
+                                       inferd_estimate_input *inputs, size_t n,
+                                       const inferd_value *options, inferd_estimate_cb cb,
+                                       void *ctx, inferd_error *err);
+
+#endif

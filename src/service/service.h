@@ -1,0 +1,148 @@
+/* service/service.h: what the files of the HTTP service share. Not installed.
+ *
+ * The service (`inferd serve`) owns the registry, the named estimators, the
+ * KServe model list, the event subscribers, the background components and
+ * the HTTP server. Requests reach handlers through a route table; a handler
+ * replies exactly once, now (svc_reply_*) or later from another thread
+ * (svc_suspend, then svc_reply_* from any thread: the connection is resumed
+ * and the reply sent; no thread waits meanwhile).
+ *
+ * Errors always have the body {"error": {"code": "...", "message": "..."}}:
+ * svc_reply_error. Codes: bad_request 400, unauthorized 401, not_found 404,
+ * method_not_allowed 405, too_large 413, unsupported_media_type 415,
+ * not_ready / overloaded 503, internal 500.
+ */
+#ifndef INFERD_SERVICE_H
+#define INFERD_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "estimators/estimators.h"
+#include "inferd/config.h"
+#include "inferd/registry.h"
+#include "inferd/value.h"
+
+typedef struct svc svc;                 /* the service */
+typedef struct svc_request svc_request; /* one request (owned by the server) */
+typedef struct svc_kserve svc_kserve;   /* kserve.c */
+typedef struct svc_background svc_background; /* background.c */
+typedef struct svc_metrics svc_metrics; /* metrics.c */
+
+struct svc {
+    const inferd_config *cfg;   /* borrowed */
+    inferd_registry *reg;       /* borrowed */
+    inferd_estimators *est;     /* owned */
+    svc_kserve *kserve;         /* owned */
+    svc_background *background; /* owned */
+    svc_metrics *metrics;       /* owned */
+    struct inferd_http *http;   /* owned */
+    uint64_t started_ms;        /* monotonic */
+    volatile int ready;         /* 1 between start and stop: /ready answers 200 */
+    size_t max_json_depth, max_images;
+    uint64_t max_body, max_pixels;
+};
+
+/* ---- a request, as handlers see it ------------------------------------------ */
+
+const char *svc_method(const svc_request *r);
+/* The path, without the query. */
+const char *svc_path(const svc_request *r);
+/* The i-th '*' segment of the route's pattern ("/v2/models/*" -> the name). */
+const char *svc_param(const svc_request *r, size_t i);
+/* A query parameter's decoded value, or NULL. */
+const char *svc_query(const svc_request *r, const char *key);
+/* Every query parameter: fn(ctx, key, value) (value may be NULL for "?a"). */
+void svc_query_each(const svc_request *r, void (*fn)(void *ctx, const char *k, const char *v),
+                    void *ctx);
+/* A header's value (case-insensitive name), or NULL. */
+const char *svc_header(const svc_request *r, const char *name);
+/* The whole body (the server reads it all before calling the handler, and
+ * has already refused one over http.max_body_bytes with 413). */
+const void *svc_body(const svc_request *r, size_t *len);
+svc *svc_of(const svc_request *r);
+/* Monotonic microseconds when the request's headers arrived. */
+uint64_t svc_started_us(const svc_request *r);
+/* Labels for /metrics and the monitoring event: the route's pattern (set by
+ * the router) and, for estimations, the estimator. */
+void svc_set_estimator(svc_request *r, const char *name);
+/* Timings for the monitoring event (microseconds). */
+void svc_set_timings(svc_request *r, uint64_t decode_us, uint64_t queue_us, uint64_t infer_us);
+
+/* ---- replying (exactly once per request) ------------------------------------- */
+
+/* Adds a header to the reply (before the reply call). */
+void svc_reply_header(svc_request *r, const char *name, const char *value);
+/* body is taken (NULL: {}). */
+void svc_reply_json(svc_request *r, unsigned status, inferd_value *body);
+/* data (malloc'd) is taken. */
+void svc_reply_bytes(svc_request *r, unsigned status, const char *content_type, void *data,
+                     size_t len);
+void svc_reply_error(svc_request *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* From an inferd_status: EINVAL/ETYPE/ERANGE 400, ENOTFOUND 404, EBUSY 503
+ * overloaded, ESTATE 503 not_ready, EUNSUPPORTED 415... with err's message. */
+void svc_reply_status(svc_request *r, inferd_status st, const inferd_error *err);
+/* The handler returns without replying; a later svc_reply_* (any thread)
+ * resumes the connection and sends it. */
+void svc_suspend(svc_request *r);
+
+/* For plugin route handlers: a request view of r (valid while r is) and a
+ * reply from a handler's response (its contents are taken). */
+#include "plugin/http_exchange.h"
+void svc_exchange_request(svc_request *r, inferd_http_request *out);
+void svc_reply_exchange(svc_request *r, inferd_http_response *resp);
+
+/* ---- routes ----------------------------------------------------------------- */
+
+enum {
+    SVC_ROUTE_MANAGEMENT = 1u << 0, /* loopback, or a bearer token (http.token) */
+};
+typedef void (*svc_handler)(svc_request *r);
+typedef struct svc_route {
+    const char *method;  /* "GET", "POST", ...; HEAD is served by GET */
+    const char *pattern; /* "/v2/models/*\/infer": '*' is one path segment */
+    svc_handler handler;
+    unsigned flags;
+} svc_route;
+/* Each file's routes, {NULL}-terminated. */
+extern const svc_route svc_core_routes[];       /* api_core.c: health, ready, version, metrics */
+extern const svc_route svc_plugin_routes[];     /* api_core.c: /v1/plugins */
+extern const svc_route svc_estimator_routes[];  /* api_estimators.c */
+extern const svc_route svc_kserve_routes[];     /* kserve.c */
+
+/* Whether a path belongs to the built-in API (a plugin route may not take it). */
+bool svc_path_reserved(const char *path);
+
+/* ---- parts ------------------------------------------------------------------- */
+
+/* kserve.c: every *.onnx of models.dir, loaded at start. */
+inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err);
+void svc_kserve_free(svc_kserve *k);
+
+/* background.c: background components (started after the server is up,
+ * closed before it stops), their routes, and the event subscribers. */
+inferd_status svc_background_new(svc *s, svc_background **out, inferd_error *err);
+inferd_status svc_background_start(svc_background *b, inferd_error *err);
+void svc_background_stop(svc_background *b);
+void svc_background_free(svc_background *b);
+/* Serves r if a plugin route has its path: true when it took it (replied). */
+bool svc_background_dispatch(svc_background *b, svc_request *r);
+
+/* metrics.c */
+inferd_status svc_metrics_new(svc_metrics **out);
+void svc_metrics_free(svc_metrics *m);
+/* One finished request: route pattern ("" when none matched), status, time. */
+void svc_metrics_request(svc_metrics *m, const char *route, const char *method, unsigned status,
+                         uint64_t total_us);
+/* Prometheus text exposition of everything (malloc'd). */
+char *svc_metrics_render(svc *s, size_t *len);
+
+/* service.c: lifecycle. */
+inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **out,
+                        inferd_error *err);
+uint16_t svc_port(const svc *s);
+void svc_stop(svc *s, uint64_t timeout_ms);
+
+#endif
