@@ -16,7 +16,9 @@ PKGS=(
   zlib1g-dev             # libspng's deflate
   libmicrohttpd-dev      # the HTTP server of `inferd serve`
   libcmocka-dev          # unit tests
+  libcurl4-openssl-dev   # the monitoring example plugin posts its points over HTTP
   curl                   # integration tests talk to the daemon with curl
+  wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark
   npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)
   python3                # model and test-image generators
   python3-numpy          # generators: hand-set weights, synthetic images

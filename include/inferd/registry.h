@@ -71,6 +71,10 @@ inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_con
 inferd_status inferd_registry_unload(inferd_registry *reg, const char *plugin_name,
                                      inferd_error *err);
 
+/* Failed calls into a plugin's components so far (init, process, exec,
+ * estimate_batch, handle, start, ...). */
+uint64_t inferd_registry_plugin_errors(const inferd_plugin_info *plugin);
+
 size_t inferd_registry_plugin_count(const inferd_registry *reg);
 const inferd_plugin_info *inferd_registry_plugin_at(const inferd_registry *reg, size_t i);
 const inferd_plugin_info *inferd_registry_find_plugin(const inferd_registry *reg,
@@ -132,6 +136,15 @@ inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *cons
 inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
                                    size_t n, inferd_value **result, inferd_error *err);
 inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
+/* A background component's route handler with the request and response
+ * (borrowed for the call). A status the handler sets outside 100..599 is
+ * an error too. Errors name the instance, its plugin, the method and path. */
+inferd_status inferd_instance_route(inferd_instance *inst, inferd_route_handler handler,
+                                    const inferd_http_request *req, inferd_http_response *resp,
+                                    inferd_error *err);
+/* An event component's handle with a batch of borrowed events. */
+inferd_status inferd_instance_handle(inferd_instance *inst, const inferd_value *const *events,
+                                     size_t n, inferd_error *err);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include "inferd/registry.h"
 #include "inferd/version.h"
 #include "service/http.h"
+#include "service/service.h"
 
 static const char usage_text[] =
     "usage: inferd [--help] [--version] COMMAND [ARGS]\n"
@@ -159,6 +160,43 @@ static int cmd_config(int argc, char **argv)
     return 0;
 }
 
+/* SIGHUP: reads the configuration again. The log settings apply at once
+ * (cli_load_config configures logging); other changed keys need a restart,
+ * and the config_reload event says which. The running service keeps its
+ * config. */
+static void reload(int argc, char **argv, const inferd_config *running)
+{
+    inferd_value *ev = inferd_value_object();
+    inferd_config *fresh = NULL;
+    cli_options o;
+    /* cli_load_config prints its errors to stderr, which is the daemon's log. */
+    bool ok = cli_load_config(argc, argv, &fresh, &o) == 0;
+    inferd_value_object_set(ev, "ok", inferd_value_bool(ok), NULL);
+    if (ok) {
+        inferd_value *changed = inferd_value_array(), *restart = inferd_value_array();
+        const inferd_prop_spec *keys = inferd_config_keys();
+        for (size_t i = 0; keys[i].name; i++) {
+            const inferd_value *a = NULL, *b = NULL;
+            inferd_config_get(running, keys[i].name, &a, NULL);
+            inferd_config_get(fresh, keys[i].name, &b, NULL);
+            if (inferd_value_equal(a, b))
+                continue;
+            inferd_value_array_push(changed, inferd_value_string(keys[i].name), NULL);
+            if (strncmp(keys[i].name, "log.", 4) != 0)
+                inferd_value_array_push(restart, inferd_value_string(keys[i].name), NULL);
+        }
+        inferd_log_info("serve", "configuration reloaded (SIGHUP): %zu key(s) changed, %zu of "
+                        "them need a restart", inferd_value_array_len(changed),
+                        inferd_value_array_len(restart));
+        inferd_value_object_set(ev, "changed", changed, NULL);
+        inferd_value_object_set(ev, "restartNeeded", restart, NULL);
+        inferd_config_free(fresh);
+    } else {
+        inferd_log_error("serve", "configuration reload (SIGHUP) failed; keeping the running one");
+    }
+    inferd_event_publish("config_reload", ev, NULL);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     inferd_config *cfg = NULL;
@@ -177,26 +215,23 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    /* Block the stop signals in every thread (MHD's inherit the mask) and
-     * wait for them here, so shutdown runs on this thread, not in a handler. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* Block the stop and reload signals in every thread (the server's and
+     * the plugins' threads inherit the mask) and wait for them here, so
+     * shutdown runs on this thread, not in a handler. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* Plugins first: a plugin that cannot be activated stops the start. */
     inferd_registry *reg = NULL;
+    svc *s = NULL;
     if (inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
-        inferd_log_error("serve", "%s", err.message);
-        inferd_registry_free(reg);
-        inferd_config_free(cfg);
-        return EXIT_RUNTIME;
-    }
-    inferd_http *http = NULL;
-    if (inferd_http_start(cfg, &http, &err) != INFERD_OK) {
+        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
+        svc_start(cfg, reg, &s, &err) != INFERD_OK) {
         inferd_log_error("serve", "%s", err.message);
         inferd_registry_free(reg);
         inferd_config_free(cfg);
@@ -204,12 +239,17 @@ static int cmd_serve(int argc, char **argv)
     }
     inferd_log_info("serve", "inferd %s listening on http://%s%s%s:%u (try /health, /version)",
                     inferd_version(), strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
-                    strchr(host, ':') ? "]" : "", inferd_http_port(http));
+                    strchr(host, ':') ? "]" : "", svc_port(s));
 
     int sig = 0;
-    sigwait(&stop, &sig);
+    for (;;) {
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP)
+            break;
+        reload(argc, argv, cfg);
+    }
     inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    inferd_http_stop(http, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
+    svc_stop(s, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
     inferd_registry_free(reg);
     inferd_log_info("serve", "stopped");
     inferd_config_free(cfg);

@@ -59,6 +59,10 @@ static const inferd_prop_spec config_keys[] = {
                      1, 65536),
     INFERD_PROP_UINT("events.flush_ms", "longest an event waits for its batch to fill", 100, 0,
                      60000),
+    INFERD_PROP_OBJECT("plugin_settings",
+                       "properties of background and event components by component name: "
+                       "{\"monitoring\": {\"url\": \"http://127.0.0.1:5020/1/buckets\"}}",
+                       "{}"),
     INFERD_PROP_END,
 };
 

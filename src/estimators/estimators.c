@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "inferd/log.h"
+#include "plugin/internal.h"
 
 #define LOG "estimator"
 
@@ -165,6 +166,7 @@ static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
         inferd_error_prefix(&err, "estimator %s (%s, plugin %s)", e->name, e->comp->name,
                             e->plugin->name);
         inferd_log_warn(LOG, "%s", err.message);
+        inferd__plugin_count_error(e->plugin);
     }
     for (size_t i = 0; i < n; i++) {
         /* Read done before dropping our reference: after it the item may be gone. */
@@ -214,6 +216,7 @@ static void *worker(void *arg)
         if (n == 0)
             continue;
         e->stats.batches++;
+        e->stats.batched += n;
         bucket_add(&e->stats, n);
         pthread_mutex_unlock(&e->lock);
         run_batch(e, batch, n);
@@ -260,6 +263,12 @@ inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
     char owner[200];
     snprintf(owner, sizeof owner, "estimator %s", e->name);
     inferd_status st = inferd_props_validate(e->options, owner, options, &j->options, err);
+    /* Any bad option (unknown, wrong type, out of range) is bad input. */
+    if (st == INFERD_ENOTFOUND || st == INFERD_ETYPE || st == INFERD_ERANGE) {
+        st = INFERD_EINVAL;
+        if (err)
+            err->code = st;
+    }
     for (size_t k = 0; st == INFERD_OK && k < n; k++)
         if (!(items[k] = calloc(1, sizeof **items)))
             st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
@@ -359,11 +368,13 @@ static bool is_builtin(const inferd_plugin_info *p)
     return p->path && strncmp(p->path, dir, len) == 0 && p->path[len] == '/';
 }
 
-static void entry_free(est_entry *e)
+static void entry_stop(est_entry *e)
 {
-    if (!e)
-        return;
     pthread_mutex_lock(&e->lock);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->lock);
+        return;
+    }
     e->stopping = true;
     inferd_estimate *rest = e->head;
     e->head = e->tail = NULL;
@@ -381,12 +392,25 @@ static void entry_free(est_entry *e)
     }
     for (size_t t = 0; t < e->n_threads; t++)
         pthread_join(e->threads[t], NULL);
+}
+
+static void entry_free(est_entry *e)
+{
+    if (!e)
+        return;
+    entry_stop(e);
     free(e->threads);
     inferd_instance_destroy(e->inst);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     free(e->name);
     free(e);
+}
+
+void inferd_estimators_stop(inferd_estimators *est)
+{
+    for (size_t i = 0; est && i < est->n; i++)
+        entry_stop(est->e[i]);
 }
 
 void inferd_estimators_free(inferd_estimators *est)

@@ -30,8 +30,10 @@ typedef struct inferd_estimators inferd_estimators;
  * or a failing init is an error naming the estimator. */
 inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
                                     inferd_estimators **out, inferd_error *err);
-/* Fails what is still queued (ESTATE "stopping"), waits for the running
- * batches, destroys the instances, frees. */
+/* Refuses new items (ESTATE "stopping"), fails what is still queued, and
+ * waits for the running batches. Queries stay valid. */
+void inferd_estimators_stop(inferd_estimators *est);
+/* Stops (if not yet), destroys the instances, frees. */
 void inferd_estimators_free(inferd_estimators *est);
 
 size_t inferd_estimators_count(const inferd_estimators *est);
@@ -48,7 +50,8 @@ inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i)
 /* Counters of one estimator (for /metrics). */
 typedef struct inferd_estimator_stats {
     size_t queued;            /* items waiting now */
-    uint64_t items, batches;  /* completed so far */
+    uint64_t items, batches;  /* completed items, batches run so far */
+    uint64_t batched;         /* items handed to batches (the sum of batch sizes) */
     uint64_t failed;          /* items completed with an error */
     uint64_t rejected;        /* items refused: queue full */
     uint64_t batch_hist[8];   /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64 */

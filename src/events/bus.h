@@ -6,6 +6,12 @@
  * or what arrived within flush_ms) through its handle callback. A full queue
  * drops the event and counts it; a failing handle is logged and counted.
  * The bus is process-wide (a plugin publishes without a handle to it).
+ *
+ * A subscriber receives exactly the events whose name equals its component's
+ * event_name; there is no wildcard (the registry only accepts plain names
+ * for event_name, so "*" cannot be declared). Each event is delivered as the
+ * payload that was published (every subscriber of a name gets its own copy).
+ * No lock is held while a plugin's handle runs.
  */
 #ifndef INFERD_EVENTS_BUS_H
 #define INFERD_EVENTS_BUS_H
@@ -28,19 +34,25 @@ typedef struct inferd_event_sub_config {
 inferd_status inferd_events_subscribe(inferd_instance *inst, const inferd_event_sub_config *cfg,
                                       inferd_event_sub **out, inferd_error *err);
 /* Unsubscribes, delivers what is still queued (up to a deadline of
- * deadline_ms; the rest is dropped and counted), joins the thread, frees. */
+ * deadline_ms; the rest is dropped and counted), joins the thread, frees.
+ * The deadline bounds when the last batch starts: a handle call that is
+ * running is waited for. Afterwards inst may be destroyed. */
 void inferd_events_unsubscribe(inferd_event_sub *sub, uint64_t deadline_ms);
 
 /* Counters of one subscriber (for /metrics). */
 typedef struct inferd_event_sub_stats {
     const char *instance, *event; /* borrowed */
     uint64_t published;           /* offered to this subscriber */
-    uint64_t delivered;           /* handed to handle (whether it succeeded or not) */
+    uint64_t delivered;           /* taken out for handle (whether it succeeded or not);
+                                     published = delivered + dropped + queued */
     uint64_t dropped;             /* queue full, or left at unsubscribe */
     uint64_t failures;            /* handle calls that returned an error */
     size_t queued;                /* now */
 } inferd_event_sub_stats;
-/* Calls fn for every live subscriber, under the bus lock (keep fn short). */
+/* The counters of one subscriber now. */
+void inferd_events_stats(const inferd_event_sub *sub, inferd_event_sub_stats *out);
+/* Calls fn for every live subscriber, under the bus lock (keep fn short, and
+ * do not publish or subscribe from it). */
 void inferd_events_foreach(void (*fn)(void *ctx, const inferd_event_sub_stats *s), void *ctx);
 /* Events published with no subscriber for their name (counted, not an error). */
 uint64_t inferd_events_unrouted(void);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "inferd/log.h"
+#include "plugin/http_exchange.h"
+#include "plugin/timers.h"
 
 #define LOG "plugin"
 
@@ -123,6 +125,7 @@ static inferd_status plugin_failed(const inferd_instance *inst, const char *call
         inferd_error_set(err, st, "no message");
     if (st == INFERD_OK) /* a plugin that failed without saying how */
         st = INFERD_EPLUGIN;
+    atomic_fetch_add(&inst->plugin->errors, 1);
     if (err)
         err->code = st;
     inferd_error_prefix(err, "%s %s (%s, plugin %s %s): %s failed",
@@ -195,6 +198,8 @@ void inferd_instance_destroy(inferd_instance *inst)
 {
     if (!inst)
         return;
+    /* No timer callback may run into a torn-down instance. */
+    inferd__timers_cancel_all(inst);
     if (inst->initialized) {
         /* A started source is stopped before it is torn down. */
         if (inst->started && inst->component->kind == INFERD_KIND_SOURCE)
@@ -270,4 +275,36 @@ inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err)
         return plugin_failed(inst, "start", st, err);
     inst->started = true;
     return INFERD_OK;
+}
+
+inferd_status inferd_instance_handle(inferd_instance *inst, const inferd_value *const *events,
+                                     size_t n, inferd_error *err)
+{
+    if (inst->component->kind != INFERD_KIND_EVENT)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not an event component",
+                                inst->name, inferd_component_kind_name(inst->component->kind));
+    const inferd_event_ops *o = inst->component->ops;
+    inferd_error_clear(err);
+    inferd_status st = o->handle(inst, events, n, err);
+    return st == INFERD_OK ? st : plugin_failed(inst, "handle", st, err);
+}
+
+inferd_status inferd_instance_route(inferd_instance *inst, inferd_route_handler handler,
+                                    const inferd_http_request *req, inferd_http_response *resp,
+                                    inferd_error *err)
+{
+    if (inst->component->kind != INFERD_KIND_BACKGROUND)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not a background component",
+                                inst->name, inferd_component_kind_name(inst->component->kind));
+    inferd_error_clear(err);
+    inferd_status st = handler(inst, req, resp, err);
+    if (st == INFERD_OK && (resp->status < 100 || resp->status > 599))
+        st = inferd_error_set(err, INFERD_EPLUGIN,
+                              "it set status %u, which is not an HTTP status (100..599)",
+                              resp->status);
+    if (st == INFERD_OK)
+        return st;
+    char call[256];
+    snprintf(call, sizeof call, "%s %.200s", req->method, req->path);
+    return plugin_failed(inst, call, st, err);
 }

@@ -3,6 +3,7 @@
 #define INFERD_PLUGIN_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "inferd/registry.h"
 
@@ -11,7 +12,11 @@ typedef struct plugin_entry {
     char *path;               /* owned */
     void *handle;             /* dlopen handle, NULL for in-memory descriptors */
     unsigned live_instances;  /* guarded by the registry lock */
+    atomic_uint_least64_t errors; /* failed calls into the plugin (for /metrics) */
 } plugin_entry;
+
+/* Counts a failed call into the plugin that registered info. */
+void inferd__plugin_count_error(const inferd_plugin_info *info);
 
 typedef struct model_entry model_entry;
 typedef struct backend_entry backend_entry;

@@ -105,6 +105,22 @@ inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backe
 const char *inferd_model_path(const inferd_model *model) { return model->e.path; }
 const char *inferd_model_backend(const inferd_model *model) { return model->e.backend_name; }
 
+/* The validated options as sorted JSON (every declared key present). */
+static inferd_status canonical_options(const inferd_props *props, char **out, inferd_error *err)
+{
+    inferd_value *o = inferd_value_object();
+    const inferd_prop_spec *specs = inferd_props_specs(props);
+    inferd_status st = o ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 0; st == INFERD_OK && specs && specs[i].name; i++)
+        st = inferd_value_object_set(o, specs[i].name,
+                                     inferd_value_copy(inferd_props_get(props, specs[i].name)),
+                                     err);
+    if (st == INFERD_OK)
+        st = inferd_value_to_json(o, INFERD_JSON_SORT_KEYS, out, NULL, err);
+    inferd_value_free(o);
+    return st;
+}
+
 static inferd_status model_open(inferd_registry *reg, const char *backend, const char *path,
                                 const void *data, size_t len, const inferd_value *options,
                                 inferd_model **out, inferd_error *err)
@@ -116,25 +132,13 @@ static inferd_status model_open(inferd_registry *reg, const char *backend, const
         if (access(resolved, F_OK) == 0)
             path = resolved;
     }
-    char *options_json = NULL;
-    if (options && inferd_value_to_json(options, INFERD_JSON_SORT_KEYS, &options_json, NULL,
-                                        err) != INFERD_OK)
-        return err ? err->code : INFERD_EINVAL;
-
+    /* Validate first: the key is the options with every default filled in,
+     * so {} and {"provider": "cpu"} share one loaded model. */
     pthread_mutex_lock(&reg->models_lock);
-    for (model_entry *m = reg->models; path && m; m = m->next) {
-        if (m->path && strcmp(m->backend_name, backend) == 0 && strcmp(m->path, path) == 0 &&
-            strcmp(m->options_json ? m->options_json : "", options_json ? options_json : "") == 0) {
-            m->refs++;
-            pthread_mutex_unlock(&reg->models_lock);
-            free(options_json);
-            *out = (inferd_model *)m;
-            return INFERD_OK;
-        }
-    }
     backend_entry *b = NULL;
     inferd_status st = backend_for(reg, backend, &b, err);
     inferd_props *props = NULL;
+    char *options_json = NULL;
     if (st == INFERD_OK) {
         char owner[256];
         snprintf(owner, sizeof owner, "backend %.64s, model %.160s", backend,
@@ -142,6 +146,19 @@ static inferd_status model_open(inferd_registry *reg, const char *backend, const
         static const inferd_prop_spec none[] = {INFERD_PROP_END};
         const inferd_prop_spec *specs = inferd_instance_component(b->inst)->props;
         st = inferd_props_validate(specs ? specs : none, owner, options, &props, err);
+    }
+    if (st == INFERD_OK)
+        st = canonical_options(props, &options_json, err);
+    for (model_entry *m = reg->models; st == INFERD_OK && path && m; m = m->next) {
+        if (m->path && strcmp(m->backend_name, backend) == 0 && strcmp(m->path, path) == 0 &&
+            strcmp(m->options_json, options_json) == 0) {
+            m->refs++;
+            pthread_mutex_unlock(&reg->models_lock);
+            inferd_props_free(props);
+            free(options_json);
+            *out = (inferd_model *)m;
+            return INFERD_OK;
+        }
     }
     model_entry *m = NULL;
     if (st == INFERD_OK) {

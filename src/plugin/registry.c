@@ -187,6 +187,17 @@ static inferd_status check_ports(const inferd_port_spec *ports, const char *what
     return INFERD_OK;
 }
 
+void inferd__plugin_count_error(const inferd_plugin_info *info)
+{
+    /* info is the first member of its plugin_entry */
+    atomic_fetch_add(&((plugin_entry *)(void *)info)->errors, 1);
+}
+
+uint64_t inferd_registry_plugin_errors(const inferd_plugin_info *info)
+{
+    return atomic_load(&((const plugin_entry *)(const void *)info)->errors);
+}
+
 const inferd_prop_spec *inferd_component_request_options(const inferd_component *c)
 {
     return c->size >= offsetof(inferd_component, request_options) + sizeof c->request_options

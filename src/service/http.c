@@ -1,62 +1,219 @@
-/* service/http.c: routes and request handling on libmicrohttpd.
+/* service/http.c: the HTTP server on libmicrohttpd: connections, bodies,
+ * routing, management access, replies now or later (suspend / resume).
  *
- * Threads: MHD runs an epoll listener with a pool of worker threads; handlers
- * here are short (they parse and answer or hand off), so no request parks a
- * thread. Owns the MHD daemon. May call core; never called by core.
+ * Threads: MHD runs an epoll listener with a pool of worker threads. A
+ * handler runs on one of them, parses, and either replies at once or hands
+ * the work off and suspends the connection; the reply then comes from any
+ * thread (under the request's lock) and resumes it. No thread waits for
+ * inference. Owns the MHD daemon and every svc_request.
  */
 #include "service/http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "inferd/log.h"
 #include "inferd/value.h"
-#include "inferd/version.h"
+#include "service/service.h"
 
 #define LOG "http"
+#define MAX_PARAMS 4
 
 struct inferd_http {
     struct MHD_Daemon *mhd;
     uint16_t port;
-    struct timespec started;
+    svc *s;
 };
 
-typedef struct route {
-    const char *method;
-    const char *path;
-    /* Returns an HTTP status and sets *body (owned by the caller). */
-    unsigned (*handler)(inferd_http *http, inferd_value **body);
-} route;
+struct svc_request {
+    svc *s;
+    struct MHD_Connection *conn;
+    char method[16];
+    char *path;                      /* owned */
+    char *segments;                  /* owned: path split for the params */
+    const char *params[MAX_PARAMS];  /* into segments */
+    const char *route;               /* the matched pattern (static), or NULL */
+    char *estimator;                 /* owned, may be NULL */
+    char *body;                      /* owned */
+    size_t body_len, body_cap;
+    bool too_large, dispatched;
+    uint64_t started_us, decode_us, queue_us, infer_us;
 
-static unsigned handle_health(inferd_http *http, inferd_value **body)
-{
-    *body = inferd_value_object();
-    inferd_value_object_set(*body, "status", inferd_value_string("ok"), NULL);
-    return MHD_HTTP_OK;
-}
-
-static unsigned handle_version(inferd_http *http, inferd_value **body)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    *body = inferd_value_object();
-    inferd_value_object_set(*body, "name", inferd_value_string("inferd"), NULL);
-    inferd_value_object_set(*body, "version", inferd_value_string(inferd_version()), NULL);
-    inferd_value_object_set(*body, "uptime_s",
-                            inferd_value_int((int64_t)(now.tv_sec - http->started.tv_sec)), NULL);
-    return MHD_HTTP_OK;
-}
-
-static const route routes[] = {
-    {"GET", "/health", handle_health},
-    {"GET", "/version", handle_version},
+    pthread_mutex_t lock;            /* guards the reply and suspended */
+    bool want_suspend, suspended, replied;
+    unsigned status;
+    char *content_type;              /* owned */
+    void *data;                      /* owned (malloc) */
+    size_t data_len;
+    inferd_http_header *headers;     /* owned */
+    size_t n_headers;
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* ---- request accessors ------------------------------------------------------ */
+
+const char *svc_method(const svc_request *r) { return r->method; }
+const char *svc_path(const svc_request *r) { return r->path; }
+const char *svc_param(const svc_request *r, size_t i) { return i < MAX_PARAMS ? r->params[i] : NULL; }
+svc *svc_of(const svc_request *r) { return r->s; }
+struct MHD_Connection *svc_connection(const svc_request *r) { return r->conn; }
+uint64_t svc_started_us(const svc_request *r) { return r->started_us; }
+
+const char *svc_query(const svc_request *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *svc_header(const svc_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct query_iter {
+    void (*fn)(void *ctx, const char *k, const char *v);
+    void *ctx;
+} query_iter;
+
+static enum MHD_Result each_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    query_iter *it = cls;
+    it->fn(it->ctx, key, value);
+    return MHD_YES;
+}
+
+void svc_query_each(const svc_request *r, void (*fn)(void *ctx, const char *k, const char *v),
+                    void *ctx)
+{
+    query_iter it = {fn, ctx};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_query, &it);
+}
+
+const void *svc_body(const svc_request *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+void svc_set_estimator(svc_request *r, const char *name)
+{
+    free(r->estimator);
+    r->estimator = name ? strdup(name) : NULL;
+}
+
+void svc_set_timings(svc_request *r, uint64_t decode_us, uint64_t queue_us, uint64_t infer_us)
+{
+    r->decode_us = decode_us;
+    r->queue_us = queue_us;
+    r->infer_us = infer_us;
+}
+
+static const char *exchange_lookup(void *ctx, int kind, const char *key)
+{
+    svc_request *r = ctx;
+    return kind == INFERD_HTTP_LOOKUP_QUERY ? svc_query(r, key) : svc_header(r, key);
+}
+
+void svc_exchange_request(svc_request *r, inferd_http_request *out)
+{
+    *out = (inferd_http_request){.method = r->method, .path = r->path, .body = r->body,
+                                 .body_len = r->body_len, .lookup = exchange_lookup, .ctx = r};
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+void svc_suspend(svc_request *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->want_suspend = true;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void svc_reply_header(svc_request *r, const char *name, const char *value)
+{
+    pthread_mutex_lock(&r->lock);
+    inferd_http_header *h = realloc(r->headers, (r->n_headers + 1) * sizeof *h);
+    if (h) {
+        r->headers = h;
+        h[r->n_headers].name = strdup(name);
+        h[r->n_headers].value = strdup(value);
+        if (h[r->n_headers].name && h[r->n_headers].value)
+            r->n_headers++;
+        else {
+            free(h[r->n_headers].name);
+            free(h[r->n_headers].value);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Stores the reply (taking data) and resumes a suspended connection. */
+static void reply_set(svc_request *r, unsigned status, const char *content_type, void *data,
+                      size_t len)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->replied) {
+        pthread_mutex_unlock(&r->lock);
+        inferd_log_error(LOG, "%s %s: replied twice (a bug); the second reply is dropped",
+                         r->method, r->path);
+        free(data);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->content_type = content_type ? strdup(content_type) : NULL;
+    r->data = data;
+    r->data_len = len;
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+void svc_reply_bytes(svc_request *r, unsigned status, const char *content_type, void *data,
+                     size_t len)
+{
+    reply_set(r, status, content_type, data, len);
+}
+
+void svc_reply_json(svc_request *r, unsigned status, inferd_value *body)
+{
+    char *text = NULL;
+    size_t len = 0;
+    inferd_error err = {0};
+    if (!body)
+        body = inferd_value_object();
+    if (!body || inferd_value_to_json(body, INFERD_JSON_COMPACT, &text, &len, &err) != INFERD_OK) {
+        inferd_value_free(body);
+        inferd_log_error(LOG, "%s %s: cannot write the reply: %s", r->method, r->path,
+                         err.message);
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"cannot write "
+                                  "the reply\"}}";
+        text = strdup(oom);
+        reply_set(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", text,
+                  text ? strlen(text) : 0);
+        return;
+    }
+    inferd_value_free(body);
+    reply_set(r, status, "application/json", text, len);
+}
 
 static inferd_value *error_body(const char *code, const char *message)
 {
@@ -68,29 +225,261 @@ static inferd_value *error_body(const char *code, const char *message)
     return body;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, inferd_value *body)
+void svc_reply_error(svc_request *r, unsigned status, const char *code, const char *fmt, ...)
 {
-    char *text = NULL;
-    size_t len = 0;
-    if (!body || inferd_value_to_json(body, INFERD_JSON_COMPACT, &text, &len, NULL) != INFERD_OK) {
-        inferd_value_free(body);
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
-        if (!text)
-            return MHD_NO;
-        len = strlen(text);
-    } else {
-        inferd_value_free(body);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    inferd_log_debug(LOG, "%s %s -> %u %s: %s", r->method, r->path, status, code, msg);
+    svc_reply_json(r, status, error_body(code, msg));
+}
+
+void svc_reply_status(svc_request *r, inferd_status st, const inferd_error *err)
+{
+    const char *msg = err && err->message[0] ? err->message : inferd_status_name(st);
+    switch (st) {
+    case INFERD_EINVAL:
+    case INFERD_ETYPE:
+    case INFERD_ERANGE:
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", msg);
+        break;
+    case INFERD_ENOTFOUND:
+        svc_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "%s", msg);
+        break;
+    case INFERD_EUNSUPPORTED:
+        svc_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "%s", msg);
+        break;
+    case INFERD_EBUSY:
+        svc_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded", "%s", msg);
+        break;
+    case INFERD_ESTATE:
+        svc_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready", "%s", msg);
+        break;
+    case INFERD_ETIMEOUT:
+        svc_reply_error(r, MHD_HTTP_GATEWAY_TIMEOUT, "timeout", "%s", msg);
+        break;
+    default:
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                        st == INFERD_EPLUGIN ? "plugin_error" : "internal", "%s", msg);
+        break;
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
+}
+
+void svc_reply_exchange(svc_request *r, inferd_http_response *resp)
+{
+    const char *ctype = NULL;
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        if (strcasecmp(resp->headers[i].name, "Content-Type") == 0)
+            ctype = resp->headers[i].value;
+        else
+            svc_reply_header(r, resp->headers[i].name, resp->headers[i].value);
+    }
+    void *body = resp->body;
+    size_t len = resp->body_len;
+    resp->body = NULL;
+    resp->body_len = 0;
+    unsigned status = resp->status >= 100 && resp->status <= 599 ? resp->status : 500;
+    reply_set(r, status, ctype, body, len);
+    inferd_http_response_clear(resp);
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+bool svc_path_reserved(const char *path)
+{
+    static const char *const exact[] = {"/health", "/ready", "/version", "/metrics"};
+    static const char *const trees[] = {"/v1", "/v2", "/plugins", "/streams", "/rules"};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (strcmp(path, exact[i]) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
+        size_t n = strlen(trees[i]);
+        if (strncmp(path, trees[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
+/* Matches path against a pattern whose '*' segments are parameters; fills
+ * r->params from r->segments (a copy of the path split at '/'). */
+static bool match(const char *pattern, svc_request *r)
+{
+    const char *p = pattern, *s = r->path;
+    size_t n = 0;
+    while (*p && *s) {
+        if (*p == '*') {
+            const char *end = strchr(s, '/');
+            size_t len = end ? (size_t)(end - s) : strlen(s);
+            if (len == 0 || n >= MAX_PARAMS)
+                return false;
+            char *seg = r->segments + (s - r->path);
+            seg[len] = '\0';
+            r->params[n++] = seg;
+            s += len;
+            p++;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++;
+        s++;
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+static const svc_route *const route_tables[] = {svc_core_routes, svc_plugin_routes,
+                                                svc_estimator_routes, svc_kserve_routes};
+
+static bool loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return false;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/* Constant-time comparison: the token check leaks no prefix length. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0 && lb > 0;
+}
+
+/* Management routes: open on loopback; elsewhere they need the bearer token. */
+static bool management_allowed(svc_request *r)
+{
+    if (loopback(r->conn))
+        return true;
+    const char *token = inferd_config_string(r->s->cfg, "http.token");
+    if (!token[0]) {
+        svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                        "management routes are open on loopback only; set http.token to allow "
+                        "them from other addresses with a bearer token");
+        return false;
+    }
+    const char *auth = svc_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !same_secret(auth + 7, token)) {
+        svc_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        svc_reply_error(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                        "this route needs 'Authorization: Bearer <http.token>'");
+        return false;
+    }
+    return true;
+}
+
+static void dispatch(svc_request *r)
+{
+    if (r->too_large) {
+        svc_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                        "the request body is larger than http.max_body_bytes (%llu bytes)",
+                        (unsigned long long)r->s->max_body);
+        return;
+    }
+    const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
+    char allowed[128] = "";
+    size_t pos = 0;
+    for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
+        for (const svc_route *rt = route_tables[t]; rt->method; rt++) {
+            if (!match(rt->pattern, r))
+                continue;
+            if (strcmp(rt->method, method) != 0) {
+                if (pos < sizeof allowed && !strstr(allowed, rt->method))
+                    pos += (size_t)snprintf(allowed + pos, sizeof allowed - pos, "%s%s",
+                                            pos ? ", " : "", rt->method);
+                continue;
+            }
+            r->route = rt->pattern;
+            if ((rt->flags & SVC_ROUTE_MANAGEMENT) && !management_allowed(r))
+                return;
+            rt->handler(r);
+            return;
+        }
+    }
+    if (allowed[0]) {
+        svc_reply_header(r, MHD_HTTP_HEADER_ALLOW, allowed);
+        svc_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                        "method %s is not allowed on %s (allowed: %s)", r->method, r->path,
+                        allowed);
+        return;
+    }
+    if (r->s->background && svc_background_dispatch(r->s->background, r)) {
+        r->route = "plugin";
+        return;
+    }
+    svc_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no route for %s %.500s", r->method,
+                    r->path);
+}
+
+/* ---- the MHD side ----------------------------------------------------------------- */
+
+static void request_free(svc_request *r)
+{
+    free(r->path);
+    free(r->segments);
+    free(r->estimator);
+    free(r->body);
+    free(r->content_type);
+    free(r->data);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static enum MHD_Result send_reply(svc_request *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->data_len, r->data, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
         return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    r->data = NULL; /* the response owns it now */
+    if (r->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    for (size_t i = 0; i < r->n_headers; i++)
+        MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
-    return r;
+    return ok;
+}
+
+static bool body_append(svc_request *r, const char *data, size_t len)
+{
+    if (r->too_large || r->body_len + len > r->s->max_body) {
+        r->too_large = true; /* keep reading (and dropping) so the reply can be sent */
+        return true;
+    }
+    if (r->body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b)
+            return false;
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0'; /* handlers may read a JSON body as a string */
+    return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -98,36 +487,108 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_size, void **req_ctx)
 {
     inferd_http *http = cls;
-    /* First call per request: headers only. These routes take no body, so
-     * answer on the second call after MHD has seen the whole request. */
-    if (*req_ctx == NULL) {
-        *req_ctx = http;
+    svc_request *r = *req_ctx;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r || !(r->path = strdup(url)) || !(r->segments = strdup(url))) {
+            if (r) {
+                free(r->path);
+                free(r);
+            }
+            return MHD_NO;
+        }
+        pthread_mutex_init(&r->lock, NULL);
+        r->s = http->s;
+        r->conn = conn;
+        r->started_us = mono_us();
+        snprintf(r->method, sizeof r->method, "%s", method);
+        *req_ctx = r;
+        /* A declared length over the limit is refused before reading it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > r->s->max_body)
+            r->too_large = true;
         return MHD_YES;
     }
-    if (*upload_size > 0) { /* a body nobody reads: drop it */
+    if (*upload_size > 0) {
+        if (!body_append(r, upload, *upload_size))
+            return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
-    bool path_known = false;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strcmp(routes[i].path, url) != 0)
-            continue;
-        path_known = true;
-        if (strcmp(routes[i].method, method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0)) {
-            inferd_value *body = NULL;
-            unsigned status = routes[i].handler(http, &body);
-            inferd_log_debug(LOG, "%s %s -> %u", method, url, status);
-            return send_json(conn, status, body);
+    if (!r->dispatched) {
+        r->dispatched = true;
+        dispatch(r);
+    }
+    pthread_mutex_lock(&r->lock);
+    if (!r->replied) {
+        if (!r->want_suspend) { /* a handler that neither replied nor suspended: a bug */
+            pthread_mutex_unlock(&r->lock);
+            svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                            "the handler of %s %s gave no reply", r->method, r->path);
+            pthread_mutex_lock(&r->lock);
+        } else {
+            r->suspended = true;
+            MHD_suspend_connection(conn);
+            pthread_mutex_unlock(&r->lock);
+            return MHD_YES;
         }
     }
-    char msg[600];
-    if (path_known) {
-        snprintf(msg, sizeof msg, "method %s is not allowed on %s", method, url);
-        return send_json(conn, MHD_HTTP_METHOD_NOT_ALLOWED, error_body("method_not_allowed", msg));
-    }
-    snprintf(msg, sizeof msg, "no route for %s %.500s", method, url);
-    return send_json(conn, MHD_HTTP_NOT_FOUND, error_body("not_found", msg));
+    pthread_mutex_unlock(&r->lock);
+    return send_reply(r);
+}
+
+static double ms(uint64_t us) { return (double)us / 1000.0; }
+
+/* One monitoring_event per finished request (see docs/service.md). */
+static void publish_point(const svc_request *r, unsigned status, uint64_t total_us)
+{
+    inferd_value *p = inferd_value_object(), *tags = inferd_value_object(),
+                 *fields = inferd_value_object();
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char st[8];
+    snprintf(st, sizeof st, "%u", status);
+    inferd_value_object_set(tags, "route", inferd_value_string(r->route ? r->route : "unmatched"),
+                            NULL);
+    inferd_value_object_set(tags, "path", inferd_value_string(r->path), NULL);
+    inferd_value_object_set(tags, "method", inferd_value_string(r->method), NULL);
+    inferd_value_object_set(tags, "status", inferd_value_string(st), NULL);
+    if (r->estimator)
+        inferd_value_object_set(tags, "estimator", inferd_value_string(r->estimator), NULL);
+    inferd_value_object_set(fields, "decode_ms", inferd_value_double(ms(r->decode_us)), NULL);
+    inferd_value_object_set(fields, "queue_ms", inferd_value_double(ms(r->queue_us)), NULL);
+    inferd_value_object_set(fields, "inference_ms", inferd_value_double(ms(r->infer_us)), NULL);
+    inferd_value_object_set(fields, "total_ms", inferd_value_double(ms(total_us)), NULL);
+    inferd_value_object_set(p, "series", inferd_value_string("request"), NULL);
+    inferd_value_object_set(p, "tags", tags, NULL);
+    inferd_value_object_set(p, "fields", fields, NULL);
+    inferd_value_object_set(p, "time",
+                            inferd_value_double((double)tv.tv_sec + (double)tv.tv_usec / 1e6),
+                            NULL);
+    inferd_event_publish("monitoring_event", p, NULL);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_ctx,
+                         enum MHD_RequestTerminationCode toe)
+{
+    svc_request *r = *req_ctx;
+    if (!r)
+        return;
+    *req_ctx = NULL;
+    uint64_t total = mono_us() - r->started_us;
+    unsigned status = r->replied ? r->status : 0; /* 0: the client went away */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->replied)
+        inferd_log_debug(LOG, "%s %s: connection ended early (%d)", r->method, r->path, (int)toe);
+    svc_metrics_request(r->s->metrics, r->route ? r->route : "unmatched", r->method, status,
+                        total);
+    publish_point(r, status, total);
+    inferd_log_debug(LOG, "%s %s -> %u in %.3f ms", r->method, r->path, status, ms(total));
+    /* A request that is completed while its handoff still runs (the client
+     * went away, or the daemon is closing): the reply arrives later and must
+     * find the request; the worker owns it then. Only happens on shutdown
+     * deadlines, where the callback has already been refused a resume. */
+    request_free(r);
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
@@ -175,9 +636,9 @@ inferd_status inferd_http_parse_listen(const char *text, char *host, size_t host
     return INFERD_OK;
 }
 
-inferd_status inferd_http_start(const inferd_config *cfg, inferd_http **out, inferd_error *err)
+inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
 {
-    const char *listen = inferd_config_string(cfg, "listen");
+    const char *listen = inferd_config_string(s->cfg, "listen");
     char host[256];
     uint16_t port;
     inferd_status st = inferd_http_parse_listen(listen, host, sizeof host, &port, err);
@@ -198,8 +659,8 @@ inferd_status inferd_http_start(const inferd_config *cfg, inferd_http **out, inf
         freeaddrinfo(ai);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    clock_gettime(CLOCK_MONOTONIC, &http->started);
-    unsigned threads = (unsigned)inferd_config_int(cfg, "http.threads");
+    http->s = s;
+    unsigned threads = (unsigned)inferd_config_int(s->cfg, "http.threads");
     if (threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cores > 0 ? (unsigned)cores : 2;
@@ -211,9 +672,12 @@ inferd_status inferd_http_start(const inferd_config *cfg, inferd_http **out, inf
     /* The logger goes first so that MHD never writes to stderr itself. */
     http->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, http,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                 MHD_OPTION_CONNECTION_LIMIT, 4096u,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!http->mhd) {
@@ -230,29 +694,29 @@ inferd_status inferd_http_start(const inferd_config *cfg, inferd_http **out, inf
 
 uint16_t inferd_http_port(const inferd_http *http) { return http->port; }
 
-void inferd_http_stop(inferd_http *http, uint64_t timeout_ms)
+void inferd_http_drain(inferd_http *http, uint64_t timeout_ms)
 {
-    if (!http)
-        return;
     /* Stop accepting, then give in-flight requests until the deadline. */
     MHD_quiesce_daemon(http->mhd);
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = mono_us();
     for (;;) {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(http->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         if (!info || info->num_connections == 0)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t ms = (uint64_t)(now.tv_sec - t0.tv_sec) * 1000u +
-                      (uint64_t)((now.tv_nsec - t0.tv_nsec) / 1000000);
-        if (ms >= timeout_ms) {
+        if (mono_us() - t0 >= timeout_ms * 1000u) {
             inferd_log_warn(LOG, "%u connection(s) still open after %llu ms; closing them",
                             info->num_connections, (unsigned long long)timeout_ms);
             break;
         }
         usleep(10000);
     }
+}
+
+void inferd_http_stop(inferd_http *http)
+{
+    if (!http)
+        return;
     MHD_stop_daemon(http->mhd);
     free(http);
 }

@@ -49,7 +49,7 @@ struct svc {
 const char *svc_method(const svc_request *r);
 /* The path, without the query. */
 const char *svc_path(const svc_request *r);
-/* The i-th '*' segment of the route's pattern ("/v2/models/*" -> the name). */
+/* The i-th '*' segment of the route's pattern ("/v2/models/{*}" -> the name). */
 const char *svc_param(const svc_request *r, size_t i);
 /* A query parameter's decoded value, or NULL. */
 const char *svc_query(const svc_request *r, const char *key);
@@ -62,6 +62,9 @@ const char *svc_header(const svc_request *r, const char *name);
  * has already refused one over http.max_body_bytes with 413). */
 const void *svc_body(const svc_request *r, size_t *len);
 svc *svc_of(const svc_request *r);
+/* The libmicrohttpd connection (for its post processor). */
+struct MHD_Connection;
+struct MHD_Connection *svc_connection(const svc_request *r);
 /* Monotonic microseconds when the request's headers arrived. */
 uint64_t svc_started_us(const svc_request *r);
 /* Labels for /metrics and the monitoring event: the route's pattern (set by
@@ -102,7 +105,7 @@ enum {
 typedef void (*svc_handler)(svc_request *r);
 typedef struct svc_route {
     const char *method;  /* "GET", "POST", ...; HEAD is served by GET */
-    const char *pattern; /* "/v2/models/*\/infer": '*' is one path segment */
+    const char *pattern; /* "/v2/models/{*}/infer" written with a * for the segment */
     svc_handler handler;
     unsigned flags;
 } svc_route;
@@ -119,6 +122,10 @@ bool svc_path_reserved(const char *path);
 
 /* kserve.c: every *.onnx of models.dir, loaded at start. */
 inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err);
+/* Fails the queued inference requests (503) and waits for the running ones:
+ * after it every request it took has its reply. Called after the drain,
+ * before the server closes; svc_kserve_free calls it too. */
+void svc_kserve_stop(svc_kserve *k);
 void svc_kserve_free(svc_kserve *k);
 
 /* background.c: background components (started after the server is up,

@@ -20,6 +20,9 @@ pass() { echo "ok - $*"; }
 # start_daemon [ARGS...]: starts `inferd serve --listen 127.0.0.1:0 ARGS`,
 # waits for its "listening on" line and sets BASE=http://127.0.0.1:PORT.
 start_daemon() {
+  # Emptied first: the background job's own redirection may come after the
+  # first grep below, which would then read a previous daemon's log.
+  : >"$T/daemon.log"
   "$TEST_INFERD" serve --listen 127.0.0.1:0 "$@" 2>"$T/daemon.log" &
   DAEMON_PID=$!
   for _ in $(seq 1 200); do

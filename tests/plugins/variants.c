@@ -12,6 +12,12 @@
  *   BAD_PORT       a port with a malformed format
  *   MISSING_DEP    links a library that is not on the library path
  *   NO_ENTRY       exports no entry symbol at all
+ *   BG             a background component with routes that echo, fail, or
+ *                  set a bad status; its start fails when failStart is set
+ *   BG_RESERVED    a background component that declares GET /metrics
+ *   BG_CLASH       a background component that declares GET /teapot
+ *   EV_RECORD      an event component that appends every plugin_failed event
+ *                  to the file named by its property path, one JSON line each
  */
 #include "inferd/plugin.h"
 
@@ -186,6 +192,117 @@ INFERD_PLUGIN("test_broken_element", "1.0",
 #elif defined(NULL_COMPONENT)
 INFERD_PLUGIN("test_null_component", "1.0",
               INFERD_FUNCTION(NULL, 0, 0, NULL, NULL, sum_exec, NULL))
+#elif defined(BG)
+static const inferd_prop_spec bg_props[] = {
+    INFERD_PROP_BOOL("failStart", "make start fail", false),
+    INFERD_PROP_END,
+};
+static bool fail_start;
+static inferd_status bg_init(inferd_instance *self, const inferd_props *props, inferd_error *err)
+{
+    fail_start = inferd_props_bool(props, "failStart");
+    return INFERD_OK;
+}
+static inferd_status bg_start(inferd_instance *self, inferd_error *err)
+{
+    return fail_start ? inferd_error_set(err, INFERD_EIO, "failStart was set") : INFERD_OK;
+}
+static inferd_status bg_fail(inferd_instance *self, const inferd_http_request *req,
+                             inferd_http_response *resp, inferd_error *err)
+{
+    return inferd_error_set(err, INFERD_EIO, "asked to fail");
+}
+static inferd_status bg_bad_status(inferd_instance *self, const inferd_http_request *req,
+                                   inferd_http_response *resp, inferd_error *err)
+{
+    inferd_http_response_set_status(resp, 42);
+    return INFERD_OK;
+}
+/* {"method", "path", "q": ?q, "header": X-Test, "body"} */
+static inferd_status bg_echo(inferd_instance *self, const inferd_http_request *req,
+                             inferd_http_response *resp, inferd_error *err)
+{
+    size_t len = 0;
+    const char *body = inferd_http_request_body(req, &len);
+    const char *q = inferd_http_request_query(req, "q");
+    const char *h = inferd_http_request_header(req, "x-test");
+    inferd_value *o = inferd_value_object();
+    inferd_value_object_set(o, "method", inferd_value_string(inferd_http_request_method(req)), NULL);
+    inferd_value_object_set(o, "path", inferd_value_string(inferd_http_request_path(req)), NULL);
+    inferd_value_object_set(o, "q", q ? inferd_value_string(q) : inferd_value_null(), NULL);
+    inferd_value_object_set(o, "header", h ? inferd_value_string(h) : inferd_value_null(), NULL);
+    inferd_value_object_set(o, "body", inferd_value_string_n(body, len), NULL);
+    char *json = NULL;
+    size_t json_len = 0;
+    inferd_status st = inferd_value_to_json(o, 0, &json, &json_len, err);
+    inferd_value_free(o);
+    if (st == INFERD_OK) {
+        inferd_http_response_set_status(resp, 201);
+        st = inferd_http_response_set_header(resp, "Content-Type", "application/json", err);
+    }
+    if (st == INFERD_OK)
+        st = inferd_http_response_set_body(resp, json, json_len, err);
+    free(json);
+    return st;
+}
+static const inferd_route_spec bg_routes[] = {
+    {"GET", "/test_bg/fail", bg_fail},
+    {"GET", "/test_bg/badstatus", bg_bad_status},
+    {"*", "/test_bg/echo", bg_echo},
+    INFERD_ROUTE_END,
+};
+INFERD_PLUGIN("test_bg", "1.0",
+              INFERD_BACKGROUND("test_bg", bg_props, bg_routes, bg_init, bg_start, NULL))
+#elif defined(BG_RESERVED) || defined(BG_CLASH)
+static inferd_status bg_start(inferd_instance *self, inferd_error *err) { return INFERD_OK; }
+static inferd_status bg_nop(inferd_instance *self, const inferd_http_request *req,
+                            inferd_http_response *resp, inferd_error *err)
+{
+    return INFERD_OK;
+}
+#ifdef BG_RESERVED
+static const inferd_route_spec bg_routes[] = {{"GET", "/metrics", bg_nop}, INFERD_ROUTE_END};
+INFERD_PLUGIN("test_bg_reserved", "1.0",
+              INFERD_BACKGROUND("test_bg_reserved", NULL, bg_routes, NULL, bg_start, NULL))
+#else
+static const inferd_route_spec bg_routes[] = {{"GET", "/teapot", bg_nop}, INFERD_ROUTE_END};
+INFERD_PLUGIN("test_bg_clash", "1.0",
+              INFERD_BACKGROUND("test_bg_clash", NULL, bg_routes, NULL, bg_start, NULL))
+#endif
+#elif defined(EV_RECORD)
+#include <stdio.h>
+static const inferd_prop_spec ev_props[] = {
+    INFERD_PROP_STRING("path", "the file the events are appended to", ""),
+    INFERD_PROP_END,
+};
+static inferd_status ev_init(inferd_instance *self, const inferd_props *props, inferd_error *err)
+{
+    const char *path = inferd_props_string(props, "path");
+    if (!*path)
+        return inferd_error_set(err, INFERD_EINVAL, "path is required");
+    inferd_instance_set_state(self, strdup(path));
+    return INFERD_OK;
+}
+static inferd_status ev_handle(inferd_instance *self, const inferd_value *const *events, size_t n,
+                               inferd_error *err)
+{
+    FILE *f = fopen(inferd_instance_state(self), "a");
+    if (!f)
+        return inferd_error_set(err, INFERD_EIO, "cannot open %s",
+                                (const char *)inferd_instance_state(self));
+    for (size_t i = 0; i < n; i++) {
+        char *json = NULL;
+        if (inferd_value_to_json(events[i], 0, &json, NULL, err) == INFERD_OK)
+            fprintf(f, "%s\n", json);
+        free(json);
+    }
+    fclose(f);
+    return INFERD_OK;
+}
+static void ev_deinit(inferd_instance *self) { free(inferd_instance_state(self)); }
+INFERD_PLUGIN("test_ev_record", "1.0",
+              INFERD_EVENT("test_ev_record", "plugin_failed", ev_props, ev_init, ev_handle,
+                           ev_deinit))
 #elif defined(NO_ENTRY)
 int inferd_test_not_a_plugin(void);
 int inferd_test_not_a_plugin(void) { return 42; }

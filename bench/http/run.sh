@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# bench/http/run.sh: the estimation API under load. Drives a real
+# `inferd serve` with wrk (POST /v1/estimators/peopleCountEstimator?targets=T2,
+# a raw image/png body: a 640x480 PNG with 20 dots drawn here by
+# scripts/gen_images.py's own dot painter) at 1, 4 and 16 connections, for
+# several batcher settings (INFERD_ESTIMATORS: maxBatch 1 = batching off,
+# then maxBatch 16 with a few maxDelayUs), and compares each row with the
+# same work done in process without HTTP (build/bench/estimator_inproc: the
+# same image decoded and submitted to the same estimator runtime, as many
+# images in flight as wrk has connections).
+#
+#   bench/http/run.sh [BUILD_DIR]          # BUILD_DIR defaults to build
+#
+# Needs wrk (scripts/setup.sh installs it) and a build of the whole tree
+# (BUILD_DIR/inferd, BUILD_DIR/bench/estimator_inproc, the default models).
+# Settings (environment): DURATION (s, default 10) and WARMUP (s, default 2)
+# per wrk run, INPROC_DURATION (default 3) and INPROC_WARMUP (default 1) per
+# in-process run (one just before and one just after each wrk run; their
+# mean is the row's in-process rate), CONNECTIONS (default "1 4 16"). About
+# 4.5 minutes with the defaults.
+#
+# Every answer must be 200 (the Lua script counts the others; wrk's socket
+# errors count too) and the answer to a check request must hold the drawn
+# count, or the script stops with exit status 1. It prints one table (and
+# writes nothing in the tree):
+#   config, connections, requests/s, p50 and p99 ms (wrk's latency), the mean
+#   batch size (inferd_estimator_batch_size_sum/count deltas from /metrics over
+#   the measured run), the in-process images/s, HTTP / in-process, and CPU ms
+#   per image on each side (the daemon's utime + stime from /proc over the
+#   images of the measured run; estimator_inproc's getrusage): wall-clock
+#   rates move with whatever else runs on the machine, CPU per image much less.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-build}
+[ "$#" -le 1 ] || { echo "usage: bench/http/run.sh [BUILD_DIR]" >&2; exit 2; }
+INFERD="$BUILD/inferd"
+INPROC="$BUILD/bench/estimator_inproc"
+LUA="$ROOT/bench/http/post_image.lua"
+PY=/usr/bin/python3
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+INPROC_DURATION=${INPROC_DURATION:-3}
+INPROC_WARMUP=${INPROC_WARMUP:-1}
+CONNECTIONS=${CONNECTIONS:-1 4 16}
+ESTIMATOR=peopleCountEstimator
+HZ=$(getconf CLK_TCK)
+DOTS=20
+
+# label|INFERD_ESTIMATORS settings of peopleCountEstimator
+CONFIGS=(
+  'off (maxBatch 1)|{"maxBatch": 1}'
+  'batch 16, 500 us|{"maxBatch": 16, "maxDelayUs": 500}'
+  'batch 16, 2 ms|{"maxBatch": 16, "maxDelayUs": 2000}'
+  'batch 16, 10 ms|{"maxBatch": 16, "maxDelayUs": 10000}'
+)
+
+die() { echo "bench/http: $*" >&2; exit 1; }
+command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
+[ -x "$INFERD" ] || die "$INFERD is missing: build the tree first (cmake --build $BUILD)"
+[ -x "$INPROC" ] || die "$INPROC is missing: build the tree first (cmake --build $BUILD)"
+
+T=$(mktemp -d /tmp/inferd-bench-http-XXXXXX)
+DAEMON_PID=""
+cleanup() {
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+# ---- the image: scripts/gen_images.py's dots (4-10 px, >= 24 px apart) ------
+"$PY" - "$ROOT/scripts" "$T/dots.png" "$DOTS" <<'EOF'
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import gen_images as g
+img, dots = g.make_dots(np.random.default_rng([2026, 11, 21]), 640, 480, int(sys.argv[3]))
+g.to_image(img).save(sys.argv[2], "PNG", optimize=False, compress_level=6)
+EOF
+IMAGE="$T/dots.png"
+URL_PATH="/v1/estimators/$ESTIMATOR?targets=T2"
+
+# ---- the daemon ---------------------------------------------------------------
+start_daemon() { # SETTINGS_JSON
+  INFERD_ESTIMATORS="{\"$ESTIMATOR\": $1}" "$INFERD" serve --listen 127.0.0.1:0 \
+    2>"$T/daemon.log" &
+  DAEMON_PID=$!
+  for _ in $(seq 1 400); do
+    if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
+      BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
+      return 0
+    fi
+    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$T/daemon.log" >&2; die "the daemon exited during start-up"; }
+    sleep 0.05
+  done
+  die "the daemon did not report listening within 20 s"
+}
+
+stop_daemon() {
+  kill -TERM "$DAEMON_PID"
+  local rc=0
+  wait "$DAEMON_PID" || rc=$?
+  DAEMON_PID=""
+  [ "$rc" -eq 0 ] || { tail -20 "$T/daemon.log" >&2; die "the daemon exited with $rc after SIGTERM"; }
+}
+
+# cpu_ticks: the daemon's CPU time so far (all threads, user + system), in
+# clock ticks.
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"
+}
+
+# metric NAME: the value of NAME{estimator="$ESTIMATOR"} now.
+metric() {
+  curl -sf "$BASE/metrics" | awk -v m="$1{estimator=\"$ESTIMATOR\"}" '$1 == m {print $2}'
+}
+
+# Waits (5 s at most) for the requests wrk left in flight to finish (nothing
+# queued, every image handed to a batch completed), so the counters after a
+# run hold all of its batches.
+settle() {
+  sleep 0.1
+  for _ in $(seq 1 100); do
+    curl -sf "$BASE/metrics" >"$T/metrics" || die "GET /metrics failed"
+    awk -v e="{estimator=\"$ESTIMATOR\"}" '
+      $1 == "inferd_estimator_queue_depth" e {q = $2}
+      $1 == "inferd_estimator_items_total" e {i = $2}
+      $1 == "inferd_estimator_batch_size_sum" e {b = $2}
+      END {exit !(q == 0 && i == b)}' "$T/metrics" && return 0
+    sleep 0.05
+  done
+  die "the estimator was still busy 5 s after wrk stopped"
+}
+
+# run_wrk CONNECTIONS SECONDS: sets RESULT to the Lua script's RESULT line;
+# stops on any non-200 answer or socket error.
+run_wrk() {
+  local c=$1 secs=$2 threads=$(( $1 < 2 ? $1 : 2 ))
+  wrk -t"$threads" -c"$c" -d"${secs}s" --timeout 30s --latency -s "$LUA" \
+    "$BASE$URL_PATH" -- "$IMAGE" image/png >"$T/wrk.out" 2>&1 || { cat "$T/wrk.out" >&2; die "wrk failed"; }
+  RESULT=$(grep '^RESULT ' "$T/wrk.out") || { cat "$T/wrk.out" >&2; die "wrk printed no RESULT line"; }
+  if grep -q 'Non-2xx' "$T/wrk.out" || [[ "$RESULT" != *" non200=0 "* ]] || [[ "$RESULT" != *" socket_errors=0 "* ]]; then
+    cat "$T/wrk.out" >&2
+    tail -20 "$T/daemon.log" >&2
+    die "not every answer was 200 ($c connections)"
+  fi
+}
+
+field() { # KEY LINE
+  sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"
+}
+
+# run_inproc SETTINGS_JSON CLIENTS: the same image, estimator and settings in
+# process (bench/estimator_inproc); sets IN_RATE, IN_BATCH, IN_P50, IN_CPU.
+run_inproc() {
+  local out line
+  out=$(INFERD_ESTIMATORS="{\"$ESTIMATOR\": $1}" "$INPROC" -w "$INPROC_WARMUP" \
+    "$IMAGE" "$2" "$INPROC_DURATION" 2>&1) || { echo "$out" >&2; die "estimator_inproc failed"; }
+  line=$(grep '^images_per_s=' <<<"$out") || { echo "$out" >&2; die "estimator_inproc printed no result"; }
+  [ "$(field result "$line")" = "{\"count\":$DOTS}" ] \
+    || die "in process the image gave $(field result "$line"), not a count of $DOTS"
+  IN_RATE=$(field images_per_s "$line")
+  IN_BATCH=$(field mean_batch "$line")
+  IN_P50=$(field p50_ms "$line")
+  IN_CPU=$(field cpu_ms_per_image "$line")
+}
+
+# ---- the runs --------------------------------------------------------------------
+echo "bench/http: $(nproc) CPUs, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), image 640x480 PNG" \
+     "($(stat -c %s "$IMAGE") bytes, $DOTS dots), wrk ${DURATION} s after ${WARMUP} s of warm-up," \
+     "in process ${INPROC_DURATION} s after ${INPROC_WARMUP} s; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+ROWS=()
+for cfg in "${CONFIGS[@]}"; do
+  label=${cfg%%|*}
+  settings=${cfg#*|}
+  start_daemon "$settings"
+  # The answer must hold the drawn count, or the rates below mean nothing.
+  answer=$(curl -sf -H 'Content-Type: image/png' --data-binary @"$IMAGE" "$BASE$URL_PATH") \
+    || die "$label: the check request failed"
+  [ "$answer" = "{\"estimator\":\"$ESTIMATOR\",\"results\":[{\"count\":$DOTS}]}" ] \
+    || die "$label: the check request answered $answer, not a count of $DOTS"
+  for c in $CONNECTIONS; do
+    # In process just before and just after the wrk run, so that the
+    # machine's other load (and its drift) hits both sides alike.
+    run_inproc "$settings" "$c"
+    in_before=$IN_RATE
+    in_cpu_before=$IN_CPU
+    run_wrk "$c" "$WARMUP"
+    settle
+    images0=$(metric inferd_estimator_batch_size_sum)
+    batches0=$(metric inferd_estimator_batch_size_count)
+    cpu0=$(cpu_ticks)
+    run_wrk "$c" "$DURATION"
+    settle
+    cpu1=$(cpu_ticks)
+    images1=$(metric inferd_estimator_batch_size_sum)
+    batches1=$(metric inferd_estimator_batch_size_count)
+    batch=$(awk -v i=$((images1 - images0)) -v b=$((batches1 - batches0)) \
+      'BEGIN {printf "%.2f", (b ? i / b : 0)}')
+    cpu_ms=$(awk -v t=$((cpu1 - cpu0)) -v hz="$HZ" -v i=$((images1 - images0)) \
+      'BEGIN {printf "%.1f", (i ? t * 1000 / hz / i : 0)}')
+    run_inproc "$settings" "$c"
+    in_rate=$(awk -v a="$in_before" -v b="$IN_RATE" 'BEGIN {printf "%.1f", (a + b) / 2}')
+    in_cpu=$(awk -v a="$in_cpu_before" -v b="$IN_CPU" 'BEGIN {printf "%.1f", (a + b) / 2}')
+    rps=$(field rps "$RESULT")
+    ROWS+=("$(printf '| %-19s | %5s | %10s | %8s | %8s | %10s | %13s | %12s | %11s | %12s |' \
+      "$label" "$c" "$rps" "$(field p50_ms "$RESULT")" "$(field p99_ms "$RESULT")" "$batch" \
+      "$in_rate" "$(awk -v a="$rps" -v b="$in_rate" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
+      "$cpu_ms" "$in_cpu")")
+    echo "  $label, $c connections: HTTP $rps requests/s (batch $batch); in process" \
+         "$in_before then $IN_RATE images/s (batch $IN_BATCH, p50 $IN_P50 ms)" >&2
+  done
+  stop_daemon
+done
+
+echo
+echo "| config              | conns | requests/s | p50 ms   | p99 ms   | mean batch | in-proc img/s | HTTP/in-proc | CPU ms/req  | in-proc CPU  |"
+echo "|---------------------|-------|------------|----------|----------|------------|---------------|--------------|-------------|--------------|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,258 @@
+/* common.c: what the three built-in estimators share: the model on its
+ * device, finding a file beside it, and the batch run (crop, group by size,
+ * one model run per group, post-process, complete every item once).
+ *
+ * Ownership in est_run_batch: the item table and each group's input tensor
+ * and output tensors are owned here and freed before it returns; each
+ * result is handed to inferd_estimate_done, which takes it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr */
+#endif
+#include "estimators.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const est_device_classes[] = {"cpu", "gpu", NULL};
+
+/* A group's input tensor is split into runs of at most this many bytes (but
+ * one image at least), so a burst of large images never needs one huge
+ * tensor. */
+#define MAX_RUN_BYTES ((size_t)256 << 20)
+
+/* ---- the model ------------------------------------------------------------------------ */
+
+void est_model_close(est_model *m)
+{
+    inferd_model_close(m->model);
+    free(m->path);
+    m->model = NULL;
+    m->path = NULL;
+}
+
+void est_deinit(inferd_instance *self)
+{
+    est_model *m = inferd_instance_state(self);
+    if (m) {
+        est_model_close(m);
+        free(m);
+    }
+}
+
+/* The model must take one float32 image [N,3,H,W] and give float32 first. */
+static inferd_status check_model(const est_model *m, inferd_error *err)
+{
+    inferd_tensor_info in, out;
+    inferd_status st;
+    size_t n_in = inferd_model_io_count(m->model, 0), n_out = inferd_model_io_count(m->model, 1);
+    if (n_in != 1 || n_out < 1)
+        return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                "model %s has %zu input(s) and %zu output(s): an estimator needs "
+                                "one input (the image) and at least one output", m->path, n_in,
+                                n_out);
+    if ((st = inferd_model_io(m->model, 0, 0, &in, err)) ||
+        (st = inferd_model_io(m->model, 1, 0, &out, err)))
+        return st;
+    if (in.dtype != INFERD_DTYPE_FLOAT32 || in.ndim != 4 || (in.shape[1] != 3 && in.shape[1] != -1))
+        return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                "model %s: input '%s' must be float32 [N,3,H,W] (an RGB image in "
+                                "[0,1]), it is %s of rank %zu", m->path, in.name,
+                                inferd_dtype_name(in.dtype), in.ndim);
+    if (out.dtype != INFERD_DTYPE_FLOAT32)
+        return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                "model %s: output '%s' must be float32, it is %s", m->path,
+                                out.name, inferd_dtype_name(out.dtype));
+    return INFERD_OK;
+}
+
+inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_model *m,
+                             inferd_error *err)
+{
+    const char *path = inferd_props_string(p, "modelPath");
+    bool gpu = strcmp(inferd_props_string(p, "deviceClass"), "gpu") == 0;
+    inferd_value *options = inferd_value_object();
+    inferd_status st = options && (m->path = strdup(path))
+                           ? inferd_value_object_set(options, "provider",
+                                                     inferd_value_string(gpu ? "cuda" : "cpu"),
+                                                     err)
+                           : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && gpu)
+        st = inferd_value_object_set(options, "device_id",
+                                     inferd_value_int(inferd_props_int(p, "gpuDeviceId")), err);
+    if (st == INFERD_OK)
+        st = inferd_model_open(self, "onnxruntime", path, NULL, 0, options, &m->model, err);
+    inferd_value_free(options);
+    if (st == INFERD_OK)
+        st = check_model(m, err);
+    if (st != INFERD_OK)
+        est_model_close(m);
+    return st;
+}
+
+/* <libdir>/../share/inferd/models, from where this plugin is:
+ * <libdir>/inferd/builtin/estimators.so (the layout of the build tree and
+ * of an installation, where the host finds the default models too). */
+static void models_dir(char *buf, size_t size)
+{
+    Dl_info info;
+    const char *so = dladdr((void *)models_dir, &info) && info.dli_fname ? info.dli_fname : "";
+    const char *slash = strrchr(so, '/');
+    snprintf(buf, size, "%.*s/../../../share/inferd/models", slash ? (int)(slash - so) : 1,
+             slash ? so : ".");
+}
+
+const char *est_resolve_beside_model(const char *name, const char *model_path, char *buf,
+                                     size_t size)
+{
+    const char *slash = strrchr(model_path, '/');
+    if (strchr(name, '/') || access(name, F_OK) == 0) {
+        snprintf(buf, size, "%s", name);
+    } else if (slash) {
+        snprintf(buf, size, "%.*s/%s", (int)(slash - model_path), model_path, name);
+    } else {
+        char dir[4096];
+        models_dir(dir, sizeof dir);
+        snprintf(buf, size, "%s/%s", dir, name);
+    }
+    return buf;
+}
+
+/* ---- the batch -------------------------------------------------------------------------- */
+
+static float unit[256]; /* pixel value / 255 */
+static pthread_once_t unit_once = PTHREAD_ONCE_INIT;
+static void unit_init(void)
+{
+    for (int v = 0; v < 256; v++)
+        unit[v] = (float)(v / 255.0);
+}
+
+/* Writes the area of an RGB8 image as three planes R, G, B in [0,1]. */
+static void fill_planes(float *dst, const inferd_image *img, const inferd_rect *a)
+{
+    size_t w = (size_t)a->width, h = (size_t)a->height, plane = w * h;
+    float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
+    for (size_t y = 0; y < h; y++) {
+        const uint8_t *px = img->data + ((size_t)a->y + y) * img->stride + (size_t)a->x * 3;
+        for (size_t x = 0; x < w; x++, px += 3) {
+            *r++ = unit[px[0]];
+            *g++ = unit[px[1]];
+            *b++ = unit[px[2]];
+        }
+    }
+}
+
+static void fail_item(inferd_instance *self, est_item *it, inferd_error *e)
+{
+    inferd_error_prefix(e, "estimator %s", inferd_instance_name(self));
+    inferd_estimate_done(it->item, NULL, e);
+    it->item = NULL;
+}
+
+/* Runs g items of the same processed size as one batch and completes them. */
+static void run_group(inferd_instance *self, const est_model *m, est_item **group, size_t g,
+                      est_post_fn post)
+{
+    size_t w = (size_t)group[0]->area.width, h = (size_t)group[0]->area.height;
+    size_t n_out = inferd_model_io_count(m->model, 1);
+    int64_t shape[4] = {(int64_t)g, 3, (int64_t)h, (int64_t)w};
+    inferd_tensor *in = NULL;
+    inferd_tensor **out = calloc(n_out, sizeof *out);
+    inferd_error e = {0};
+    inferd_status st = out ? inferd_tensor_new(INFERD_DTYPE_FLOAT32, 4, shape, &in, &e)
+                           : inferd_error_set(&e, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK) {
+        for (size_t k = 0; k < g; k++)
+            fill_planes((float *)in->data + k * 3 * h * w, group[k]->image, &group[k]->area);
+        st = inferd_model_run(m->model, (const inferd_tensor *const *)&in, 1, out, n_out, &e);
+    }
+    const inferd_tensor *o = st == INFERD_OK ? out[0] : NULL;
+    if (st == INFERD_OK && (o->dtype != INFERD_DTYPE_FLOAT32 || o->ndim < 1 ||
+                            o->shape[0] != (int64_t)g)) {
+        char s[160];
+        inferd_shape_format(o->ndim, o->shape, s, sizeof s);
+        st = inferd_error_set(&e, INFERD_EPLUGIN,
+                              "model %s gave %s %s for a batch of %zu images: expected float32 "
+                              "with the batch first", m->path, inferd_dtype_name(o->dtype), s, g);
+    }
+    for (size_t k = 0; k < g; k++) {
+        inferd_error ek = e;
+        inferd_value *result = NULL;
+        if (st == INFERD_OK) {
+            size_t per = inferd_tensor_count(o) / g;
+            est_output slice = {(const float *)o->data + k * per, per, o->ndim - 1, o->shape + 1};
+            if (post(self, group[k], &slice, &result, &ek) == INFERD_OK) {
+                inferd_estimate_done(group[k]->item, result, NULL);
+                group[k]->item = NULL;
+                continue;
+            }
+        }
+        fail_item(self, group[k], &ek);
+    }
+    for (size_t j = 0; out && j < n_out; j++)
+        inferd_tensor_free(out[j]);
+    free(out);
+    inferd_tensor_free(in);
+}
+
+inferd_status est_run_batch(inferd_instance *self, const est_model *m,
+                            inferd_estimate *const *items, size_t n, est_post_fn post,
+                            inferd_error *err)
+{
+    pthread_once(&unit_once, unit_init);
+    est_item *its = calloc(n, sizeof *its);
+    est_item **group = calloc(n, sizeof *group);
+    if (!its || !group) {
+        free(its);
+        free(group);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory"); /* the host fails them */
+    }
+    for (size_t k = 0; k < n; k++) {
+        est_item *it = &its[k];
+        it->item = items[k];
+        it->image = inferd_estimate_image(items[k]);
+        it->options = inferd_estimate_options(items[k]);
+        if (!it->image || it->image->format != INFERD_PIXEL_RGB8) {
+            inferd_error e = {0};
+            inferd_error_set(&e, INFERD_EINTERNAL, "the host gave an item without an RGB8 image");
+            fail_item(self, it, &e);
+            continue;
+        }
+        if (!inferd_estimate_area(items[k], &it->area))
+            it->area = (inferd_rect){0, 0, it->image->width, it->image->height};
+    }
+    /* Groups of equal processed size, in the order of their first item. */
+    for (size_t k = 0; k < n; k++) {
+        if (!its[k].item)
+            continue;
+        size_t g = 0;
+        for (size_t j = k; j < n; j++)
+            if (its[j].item && its[j].area.width == its[k].area.width &&
+                its[j].area.height == its[k].area.height)
+                group[g++] = &its[j];
+        size_t bytes = (size_t)its[k].area.width * (size_t)its[k].area.height * 3 * sizeof(float);
+        size_t per_run = bytes >= MAX_RUN_BYTES ? 1 : MAX_RUN_BYTES / bytes;
+        for (size_t first = 0; first < g; first += per_run)
+            run_group(self, m, group + first, g - first < per_run ? g - first : per_run, post);
+    }
+    free(group);
+    free(its);
+    return INFERD_OK;
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+inferd_status est_set_int(inferd_value *obj, const char *key, int64_t i, inferd_error *err)
+{
+    return inferd_value_object_set(obj, key, inferd_value_int(i), err);
+}
+
+inferd_status est_set_double(inferd_value *obj, const char *key, double d, inferd_error *err)
+{
+    return inferd_value_object_set(obj, key, inferd_value_double(d), err);
+}

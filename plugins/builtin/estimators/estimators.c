@@ -1,0 +1,31 @@
+/* estimators.c: the built-in "estimators" plugin's descriptor: three named
+ * estimators, each served by the component of the same name (its broker
+ * name), each in its own file: peopleCountEstimator (people_count.c),
+ * imageLabelEstimator (image_label.c) and defectEstimator (defects.c). The
+ * host (src/estimators) batches concurrent requests and calls their
+ * estimate_batch on its worker threads; a plugin that declares the same
+ * broker name replaces one of them. */
+#include "estimators.h"
+
+/* INFERD_ESTIMATOR with a description (for `inferd plugin inspect`). */
+#define EST_COMPONENT(cname, cdesc, cprops, copts, finit, fbatch, fdeinit)                    \
+    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
+      .description = (cdesc), .broker_name = (cname), .props = (cprops),                      \
+      .request_options = (copts),                                                             \
+      .ops = &(const inferd_estimator_ops){sizeof(inferd_estimator_ops), (finit), (fbatch),   \
+                                           (fdeinit)} }
+
+INFERD_PLUGIN("estimators", "1.0.0",
+              EST_COMPONENT("peopleCountEstimator",
+                            "counts (dot_density): the count and, for targets T1, the points",
+                            est_people_props, est_people_options, est_people_init,
+                            est_people_batch, est_deinit),
+              EST_COMPONENT("imageLabelEstimator",
+                            "the topK labels of an image (colour_classifier), best first",
+                            est_label_props, est_label_options, est_label_init, est_label_batch,
+                            est_label_deinit),
+              EST_COMPONENT("defectEstimator",
+                            "defects as boxes (scratch_segmenter), largest first, and on "
+                            "request the mask as a PNG",
+                            est_defect_props, est_defect_options, est_defect_init,
+                            est_defect_batch, est_deinit))

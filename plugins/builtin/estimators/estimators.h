@@ -1,0 +1,113 @@
+/* estimators.h: what the files of the built-in "estimators" plugin share
+ * (internal, not installed): each estimator's declarations and callbacks,
+ * and the machinery in common.c that all three use: opening the model on the
+ * configured device, turning each item's image (cropped to its detect area)
+ * into a float tensor, running the items whose processed size is equal as one
+ * batch, and completing every item exactly once.
+ *
+ * The post-processing algorithms are those of the postprocess plugin
+ * (plugins/builtin/postprocess/algorithms.h), linked in, not copied.
+ */
+#ifndef INFERD_BUILTIN_ESTIMATORS_H
+#define INFERD_BUILTIN_ESTIMATORS_H
+
+#include <inferd/plugin.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- the estimators (one file each) ---------------------------------------------- */
+
+extern const inferd_prop_spec est_people_props[], est_people_options[];
+inferd_status est_people_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status est_people_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                               inferd_error *err);
+
+extern const inferd_prop_spec est_label_props[], est_label_options[];
+inferd_status est_label_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status est_label_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                              inferd_error *err);
+void est_label_deinit(inferd_instance *self);
+
+extern const inferd_prop_spec est_defect_props[], est_defect_options[];
+inferd_status est_defect_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status est_defect_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                               inferd_error *err);
+
+/* The deinit of a state that starts with an est_model and owns nothing else
+ * (people, defect). */
+void est_deinit(inferd_instance *self);
+
+/* ---- common.c --------------------------------------------------------------------- */
+
+/* The properties every estimator has (modelPath's default differs): written
+ * into each estimator's prop array by these macros. */
+extern const char *const est_device_classes[];
+#define EST_PROP_MODEL(def)                                                                   \
+    INFERD_PROP_STRING("modelPath", "the ONNX model; a bare file name that is not in the "   \
+                       "working folder is one of the default models", def)
+#define EST_PROP_DEVICE                                                                       \
+    INFERD_PROP_ENUM("deviceClass", "where the model runs: cpu, or gpu (CUDA, falling back "  \
+                     "to cpu with a warning when it is not available); the config's "         \
+                     "'global' is the daemon's device.class", "cpu", est_device_classes),     \
+    INFERD_PROP_UINT("gpuDeviceId", "the GPU on deviceClass gpu (default: the daemon's "      \
+                     "device.gpu_id)", 0, 0, 1024)
+
+/* The model an estimator runs, opened in init and closed in deinit. */
+typedef struct est_model {
+    inferd_model *model; /* owned: one reference on the host's shared model */
+    char *path;          /* owned: modelPath as given, for messages */
+} est_model;
+
+/* Opens modelPath through the onnxruntime backend, on the CUDA provider
+ * (device gpuDeviceId) for deviceClass gpu, else on the CPU, and checks it
+ * takes one float32 image [N,3,H,W] and gives a float32 output first. */
+inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_model *m,
+                             inferd_error *err);
+void est_model_close(est_model *m);
+
+/* A file an estimator reads (a labels file): a path with a '/', or a bare
+ * name in the working folder, is used as it is; another bare name is looked
+ * for beside the model (the model's folder, or the default models for a
+ * model named without one). Returns buf. */
+const char *est_resolve_beside_model(const char *name, const char *model_path, char *buf,
+                                     size_t size);
+
+/* One item as the post-processing sees it. */
+typedef struct est_item {
+    inferd_estimate *item;       /* borrowed until completed */
+    const inferd_image *image;   /* the whole image, RGB8 */
+    inferd_rect area;            /* what ran through the model: the detect area, or the
+                                    whole image */
+    const inferd_props *options; /* the request's options, validated */
+} est_item;
+
+/* One item's share of the model's first output: float32 with the output's
+ * shape less its batch dimension (dims[0..ndim)). */
+typedef struct est_output {
+    const float *v;
+    size_t count;
+    size_t ndim;
+    const int64_t *dims;
+} est_output;
+
+/* Turns one item's output into its result (a new value), or fails with err. */
+typedef inferd_status (*est_post_fn)(inferd_instance *self, const est_item *it,
+                                     const est_output *out, inferd_value **result,
+                                     inferd_error *err);
+
+/* The estimate_batch all three share: crops every item to its area, groups
+ * the items of equal processed size into batch tensors [N,3,H,W] (RGB in
+ * [0,1]), runs each through the model once, hands each item its output to
+ * post, and completes every item exactly once (a failure fails only the items
+ * it concerns, with a message naming the estimator and the model). */
+inferd_status est_run_batch(inferd_instance *self, const est_model *m,
+                            inferd_estimate *const *items, size_t n, est_post_fn post,
+                            inferd_error *err);
+
+/* Value building: obj[key] = an int / a double; the status of object_set. */
+inferd_status est_set_int(inferd_value *obj, const char *key, int64_t i, inferd_error *err);
+inferd_status est_set_double(inferd_value *obj, const char *key, double d, inferd_error *err);
+
+#endif /* INFERD_BUILTIN_ESTIMATORS_H */

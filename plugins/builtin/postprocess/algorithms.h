@@ -1,0 +1,109 @@
+/* algorithms.h: the post-processing algorithms themselves, on plain arrays:
+ * counting and peak finding on a density map, ranking classifier scores,
+ * reading a labels file, and connected components of a segmentation mask.
+ *
+ * One implementation shared by two built-in plugins: the "postprocess"
+ * elements (which read tensors from buffers and map coordinates back through
+ * metadata/transform entries) and the "estimators" (which run a model on an
+ * estimate's image). Built once as an object library linked into both; every
+ * name here is hidden in each plugin (its visibility preset), so the two
+ * copies never meet. Nothing here keeps state between calls.
+ */
+#ifndef INFERD_PP_ALGORITHMS_H
+#define INFERD_PP_ALGORITHMS_H
+
+#include <inferd/plugin.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- density maps ------------------------------------------------------------- */
+
+/* The count of an h x w density map: its sum (in double), rounded to the
+ * nearest integer, or floored when floor_mode is set (a sum within 1e-4 under
+ * an integer floors to it: a map that sums to 3 in exact arithmetic may sum
+ * to 2.9999998 in float), never negative. A NaN or an infinity is EINVAL
+ * naming its row and column; a sum above 1e15 (not a count: a wrong tensor)
+ * is ERANGE. Callers prefix the message with what the map is. */
+inferd_status pp_density_count(const float *map, size_t h, size_t w, bool floor_mode,
+                               double *sum, int64_t *count, inferd_error *err);
+
+/* A peak of a density map. */
+typedef struct pp_peak {
+    size_t idx;    /* the cell (row-major): row idx / w, column idx % w */
+    float score;   /* the map's value there */
+    double ci, cj; /* sub-cell position (row, column): the weighted centroid of its 3x3 */
+} pp_peak;
+
+/* The map's local maxima over 3x3 neighbourhoods strictly above threshold (a
+ * cell greater than all its neighbours, or a plateau of equal cells that
+ * nothing around is higher than, counted once at its cell nearest its mean
+ * position), the strongest `keep` of them, strongest first (ties in raster
+ * order), each with its centroid. *out is malloc'd (owned by the caller;
+ * NULL when there is none). false: out of memory. */
+bool pp_density_peaks(const float *map, size_t h, size_t w, double threshold, size_t keep,
+                      pp_peak **out, size_t *n);
+
+/* ---- classifier scores ----------------------------------------------------------- */
+
+typedef struct pp_scored {
+    size_t index; /* the class */
+    double score;
+} pp_scored;
+
+/* Ranks k scores best first (ties: the lower index first) into out[k],
+ * after a softmax when asked. false, with *bad the first one, when a score is
+ * NaN or infinite (out is then unspecified). */
+bool pp_rank_scores(const float *scores, size_t k, bool softmax, pp_scored *out, size_t *bad);
+
+/* Labels, one a line, from a file: a final newline ends the last line,
+ * "\r\n" is a newline, trailing empty lines are dropped and inner ones kept
+ * (they are indices). Errors name the file (key, e.g. "labelsFile", prefixes
+ * it): missing (ENOTFOUND), unreadable (EIO), larger than 16 MiB (ERANGE), no
+ * label (EINVAL). *labels (owned) holds *n malloc'd strings. */
+inferd_status pp_labels_read(const char *key, const char *path, char ***labels, size_t *n,
+                             inferd_error *err);
+/* Appends a copy of s[0..len) to a labels array of capacity *cap. */
+inferd_status pp_labels_add(char ***labels, size_t *n, size_t *cap, const char *s, size_t len,
+                            inferd_error *err);
+void pp_labels_free(char **labels, size_t n);
+
+/* ---- segmentation masks ------------------------------------------------------------ */
+
+/* The float threshold t such that v > t exactly when v > threshold (the
+ * largest float not above it). */
+float pp_mask_threshold(double threshold);
+
+/* Pixel states: background, foreground not yet labelled, labelled. FG is 255
+ * so that a thresholded plane, before labelling, is the 0/255 mask image. */
+enum { PP_BG = 0, PP_FG = 255, PP_DONE = 1 };
+
+/* state[i] = PP_FG where v[i] > t, else PP_BG (NaN is background). */
+void pp_threshold_plane(const float *v, uint8_t *state, size_t n, float t);
+
+/* A connected region of a mask. */
+typedef struct pp_component {
+    size_t first;          /* its first pixel in raster order (a stable tie-break) */
+    size_t area;           /* pixels */
+    double sum;            /* of the mask's values over it */
+    size_t x0, y0, x1, y1; /* inclusive pixel bounds */
+} pp_component;
+
+/* The mean mask value over the component. */
+double pp_component_score(const pp_component *c);
+
+/* The 4- or 8-connected components of the PP_FG pixels of an h x w state
+ * plane (found with a queue: no recursion; the plane is left labelled), those
+ * of at least min_area pixels, largest first (ties: the higher score, then
+ * raster order). map holds the mask's values (for the scores). *out is
+ * malloc'd (owned; NULL when none). false: out of memory. */
+bool pp_label_components(const float *map, uint8_t *state, size_t h, size_t w, bool eight,
+                         int64_t min_area, pp_component **out, size_t *n);
+
+/* The thresholded plane (state before labelling) as a new GRAY8 image. A side
+ * above INFERD_IMAGE_MAX_DIM is ERANGE. */
+inferd_status pp_mask_image(const uint8_t *state, size_t h, size_t w, inferd_image **out,
+                            inferd_error *err);
+
+#endif /* INFERD_PP_ALGORITHMS_H */

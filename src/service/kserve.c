@@ -1,0 +1,1186 @@
+/* service/kserve.c: the KServe v2 inference protocol (Triton's HTTP/REST
+ * API) over the ONNX models of models.dir.
+ *
+ * Every *.onnx of models.dir is opened at start through the onnxruntime
+ * backend and served as version "1" of the model named by its file name
+ * without ".onnx". A file that fails to load is logged and listed as not
+ * ready; the others are served.
+ *
+ * Metadata and health are answered in the HTTP thread. An inference request
+ * is suspended and queued for a small pool of our own (KS_WORKERS threads, at
+ * most KS_MAX_QUEUE waiting; beyond that 503 overloaded): the worker parses
+ * the body, runs the model and replies, so no HTTP thread waits on a model
+ * or on a large JSON body.
+ *
+ * Binary tensor data (Triton's extension): with the request header
+ * Inference-Header-Content-Length: N the first N bytes of the body are the
+ * JSON request and the rest are the raw little-endian tensors of the inputs
+ * that carry parameters.binary_data_size, in the order of the inputs. An
+ * output asked for with parameters.binary_data (or every output, with the
+ * request's parameters.binary_data_output) comes back the same way: the
+ * reply is the JSON (that output with parameters.binary_data_size and no
+ * data) followed by the raw bytes, with the same header.
+ *
+ * Errors keep inferd's shape {"error": {"code", "message"}} (Triton's own
+ * server answers {"error": "message"}).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "inferd/log.h"
+#include "inferd/tensor.h"
+#include "inferd/version.h"
+#include "service/service.h"
+
+#define LOG "kserve"
+#define KS_BACKEND "onnxruntime"
+#define KS_PLATFORM "onnxruntime_onnx"
+#define KS_VERSION "1"
+#define KS_BINARY_HEADER "Inference-Header-Content-Length"
+/* The default models run in about a millisecond on small inputs and ONNX
+ * Runtime spreads one run over the cores itself: two runs at a time keep
+ * the cores busy without oversubscribing them. */
+#define KS_WORKERS 2
+/* Waiting requests beyond which a new one gets 503 overloaded at once
+ * rather than a growing delay. */
+#define KS_MAX_QUEUE 64
+
+/* The datatypes a request may name, in the order the messages list them. */
+#define KS_DATATYPES "BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64"
+
+typedef struct ks_model {
+    char *name;                   /* owned: the file name without .onnx */
+    char *path;                   /* owned */
+    inferd_model *model;          /* owned; NULL when it failed to load */
+    char *load_error;             /* owned: why it did not load (NULL when it did) */
+    size_t n_in, n_out;
+    inferd_tensor_info *in, *out; /* owned arrays; their names are borrowed from model */
+} ks_model;
+
+typedef struct ks_job {
+    svc_request *r;     /* borrowed: suspended until the worker replies */
+    ks_model *m;        /* borrowed from the svc_kserve */
+    uint64_t queued_us; /* monotonic */
+    struct ks_job *next;
+} ks_job;
+
+struct svc_kserve {
+    svc *s;           /* borrowed */
+    ks_model *models; /* owned, sorted by name */
+    size_t n_models;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    ks_job *head, *tail; /* owned, under lock */
+    size_t queued;       /* under lock */
+    bool stopping;       /* under lock */
+    pthread_t workers[KS_WORKERS];
+    size_t n_workers;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- building replies ----------------------------------------------------------- */
+
+/* These remember a failure (out of memory) in *ok instead of making every
+ * call site check; the reply is then a 500. They take v in every case. */
+static void put(inferd_value *obj, const char *key, inferd_value *v, bool *ok)
+{
+    if (!obj || !v || inferd_value_object_set(obj, key, v, NULL) != INFERD_OK) {
+        if (!obj)
+            inferd_value_free(v);
+        *ok = false;
+    }
+}
+
+static void push(inferd_value *arr, inferd_value *v, bool *ok)
+{
+    if (!arr || !v || inferd_value_array_push(arr, v, NULL) != INFERD_OK) {
+        if (!arr)
+            inferd_value_free(v);
+        *ok = false;
+    }
+}
+
+static void reply_value(svc_request *r, unsigned status, inferd_value *v, bool ok)
+{
+    if (!ok || !v) {
+        inferd_value_free(v);
+        svc_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    svc_reply_json(r, status, v);
+}
+
+static inferd_value *shape_value(size_t ndim, const int64_t *shape, bool *ok)
+{
+    inferd_value *a = inferd_value_array();
+    for (size_t d = 0; d < ndim; d++)
+        push(a, inferd_value_int(shape[d]), ok);
+    if (!a)
+        *ok = false;
+    return a;
+}
+
+/* "a, b, c" into buf (truncated with "..."), for messages that list names. */
+typedef const char *(*name_at_fn)(const void *items, size_t i);
+
+static const char *model_name_at(const void *items, size_t i)
+{
+    return ((const ks_model *)items)[i].name;
+}
+
+static const char *io_name_at(const void *items, size_t i)
+{
+    return ((const inferd_tensor_info *)items)[i].name;
+}
+
+static const char *name_list(const void *items, size_t n, name_at_fn at, char *buf, size_t size)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    if (n == 0)
+        snprintf(buf, size, "(none)");
+    for (size_t i = 0; i < n && pos < size; i++) {
+        int w = snprintf(buf + pos, size - pos, "%s%s", i ? ", " : "", at(items, i));
+        if (w < 0 || (size_t)w >= size - pos) {
+            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
+            break;
+        }
+        pos += (size_t)w;
+    }
+    return buf;
+}
+
+/* ---- the models ---------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_model_file(const char *dir, const char *name)
+{
+    size_t n = strlen(name);
+    if (n <= 5 || strcmp(name + n - 5, ".onnx") != 0)
+        return false;
+    char path[8192];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The *.onnx file names of dir, sorted (owned: each and the array). */
+static inferd_status list_models(const char *dir, char ***out, size_t *n_out, inferd_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return inferd_error_set(err, INFERD_EIO, "cannot open the folder '%s': %s", dir,
+                                strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    inferd_status st = INFERD_OK;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!is_model_file(dir, e->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            char **grown = realloc(names, cap * sizeof *grown);
+            if (!grown) {
+                st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (st != INFERD_OK) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return st;
+    }
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    *out = names;
+    *n_out = n;
+    return INFERD_OK;
+}
+
+static inferd_status read_io(ks_model *m, inferd_error *err)
+{
+    m->n_in = inferd_model_io_count(m->model, 0);
+    m->n_out = inferd_model_io_count(m->model, 1);
+    m->in = calloc(m->n_in + 1, sizeof *m->in);
+    m->out = calloc(m->n_out + 1, sizeof *m->out);
+    if (!m->in || !m->out)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_status st = INFERD_OK;
+    for (size_t i = 0; i < m->n_in && st == INFERD_OK; i++)
+        st = inferd_model_io(m->model, 0, i, &m->in[i], err);
+    for (size_t i = 0; i < m->n_out && st == INFERD_OK; i++)
+        st = inferd_model_io(m->model, 1, i, &m->out[i], err);
+    return st;
+}
+
+/* Opens m->path; on failure keeps the reason in m->load_error and logs it. */
+static void load_model(svc_kserve *k, ks_model *m)
+{
+    inferd_error err = {0};
+    inferd_status st =
+        inferd_registry_model_open(k->s->reg, KS_BACKEND, m->path, NULL, &m->model, &err);
+    if (st == INFERD_OK && (st = read_io(m, &err)) != INFERD_OK) {
+        inferd_model_close(m->model);
+        m->model = NULL;
+    }
+    if (st == INFERD_OK) {
+        inferd_log_debug(LOG, "model %s: %s (%zu input(s), %zu output(s))", m->name, m->path,
+                         m->n_in, m->n_out);
+        return;
+    }
+    free(m->in);
+    free(m->out);
+    m->in = m->out = NULL;
+    m->n_in = m->n_out = 0;
+    m->load_error = strdup(err.message[0] ? err.message : inferd_status_name(st));
+    inferd_log_warn(LOG, "model %s (%s) is not served: %s", m->name, m->path, err.message);
+}
+
+static ks_model *find_model(svc_kserve *k, const char *name)
+{
+    for (size_t i = 0; k && name && i < k->n_models; i++)
+        if (strcmp(k->models[i].name, name) == 0)
+            return &k->models[i];
+    return NULL;
+}
+
+/* The model of the route's first '*', or NULL after a 404 (or a 503 when
+ * loaded is needed and it did not load). versioned: the route's second '*'
+ * is a version, and only "1" exists. */
+static ks_model *model_or_reply(svc_request *r, bool versioned, bool loaded)
+{
+    svc_kserve *k = svc_of(r)->kserve;
+    const char *name = svc_param(r, 0);
+    ks_model *m = find_model(k, name);
+    if (!m) {
+        char list[320];
+        svc_reply_error(r, 404, "not_found", "no model '%s'; the models are: %s", name ? name : "",
+                        name_list(k ? k->models : NULL, k ? k->n_models : 0, model_name_at, list,
+                                  sizeof list));
+        return NULL;
+    }
+    const char *version = versioned ? svc_param(r, 1) : NULL;
+    if (versioned && (!version || strcmp(version, KS_VERSION) != 0)) {
+        svc_reply_error(r, 404, "not_found", "model '%s' has no version '%s'; its only version is "
+                        KS_VERSION, m->name, version ? version : "");
+        return NULL;
+    }
+    if (loaded && !m->model) {
+        svc_reply_error(r, 503, "not_ready", "model '%s' is not ready: it failed to load: %s",
+                        m->name, m->load_error);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- health, server and model metadata --------------------------------------- */
+
+static void h_live(svc_request *r)
+{
+    bool ok = true;
+    inferd_value *v = inferd_value_object();
+    put(v, "live", inferd_value_bool(true), &ok);
+    reply_value(r, 200, v, ok);
+}
+
+static void h_ready(svc_request *r)
+{
+    svc *s = svc_of(r);
+    if (!s->ready) {
+        svc_reply_error(r, 503, "not_ready", "inferd is starting or stopping");
+        return;
+    }
+    for (size_t i = 0; s->kserve && i < s->kserve->n_models; i++) {
+        const ks_model *m = &s->kserve->models[i];
+        if (!m->model) {
+            svc_reply_error(r, 503, "not_ready", "model '%s' is not ready: it failed to load: %s",
+                            m->name, m->load_error);
+            return;
+        }
+    }
+    bool ok = true;
+    inferd_value *v = inferd_value_object();
+    put(v, "ready", inferd_value_bool(true), &ok);
+    reply_value(r, 200, v, ok);
+}
+
+static void h_server(svc_request *r)
+{
+    bool ok = true;
+    inferd_value *v = inferd_value_object(), *ext = inferd_value_array();
+    put(v, "name", inferd_value_string("inferd"), &ok);
+    put(v, "version", inferd_value_string(inferd_version()), &ok);
+    push(ext, inferd_value_string("binary_tensor_data"), &ok);
+    put(v, "extensions", ext, &ok);
+    reply_value(r, 200, v, ok);
+}
+
+static inferd_value *io_value(const inferd_tensor_info *io, size_t n, bool *ok)
+{
+    inferd_value *a = inferd_value_array();
+    for (size_t i = 0; i < n; i++) {
+        inferd_value *o = inferd_value_object();
+        put(o, "name", inferd_value_string(io[i].name), ok);
+        put(o, "datatype", inferd_value_string(inferd_dtype_name(io[i].dtype)), ok);
+        put(o, "shape", shape_value(io[i].ndim, io[i].shape, ok), ok);
+        push(a, o, ok);
+    }
+    if (!a)
+        *ok = false;
+    return a;
+}
+
+static void model_metadata(svc_request *r, bool versioned)
+{
+    ks_model *m = model_or_reply(r, versioned, true);
+    if (!m)
+        return;
+    bool ok = true;
+    inferd_value *v = inferd_value_object(), *versions = inferd_value_array();
+    put(v, "name", inferd_value_string(m->name), &ok);
+    push(versions, inferd_value_string(KS_VERSION), &ok);
+    put(v, "versions", versions, &ok);
+    put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
+    put(v, "inputs", io_value(m->in, m->n_in, &ok), &ok);
+    put(v, "outputs", io_value(m->out, m->n_out, &ok), &ok);
+    reply_value(r, 200, v, ok);
+}
+
+static void h_model(svc_request *r) { model_metadata(r, false); }
+static void h_model_version(svc_request *r) { model_metadata(r, true); }
+
+static void model_ready(svc_request *r, bool versioned)
+{
+    ks_model *m = model_or_reply(r, versioned, true);
+    if (!m)
+        return;
+    bool ok = true;
+    inferd_value *v = inferd_value_object();
+    put(v, "name", inferd_value_string(m->name), &ok);
+    put(v, "ready", inferd_value_bool(true), &ok);
+    reply_value(r, 200, v, ok);
+}
+
+static void h_model_ready(svc_request *r) { model_ready(r, false); }
+static void h_model_version_ready(svc_request *r) { model_ready(r, true); }
+
+/* Triton's model repository index: every model and its state. The body may
+ * be empty or {"ready": true} (only the ready ones). */
+static void h_repository_index(svc_request *r)
+{
+    size_t len = 0;
+    const char *body = svc_body(r, &len);
+    bool only_ready = false;
+    if (len) {
+        inferd_value *req = NULL;
+        inferd_error err = {0};
+        if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &req, &err) != INFERD_OK) {
+            svc_reply_error(r, 400, "bad_request", "the request is not valid JSON: %s",
+                            err.message);
+            return;
+        }
+        const inferd_value *ready = inferd_value_object_get(req, "ready");
+        if (!inferd_value_is(req, INFERD_VALUE_OBJECT) ||
+            (ready && !inferd_value_is(ready, INFERD_VALUE_BOOL))) {
+            inferd_value_free(req);
+            svc_reply_error(r, 400, "bad_request",
+                            "the request must be an object such as {\"ready\": true}");
+            return;
+        }
+        only_ready = inferd_value_bool_or(ready, false);
+        inferd_value_free(req);
+    }
+    svc_kserve *k = svc_of(r)->kserve;
+    bool ok = true;
+    inferd_value *list = inferd_value_array();
+    for (size_t i = 0; k && i < k->n_models; i++) {
+        const ks_model *m = &k->models[i];
+        if (only_ready && !m->model)
+            continue;
+        inferd_value *o = inferd_value_object();
+        put(o, "name", inferd_value_string(m->name), &ok);
+        put(o, "version", inferd_value_string(KS_VERSION), &ok);
+        put(o, "state", inferd_value_string(m->model ? "READY" : "UNAVAILABLE"), &ok);
+        if (!m->model)
+            put(o, "reason", inferd_value_string(m->load_error), &ok);
+        push(list, o, &ok);
+    }
+    reply_value(r, 200, list, ok);
+}
+
+/* ---- parsing an inference request -------------------------------------------- */
+
+/* One inference, from the parsed request to the reply. */
+typedef struct ks_call {
+    const ks_model *m;     /* borrowed */
+    inferd_value *req;     /* owned: the JSON part of the body */
+    inferd_tensor **in;    /* owned, m->n_in, in the model's order */
+    inferd_tensor **out;   /* owned, m->n_out, in the model's order */
+    bool *binary;          /* m->n_out: reply this output as binary data */
+    size_t *order;         /* m->n_out: the outputs to reply, in the reply's order */
+    size_t n_order;
+} ks_call;
+
+static void call_free(ks_call *c)
+{
+    for (size_t i = 0; c->in && i < c->m->n_in; i++)
+        inferd_tensor_free(c->in[i]);
+    for (size_t i = 0; c->out && i < c->m->n_out; i++)
+        inferd_tensor_free(c->out[i]);
+    free(c->in);
+    free(c->out);
+    free(c->binary);
+    free(c->order);
+    inferd_value_free(c->req);
+}
+
+/* The range of a JSON integer each integer dtype holds. (JSON integers
+ * beyond int64 are refused by the parser, so UINT64 stops at INT64_MAX in
+ * JSON; binary data carries the whole range.) */
+static void int_range(inferd_dtype dt, int64_t *lo, int64_t *hi)
+{
+    switch (dt) {
+    case INFERD_DTYPE_UINT8: *lo = 0; *hi = UINT8_MAX; break;
+    case INFERD_DTYPE_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
+    case INFERD_DTYPE_UINT16: *lo = 0; *hi = UINT16_MAX; break;
+    case INFERD_DTYPE_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
+    case INFERD_DTYPE_UINT32: *lo = 0; *hi = UINT32_MAX; break;
+    case INFERD_DTYPE_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
+    case INFERD_DTYPE_UINT64: *lo = 0; *hi = INT64_MAX; break;
+    default: *lo = INT64_MIN; *hi = INT64_MAX; break;
+    }
+}
+
+/* Stores the JSON element v as element i of t. */
+static inferd_status store(inferd_tensor *t, size_t i, const inferd_value *v, const char *input,
+                           inferd_error *err)
+{
+    inferd_value_type ty = inferd_value_type_of(v);
+    const char *dtn = inferd_dtype_name(t->dtype);
+    if (t->dtype == INFERD_DTYPE_BOOL) {
+        if (ty != INFERD_VALUE_BOOL)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': data[%zu] is %s %s; BOOL "
+                                    "wants true or false", input, i,
+                                    ty == INFERD_VALUE_INT ? "an" : "a", inferd_value_type_name(ty));
+        ((uint8_t *)t->data)[i] = inferd_value_bool_or(v, false) ? 1 : 0;
+        return INFERD_OK;
+    }
+    if (t->dtype == INFERD_DTYPE_FLOAT32 || t->dtype == INFERD_DTYPE_FLOAT64) {
+        if (ty != INFERD_VALUE_INT && ty != INFERD_VALUE_DOUBLE)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': data[%zu] is a %s; %s wants "
+                                    "a number", input, i, inferd_value_type_name(ty), dtn);
+        double d = inferd_value_double_or(v, 0.0);
+        if (t->dtype == INFERD_DTYPE_FLOAT64) {
+            ((double *)t->data)[i] = d;
+        } else {
+            if (fabs(d) > FLT_MAX)
+                return inferd_error_set(err, INFERD_ERANGE, "input '%s': data[%zu] = %g is out "
+                                        "of range for FP32", input, i, d);
+            ((float *)t->data)[i] = (float)d;
+        }
+        return INFERD_OK;
+    }
+    if (ty != INFERD_VALUE_INT)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': data[%zu] is a %s; %s wants an "
+                                "integer", input, i, inferd_value_type_name(ty), dtn);
+    int64_t x = inferd_value_int_or(v, 0), lo, hi;
+    int_range(t->dtype, &lo, &hi);
+    if (x < lo || x > hi)
+        return inferd_error_set(err, INFERD_ERANGE, "input '%s': data[%zu] = %lld is out of range "
+                                "for %s (%lld..%lld)", input, i, (long long)x, dtn, (long long)lo,
+                                (long long)hi);
+    switch (t->dtype) {
+    case INFERD_DTYPE_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)x; break;
+    case INFERD_DTYPE_INT8: ((int8_t *)t->data)[i] = (int8_t)x; break;
+    case INFERD_DTYPE_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)x; break;
+    case INFERD_DTYPE_INT16: ((int16_t *)t->data)[i] = (int16_t)x; break;
+    case INFERD_DTYPE_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)x; break;
+    case INFERD_DTYPE_INT32: ((int32_t *)t->data)[i] = (int32_t)x; break;
+    case INFERD_DTYPE_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)x; break;
+    case INFERD_DTYPE_INT64: ((int64_t *)t->data)[i] = x; break;
+    default:
+        return inferd_error_set(err, INFERD_EINTERNAL, "input '%s': no JSON conversion for %s",
+                                input, dtn);
+    }
+    return INFERD_OK;
+}
+
+/* "data" may be flat or nested (row-major): its leaves, in order, are the
+ * elements. */
+static size_t count_leaves(const inferd_value *v)
+{
+    if (!inferd_value_is(v, INFERD_VALUE_ARRAY))
+        return 1;
+    size_t n = 0;
+    for (size_t i = 0; i < inferd_value_array_len(v); i++)
+        n += count_leaves(inferd_value_array_get(v, i));
+    return n;
+}
+
+static inferd_status fill(inferd_tensor *t, const inferd_value *v, size_t *i, const char *input,
+                          inferd_error *err)
+{
+    if (!inferd_value_is(v, INFERD_VALUE_ARRAY))
+        return store(t, (*i)++, v, input, err);
+    for (size_t j = 0; j < inferd_value_array_len(v); j++) {
+        inferd_status st = fill(t, inferd_value_array_get(v, j), i, input, err);
+        if (st != INFERD_OK)
+            return st;
+    }
+    return INFERD_OK;
+}
+
+/* A strict KServe datatype name (inferd_dtype_parse also takes numpy's). */
+static inferd_status parse_datatype(const char *input, const char *name, inferd_dtype *out,
+                                    inferd_error *err)
+{
+    if (strcmp(name, "BYTES") == 0)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': datatype BYTES is not supported: "
+                                "inferd's models take numeric tensors (" KS_DATATYPES ")", input);
+    if (inferd_dtype_parse(name, out, NULL) != INFERD_OK ||
+        strcmp(inferd_dtype_name(*out), name) != 0)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': unknown datatype '%s' (one of "
+                                KS_DATATYPES ")", input, name);
+    return INFERD_OK;
+}
+
+/* The shape of input (array of dims >= 0) into ndim/shape. */
+static inferd_status parse_shape(const char *input, const inferd_value *v, size_t *ndim,
+                                 int64_t *shape, inferd_error *err)
+{
+    if (!inferd_value_is(v, INFERD_VALUE_ARRAY))
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s' needs \"shape\": an array of "
+                                "dimensions", input);
+    *ndim = inferd_value_array_len(v);
+    if (*ndim > INFERD_TENSOR_MAX_DIMS)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': shape has %zu dimensions; at most "
+                                "%d are supported", input, *ndim, INFERD_TENSOR_MAX_DIMS);
+    for (size_t d = 0; d < *ndim; d++) {
+        const inferd_value *dim = inferd_value_array_get(v, d);
+        if (!inferd_value_is(dim, INFERD_VALUE_INT) || inferd_value_int_or(dim, -1) < 0)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': shape[%zu] must be an "
+                                    "integer >= 0", input, d);
+        shape[d] = inferd_value_int_or(dim, 0);
+    }
+    return INFERD_OK;
+}
+
+/* The request's shape against the model's (rank, and every static dim). */
+static inferd_status check_shape(const ks_model *m, const inferd_tensor_info *io, size_t ndim,
+                                 const int64_t *shape, inferd_error *err)
+{
+    char want[160], got[160];
+    inferd_shape_format(io->ndim, io->shape, want, sizeof want);
+    inferd_shape_format(ndim, shape, got, sizeof got);
+    if (ndim != io->ndim)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s' of model '%s' has %zu dimensions "
+                                "%s (-1: any size); the request's shape %s has %zu", io->name,
+                                m->name, io->ndim, want, got, ndim);
+    for (size_t d = 0; d < ndim; d++)
+        if (io->shape[d] >= 0 && shape[d] != io->shape[d])
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' of model '%s': dimension %zu "
+                                    "of the request's shape %s is %lld where the model's shape %s "
+                                    "needs %lld", io->name, m->name, d, got,
+                                    (long long)shape[d], want, (long long)io->shape[d]);
+    return INFERD_OK;
+}
+
+/* Where the binary part of the body stands while the inputs are read. */
+typedef struct ks_binary {
+    bool present;     /* the request has Inference-Header-Content-Length */
+    const char *body; /* borrowed: the whole body */
+    size_t at, len;   /* next unread byte; the body's length */
+} ks_binary;
+
+static inferd_status parse_input(ks_call *c, size_t idx, const inferd_value *v, ks_binary *bin,
+                                 inferd_error *err)
+{
+    const ks_model *m = c->m;
+    const char *name = inferd_value_string_or(inferd_value_object_get(v, "name"), NULL);
+    if (!inferd_value_is(v, INFERD_VALUE_OBJECT) || !name)
+        return inferd_error_set(err, INFERD_EINVAL, "inputs[%zu] must be an object with a "
+                                "\"name\" string", idx);
+    size_t j = 0;
+    while (j < m->n_in && strcmp(m->in[j].name, name) != 0)
+        j++;
+    char list[320];
+    if (j == m->n_in)
+        return inferd_error_set(err, INFERD_EINVAL, "model '%s' has no input '%s'; its inputs are: "
+                                "%s", m->name, name, name_list(m->in, m->n_in, io_name_at, list,
+                                                               sizeof list));
+    if (c->in[j])
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s' is given twice", name);
+    const inferd_tensor_info *io = &m->in[j];
+
+    const char *dtname = inferd_value_string_or(inferd_value_object_get(v, "datatype"), NULL);
+    if (!dtname)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s' needs \"datatype\" (one of "
+                                KS_DATATYPES ")", name);
+    inferd_dtype dt;
+    if (parse_datatype(name, dtname, &dt, err) != INFERD_OK)
+        return INFERD_EINVAL;
+    if (dt != io->dtype)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s' of model '%s' is %s; the request "
+                                "gives %s", name, m->name, inferd_dtype_name(io->dtype), dtname);
+    size_t ndim = 0, count = 0;
+    int64_t shape[INFERD_TENSOR_MAX_DIMS] = {0};
+    char shape_text[160];
+    if (parse_shape(name, inferd_value_object_get(v, "shape"), &ndim, shape, err) != INFERD_OK ||
+        check_shape(m, io, ndim, shape, err) != INFERD_OK)
+        return INFERD_EINVAL;
+    if (inferd_shape_count(ndim, shape, &count, err) != INFERD_OK ||
+        count > SIZE_MAX / inferd_dtype_size(dt))
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': shape %s is too large", name,
+                                inferd_shape_format(ndim, shape, shape_text, sizeof shape_text));
+    inferd_shape_format(ndim, shape, shape_text, sizeof shape_text);
+    /* The backends fail on empty tensors, or answer nonsense (a mean of
+     * nothing): a request's mistake, said as such. */
+    if (count == 0)
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': shape %s has no elements", name,
+                                shape_text);
+    size_t nbytes = count * inferd_dtype_size(dt);
+
+    const inferd_value *params = inferd_value_object_get(v, "parameters");
+    if (params && !inferd_value_is(params, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': \"parameters\" must be an "
+                                "object", name);
+    if (inferd_value_object_get(params, "shared_memory_region"))
+        return inferd_error_set(err, INFERD_EINVAL, "input '%s': shared memory inputs are not "
+                                "supported; send \"data\" or binary data", name);
+    const inferd_value *size_v = inferd_value_object_get(params, "binary_data_size");
+    const inferd_value *data = inferd_value_object_get(v, "data");
+    inferd_tensor *t = NULL;
+    if (size_v) {
+        int64_t size = inferd_value_int_or(size_v, -1);
+        if (!inferd_value_is(size_v, INFERD_VALUE_INT) || size < 0)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': binary_data_size must be an "
+                                    "integer >= 0", name);
+        if (!bin->present)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' has binary_data_size but the "
+                                    "request has no " KS_BINARY_HEADER " header to say where its "
+                                    "JSON ends", name);
+        if (data)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' has both \"data\" and "
+                                    "binary_data_size; give one", name);
+        if ((uint64_t)size != nbytes)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': binary_data_size is %lld "
+                                    "bytes; shape %s of %s needs %zu", name, (long long)size,
+                                    shape_text, dtname, nbytes);
+        if (nbytes > bin->len - bin->at)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': binary_data_size %zu goes "
+                                    "past the end of the body (%zu byte(s) of binary data left)",
+                                    name, nbytes, bin->len - bin->at);
+        if (inferd_tensor_new(dt, ndim, shape, &t, err) != INFERD_OK)
+            return inferd_error_prefix(err, "input '%s'", name);
+        memcpy(t->data, bin->body + bin->at, nbytes);
+        bin->at += nbytes;
+        /* ONNX Runtime reads a bool as a byte that must be 0 or 1. */
+        for (size_t i = 0; dt == INFERD_DTYPE_BOOL && i < count; i++)
+            if (((const uint8_t *)t->data)[i] > 1) {
+                inferd_tensor_free(t);
+                return inferd_error_set(err, INFERD_EINVAL, "input '%s': BOOL element %zu is "
+                                        "byte %u; it must be 0 or 1", name, i,
+                                        ((const uint8_t *)bin->body)[bin->at - nbytes + i]);
+            }
+    } else {
+        if (!data)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' has no \"data\" (nor "
+                                    "parameters.binary_data_size)", name);
+        if (dt == INFERD_DTYPE_FLOAT16)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' is FP16, which JSON cannot "
+                                    "carry: send it as binary data (parameters.binary_data_size "
+                                    "with the " KS_BINARY_HEADER " header)", name);
+        size_t n = count_leaves(data);
+        if (n != count)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s': \"data\" has %zu element(s); "
+                                    "shape %s needs %zu", name, n, shape_text, count);
+        if (inferd_tensor_new(dt, ndim, shape, &t, err) != INFERD_OK)
+            return inferd_error_prefix(err, "input '%s'", name);
+        size_t i = 0;
+        if (fill(t, data, &i, name, err) != INFERD_OK) {
+            inferd_tensor_free(t);
+            return INFERD_EINVAL;
+        }
+    }
+    c->in[j] = t;
+    return INFERD_OK;
+}
+
+/* Which outputs to reply, in which order, and which of them as binary. */
+static inferd_status parse_outputs(ks_call *c, bool binary_default, inferd_error *err)
+{
+    const ks_model *m = c->m;
+    const inferd_value *outs = inferd_value_object_get(c->req, "outputs");
+    if (outs && !inferd_value_is(outs, INFERD_VALUE_ARRAY))
+        return inferd_error_set(err, INFERD_EINVAL, "\"outputs\" must be an array of "
+                                "{\"name\": ...}");
+    if (inferd_value_array_len(outs) == 0) {
+        for (size_t j = 0; j < m->n_out; j++) {
+            c->order[c->n_order++] = j;
+            c->binary[j] = binary_default;
+        }
+    }
+    char list[320];
+    for (size_t i = 0; i < inferd_value_array_len(outs); i++) {
+        const inferd_value *o = inferd_value_array_get(outs, i);
+        const char *name = inferd_value_string_or(inferd_value_object_get(o, "name"), NULL);
+        if (!name)
+            return inferd_error_set(err, INFERD_EINVAL, "outputs[%zu] must be an object with a "
+                                    "\"name\" string", i);
+        size_t j = 0;
+        while (j < m->n_out && strcmp(m->out[j].name, name) != 0)
+            j++;
+        if (j == m->n_out)
+            return inferd_error_set(err, INFERD_EINVAL, "model '%s' has no output '%s'; its "
+                                    "outputs are: %s", m->name, name,
+                                    name_list(m->out, m->n_out, io_name_at, list, sizeof list));
+        for (size_t k = 0; k < c->n_order; k++)
+            if (c->order[k] == j)
+                return inferd_error_set(err, INFERD_EINVAL, "output '%s' is asked for twice",
+                                        name);
+        const inferd_value *params = inferd_value_object_get(o, "parameters");
+        const inferd_value *bd = inferd_value_object_get(params, "binary_data");
+        if ((params && !inferd_value_is(params, INFERD_VALUE_OBJECT)) ||
+            (bd && !inferd_value_is(bd, INFERD_VALUE_BOOL)))
+            return inferd_error_set(err, INFERD_EINVAL, "output '%s': \"parameters\" must be an "
+                                    "object and binary_data true or false", name);
+        if (inferd_value_object_get(params, "classification"))
+            return inferd_error_set(err, INFERD_EINVAL, "output '%s': the classification "
+                                    "extension is not supported; ask for the tensor", name);
+        if (inferd_value_object_get(params, "shared_memory_region"))
+            return inferd_error_set(err, INFERD_EINVAL, "output '%s': shared memory outputs are "
+                                    "not supported", name);
+        c->binary[j] = inferd_value_bool_or(bd, binary_default);
+        c->order[c->n_order++] = j;
+    }
+    for (size_t k = 0; k < c->n_order; k++) {
+        const inferd_tensor_info *io = &m->out[c->order[k]];
+        if (io->dtype == INFERD_DTYPE_FLOAT16 && !c->binary[c->order[k]])
+            return inferd_error_set(err, INFERD_EINVAL, "output '%s' is FP16, which JSON cannot "
+                                    "carry: ask for it with parameters.binary_data = true",
+                                    io->name);
+    }
+    return INFERD_OK;
+}
+
+/* Parses the body of r into c: the JSON, the input tensors, the outputs. */
+static inferd_status parse_request(svc_request *r, ks_call *c, inferd_error *err)
+{
+    const ks_model *m = c->m;
+    size_t len = 0;
+    const char *body = svc_body(r, &len);
+    const char *enc = svc_header(r, "Content-Encoding");
+    if (enc && strcasecmp(enc, "identity") != 0)
+        return inferd_error_set(err, INFERD_EINVAL, "Content-Encoding '%s' is not supported; send "
+                                "the request uncompressed", enc);
+    ks_binary bin = {.present = false, .body = body, .at = len, .len = len};
+    const char *header = svc_header(r, KS_BINARY_HEADER);
+    if (header) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(header, &end, 10);
+        if (header[0] < '0' || header[0] > '9' || *end || errno || n > len)
+            return inferd_error_set(err, INFERD_EINVAL, KS_BINARY_HEADER " is '%s'; it must be the "
+                                    "byte count of the JSON at the start of the body (%zu "
+                                    "bytes)", header, len);
+        bin.present = true;
+        bin.at = (size_t)n;
+    }
+    size_t json_len = bin.at;
+    if (json_len == 0)
+        return inferd_error_set(err, INFERD_EINVAL, "the request has no body; it must be a JSON "
+                                "inference request {\"inputs\": [...]}");
+    if (inferd_value_from_json(body, json_len, svc_of(r)->max_json_depth, &c->req, err) !=
+        INFERD_OK)
+        return inferd_error_prefix(err, "the request is not valid JSON");
+    if (!inferd_value_is(c->req, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_EINVAL, "the request must be a JSON object "
+                                "{\"inputs\": [...]}, not %s",
+                                inferd_value_type_name(inferd_value_type_of(c->req)));
+    const inferd_value *id = inferd_value_object_get(c->req, "id");
+    if (id && !inferd_value_is(id, INFERD_VALUE_STRING))
+        return inferd_error_set(err, INFERD_EINVAL, "\"id\" must be a string");
+    const inferd_value *params = inferd_value_object_get(c->req, "parameters");
+    const inferd_value *bdo = inferd_value_object_get(params, "binary_data_output");
+    if ((params && !inferd_value_is(params, INFERD_VALUE_OBJECT)) ||
+        (bdo && !inferd_value_is(bdo, INFERD_VALUE_BOOL)))
+        return inferd_error_set(err, INFERD_EINVAL, "\"parameters\" must be an object and "
+                                "binary_data_output true or false");
+
+    const inferd_value *inputs = inferd_value_object_get(c->req, "inputs");
+    if (!inferd_value_is(inputs, INFERD_VALUE_ARRAY))
+        return inferd_error_set(err, INFERD_EINVAL, "the request needs \"inputs\": an array of "
+                                "{\"name\", \"shape\", \"datatype\", \"data\"}");
+    for (size_t i = 0; i < inferd_value_array_len(inputs); i++)
+        if (parse_input(c, i, inferd_value_array_get(inputs, i), &bin, err) != INFERD_OK)
+            return INFERD_EINVAL;
+    for (size_t j = 0; j < m->n_in; j++)
+        if (!c->in[j]) {
+            char list[320];
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' of model '%s' is missing (its "
+                                    "inputs are: %s)", m->in[j].name, m->name,
+                                    name_list(m->in, m->n_in, io_name_at, list, sizeof list));
+        }
+    if (bin.at != bin.len)
+        return inferd_error_set(err, INFERD_EINVAL, "binary data: the inputs' binary_data_size "
+                                "add up to %zu byte(s) but the body has %zu after its %zu-byte "
+                                "JSON", bin.at - json_len, bin.len - json_len, json_len);
+    return parse_outputs(c, inferd_value_bool_or(bdo, false), err);
+}
+
+/* ---- the reply ------------------------------------------------------------------ */
+
+/* Element i of t as a JSON value. */
+static inferd_value *element_value(const inferd_tensor *t, size_t i)
+{
+    const void *p = t->data;
+    switch (t->dtype) {
+    case INFERD_DTYPE_BOOL: return inferd_value_bool(((const uint8_t *)p)[i] != 0);
+    case INFERD_DTYPE_UINT8: return inferd_value_int(((const uint8_t *)p)[i]);
+    case INFERD_DTYPE_INT8: return inferd_value_int(((const int8_t *)p)[i]);
+    case INFERD_DTYPE_UINT16: return inferd_value_int(((const uint16_t *)p)[i]);
+    case INFERD_DTYPE_INT16: return inferd_value_int(((const int16_t *)p)[i]);
+    case INFERD_DTYPE_UINT32: return inferd_value_int(((const uint32_t *)p)[i]);
+    case INFERD_DTYPE_INT32: return inferd_value_int(((const int32_t *)p)[i]);
+    case INFERD_DTYPE_INT64: return inferd_value_int(((const int64_t *)p)[i]);
+    case INFERD_DTYPE_UINT64: {
+        /* Beyond int64 a JSON integer would not read back here: a number. */
+        uint64_t x = ((const uint64_t *)p)[i];
+        return x <= INT64_MAX ? inferd_value_int((int64_t)x) : inferd_value_double((double)x);
+    }
+    case INFERD_DTYPE_FLOAT32: return inferd_value_double(((const float *)p)[i]);
+    case INFERD_DTYPE_FLOAT64: return inferd_value_double(((const double *)p)[i]);
+    default: return NULL; /* FP16 is refused before the run */
+    }
+}
+
+static void reply_outputs(svc_request *r, ks_call *c)
+{
+    const ks_model *m = c->m;
+    bool ok = true;
+    size_t binary_len = 0;
+    inferd_value *res = inferd_value_object(), *outs = inferd_value_array();
+    put(res, "model_name", inferd_value_string(m->name), &ok);
+    put(res, "model_version", inferd_value_string(KS_VERSION), &ok);
+    const inferd_value *id = inferd_value_object_get(c->req, "id");
+    if (id)
+        put(res, "id", inferd_value_copy(id), &ok);
+    for (size_t k = 0; k < c->n_order && ok; k++) {
+        size_t j = c->order[k];
+        const inferd_tensor *t = c->out[j];
+        inferd_value *o = inferd_value_object();
+        put(o, "name", inferd_value_string(m->out[j].name), &ok);
+        put(o, "datatype", inferd_value_string(inferd_dtype_name(t->dtype)), &ok);
+        put(o, "shape", shape_value(t->ndim, t->shape, &ok), &ok);
+        if (c->binary[j]) {
+            inferd_value *params = inferd_value_object();
+            put(params, "binary_data_size", inferd_value_int((int64_t)t->nbytes), &ok);
+            put(o, "parameters", params, &ok);
+            binary_len += t->nbytes;
+        } else {
+            inferd_value *data = inferd_value_array();
+            size_t n = inferd_tensor_count(t);
+            for (size_t i = 0; i < n && ok; i++)
+                push(data, element_value(t, i), &ok);
+            put(o, "data", data, &ok);
+        }
+        push(outs, o, &ok);
+    }
+    put(res, "outputs", outs, &ok);
+    bool any_binary = false;
+    for (size_t k = 0; k < c->n_order; k++)
+        any_binary |= c->binary[c->order[k]];
+    if (!any_binary || !ok) {
+        reply_value(r, 200, res, ok);
+        return;
+    }
+    char *json = NULL;
+    size_t json_len = 0;
+    char *buf = NULL;
+    if (inferd_value_to_json(res, INFERD_JSON_COMPACT, &json, &json_len, NULL) == INFERD_OK)
+        buf = malloc(json_len + binary_len + 1);
+    inferd_value_free(res);
+    if (!buf) {
+        free(json);
+        svc_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    memcpy(buf, json, json_len);
+    free(json);
+    size_t at = json_len;
+    for (size_t k = 0; k < c->n_order; k++) {
+        const inferd_tensor *t = c->out[c->order[k]];
+        if (c->binary[c->order[k]]) {
+            memcpy(buf + at, t->data, t->nbytes);
+            at += t->nbytes;
+        }
+    }
+    char header[32];
+    snprintf(header, sizeof header, "%zu", json_len);
+    svc_reply_header(r, KS_BINARY_HEADER, header);
+    svc_reply_bytes(r, 200, "application/octet-stream", buf, at);
+}
+
+/* In a worker: parses, runs and replies to one request. */
+static void run_job(ks_job *job)
+{
+    uint64_t start = now_us();
+    ks_call c = {.m = job->m};
+    const ks_model *m = job->m;
+    inferd_error err = {0};
+    c.in = calloc(m->n_in + 1, sizeof *c.in);
+    c.out = calloc(m->n_out + 1, sizeof *c.out);
+    c.binary = calloc(m->n_out + 1, sizeof *c.binary);
+    c.order = calloc(m->n_out + 1, sizeof *c.order);
+    if (!c.in || !c.out || !c.binary || !c.order) {
+        call_free(&c);
+        svc_reply_error(job->r, 500, "internal", "out of memory");
+        return;
+    }
+    if (parse_request(job->r, &c, &err) != INFERD_OK) {
+        call_free(&c);
+        svc_reply_error(job->r, 400, "bad_request", "%s", err.message);
+        return;
+    }
+    uint64_t parsed = now_us();
+    inferd_status st = inferd_model_run(m->model, (const inferd_tensor *const *)c.in, m->n_in,
+                                        c.out, m->n_out, &err);
+    uint64_t ran = now_us();
+    svc_set_timings(job->r, parsed - start, start - job->queued_us, ran - parsed);
+    if (st != INFERD_OK) {
+        inferd_log_debug(LOG, "model %s: %s", m->name, err.message);
+        svc_reply_status(job->r, st, &err);
+    } else {
+        reply_outputs(job->r, &c);
+        inferd_log_debug(LOG, "model %s: queued %llu us, parsed %llu us, ran %llu us, replied %llu "
+                         "us", m->name, (unsigned long long)(start - job->queued_us),
+                         (unsigned long long)(parsed - start), (unsigned long long)(ran - parsed),
+                         (unsigned long long)(now_us() - ran));
+    }
+    call_free(&c);
+}
+
+static void *worker_main(void *arg)
+{
+    svc_kserve *k = arg;
+    for (;;) {
+        pthread_mutex_lock(&k->lock);
+        while (!k->head && !k->stopping)
+            pthread_cond_wait(&k->wake, &k->lock);
+        ks_job *job = k->head;
+        if (job) {
+            k->head = job->next;
+            if (!k->head)
+                k->tail = NULL;
+            k->queued--;
+        }
+        pthread_mutex_unlock(&k->lock);
+        if (!job)
+            return NULL;
+        run_job(job);
+        free(job);
+    }
+}
+
+static void infer(svc_request *r, bool versioned)
+{
+    ks_model *m = model_or_reply(r, versioned, true);
+    if (!m)
+        return;
+    svc_kserve *k = svc_of(r)->kserve;
+    ks_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        svc_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    job->r = r;
+    job->m = m;
+    job->queued_us = now_us();
+    pthread_mutex_lock(&k->lock);
+    if (k->stopping || k->queued >= KS_MAX_QUEUE) {
+        bool stopping = k->stopping;
+        pthread_mutex_unlock(&k->lock);
+        free(job);
+        if (stopping)
+            svc_reply_error(r, 503, "not_ready", "inferd is stopping");
+        else
+            svc_reply_error(r, 503, "overloaded", "%d KServe inference requests are already "
+                            "waiting; retry later (model '%s' did not run)", KS_MAX_QUEUE,
+                            m->name);
+        return;
+    }
+    /* Suspended before a worker can see the job, so its reply always
+     * follows the suspension. */
+    svc_suspend(r);
+    if (k->tail)
+        k->tail->next = job;
+    else
+        k->head = job;
+    k->tail = job;
+    size_t waiting = ++k->queued;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+    inferd_log_debug(LOG, "model %s: request queued (%zu waiting)", m->name, waiting);
+}
+
+static void h_infer(svc_request *r) { infer(r, false); }
+static void h_infer_version(svc_request *r) { infer(r, true); }
+
+/* ---- lifecycle ------------------------------------------------------------------- */
+
+void svc_kserve_stop(svc_kserve *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->stopping = true;
+    ks_job *queued = k->head;
+    k->head = k->tail = NULL;
+    k->queued = 0;
+    pthread_cond_broadcast(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+    /* Every suspended request gets its reply before the server closes. */
+    while (queued) {
+        ks_job *next = queued->next;
+        svc_reply_error(queued->r, 503, "not_ready", "inferd is stopping; model '%s' did not run",
+                        queued->m->name);
+        free(queued);
+        queued = next;
+    }
+    /* The runs in progress finish and reply. */
+    for (size_t i = 0; i < k->n_workers; i++)
+        pthread_join(k->workers[i], NULL);
+    k->n_workers = 0;
+}
+
+void svc_kserve_free(svc_kserve *k)
+{
+    if (!k)
+        return;
+    svc_kserve_stop(k);
+    pthread_cond_destroy(&k->wake);
+    pthread_mutex_destroy(&k->lock);
+    for (size_t i = 0; i < k->n_models; i++) {
+        ks_model *m = &k->models[i];
+        if (m->model)
+            inferd_model_close(m->model);
+        free(m->in);
+        free(m->out);
+        free(m->load_error);
+        free(m->name);
+        free(m->path);
+    }
+    free(k->models);
+    free(k);
+}
+
+inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err)
+{
+    *out = NULL;
+    const char *dir = inferd_config_string(s->cfg, "models.dir");
+    bool configured = dir && dir[0];
+    if (!configured)
+        dir = inferd_default_models_dir();
+    svc_kserve *k = calloc(1, sizeof *k);
+    if (!k)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    k->s = s;
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+
+    char **files = NULL;
+    size_t n_files = 0;
+    inferd_error list_err = {0};
+    if (list_models(dir, &files, &n_files, &list_err) != INFERD_OK) {
+        /* A folder the user named must exist; the default one may be
+         * missing (a build without its models): then there are none. */
+        if (configured || list_err.code == INFERD_ENOMEM) {
+            svc_kserve_free(k);
+            return inferd_error_set(err, list_err.code == INFERD_ENOMEM ? INFERD_ENOMEM
+                                                                         : INFERD_EINVAL,
+                                    "models.dir: %s", list_err.message);
+        }
+        inferd_log_warn(LOG, "no models to serve: %s", list_err.message);
+    }
+    inferd_status st = INFERD_OK;
+    if (n_files && !(k->models = calloc(n_files, sizeof *k->models)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_files && st == INFERD_OK; i++) {
+        ks_model *m = &k->models[k->n_models];
+        m->name = strndup(files[i], strlen(files[i]) - strlen(".onnx"));
+        if (!m->name || asprintf(&m->path, "%s/%s", dir, files[i]) < 0) {
+            m->path = NULL;
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        k->n_models++;
+        if (st == INFERD_OK)
+            load_model(k, m);
+    }
+    for (size_t i = 0; i < n_files; i++)
+        free(files[i]);
+    free(files);
+    for (size_t i = 0; i < KS_WORKERS && st == INFERD_OK; i++) {
+        int rc = pthread_create(&k->workers[i], NULL, worker_main, k);
+        if (rc != 0)
+            st = inferd_error_set(err, INFERD_EINTERNAL, "kserve: cannot start a worker thread: %s",
+                                  strerror(rc));
+        else
+            k->n_workers++;
+    }
+    if (st != INFERD_OK) {
+        svc_kserve_free(k);
+        return st;
+    }
+    size_t ready = 0;
+    for (size_t i = 0; i < k->n_models; i++)
+        ready += k->models[i].model != NULL;
+    inferd_log_info(LOG, "serving %zu model(s) from %s (%zu ready)", k->n_models, dir, ready);
+    *out = k;
+    return INFERD_OK;
+}
+
+/* ---- routes ------------------------------------------------------------------------ */
+
+const svc_route svc_kserve_routes[] = {
+    {"GET", "/v2/health/live", h_live, 0},
+    {"GET", "/v2/health/ready", h_ready, 0},
+    {"GET", "/v2", h_server, 0},
+    {"GET", "/v2/models/*", h_model, 0},
+    {"GET", "/v2/models/*/ready", h_model_ready, 0},
+    {"GET", "/v2/models/*/versions/*", h_model_version, 0},
+    {"GET", "/v2/models/*/versions/*/ready", h_model_version_ready, 0},
+    {"POST", "/v2/models/*/infer", h_infer, 0},
+    {"POST", "/v2/models/*/versions/*/infer", h_infer_version, 0},
+    {"POST", "/v2/repository/index", h_repository_index, 0},
+    {NULL, NULL, NULL, 0},
+};

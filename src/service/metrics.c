@@ -1,0 +1,344 @@
+/* service/metrics.c: counters and histograms, rendered as Prometheus text.
+ *
+ * Owns the request series (by route pattern, method and status, with a
+ * latency histogram per route). The other series are read at scrape time
+ * from their owners: the estimators (queue depth, batch sizes), the event
+ * bus (drops, failures) and the registry (plugin errors), so nothing here
+ * has to be told about them.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events/bus.h"
+#include "inferd/version.h"
+#include "service/service.h"
+
+/* Latency buckets, seconds (upper bounds; +Inf is implied). */
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
+
+typedef struct req_series {
+    char *route, *method;       /* owned */
+    unsigned status;
+    uint64_t count;
+} req_series;
+
+typedef struct lat_series {
+    char *route;                /* owned */
+    uint64_t counts[N_BUCKETS + 1];
+    uint64_t total;
+    double sum;
+} lat_series;
+
+struct svc_metrics {
+    pthread_mutex_t lock;
+    req_series *req;
+    size_t n_req, cap_req;
+    lat_series *lat;
+    size_t n_lat, cap_lat;
+};
+
+inferd_status svc_metrics_new(svc_metrics **out)
+{
+    svc_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return INFERD_ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    *out = m;
+    return INFERD_OK;
+}
+
+void svc_metrics_free(svc_metrics *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_req; i++) {
+        free(m->req[i].route);
+        free(m->req[i].method);
+    }
+    for (size_t i = 0; i < m->n_lat; i++)
+        free(m->lat[i].route);
+    free(m->req);
+    free(m->lat);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* Grows an array by one zeroed element; NULL when out of memory. */
+static void *grow(void **arr, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *a = realloc(*arr, ncap * size);
+        if (!a)
+            return NULL;
+        *arr = a;
+        *cap = ncap;
+    }
+    void *slot = (char *)*arr + (*n)++ * size;
+    memset(slot, 0, size);
+    return slot;
+}
+
+void svc_metrics_request(svc_metrics *m, const char *route, const char *method, unsigned status,
+                         uint64_t total_us)
+{
+    if (!m)
+        return;
+    double secs = (double)total_us / 1e6;
+    pthread_mutex_lock(&m->lock);
+    req_series *rs = NULL;
+    for (size_t i = 0; i < m->n_req && !rs; i++)
+        if (m->req[i].status == status && strcmp(m->req[i].route, route) == 0 &&
+            strcmp(m->req[i].method, method) == 0)
+            rs = &m->req[i];
+    if (!rs && (rs = grow((void **)&m->req, &m->n_req, &m->cap_req, sizeof *rs))) {
+        rs->route = strdup(route);
+        rs->method = strdup(method);
+        rs->status = status;
+        if (!rs->route || !rs->method) {
+            free(rs->route);
+            free(rs->method);
+            m->n_req--;
+            rs = NULL;
+        }
+    }
+    if (rs)
+        rs->count++;
+    lat_series *ls = NULL;
+    for (size_t i = 0; i < m->n_lat && !ls; i++)
+        if (strcmp(m->lat[i].route, route) == 0)
+            ls = &m->lat[i];
+    if (!ls && (ls = grow((void **)&m->lat, &m->n_lat, &m->cap_lat, sizeof *ls))) {
+        if (!(ls->route = strdup(route))) {
+            m->n_lat--;
+            ls = NULL;
+        }
+    }
+    if (ls) {
+        size_t b = 0;
+        while (b < N_BUCKETS && secs > buckets[b])
+            b++;
+        ls->counts[b]++;
+        ls->total++;
+        ls->sum += secs;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+typedef struct out {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} out;
+
+static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = true;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t ncap = o->cap * 2 + (size_t)n + 1;
+        char *b = realloc(o->buf, ncap);
+        if (!b) {
+            o->failed = true;
+            return;
+        }
+        o->buf = b;
+        o->cap = ncap;
+    }
+}
+
+/* A label value with '\\', '"' and newlines escaped, as the format asks. */
+static const char *esc(const char *s, char *buf, size_t size)
+{
+    size_t j = 0;
+    for (; *s && j + 2 < size; s++) {
+        if (*s == '\\' || *s == '"') {
+            buf[j++] = '\\';
+            buf[j++] = *s;
+        } else if (*s == '\n') {
+            buf[j++] = '\\';
+            buf[j++] = 'n';
+        } else {
+            buf[j++] = *s;
+        }
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static void help(out *o, const char *name, const char *type, const char *text)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void render_requests(out *o, svc_metrics *m)
+{
+    char a[256], b[32];
+    pthread_mutex_lock(&m->lock);
+    help(o, "inferd_http_requests_total", "counter",
+         "HTTP requests by route pattern, method and status (status 0: the client went away)");
+    for (size_t i = 0; i < m->n_req; i++)
+        put(o, "inferd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %" PRIu64
+               "\n", esc(m->req[i].route, a, sizeof a), esc(m->req[i].method, b, sizeof b),
+            m->req[i].status, m->req[i].count);
+    help(o, "inferd_http_request_duration_seconds", "histogram",
+         "time from a request's headers to its reply being done, by route pattern");
+    for (size_t i = 0; i < m->n_lat; i++) {
+        const lat_series *ls = &m->lat[i];
+        esc(ls->route, a, sizeof a);
+        uint64_t cum = 0;
+        for (size_t k = 0; k < N_BUCKETS; k++) {
+            cum += ls->counts[k];
+            put(o, "inferd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
+                   "\n", a, buckets[k], cum);
+        }
+        put(o, "inferd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64
+               "\n", a, ls->total);
+        put(o, "inferd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", a, ls->sum);
+        put(o, "inferd_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", a,
+            ls->total);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void render_estimators(out *o, const inferd_estimators *est)
+{
+    size_t n = inferd_estimators_count(est);
+    inferd_estimator_stats *st = calloc(n ? n : 1, sizeof *st);
+    if (!st) {
+        o->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        inferd_estimators_stats(est, i, &st[i]);
+    char a[256];
+#define EACH(fmt, expr)                                                                   \
+    for (size_t i = 0; i < n; i++)                                                        \
+        put(o, fmt "{estimator=\"%s\"} %" PRIu64 "\n",                                    \
+            esc(inferd_estimators_name(est, i), a, sizeof a), (uint64_t)(expr))
+    help(o, "inferd_estimator_queue_depth", "gauge", "images waiting for a batch");
+    EACH("inferd_estimator_queue_depth", st[i].queued);
+    help(o, "inferd_estimator_items_total", "counter", "images estimated (done or failed)");
+    EACH("inferd_estimator_items_total", st[i].items);
+    help(o, "inferd_estimator_failed_total", "counter", "images whose estimation failed");
+    EACH("inferd_estimator_failed_total", st[i].failed);
+    help(o, "inferd_estimator_rejected_total", "counter",
+         "images refused because the queue was full (503 overloaded)");
+    EACH("inferd_estimator_rejected_total", st[i].rejected);
+#undef EACH
+    static const char *const les[] = {"1", "2", "4", "8", "16", "32", "64"};
+    help(o, "inferd_estimator_batch_size", "histogram", "images per batch run");
+    for (size_t i = 0; i < n; i++) {
+        esc(inferd_estimators_name(est, i), a, sizeof a);
+        uint64_t cum = 0;
+        for (size_t k = 0; k < 7; k++) {
+            cum += st[i].batch_hist[k];
+            put(o, "inferd_estimator_batch_size_bucket{estimator=\"%s\",le=\"%s\"} %" PRIu64 "\n",
+                a, les[k], cum);
+        }
+        put(o, "inferd_estimator_batch_size_bucket{estimator=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+            a, st[i].batches);
+        put(o, "inferd_estimator_batch_size_sum{estimator=\"%s\"} %" PRIu64 "\n", a,
+            st[i].batched);
+        put(o, "inferd_estimator_batch_size_count{estimator=\"%s\"} %" PRIu64 "\n", a,
+            st[i].batches);
+    }
+    free(st);
+}
+
+typedef struct ev_ctx {
+    out *o;
+    int pass;
+} ev_ctx;
+
+static void render_sub(void *ctx, const inferd_event_sub_stats *s)
+{
+    ev_ctx *c = ctx;
+    static const char *const names[] = {"inferd_event_published_total",
+                                        "inferd_event_delivered_total",
+                                        "inferd_event_dropped_total",
+                                        "inferd_event_failures_total", "inferd_event_queue_depth"};
+    uint64_t v[] = {s->published, s->delivered, s->dropped, s->failures, s->queued};
+    char a[256], b[256];
+    put(c->o, "%s{subscriber=\"%s\",event=\"%s\"} %" PRIu64 "\n", names[c->pass],
+        esc(s->instance, a, sizeof a), esc(s->event, b, sizeof b), v[c->pass]);
+}
+
+static void render_events(out *o)
+{
+    static const char *const helps[][3] = {
+        {"inferd_event_published_total", "counter", "events offered to an event component"},
+        {"inferd_event_delivered_total", "counter", "events handed to an event component"},
+        {"inferd_event_dropped_total", "counter",
+         "events dropped: the component's queue was full, or it was stopping"},
+        {"inferd_event_failures_total", "counter", "batches an event component failed"},
+        {"inferd_event_queue_depth", "gauge", "events waiting for an event component"},
+    };
+    for (int pass = 0; pass < 5; pass++) {
+        help(o, helps[pass][0], helps[pass][1], helps[pass][2]);
+        ev_ctx c = {o, pass};
+        inferd_events_foreach(render_sub, &c);
+    }
+    help(o, "inferd_events_unrouted_total", "counter", "events published with no subscriber");
+    put(o, "inferd_events_unrouted_total %" PRIu64 "\n", inferd_events_unrouted());
+}
+
+static void render_plugins(out *o, const inferd_registry *reg)
+{
+    char a[256];
+    help(o, "inferd_plugin_errors_total", "counter",
+         "failed calls into a plugin's components (init, process, estimate, handle, ...)");
+    for (size_t i = 0; i < inferd_registry_plugin_count(reg); i++) {
+        const inferd_plugin_info *p = inferd_registry_plugin_at(reg, i);
+        put(o, "inferd_plugin_errors_total{plugin=\"%s\"} %" PRIu64 "\n", esc(p->name, a, sizeof a),
+            inferd_registry_plugin_errors(p));
+    }
+}
+
+char *svc_metrics_render(svc *s, size_t *len)
+{
+    out o = {.buf = malloc(8192), .cap = 8192};
+    if (!o.buf)
+        return NULL;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    uint64_t now_ms = (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    help(&o, "inferd_build_info", "gauge", "the running version");
+    put(&o, "inferd_build_info{version=\"%s\"} 1\n", inferd_version());
+    help(&o, "inferd_uptime_seconds", "gauge", "seconds since the service started");
+    put(&o, "inferd_uptime_seconds %.3f\n", (double)(now_ms - s->started_ms) / 1000.0);
+    help(&o, "inferd_ready", "gauge", "1 when the service takes requests");
+    put(&o, "inferd_ready %d\n", s->ready ? 1 : 0);
+    render_requests(&o, s->metrics);
+    render_estimators(&o, s->est);
+    render_events(&o);
+    render_plugins(&o, s->reg);
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    *len = o.len;
+    return o.buf;
+}

@@ -1,0 +1,89 @@
+/* service/service.c: the service's life: what starts in which order, and
+ * what stops in which order.
+ *
+ * Start: metrics, the named estimators (their models load here), the KServe
+ * models, the background and event components (created, not started), the
+ * HTTP server, then the background components' start, then ready. Stop: not
+ * ready; stop accepting and let in-flight requests finish (deadline); fail
+ * what is still queued; close the server; close the background components
+ * (after the last request that could reach their routes). Owns everything
+ * in struct svc except the config and the registry.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inferd/log.h"
+#include "service/http.h"
+#include "service/service.h"
+
+#define LOG "serve"
+
+uint16_t svc_port(const svc *s) { return inferd_http_port(s->http); }
+
+static void svc_free(svc *s)
+{
+    if (!s)
+        return;
+    inferd_http_stop(s->http);
+    s->http = NULL;
+    inferd_estimators_free(s->est);
+    svc_kserve_free(s->kserve);
+    if (s->background) {
+        svc_background_stop(s->background);
+        svc_background_free(s->background);
+    }
+    svc_metrics_free(s->metrics);
+    free(s);
+}
+
+inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **out,
+                        inferd_error *err)
+{
+    svc *s = calloc(1, sizeof *s);
+    if (!s)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    s->started_ms = (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    s->cfg = cfg;
+    s->reg = reg;
+    s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");
+    s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
+    s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");
+    s->max_pixels = (uint64_t)inferd_config_int(cfg, "image.max_pixels");
+    inferd_status st = svc_metrics_new(&s->metrics);
+    if (st != INFERD_OK)
+        st = inferd_error_set(err, st, "out of memory");
+    if (st == INFERD_OK && (st = inferd_estimators_new(reg, cfg, &s->est, err)) != INFERD_OK)
+        inferd_error_prefix(err, "estimators");
+    if (st == INFERD_OK && (st = svc_kserve_new(s, &s->kserve, err)) != INFERD_OK)
+        inferd_error_prefix(err, "KServe models");
+    if (st == INFERD_OK)
+        st = svc_background_new(s, &s->background, err);
+    if (st == INFERD_OK)
+        st = inferd_http_start(s, &s->http, err);
+    if (st == INFERD_OK)
+        st = svc_background_start(s->background, err);
+    if (st != INFERD_OK) {
+        svc_free(s);
+        return st;
+    }
+    s->ready = 1;
+    *out = s;
+    return INFERD_OK;
+}
+
+void svc_stop(svc *s, uint64_t timeout_ms)
+{
+    if (!s)
+        return;
+    s->ready = 0;
+    inferd_http_drain(s->http, timeout_ms);
+    /* Fail what is still queued, so every suspended request has its reply
+     * before the server closes; handlers still find the estimators (they
+     * answer 503 "stopping"). */
+    inferd_estimators_stop(s->est);
+    svc_kserve_stop(s->kserve);
+    svc_free(s);
+}
