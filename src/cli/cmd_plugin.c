@@ -137,6 +137,7 @@ static void print_component(const inferd_component *c, const inferd_plugin_info 
         break;
     case INFERD_KIND_ESTIMATOR:
         printf("  broker name: %s\n", c->broker_name);
+        print_props("request options", inferd_component_request_options(c));
         break;
     case INFERD_KIND_EVENT:
         printf("  event: %s\n", c->event_name);

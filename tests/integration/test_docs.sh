@@ -7,7 +7,7 @@ cp "$TEST_DATA/dots_03_5.png" "$T/dots.png"
 cp "$TEST_DATA/dots_05_20.png" "$T/crowd.png"
 cp "$TEST_DATA/colour_02_red.png" "$T/red.png"
 cp "$TEST_DATA/scratches_03_2.png" "$T/scratches.png"
-start_daemon
+start_daemon --active teapot
 /usr/bin/python3 "$TEST_SRCDIR/tests/integration/docs_examples.py" \
   "$TEST_SRCDIR/docs/service.md" "$BASE" "$T" || fail "docs/service.md examples"
 stop_daemon
