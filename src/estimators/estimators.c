@@ -167,6 +167,11 @@ static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
                             e->plugin->name);
         inferd_log_warn(LOG, "%s", err.message);
         inferd__plugin_count_error(e->plugin);
+        inferd_value *ev = inferd_value_object();
+        inferd_value_object_set(ev, "plugin", inferd_value_string(e->plugin->name), NULL);
+        inferd_value_object_set(ev, "component", inferd_value_string(e->comp->name), NULL);
+        inferd_value_object_set(ev, "message", inferd_value_string(err.message), NULL);
+        inferd_event_publish("plugin_failed", ev, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         /* Read done before dropping our reference: after it the item may be gone. */

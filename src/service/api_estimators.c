@@ -366,10 +366,28 @@ static inferd_value *item_error(const inferd_error *err)
     return o;
 }
 
+/* The estimation_done event: one per request, after its last image. */
+static void publish_done(const pending *pd)
+{
+    inferd_value *ev = inferd_value_object();
+    inferd_value_object_set(ev, "estimator", inferd_value_string(pd->estimator), NULL);
+    inferd_value_object_set(ev, "images", inferd_value_int((int64_t)pd->n), NULL);
+    inferd_value_object_set(ev, "failed", inferd_value_int((int64_t)(pd->n - pd->n_ok)), NULL);
+    inferd_value_object_set(ev, "decode_ms", inferd_value_double((double)pd->decode_us / 1e3),
+                            NULL);
+    inferd_value_object_set(ev, "queue_ms", inferd_value_double((double)pd->queue_us / 1e3), NULL);
+    inferd_value_object_set(ev, "inference_ms", inferd_value_double((double)pd->run_us / 1e3),
+                            NULL);
+    if (pd->n_ok < pd->n)
+        inferd_value_object_set(ev, "error", inferd_value_string(pd->first_err.message), NULL);
+    inferd_event_publish("estimation_done", ev, NULL);
+}
+
 static void finish(pending *pd)
 {
     svc_request *r = pd->r;
     svc_set_timings(r, pd->decode_us, pd->queue_us, pd->run_us);
+    publish_done(pd);
     if (pd->n_ok == 0) {
         svc_reply_status(r, pd->first_st, &pd->first_err);
     } else {

@@ -16,8 +16,9 @@
  *                  set a bad status; its start fails when failStart is set
  *   BG_RESERVED    a background component that declares GET /metrics
  *   BG_CLASH       a background component that declares GET /teapot
- *   EV_RECORD      an event component that appends every plugin_failed event
- *                  to the file named by its property path, one JSON line each
+ *   EV_RECORD      event components that append every plugin_failed,
+ *                  estimation_done or config_reload event to the file named by
+ *                  their property path, one JSON line each
  */
 #include "inferd/plugin.h"
 
@@ -278,14 +279,14 @@ static const inferd_prop_spec ev_props[] = {
 static inferd_status ev_init(inferd_instance *self, const inferd_props *props, inferd_error *err)
 {
     const char *path = inferd_props_string(props, "path");
-    if (!*path)
-        return inferd_error_set(err, INFERD_EINVAL, "path is required");
-    inferd_instance_set_state(self, strdup(path));
+    inferd_instance_set_state(self, *path ? strdup(path) : NULL); /* no path: record nothing */
     return INFERD_OK;
 }
 static inferd_status ev_handle(inferd_instance *self, const inferd_value *const *events, size_t n,
                                inferd_error *err)
 {
+    if (!inferd_instance_state(self))
+        return INFERD_OK;
     FILE *f = fopen(inferd_instance_state(self), "a");
     if (!f)
         return inferd_error_set(err, INFERD_EIO, "cannot open %s",
@@ -302,7 +303,11 @@ static inferd_status ev_handle(inferd_instance *self, const inferd_value *const 
 static void ev_deinit(inferd_instance *self) { free(inferd_instance_state(self)); }
 INFERD_PLUGIN("test_ev_record", "1.0",
               INFERD_EVENT("test_ev_record", "plugin_failed", ev_props, ev_init, ev_handle,
-                           ev_deinit))
+                           ev_deinit),
+              INFERD_EVENT("test_ev_record_done", "estimation_done", ev_props, ev_init,
+                           ev_handle, ev_deinit),
+              INFERD_EVENT("test_ev_record_reload", "config_reload", ev_props, ev_init,
+                           ev_handle, ev_deinit))
 #elif defined(NO_ENTRY)
 int inferd_test_not_a_plugin(void);
 int inferd_test_not_a_plugin(void) { return 42; }
