@@ -55,7 +55,22 @@ CONFIGS=(
   'batch 16, 10 ms|{"maxBatch": 16, "maxDelayUs": 10000}'
 )
 
-die() { echo "bench/http: $*" >&2; exit 1; }
+# die MESSAGE: stops; while a daemon runs (or ran), says whether it is alive
+# and shows the end of its log.
+die() {
+  echo "bench/http: $*" >&2
+  if [ -n "${DAEMON_PID:-}" ]; then
+    if kill -0 "$DAEMON_PID" 2>/dev/null; then
+      echo "bench/http: the daemon (pid $DAEMON_PID) is still running; its log ends:" >&2
+    else
+      local rc=0
+      wait "$DAEMON_PID" 2>/dev/null || rc=$?
+      echo "bench/http: the daemon (pid $DAEMON_PID) is gone (exit status $rc); its log ends:" >&2
+    fi
+    tail -20 "$T/daemon.log" | sed 's/^/  daemon: /' >&2
+  fi
+  exit 1
+}
 command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
 [ -x "$INFERD" ] || die "$INFERD is missing: build the tree first (cmake --build $BUILD)"
 [ -x "$INPROC" ] || die "$INPROC is missing: build the tree first (cmake --build $BUILD)"
@@ -112,18 +127,22 @@ cpu_ticks() {
   awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"
 }
 
-# metric NAME: the value of NAME{estimator="$ESTIMATOR"} now.
+# metric NAME: the value of NAME{estimator="$ESTIMATOR"} in the /metrics
+# answer that `settle` fetched last.
 metric() {
-  curl -sf "$BASE/metrics" | awk -v m="$1{estimator=\"$ESTIMATOR\"}" '$1 == m {print $2}'
+  awk -v m="$1{estimator=\"$ESTIMATOR\"}" '$1 == m {print $2}' "$T/metrics"
 }
 
 # Waits (5 s at most) for the requests wrk left in flight to finish (nothing
 # queued, every image handed to a batch completed), so the counters after a
-# run hold all of its batches.
+# run hold all of its batches; leaves that /metrics answer in $T/metrics.
 settle() {
   sleep 0.1
   for _ in $(seq 1 100); do
-    curl -sf "$BASE/metrics" >"$T/metrics" || die "GET /metrics failed"
+    local code
+    code=$(curl -s -o "$T/metrics" -w '%{http_code}' "$BASE/metrics") \
+      || die "GET /metrics failed (curl exit status $?)"
+    [ "$code" = 200 ] || die "GET /metrics answered $code: $(head -c 300 "$T/metrics")"
     awk -v e="{estimator=\"$ESTIMATOR\"}" '
       $1 == "inferd_estimator_queue_depth" e {q = $2}
       $1 == "inferd_estimator_items_total" e {i = $2}
@@ -143,7 +162,6 @@ run_wrk() {
   RESULT=$(grep '^RESULT ' "$T/wrk.out") || { cat "$T/wrk.out" >&2; die "wrk printed no RESULT line"; }
   if grep -q 'Non-2xx' "$T/wrk.out" || [[ "$RESULT" != *" non200=0 "* ]] || [[ "$RESULT" != *" socket_errors=0 "* ]]; then
     cat "$T/wrk.out" >&2
-    tail -20 "$T/daemon.log" >&2
     die "not every answer was 200 ($c connections)"
   fi
 }

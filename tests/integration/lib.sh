@@ -17,17 +17,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$T/daemon.log" ] && sed 's/^/  daemon: /' "$T/daemon.log" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
-# start_daemon [ARGS...]: starts `inferd serve --listen 127.0.0.1:0 ARGS`,
-# waits for its "listening on" line and sets BASE=http://127.0.0.1:PORT.
+# start_daemon [ARGS...]: starts `inferd serve --listen ${LISTEN:-127.0.0.1:0} ARGS`,
+# waits for its "listening on" line and sets BASE=http://HOST:PORT and PORT.
 start_daemon() {
   # Emptied first: the background job's own redirection may come after the
   # first grep below, which would then read a previous daemon's log.
   : >"$T/daemon.log"
-  "$TEST_INFERD" serve --listen 127.0.0.1:0 "$@" 2>"$T/daemon.log" &
+  "$TEST_INFERD" serve --listen "${LISTEN:-127.0.0.1:0}" "$@" 2>"$T/daemon.log" &
   DAEMON_PID=$!
   for _ in $(seq 1 200); do
     if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
       BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
+      PORT=${BASE##*:}
       return 0
     fi
     kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited during start-up"

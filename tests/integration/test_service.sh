@@ -61,20 +61,14 @@ pass "/metrics: requests, latency histograms, queue depth, batch sizes, plugin e
 ADDR=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1 || true)
 stop_daemon
 if [ -n "$ADDR" ]; then
-  "$TEST_INFERD" serve --listen "0.0.0.0:0" 2>"$T/daemon.log" &
-  DAEMON_PID=$!
-  for _ in $(seq 1 200); do grep -q 'listening on' "$T/daemon.log" && break; sleep 0.05; done
-  PORT=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1 | sed 's/.*://')
-  code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$ADDR:$PORT/v1/plugins")
+  LISTEN=0.0.0.0:0 start_daemon
+  code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$ADDR:$PORT/v1/plugins" || true)
   [ "$code" = 403 ] && grep -q 'open on loopback only' "$T/body" || fail "no token, remote: $code $(cat "$T/body")"
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://$ADDR:$PORT/health")
   [ "$code" = 200 ] || fail "/health from $ADDR: $code"
   stop_daemon
-  INFERD_HTTP_TOKEN=s3cret "$TEST_INFERD" serve --listen "0.0.0.0:0" 2>"$T/daemon.log" &
-  DAEMON_PID=$!
-  for _ in $(seq 1 200); do grep -q 'listening on' "$T/daemon.log" && break; sleep 0.05; done
-  PORT=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1 | sed 's/.*://')
-  code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$ADDR:$PORT/v1/plugins")
+  INFERD_HTTP_TOKEN=s3cret LISTEN=0.0.0.0:0 start_daemon
+  code=$(curl -s -o "$T/body" -w '%{http_code}' "http://$ADDR:$PORT/v1/plugins" || true)
   [ "$code" = 401 ] && grep -q 'Authorization: Bearer' "$T/body" || fail "remote, no bearer: $code"
   code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Authorization: Bearer wrong' "http://$ADDR:$PORT/v1/plugins")
   [ "$code" = 401 ] || fail "remote, wrong token: $code"
@@ -111,6 +105,43 @@ EOF
 else
   fail "the people_count_onnx example plugin was not built"
 fi
+
+# ---- image.max_pixels (413 from the header, before decoding); a full queue (503) --
+stop_daemon
+INFERD_IMAGE_MAX_PIXELS=5000 \
+INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxQueue": 2, "maxBatch": 16, "maxDelayUs": 3000000}}' \
+  start_daemon
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+       --data-binary @"$TEST_DATA/colour_02_red.png" "$BASE/v1/estimators/imageLabelEstimator")
+[ "$code" = 413 ] && grep -q 'is 96x80 = 7680 pixels, more than image.max_pixels (5000)' "$T/body" \
+  || fail "image over image.max_pixels: $code $(cat "$T/body")"
+pass "an image over image.max_pixels gets 413 naming its size"
+/usr/bin/python3 - "$TEST_DATA" "$T/tiny.png" <<'PY'
+import sys
+from PIL import Image
+Image.new("RGB", (40, 40)).save(sys.argv[2])
+PY
+# Two images wait 3 s for their batch to fill; a third does not fit maxQueue 2.
+curl -s -o "$T/first" -w '%{http_code}' -F a=@"$T/tiny.png" -F b=@"$T/tiny.png" \
+  "$BASE/v1/estimators/peopleCountEstimator" > "$T/first.code" &
+first=$!
+for _ in $(seq 1 100); do
+  curl -s "$BASE/metrics" > "$T/metrics"
+  grep -q '^inferd_estimator_queue_depth{estimator="peopleCountEstimator"} 2' "$T/metrics" && break
+  sleep 0.05
+done
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+       --data-binary @"$T/tiny.png" "$BASE/v1/estimators/peopleCountEstimator")
+[ "$code" = 503 ] && grep -q '"code":"overloaded"' "$T/body" && grep -q 'maxQueue 2' "$T/body" \
+  || fail "a full queue: $code $(cat "$T/body")"
+wait "$first"
+[ "$(cat "$T/first.code")" = 200 ] || fail "the queued request: $(cat "$T/first.code") $(cat "$T/first")"
+curl -s "$BASE/metrics" > "$T/metrics"
+grep -q '^inferd_estimator_rejected_total{estimator="peopleCountEstimator"} 1' "$T/metrics" \
+  || fail "the rejected image is not counted: $(grep rejected "$T/metrics")"
+stop_daemon
+start_daemon
+pass "a full estimator queue gets 503 overloaded (counted); the queued request still finishes"
 
 # ---- graceful stop: in-flight requests finish ----------------------------------
 for i in $(seq 1 30); do

@@ -1,0 +1,12 @@
+27623 inferd 4
+27624 inferd 0
+27625 inferd 5
+27626 inferd 0
+27627 inferd 5
+27628 inferd 0
+27629 inferd 5
+27630 inferd 0
+27631 inferd 0
+27632 inferd 0
+27633 MHD-worker 0
+27634 MHD-worker 0
