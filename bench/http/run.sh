@@ -9,7 +9,7 @@
 # same image decoded and submitted to the same estimator runtime, as many
 # images in flight as wrk has connections).
 #
-#   bench/http/run.sh [BUILD_DIR]          # BUILD_DIR defaults to build
+#   bench/http/run.sh [BUILD_DIR]    # BUILD_DIR (from the current folder) defaults to build
 #
 # Needs wrk (scripts/setup.sh installs it) and a build of the whole tree
 # (BUILD_DIR/inferd, BUILD_DIR/bench/estimator_inproc, the default models).
@@ -17,7 +17,8 @@
 # per wrk run, INPROC_DURATION (default 3) and INPROC_WARMUP (default 1) per
 # in-process run (one just before and one just after each wrk run; their
 # mean is the row's in-process rate), CONNECTIONS (default "1 4 16"). About
-# 4.5 minutes with the defaults.
+# 4 minutes with the defaults. Progress lines go to stderr, the table to
+# stdout.
 #
 # Every answer must be 200 (the Lua script counts the others; wrk's socket
 # errors count too) and the answer to a check request must hold the drawn
@@ -223,7 +224,7 @@ for cfg in "${CONFIGS[@]}"; do
     in_rate=$(awk -v a="$in_before" -v b="$IN_RATE" 'BEGIN {printf "%.1f", (a + b) / 2}')
     in_cpu=$(awk -v a="$in_cpu_before" -v b="$IN_CPU" 'BEGIN {printf "%.1f", (a + b) / 2}')
     rps=$(field rps "$RESULT")
-    ROWS+=("$(printf '| %-19s | %5s | %10s | %8s | %8s | %10s | %13s | %12s | %11s | %12s |' \
+    ROWS+=("$(printf '| %-19s | %5s | %10s | %8s | %8s | %10s | %13s | %12s | %11s | %14s |' \
       "$label" "$c" "$rps" "$(field p50_ms "$RESULT")" "$(field p99_ms "$RESULT")" "$batch" \
       "$in_rate" "$(awk -v a="$rps" -v b="$in_rate" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
       "$cpu_ms" "$in_cpu")")
@@ -234,8 +235,8 @@ for cfg in "${CONFIGS[@]}"; do
 done
 
 echo
-echo "| config              | conns | requests/s | p50 ms   | p99 ms   | mean batch | in-proc img/s | HTTP/in-proc | CPU ms/req  | in-proc CPU  |"
-echo "|---------------------|-------|------------|----------|----------|------------|---------------|--------------|-------------|--------------|"
+echo "| config              | conns | requests/s | p50 ms   | p99 ms   | mean batch | in-proc img/s | HTTP/in-proc | CPU ms/req  | in-proc CPU ms |"
+echo "|---------------------|-------|------------|----------|----------|------------|---------------|--------------|-------------|----------------|"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
