@@ -1,6 +1,7 @@
 /* core/queue.c: the bounded blocking queue (a ring buffer under one mutex
  * with two condition variables). Owns its ring; the items are the caller's. */
 #include "core/queue.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,12 +27,8 @@ inferd_queue *inferd_queue_new(size_t capacity)
     }
     q->cap = capacity;
     pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->not_empty, &attr);
-    pthread_cond_init(&q->not_full, &attr);
-    pthread_condattr_destroy(&attr);
+    inferd__cond_init(&q->not_empty);
+    inferd__cond_init(&q->not_full);
     return q;
 }
 
@@ -48,24 +45,12 @@ void inferd_queue_free(inferd_queue *q, void (*drop)(void *item))
     free(q);
 }
 
-static struct timespec deadline_after(int ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* Waits on cond until ready() or closed or the deadline; caller holds the lock. */
 static bool wait_for(inferd_queue *q, pthread_cond_t *cond, bool (*ready)(const inferd_queue *),
                      int timeout_ms)
 {
-    struct timespec deadline = deadline_after(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec deadline =
+        inferd__abs_us(inferd__now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u);
     while (!ready(q) && !q->closed) {
         if (timeout_ms == 0)
             return false;

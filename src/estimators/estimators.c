@@ -11,6 +11,7 @@
  * still fail the items a failing estimate_batch left open.
  */
 #include "estimators/estimators.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,13 +77,6 @@ struct inferd_estimators {
 
 static const inferd_prop_spec no_options[] = {INFERD_PROP_END};
 
-static uint64_t now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
-
 /* ---- items (the ABI accessors) --------------------------------------------- */
 
 const inferd_image *inferd_estimate_image(const inferd_estimate *item) { return item->image; }
@@ -121,7 +115,35 @@ static void bucket_add(inferd_estimator_stats *s, size_t n)
     s->batch_hist[b]++;
 }
 
+/* A failure on the plugin's side (not the request's): counted for the
+ * plugin and published as plugin_failed. */
+static void plugin_failed(const est_entry *e, const char *message)
+{
+    inferd__plugin_count_error(e->plugin);
+    inferd_value *ev = inferd_value_object();
+    inferd_value_object_set(ev, "plugin", inferd_value_string(e->plugin->name), NULL);
+    inferd_value_object_set(ev, "component", inferd_value_string(e->comp->name), NULL);
+    inferd_value_object_set(ev, "message", inferd_value_string(message), NULL);
+    inferd_event_publish("plugin_failed", ev, NULL);
+}
+
+static bool plugin_side(inferd_status st)
+{
+    return st == INFERD_EPLUGIN || st == INFERD_EBACKEND || st == INFERD_EINTERNAL;
+}
+
+static void complete(inferd_estimate *item, inferd_value *result, const inferd_error *err,
+                     bool count_failure);
+
 void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inferd_error *err)
+{
+    complete(item, result, err, true);
+}
+
+/* count_failure: an item the plugin failed is its error (not when the host
+ * fails the items of a batch whose failure it has already counted). */
+static void complete(inferd_estimate *item, inferd_value *result, const inferd_error *err,
+                     bool count_failure)
 {
     if (!item)
         return;
@@ -133,7 +155,7 @@ void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inf
     }
     est_entry *e = item->owner;
     inferd_estimate_timing t = {.queue_us = item->started_us - item->submitted_us,
-                                .run_us = now_us() - item->started_us};
+                                .run_us = inferd__now_us() - item->started_us};
     inferd_error fallback = {0};
     if (!result && !err)
         err = &fallback, inferd_error_set(&fallback, INFERD_EPLUGIN, "%s returned no result",
@@ -143,6 +165,8 @@ void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inf
     if (!result)
         e->stats.failed++;
     pthread_mutex_unlock(&e->lock);
+    if (!result && count_failure && plugin_side(err->code))
+        plugin_failed(e, err->message);
     job *j = item->job;
     j->cb(j->ctx, item->index, result, result ? NULL : err, &t);
     if (atomic_fetch_sub(&j->open, 1) == 1)
@@ -155,7 +179,7 @@ void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inf
 static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
 {
     const inferd_estimator_ops *ops = e->comp->ops;
-    uint64_t t0 = now_us();
+    uint64_t t0 = inferd__now_us();
     for (size_t i = 0; i < n; i++)
         items[i]->started_us = t0;
     inferd_error err = {0};
@@ -166,17 +190,12 @@ static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
         inferd_error_prefix(&err, "estimator %s (%s, plugin %s)", e->name, e->comp->name,
                             e->plugin->name);
         inferd_log_warn(LOG, "%s", err.message);
-        inferd__plugin_count_error(e->plugin);
-        inferd_value *ev = inferd_value_object();
-        inferd_value_object_set(ev, "plugin", inferd_value_string(e->plugin->name), NULL);
-        inferd_value_object_set(ev, "component", inferd_value_string(e->comp->name), NULL);
-        inferd_value_object_set(ev, "message", inferd_value_string(err.message), NULL);
-        inferd_event_publish("plugin_failed", ev, NULL);
+        plugin_failed(e, err.message);
     }
     for (size_t i = 0; i < n; i++) {
         /* Read done before dropping our reference: after it the item may be gone. */
         if (st != INFERD_OK && !atomic_load(&items[i]->done))
-            inferd_estimate_done(items[i], NULL, &err);
+            complete(items[i], NULL, &err, false);
         item_unref(items[i]);
     }
 }
@@ -198,14 +217,10 @@ static void *worker(void *arg)
         /* Wait up to max_delay after the oldest item for the batch to fill. */
         uint64_t deadline = e->head->submitted_us + e->max_delay_us;
         while (!e->stopping && e->queued < e->max_batch) {
-            uint64_t now = now_us();
+            uint64_t now = inferd__now_us();
             if (now >= deadline)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t wait_ns = (deadline - now) * 1000u + (uint64_t)ts.tv_nsec;
-            ts.tv_sec += (time_t)(wait_ns / 1000000000u);
-            ts.tv_nsec = (long)(wait_ns % 1000000000u);
+            struct timespec ts = inferd__abs_us(deadline);
             pthread_cond_timedwait(&e->cond, &e->lock, &ts);
             if (e->queued == 0)
                 break; /* another worker took them */
@@ -287,7 +302,7 @@ inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
     j->cb = cb;
     j->ctx = ctx;
     atomic_init(&j->open, n);
-    uint64_t t = now_us();
+    uint64_t t = inferd__now_us();
     for (size_t k = 0; k < n; k++) {
         inferd_estimate *it = items[k];
         it->owner = e;
@@ -366,13 +381,6 @@ static bool spec_declared(const inferd_prop_spec *specs, const char *name)
     return false;
 }
 
-static bool is_builtin(const inferd_plugin_info *p)
-{
-    const char *dir = inferd_builtin_dir();
-    size_t len = strlen(dir);
-    return p->path && strncmp(p->path, dir, len) == 0 && p->path[len] == '/';
-}
-
 static void entry_stop(est_entry *e)
 {
     pthread_mutex_lock(&e->lock);
@@ -391,7 +399,7 @@ static void entry_stop(est_entry *e)
     inferd_error_set(&stop, INFERD_ESTATE, "estimator %s is stopping", e->name);
     while (rest) {
         inferd_estimate *next = rest->next;
-        inferd_estimate_done(rest, NULL, &stop);
+        complete(rest, NULL, &stop, false);
         item_unref(rest); /* the worker's reference it never took */
         rest = next;
     }
@@ -507,7 +515,7 @@ static int by_entry_name(const void *a, const void *b)
 static inferd_status consider(inferd_estimators *est, const inferd_component *comp,
                               const inferd_plugin_info *plugin, inferd_error *err)
 {
-    bool builtin = is_builtin(plugin);
+    bool builtin = inferd_plugin_is_builtin(plugin);
     for (size_t i = 0; i < est->n; i++) {
         est_entry *e = est->e[i];
         if (strcmp(e->name, comp->broker_name) != 0)
@@ -538,7 +546,7 @@ static inferd_status consider(inferd_estimators *est, const inferd_component *co
     e->plugin = plugin;
     e->builtin = builtin;
     pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->cond, NULL);
+    inferd__cond_init(&e->cond);
     est->e[est->n++] = e;
     return INFERD_OK;
 }
@@ -609,6 +617,11 @@ long inferd_estimators_find(const inferd_estimators *est, const char *name)
         if (strcmp(est->e[i]->name, name) == 0)
             return (long)i;
     return -1;
+}
+
+const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est, size_t i)
+{
+    return i < est->n ? est->e[i]->plugin : NULL;
 }
 
 const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i)

@@ -41,6 +41,8 @@ size_t inferd_estimators_count(const inferd_estimators *est);
 const char *inferd_estimators_name(const inferd_estimators *est, size_t i);
 /* -1 when there is no estimator of that name. */
 long inferd_estimators_find(const inferd_estimators *est, const char *name);
+/* The plugin that serves estimator i (borrowed from the registry). */
+const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est, size_t i);
 /* The request options the estimator takes (END-terminated, never NULL). */
 const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i);
 /* {"name", "component", "plugin", "builtIn", "replaces" (bool),

@@ -10,6 +10,7 @@
  * lock held.
  */
 #include "events/bus.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -55,18 +56,6 @@ static inferd_event_sub *subs; /* guarded by bus_lock */
 static uint64_t unrouted;      /* guarded by unrouted_mu */
 static pthread_mutex_t unrouted_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-static struct timespec abs_time(uint64_t ms)
-{
-    return (struct timespec){.tv_sec = (time_t)(ms / 1000u), .tv_nsec = (long)(ms % 1000u) * 1000000L};
-}
-
 /* Puts one event (taken) in s's ring, or drops it. Never waits for room. */
 static void offer(inferd_event_sub *s, inferd_value *event)
 {
@@ -78,7 +67,7 @@ static void offer(inferd_event_sub *s, inferd_value *event)
         inferd_value_free(event);
         return;
     }
-    s->ring[(s->head + s->count) % s->cfg.queue_size] = (slot){event, mono_ms()};
+    s->ring[(s->head + s->count) % s->cfg.queue_size] = (slot){event, inferd__now_ms()};
     s->count++;
     /* The thread waits either for a first event or for a full batch. */
     if (s->count == 1 || s->count == s->cfg.max_batch)
@@ -153,15 +142,15 @@ static void *sub_thread(void *arg)
             pthread_cond_wait(&s->wake, &s->mu);
         if (s->count == 0)
             break; /* stopping, and nothing left */
-        if (s->stopping && mono_ms() >= s->stop_by_ms) {
+        if (s->stopping && inferd__now_ms() >= s->stop_by_ms) {
             s->dropped += s->count;
             for (; s->count; s->count--, s->head = (s->head + 1) % s->cfg.queue_size)
                 inferd_value_free(s->ring[s->head].event);
             break;
         }
         uint64_t due = s->ring[s->head].at_ms + s->cfg.flush_ms;
-        while (s->count < s->cfg.max_batch && !s->stopping && mono_ms() < due) {
-            struct timespec ts = abs_time(due);
+        while (s->count < s->cfg.max_batch && !s->stopping && inferd__now_ms() < due) {
+            struct timespec ts = inferd__abs_us(due * 1000u);
             pthread_cond_timedwait(&s->wake, &s->mu, &ts);
         }
         size_t n = s->count < s->cfg.max_batch ? s->count : s->cfg.max_batch;
@@ -207,11 +196,7 @@ inferd_status inferd_events_subscribe(inferd_instance *inst, const inferd_event_
     s->cfg = *cfg;
     s->ring = calloc(cfg->queue_size, sizeof *s->ring);
     s->batch = calloc(cfg->max_batch, sizeof *s->batch);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    inferd__cond_init(&s->wake);
     pthread_mutex_init(&s->mu, NULL);
     if (!s->ring || !s->batch) {
         sub_free(s);
@@ -251,7 +236,7 @@ void inferd_events_unsubscribe(inferd_event_sub *sub, uint64_t deadline_ms)
 
     pthread_mutex_lock(&sub->mu);
     sub->stopping = true;
-    sub->stop_by_ms = mono_ms() + deadline_ms;
+    sub->stop_by_ms = inferd__now_ms() + deadline_ms;
     pthread_cond_signal(&sub->wake);
     pthread_mutex_unlock(&sub->mu);
     pthread_join(sub->thread, NULL);

@@ -43,6 +43,13 @@ const char *inferd_builtin_dir(void)
     return builtin_dir;
 }
 
+bool inferd_plugin_is_builtin(const inferd_plugin_info *p)
+{
+    const char *dir = inferd_builtin_dir();
+    size_t len = strlen(dir);
+    return p->path && strncmp(p->path, dir, len) == 0 && p->path[len] == '/';
+}
+
 const char *inferd_default_plugin_dir(void)
 {
     pthread_once(&folders_once, find_folders);

@@ -9,6 +9,7 @@
  * destroyed from a callback), which would otherwise wait for itself.
  */
 #include "plugin/timers.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -39,20 +40,9 @@ static struct {
     inferd_instance *running_inst;
 } T = {.once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void init_conds(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&T.wake, &attr);
-    pthread_condattr_destroy(&attr);
+    inferd__cond_init(&T.wake);
     pthread_cond_init(&T.done, NULL);
 }
 
@@ -65,14 +55,13 @@ static void *timer_thread(void *arg)
         for (size_t i = 0; i < T.n; i++)
             if (!next || T.t[i].due_ms < next->due_ms)
                 next = &T.t[i];
-        uint64_t now = mono_ms();
+        uint64_t now = inferd__now_ms();
         if (!next) {
             pthread_cond_wait(&T.wake, &T.mu);
             continue;
         }
         if (next->due_ms > now) {
-            struct timespec ts = {.tv_sec = (time_t)(next->due_ms / 1000u),
-                                  .tv_nsec = (long)(next->due_ms % 1000u) * 1000000L};
+            struct timespec ts = inferd__abs_us(next->due_ms * 1000u);
             pthread_cond_timedwait(&T.wake, &T.mu, &ts);
             continue; /* the table may have changed meanwhile */
         }
@@ -130,7 +119,7 @@ inferd_status inferd_timer_start(inferd_instance *self, uint64_t interval_ms, in
     }
     uint64_t new_id = ++T.last_id;
     T.t[T.n++] = (timer){.id = new_id, .inst = self, .interval_ms = interval_ms,
-                         .due_ms = mono_ms() + interval_ms, .fn = fn, .user = user};
+                         .due_ms = inferd__now_ms() + interval_ms, .fn = fn, .user = user};
     pthread_cond_signal(&T.wake);
     pthread_mutex_unlock(&T.mu);
     if (id)

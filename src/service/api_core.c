@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "inferd/version.h"
+#include "core/clock.h"
 #include "service/service.h"
 
 static inferd_value *obj(void) { return inferd_value_object(); }
@@ -39,9 +40,7 @@ static void ready(svc_request *r)
 static void version(svc_request *r)
 {
     svc *s = svc_of(r);
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    uint64_t now_ms = (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    uint64_t now_ms = inferd__now_ms();
     inferd_value *b = obj();
     set(b, "name", inferd_value_string("inferd"));
     set(b, "version", inferd_value_string(inferd_version()));
@@ -80,19 +79,13 @@ static inferd_value *describe(svc *s, const inferd_plugin_info *p, bool full)
     inferd_value *d = inferd_describe_plugin(p, full);
     if (!d)
         return NULL;
-    const char *builtin = inferd_builtin_dir();
-    size_t bl = strlen(builtin);
-    set(d, "builtIn", inferd_value_bool(strncmp(p->path, builtin, bl) == 0 && p->path[bl] == '/'));
+    set(d, "builtIn", inferd_value_bool(inferd_plugin_is_builtin(p)));
     set(d, "errors", inferd_value_int((int64_t)inferd_registry_plugin_errors(p)));
     inferd_value *served = inferd_value_array();
-    for (size_t i = 0; i < inferd_estimators_count(s->est); i++) {
-        inferd_value *e = inferd_estimators_describe(s->est, i);
-        const char *plugin = inferd_value_string_or(inferd_value_object_get(e, "plugin"), "");
-        if (strcmp(plugin, p->name) == 0)
+    for (size_t i = 0; i < inferd_estimators_count(s->est); i++)
+        if (inferd_estimators_plugin(s->est, i) == p)
             inferd_value_array_push(served, inferd_value_string(inferd_estimators_name(s->est, i)),
                                     NULL);
-        inferd_value_free(e);
-    }
     set(d, "estimators", served);
     return d;
 }

@@ -22,14 +22,8 @@
 #include <time.h>
 
 #include "inferd/image.h"
+#include "core/clock.h"
 #include "service/service.h"
-
-static uint64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
 
 static long find_estimator(svc_request *r)
 {
@@ -486,7 +480,7 @@ static void estimate(svc_request *r)
         return;
     const char *name = inferd_estimators_name(s->est, (size_t)idx);
     svc_set_estimator(r, name);
-    uint64_t t0 = mono_us();
+    uint64_t t0 = inferd__now_us();
     char mt[128];
     media_type(svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), mt, sizeof mt);
     parsed p = {.options = inferd_value_object()};
@@ -532,7 +526,7 @@ static void estimate(svc_request *r)
     pd->n = p.n;
     atomic_init(&pd->left, p.n);
     pthread_mutex_init(&pd->lock, NULL);
-    pd->decode_us = mono_us() - t0;
+    pd->decode_us = inferd__now_us() - t0;
     inferd_error err = {0};
     svc_suspend(r); /* before submit: a completion may reply at once */
     inferd_status st =

@@ -8,6 +8,7 @@
  * inference. Owns the MHD daemon and every svc_request.
  */
 #include "service/http.h"
+#include "core/clock.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -58,13 +59,6 @@ struct svc_request {
     inferd_http_header *headers;     /* owned */
     size_t n_headers;
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
 
 /* ---- request accessors ------------------------------------------------------ */
 
@@ -500,7 +494,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_init(&r->lock, NULL);
         r->s = http->s;
         r->conn = conn;
-        r->started_us = mono_us();
+        r->started_us = inferd__now_us();
         snprintf(r->method, sizeof r->method, "%s", method);
         *req_ctx = r;
         /* A declared length over the limit is refused before reading it. */
@@ -576,7 +570,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_ctx,
     if (!r)
         return;
     *req_ctx = NULL;
-    uint64_t total = mono_us() - r->started_us;
+    uint64_t total = inferd__now_us() - r->started_us;
     unsigned status = r->replied ? r->status : 0; /* 0: the client went away */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->replied)
         inferd_log_debug(LOG, "%s %s: connection ended early (%d)", r->method, r->path, (int)toe);
@@ -698,13 +692,13 @@ void inferd_http_drain(inferd_http *http, uint64_t timeout_ms)
 {
     /* Stop accepting, then give in-flight requests until the deadline. */
     MHD_quiesce_daemon(http->mhd);
-    uint64_t t0 = mono_us();
+    uint64_t t0 = inferd__now_us();
     for (;;) {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(http->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         if (!info || info->num_connections == 0)
             break;
-        if (mono_us() - t0 >= timeout_ms * 1000u) {
+        if (inferd__now_us() - t0 >= timeout_ms * 1000u) {
             inferd_log_warn(LOG, "%u connection(s) still open after %llu ms; closing them",
                             info->num_connections, (unsigned long long)timeout_ms);
             break;

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "inferd/log.h"
+#include "core/clock.h"
 #include "inferd/tensor.h"
 #include "inferd/version.h"
 #include "service/service.h"
@@ -85,13 +86,6 @@ struct svc_kserve {
     pthread_t workers[KS_WORKERS];
     size_t n_workers;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- building replies ----------------------------------------------------------- */
 
@@ -954,7 +948,7 @@ static void reply_outputs(svc_request *r, ks_call *c)
 /* In a worker: parses, runs and replies to one request. */
 static void run_job(ks_job *job)
 {
-    uint64_t start = now_us();
+    uint64_t start = inferd__now_us();
     ks_call c = {.m = job->m};
     const ks_model *m = job->m;
     inferd_error err = {0};
@@ -972,10 +966,10 @@ static void run_job(ks_job *job)
         svc_reply_error(job->r, 400, "bad_request", "%s", err.message);
         return;
     }
-    uint64_t parsed = now_us();
+    uint64_t parsed = inferd__now_us();
     inferd_status st = inferd_model_run(m->model, (const inferd_tensor *const *)c.in, m->n_in,
                                         c.out, m->n_out, &err);
-    uint64_t ran = now_us();
+    uint64_t ran = inferd__now_us();
     svc_set_timings(job->r, parsed - start, start - job->queued_us, ran - parsed);
     if (st != INFERD_OK) {
         inferd_log_debug(LOG, "model %s: %s", m->name, err.message);
@@ -985,7 +979,7 @@ static void run_job(ks_job *job)
         inferd_log_debug(LOG, "model %s: queued %llu us, parsed %llu us, ran %llu us, replied %llu "
                          "us", m->name, (unsigned long long)(start - job->queued_us),
                          (unsigned long long)(parsed - start), (unsigned long long)(ran - parsed),
-                         (unsigned long long)(now_us() - ran));
+                         (unsigned long long)(inferd__now_us() - ran));
     }
     call_free(&c);
 }
@@ -1025,7 +1019,7 @@ static void infer(svc_request *r, bool versioned)
     }
     job->r = r;
     job->m = m;
-    job->queued_us = now_us();
+    job->queued_us = inferd__now_us();
     pthread_mutex_lock(&k->lock);
     if (k->stopping || k->queued >= KS_MAX_QUEUE) {
         bool stopping = k->stopping;

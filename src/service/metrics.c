@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "events/bus.h"
+#include "core/clock.h"
 #include "inferd/version.h"
 #include "service/service.h"
 
@@ -322,9 +323,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     out o = {.buf = malloc(8192), .cap = 8192};
     if (!o.buf)
         return NULL;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    uint64_t now_ms = (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    uint64_t now_ms = inferd__now_ms();
     help(&o, "inferd_build_info", "gauge", "the running version");
     put(&o, "inferd_build_info{version=\"%s\"} 1\n", inferd_version());
     help(&o, "inferd_uptime_seconds", "gauge", "seconds since the service started");

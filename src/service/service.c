@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "inferd/log.h"
+#include "core/clock.h"
 #include "service/http.h"
 #include "service/service.h"
 
@@ -43,9 +44,7 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **ou
     svc *s = calloc(1, sizeof *s);
     if (!s)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    s->started_ms = (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+    s->started_ms = inferd__now_ms();
     s->cfg = cfg;
     s->reg = reg;
     s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");

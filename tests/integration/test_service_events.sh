@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The service's own events reach event components: estimation_done after
 # each estimation request, config_reload after SIGHUP (a good and a bad
-# config file), with what the payload documents (docs/service.md).
+# config file), plugin_failed when an estimator fails its images, with what
+# the payload documents (docs/service.md).
 source "$(dirname "$0")/lib.sh"
 : "${TEST_DATA:?}" "${TEST_PLUGIN_DIR:?}"
 
@@ -60,3 +61,31 @@ grep -q 'configuration reload (SIGHUP) failed; keeping the running one' "$T/daem
 expect_http GET /health 200
 stop_daemon
 pass "config_reload: changed keys and the ones needing a restart; a bad file is refused and logged"
+
+# An estimator configured with a model that does not fit it fails every image:
+# 500 plugin_error naming the mismatch, a plugin_failed event, and the error
+# counted for the plugin in /metrics.
+INFERD_ESTIMATORS='{"imageLabelEstimator": {"modelPath": "dot_density.onnx"}}' \
+  start_daemon --plugin-dir "$TEST_PLUGIN_DIR" --active test_ev_record
+expect_http GET /health 200
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+       --data-binary @"$TEST_DATA/colour_02_red.png" "$BASE/v1/estimators/imageLabelEstimator")
+[ "$code" = 500 ] && grep -q '"code":"plugin_error"' "$T/body" \
+  && grep -q 'labelsFile names 8 classes' "$T/body" || fail "a misfit model: $code $(cat "$T/body")"
+wait_lines "$T/failed.jsonl" 1
+grep -q '"plugin":"estimators","component":"imageLabelEstimator"' "$T/failed.jsonl" \
+  || fail "plugin_failed: $(cat "$T/failed.jsonl")"
+curl -s "$BASE/metrics" > "$T/metrics"
+grep -q '^inferd_plugin_errors_total{plugin="estimators"} 1$' "$T/metrics" \
+  || fail "plugin error not counted: $(grep plugin_errors "$T/metrics")"
+grep -q '^inferd_estimator_failed_total{estimator="imageLabelEstimator"} 1$' "$T/metrics" \
+  || fail "failed image not counted"
+# A bad request to the same estimator is the client's error, not the plugin's.
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+       --data-binary @"$TEST_DATA/colour_02_red.png" "$BASE/v1/estimators/imageLabelEstimator?topK=0")
+[ "$code" = 400 ] || fail "topK=0: $code"
+curl -s "$BASE/metrics" > "$T/metrics"
+grep -q '^inferd_plugin_errors_total{plugin="estimators"} 1$' "$T/metrics" \
+  || fail "a bad request counted as a plugin error"
+stop_daemon
+pass "plugin_failed: an estimator failing its images gives 500 plugin_error, an event and a count"
