@@ -17,6 +17,9 @@ PKGS=(
   libmicrohttpd-dev      # the HTTP server of `inferd serve`
   libcmocka-dev          # unit tests
   libcurl4-openssl-dev   # the monitoring example plugin posts its points over HTTP
+  libzip-dev             # reads portable plugin packages (zip) entry by entry, links included
+  libsqlite3-dev         # the state database: installed portable plugins (streams, rules)
+  python3-pytest         # the Python SDK's own tests
   curl                   # integration tests talk to the daemon with curl
   wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark
   npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)

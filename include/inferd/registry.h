@@ -61,6 +61,9 @@ const char *inferd_default_plugin_dir(void);
  * bare file name ("dot_density.onnx") that is not in the working folder is
  * looked for here. */
 const char *inferd_default_models_dir(void);
+/* <libdir>/../share/inferd/python: the Python SDK that portable plugins
+ * written in Python import (on their PYTHONPATH). */
+const char *inferd_default_python_dir(void);
 /* Whether a plugin was loaded from inferd_builtin_dir() (what inferd ships). */
 bool inferd_plugin_is_builtin(const inferd_plugin_info *plugin);
 /* Loads every plugin of inferd_builtin_dir(), in name order. */

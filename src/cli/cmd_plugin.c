@@ -1,11 +1,14 @@
 /* cli/cmd_plugin.c: `inferd plugin list` and `inferd plugin inspect NAME`. */
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "inferd/registry.h"
+#include "portable/portables.h"
 
 static void print_json(inferd_value *v)
 {
@@ -189,29 +192,84 @@ static int plugin_inspect(const inferd_registry *reg, const char *dir, const cha
     return EXIT_RUNTIME;
 }
 
+/* `plugin install FILE.zip [NAME]` and `plugin remove NAME`: the same
+ * checks and steps as POST/DELETE /plugins/portables, on the state folder
+ * directly (refused while a daemon runs on it). */
+static int portable_change(inferd_portables *p, bool install, char **args, int n, bool json)
+{
+    inferd_error err = {0};
+    if (!install) {
+        if (inferd_portables_remove(p, args[0], &err) != INFERD_OK) {
+            fprintf(stderr, "inferd: %s\n", err.message);
+            return EXIT_RUNTIME;
+        }
+        printf("removed portable plugin %s\n", args[0]);
+        return 0;
+    }
+    char zip[4096], name[256];
+    if (!realpath(args[0], zip)) {
+        fprintf(stderr, "inferd: package %s: %s\n", args[0], strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (n == 2) {
+        snprintf(name, sizeof name, "%s", args[1]);
+    } else { /* pyai.zip installs as pyai */
+        const char *base = strrchr(zip, '/') + 1;
+        size_t len = strlen(base);
+        if (len > 4 && strcmp(base + len - 4, ".zip") == 0)
+            len -= 4;
+        snprintf(name, sizeof name, "%.*s", (int)len, base);
+    }
+    inferd_value *desc = NULL;
+    if (inferd_portables_install(p, name, zip, &desc, &err) != INFERD_OK) {
+        fprintf(stderr, "inferd: %s\n", err.message);
+        return EXIT_RUNTIME;
+    }
+    if (json) {
+        print_json(desc);
+    } else {
+        printf("installed portable plugin %s %s\n", name,
+               inferd_value_string_or(inferd_value_object_get(desc, "version"), ""));
+        inferd_value_free(desc);
+    }
+    return 0;
+}
+
 int cmd_plugin(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("%s", "plugin needs a subcommand: list or inspect NAME");
+        return cli_usage_error("%s", "plugin needs a subcommand: list, inspect NAME, install "
+                                     "FILE.zip [NAME] or remove NAME");
     const char *sub = argv[1];
-    bool list = strcmp(sub, "list") == 0;
-    if (!list && strcmp(sub, "inspect") != 0)
-        return cli_usage_error("unknown plugin subcommand '%s' (use list or inspect)", sub);
+    bool list = strcmp(sub, "list") == 0, install = strcmp(sub, "install") == 0;
+    bool remove = strcmp(sub, "remove") == 0;
+    if (!list && !install && !remove && strcmp(sub, "inspect") != 0)
+        return cli_usage_error("unknown plugin subcommand '%s' (use list, inspect, install or "
+                               "remove)", sub);
     inferd_config *cfg = NULL;
     cli_options o;
     int rc = cli_load_config(argc - 1, argv + 1, &cfg, &o);
     if (rc != 0)
         return rc;
-    if (list ? o.n_args != 0 : o.n_args != 1) {
+    const char *usage = list ? (o.n_args != 0 ? "plugin list takes no argument" : NULL)
+                      : install ? (o.n_args < 1 || o.n_args > 2
+                                       ? "plugin install takes FILE.zip and an optional NAME"
+                                       : NULL)
+                                : (o.n_args != 1 ? (remove ? "plugin remove takes one NAME"
+                                                           : "plugin inspect takes one NAME")
+                                                 : NULL);
+    if (usage) {
         inferd_config_free(cfg);
-        return cli_usage_error("%s", list ? "plugin list takes no argument"
-                                          : "plugin inspect takes one NAME");
+        return cli_usage_error("%s", usage);
     }
     inferd_error err = {0};
     inferd_registry *reg = NULL;
+    inferd_portables *portables = NULL;
     if (inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK) {
+        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
+        inferd_portables_open(cfg, reg, install || remove, &portables, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: %s\n", err.message);
+        inferd_portables_free(portables);
         inferd_registry_free(reg);
         inferd_config_free(cfg);
         return EXIT_RUNTIME;
@@ -219,7 +277,11 @@ int cmd_plugin(int argc, char **argv)
     const char *dir = inferd_config_string(cfg, "plugins.dir");
     if (!*dir)
         dir = inferd_default_plugin_dir();
-    rc = list ? plugin_list(reg, dir, o.json) : plugin_inspect(reg, dir, o.args[0], o.json);
+    if (install || remove)
+        rc = portable_change(portables, install, o.args, o.n_args, o.json);
+    else
+        rc = list ? plugin_list(reg, dir, o.json) : plugin_inspect(reg, dir, o.args[0], o.json);
+    inferd_portables_free(portables);
     inferd_registry_free(reg);
     inferd_config_free(cfg);
     return rc;

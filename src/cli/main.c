@@ -16,6 +16,7 @@
 #include "inferd/registry.h"
 #include "inferd/version.h"
 #include "service/http.h"
+#include "portable/portables.h"
 #include "service/service.h"
 
 static const char usage_text[] =
@@ -33,6 +34,10 @@ static const char usage_text[] =
     "  plugin inspect NAME [--json]\n"
     "                          a plugin or component: properties (types, defaults, ranges),\n"
     "                          ports and formats, function arity, estimator broker name\n"
+    "  plugin install FILE.zip [NAME]\n"
+    "                          install a portable plugin package into state.dir (with no\n"
+    "                          daemon running on it; docs/portable-plugins.md)\n"
+    "  plugin remove NAME      remove an installed portable plugin\n"
     "\n"
     "Options of every command:\n"
     "  -c, --config FILE       JSON config file (also INFERD_CONFIG)\n"
@@ -228,11 +233,15 @@ static int cmd_serve(int argc, char **argv)
 
     /* Plugins first: a plugin that cannot be activated stops the start. */
     inferd_registry *reg = NULL;
+    inferd_portables *portables = NULL;
     svc *s = NULL;
     if (inferd_registry_new(&reg, &err) != INFERD_OK ||
         inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
-        svc_start(cfg, reg, &s, &err) != INFERD_OK) {
+        inferd_portables_open(cfg, reg, true, &portables, &err) != INFERD_OK ||
+        (inferd_portables_start(portables), false) ||
+        svc_start(cfg, reg, portables, &s, &err) != INFERD_OK) {
         inferd_log_error("serve", "%s", err.message);
+        inferd_portables_free(portables);
         inferd_registry_free(reg);
         inferd_config_free(cfg);
         return EXIT_RUNTIME;
@@ -250,6 +259,7 @@ static int cmd_serve(int argc, char **argv)
     }
     inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     svc_stop(s, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
+    inferd_portables_free(portables);
     inferd_registry_free(reg);
     inferd_log_info("serve", "stopped");
     inferd_config_free(cfg);

@@ -63,6 +63,25 @@ static const inferd_prop_spec config_keys[] = {
                        "properties of background and event components by component name: "
                        "{\"monitoring\": {\"url\": \"http://127.0.0.1:5020/1/buckets\"}}",
                        "{}"),
+    INFERD_PROP_STRING("state.dir", "where inferd keeps what must outlive it: installed portable "
+                       "plugins and the state database ('': $XDG_STATE_HOME/inferd, else "
+                       "~/.local/state/inferd)", ""),
+    INFERD_PROP_STRING("portable.python", "the interpreter of Python portable plugins (a name "
+                       "looked up in /usr/local/bin:/usr/bin:/bin, or a path)", "python3"),
+    INFERD_PROP_STRING("portable.sdk_dir", "the Python SDK put on portable plugins' PYTHONPATH "
+                       "('': <libdir>/../share/inferd/python)", ""),
+    INFERD_PROP_UINT("portable.start_timeout_ms", "how long a portable plugin may take from its "
+                     "start to its handshake (models load here)", 60000, 100, 3600000),
+    INFERD_PROP_UINT("portable.call_timeout_ms", "how long one call into a portable plugin may "
+                     "take", 30000, 10, 3600000),
+    INFERD_PROP_UINT("portable.heartbeat_ms", "how often a portable plugin is pinged", 2000, 10,
+                     3600000),
+    INFERD_PROP_UINT("portable.heartbeat_timeout_ms", "a portable plugin that does not answer a "
+                     "ping this long is killed and restarted", 10000, 10, 3600000),
+    INFERD_PROP_UINT("portable.stop_timeout_ms", "how long a stopping portable plugin gets "
+                     "between SIGTERM and SIGKILL", 5000, 0, 600000),
+    INFERD_PROP_UINT("portable.install_timeout_ms", "how long a package's install.sh may run",
+                     300000, 100, 86400000),
     INFERD_PROP_END,
 };
 

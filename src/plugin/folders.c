@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char builtin_dir[4096 + 32], plugin_dir[4096 + 32], models_dir[4096 + 32]; /* + suffix */
+static char builtin_dir[4096 + 32], plugin_dir[4096 + 32], models_dir[4096 + 32],
+    python_dir[4096 + 32]; /* + suffix */
 static pthread_once_t folders_once = PTHREAD_ONCE_INIT;
 
 static void find_folders(void)
@@ -29,6 +30,13 @@ static void find_folders(void)
     snprintf(builtin_dir, sizeof builtin_dir, "%s/inferd/builtin", lib);
     snprintf(plugin_dir, sizeof plugin_dir, "%s/inferd/plugins", lib);
     snprintf(models_dir, sizeof models_dir, "%s/../share/inferd/models", lib);
+    snprintf(python_dir, sizeof python_dir, "%s/../share/inferd/python", lib);
+}
+
+const char *inferd_default_python_dir(void)
+{
+    pthread_once(&folders_once, find_folders);
+    return python_dir;
 }
 
 const char *inferd_default_models_dir(void)

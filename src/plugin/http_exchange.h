@@ -22,6 +22,10 @@ struct inferd_http_request {
     size_t body_len;
     /* kind INFERD_HTTP_LOOKUP_*; returns NULL when absent. */
     const char *(*lookup)(void *ctx, int kind, const char *key);
+    /* Every query parameter or header (kind) as fn(fn_ctx, key, value); may be
+     * NULL. Used by portable plugins, which get them all. */
+    void (*each)(void *ctx, int kind, void (*fn)(void *fn_ctx, const char *k, const char *v),
+                 void *fn_ctx);
     void *ctx;
 };
 

@@ -124,10 +124,21 @@ static const char *exchange_lookup(void *ctx, int kind, const char *key)
     return kind == INFERD_HTTP_LOOKUP_QUERY ? svc_query(r, key) : svc_header(r, key);
 }
 
+static void exchange_each(void *ctx, int kind,
+                          void (*fn)(void *fn_ctx, const char *k, const char *v), void *fn_ctx)
+{
+    svc_request *r = ctx;
+    query_iter it = {fn, fn_ctx};
+    MHD_get_connection_values(r->conn, kind == INFERD_HTTP_LOOKUP_QUERY ? MHD_GET_ARGUMENT_KIND
+                                                                        : MHD_HEADER_KIND,
+                              each_query, &it);
+}
+
 void svc_exchange_request(svc_request *r, inferd_http_request *out)
 {
     *out = (inferd_http_request){.method = r->method, .path = r->path, .body = r->body,
-                                 .body_len = r->body_len, .lookup = exchange_lookup, .ctx = r};
+                                 .body_len = r->body_len, .lookup = exchange_lookup,
+                                 .each = exchange_each, .ctx = r};
 }
 
 /* ---- replies ------------------------------------------------------------------- */
@@ -324,6 +335,7 @@ static bool match(const char *pattern, svc_request *r)
 }
 
 static const svc_route *const route_tables[] = {svc_core_routes, svc_plugin_routes,
+                                                svc_portable_routes,
                                                 svc_estimator_routes, svc_kserve_routes};
 
 static bool loopback(struct MHD_Connection *conn)

@@ -34,12 +34,13 @@ static void svc_free(svc *s)
         svc_background_stop(s->background);
         svc_background_free(s->background);
     }
+    svc_functions_free();
     svc_metrics_free(s->metrics);
     free(s);
 }
 
-inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **out,
-                        inferd_error *err)
+inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
+                        struct inferd_portables *portables, svc **out, inferd_error *err)
 {
     svc *s = calloc(1, sizeof *s);
     if (!s)
@@ -47,6 +48,7 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **ou
     s->started_ms = inferd__now_ms();
     s->cfg = cfg;
     s->reg = reg;
+    s->portables = portables;
     s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");
     s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
     s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");

@@ -37,6 +37,7 @@ struct svc {
     svc_kserve *kserve;         /* owned */
     svc_background *background; /* owned */
     svc_metrics *metrics;       /* owned */
+    struct inferd_portables *portables; /* borrowed; NULL: no portable plugins */
     struct inferd_http *http;   /* owned */
     uint64_t started_ms;        /* monotonic */
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
@@ -114,6 +115,9 @@ extern const svc_route svc_core_routes[];       /* api_core.c: health, ready, ve
 extern const svc_route svc_plugin_routes[];     /* api_core.c: /v1/plugins */
 extern const svc_route svc_estimator_routes[];  /* api_estimators.c */
 extern const svc_route svc_kserve_routes[];     /* kserve.c */
+extern const svc_route svc_portable_routes[];   /* api_portables.c: /plugins/portables, functions */
+/* api_portables.c: destroys the function instances made for exec calls. */
+void svc_functions_free(void);
 
 /* Whether a path belongs to the built-in API (a plugin route may not take it). */
 bool svc_path_reserved(const char *path);
@@ -147,7 +151,8 @@ void svc_metrics_request(svc_metrics *m, const char *route, const char *method, 
 char *svc_metrics_render(svc *s, size_t *len);
 
 /* service.c: lifecycle. */
-inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg, svc **out,
+inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
+                        struct inferd_portables *portables, svc **out,
                         inferd_error *err);
 uint16_t svc_port(const svc *s);
 void svc_stop(svc *s, uint64_t timeout_ms);

@@ -1,0 +1,507 @@
+/* portable/portables.c: installed portable plugins: install, remove, the
+ * state database, and starting them at boot (portables.h). */
+#include "portable/portables.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inferd/log.h"
+#include "portable/host.h"
+#include "portable/package.h"
+#include "portable/proxy.h"
+
+#define LOG "portable"
+
+typedef struct installed {
+    char *name;
+    char *dir;                 /* owned: <state>/plugins/<name> */
+    char *file;                /* owned: the zip it came from */
+    int64_t installed_at;      /* unix seconds */
+    portable_manifest *m;      /* owned; NULL when the package is broken (error says why) */
+    portable_proxy *proxy;     /* owned */
+    portable_host *host;       /* owned; NULL before start */
+    bool registered;
+    char error[512];           /* why it could not be loaded ("" when fine) */
+    struct installed *next;
+} installed;
+
+struct inferd_portables {
+    inferd_registry *reg;      /* borrowed */
+    char *state_dir, *plugins_dir, *sock_dir;
+    char *python, *sdk_dir;
+    portable_timeouts t;
+    uint64_t install_timeout_ms;
+    sqlite3 *db;
+    int lock_fd;
+    pthread_mutex_t mu;        /* the list; installs and removals one at a time */
+    installed *list;
+    inferd_portables_hook hook;
+    void *hook_ctx;
+};
+
+static char *path_join(const char *a, const char *b)
+{
+    char *s = NULL;
+    return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* state.dir, or $XDG_STATE_HOME/inferd, or ~/.local/state/inferd. */
+static char *state_dir_of(const inferd_config *cfg)
+{
+    const char *dir = inferd_config_string(cfg, "state.dir");
+    if (dir && dir[0])
+        return strdup(dir);
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char *s = NULL;
+    if (xdg && xdg[0] == '/')
+        return asprintf(&s, "%s/inferd", xdg) < 0 ? NULL : s;
+    if (home && home[0])
+        return asprintf(&s, "%s/.local/state/inferd", home) < 0 ? NULL : s;
+    return strdup("./inferd-state");
+}
+
+/* ---- the database ------------------------------------------------------------ */
+
+static inferd_status db_error(sqlite3 *db, const char *what, inferd_error *err)
+{
+    return inferd_error_set(err, INFERD_EIO, "state database: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static inferd_status db_open(inferd_portables *p, inferd_error *err)
+{
+    char *path = path_join(p->state_dir, "inferd.db");
+    if (!path)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    int rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                               SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        inferd_status st = inferd_error_set(err, INFERD_EIO, "state database %s: %s", path,
+                                            p->db ? sqlite3_errmsg(p->db) : sqlite3_errstr(rc));
+        free(path);
+        return st;
+    }
+    free(path);
+    sqlite3_busy_timeout(p->db, 5000);
+    if (sqlite3_exec(p->db,
+                     "CREATE TABLE IF NOT EXISTS portables ("
+                     " name TEXT PRIMARY KEY, version TEXT NOT NULL, file TEXT NOT NULL,"
+                     " installed_at INTEGER NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(p->db, "creating table portables", err);
+    return INFERD_OK;
+}
+
+static inferd_status db_insert(inferd_portables *p, const installed *it, inferd_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "INSERT INTO portables (name, version, file, installed_at) "
+                                  "VALUES (?, ?, ?, ?)", -1, &s, NULL) != SQLITE_OK)
+        return db_error(p->db, "recording the plugin", err);
+    sqlite3_bind_text(s, 1, it->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, it->m->version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, it->file, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, it->installed_at);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? INFERD_OK : db_error(p->db, "recording the plugin", err);
+}
+
+static inferd_status db_delete(inferd_portables *p, const char *name, inferd_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "DELETE FROM portables WHERE name = ?", -1, &s, NULL) !=
+        SQLITE_OK)
+        return db_error(p->db, "forgetting the plugin", err);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? INFERD_OK : db_error(p->db, "forgetting the plugin", err);
+}
+
+/* ---- one plugin ---------------------------------------------------------------- */
+
+static void installed_free(inferd_portables *p, installed *it)
+{
+    if (!it)
+        return;
+    portable_host_stop(it->host);
+    if (it->registered) {
+        inferd_error e = {0};
+        if (inferd_registry_unload(p->reg, it->name, &e) != INFERD_OK) {
+            /* Instances of its components live on (a running service's
+             * estimator or event subscriber): they keep the descriptor and
+             * the stopped host, whose calls now fail; the next start of the
+             * daemon no longer has them. */
+            inferd_log_warn(LOG, "%s: %s; its calls fail from now on", it->name, e.message);
+            return;
+        }
+    }
+    portable_host_free(it->host);
+    portable_proxy_free(it->proxy);
+    portable_manifest_free(it->m);
+    free(it->name), free(it->dir), free(it->file);
+    free(it);
+}
+
+/* Loads the manifest of it->dir and registers its components. */
+static inferd_status load(inferd_portables *p, installed *it, inferd_error *err)
+{
+    inferd_status st = portable_manifest_load(it->dir, it->name, &it->m, err);
+    if (st == INFERD_OK)
+        st = portable_proxy_new(it->m, p->reg, &it->proxy, err);
+    if (st == INFERD_OK)
+        st = inferd_registry_add(p->reg, portable_proxy_descriptor(it->proxy), it->dir, err);
+    it->registered = st == INFERD_OK;
+    return st;
+}
+
+static inferd_status start_host(inferd_portables *p, installed *it, inferd_error *err)
+{
+    portable_host_config hc = {.dir = it->dir, .manifest = it->m, .python = p->python,
+                               .sdk_dir = p->sdk_dir, .sock_dir = p->sock_dir, .t = p->t,
+                               .restart = true};
+    inferd_status st = portable_host_start(&hc, &it->host, err);
+    if (st == INFERD_OK)
+        portable_proxy_bind(it->proxy, it->host);
+    return st;
+}
+
+static installed *find(inferd_portables *p, const char *name)
+{
+    for (installed *it = p->list; it; it = it->next)
+        if (strcmp(it->name, name) == 0)
+            return it;
+    return NULL;
+}
+
+/* ---- open / start / free --------------------------------------------------------- */
+
+inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *reg, bool exclusive,
+                                    inferd_portables **out, inferd_error *err)
+{
+    *out = NULL;
+    inferd_portables *p = calloc(1, sizeof *p);
+    if (!p)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->mu, NULL);
+    p->reg = reg;
+    p->lock_fd = -1;
+    p->state_dir = state_dir_of(cfg);
+    p->plugins_dir = p->state_dir ? path_join(p->state_dir, "plugins") : NULL;
+    const char *py = inferd_config_string(cfg, "portable.python");
+    const char *sdk = inferd_config_string(cfg, "portable.sdk_dir");
+    p->python = strdup(py && py[0] ? py : "python3");
+    p->sdk_dir = strdup(sdk && sdk[0] ? sdk : inferd_default_python_dir());
+    p->t = (portable_timeouts){
+        .start_ms = (uint64_t)inferd_config_int(cfg, "portable.start_timeout_ms"),
+        .call_ms = (uint64_t)inferd_config_int(cfg, "portable.call_timeout_ms"),
+        .heartbeat_ms = (uint64_t)inferd_config_int(cfg, "portable.heartbeat_ms"),
+        .heartbeat_timeout_ms = (uint64_t)inferd_config_int(cfg, "portable.heartbeat_timeout_ms"),
+        .stop_ms = (uint64_t)inferd_config_int(cfg, "portable.stop_timeout_ms")};
+    p->install_timeout_ms = (uint64_t)inferd_config_int(cfg, "portable.install_timeout_ms");
+    char tmpl[] = "/tmp/inferd-XXXXXX"; /* mkdtemp makes it 0700 */
+    const char *sock = mkdtemp(tmpl);
+    p->sock_dir = sock ? strdup(sock) : NULL;
+    if (!p->state_dir || !p->plugins_dir || !p->python || !p->sdk_dir || !p->sock_dir) {
+        inferd_portables_free(p);
+        return inferd_error_set(err, sock ? INFERD_ENOMEM : INFERD_EIO,
+                                sock ? "out of memory" : "cannot make a private folder in /tmp");
+    }
+    if (mkdir_p(p->plugins_dir, 0755) != 0) {
+        inferd_status st = inferd_error_set(err, INFERD_EIO, "state.dir %s: %s", p->state_dir,
+                                            strerror(errno));
+        inferd_portables_free(p);
+        return st;
+    }
+    /* A daemon and `inferd plugin install/remove` take the folder's lock;
+     * readers (plugin list) do not need it. */
+    char *lock = path_join(p->state_dir, "lock");
+    p->lock_fd = lock && exclusive ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    free(lock);
+    if (exclusive && (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0)) {
+        inferd_status st = inferd_error_set(
+            err, INFERD_EBUSY,
+            "state.dir %s is in use by a running inferd daemon: install and remove portable "
+            "plugins through it (POST, DELETE /plugins/portables), or stop it first",
+            p->state_dir);
+        inferd_portables_free(p);
+        return st;
+    }
+    inferd_status st = db_open(p, err);
+    if (st != INFERD_OK) {
+        inferd_portables_free(p);
+        return st;
+    }
+
+    /* The recorded plugins, in name order. */
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "SELECT name, file, installed_at FROM portables ORDER BY name "
+                                  "DESC", -1, &s, NULL) != SQLITE_OK) {
+        st = db_error(p->db, "reading portables", err);
+        inferd_portables_free(p);
+        return st;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        installed *it = calloc(1, sizeof *it);
+        if (!it)
+            break;
+        it->name = strdup((const char *)sqlite3_column_text(s, 0));
+        it->file = strdup((const char *)sqlite3_column_text(s, 1));
+        it->installed_at = sqlite3_column_int64(s, 2);
+        it->dir = it->name ? path_join(p->plugins_dir, it->name) : NULL;
+        inferd_error e = {0};
+        if (!it->name || !it->file || !it->dir) {
+            installed_free(p, it);
+            break;
+        }
+        if (load(p, it, &e) != INFERD_OK) {
+            snprintf(it->error, sizeof it->error, "%s", e.message);
+            inferd_log_error(LOG, "portable plugin %s is not loaded: %s", it->name, e.message);
+        }
+        it->next = p->list;
+        p->list = it;
+    }
+    sqlite3_finalize(s);
+    *out = p;
+    return INFERD_OK;
+}
+
+void inferd_portables_start(inferd_portables *p)
+{
+    for (installed *it = p->list; it; it = it->next) {
+        inferd_error e = {0};
+        if (it->registered && !it->host && start_host(p, it, &e) != INFERD_OK)
+            snprintf(it->error, sizeof it->error, "%s", e.message);
+    }
+    for (installed *it = p->list; it; it = it->next) {
+        inferd_error e = {0};
+        if (it->host && portable_host_wait_running(it->host, p->t.start_ms, &e) != INFERD_OK)
+            inferd_log_error(LOG, "%s", e.message);
+    }
+}
+
+void inferd_portables_free(inferd_portables *p)
+{
+    if (!p)
+        return;
+    while (p->list) {
+        installed *it = p->list;
+        p->list = it->next;
+        installed_free(p, it);
+    }
+    if (p->db)
+        sqlite3_close(p->db);
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);
+    if (p->sock_dir)
+        rmdir(p->sock_dir);
+    pthread_mutex_destroy(&p->mu);
+    free(p->state_dir), free(p->plugins_dir), free(p->sock_dir), free(p->python);
+    free(p->sdk_dir);
+    free(p);
+}
+
+void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, void *ctx)
+{
+    p->hook = hook;
+    p->hook_ctx = ctx;
+}
+
+/* ---- install / remove -------------------------------------------------------------- */
+
+inferd_status inferd_portables_install(inferd_portables *p, const char *name, const char *zip,
+                                       inferd_value **desc, inferd_error *err)
+{
+    if (desc)
+        *desc = NULL;
+    if (!name || !portable_name_valid(name))
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "\"%s\" is not a plugin name: 1 to 64 letters, digits, '_' or "
+                                "'-', starting with a letter or a digit", name ? name : "");
+    struct stat sb;
+    if (!zip || zip[0] != '/')
+        return inferd_error_set(err, INFERD_EINVAL, "the package must be an absolute path, not "
+                                "\"%s\"", zip ? zip : "");
+    if (stat(zip, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return inferd_error_set(err, INFERD_ENOTFOUND, "package %s: %s", zip,
+                                errno && stat(zip, &sb) != 0 ? strerror(errno)
+                                                             : "not a regular file");
+    pthread_mutex_lock(&p->mu);
+    if (find(p, name) || inferd_registry_find_plugin(p->reg, name)) {
+        pthread_mutex_unlock(&p->mu);
+        return inferd_error_set(err, INFERD_EEXIST, "a plugin named %s is installed already%s",
+                                name, find(p, name) ? ": remove it first" : " (a C plugin)");
+    }
+    installed *it = calloc(1, sizeof *it);
+    inferd_status st = it ? INFERD_OK : INFERD_ENOMEM;
+    if (it) {
+        it->name = strdup(name);
+        it->file = strdup(zip);
+        it->dir = path_join(p->plugins_dir, name);
+        it->installed_at = (int64_t)time(NULL);
+        if (!it->name || !it->file || !it->dir)
+            st = INFERD_ENOMEM;
+    }
+    if (st != INFERD_OK) {
+        pthread_mutex_unlock(&p->mu);
+        installed_free(p, it);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    /* A folder left by a crash in the middle of an install is not ours to keep. */
+    if (access(it->dir, F_OK) == 0)
+        portable_remove_tree(it->dir);
+
+    bool extracted = false, hooked = false;
+    st = portable_package_extract(zip, it->dir, err);
+    extracted = st == INFERD_OK;
+    if (st == INFERD_OK)
+        st = portable_manifest_load(it->dir, name, &it->m, err);
+    if (st == INFERD_OK)
+        st = portable_package_run_install(it->dir, name, p->install_timeout_ms, err);
+    if (st == INFERD_OK) {
+        portable_manifest_free(it->m); /* load() reads it again, with the registry */
+        it->m = NULL;
+        st = load(p, it, err);
+    }
+    if (st == INFERD_OK)
+        st = start_host(p, it, err);
+    if (st == INFERD_OK)
+        st = portable_host_wait_running(it->host, p->t.start_ms, err);
+    if (st == INFERD_OK && p->hook) {
+        st = p->hook(p->hook_ctx, name, true, err);
+        hooked = st == INFERD_OK;
+    }
+    if (st == INFERD_OK)
+        st = db_insert(p, it, err);
+    if (st != INFERD_OK) {
+        if (hooked) {
+            inferd_error e2 = {0};
+            p->hook(p->hook_ctx, name, false, &e2);
+        }
+        char *dir = strdup(it->dir);
+        installed_free(p, it);
+        if (extracted && dir && portable_remove_tree(dir) != 0)
+            inferd_log_warn(LOG, "removing %s: %s", dir, strerror(errno));
+        free(dir);
+        pthread_mutex_unlock(&p->mu);
+        return inferd_error_prefix(err, "portable plugin %s was not installed", name);
+    }
+    it->next = p->list;
+    p->list = it;
+    pthread_mutex_unlock(&p->mu);
+    inferd_log_info(LOG, "installed portable plugin %s %s from %s", name, it->m->version, zip);
+    if (desc)
+        *desc = inferd_portables_describe(p, name);
+    return INFERD_OK;
+}
+
+inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inferd_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    installed *it = find(p, name);
+    if (!it) {
+        pthread_mutex_unlock(&p->mu);
+        return inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is "
+                                "installed", name);
+    }
+    inferd_status st = p->hook && it->registered ? p->hook(p->hook_ctx, name, false, err)
+                                                  : INFERD_OK;
+    if (st == INFERD_OK)
+        st = db_delete(p, name, err);
+    if (st != INFERD_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return st;
+    }
+    for (installed **pp = &p->list; *pp; pp = &(*pp)->next)
+        if (*pp == it) {
+            *pp = it->next;
+            break;
+        }
+    char *dir = strdup(it->dir);
+    installed_free(p, it);
+    if (dir && portable_remove_tree(dir) != 0)
+        inferd_log_warn(LOG, "removing %s: %s", dir, strerror(errno));
+    free(dir);
+    pthread_mutex_unlock(&p->mu);
+    inferd_log_info(LOG, "removed portable plugin %s", name);
+    return INFERD_OK;
+}
+
+/* ---- describing ------------------------------------------------------------------------ */
+
+static inferd_value *describe(const installed *it)
+{
+    inferd_value *o = it->m ? portable_manifest_describe(it->m) : inferd_value_object();
+    if (!o)
+        return NULL;
+    inferd_value_object_set(o, "name", inferd_value_string(it->name), NULL);
+    portable_status s = {.state = PORTABLE_FAILED};
+    snprintf(s.last_error, sizeof s.last_error, "%s", it->error);
+    if (it->host)
+        portable_host_status(it->host, &s);
+    else if (!it->error[0])
+        s.state = PORTABLE_STOPPED;
+    inferd_value_object_set(o, "status", inferd_value_string(portable_state_name(s.state)), NULL);
+    inferd_value_object_set(o, "pid", s.pid ? inferd_value_int(s.pid) : inferd_value_null(),
+                            NULL);
+    inferd_value_object_set(o, "restarts", inferd_value_int((int64_t)s.restarts), NULL);
+    inferd_value_object_set(o, "calls", inferd_value_int((int64_t)s.calls), NULL);
+    inferd_value_object_set(o, "callFailures", inferd_value_int((int64_t)s.call_failures), NULL);
+    inferd_value_object_set(o, "lastError", s.last_error[0] ? inferd_value_string(s.last_error)
+                                                            : inferd_value_null(), NULL);
+    inferd_value_object_set(o, "folder", inferd_value_string(it->dir), NULL);
+    inferd_value_object_set(o, "file", inferd_value_string(it->file), NULL);
+    inferd_value_object_set(o, "installedAt", inferd_value_int(it->installed_at), NULL);
+    return o;
+}
+
+inferd_value *inferd_portables_describe(inferd_portables *p, const char *name)
+{
+    pthread_mutex_lock(&p->mu);
+    installed *it = find(p, name);
+    inferd_value *v = it ? describe(it) : NULL;
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+inferd_value *inferd_portables_list(inferd_portables *p)
+{
+    inferd_value *arr = inferd_value_array();
+    pthread_mutex_lock(&p->mu);
+    for (installed *it = p->list; arr && it; it = it->next)
+        inferd_value_array_push(arr, describe(it), NULL);
+    pthread_mutex_unlock(&p->mu);
+    return arr;
+}
+
+bool inferd_portables_has(inferd_portables *p, const char *name)
+{
+    pthread_mutex_lock(&p->mu);
+    bool has = find(p, name) != NULL;
+    pthread_mutex_unlock(&p->mu);
+    return has;
+}

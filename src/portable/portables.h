@@ -1,0 +1,58 @@
+/* portable/portables.h: the installed portable plugins of a state folder.
+ *
+ * Owns, per installed plugin, its manifest, its registry descriptor (proxy)
+ * and its supervised process (host). The installed set is recorded in the
+ * state database (<state.dir>/inferd.db, table portables) and the packages
+ * unpacked in <state.dir>/plugins/<name>/, so that a restart finds them
+ * back. docs/portable-plugins.md is the user's side of this.
+ */
+#ifndef INFERD_PORTABLE_PORTABLES_H
+#define INFERD_PORTABLE_PORTABLES_H
+
+#include <stdbool.h>
+
+#include "inferd/config.h"
+#include "inferd/registry.h"
+#include "inferd/status.h"
+#include "inferd/value.h"
+
+typedef struct inferd_portables inferd_portables;
+
+/* Called after an install (active true) or before a removal (false) so that
+ * a running service can start or release the plugin's components. A failing
+ * activation undoes the install; a failing release refuses the removal. */
+typedef inferd_status (*inferd_portables_hook)(void *ctx, const char *plugin, bool active,
+                                               inferd_error *err);
+
+/* Opens the state folder of cfg (state.dir) and registers the recorded
+ * plugins' components in reg. exclusive: take the folder's lock (a daemon,
+ * or an install/remove from the command line); EBUSY when another process
+ * holds it. Processes start with inferd_portables_start. */
+inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *reg, bool exclusive,
+                                    inferd_portables **out, inferd_error *err);
+/* Starts every recorded plugin's process and waits, at most
+ * portable.start_timeout_ms, for each to run (one that does not is logged
+ * and keeps being restarted). */
+void inferd_portables_start(inferd_portables *p);
+/* Stops the processes and unregisters the components (their instances must
+ * be gone). NULL is fine. */
+void inferd_portables_free(inferd_portables *p);
+void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, void *ctx);
+
+/* Installs zip (a path) as plugin name: checks, unpacks, runs install.sh,
+ * starts it and waits for its handshake, registers and records it; any
+ * failure leaves nothing behind. *desc (optional) describes it. */
+inferd_status inferd_portables_install(inferd_portables *p, const char *name, const char *zip,
+                                       inferd_value **desc, inferd_error *err);
+/* Stops, unregisters, deletes and forgets it. */
+inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inferd_error *err);
+/* {"name", "version", "language", "executable", "description", "components", "status",
+ * "pid", "restarts", "calls", "callFailures", "lastError", "folder", "installedAt"}; NULL when
+ * there is no such plugin. */
+inferd_value *inferd_portables_describe(inferd_portables *p, const char *name);
+/* An array of every installed plugin's description. */
+inferd_value *inferd_portables_list(inferd_portables *p);
+/* Whether plugin name is a portable one. */
+bool inferd_portables_has(inferd_portables *p, const char *name);
+
+#endif

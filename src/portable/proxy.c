@@ -1,0 +1,581 @@
+/* portable/proxy.c: a portable plugin's components as registry components.
+ *
+ * Each declared component becomes an inferd_component of its kind whose ops
+ * forward every call to the plugin's process (host.h), so the rest of
+ * inferd (estimators, the event bus, background routes, rules) uses a
+ * portable component exactly as it uses a C one. proxy.h.
+ */
+#include "portable/proxy.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/image.h"
+#include "inferd/log.h"
+#include "inferd/props.h"
+#include "plugin/http_exchange.h"
+
+#define LOG "portable"
+
+struct portable_proxy {
+    portable_host *host;           /* borrowed: set by proxy_bind */
+    const portable_manifest *m;    /* borrowed */
+    inferd_plugin desc;
+    inferd_component *comps;       /* owned, one per decl */
+    inferd_route_spec **routes;    /* owned, one array per decl (NULL when none) */
+    char *version;                 /* owned */
+    struct portable_proxy *next;   /* in the global list */
+};
+
+/* Every proxy, to find a component's proxy and declaration. */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static portable_proxy *all;
+
+static portable_proxy *proxy_of(const inferd_component *c, const portable_decl **decl)
+{
+    pthread_mutex_lock(&all_mu);
+    portable_proxy *found = NULL;
+    for (portable_proxy *p = all; p && !found; p = p->next)
+        if (c >= p->comps && c < p->comps + p->m->n_decls) {
+            found = p;
+            *decl = &p->m->decls[c - p->comps];
+        }
+    pthread_mutex_unlock(&all_mu);
+    return found;
+}
+
+/* An instance's state. */
+typedef struct proxy_inst {
+    portable_proxy *proxy;
+    const portable_decl *decl;
+    portable_inst *pi;
+} proxy_inst;
+
+static inferd_value *props_value(const inferd_props *props)
+{
+    inferd_value *o = inferd_value_object();
+    const inferd_prop_spec *s = props ? inferd_props_specs(props) : NULL;
+    for (; o && s && s->name; s++) {
+        const inferd_value *v = inferd_props_get(props, s->name);
+        if (v)
+            inferd_value_object_set(o, s->name, inferd_value_copy(v), NULL);
+    }
+    return o;
+}
+
+static inferd_status proxy_init(inferd_instance *self, const inferd_props *props,
+                                inferd_error *err)
+{
+    const portable_decl *decl = NULL;
+    portable_proxy *p = proxy_of(inferd_instance_component(self), &decl);
+    if (!p || !p->host)
+        return inferd_error_set(err, INFERD_ESTATE, "portable plugin %s is not started",
+                                p ? p->m->name : "?");
+    proxy_inst *s = calloc(1, sizeof *s);
+    inferd_value *pv = props_value(props);
+    if (!s || !pv) {
+        free(s);
+        inferd_value_free(pv);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    s->proxy = p;
+    s->decl = decl;
+    inferd_status st = portable_host_open(p->host, decl, pv, self, &s->pi, err);
+    inferd_value_free(pv);
+    if (st != INFERD_OK) {
+        free(s);
+        return st;
+    }
+    inferd_instance_set_state(self, s);
+    return INFERD_OK;
+}
+
+static void proxy_deinit(inferd_instance *self)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    if (!s)
+        return;
+    portable_host_close(s->proxy->host, s->pi);
+    free(s);
+    inferd_instance_set_state(self, NULL);
+}
+
+static inferd_status proxy_start(inferd_instance *self, inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    return portable_host_start_inst(s->proxy->host, s->pi, err);
+}
+
+static void proxy_stop(inferd_instance *self)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    if (s)
+        portable_host_stop_inst(s->proxy->host, s->pi);
+}
+
+static void proxy_close(inferd_instance *self) /* background: stop and deinit */
+{
+    proxy_stop(self);
+    proxy_deinit(self);
+}
+
+/* {"args": [...]} with bytes as blobs. */
+static inferd_value *args_fields(const inferd_value *const *args, size_t n, proto_blobs *blobs)
+{
+    inferd_value *f = inferd_value_object(), *arr = inferd_value_array();
+    for (size_t i = 0; f && arr && i < n; i++) {
+        inferd_value *enc = proto_encode_value(args[i], blobs);
+        if (!enc || inferd_value_array_push(arr, enc, NULL) != INFERD_OK) {
+            inferd_value_free(enc);
+            break;
+        }
+    }
+    if (!f || !arr || inferd_value_array_len(arr) != n ||
+        inferd_value_object_set(f, "args", arr, NULL) != INFERD_OK) {
+        inferd_value_free(f);
+        inferd_value_free(arr);
+        return NULL;
+    }
+    return f;
+}
+
+/* Calls op with args and decodes the reply's result into *result (optional). */
+static inferd_status call_args(inferd_instance *self, const char *op,
+                               const inferd_value *const *args, size_t n, inferd_value **result,
+                               inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    proto_blobs blobs = {0};
+    inferd_value *fields = args_fields(args, n, &blobs);
+    if (!fields) {
+        proto_blobs_clear(&blobs);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    proto_frame reply = {0};
+    inferd_status st = portable_host_call(s->proxy->host, s->pi, op, fields, blobs.v, blobs.n,
+                                          &reply, err);
+    proto_blobs_clear(&blobs);
+    if (st == INFERD_OK && result) {
+        const inferd_value *r = inferd_value_object_get(reply.header, "result");
+        st = r ? proto_decode_value(r, &reply, result, err)
+               : ((*result = inferd_value_null()) ? INFERD_OK : INFERD_ENOMEM);
+    }
+    proto_frame_clear(&reply);
+    return st;
+}
+
+static inferd_status proxy_validate(inferd_instance *self, const inferd_value *const *args,
+                                    size_t n, inferd_error *err)
+{
+    return call_args(self, "validate", args, n, NULL, err);
+}
+
+static inferd_status proxy_exec(inferd_instance *self, const inferd_value *const *args, size_t n,
+                                inferd_value **result, inferd_error *err)
+{
+    return call_args(self, "exec", args, n, result, err);
+}
+
+static inferd_status proxy_collect(inferd_instance *self, const inferd_value *item,
+                                   inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    proto_blobs blobs = {0};
+    inferd_value *fields = inferd_value_object();
+    inferd_value *enc = proto_encode_value(item, &blobs);
+    if (!fields || !enc || inferd_value_object_set(fields, "item", enc, err) != INFERD_OK) {
+        inferd_value_free(fields);
+        proto_blobs_clear(&blobs);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inferd_status st = portable_host_call(s->proxy->host, s->pi, "collect", fields, blobs.v,
+                                          blobs.n, NULL, err);
+    proto_blobs_clear(&blobs);
+    return st;
+}
+
+static inferd_status proxy_handle(inferd_instance *self, const inferd_value *const *events,
+                                  size_t n, inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    proto_blobs blobs = {0};
+    inferd_value *fields = args_fields(events, n, &blobs);
+    inferd_value *arr = NULL;
+    inferd_status st = fields ? INFERD_OK : INFERD_ENOMEM;
+    if (st == INFERD_OK) { /* rename "args" to "events" */
+        arr = inferd_value_copy(inferd_value_object_get(fields, "args"));
+        inferd_value_object_remove(fields, "args", NULL);
+        st = inferd_value_object_set(fields, "events", arr, err);
+        if (st == INFERD_OK)
+            st = inferd_value_object_set(fields, "event", inferd_value_string(s->decl->event),
+                                         err);
+    }
+    if (st != INFERD_OK) {
+        inferd_value_free(fields);
+        proto_blobs_clear(&blobs);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    st = portable_host_call(s->proxy->host, s->pi, "events", fields, blobs.v, blobs.n, NULL, err);
+    proto_blobs_clear(&blobs);
+    return st;
+}
+
+/* ---- estimator --------------------------------------------------------------- */
+
+typedef struct est_call {
+    inferd_estimate **items; /* owned array; the items are borrowed until done */
+    size_t n;
+    uint8_t **packed;        /* owned: images repacked without row padding */
+} est_call;
+
+static void est_call_free(est_call *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->packed[i]);
+    free(c->packed);
+    free(c->items);
+    free(c);
+}
+
+static void est_fail_all(est_call *c, const inferd_error *err)
+{
+    for (size_t i = 0; i < c->n; i++)
+        inferd_estimate_done(c->items[i], NULL, err);
+}
+
+static void est_reply(void *ctx, proto_frame *reply, inferd_status st, const inferd_error *err)
+{
+    est_call *c = ctx;
+    if (st != INFERD_OK) {
+        est_fail_all(c, err);
+        est_call_free(c);
+        return;
+    }
+    const inferd_value *res = inferd_value_object_get(reply->header, "result");
+    if (inferd_value_array_len(res) != c->n || !inferd_value_is(res, INFERD_VALUE_ARRAY)) {
+        inferd_error e = {0};
+        inferd_error_set(&e, INFERD_EPLUGIN,
+                         "the plugin answered %zu results for %zu images",
+                         inferd_value_array_len(res), c->n);
+        est_fail_all(c, &e);
+        est_call_free(c);
+        return;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const inferd_value *r = inferd_value_array_get(res, i);
+        inferd_error e = {0};
+        inferd_value *value = NULL;
+        if (inferd_value_bool_or(inferd_value_object_get(r, "ok"), false)) {
+            if (proto_decode_value(inferd_value_object_get(r, "value"), reply, &value, &e) ==
+                INFERD_OK && value) {
+                inferd_estimate_done(c->items[i], value, NULL);
+                continue;
+            }
+        } else {
+            inferd_error_set(&e, INFERD_EPLUGIN, "%s",
+                             inferd_value_string_or(
+                                 inferd_value_object_get(inferd_value_object_get(r, "error"),
+                                                         "message"),
+                                 "the plugin failed this image without a message"));
+        }
+        inferd_estimate_done(c->items[i], NULL, &e);
+    }
+    est_call_free(c);
+}
+
+static inferd_value *rect_value(const inferd_rect *r)
+{
+    inferd_value *o = inferd_value_object();
+    if (o) {
+        inferd_value_object_set(o, "x", inferd_value_int(r->x), NULL);
+        inferd_value_object_set(o, "y", inferd_value_int(r->y), NULL);
+        inferd_value_object_set(o, "width", inferd_value_int(r->width), NULL);
+        inferd_value_object_set(o, "height", inferd_value_int(r->height), NULL);
+    }
+    return o;
+}
+
+static inferd_value *image_ref(const inferd_image *img, long blob)
+{
+    inferd_value *o = inferd_value_object(), *d = inferd_value_object();
+    if (o && d) {
+        inferd_value_object_set(d, "blob", inferd_value_int(blob), NULL);
+        inferd_value_object_set(d, "width", inferd_value_int(img->width), NULL);
+        inferd_value_object_set(d, "height", inferd_value_int(img->height), NULL);
+        inferd_value_object_set(d, "format", inferd_value_string("rgb8"), NULL);
+        if (inferd_value_object_set(o, "$image", d, NULL) == INFERD_OK)
+            return o;
+        d = NULL;
+    }
+    inferd_value_free(o);
+    inferd_value_free(d);
+    return NULL;
+}
+
+static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *const *items,
+                                    size_t n, inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    est_call *c = calloc(1, sizeof *c);
+    proto_blobs blobs = {0};
+    inferd_value *fields = inferd_value_object(), *arr = inferd_value_array();
+    inferd_status st = c && fields && arr ? INFERD_OK : INFERD_ENOMEM;
+    if (st == INFERD_OK) {
+        c->items = calloc(n, sizeof *c->items);
+        c->packed = calloc(n, sizeof *c->packed);
+        st = c->items && c->packed ? INFERD_OK : INFERD_ENOMEM;
+    }
+    for (size_t i = 0; st == INFERD_OK && i < n; i++) {
+        const inferd_image *img = inferd_estimate_image(items[i]);
+        size_t row = (size_t)img->width * 3;
+        const uint8_t *data = img->data;
+        if (img->stride != row) { /* the protocol's images have no padding */
+            uint8_t *buf = malloc(row * img->height);
+            if (!buf) {
+                st = INFERD_ENOMEM;
+                break;
+            }
+            for (uint32_t y = 0; y < img->height; y++)
+                memcpy(buf + y * row, img->data + y * img->stride, row);
+            c->packed[i] = buf;
+            data = buf;
+        }
+        c->items[i] = items[i];
+        c->n = i + 1;
+        long b = proto_blobs_add(&blobs, data, row * img->height);
+        inferd_value *item = inferd_value_object();
+        inferd_rect area;
+        inferd_value *imgv = b < 0 ? NULL : image_ref(img, b);
+        if (!item || !imgv) {
+            inferd_value_free(item);
+            inferd_value_free(imgv);
+            st = INFERD_ENOMEM;
+            break;
+        }
+        inferd_value_object_set(item, "image", imgv, NULL);
+        inferd_value_object_set(item, "area", inferd_estimate_area(items[i], &area)
+                                                  ? rect_value(&area) : inferd_value_null(), NULL);
+        inferd_value_object_set(item, "options", props_value(inferd_estimate_options(items[i])),
+                                NULL);
+        st = inferd_value_array_push(arr, item, NULL);
+    }
+    if (st == INFERD_OK) {
+        st = inferd_value_object_set(fields, "items", arr, NULL);
+        arr = NULL;
+    }
+    if (st != INFERD_OK) {
+        inferd_value_free(fields);
+        inferd_value_free(arr);
+        proto_blobs_clear(&blobs);
+        if (c) {
+            c->n = 0;
+            est_call_free(c);
+        }
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    /* The reply completes the items from the host's thread; a refused call
+     * leaves them to the host's batcher, which fails them with err. */
+    st = portable_host_call_async(s->proxy->host, s->pi, "estimate", fields, blobs.v, blobs.n,
+                                  est_reply, c, err);
+    proto_blobs_clear(&blobs);
+    if (st != INFERD_OK) {
+        c->n = 0;
+        est_call_free(c);
+    }
+    return st;
+}
+
+/* ---- background routes ---------------------------------------------------------- */
+
+static void add_pair(void *ctx, const char *k, const char *v)
+{
+    inferd_value *o = ctx;
+    char low[256];
+    size_t i = 0;
+    for (; k[i] && i < sizeof low - 1; i++)
+        low[i] = (char)(k[i] >= 'A' && k[i] <= 'Z' ? k[i] + 32 : k[i]);
+    low[i] = '\0';
+    inferd_value_object_set(o, low, inferd_value_string(v ? v : ""), NULL);
+}
+
+static void add_query(void *ctx, const char *k, const char *v)
+{
+    inferd_value_object_set(ctx, k, inferd_value_string(v ? v : ""), NULL);
+}
+
+static inferd_status proxy_route(inferd_instance *self, const inferd_http_request *req,
+                                 inferd_http_response *resp, inferd_error *err)
+{
+    proxy_inst *s = inferd_instance_state(self);
+    inferd_value *fields = inferd_value_object(), *query = inferd_value_object(),
+                 *headers = inferd_value_object();
+    proto_blobs blobs = {0};
+    long b = proto_blobs_add(&blobs, req->body ? req->body : "", req->body_len);
+    inferd_value *body = b < 0 ? NULL : inferd_value_object();
+    if (!fields || !query || !headers || !body) {
+        inferd_value_free(fields), inferd_value_free(query), inferd_value_free(headers);
+        inferd_value_free(body);
+        proto_blobs_clear(&blobs);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    if (req->each) {
+        req->each(req->ctx, INFERD_HTTP_LOOKUP_QUERY, add_query, query);
+        req->each(req->ctx, INFERD_HTTP_LOOKUP_HEADER, add_pair, headers);
+    }
+    inferd_value_object_set(body, "$blob", inferd_value_int(b), NULL);
+    inferd_value_object_set(fields, "method", inferd_value_string(req->method), NULL);
+    inferd_value_object_set(fields, "path", inferd_value_string(req->path), NULL);
+    inferd_value_object_set(fields, "query", query, NULL);
+    inferd_value_object_set(fields, "headers", headers, NULL);
+    inferd_value_object_set(fields, "body", body, NULL);
+    proto_frame reply = {0};
+    inferd_status st = portable_host_call(s->proxy->host, s->pi, "route", fields, blobs.v,
+                                          blobs.n, &reply, err);
+    proto_blobs_clear(&blobs);
+    if (st != INFERD_OK)
+        return st;
+    inferd_value *res = NULL;
+    st = proto_decode_value(inferd_value_object_get(reply.header, "result"), &reply, &res, err);
+    proto_frame_clear(&reply);
+    if (st != INFERD_OK)
+        return st;
+    int64_t status = inferd_value_int_or(inferd_value_object_get(res, "status"), 200);
+    inferd_http_response_set_status(resp, (unsigned)(status < 0 ? 0 : status));
+    const inferd_value *hdrs = inferd_value_object_get(res, "headers");
+    const char *key;
+    inferd_value *val;
+    for (size_t i = 0; st == INFERD_OK && inferd_value_object_entry(hdrs, i, &key, &val); i++)
+        st = inferd_http_response_set_header(resp, key, inferd_value_string_or(val, ""), err);
+    const inferd_value *bv = inferd_value_object_get(res, "body");
+    const void *data = NULL;
+    size_t len = 0;
+    if (st == INFERD_OK && inferd_value_is(bv, INFERD_VALUE_BYTES))
+        inferd_value_get_bytes(bv, &data, &len, NULL);
+    else if (st == INFERD_OK && inferd_value_is(bv, INFERD_VALUE_STRING))
+        inferd_value_get_string(bv, (const char **)&data, &len, NULL);
+    if (st == INFERD_OK && len)
+        st = inferd_http_response_set_body(resp, data, len, err);
+    inferd_value_free(res);
+    return st;
+}
+
+/* ---- the descriptor ----------------------------------------------------------------- */
+
+static const inferd_function_ops function_ops = {sizeof function_ops, proxy_init, proxy_validate,
+                                                 proxy_exec, proxy_deinit};
+static const inferd_estimator_ops estimator_ops = {sizeof estimator_ops, proxy_init,
+                                                   proxy_estimate, proxy_deinit};
+static const inferd_event_ops event_ops = {sizeof event_ops, proxy_init, proxy_handle,
+                                           proxy_deinit};
+static const inferd_background_ops background_ops = {sizeof background_ops, proxy_init,
+                                                     proxy_start, proxy_close};
+static const inferd_source_ops source_ops = {sizeof source_ops, proxy_init, proxy_start,
+                                             proxy_stop, proxy_deinit};
+static const inferd_sink_ops sink_ops = {sizeof sink_ops, proxy_init, proxy_collect,
+                                         proxy_deinit};
+
+static const void *ops_of(inferd_component_kind k)
+{
+    switch (k) {
+    case INFERD_KIND_FUNCTION: return &function_ops;
+    case INFERD_KIND_ESTIMATOR: return &estimator_ops;
+    case INFERD_KIND_EVENT: return &event_ops;
+    case INFERD_KIND_BACKGROUND: return &background_ops;
+    case INFERD_KIND_SOURCE: return &source_ops;
+    case INFERD_KIND_SINK: return &sink_ops;
+    default: return NULL;
+    }
+}
+
+inferd_status portable_proxy_new(const portable_manifest *m, const inferd_registry *reg,
+                                 portable_proxy **out, inferd_error *err)
+{
+    *out = NULL;
+    portable_proxy *p = calloc(1, sizeof *p);
+    if (!p)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    p->m = m;
+    p->comps = calloc(m->n_decls ? m->n_decls : 1, sizeof *p->comps);
+    p->routes = calloc(m->n_decls ? m->n_decls : 1, sizeof *p->routes);
+    if (!p->comps || !p->routes) {
+        portable_proxy_free(p);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < m->n_decls; i++) {
+        const portable_decl *d = &m->decls[i];
+        inferd_component *c = &p->comps[i];
+        *c = (inferd_component){.size = sizeof *c, .kind = d->kind, .name = d->name,
+                                .description = d->description, .props = NULL,
+                                .broker_name = d->broker, .event_name = d->event,
+                                .min_args = d->min_args, .max_args = d->max_args,
+                                .flags = d->aggregate ? INFERD_COMPONENT_AGGREGATE : 0,
+                                .ops = ops_of(d->kind)};
+        if (d->kind == INFERD_KIND_ESTIMATOR && reg) {
+            /* A replacement takes the same request options as what it replaces. */
+            const inferd_plugin_info *owner = NULL;
+            for (size_t k = 0; k < inferd_registry_plugin_count(reg); k++) {
+                const inferd_plugin_info *pl = inferd_registry_plugin_at(reg, k);
+                for (size_t j = 0; j < pl->descriptor->n_components; j++) {
+                    const inferd_component *o = inferd_plugin_component(pl->descriptor, j);
+                    if (o->kind == INFERD_KIND_ESTIMATOR && o->broker_name && d->broker &&
+                        strcmp(o->broker_name, d->broker) == 0 && !owner) {
+                        owner = pl;
+                        c->request_options = inferd_component_request_options(o);
+                    }
+                }
+            }
+        }
+        if (d->n_routes) {
+            inferd_route_spec *r = calloc(d->n_routes + 1, sizeof *r);
+            if (!r) {
+                portable_proxy_free(p);
+                return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+            }
+            for (size_t k = 0; k < d->n_routes; k++)
+                r[k] = (inferd_route_spec){d->routes[k].method, d->routes[k].path, proxy_route};
+            p->routes[i] = r;
+            c->routes = r;
+        }
+    }
+    p->version = strdup(m->version);
+    p->desc = (inferd_plugin){.magic = INFERD_PLUGIN_MAGIC, .abi_major = INFERD_ABI_MAJOR,
+                              .abi_minor = INFERD_ABI_MINOR, .size = sizeof p->desc,
+                              .name = m->name, .version = p->version,
+                              .description = m->description, .components = p->comps,
+                              .n_components = m->n_decls};
+    pthread_mutex_lock(&all_mu);
+    p->next = all;
+    all = p;
+    pthread_mutex_unlock(&all_mu);
+    *out = p;
+    return INFERD_OK;
+}
+
+const inferd_plugin *portable_proxy_descriptor(const portable_proxy *p) { return &p->desc; }
+
+void portable_proxy_bind(portable_proxy *p, portable_host *h)
+{
+    pthread_mutex_lock(&all_mu);
+    p->host = h;
+    pthread_mutex_unlock(&all_mu);
+}
+
+void portable_proxy_free(portable_proxy *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&all_mu);
+    for (portable_proxy **pp = &all; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    pthread_mutex_unlock(&all_mu);
+    for (size_t i = 0; p->routes && i < p->m->n_decls; i++)
+        free(p->routes[i]);
+    free(p->routes);
+    free(p->comps);
+    free(p->version);
+    free(p);
+}

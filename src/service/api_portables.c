@@ -1,0 +1,242 @@
+/* service/api_portables.c: portable plugin packages over REST, as the
+ * stream engine of the seeds has them (POST/GET/DELETE /plugins/portables),
+ * and calling a function component (C or portable) directly:
+ * POST /v1/functions/{name}/exec.
+ *
+ * Installing runs on the HTTP thread that took the request: it waits for
+ * install.sh and the plugin's handshake, both bounded by their timeouts. */
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portable/portables.h"
+#include "service/service.h"
+
+/* The JSON object of a request's body, or a 400 (NULL). */
+static inferd_value *json_body(svc_request *r)
+{
+    size_t len;
+    const char *body = svc_body(r, &len);
+    inferd_value *doc = NULL;
+    inferd_error err = {0};
+    if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &doc, &err) != INFERD_OK) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is not JSON: %s",
+                        err.message);
+        return NULL;
+    }
+    if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
+        inferd_value_free(doc);
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+static bool have_portables(svc_request *r)
+{
+    if (svc_of(r)->portables)
+        return true;
+    svc_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+                    "portable plugins are not available in this daemon");
+    return false;
+}
+
+static void portables_install(svc_request *r)
+{
+    if (!have_portables(r))
+        return;
+    inferd_value *doc = json_body(r);
+    if (!doc)
+        return;
+    const inferd_value *name = inferd_value_object_get(doc, "name");
+    const inferd_value *file = inferd_value_object_get(doc, "file");
+    const char *path = inferd_value_string_or(file, "");
+    if (!inferd_value_is(name, INFERD_VALUE_STRING) || !inferd_value_is(file, INFERD_VALUE_STRING)) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "the body needs \"name\" and \"file\" strings: {\"name\": \"pyai\", "
+                        "\"file\": \"file:///tmp/pyai.zip\"}");
+    } else if (strncmp(path, "file://", 7) != 0 || path[7] != '/') {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "\"file\" must be a file:/// URL of a zip on this machine, not \"%s\"",
+                        path);
+    } else {
+        inferd_value *desc = NULL;
+        inferd_error err = {0};
+        inferd_status st = inferd_portables_install(svc_of(r)->portables,
+                                                    inferd_value_string_or(name, ""), path + 7,
+                                                    &desc, &err);
+        if (st == INFERD_OK)
+            svc_reply_json(r, MHD_HTTP_CREATED, desc);
+        else if (st == INFERD_EEXIST)
+            svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err.message);
+        else if (st == INFERD_ENOMEM || st == INFERD_EINTERNAL)
+            svc_reply_status(r, st, &err);
+        else /* the package's fault: what is wrong with it */
+            svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_package", "%s", err.message);
+    }
+    inferd_value_free(doc);
+}
+
+static void portables_list(svc_request *r)
+{
+    if (!have_portables(r))
+        return;
+    inferd_value *b = inferd_value_object();
+    inferd_value_object_set(b, "portables", inferd_portables_list(svc_of(r)->portables), NULL);
+    svc_reply_json(r, MHD_HTTP_OK, b);
+}
+
+static void portables_get(svc_request *r)
+{
+    if (!have_portables(r))
+        return;
+    inferd_value *d = inferd_portables_describe(svc_of(r)->portables, svc_param(r, 0));
+    if (d)
+        svc_reply_json(r, MHD_HTTP_OK, d);
+    else
+        svc_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
+                        "no portable plugin named '%s' is installed (GET /plugins/portables "
+                        "lists them)", svc_param(r, 0));
+}
+
+static void portables_delete(svc_request *r)
+{
+    if (!have_portables(r))
+        return;
+    inferd_error err = {0};
+    inferd_status st = inferd_portables_remove(svc_of(r)->portables, svc_param(r, 0), &err);
+    if (st != INFERD_OK) {
+        svc_reply_status(r, st, &err);
+        return;
+    }
+    inferd_value *b = inferd_value_object();
+    inferd_value_object_set(b, "name", inferd_value_string(svc_param(r, 0)), NULL);
+    inferd_value_object_set(b, "removed", inferd_value_bool(true), NULL);
+    svc_reply_json(r, MHD_HTTP_OK, b);
+}
+
+/* ---- functions ------------------------------------------------------------------ */
+
+/* One instance per function, made at its first call and kept until the
+ * service stops (svc_functions_free). */
+typedef struct fn_inst {
+    char *name;
+    inferd_instance *inst;
+    struct fn_inst *next;
+} fn_inst;
+
+static pthread_mutex_t fn_mu = PTHREAD_MUTEX_INITIALIZER;
+static fn_inst *fns;
+
+void svc_functions_free(void)
+{
+    pthread_mutex_lock(&fn_mu);
+    while (fns) {
+        fn_inst *f = fns;
+        fns = f->next;
+        inferd_instance_destroy(f->inst);
+        free(f->name);
+        free(f);
+    }
+    pthread_mutex_unlock(&fn_mu);
+}
+
+static inferd_status function_instance(svc *s, const char *name, inferd_instance **out,
+                                       inferd_error *err)
+{
+    pthread_mutex_lock(&fn_mu);
+    for (fn_inst *f = fns; f; f = f->next)
+        if (strcmp(f->name, name) == 0) {
+            *out = f->inst;
+            pthread_mutex_unlock(&fn_mu);
+            return INFERD_OK;
+        }
+    const inferd_component *c = inferd_registry_find(s->reg, name, NULL);
+    inferd_status st = INFERD_OK;
+    if (!c || c->kind != INFERD_KIND_FUNCTION)
+        st = inferd_error_set(err, INFERD_ENOTFOUND, "no function named '%s' (GET /v1/plugins "
+                              "lists the components)", name);
+    fn_inst *f = st == INFERD_OK ? calloc(1, sizeof *f) : NULL;
+    if (st == INFERD_OK && !f)
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK)
+        st = inferd_instance_create(s->reg, name, NULL, NULL, &f->inst, err);
+    if (st == INFERD_OK && !(f->name = strdup(name))) {
+        inferd_instance_destroy(f->inst);
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    if (st != INFERD_OK) {
+        free(f);
+    } else {
+        f->next = fns;
+        fns = f;
+        *out = f->inst;
+    }
+    pthread_mutex_unlock(&fn_mu);
+    return st;
+}
+
+/* A JSON body {"args": [...]} gives the arguments; any other body is one
+ * bytes argument (an image, for instance). */
+static void function_exec(svc_request *r)
+{
+    svc *s = svc_of(r);
+    const char *name = svc_param(r, 0);
+    const char *type = svc_header(r, "Content-Type");
+    inferd_value *args = NULL;
+    if (type && strncmp(type, "application/json", 16) == 0) {
+        inferd_value *doc = json_body(r);
+        if (!doc)
+            return;
+        const inferd_value *a = inferd_value_object_get(doc, "args");
+        if (!inferd_value_is(a, INFERD_VALUE_ARRAY)) {
+            inferd_value_free(doc);
+            svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                            "a JSON body must be {\"args\": [...]}");
+            return;
+        }
+        args = inferd_value_copy(a);
+        inferd_value_free(doc);
+    } else {
+        size_t len;
+        const void *body = svc_body(r, &len);
+        args = inferd_value_array();
+        inferd_value_array_push(args, inferd_value_bytes(body, len), NULL);
+    }
+    inferd_instance *inst = NULL;
+    inferd_error err = {0};
+    inferd_status st = function_instance(s, name, &inst, &err);
+    const inferd_component *c = inst ? inferd_instance_component(inst) : NULL;
+    size_t n = inferd_value_array_len(args);
+    if (st == INFERD_OK &&
+        ((int64_t)n < c->min_args || (c->max_args >= 0 && (int64_t)n > c->max_args)))
+        st = inferd_error_set(&err, INFERD_EINVAL, "function %s takes %d to %d arguments, not %zu",
+                              name, c->min_args, c->max_args, n);
+    inferd_value *result = NULL;
+    if (st == INFERD_OK) {
+        const inferd_value **argv = calloc(n ? n : 1, sizeof *argv);
+        for (size_t i = 0; argv && i < n; i++)
+            argv[i] = inferd_value_array_get(args, i);
+        st = argv ? inferd_instance_exec(inst, argv, n, &result, &err)
+                  : inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+        free(argv);
+    }
+    inferd_value_free(args);
+    if (st != INFERD_OK) {
+        svc_reply_status(r, st, &err);
+        return;
+    }
+    inferd_value *b = inferd_value_object();
+    inferd_value_object_set(b, "result", result, NULL);
+    svc_reply_json(r, MHD_HTTP_OK, b);
+}
+
+const svc_route svc_portable_routes[] = {
+    {"POST", "/plugins/portables", portables_install, SVC_ROUTE_MANAGEMENT},
+    {"GET", "/plugins/portables", portables_list, SVC_ROUTE_MANAGEMENT},
+    {"GET", "/plugins/portables/*", portables_get, SVC_ROUTE_MANAGEMENT},
+    {"DELETE", "/plugins/portables/*", portables_delete, SVC_ROUTE_MANAGEMENT},
+    {"POST", "/v1/functions/*/exec", function_exec, 0},
+    {NULL, NULL, NULL, 0},
+};
