@@ -355,12 +355,19 @@ static void kill_process(portable_host *h, bool gentle, char *how, size_t cap)
 /* The process failed (why): fail its calls, then restart it later, or not. */
 static void failed(portable_host *h, const char *why, bool final)
 {
+    /* How it ended, when it ended on its own (a broken connection usually
+     * means an exit a moment later); one that is still alive is killed. */
     char how[128] = "";
-    bool alive = h->pid > 0;
-    kill_process(h, false, how, sizeof how);
+    bool lost = strstr(why, "connection") != NULL || strcmp(why, "ended") == 0;
+    reap(h, lost ? 200 : 0, how, sizeof how);
+    char ignored[128];
+    kill_process(h, false, ignored, sizeof ignored);
     char msg[512];
-    snprintf(msg, sizeof msg, "portable plugin %s %s%s%s", h->name, why,
-             how[0] && alive ? " and " : "", alive ? how : "");
+    if (strcmp(why, "ended") == 0)
+        snprintf(msg, sizeof msg, "portable plugin %s %s", h->name, how[0] ? how : "ended");
+    else
+        snprintf(msg, sizeof msg, "portable plugin %s %s%s%s", h->name, why,
+                 how[0] ? " and " : "", how);
     pthread_mutex_lock(&h->mu);
     uint64_t now = inferd__now_us();
     if (h->state == PORTABLE_RUNNING && now - h->running_since_us >= STABLE_MS * 1000ull)
@@ -1186,6 +1193,13 @@ inferd_status portable_host_wait_running(portable_host *h, uint64_t timeout_ms, 
         return inferd_error_set(err, INFERD_ETIMEOUT, "portable plugin %s is still starting "
                                 "after %llu ms", h->name, (unsigned long long)timeout_ms);
     return inferd_error_set(err, INFERD_EPLUGIN, "%s", last[0] ? last : "it is not running");
+}
+
+void portable_host_set_restart(portable_host *h, bool restart)
+{
+    pthread_mutex_lock(&h->mu);
+    h->restart = restart;
+    pthread_mutex_unlock(&h->mu);
 }
 
 void portable_host_status(portable_host *h, portable_status *out)

@@ -65,6 +65,8 @@ void portable_host_stop(portable_host *h);
 /* Stops h, then frees it (its instances must be closed). NULL is fine. */
 void portable_host_free(portable_host *h);
 void portable_host_status(portable_host *h, portable_status *out);
+/* Whether a failure restarts the process (an install's first start does not). */
+void portable_host_set_restart(portable_host *h, bool restart);
 const char *portable_host_name(const portable_host *h);
 
 /* ---- instances (replayed after every restart) -------------------------------- */

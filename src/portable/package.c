@@ -8,7 +8,10 @@
  */
 #include "portable/package.h"
 
+#include "inferd/props.h"
+
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -150,6 +153,12 @@ static void decl_free(portable_decl *d)
         free(d->routes[i].path);
     }
     free(d->routes);
+    for (size_t i = 0; d->props && d->props[i].name; i++) {
+        free((char *)d->props[i].name);
+        free((char *)d->props[i].description);
+        free((char *)d->props[i].default_value);
+    }
+    free(d->props);
 }
 
 void portable_manifest_free(portable_manifest *m)
@@ -264,12 +273,12 @@ typedef struct kind_key {
     const char *const *keys;
 } kind_key;
 
-static const char *const function_keys[] = {"name", "description", "minArgs", "maxArgs",
+static const char *const function_keys[] = {"name", "description", "props", "minArgs", "maxArgs",
                                              "aggregate", NULL};
-static const char *const plain_keys[] = {"name", "description", NULL};
-static const char *const event_keys[] = {"name", "event", "description", NULL};
-static const char *const background_keys[] = {"name", "routes", "description", NULL};
-static const char *const estimator_keys[] = {"name", "broker", "description", NULL};
+static const char *const plain_keys[] = {"name", "description", "props", NULL};
+static const char *const event_keys[] = {"name", "event", "description", "props", NULL};
+static const char *const background_keys[] = {"name", "routes", "description", "props", NULL};
+static const char *const estimator_keys[] = {"name", "broker", "description", "props", NULL};
 static const char *const route_keys[] = {"method", "path", NULL};
 
 static const kind_key kind_keys[] = {
@@ -341,6 +350,79 @@ static inferd_status parse_routes(const inferd_value *arr, const char *where, po
     return INFERD_OK;
 }
 
+static const char *const prop_keys[] = {"name", "type", "default", "description", NULL};
+static const char *const prop_types[] = {"string", "int", "double", "bool", NULL};
+
+/* "props": [{"name", "type", "default"?, "description"?}] into d->props, the
+ * declarations the host validates a component's settings against (a prop
+ * without a default is required). */
+static inferd_status parse_props(const inferd_value *arr, const char *where, portable_decl *d,
+                                 inferd_error *err)
+{
+    if (!inferd_value_is(arr, INFERD_VALUE_ARRAY))
+        return inferd_error_set(err, INFERD_ETYPE, "%sprops must be an array, not %s", where,
+                                type_of(arr));
+    size_t n = inferd_value_array_len(arr);
+    if (!(d->props = calloc(n + 1, sizeof *d->props)))
+        return no_memory(err);
+    for (size_t i = 0; i < n; i++) {
+        const inferd_value *p = inferd_value_array_get(arr, i);
+        char here[96];
+        snprintf(here, sizeof here, "%sprops[%zu]: ", where, i);
+        if (!inferd_value_is(p, INFERD_VALUE_OBJECT))
+            return inferd_error_set(err, INFERD_ETYPE, "%sa prop must be an object, not %s",
+                                    here, type_of(p));
+        inferd_prop_spec *ps = &d->props[i];
+        char *name = NULL, *type = NULL, *desc = NULL;
+        const char *tname, *pname;
+        size_t pname_len;
+        inferd_status st = check_keys(p, prop_keys, here, err);
+        if (st == INFERD_OK)
+            st = get_string(p, "name", here, true, NULL, &name, &pname, &pname_len, err);
+        ps->name = name; /* owned by the array from here on (decl_free) */
+        if (st == INFERD_OK)
+            st = get_string(p, "description", here, false, "", &desc, NULL, NULL, err);
+        ps->description = desc;
+        if (st == INFERD_OK)
+            st = get_string(p, "type", here, true, NULL, &type, &tname, NULL, err);
+        if (st != INFERD_OK) {
+            free(type);
+            return st;
+        }
+        size_t t = 0;
+        while (prop_types[t] && strcmp(prop_types[t], tname) != 0)
+            t++;
+        free(type);
+        if (!prop_types[t])
+            return inferd_error_set(err, INFERD_EINVAL,
+                                    "%stype must be string, int, double or bool", here);
+        if (!component_name_valid(pname, pname_len))
+            return inferd_error_set(err, INFERD_EINVAL, "%sname must be 1-64 characters of "
+                                    "A-Z, a-z, 0-9 and _, not starting with a digit", here);
+        static const inferd_prop_type types[] = {INFERD_PROP_TYPE_STRING, INFERD_PROP_TYPE_INT,
+                                                 INFERD_PROP_TYPE_DOUBLE, INFERD_PROP_TYPE_BOOL};
+        ps->type = types[t];
+        ps->imin = INT64_MIN, ps->imax = INT64_MAX;
+        ps->dmin = -DBL_MAX, ps->dmax = DBL_MAX;
+        const inferd_value *def = inferd_value_object_get(p, "default");
+        if (def) { /* written as a user writes it: the JSON text, a string bare */
+            char *text = NULL;
+            if (inferd_value_is(def, INFERD_VALUE_STRING))
+                text = strdup(inferd_value_string_or(def, ""));
+            else if ((st = inferd_value_to_json(def, 0, &text, NULL, err)) != INFERD_OK)
+                return st;
+            if (!text)
+                return no_memory(err);
+            ps->default_value = text;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(d->props[k].name, pname) == 0)
+                return inferd_error_set(err, INFERD_EINVAL, "%s'%s' is declared twice", here,
+                                        pname);
+    }
+    return INFERD_OK;
+}
+
 /* One entry of a component array into d (zeroed by the caller). */
 static inferd_status parse_decl(const kind_key *kk, const inferd_value *item, const char *where,
                                 portable_decl *d, inferd_error *err)
@@ -374,6 +456,9 @@ static inferd_status parse_decl(const kind_key *kk, const inferd_value *item, co
                                 where, show_name(name, shown, sizeof shown));
     if (!inferd_value_is(item, INFERD_VALUE_OBJECT))
         return INFERD_OK;
+    const inferd_value *props = inferd_value_object_get(item, "props");
+    if (props && (st = parse_props(props, where, d, err)))
+        return st;
 
     const char *ref;
     size_t ref_len;
@@ -675,6 +760,19 @@ static inferd_value *describe_decl(const portable_decl *d)
     inferd_value *o = inferd_value_object();
     put_str(o, "name", d->name);
     put_str(o, "description", d->description ? d->description : "");
+    if (d->props && d->props[0].name) {
+        inferd_value *props = inferd_value_array();
+        for (const inferd_prop_spec *ps = d->props; ps->name; ps++) {
+            inferd_value *pv = inferd_value_object();
+            put_str(pv, "name", ps->name);
+            put_str(pv, "type", inferd_prop_type_name(ps->type));
+            if (ps->default_value)
+                put_str(pv, "default", ps->default_value);
+            put_str(pv, "description", ps->description);
+            inferd_value_array_push(props, pv, NULL);
+        }
+        put(o, "props", props);
+    }
     switch (d->kind) {
     case INFERD_KIND_FUNCTION:
         put(o, "minArgs", inferd_value_int(d->min_args));

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "inferd/plugin.h"
+#include "inferd/props.h"
 #include "inferd/status.h"
 #include "inferd/value.h"
 
@@ -32,6 +33,7 @@ typedef struct portable_decl {
     int32_t min_args, max_args; /* FUNCTION: default 0, -1 (any) */
     bool aggregate;             /* FUNCTION */
     portable_route *routes;     /* owned; BACKGROUND */
+    inferd_prop_spec *props;    /* owned, END-terminated; NULL when it declares none */
     size_t n_routes;
 } portable_decl;
 

@@ -179,11 +179,12 @@ static inferd_status load(inferd_portables *p, installed *it, inferd_error *err)
     return st;
 }
 
-static inferd_status start_host(inferd_portables *p, installed *it, inferd_error *err)
+static inferd_status start_host(inferd_portables *p, installed *it, bool restart,
+                                inferd_error *err)
 {
     portable_host_config hc = {.dir = it->dir, .manifest = it->m, .python = p->python,
                                .sdk_dir = p->sdk_dir, .sock_dir = p->sock_dir, .t = p->t,
-                               .restart = true};
+                               .restart = restart};
     inferd_status st = portable_host_start(&hc, &it->host, err);
     if (st == INFERD_OK)
         portable_proxy_bind(it->proxy, it->host);
@@ -294,12 +295,12 @@ void inferd_portables_start(inferd_portables *p)
 {
     for (installed *it = p->list; it; it = it->next) {
         inferd_error e = {0};
-        if (it->registered && !it->host && start_host(p, it, &e) != INFERD_OK)
+        if (it->registered && !it->host && start_host(p, it, true, &e) != INFERD_OK)
             snprintf(it->error, sizeof it->error, "%s", e.message);
     }
     for (installed *it = p->list; it; it = it->next) {
         inferd_error e = {0};
-        if (it->host && portable_host_wait_running(it->host, p->t.start_ms, &e) != INFERD_OK)
+        if (it->host && portable_host_wait_running(it->host, p->t.start_ms + 1000, &e) != INFERD_OK)
             inferd_log_error(LOG, "%s", e.message);
     }
 }
@@ -387,10 +388,11 @@ inferd_status inferd_portables_install(inferd_portables *p, const char *name, co
         it->m = NULL;
         st = load(p, it, err);
     }
+    if (st == INFERD_OK) /* the first start decides: no restart on failure */
+        st = start_host(p, it, false, err);
     if (st == INFERD_OK)
-        st = start_host(p, it, err);
-    if (st == INFERD_OK)
-        st = portable_host_wait_running(it->host, p->t.start_ms, err);
+        /* A second past the start timeout: the host's own verdict comes first. */
+        st = portable_host_wait_running(it->host, p->t.start_ms + 1000, err);
     if (st == INFERD_OK && p->hook) {
         st = p->hook(p->hook_ctx, name, true, err);
         hooked = st == INFERD_OK;
@@ -410,6 +412,7 @@ inferd_status inferd_portables_install(inferd_portables *p, const char *name, co
         pthread_mutex_unlock(&p->mu);
         return inferd_error_prefix(err, "portable plugin %s was not installed", name);
     }
+    portable_host_set_restart(it->host, true);
     it->next = p->list;
     p->list = it;
     pthread_mutex_unlock(&p->mu);

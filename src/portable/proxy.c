@@ -506,7 +506,7 @@ inferd_status portable_proxy_new(const portable_manifest *m, const inferd_regist
         const portable_decl *d = &m->decls[i];
         inferd_component *c = &p->comps[i];
         *c = (inferd_component){.size = sizeof *c, .kind = d->kind, .name = d->name,
-                                .description = d->description, .props = NULL,
+                                .description = d->description, .props = d->props,
                                 .broker_name = d->broker, .event_name = d->event,
                                 .min_args = d->min_args, .max_args = d->max_args,
                                 .flags = d->aggregate ? INFERD_COMPONENT_AGGREGATE : 0,

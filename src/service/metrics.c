@@ -17,6 +17,7 @@
 #include "events/bus.h"
 #include "core/clock.h"
 #include "inferd/version.h"
+#include "portable/portables.h"
 #include "service/service.h"
 
 /* Latency buckets, seconds (upper bounds; +Inf is implied). */
@@ -318,6 +319,37 @@ static void render_plugins(out *o, const inferd_registry *reg)
     }
 }
 
+/* Per portable plugin: whether it runs, its restarts, calls and failures. */
+static void render_portables(out *o, inferd_portables *p)
+{
+    static const char *const rows[][4] = {
+        {"inferd_portable_up", "gauge", "1 when the portable plugin's process runs (handshake "
+         "or heartbeat answered)", "status"},
+        {"inferd_portable_restarts_total", "counter", "restarts of the plugin's process",
+         "restarts"},
+        {"inferd_portable_calls_total", "counter", "calls into the plugin", "calls"},
+        {"inferd_portable_call_failures_total", "counter",
+         "calls into the plugin that failed (its errors, timeouts, crashes)", "callFailures"},
+    };
+    if (!p)
+        return;
+    inferd_value *all = inferd_portables_list(p);
+    char a[256];
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        help(o, rows[r][0], rows[r][1], rows[r][2]);
+        for (size_t i = 0; i < inferd_value_array_len(all); i++) {
+            const inferd_value *d = inferd_value_array_get(all, i);
+            const inferd_value *v = inferd_value_object_get(d, rows[r][3]);
+            int64_t n = r == 0 ? strcmp(inferd_value_string_or(v, ""), "running") == 0
+                               : inferd_value_int_or(v, 0);
+            put(o, "%s{plugin=\"%s\"} %" PRId64 "\n", rows[r][0],
+                esc(inferd_value_string_or(inferd_value_object_get(d, "name"), ""), a, sizeof a),
+                n);
+        }
+    }
+    inferd_value_free(all);
+}
+
 char *svc_metrics_render(svc *s, size_t *len)
 {
     out o = {.buf = malloc(8192), .cap = 8192};
@@ -334,6 +366,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     render_estimators(&o, s->est);
     render_events(&o);
     render_plugins(&o, s->reg);
+    render_portables(&o, s->portables);
     if (o.failed) {
         free(o.buf);
         return NULL;
