@@ -235,7 +235,9 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
     snprintf(env_name, sizeof env_name, "INFERD_PLUGIN=%s", h->name);
     snprintf(env_home, sizeof env_home, "HOME=%s", h->dir);
     snprintf(env_pp, sizeof env_pp, "PYTHONPATH=%s", h->sdk_dir);
+    /* No bytecode written: the SDK folder may be shared or read-only. */
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
+                    "PYTHONDONTWRITEBYTECODE=1",
                     "INFERD_PROTOCOL=1", env_sock, env_name, env_home,
                     h->sdk_dir[0] ? env_pp : NULL, NULL};
 
