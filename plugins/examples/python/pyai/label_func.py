@@ -1,0 +1,29 @@
+"""labelImage as an inferd function: the business logic (label.py) wrapped
+in the SDK's Function interface, as the seed's label_func.py."""
+
+from typing import Any, List
+
+from inferd import Context, Function
+
+from label import label
+
+
+class LabelImageFunc(Function):
+    """labelImage(image bytes) -> [{"confidence", "label"}], best first."""
+
+    def validate(self, args: List[Any]) -> str:
+        if len(args) != 1:
+            return "invalid arg length: labelImage takes one argument, the image's bytes"
+        return ""
+
+    def exec(self, args: List[Any], ctx: Context) -> Any:
+        # A plain method: the SDK runs it on its thread pool, so decoding a
+        # large image never delays the daemon's heartbeat.
+        return label(args[0])
+
+    def is_aggregate(self) -> bool:
+        return False
+
+
+# One instance, handed out for every open (it keeps no state).
+labelIns = LabelImageFunc()
