@@ -57,6 +57,14 @@ _KINDS = {
 _BASES = (Function, Source, Sink, EventPlugin, BackgroundPlugin, EstimatorReplacementPlugin)
 
 
+def _say(text: str) -> None:
+    """A line on stderr, if anyone still reads it (the host may be gone)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 class PluginConfig:
     """A plugin's name and its components, by kind: name -> factory or object.
 
@@ -336,18 +344,20 @@ class _Runtime:
 
     def _fail(self, message: str) -> None:
         """The host sent something unusable: say so on stderr and exit 1."""
-        print(f"inferd plugin {self.config.name}: protocol error from the host: {message}",
-              file=sys.stderr)
         self._closing = True
         self._broken = True
         self._stop_reading()
+        _say(f"inferd plugin {self.config.name}: protocol error from the host: {message}")
         self._finish(1)
 
     def _connection_lost(self, why: str) -> None:
+        # Stop reading first: when the host died, stderr is a broken pipe too,
+        # and a failing print must not leave the reader spinning on the socket.
         self._broken = True
-        if not self._closing:
-            print(f"inferd plugin {self.config.name}: {why}; exiting", file=sys.stderr)
+        closing = self._closing
         self._begin_shutdown(0)
+        if not closing:
+            _say(f"inferd plugin {self.config.name}: {why}; exiting")
 
     # ---- reading -----------------------------------------------------------------
 
