@@ -5,6 +5,9 @@ set -euo pipefail
 
 : "${TEST_INFERD:?TEST_INFERD must name the inferd binary}"
 T=$(mktemp -d /tmp/inferd-it-XXXXXX)
+# Each test's own state folder (installed portable plugins, the database):
+# tests run in parallel, and a daemon holds its state folder's lock.
+export INFERD_STATE_DIR="$T/state"
 DAEMON_PID=""
 cleanup() {
   if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then

@@ -70,9 +70,14 @@ grep -q '^{"time":"[^"]*","level":"info","component":"serve","msg":"inferd .* li
   "$T/daemon.log" || fail "json log line: $(cat "$T/daemon.log")"
 # A second daemon on the same port fails at start with exit 1.
 port=${BASE##*:}
-rc=0; "$TEST_INFERD" serve --listen "127.0.0.1:$port" 2>"$T/second.log" || rc=$?
+rc=0; INFERD_STATE_DIR="$T/state2" "$TEST_INFERD" serve --listen "127.0.0.1:$port" 2>"$T/second.log" || rc=$?
 [ "$rc" = 1 ] || fail "second daemon on a used port exited $rc"
 grep -q "cannot listen on 127.0.0.1:$port" "$T/second.log" || fail "second daemon message"
+# ... and one on the same state folder, before it touches anything.
+rc=0; "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/second.log" || rc=$?
+[ "$rc" = 1 ] || fail "second daemon on a used state folder exited $rc"
+grep -q "state.dir $T/state is in use by a running inferd daemon" "$T/second.log" \
+  || fail "second daemon on the same state folder: $(cat "$T/second.log")"
 kill -INT "$DAEMON_PID"; wait "$DAEMON_PID" || fail "SIGINT exit code"; DAEMON_PID=""
 pass "json logs; a used port is refused; SIGINT stops cleanly"
 echo "test_cli: all passed"
