@@ -26,10 +26,10 @@ def regions(mask: np.ndarray) -> list[list[tuple[int, int]]]:
 
     A flood fill over the set pixels only: the masks here are mostly empty,
     so this is quick in plain Python and needs no scipy."""
-    todo = set(zip(*np.nonzero(mask)))
+    unvisited = set(zip(*np.nonzero(mask)))
     found = []
-    while todo:
-        stack = [todo.pop()]
+    while unvisited:
+        stack = [unvisited.pop()]
         region = []
         while stack:
             y, x = stack.pop()
@@ -37,8 +37,8 @@ def regions(mask: np.ndarray) -> list[list[tuple[int, int]]]:
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     n = (y + dy, x + dx)
-                    if n in todo:
-                        todo.remove(n)
+                    if n in unvisited:
+                        unvisited.remove(n)
                         stack.append(n)
         found.append(region)
     return found
