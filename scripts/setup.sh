@@ -16,9 +16,12 @@ PKGS=(
   zlib1g-dev             # libspng's deflate
   libmicrohttpd-dev      # the HTTP server of `inferd serve`
   libcmocka-dev          # unit tests
-  libcurl4-openssl-dev   # the monitoring example plugin posts its points over HTTP
+  libcurl4-openssl-dev   # HTTP clients: the rules' http action, the monitoring example plugin
   libzip-dev             # reads portable plugin packages (zip) entry by entry, links included
   libsqlite3-dev         # the state database: installed portable plugins (streams, rules)
+  libmosquitto-dev       # the MQTT client of streams and rules
+  mosquitto              # the broker the stream/rule tests run on a loopback port
+  mosquitto-clients      # mosquitto_pub/sub in tests and the docs
   python3-pytest         # the Python SDK's own tests
   curl                   # integration tests talk to the daemon with curl
   wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark

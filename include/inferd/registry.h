@@ -141,6 +141,10 @@ inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *cons
 inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
                                    size_t n, inferd_value **result, inferd_error *err);
 inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
+/* A sink component's collect with one borrowed item (a result row, or an
+ * array of rows). */
+inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,
+                                      inferd_error *err);
 /* A background component's route handler with the request and response
  * (borrowed for the call). A status the handler sets outside 100..599 is
  * an error too. Errors name the instance, its plugin, the method and path. */

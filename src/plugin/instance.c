@@ -259,6 +259,18 @@ inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *co
     return INFERD_OK;
 }
 
+inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,
+                                      inferd_error *err)
+{
+    if (inst->component->kind != INFERD_KIND_SINK)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not a sink", inst->name,
+                                inferd_component_kind_name(inst->component->kind));
+    const inferd_sink_ops *o = inst->component->ops;
+    inferd_error_clear(err);
+    inferd_status st = o->collect(inst, item, err);
+    return st == INFERD_OK ? st : plugin_failed(inst, "collect", st, err);
+}
+
 inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err)
 {
     const inferd_component *c = inst->component;

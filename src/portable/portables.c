@@ -508,3 +508,5 @@ bool inferd_portables_has(inferd_portables *p, const char *name)
     pthread_mutex_unlock(&p->mu);
     return has;
 }
+
+const char *inferd_portables_state_dir(const inferd_portables *p) { return p->state_dir; }

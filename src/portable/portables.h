@@ -52,6 +52,8 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
 inferd_value *inferd_portables_describe(inferd_portables *p, const char *name);
 /* An array of every installed plugin's description. */
 inferd_value *inferd_portables_list(inferd_portables *p);
+/* The state folder (state.dir with its default applied), borrowed. */
+const char *inferd_portables_state_dir(const inferd_portables *p);
 /* Whether plugin name is a portable one. */
 bool inferd_portables_has(inferd_portables *p, const char *name);
 

@@ -295,7 +295,7 @@ void svc_reply_exchange(svc_request *r, inferd_http_response *resp)
 bool svc_path_reserved(const char *path)
 {
     static const char *const exact[] = {"/health", "/ready", "/version", "/metrics"};
-    static const char *const trees[] = {"/v1", "/v2", "/plugins", "/streams", "/rules"};
+    static const char *const trees[] = {"/v1", "/v2", "/plugins", "/streams", "/rules", "/push"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(path, exact[i]) == 0)
             return true;
@@ -335,7 +335,7 @@ static bool match(const char *pattern, svc_request *r)
 }
 
 static const svc_route *const route_tables[] = {svc_core_routes, svc_plugin_routes,
-                                                svc_portable_routes,
+                                                svc_portable_routes, svc_rules_routes,
                                                 svc_estimator_routes, svc_kserve_routes};
 
 static bool loopback(struct MHD_Connection *conn)

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "inferd/version.h"
 #include "portable/portables.h"
+#include "rules/rules.h"
 #include "service/service.h"
 
 /* Latency buckets, seconds (upper bounds; +Inf is implied). */
@@ -350,6 +351,30 @@ static void render_portables(out *o, inferd_portables *p)
     inferd_value_free(all);
 }
 
+/* Streams and rules, summed over the rules (GET /rules/{id}/status has each). */
+static void render_rules(out *o, rules_engine *e)
+{
+    if (!e)
+        return;
+    rules_totals t;
+    rules_engine_totals(e, &t);
+    help(o, "inferd_streams", "gauge", "streams defined");
+    put(o, "inferd_streams %zu\n", t.streams);
+    help(o, "inferd_rules", "gauge", "rules defined, by state");
+    put(o, "inferd_rules{state=\"running\"} %zu\n", t.rules_running);
+    put(o, "inferd_rules{state=\"other\"} %zu\n", t.rules - t.rules_running);
+    help(o, "inferd_rule_records_in_total", "counter", "messages that reached a rule");
+    put(o, "inferd_rule_records_in_total %" PRIu64 "\n", t.records_in);
+    help(o, "inferd_rule_records_out_total", "counter", "result rows rules produced");
+    put(o, "inferd_rule_records_out_total %" PRIu64 "\n", t.records_out);
+    help(o, "inferd_rule_exceptions_total", "counter",
+         "malformed messages, failed evaluations and failed sends");
+    put(o, "inferd_rule_exceptions_total %" PRIu64 "\n", t.exceptions);
+    help(o, "inferd_rule_dropped_total", "counter",
+         "messages and results dropped because a rule's or an action's buffer was full");
+    put(o, "inferd_rule_dropped_total %" PRIu64 "\n", t.dropped);
+}
+
 char *svc_metrics_render(svc *s, size_t *len)
 {
     out o = {.buf = malloc(8192), .cap = 8192};
@@ -367,6 +392,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     render_events(&o);
     render_plugins(&o, s->reg);
     render_portables(&o, s->portables);
+    render_rules(&o, s->rules);
     if (o.failed) {
         free(o.buf);
         return NULL;

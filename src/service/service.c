@@ -9,12 +9,15 @@
  * (after the last request that could reach their routes). Owns everything
  * in struct svc except the config and the registry.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "inferd/log.h"
 #include "core/clock.h"
+#include "portable/portables.h"
+#include "rules/rules.h"
 #include "service/http.h"
 #include "service/service.h"
 
@@ -28,6 +31,8 @@ static void svc_free(svc *s)
         return;
     inferd_http_stop(s->http);
     s->http = NULL;
+    rules_engine_free(s->rules); /* before the estimators and functions its rules call */
+    s->rules = NULL;
     inferd_estimators_free(s->est);
     svc_kserve_free(s->kserve);
     if (s->background) {
@@ -62,6 +67,17 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
         inferd_error_prefix(err, "KServe models");
     if (st == INFERD_OK)
         st = svc_background_new(s, &s->background, err);
+    if (st == INFERD_OK) {
+        /* Streams and rules persist next to the portable plugins. */
+        char *db = NULL;
+        const char *dir = portables ? inferd_portables_state_dir(portables) : NULL;
+        if (dir && asprintf(&db, "%s/inferd.db", dir) < 0)
+            db = NULL;
+        st = rules_engine_open(cfg, reg, s->est, portables, db, &s->rules, err);
+        free(db);
+        if (st != INFERD_OK)
+            inferd_error_prefix(err, "streams and rules");
+    }
     if (st == INFERD_OK)
         st = inferd_http_start(s, &s->http, err);
     if (st == INFERD_OK)
@@ -84,6 +100,8 @@ void svc_stop(svc *s, uint64_t timeout_ms)
     /* Fail what is still queued, so every suspended request has its reply
      * before the server closes; handlers still find the estimators (they
      * answer 503 "stopping"). */
+    rules_engine_free(s->rules); /* its rules call the estimators */
+    s->rules = NULL;
     inferd_estimators_stop(s->est);
     svc_kserve_stop(s->kserve);
     svc_free(s);

@@ -38,6 +38,7 @@ struct svc {
     svc_background *background; /* owned */
     svc_metrics *metrics;       /* owned */
     struct inferd_portables *portables; /* borrowed; NULL: no portable plugins */
+    struct rules_engine *rules; /* owned: streams and rules */
     struct inferd_http *http;   /* owned */
     uint64_t started_ms;        /* monotonic */
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
@@ -116,6 +117,7 @@ extern const svc_route svc_plugin_routes[];     /* api_core.c: /v1/plugins */
 extern const svc_route svc_estimator_routes[];  /* api_estimators.c */
 extern const svc_route svc_kserve_routes[];     /* kserve.c */
 extern const svc_route svc_portable_routes[];   /* api_portables.c: /plugins/portables, functions */
+extern const svc_route svc_rules_routes[];      /* api_rules.c: /streams, /rules, /push */
 /* api_portables.c: destroys the function instances made for exec calls. */
 void svc_functions_free(void);
 

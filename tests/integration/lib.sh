@@ -9,15 +9,24 @@ T=$(mktemp -d /tmp/inferd-it-XXXXXX)
 # tests run in parallel, and a daemon holds its state folder's lock.
 export INFERD_STATE_DIR="$T/state"
 DAEMON_PID=""
+BROKER_PID=""
 cleanup() {
   if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
     kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  fi
+  if [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill -KILL "$BROKER_PID" 2>/dev/null || true
   fi
   rm -rf "$T"
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; [ -f "$T/daemon.log" ] && sed 's/^/  daemon: /' "$T/daemon.log" >&2; exit 1; }
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$T/daemon.log" ] && sed 's/^/  daemon: /' "$T/daemon.log" >&2
+  [ -f "$T/broker.log" ] && sed 's/^/  broker: /' "$T/broker.log" >&2
+  exit 1
+}
 pass() { echo "ok - $*"; }
 
 # start_daemon [ARGS...]: starts `inferd serve --listen ${LISTEN:-127.0.0.1:0} ARGS`,
@@ -63,4 +72,54 @@ expect_http() {
   if [ -n "$needle" ]; then
     grep -qF -- "$needle" "$T/body" || fail "$method $path: body lacks '$needle': $(cat "$T/body")"
   fi
+}
+
+# start_broker [PORT]: starts an MQTT broker (mosquitto, anonymous, no
+# persistence) on 127.0.0.1:PORT, a free port when none is given, with its
+# config and log in $T; waits until it accepts connections. Sets BROKER_PID
+# and exports MQTT_PORT and MQTT_SERVER=tcp://127.0.0.1:$MQTT_PORT. Stopped by
+# stop_broker or on exit; `stop_broker; start_broker "$MQTT_PORT"` restarts
+# it on the same port.
+start_broker() {
+  [ -z "$BROKER_PID" ] || fail "start_broker: a broker runs already (pid $BROKER_PID)"
+  local port=${1:-}
+  if [ -z "$port" ]; then
+    port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  fi
+  {
+    echo "listener $port 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence false"
+    # As root mosquitto would switch to the mosquitto user, which cannot read $T.
+    [ "$(id -u)" -ne 0 ] || echo "user root"
+  } >"$T/broker.conf"
+  # Emptied first, as daemon.log: the "running" line must be this broker's.
+  : >"$T/broker.log"
+  /usr/sbin/mosquitto -c "$T/broker.conf" >>"$T/broker.log" 2>&1 &
+  BROKER_PID=$!
+  export MQTT_PORT=$port MQTT_SERVER="tcp://127.0.0.1:$port"
+  for _ in $(seq 1 200); do
+    # "running" comes once its listener is open (another process on the
+    # port would answer the probe, but this broker would not log it).
+    if grep -q ' running$' "$T/broker.log" && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$BROKER_PID" 2>/dev/null || { BROKER_PID=""; fail "mosquitto exited during start-up on port $port"; }
+    sleep 0.05
+  done
+  fail "mosquitto did not accept connections on port $port within 10 s"
+}
+
+# stop_broker: SIGTERM, and waits for it to exit (SIGKILL after 10 s).
+# Keeps MQTT_PORT and MQTT_SERVER for a restart on the same port.
+stop_broker() {
+  [ -n "$BROKER_PID" ] || return 0
+  kill -TERM "$BROKER_PID" 2>/dev/null || true
+  for _ in $(seq 1 200); do
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$BROKER_PID" 2>/dev/null || true
+  wait "$BROKER_PID" 2>/dev/null || true
+  BROKER_PID=""
 }

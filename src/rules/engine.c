@@ -1,0 +1,536 @@
+/* engine.c: the streams and rules of a daemon: their lists, their records
+ * in the state database, and the calls the REST API makes (rules.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inferd/log.h"
+#include "rules/internal.h"
+
+#define LOG "rules"
+
+/* ---- lookups (under e->lock) ------------------------------------------------------- */
+
+rstream *rules_find_stream(rules_engine *e, const char *name)
+{
+    for (rstream *s = e->streams; s; s = s->next)
+        if (strcmp(s->name, name) == 0)
+            return s;
+    return NULL;
+}
+
+static rrule *find_rule(rules_engine *e, const char *id)
+{
+    for (rrule *r = e->rules; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+/* Inserts in name order (GET /streams and the status pages list in order). */
+static void insert_stream(rules_engine *e, rstream *s)
+{
+    rstream **p = &e->streams;
+    while (*p && strcmp((*p)->name, s->name) < 0)
+        p = &(*p)->next;
+    s->next = *p;
+    *p = s;
+}
+
+static void insert_rule(rules_engine *e, rrule *r)
+{
+    rrule **p = &e->rules;
+    while (*p && strcmp((*p)->id, r->id) < 0)
+        p = &(*p)->next;
+    r->next = *p;
+    *p = r;
+}
+
+static void unlink_rule(rules_engine *e, rrule *r)
+{
+    for (rrule **p = &e->rules; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+}
+
+static void unlink_stream(rules_engine *e, rstream *s)
+{
+    for (rstream **p = &e->streams; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            return;
+        }
+}
+
+/* ---- MQTT profiles ------------------------------------------------------------------ */
+
+inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
+                                 inferd_error *err)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->server = inferd_config_string(e->cfg, "mqtt.server");
+    if (!conf_key || strcmp(conf_key, "default") == 0)
+        return INFERD_OK;
+    const inferd_value *profiles = NULL;
+    inferd_config_get(e->cfg, "mqtt.profiles", &profiles, NULL);
+    const inferd_value *p = profiles ? inferd_value_object_get(profiles, conf_key) : NULL;
+    if (!inferd_value_is(p, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_EINVAL, "no MQTT connection profile \"%s\" in the "
+                                "config key mqtt.profiles", conf_key);
+    const char *key;
+    inferd_value *v;
+    for (size_t i = 0; inferd_value_object_entry(p, i, &key, &v); i++) {
+        bool is_text = strcmp(key, "server") == 0 || strcmp(key, "username") == 0 ||
+                       strcmp(key, "password") == 0 || strcmp(key, "clientId") == 0;
+        if (is_text && !inferd_value_is(v, INFERD_VALUE_STRING))
+            return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s.%s must be a string",
+                                    conf_key, key);
+        if (strcmp(key, "protocolVersion") == 0) {
+            int64_t pv = inferd_value_int_or(v, 0);
+            if (pv != 4 && pv != 5)
+                return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s.protocolVersion "
+                                        "must be 4 (MQTT 3.1.1) or 5", conf_key);
+            opts->protocol = (int)pv;
+        } else if (!is_text) {
+            return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s: unknown key \"%s\" "
+                                    "(known: server, username, password, clientId, "
+                                    "protocolVersion)", conf_key, key);
+        }
+    }
+    opts->server = inferd_value_string_or(inferd_value_object_get(p, "server"), opts->server);
+    opts->username = inferd_value_string_or(inferd_value_object_get(p, "username"), NULL);
+    opts->password = inferd_value_string_or(inferd_value_object_get(p, "password"), NULL);
+    opts->client_id = inferd_value_string_or(inferd_value_object_get(p, "clientId"), NULL);
+    return INFERD_OK;
+}
+
+/* ---- open and close ----------------------------------------------------------------- */
+
+static void restore_stream(void *ctx, const char *name, const char *sql)
+{
+    rules_engine *e = ctx;
+    rstream *s = NULL;
+    inferd_error err = {0};
+    if (rstream_new(e, sql, &s, &err) != INFERD_OK) {
+        inferd_log_error(LOG, "stream %s was recorded but no longer works: %s (it is kept; "
+                         "fix it with PUT /streams/%s)", name, err.message, name);
+        return;
+    }
+    insert_stream(e, s);
+}
+
+static void restore_rule(void *ctx, const char *id, const char *definition, bool running)
+{
+    rules_engine *e = ctx;
+    inferd_value *def = NULL;
+    inferd_error err = {0};
+    rrule *r = NULL;
+    if (inferd_value_from_json(definition, strlen(definition), 0, &def, &err) != INFERD_OK ||
+        rrule_new(e, def, &r, &err) != INFERD_OK) {
+        inferd_log_error(LOG, "rule %s was recorded but no longer works: %s (it is kept in the "
+                         "database; fix it with PUT /rules/%s)", id, err.message, id);
+        inferd_value_free(def);
+        return;
+    }
+    inferd_value_free(def);
+    r->want_running = running;
+    insert_rule(e, r);
+}
+
+inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
+                                inferd_estimators *est, struct inferd_portables *portables,
+                                const char *db_path, rules_engine **out, inferd_error *err)
+{
+    rules_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    e->cfg = cfg, e->reg = reg, e->est = est, e->portables = portables;
+    pthread_mutex_init(&e->lock, NULL);
+    inferd_status st = INFERD_OK;
+    if (db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
+        st = rstore_load(e->store, restore_stream, restore_rule, e, err);
+    if (st != INFERD_OK) {
+        rules_engine_free(e);
+        return st;
+    }
+    /* Rules that were running start again; each waits, on its own thread,
+     * for the portable plugins it calls. */
+    pthread_mutex_lock(&e->lock);
+    size_t started = 0;
+    for (rrule *r = e->rules; r; r = r->next) {
+        inferd_error e2 = {0};
+        if (r->want_running && rrule_start(r, &e2) == INFERD_OK)
+            started++;
+        else if (r->want_running)
+            inferd_log_error(LOG, "%s", e2.message);
+    }
+    size_t ns = 0, nr = 0;
+    for (rstream *s = e->streams; s; s = s->next)
+        ns++;
+    for (rrule *r = e->rules; r; r = r->next)
+        nr++;
+    pthread_mutex_unlock(&e->lock);
+    if (ns || nr)
+        inferd_log_info(LOG, "restored %zu stream%s and %zu rule%s (%zu starting)", ns,
+                        ns == 1 ? "" : "s", nr, nr == 1 ? "" : "s", started);
+    *out = e;
+    return INFERD_OK;
+}
+
+void rules_engine_free(rules_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    for (rrule *r = e->rules, *next; r; r = next) {
+        next = r->next;
+        rrule_stop(r);
+        rrule_free(r);
+    }
+    for (rstream *s = e->streams, *next; s; s = next) {
+        next = s->next;
+        rstream_free(s);
+    }
+    e->rules = NULL, e->streams = NULL;
+    pthread_mutex_unlock(&e->lock);
+    rstore_close(e->store);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+/* ---- streams -------------------------------------------------------------------------- */
+
+inferd_status rules_stream_create(rules_engine *e, const char *sql, char **name_out,
+                                  inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rstream *s = NULL;
+    inferd_status st = rstream_new(e, sql, &s, err);
+    if (st == INFERD_OK && rules_find_stream(e, s->name))
+        st = inferd_error_set(err, INFERD_EEXIST, "stream %s already exists (PUT "
+                              "/streams/%s replaces it)", s->name, s->name);
+    if (st == INFERD_OK && e->store)
+        st = rstore_put_stream(e->store, s->name, s->sql, err);
+    if (st == INFERD_OK && name_out && !(*name_out = strdup(s->name)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st != INFERD_OK) {
+        rstream_free(s);
+    } else {
+        insert_stream(e, s);
+        inferd_log_info(LOG, "stream %s created (%s, %s, %s)", s->name, s->type,
+                        s->format == RFMT_JSON ? "JSON" : "BINARY", s->datasource);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_status rules_stream_update(rules_engine *e, const char *name, const char *sql,
+                                  inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rstream *old = rules_find_stream(e, name), *s = NULL;
+    inferd_status st = old ? rstream_new(e, sql, &s, err)
+                           : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
+    if (st == INFERD_OK && strcmp(s->name, name) != 0)
+        st = inferd_error_set(err, INFERD_EINVAL, "the statement creates stream %s, not %s",
+                              s->name, name);
+    if (st == INFERD_OK && e->store)
+        st = rstore_put_stream(e->store, s->name, s->sql, err);
+    if (st != INFERD_OK) {
+        rstream_free(s);
+        pthread_mutex_unlock(&e->lock);
+        return st;
+    }
+    /* The rules that read it stop, the stream is swapped, they start again. */
+    size_t n = 0;
+    for (rrule *r = e->rules; r; r = r->next)
+        n += r->stream_name && strcmp(r->stream_name, name) == 0;
+    rrule **restart = calloc(n ? n : 1, sizeof *restart);
+    size_t k = 0;
+    for (rrule *r = e->rules; r && restart; r = r->next)
+        if (r->stream_name && strcmp(r->stream_name, name) == 0 && r->has_thread) {
+            int state = atomic_load(&r->state);
+            rrule_stop(r);
+            if (state == RRULE_RUNNING || state == RRULE_STARTING)
+                restart[k++] = r;
+        }
+    unlink_stream(e, old);
+    rstream_free(old);
+    insert_stream(e, s);
+    for (size_t i = 0; i < k; i++) {
+        inferd_error e2 = {0};
+        if (rrule_start(restart[i], &e2) != INFERD_OK)
+            inferd_log_error(LOG, "%s", e2.message);
+    }
+    free(restart);
+    inferd_log_info(LOG, "stream %s replaced (%zu rule%s restarted)", name, k, k == 1 ? "" : "s");
+    pthread_mutex_unlock(&e->lock);
+    return INFERD_OK;
+}
+
+inferd_status rules_stream_delete(rules_engine *e, const char *name, inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rstream *s = rules_find_stream(e, name);
+    inferd_status st = s ? INFERD_OK
+                         : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
+    char users[512] = "";
+    size_t pos = 0;
+    for (rrule *r = e->rules; st == INFERD_OK && r; r = r->next)
+        if (r->stream_name && strcmp(r->stream_name, name) == 0 && pos < sizeof users)
+            pos += (size_t)snprintf(users + pos, sizeof users - pos, "%s%s", pos ? ", " : "",
+                                    r->id);
+    if (st == INFERD_OK && pos)
+        st = inferd_error_set(err, INFERD_EBUSY, "stream %s is read by rule%s %s: delete them "
+                              "first", name, strchr(users, ',') ? "s" : "", users);
+    if (st == INFERD_OK && e->store)
+        st = rstore_delete_stream(e->store, name, err);
+    if (st == INFERD_OK) {
+        unlink_stream(e, s);
+        rstream_free(s);
+        inferd_log_info(LOG, "stream %s deleted", name);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_value *rules_stream_list(rules_engine *e)
+{
+    inferd_value *a = inferd_value_array();
+    pthread_mutex_lock(&e->lock);
+    for (rstream *s = e->streams; s && a; s = s->next)
+        inferd_value_array_push(a, inferd_value_string(s->name), NULL);
+    pthread_mutex_unlock(&e->lock);
+    return a;
+}
+
+inferd_status rules_stream_describe(rules_engine *e, const char *name, inferd_value **out,
+                                    inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rstream *s = rules_find_stream(e, name);
+    if (s)
+        *out = rstream_describe(s);
+    pthread_mutex_unlock(&e->lock);
+    return s ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
+}
+
+inferd_status rules_stream_push(rules_engine *e, const char *path, const void *body, size_t len,
+                                inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rstream *s = e->streams;
+    while (s && !(strcmp(s->type, "httppush") == 0 && strcmp(s->datasource, path) == 0))
+        s = s->next;
+    inferd_status st = INFERD_OK;
+    if (!s) {
+        st = inferd_error_set(err, INFERD_ENOTFOUND, "no httppush stream has DATASOURCE "
+                              "\"%s\"", path);
+    } else {
+        pthread_mutex_lock(&s->lock);
+        size_t readers = s->n_subs;
+        pthread_mutex_unlock(&s->lock);
+        if (readers == 0)
+            st = inferd_error_set(err, INFERD_ESTATE, "stream %s has no running rule: the "
+                                  "message would be lost", s->name);
+        else
+            st = rstream_deliver_raw(s, body, len, false, err);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+/* ---- rules ------------------------------------------------------------------------------ */
+
+static inferd_status record_rule(rules_engine *e, rrule *r, inferd_error *err)
+{
+    if (!e->store)
+        return INFERD_OK;
+    char *json = NULL;
+    inferd_status st = inferd_value_to_json(r->def, INFERD_JSON_COMPACT, &json, NULL, err);
+    if (st == INFERD_OK)
+        st = rstore_put_rule(e->store, r->id, json, r->want_running, err);
+    free(json);
+    return st;
+}
+
+inferd_status rules_rule_validate(rules_engine *e, const inferd_value *def, inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = NULL;
+    inferd_status st = rrule_new(e, def, &r, err);
+    rrule_free(r);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_status rules_rule_create(rules_engine *e, const inferd_value *def, inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = NULL;
+    inferd_status st = rrule_new(e, def, &r, err);
+    if (st == INFERD_OK && find_rule(e, r->id))
+        st = inferd_error_set(err, INFERD_EEXIST, "rule %s already exists (PUT /rules/%s "
+                              "replaces it)", r->id, r->id);
+    if (st == INFERD_OK)
+        st = record_rule(e, r, err);
+    if (st != INFERD_OK) {
+        rrule_free(r);
+        pthread_mutex_unlock(&e->lock);
+        return st;
+    }
+    insert_rule(e, r);
+    inferd_log_info(LOG, "rule %s created on stream %s", r->id, r->stream_name);
+    if (r->want_running)
+        st = rrule_start(r, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_value *def,
+                                inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *old = find_rule(e, id), *r = NULL;
+    inferd_status st = old ? rrule_new(e, def, &r, err)
+                           : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    if (st == INFERD_OK && strcmp(r->id, id) != 0)
+        st = inferd_error_set(err, INFERD_EINVAL, "the definition's id is %s, not %s", r->id, id);
+    if (st == INFERD_OK) {
+        /* Running stays running; "triggered" in the new definition decides
+         * otherwise only when given. */
+        if (!inferd_value_object_get(def, "triggered"))
+            r->want_running = old->want_running;
+        st = record_rule(e, r, err);
+    }
+    if (st != INFERD_OK) {
+        rrule_free(r);
+        pthread_mutex_unlock(&e->lock);
+        return st;
+    }
+    rrule_stop(old);
+    unlink_rule(e, old);
+    rrule_free(old);
+    insert_rule(e, r);
+    inferd_log_info(LOG, "rule %s replaced", id);
+    if (r->want_running)
+        st = rrule_start(r, err);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_status rules_rule_delete(rules_engine *e, const char *id, inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = find_rule(e, id);
+    inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    if (st == INFERD_OK && e->store)
+        st = rstore_delete_rule(e->store, id, err);
+    if (st == INFERD_OK) {
+        rrule_stop(r);
+        unlink_rule(e, r);
+        rrule_free(r);
+        inferd_log_info(LOG, "rule %s deleted", id);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+static inferd_status set_running(rules_engine *e, const char *id, bool stop, bool start,
+                                 inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = find_rule(e, id);
+    inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    if (st == INFERD_OK && e->store)
+        st = rstore_set_running(e->store, id, start, err);
+    if (st == INFERD_OK) {
+        r->want_running = start;
+        if (stop)
+            rrule_stop(r);
+        if (start)
+            st = rrule_start(r, err);
+        inferd_log_info(LOG, "rule %s %s", id, start && stop ? "restarted"
+                                              : start        ? "started"
+                                                             : "stopped");
+    }
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+inferd_status rules_rule_start(rules_engine *e, const char *id, inferd_error *err)
+{
+    return set_running(e, id, false, true, err);
+}
+
+inferd_status rules_rule_stop(rules_engine *e, const char *id, inferd_error *err)
+{
+    return set_running(e, id, true, false, err);
+}
+
+inferd_status rules_rule_restart(rules_engine *e, const char *id, inferd_error *err)
+{
+    return set_running(e, id, true, true, err);
+}
+
+inferd_value *rules_rule_list(rules_engine *e)
+{
+    inferd_value *a = inferd_value_array();
+    pthread_mutex_lock(&e->lock);
+    for (rrule *r = e->rules; r && a; r = r->next) {
+        inferd_value *o = inferd_value_object();
+        inferd_value_object_set(o, "id", inferd_value_string(r->id), NULL);
+        inferd_value_object_set(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
+        inferd_value_array_push(a, o, NULL);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return a;
+}
+
+inferd_status rules_rule_describe(rules_engine *e, const char *id, inferd_value **out,
+                                  inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = find_rule(e, id);
+    if (r)
+        *out = inferd_value_copy(r->def);
+    pthread_mutex_unlock(&e->lock);
+    return r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+}
+
+inferd_status rules_rule_status(rules_engine *e, const char *id, inferd_value **out,
+                                inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = find_rule(e, id);
+    if (r)
+        *out = rrule_status(r);
+    pthread_mutex_unlock(&e->lock);
+    return r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+}
+
+void rules_engine_totals(rules_engine *e, rules_totals *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&e->lock);
+    for (rstream *s = e->streams; s; s = s->next)
+        out->streams++;
+    for (rrule *r = e->rules; r; r = r->next) {
+        out->rules++;
+        out->rules_running += atomic_load(&r->state) == RRULE_RUNNING;
+        out->records_in += atomic_load(&r->source_stats.in);
+        out->records_out += atomic_load(&r->op_stats.out);
+        out->exceptions += atomic_load(&r->op_stats.exceptions) +
+                           atomic_load(&r->source_stats.exceptions);
+        out->dropped += atomic_load(&r->source_stats.dropped);
+        pthread_mutex_lock(&r->msg_lock);
+        for (size_t i = 0; i < r->n_actions; i++) {
+            out->dropped += atomic_load(&r->actions[i].stats.dropped);
+            out->exceptions += atomic_load(&r->actions[i].stats.exceptions);
+        }
+        pthread_mutex_unlock(&r->msg_lock);
+    }
+    pthread_mutex_unlock(&e->lock);
+}

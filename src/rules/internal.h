@@ -1,0 +1,248 @@
+/* rules/internal.h: what the files of the rules engine share. Not installed.
+ *
+ * Locking: e->lock guards the lists of streams and rules, every definition
+ * and every rule's state transitions (start, stop). A stream's own lock
+ * guards its subscribers and its source; a source thread delivering a
+ * message takes only that. Order: e->lock, then a stream's lock, then a
+ * rule's stats lock. Never call out to a plugin holding a stream's lock.
+ */
+#ifndef INFERD_RULES_INTERNAL_H
+#define INFERD_RULES_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/queue.h"
+#include "mqtt/mqtt.h"
+#include "rules/rules.h"
+#include "sql/sql.h"
+
+typedef struct rstream rstream;
+typedef struct rrule rrule;
+typedef struct raction raction;
+typedef struct rstore rstore;
+
+/* Wall-clock milliseconds since the epoch: what windows align to and what
+ * status timestamps show. */
+int64_t rules_wall_ms(void);
+
+/* ---- counters of one stage (source, the query, an action) ---------------- */
+
+typedef struct rstats {
+    _Atomic uint64_t in, out, exceptions, dropped;
+    _Atomic uint64_t latency_us;     /* the last record's processing time */
+    _Atomic int64_t last_invocation; /* wall ms */
+    pthread_mutex_t lock;            /* guards last_exception */
+    char last_exception[256];
+    int64_t last_exception_ms;
+} rstats;
+
+void rstats_init(rstats *s);
+void rstats_destroy(rstats *s);
+void rstats_reset(rstats *s);
+void rstats_exception(rstats *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds prefix_records_in_total, ... to obj. */
+void rstats_describe(rstats *s, const char *prefix, inferd_value *obj);
+
+/* ---- a message shared by the rules that read a stream ------------------- */
+
+typedef struct rmsg {
+    _Atomic int refs;
+    inferd_value *value;  /* owned: an object (JSON) or bytes (BINARY) */
+    int64_t wall_ms;      /* when it arrived */
+    uint64_t mono_us;
+} rmsg;
+
+rmsg *rmsg_new(inferd_value *value); /* takes value; NULL on ENOMEM (value freed) */
+void rmsg_unref(rmsg *m);
+
+/* ---- streams ---------------------------------------------------------------- */
+
+typedef enum { RFMT_JSON, RFMT_BINARY } rformat;
+
+struct rstream {
+    rstream *next;
+    rules_engine *e;
+    char *name, *sql;          /* owned */
+    sql_stream_def *def;       /* owned */
+    rformat format;
+    char *type;                /* "mqtt", "httppush", "file", or a source component */
+    char *datasource;          /* topic, push path, file path, or the component's setting */
+    int qos;
+    char *conf_key;            /* NULL or the mqtt.profiles / plugin_settings key */
+    char *shared;              /* NULL or the shared subscription group */
+
+    pthread_mutex_t source_lock; /* serialises starting and stopping the source */
+    pthread_mutex_t lock;      /* subs, the mqtt pointer */
+    rrule **subs;              /* borrowed: running rules reading it */
+    size_t n_subs, cap_subs;
+    mqtt_client *mqtt;         /* owned while running (type mqtt) */
+    struct inferd_instance *src; /* owned while running (a source component) */
+    pthread_t file_thread;     /* while running (type file) */
+    bool file_thread_on;
+    atomic_bool stopping;
+
+    rstats stats;              /* records in (decoded), exceptions (malformed messages) */
+};
+
+/* Parses and checks a CREATE STREAM; *out is not in any list yet. */
+inferd_status rstream_new(rules_engine *e, const char *sql, rstream **out, inferd_error *err);
+void rstream_free(rstream *s);
+inferd_value *rstream_describe(rstream *s);
+/* Adds r to the readers, starting the source for the first. */
+inferd_status rstream_subscribe(rstream *s, rrule *r, inferd_error *err);
+/* Removes r; the last one stops the source. */
+void rstream_unsubscribe(rstream *s, rrule *r);
+/* The stream's MQTT connection, when it has one running. */
+bool rstream_connection(rstream *s, mqtt_stats *out);
+/* Decodes one raw payload by the stream's FORMAT and delivers it. */
+inferd_status rstream_deliver_raw(rstream *s, const void *payload, size_t len, bool wait,
+                                  inferd_error *err);
+
+/* ---- rules ------------------------------------------------------------------ */
+
+typedef enum { RRULE_STOPPED, RRULE_STARTING, RRULE_RUNNING, RRULE_FAILED } rrule_state;
+
+typedef struct rrestart {
+    int attempts;          /* 0: a rule that fails to start is not tried again */
+    int64_t delay_ms, max_delay_ms;
+    double multiplier, jitter;
+} rrestart;
+
+typedef struct rfunc rfunc;   /* functions.c: one resolved function of a running rule */
+
+struct rrule {
+    rrule *next;
+    rules_engine *e;
+    char *id;                  /* owned */
+    inferd_value *def;         /* owned: the definition, options with defaults */
+    char *sql;                 /* borrowed from def */
+    char *stream_name;         /* owned: FROM */
+    size_t buffer_length;
+    int qos;
+    bool send_error;
+    rrestart restart;
+    bool want_running;         /* recorded in the store */
+
+    /* runtime; under e->lock except what the thread owns */
+    _Atomic int state;         /* rrule_state */
+    pthread_mutex_t msg_lock;  /* guards message, actions and in against status readers */
+    char message[512];         /* why it failed, or what it waits for */
+    pthread_t thread;
+    bool has_thread;
+    atomic_bool stop;
+    pthread_mutex_t wake_lock; /* for the back-off sleep */
+    pthread_cond_t wake;
+    inferd_queue *in;          /* rmsg*; owned while the thread runs */
+    rstream *stream;           /* borrowed while subscribed */
+    raction *actions;          /* owned while running */
+    size_t n_actions;
+    int64_t last_start_ms, last_stop_ms;
+    _Atomic uint64_t starts;
+    _Atomic size_t held;       /* messages held in open windows */
+
+    rstats source_stats, op_stats;
+};
+
+/* Checks a definition whole (see rules_rule_create); *out is stopped. */
+inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err);
+void rrule_free(rrule *r); /* a stopped rule */
+/* Under e->lock: start (a no-op while starting or running), stop (waits). */
+inferd_status rrule_start(rrule *r, inferd_error *err);
+void rrule_stop(rrule *r);
+const char *rrule_state_name(rrule *r);
+inferd_value *rrule_status(rrule *r);
+void rrule_set_message(rrule *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Delivery from a stream: takes a reference; full buffer: dropped, counted. */
+bool rrule_offer(rrule *r, rmsg *m, bool wait);
+/* Records a malformed message of its stream. */
+void rrule_source_exception(rrule *r, const char *msg);
+
+/* ---- functions (functions.c) ------------------------------------------------- */
+
+/* Resolves names for sql_query_bind: function components (C and portable)
+ * and estimators. With instances false only names and arity are checked
+ * (validation); with true each function gets its own instance (running). */
+typedef struct rfuncs {
+    rules_engine *e;
+    bool instances;
+    rfunc *list;               /* owned */
+} rfuncs;
+inferd_status rfuncs_resolve(void *ctx, const char *name, sql_function *out, inferd_error *err);
+void rfuncs_free(rfuncs *f);
+/* The portable plugin a function comes from, or NULL (C, estimator, unknown). */
+const char *rfuncs_portable_plugin(rules_engine *e, const char *name);
+
+/* ---- actions (actions.c) ------------------------------------------------------ */
+
+struct raction {
+    rrule *rule;               /* borrowed */
+    size_t index;
+    char *type;                /* "mqtt", "http", "log", "file", or a sink component */
+    inferd_value *conf;        /* borrowed from the rule's definition */
+    bool send_single;
+    inferd_queue *q;           /* inferd_value* (a row or an array of rows) */
+    pthread_t thread;
+    bool has_thread;
+    _Atomic uint64_t drain_deadline_us; /* set by stop: what is left after it is dropped */
+    rstats stats;
+    void *impl;                /* the type's state */
+    const struct raction_kind *kind;
+};
+
+/* Checks one action of a definition ({"mqtt": {...}}); "actions[i]: ..." errors. */
+inferd_status raction_check(rules_engine *e, const inferd_value *action, size_t i,
+                            inferd_error *err);
+/* Creates and starts a's thread from its definition. */
+inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *action,
+                            inferd_error *err);
+/* Takes rows (an array of row objects): sent as one message, or one each. */
+void raction_offer(raction *a, const inferd_value *rows);
+/* Sends what is queued (bounded wait), stops, frees what start made. */
+void raction_stop(raction *a);
+void raction_describe(raction *a, inferd_value *obj);
+/* prefix_connection_status, _connection_last_error, ... of an MQTT connection. */
+void rules_describe_connection(const char *prefix, const mqtt_stats *ms, inferd_value *obj);
+
+/* ---- the engine ---------------------------------------------------------------- */
+
+struct rules_engine {
+    const inferd_config *cfg;  /* borrowed */
+    inferd_registry *reg;      /* borrowed */
+    inferd_estimators *est;    /* borrowed, may be NULL */
+    struct inferd_portables *portables; /* borrowed, may be NULL */
+    rstore *store;             /* owned; NULL: nothing persists */
+    pthread_mutex_t lock;
+    rstream *streams;          /* owned, name order */
+    rrule *rules;              /* owned, id order */
+    pthread_t restorer;        /* starts the recorded running rules */
+    bool has_restorer;
+    atomic_bool closing;
+    _Atomic uint64_t client_seq; /* MQTT client ids */
+};
+
+/* The MQTT options of a profile: conf_key NULL or "default" is mqtt.server;
+ * another names mqtt.profiles.<key>. *server etc. are borrowed from cfg. */
+inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
+                                 inferd_error *err);
+rstream *rules_find_stream(rules_engine *e, const char *name);
+
+/* ---- the store (store.c) ------------------------------------------------------- */
+
+inferd_status rstore_open(const char *path, rstore **out, inferd_error *err);
+void rstore_close(rstore *s);
+inferd_status rstore_put_stream(rstore *s, const char *name, const char *sql, inferd_error *err);
+inferd_status rstore_delete_stream(rstore *s, const char *name, inferd_error *err);
+inferd_status rstore_put_rule(rstore *s, const char *id, const char *definition, bool running,
+                              inferd_error *err);
+inferd_status rstore_set_running(rstore *s, const char *id, bool running, inferd_error *err);
+inferd_status rstore_delete_rule(rstore *s, const char *id, inferd_error *err);
+/* Calls fn for every stream (name order) then every rule (id order). */
+typedef void (*rstore_stream_fn)(void *ctx, const char *name, const char *sql);
+typedef void (*rstore_rule_fn)(void *ctx, const char *id, const char *definition, bool running);
+inferd_status rstore_load(rstore *s, rstore_stream_fn sfn, rstore_rule_fn rfn, void *ctx,
+                          inferd_error *err);
+
+#endif

@@ -1,0 +1,621 @@
+/* rule.c: one rule: its definition, checked whole before it is accepted,
+ * and its run: a thread that waits for the portable plugins its functions
+ * come from, binds its functions (each running rule has its own function
+ * instances), opens its actions, reads its stream, and feeds every message
+ * through the query. A rule that fails to start is tried again by its
+ * restartStrategy; a message that fails is counted and the rule goes on. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "inferd/log.h"
+#include "portable/portables.h"
+#include "rules/internal.h"
+
+#define LOG "rules"
+
+static const char *const state_names[] = {"stopped", "starting", "running", "failed"};
+
+void rrule_set_message(rrule *r, const char *fmt, ...)
+{
+    pthread_mutex_lock(&r->msg_lock);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&r->msg_lock);
+}
+
+void rrule_source_exception(rrule *r, const char *msg)
+{
+    rstats_exception(&r->source_stats, "%s", msg);
+}
+
+bool rrule_offer(rrule *r, rmsg *m, bool wait)
+{
+    atomic_fetch_add(&r->source_stats.in, 1);
+    atomic_store(&r->source_stats.last_invocation, m->wall_ms);
+    atomic_fetch_add(&m->refs, 1);
+    if (inferd_queue_push(r->in, m, wait ? -1 : 0) == INFERD_OK)
+        return true;
+    rmsg_unref(m);
+    atomic_fetch_add(&r->source_stats.dropped, 1);
+    return false;
+}
+
+/* ---- the definition ------------------------------------------------------------- */
+
+static const char *const def_keys[] = {"id", "sql", "actions", "options", "triggered", NULL};
+static const char *const option_keys[] = {"bufferLength", "qos", "sendError", "restartStrategy",
+                                          NULL};
+static const char *const restart_keys[] = {"attempts", "delay", "multiplier", "maxDelay",
+                                           "jitterFactor", NULL};
+
+static inferd_status only_keys(const inferd_value *obj, const char *what,
+                               const char *const *keys, inferd_error *err)
+{
+    const char *key;
+    inferd_value *v;
+    for (size_t i = 0; inferd_value_object_entry(obj, i, &key, &v); i++) {
+        size_t k = 0;
+        while (keys[k] && strcmp(keys[k], key) != 0)
+            k++;
+        if (!keys[k]) {
+            char known[256] = "";
+            size_t pos = 0;
+            for (k = 0; keys[k]; k++)
+                pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s%s", k ? ", " : "",
+                                        keys[k]);
+            return inferd_error_set(err, INFERD_EINVAL, "%s: unknown key \"%s\" (known: %s)",
+                                    what, key, known);
+        }
+    }
+    return INFERD_OK;
+}
+
+/* Reads an integer option into *out (kept when absent). */
+static inferd_status opt_int(const inferd_value *obj, const char *what, const char *key,
+                             int64_t lo, int64_t hi, int64_t *out, inferd_error *err)
+{
+    const inferd_value *v = inferd_value_object_get(obj, key);
+    if (v && (inferd_value_get_int(v, out, NULL) != INFERD_OK || *out < lo || *out > hi))
+        return inferd_error_set(err, INFERD_EINVAL, "%s.%s must be an integer in %lld..%lld",
+                                what, key, (long long)lo, (long long)hi);
+    return INFERD_OK;
+}
+
+static inferd_status opt_double(const inferd_value *obj, const char *what, const char *key,
+                                double lo, double hi, double *out, inferd_error *err)
+{
+    const inferd_value *v = inferd_value_object_get(obj, key);
+    if (v && (inferd_value_get_double(v, out, NULL) != INFERD_OK || !(*out >= lo && *out <= hi)))
+        return inferd_error_set(err, INFERD_EINVAL, "%s.%s must be a number in %g..%g", what,
+                                key, lo, hi);
+    return INFERD_OK;
+}
+
+/* The options with their defaults, written back into the definition so
+ * that GET /rules/{id} shows what the rule runs with. */
+static inferd_status read_options(rrule *r, inferd_error *err)
+{
+    inferd_value *o = inferd_value_object_get(r->def, "options");
+    if (!o) {
+        if (!(o = inferd_value_object()) ||
+            inferd_value_object_set(r->def, "options", o, err) != INFERD_OK)
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    } else if (!inferd_value_is(o, INFERD_VALUE_OBJECT)) {
+        return inferd_error_set(err, INFERD_EINVAL, "options must be an object");
+    }
+    int64_t buffer = 1024, qos = 0, attempts = 0, delay = 1000, max_delay = 30000;
+    double mult = 2.0, jitter = 0.1;
+    bool send_error = false;
+    inferd_status st;
+    if ((st = only_keys(o, "options", option_keys, err)) ||
+        (st = opt_int(o, "options", "bufferLength", 1, 1000000, &buffer, err)) ||
+        (st = opt_int(o, "options", "qos", 0, 2, &qos, err)))
+        return st;
+    const inferd_value *se = inferd_value_object_get(o, "sendError");
+    if (se && inferd_value_get_bool(se, &send_error, NULL) != INFERD_OK)
+        return inferd_error_set(err, INFERD_EINVAL, "options.sendError must be true or false");
+    inferd_value *rs = inferd_value_object_get(o, "restartStrategy");
+    if (rs && !inferd_value_is(rs, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_EINVAL, "options.restartStrategy must be an object");
+    if (rs && ((st = only_keys(rs, "options.restartStrategy", restart_keys, err)) ||
+               (st = opt_int(rs, "options.restartStrategy", "attempts", 0, 1000000, &attempts,
+                             err)) ||
+               (st = opt_int(rs, "options.restartStrategy", "delay", 0, 3600000, &delay, err)) ||
+               (st = opt_int(rs, "options.restartStrategy", "maxDelay", 0, 3600000, &max_delay,
+                             err)) ||
+               (st = opt_double(rs, "options.restartStrategy", "multiplier", 1.0, 100.0, &mult,
+                                err)) ||
+               (st = opt_double(rs, "options.restartStrategy", "jitterFactor", 0.0, 1.0, &jitter,
+                                err))))
+        return st;
+    r->buffer_length = (size_t)buffer;
+    r->qos = (int)qos;
+    r->send_error = send_error;
+    r->restart = (rrestart){.attempts = (int)attempts, .delay_ms = delay,
+                            .max_delay_ms = max_delay < delay ? delay : max_delay,
+                            .multiplier = mult, .jitter = jitter};
+    inferd_value *strategy = inferd_value_object();
+    inferd_value_object_set(strategy, "attempts", inferd_value_int(attempts), NULL);
+    inferd_value_object_set(strategy, "delay", inferd_value_int(delay), NULL);
+    inferd_value_object_set(strategy, "multiplier", inferd_value_double(mult), NULL);
+    inferd_value_object_set(strategy, "maxDelay", inferd_value_int(r->restart.max_delay_ms), NULL);
+    inferd_value_object_set(strategy, "jitterFactor", inferd_value_double(jitter), NULL);
+    inferd_value_object_set(o, "bufferLength", inferd_value_int(buffer), NULL);
+    inferd_value_object_set(o, "qos", inferd_value_int(qos), NULL);
+    inferd_value_object_set(o, "sendError", inferd_value_bool(send_error), NULL);
+    inferd_value_object_set(o, "restartStrategy", strategy, NULL);
+    return INFERD_OK;
+}
+
+/* Parses and binds the rule's SQL against its stream: the names and arity
+ * of its functions, the columns of a stream with a schema. */
+static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err)
+{
+    sql_query *q = NULL;
+    inferd_status st = sql_parse_select(r->sql, &q, err);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "sql");
+    free(r->stream_name);
+    if (!(r->stream_name = strdup(sql_query_stream(q)))) {
+        sql_query_free(q);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    rstream *s = rules_find_stream(r->e, r->stream_name);
+    if (!s) {
+        sql_query_free(q);
+        return inferd_error_set(err, INFERD_EINVAL, "sql: stream \"%s\" does not exist (create "
+                                "it with POST /streams)", r->stream_name);
+    }
+    rfuncs fs = {.e = r->e, .instances = false};
+    st = sql_query_bind(q, s->def, rfuncs_resolve, &fs, err);
+    rfuncs_free(&fs);
+    sql_query_free(q);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "sql");
+    if (stream_out)
+        *stream_out = s;
+    return INFERD_OK;
+}
+
+inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err)
+{
+    if (!inferd_value_is(def, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_EINVAL, "a rule is a JSON object {\"id\", \"sql\", "
+                                "\"actions\", \"options\"}");
+    inferd_status st = only_keys(def, "rule", def_keys, err);
+    if (st != INFERD_OK)
+        return st;
+    const char *id, *sql;
+    if (inferd_value_get_string(inferd_value_object_get(def, "id"), &id, NULL, NULL) !=
+            INFERD_OK || !id[0])
+        return inferd_error_set(err, INFERD_EINVAL, "rule: \"id\" must be a non-empty string");
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return inferd_error_set(err, INFERD_EINVAL, "rule: id \"%s\" may only have letters, "
+                                    "digits, _ - and .", id);
+    if (strlen(id) > 128)
+        return inferd_error_set(err, INFERD_EINVAL, "rule: id is longer than 128 characters");
+    if (inferd_value_get_string(inferd_value_object_get(def, "sql"), &sql, NULL, NULL) !=
+            INFERD_OK || !sql[0])
+        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"sql\" must be a non-empty "
+                                "string", id);
+    const inferd_value *actions = inferd_value_object_get(def, "actions");
+    if (!inferd_value_is(actions, INFERD_VALUE_ARRAY) || inferd_value_array_len(actions) == 0)
+        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"actions\" must be a non-empty "
+                                "array: [{\"mqtt\": {...}}, {\"log\": {}}]", id);
+    const inferd_value *trig = inferd_value_object_get(def, "triggered");
+    if (trig && !inferd_value_is(trig, INFERD_VALUE_BOOL))
+        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"triggered\" must be true or "
+                                "false", id);
+
+    rrule *r = calloc(1, sizeof *r);
+    if (!r)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    r->e = e;
+    pthread_mutex_init(&r->msg_lock, NULL);
+    pthread_mutex_init(&r->wake_lock, NULL);
+    inferd__cond_init(&r->wake);
+    rstats_init(&r->source_stats);
+    rstats_init(&r->op_stats);
+    atomic_init(&r->state, RRULE_STOPPED);
+    if (!(r->id = strdup(id)) || !(r->def = inferd_value_copy(def)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK) {
+        r->sql = (char *)inferd_value_string_or(inferd_value_object_get(r->def, "sql"), "");
+        r->want_running = inferd_value_bool_or(trig, true);
+        inferd_value_object_remove(r->def, "triggered", NULL);
+        st = read_options(r, err);
+    }
+    if (st == INFERD_OK)
+        st = check_sql(r, NULL, err);
+    for (size_t i = 0; st == INFERD_OK && i < inferd_value_array_len(actions); i++)
+        st = raction_check(e, inferd_value_array_get(actions, i), i, err);
+    if (st != INFERD_OK) {
+        if (r->id && strncmp(err->message, "rule ", 5) != 0)
+            inferd_error_prefix(err, "rule %s", r->id);
+        rrule_free(r);
+        return st;
+    }
+    *out = r;
+    return INFERD_OK;
+}
+
+void rrule_free(rrule *r)
+{
+    if (!r)
+        return;
+    free(r->id);
+    free(r->stream_name);
+    inferd_value_free(r->def);
+    rstats_destroy(&r->source_stats);
+    rstats_destroy(&r->op_stats);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->wake_lock);
+    pthread_mutex_destroy(&r->msg_lock);
+    free(r);
+}
+
+/* ---- running ---------------------------------------------------------------------- */
+
+typedef struct rrun {
+    sql_query *q;
+    sql_run *run;
+    rfuncs funcs;
+    bool subscribed;
+} rrun;
+
+/* Sleeps ms unless the rule is stopped first. */
+static void nap(rrule *r, int64_t ms)
+{
+    struct timespec until = inferd__abs_us(inferd__now_us() + (uint64_t)ms * 1000u);
+    pthread_mutex_lock(&r->wake_lock);
+    while (!atomic_load(&r->stop) &&
+           pthread_cond_timedwait(&r->wake, &r->wake_lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&r->wake_lock);
+}
+
+/* A rule never starts against a function whose portable plugin is not
+ * running yet (after a restart they start together). */
+static inferd_status wait_plugins(rrule *r, const sql_query *q, inferd_error *err)
+{
+    rules_engine *e = r->e;
+    if (!e->portables)
+        return INFERD_OK;
+    uint64_t limit = (uint64_t)inferd_config_int(e->cfg, "portable.start_timeout_ms") * 1000u;
+    uint64_t t0 = inferd__now_us();
+    for (size_t i = 0; i < sql_query_function_count(q); i++) {
+        const char *plugin = rfuncs_portable_plugin(e, sql_query_function_name(q, i));
+        while (plugin && !atomic_load(&r->stop)) {
+            inferd_value *d = inferd_portables_describe(e->portables, plugin);
+            const char *status = inferd_value_string_or(inferd_value_object_get(d, "status"), "");
+            bool running = strcmp(status, "running") == 0;
+            char last[300];
+            snprintf(last, sizeof last, "%s",
+                     inferd_value_string_or(inferd_value_object_get(d, "lastError"), ""));
+            char state[32];
+            snprintf(state, sizeof state, "%s", d ? status : "removed");
+            inferd_value_free(d);
+            if (running)
+                break;
+            if (inferd__now_us() - t0 > limit)
+                return inferd_error_set(err, INFERD_ETIMEOUT, "portable plugin %s (function %s) "
+                                        "is still %s%s%s", plugin,
+                                        sql_query_function_name(q, i), state,
+                                        last[0] ? ": " : "", last);
+            rrule_set_message(r, "waiting for portable plugin %s (%s)", plugin, state);
+            nap(r, 100);
+        }
+    }
+    return INFERD_OK;
+}
+
+static void stop_actions(rrule *r)
+{
+    pthread_mutex_lock(&r->msg_lock);
+    raction *as = r->actions;
+    size_t n = r->n_actions;
+    r->actions = NULL, r->n_actions = 0;
+    pthread_mutex_unlock(&r->msg_lock);
+    for (size_t i = 0; i < n; i++)
+        raction_stop(&as[i]);
+    free(as);
+}
+
+static void drop_msg(void *m) { rmsg_unref(m); }
+
+static void teardown(rrule *r, rrun *run)
+{
+    pthread_mutex_lock(&r->msg_lock);
+    inferd_queue *in = r->in;
+    pthread_mutex_unlock(&r->msg_lock);
+    if (in)
+        inferd_queue_close(in); /* a source blocked on a full buffer lets go */
+    if (run->subscribed)
+        rstream_unsubscribe(r->stream, r);
+    run->subscribed = false;
+    pthread_mutex_lock(&r->msg_lock);
+    r->in = NULL;
+    pthread_mutex_unlock(&r->msg_lock);
+    if (in)
+        inferd_queue_free(in, drop_msg);
+    stop_actions(r);
+    sql_run_free(run->run);
+    rfuncs_free(&run->funcs);
+    sql_query_free(run->q);
+    *run = (rrun){0};
+}
+
+static inferd_status setup(rrule *r, rrun *run, inferd_error *err)
+{
+    rules_engine *e = r->e;
+    rstream *s = r->stream;
+    inferd_status st = sql_parse_select(r->sql, &run->q, err);
+    if (st != INFERD_OK)
+        return inferd_error_prefix(err, "sql");
+    /* Names first (no instances), to know which plugins to wait for. */
+    run->funcs = (rfuncs){.e = e, .instances = false};
+    if ((st = sql_query_bind(run->q, s->def, rfuncs_resolve, &run->funcs, err)) != INFERD_OK)
+        return inferd_error_prefix(err, "sql");
+    if ((st = wait_plugins(r, run->q, err)) != INFERD_OK || atomic_load(&r->stop))
+        return st;
+    rfuncs_free(&run->funcs);
+    sql_query_free(run->q);
+    run->q = NULL;
+    run->funcs = (rfuncs){.e = e, .instances = true};
+    if ((st = sql_parse_select(r->sql, &run->q, err)) != INFERD_OK ||
+        (st = sql_query_bind(run->q, s->def, rfuncs_resolve, &run->funcs, err)) != INFERD_OK ||
+        (st = sql_run_new(run->q, &run->run, err)) != INFERD_OK)
+        return st;
+
+    const inferd_value *defs = inferd_value_object_get(r->def, "actions");
+    size_t n = inferd_value_array_len(defs);
+    raction *as = calloc(n, sizeof *as);
+    if (!as)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    size_t made = 0;
+    for (; made < n; made++)
+        if ((st = raction_start(&as[made], r, made, inferd_value_array_get(defs, made), err)))
+            break;
+    pthread_mutex_lock(&r->msg_lock);
+    r->actions = as, r->n_actions = made;
+    pthread_mutex_unlock(&r->msg_lock);
+    if (st != INFERD_OK)
+        return st;
+
+    inferd_queue *in = inferd_queue_new(r->buffer_length);
+    if (!in)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->msg_lock);
+    r->in = in;
+    pthread_mutex_unlock(&r->msg_lock);
+    if ((st = rstream_subscribe(s, r, err)) != INFERD_OK)
+        return inferd_error_prefix(err, "stream %s", s->name);
+    run->subscribed = true;
+    return INFERD_OK;
+}
+
+static void emit_rows(rrule *r, const inferd_value *rows)
+{
+    size_t n = inferd_value_array_len(rows);
+    if (n == 0)
+        return;
+    atomic_fetch_add(&r->op_stats.out, n);
+    pthread_mutex_lock(&r->msg_lock);
+    for (size_t i = 0; i < r->n_actions; i++)
+        raction_offer(&r->actions[i], rows);
+    pthread_mutex_unlock(&r->msg_lock);
+}
+
+/* An error reaches the actions too when the rule says sendError. */
+static void emit_error(rrule *r, const char *message)
+{
+    if (!r->send_error)
+        return;
+    inferd_value *rows = inferd_value_array(), *row = inferd_value_object();
+    if (row && inferd_value_object_set(row, "error", inferd_value_string(message), NULL) ==
+                   INFERD_OK &&
+        inferd_value_array_push(rows, row, NULL) == INFERD_OK)
+        emit_rows(r, rows);
+    inferd_value_free(rows);
+}
+
+static void process(rrule *r, rrun *run, rmsg *m)
+{
+    inferd_value *rows = inferd_value_array();
+    inferd_error err = {0};
+    atomic_fetch_add(&r->source_stats.out, 1);
+    atomic_fetch_add(&r->op_stats.in, 1);
+    atomic_store(&r->op_stats.last_invocation, rules_wall_ms());
+    inferd_status st = rows ? sql_run_push(run->run, m->value, m->wall_ms, rows, &err)
+                            : inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+    if (st != INFERD_OK) {
+        rstats_exception(&r->op_stats, "%s", err.message);
+        emit_error(r, err.message);
+    } else {
+        emit_rows(r, rows);
+    }
+    inferd_value_free(rows);
+    /* From arrival to the rows being handed to the actions, waiting included. */
+    atomic_store(&r->op_stats.latency_us, inferd__now_us() - m->mono_us);
+    atomic_store(&r->held, sql_run_held(run->run));
+}
+
+static void tick(rrule *r, rrun *run)
+{
+    inferd_value *rows = inferd_value_array();
+    inferd_error err = {0};
+    if (!rows)
+        return;
+    if (sql_run_tick(run->run, rules_wall_ms(), rows, &err) != INFERD_OK) {
+        rstats_exception(&r->op_stats, "%s", err.message);
+        emit_error(r, err.message);
+    } else {
+        emit_rows(r, rows);
+    }
+    inferd_value_free(rows);
+    atomic_store(&r->held, sql_run_held(run->run));
+}
+
+static void loop(rrule *r, rrun *run)
+{
+    while (!atomic_load(&r->stop)) {
+        int64_t deadline = sql_run_next_deadline(run->run), now = rules_wall_ms();
+        int timeout = 200; /* also how soon a stop is seen if nothing arrives */
+        if (deadline >= 0)
+            timeout = deadline <= now ? 0 : (int)(deadline - now < 200 ? deadline - now : 200);
+        void *m = NULL;
+        inferd_status st = inferd_queue_pop(r->in, &m, timeout);
+        if (st == INFERD_OK) {
+            process(r, run, m);
+            rmsg_unref(m);
+        } else if (st == INFERD_ESTATE) {
+            break;
+        }
+        if (deadline >= 0 && rules_wall_ms() >= deadline)
+            tick(r, run);
+    }
+}
+
+static void *rule_thread(void *arg)
+{
+    rrule *r = arg;
+    int attempt = 0;
+    double delay = (double)r->restart.delay_ms;
+    while (!atomic_load(&r->stop)) {
+        rrun run = {0};
+        inferd_error err = {0};
+        inferd_status st = setup(r, &run, &err);
+        if (st == INFERD_OK && !atomic_load(&r->stop)) {
+            rrule_set_message(r, "%s", "");
+            atomic_store(&r->state, RRULE_RUNNING);
+            inferd_log_info(LOG, "rule %s: running, reading stream %s", r->id, r->stream->name);
+            loop(r, &run);
+            teardown(r, &run);
+            break;
+        }
+        teardown(r, &run);
+        if (atomic_load(&r->stop))
+            break;
+        if (attempt >= r->restart.attempts) {
+            rrule_set_message(r, "%s", err.message);
+            inferd_log_error(LOG, "rule %s: failed to start: %s", r->id, err.message);
+            atomic_store(&r->state, RRULE_FAILED);
+            return NULL;
+        }
+        attempt++;
+        double jitter = r->restart.jitter * delay * ((double)rand() / RAND_MAX * 2.0 - 1.0);
+        int64_t wait = (int64_t)(delay + jitter);
+        rrule_set_message(r, "%s; trying again in %lld ms (attempt %d of %d)", err.message,
+                          (long long)wait, attempt, r->restart.attempts);
+        inferd_log_warn(LOG, "rule %s: failed to start: %s; trying again in %lld ms", r->id,
+                        err.message, (long long)wait);
+        nap(r, wait);
+        delay = fmin(delay * r->restart.multiplier, (double)r->restart.max_delay_ms);
+    }
+    atomic_store(&r->state, RRULE_STOPPED);
+    return NULL;
+}
+
+/* Under e->lock. */
+inferd_status rrule_start(rrule *r, inferd_error *err)
+{
+    int state = atomic_load(&r->state);
+    if (r->has_thread && (state == RRULE_STARTING || state == RRULE_RUNNING))
+        return INFERD_OK;
+    if (r->has_thread) {
+        pthread_join(r->thread, NULL); /* it ended: failed */
+        r->has_thread = false;
+    }
+    rstream *s = rules_find_stream(r->e, r->stream_name);
+    if (!s) {
+        atomic_store(&r->state, RRULE_FAILED);
+        rrule_set_message(r, "stream \"%s\" does not exist", r->stream_name);
+        return inferd_error_set(err, INFERD_ESTATE, "rule %s: stream \"%s\" does not exist",
+                                r->id, r->stream_name);
+    }
+    r->stream = s;
+    rstats_reset(&r->source_stats);
+    rstats_reset(&r->op_stats);
+    atomic_store(&r->stop, false);
+    atomic_store(&r->state, RRULE_STARTING);
+    rrule_set_message(r, "%s", "starting");
+    r->last_start_ms = rules_wall_ms();
+    atomic_fetch_add(&r->starts, 1);
+    if (pthread_create(&r->thread, NULL, rule_thread, r) != 0) {
+        atomic_store(&r->state, RRULE_FAILED);
+        rrule_set_message(r, "cannot start a thread");
+        return inferd_error_set(err, INFERD_EIO, "rule %s: cannot start a thread", r->id);
+    }
+    r->has_thread = true;
+    return INFERD_OK;
+}
+
+/* Under e->lock. Waits for the thread (what the actions hold is flushed,
+ * for at most a second each). */
+void rrule_stop(rrule *r)
+{
+    if (!r->has_thread) {
+        atomic_store(&r->state, RRULE_STOPPED);
+        return;
+    }
+    atomic_store(&r->stop, true);
+    pthread_mutex_lock(&r->wake_lock);
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->wake_lock);
+    pthread_mutex_lock(&r->msg_lock);
+    if (r->in)
+        inferd_queue_close(r->in);
+    pthread_mutex_unlock(&r->msg_lock);
+    pthread_join(r->thread, NULL);
+    r->has_thread = false;
+    atomic_store(&r->state, RRULE_STOPPED);
+    rrule_set_message(r, "%s", "");
+    r->last_stop_ms = rules_wall_ms();
+    r->stream = NULL;
+}
+
+const char *rrule_state_name(rrule *r) { return state_names[atomic_load(&r->state)]; }
+
+/* Under e->lock. */
+inferd_value *rrule_status(rrule *r)
+{
+    inferd_value *o = inferd_value_object();
+    inferd_value_object_set(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
+    pthread_mutex_lock(&r->msg_lock);
+    if (r->message[0])
+        inferd_value_object_set(o, "message", inferd_value_string(r->message), NULL);
+    pthread_mutex_unlock(&r->msg_lock);
+    inferd_value_object_set(o, "lastStartTimestamp", inferd_value_int(r->last_start_ms), NULL);
+    inferd_value_object_set(o, "lastStopTimestamp", inferd_value_int(r->last_stop_ms), NULL);
+    inferd_value_object_set(o, "starts", inferd_value_int((int64_t)atomic_load(&r->starts)),
+                            NULL);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "source_%s_0", r->stream_name);
+    rstats_describe(&r->source_stats, prefix, o);
+    char key[340];
+    pthread_mutex_lock(&r->msg_lock);
+    size_t buffered = r->in ? inferd_queue_length(r->in) : 0;
+    pthread_mutex_unlock(&r->msg_lock);
+    snprintf(key, sizeof key, "%s_buffer_length", prefix);
+    inferd_value_object_set(o, key, inferd_value_int((int64_t)buffered), NULL);
+    mqtt_stats ms;
+    if (r->stream && atomic_load(&r->state) == RRULE_RUNNING &&
+        rstream_connection(r->stream, &ms))
+        rules_describe_connection(prefix, &ms, o);
+    rstats_describe(&r->op_stats, "op_1_select_0", o);
+    inferd_value_object_set(o, "op_1_select_0_held_in_windows",
+                            inferd_value_int((int64_t)atomic_load(&r->held)), NULL);
+    pthread_mutex_lock(&r->msg_lock);
+    for (size_t i = 0; i < r->n_actions; i++)
+        raction_describe(&r->actions[i], o);
+    pthread_mutex_unlock(&r->msg_lock);
+    return o;
+}

@@ -1,0 +1,575 @@
+/* stream.c: streams: their definitions (CREATE STREAM), decoding of raw
+ * messages by FORMAT and schema, and their sources: MQTT, HTTP push, a
+ * file, or a plugin's source component. A source runs while at least one
+ * running rule reads the stream; every message is decoded once and shared
+ * by those rules. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "inferd/log.h"
+#include "rules/internal.h"
+
+#define LOG "rules"
+
+/* ---- definitions ----------------------------------------------------------- */
+
+static const char *const known_options[] = {"DATASOURCE", "FORMAT", "TYPE", "CONF_KEY",
+                                            "SHARED", "QOS", NULL};
+
+static inferd_status option_string(const inferd_value *opts, const char *key, char **out,
+                                   inferd_error *err)
+{
+    const inferd_value *v = inferd_value_object_get(opts, key);
+    *out = NULL;
+    if (!v)
+        return INFERD_OK;
+    const char *s;
+    if (inferd_value_get_string(v, &s, NULL, NULL) != INFERD_OK || !s[0])
+        return inferd_error_set(err, INFERD_EINVAL, "stream option %s must be a non-empty "
+                                "string, got %s", key,
+                                inferd_value_type_name(inferd_value_type_of(v)));
+    if (!(*out = strdup(s)))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    return INFERD_OK;
+}
+
+static inferd_status check_options(rstream *s, inferd_error *err)
+{
+    const inferd_value *opts = s->def->options;
+    const char *key;
+    inferd_value *v;
+    for (size_t i = 0; inferd_value_object_entry(opts, i, &key, &v); i++) {
+        size_t k = 0;
+        while (known_options[k] && strcmp(known_options[k], key) != 0)
+            k++;
+        if (!known_options[k])
+            return inferd_error_set(err, INFERD_EINVAL, "stream %s: unknown option %s (known: "
+                                    "DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS)",
+                                    s->name, key);
+    }
+    char *format = NULL;
+    inferd_status st;
+    if ((st = option_string(opts, "DATASOURCE", &s->datasource, err)) ||
+        (st = option_string(opts, "TYPE", &s->type, err)) ||
+        (st = option_string(opts, "CONF_KEY", &s->conf_key, err)) ||
+        (st = option_string(opts, "FORMAT", &format, err)))
+        return st;
+    if (!format || strcasecmp(format, "json") == 0)
+        s->format = RFMT_JSON;
+    else if (strcasecmp(format, "binary") == 0)
+        s->format = RFMT_BINARY;
+    else
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: FORMAT must be \"JSON\" or "
+                              "\"BINARY\", got \"%s\"", s->name, format);
+    free(format);
+    if (st)
+        return st;
+    if (!s->type && !(s->type = strdup("mqtt")))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (char *p = s->type; *p && (strcasecmp(s->type, "mqtt") == 0 ||
+                                   strcasecmp(s->type, "httppush") == 0 ||
+                                   strcasecmp(s->type, "file") == 0); p++)
+        *p = (char)tolower((unsigned char)*p);
+    /* The seeds' streams leave DATASOURCE out only where it is the name. */
+    if (!s->datasource && !(s->datasource = strdup(s->name)))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+
+    const inferd_value *q = inferd_value_object_get(opts, "QOS");
+    int64_t qos = 0;
+    if (q && (inferd_value_get_int(q, &qos, NULL) != INFERD_OK || qos < 0 || qos > 2))
+        return inferd_error_set(err, INFERD_EINVAL, "stream %s: QOS must be 0, 1 or 2",
+                                s->name);
+    s->qos = (int)qos;
+
+    const inferd_value *sh = inferd_value_object_get(opts, "SHARED");
+    if (sh) {
+        const char *g = NULL;
+        bool b = false;
+        if (inferd_value_get_bool(sh, &b, NULL) == INFERD_OK)
+            g = b ? "inferd" : NULL;
+        else if (inferd_value_get_string(sh, &g, NULL, NULL) != INFERD_OK || !g[0] ||
+                 strpbrk(g, "/+#"))
+            return inferd_error_set(err, INFERD_EINVAL, "stream %s: SHARED must be TRUE or a "
+                                    "group name without / + #", s->name);
+        else if (strcasecmp(g, "true") == 0)
+            g = "inferd";
+        else if (strcasecmp(g, "false") == 0)
+            g = NULL;
+        if (g && !(s->shared = strdup(g)))
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+
+    rules_engine *e = s->e;
+    if (strcmp(s->type, "mqtt") == 0) {
+        mqtt_options mo;
+        if ((st = rules_mqtt_profile(e, s->conf_key, &mo, err)))
+            return inferd_error_prefix(err, "stream %s", s->name);
+        return INFERD_OK;
+    }
+    if (s->conf_key)
+        return inferd_error_set(err, INFERD_EINVAL, "stream %s: CONF_KEY is for TYPE=\"mqtt\" "
+                                "only", s->name);
+    if (s->shared)
+        return inferd_error_set(err, INFERD_EINVAL, "stream %s: SHARED is for TYPE=\"mqtt\" "
+                                "only", s->name);
+    if (strcmp(s->type, "httppush") == 0) {
+        bool ok = s->datasource[0] == '/' && s->datasource[1];
+        for (const char *p = s->datasource + 1; ok && *p; p++)
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
+        if (!ok)
+            return inferd_error_set(err, INFERD_EINVAL, "stream %s: an httppush DATASOURCE is "
+                                    "one path segment such as \"/sensors\" (messages are "
+                                    "POSTed to /push/sensors), got \"%s\"", s->name,
+                                    s->datasource);
+        for (rstream *o = e->streams; o; o = o->next)
+            if (strcmp(o->name, s->name) != 0 && strcmp(o->type, "httppush") == 0 &&
+                strcmp(o->datasource, s->datasource) == 0)
+                return inferd_error_set(err, INFERD_EEXIST, "stream %s: stream %s already "
+                                        "takes pushes on %s", s->name, o->name, s->datasource);
+        return INFERD_OK;
+    }
+    if (strcmp(s->type, "file") == 0)
+        return INFERD_OK;
+    const inferd_component *c = inferd_registry_find(e->reg, s->type, NULL);
+    if (!c || c->kind != INFERD_KIND_SOURCE)
+        return inferd_error_set(err, INFERD_EINVAL, "stream %s: unknown TYPE \"%s\": "
+                                "\"mqtt\", \"httppush\", \"file\" or a source component of a "
+                                "plugin", s->name, s->type);
+    return INFERD_OK;
+}
+
+inferd_status rstream_new(rules_engine *e, const char *sql, rstream **out, inferd_error *err)
+{
+    rstream *s = calloc(1, sizeof *s);
+    if (!s || !(s->sql = strdup(sql))) {
+        free(s);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    s->e = e;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->source_lock, NULL);
+    rstats_init(&s->stats);
+    inferd_status st = sql_parse_stream(sql, &s->def, err);
+    if (st == INFERD_OK && !(s->name = strdup(s->def->name)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK)
+        st = check_options(s, err);
+    if (st != INFERD_OK) {
+        rstream_free(s);
+        return st;
+    }
+    *out = s;
+    return INFERD_OK;
+}
+
+void rstream_free(rstream *s)
+{
+    if (!s)
+        return;
+    free(s->name), free(s->sql), free(s->type), free(s->datasource), free(s->conf_key);
+    free(s->shared), free(s->subs);
+    sql_stream_def_free(s->def);
+    rstats_destroy(&s->stats);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->source_lock);
+    free(s);
+}
+
+inferd_value *rstream_describe(rstream *s)
+{
+    inferd_value *o = inferd_value_object(), *fields = inferd_value_array();
+    for (size_t i = 0; i < s->def->n_columns; i++) {
+        inferd_value *f = inferd_value_object();
+        inferd_value_object_set(f, "name", inferd_value_string(s->def->columns[i].name), NULL);
+        inferd_value_object_set(f, "type",
+                                inferd_value_string(sql_type_name(s->def->columns[i].type)), NULL);
+        inferd_value_array_push(fields, f, NULL);
+    }
+    inferd_value_object_set(o, "name", inferd_value_string(s->name), NULL);
+    inferd_value_object_set(o, "sql", inferd_value_string(s->sql), NULL);
+    inferd_value_object_set(o, "fields", fields, NULL);
+    inferd_value_object_set(o, "options", inferd_value_copy(s->def->options), NULL);
+    inferd_value_object_set(o, "type", inferd_value_string(s->type), NULL);
+    inferd_value_object_set(o, "format",
+                            inferd_value_string(s->format == RFMT_JSON ? "JSON" : "BINARY"), NULL);
+    inferd_value_object_set(o, "datasource", inferd_value_string(s->datasource), NULL);
+    pthread_mutex_lock(&s->lock);
+    size_t readers = s->n_subs;
+    bool is_mqtt = s->mqtt != NULL;
+    mqtt_stats ms = {0};
+    if (s->mqtt)
+        mqtt_client_stats(s->mqtt, &ms);
+    pthread_mutex_unlock(&s->lock);
+    inferd_value_object_set(o, "running", inferd_value_bool(readers > 0), NULL);
+    inferd_value_object_set(o, "readers", inferd_value_int((int64_t)readers), NULL);
+    if (is_mqtt) {
+        inferd_value_object_set(o, "connected", inferd_value_bool(ms.connected), NULL);
+        inferd_value_object_set(o, "connectionLastError", inferd_value_string(ms.last_error),
+                                NULL);
+    }
+    inferd_value_object_set(o, "recordsIn", inferd_value_int((int64_t)atomic_load(&s->stats.in)),
+                            NULL);
+    inferd_value_object_set(o, "exceptions",
+                            inferd_value_int((int64_t)atomic_load(&s->stats.exceptions)), NULL);
+    pthread_mutex_lock(&s->stats.lock);
+    inferd_value_object_set(o, "lastException", inferd_value_string(s->stats.last_exception),
+                            NULL);
+    pthread_mutex_unlock(&s->stats.lock);
+    return o;
+}
+
+/* ---- decoding and delivery ---------------------------------------------------- */
+
+/* Applies the declared columns: each converted to its type, missing ones
+ * NULL, undeclared fields dropped. Takes obj. */
+static inferd_status apply_schema(rstream *s, inferd_value *obj, inferd_value **out,
+                                  inferd_error *err)
+{
+    if (s->def->n_columns == 0) {
+        *out = obj;
+        return INFERD_OK;
+    }
+    inferd_value *row = inferd_value_object();
+    inferd_status st = row ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < s->def->n_columns && st == INFERD_OK; i++) {
+        const sql_column *col = &s->def->columns[i];
+        const inferd_value *v = inferd_value_object_get(obj, col->name);
+        inferd_value *c = v ? inferd_value_copy(v) : inferd_value_null();
+        if (!c)
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        else if ((st = sql_coerce(col, &c, err)) != INFERD_OK)
+            inferd_value_free(c);
+        else
+            st = inferd_value_object_set(row, col->name, c, err);
+    }
+    inferd_value_free(obj);
+    if (st != INFERD_OK) {
+        inferd_value_free(row);
+        return st;
+    }
+    *out = row;
+    return INFERD_OK;
+}
+
+/* Counts a malformed message on the stream and on every rule reading it
+ * (their status shows it). */
+static void malformed(rstream *s, const char *msg)
+{
+    rstats_exception(&s->stats, "%s", msg);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_subs; i++)
+        rrule_source_exception(s->subs[i], msg);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Hands one decoded message to every reader. false when a reader's buffer
+ * was full (it counted the drop). */
+static bool deliver(rstream *s, inferd_value *value, bool wait)
+{
+    rmsg *m = rmsg_new(value);
+    if (!m)
+        return false;
+    atomic_fetch_add(&s->stats.in, 1);
+    bool all = true;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_subs; i++)
+        all &= rrule_offer(s->subs[i], m, wait);
+    pthread_mutex_unlock(&s->lock);
+    rmsg_unref(m);
+    return all;
+}
+
+/* One decoded value (an object for JSON, an array of objects is one message
+ * each) goes through the schema and out. Takes v. */
+static inferd_status deliver_value(rstream *s, inferd_value *v, bool wait, inferd_error *err)
+{
+    if (s->format == RFMT_BINARY || inferd_value_is(v, INFERD_VALUE_OBJECT)) {
+        inferd_value *row = v;
+        inferd_status st = s->format == RFMT_JSON ? apply_schema(s, v, &row, err) : INFERD_OK;
+        if (st != INFERD_OK)
+            return st;
+        return deliver(s, row, wait) ? INFERD_OK
+                                     : inferd_error_set(err, INFERD_EBUSY, "a rule's buffer is "
+                                                        "full: the message was dropped there");
+    }
+    if (!inferd_value_is(v, INFERD_VALUE_ARRAY)) {
+        inferd_status st = inferd_error_set(err, INFERD_EINVAL, "a JSON message must be an object "
+                                            "(or an array of objects), got %s",
+                                            inferd_value_type_name(inferd_value_type_of(v)));
+        inferd_value_free(v);
+        return st;
+    }
+    size_t n = inferd_value_array_len(v);
+    for (size_t i = 0; i < n; i++)
+        if (!inferd_value_is(inferd_value_array_get(v, i), INFERD_VALUE_OBJECT)) {
+            inferd_status st = inferd_error_set(err, INFERD_EINVAL, "element %zu of a JSON "
+                                                "message array is not an object", i);
+            inferd_value_free(v);
+            return st;
+        }
+    inferd_status st = INFERD_OK;
+    for (size_t i = 0; i < n && st == INFERD_OK; i++) {
+        inferd_value *item = inferd_value_copy(inferd_value_array_get(v, i));
+        st = item ? deliver_value(s, item, wait, err)
+                  : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inferd_value_free(v);
+    return st;
+}
+
+inferd_status rstream_deliver_raw(rstream *s, const void *payload, size_t len, bool wait,
+                                  inferd_error *err)
+{
+    inferd_value *v = NULL;
+    inferd_status st;
+    if (s->format == RFMT_BINARY)
+        st = (v = inferd_value_bytes(payload, len)) ? INFERD_OK
+                                                    : inferd_error_set(err, INFERD_ENOMEM,
+                                                                       "out of memory");
+    else
+        st = inferd_value_from_json(payload, len, 0, &v, err);
+    if (st == INFERD_OK)
+        st = deliver_value(s, v, wait, err);
+    if (st != INFERD_OK && st != INFERD_EBUSY)
+        malformed(s, err->message);
+    return st;
+}
+
+/* ---- sources ------------------------------------------------------------------ */
+
+static void on_mqtt(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    rstream *s = ctx;
+    inferd_error err = {0};
+    (void)topic;
+    rstream_deliver_raw(s, payload, len, false, &err);
+}
+
+/* The file source: the whole file is one BINARY message; a JSON file is an
+ * array of messages or one message per line. Read once, then done. */
+static void *file_thread(void *arg)
+{
+    rstream *s = arg;
+    FILE *f = fopen(s->datasource, "rb");
+    if (!f) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "file %s: %s", s->datasource, strerror(errno));
+        malformed(s, msg);
+        return NULL;
+    }
+    char *data = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            char *p = realloc(data, cap = (cap ? cap * 2 : 131072));
+            if (!p)
+                break;
+            data = p;
+        }
+        size_t n = fread(data + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    inferd_error err = {0};
+    if (!data)
+        return NULL;
+    const char *p = data, *end = data + len;
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    if (s->format == RFMT_BINARY || (p < end && *p == '[')) {
+        rstream_deliver_raw(s, data, len, true, &err);
+    } else {
+        while (p < end && !atomic_load(&s->stopping)) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *stop = nl ? nl : end;
+            const char *q = p;
+            while (q < stop && isspace((unsigned char)*q))
+                q++;
+            if (q < stop)
+                rstream_deliver_raw(s, q, (size_t)(stop - q), true, &err);
+            p = nl ? nl + 1 : end;
+        }
+    }
+    free(data);
+    return NULL;
+}
+
+static inferd_status on_source_emit(void *ctx, inferd_instance *from, inferd_value *msg,
+                                    inferd_error *err)
+{
+    rstream *s = ctx;
+    (void)from;
+    const void *data;
+    size_t len;
+    const char *text;
+    /* A source may emit decoded values or raw payloads: raw ones are decoded
+     * by the stream's FORMAT like any other. */
+    if (inferd_value_get_bytes(msg, &data, &len, NULL) == INFERD_OK ||
+        (s->format == RFMT_JSON &&
+         inferd_value_get_string(msg, &text, &len, NULL) == INFERD_OK && (data = text))) {
+        inferd_status st = rstream_deliver_raw(s, data, len, false, err);
+        inferd_value_free(msg);
+        return st;
+    }
+    if (s->format == RFMT_BINARY) {
+        inferd_value_free(msg);
+        malformed(s, "a BINARY stream's source emitted something other than bytes");
+        return inferd_error_set(err, INFERD_EINVAL, "stream %s is BINARY: emit bytes", s->name);
+    }
+    inferd_status st = deliver_value(s, msg, false, err);
+    if (st != INFERD_OK && st != INFERD_EBUSY)
+        malformed(s, err->message);
+    return st;
+}
+
+static inferd_status source_start(rstream *s, inferd_error *err)
+{
+    rules_engine *e = s->e;
+    atomic_store(&s->stopping, false);
+    if (strcmp(s->type, "mqtt") == 0) {
+        mqtt_options mo;
+        inferd_status st = rules_mqtt_profile(e, s->conf_key, &mo, err);
+        char name[300], id[128];
+        snprintf(name, sizeof name, "stream %s", s->name);
+        if (!mo.client_id) {
+            snprintf(id, sizeof id, "inferd-%d-%s-%llu", (int)getpid(), s->name,
+                     (unsigned long long)atomic_fetch_add(&e->client_seq, 1));
+            mo.client_id = id;
+        }
+        mo.name = name;
+        mqtt_client *c = NULL;
+        if (st == INFERD_OK)
+            st = mqtt_client_new(&mo, &c, err);
+        char topic[1024];
+        if (s->shared)
+            snprintf(topic, sizeof topic, "$share/%s/%s", s->shared, s->datasource);
+        else
+            snprintf(topic, sizeof topic, "%s", s->datasource);
+        if (st == INFERD_OK &&
+            (st = mqtt_client_subscribe(c, topic, s->qos, on_mqtt, s, err)) != INFERD_OK) {
+            mqtt_client_free(c);
+            c = NULL;
+        }
+        pthread_mutex_lock(&s->lock);
+        s->mqtt = c;
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    if (strcmp(s->type, "httppush") == 0)
+        return INFERD_OK;
+    if (strcmp(s->type, "file") == 0) {
+        if (pthread_create(&s->file_thread, NULL, file_thread, s) != 0)
+            return inferd_error_set(err, INFERD_EIO, "stream %s: cannot start a thread", s->name);
+        s->file_thread_on = true;
+        return INFERD_OK;
+    }
+    /* A source component: its settings are plugin_settings.<TYPE>, and
+     * DATASOURCE its "datasource" property when it declares one. */
+    const inferd_value *settings = NULL;
+    inferd_config_get(e->cfg, "plugin_settings", &settings, NULL);
+    const inferd_value *given = settings ? inferd_value_object_get(settings, s->type) : NULL;
+    inferd_value *props = given ? inferd_value_copy(given) : inferd_value_object();
+    const inferd_component *c = inferd_registry_find(e->reg, s->type, NULL);
+    for (const inferd_prop_spec *p = c ? c->props : NULL; p && p->name; p++)
+        if (strcmp(p->name, "datasource") == 0 && props)
+            inferd_value_object_set(props, "datasource", inferd_value_string(s->datasource),
+                                    NULL);
+    if (!props)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_instance *src = NULL;
+    inferd_status st = inferd_instance_create(e->reg, s->type, s->name, props, &src, err);
+    inferd_value_free(props);
+    if (st != INFERD_OK)
+        return st;
+    s->src = src;
+    inferd_instance_set_emit(s->src, on_source_emit, s);
+    if ((st = inferd_instance_start(s->src, err)) != INFERD_OK) {
+        inferd_instance_destroy(s->src);
+        s->src = NULL;
+    }
+    return st;
+}
+
+static void source_stop(rstream *s)
+{
+    atomic_store(&s->stopping, true);
+    pthread_mutex_lock(&s->lock);
+    mqtt_client *c = s->mqtt;
+    s->mqtt = NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (c)
+        mqtt_client_free(c); /* outside s->lock: its callback takes it */
+    if (s->file_thread_on) {
+        pthread_join(s->file_thread, NULL);
+        s->file_thread_on = false;
+    }
+    if (s->src) {
+        inferd_instance_destroy(s->src);
+        s->src = NULL;
+    }
+}
+
+inferd_status rstream_subscribe(rstream *s, rrule *r, inferd_error *err)
+{
+    pthread_mutex_lock(&s->source_lock);
+    pthread_mutex_lock(&s->lock);
+    if (s->n_subs == s->cap_subs) {
+        size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+        rrule **p = realloc(s->subs, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->source_lock);
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        s->subs = p, s->cap_subs = cap;
+    }
+    s->subs[s->n_subs++] = r;
+    bool first = s->n_subs == 1;
+    pthread_mutex_unlock(&s->lock);
+    inferd_status st = INFERD_OK;
+    /* Started outside s->lock: a source may deliver from inside its start. */
+    if (first && (st = source_start(s, err)) != INFERD_OK) {
+        pthread_mutex_lock(&s->lock);
+        s->n_subs--;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->source_lock);
+    return st;
+}
+
+void rstream_unsubscribe(rstream *s, rrule *r)
+{
+    pthread_mutex_lock(&s->source_lock);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n_subs; i++)
+        if (s->subs[i] == r) {
+            memmove(&s->subs[i], &s->subs[i + 1], (s->n_subs - i - 1) * sizeof *s->subs);
+            s->n_subs--;
+            break;
+        }
+    bool last = s->n_subs == 0;
+    pthread_mutex_unlock(&s->lock);
+    /* Stopped outside s->lock: its callbacks take it until they are done. */
+    if (last)
+        source_stop(s);
+    pthread_mutex_unlock(&s->source_lock);
+}
+
+/* The MQTT connection a running stream holds, for its rules' status. */
+bool rstream_connection(rstream *s, mqtt_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    bool has = s->mqtt != NULL;
+    if (has)
+        mqtt_client_stats(s->mqtt, out);
+    pthread_mutex_unlock(&s->lock);
+    return has;
+}

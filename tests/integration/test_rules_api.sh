@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The streams and rules API, with a real mosquitto broker and the real
+# daemon: what each bad definition and each bad message gets (and that the
+# rule keeps running), the other sources (HTTP push, a file, a portable
+# source component) and actions (HTTP, file, log, a portable sink), rule
+# control (stop, start, restart, PUT), sendError, and deleting.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/rules_lib.sh"
+
+start_broker
+export INFERD_MQTT_SERVER="$MQTT_SERVER"
+export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}}"
+
+# The test plugin with a source and a sink (tests/portable/streamkit).
+/usr/bin/python3 - "$TEST_SRCDIR/tests/portable/streamkit" "$T/streamkit.zip" <<'PY'
+import os, stat, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out, "w") as z:
+    for f in sorted(os.listdir(src)):
+        info = zipfile.ZipInfo(f, (2026, 1, 1, 0, 0, 0))
+        info.external_attr = (stat.S_IFREG | (0o755 if f == "main.py" else 0o644)) << 16
+        z.writestr(info, open(os.path.join(src, f), "rb").read())
+PY
+RECEIVER_PID=""
+/usr/bin/python3 "$TEST_SRCDIR/tests/integration/monitoring_receiver.py" \
+  --port-file "$T/rport" --log "$T/received.jsonl" 2>"$T/receiver.log" &
+RECEIVER_PID=$!
+trap 'kill -KILL $RECEIVER_PID 2>/dev/null; rules_cleanup' EXIT
+for _ in $(seq 1 100); do [ -s "$T/rport" ] && break; sleep 0.05; done
+RPORT=$(cat "$T/rport")
+curl -s -X POST "http://127.0.0.1:$RPORT/1/buckets?bucket=rules" >/dev/null
+
+start_daemon
+expect POST /plugins/portables "{\"name\": \"streamkit\", \"file\": \"file://$T/streamkit.zip\"}" 201
+
+# ---- bad streams ------------------------------------------------------------------------
+expect POST /streams '{"sql":"CREATE STREM demo () WITH (DATASOURCE=\"demo\")"}' 400 'line 1, column 8'
+expect POST /streams '{"sql":"CREATE STREAM demo (v BIGNUM) WITH (DATASOURCE=\"demo\")"}' 400 'BIGNUM'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400 'FORMAT must be "JSON" or "BINARY"'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 'unknown option COLOUR'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 'QOS must be 0, 1 or 2'
+expect POST /streams 'not json' 400 'the body is not JSON'
+expect POST /streams '{"statement": "CREATE STREAM x ()"}' 400 'the body must be {"sql"'
+expect GET /streams/nope "" 404 'no stream nope'
+expect GET /streams "" 200 '[]'
+pass "bad streams: SQL with its position, a bad type, FORMAT, option, TYPE, CONF_KEY, push path, QOS, body: 400 each; nothing created"
+
+expect POST /streams '{"sql":"CREATE STREAM demo (v BIGINT, name STRING) WITH (DATASOURCE=\"demo/in\", CONF_KEY=\"local\", QOS=1)"}' 201
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURCE=\"other\")"}' 409 'stream demo already exists'
+expect GET /streams/demo "" 200 '"fields":[{"name":"v","type":"BIGINT"},{"name":"name","type":"STRING"}]'
+grep -qF '"datasource":"demo/in"' "$T/body" && grep -qF '"format":"JSON"' "$T/body" || fail "GET /streams/demo: $(cat "$T/body")"
+
+# ---- bad rules --------------------------------------------------------------------------
+A='[{"log": {}}]'
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELEC v FROM demo\", \"actions\": $A}" 400 'sql: '
+grep -q 'line 1, column 1' "$T/body" || fail "bad SQL without its position: $(cat "$T/body")"
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT v FROM nope\", \"actions\": $A}" 400 'stream "nope" does not exist'
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FROM demo\", \"actions\": $A}" 400 "unknown function"
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT abs(v, 2) FROM demo\", \"actions\": $A}" 400 'abs'
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT missing FROM demo\", \"actions\": $A}" 400 'missing'
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT count(*) FROM demo\", \"actions\": $A}" 400 'window'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"kafka": {}}]}' 400 'unknown action "kafka"'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"qos": 1}}]}' 400 'actions[0]: mqtt: "topic" is required'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"topic": "a/#"}}]}' 400 'no wildcards'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"http": {"url": "ftp://x"}}]}' 400 'must start with http://'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {"level": 3}}]}' 400 'unknown setting "level"'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": []}' 400 'non-empty array'
+expect POST /rules '{"id": "r 1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 400 'may only have letters'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"bufferLength": 0}}' 400 'options.bufferLength must be an integer in 1..1000000'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1}}' 400 'unknown key "speed"'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "colour": 1}' 400 'unknown key "colour"'
+expect POST /rules/validate '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 200 '"valid":true'
+expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FROM demo\", \"actions\": $A}" 400 'unknown function'
+expect GET /rules "" 200 '[]'
+expect GET /rules/r1 "" 404 'no rule r1'
+expect GET /rules/r1/status "" 404 'no rule r1'
+expect POST /rules/r1/start "" 404 'no rule r1'
+pass "bad rules: SQL with its position, an unknown stream, function, column; wrong arity; an aggregate without a window; bad actions and options: 400 each; validate; nothing created"
+
+# ---- a rule that keeps running through bad messages ----------------------------------------
+expect POST /rules "{\"id\": \"rdiv\", \"sql\": \"SELECT 100 / v AS q, upper(name) AS who FROM demo WHERE v IS NOT NULL\",
+  \"actions\": [{\"file\": {\"path\": \"$T/rdiv.jsonl\"}}, {\"log\": {}},
+                {\"http\": {\"url\": \"http://127.0.0.1:$RPORT/1/buckets/rules/objects\"}}]}" 201
+expect POST /rules "{\"id\": \"rerr\", \"sql\": \"SELECT 100 / v AS q FROM demo\", \"options\": {\"sendError\": true},
+  \"actions\": [{\"file\": {\"path\": \"$T/rerr.jsonl\"}}]}" 201
+expect POST /rules '{"id": "rdiv", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 409 'rule rdiv already exists'
+wait_field rdiv status running
+wait_field rerr status running
+wait_source rdiv demo
+pub() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t demo/in -m "$1" || fail "mosquitto_pub $1"; }
+pub '{"v": 4, "name": "ann"}'
+pub 'this is not JSON'
+pub '{"v": "four", "name": "bob"}'
+pub '{"v": 0, "name": "cy"}'
+pub '[1, 2]'
+pub '{"v": 5, "name": "dee"}'
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/rdiv.jsonl" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+printf '[{"q":25,"who":"ANN"}]\n[{"q":20,"who":"DEE"}]\n' | diff -u - "$T/rdiv.jsonl" >"$T/diff" \
+  || fail "rdiv results: $(cat "$T/diff")"
+wait_field rdiv op_1_select_0_exceptions_total 1
+[ "$(status_field rdiv source_demo_0_exceptions_total)" = 3 ] || fail "3 malformed messages: $(cat "$T/body")"
+grep -q 'division by zero\|divide by zero\|by zero' <<<"$(status_field rdiv op_1_select_0_last_exception)" \
+  || fail "last exception: $(cat "$T/body")"
+[ "$(status_field rdiv status)" = running ] || fail "rdiv stopped after bad messages"
+[ "$(status_field rdiv source_demo_0_records_out_total)" = 3 ] || fail "records out of the source: $(cat "$T/body")"
+[ "$(status_field rdiv source_demo_0_connection_status)" = 1 ] || fail "connection status: $(cat "$T/body")"
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/rerr.jsonl" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.1; done
+sed -n 2p "$T/rerr.jsonl" | grep -q '"error":".*zero' || fail "sendError: $(cat "$T/rerr.jsonl")"
+for _ in $(seq 1 100); do [ "$(grep -c '"/1/buckets/rules/objects"' "$T/received.jsonl" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+grep '"/1/buckets/rules/objects"' "$T/received.jsonl" | grep -q 'DEE' || fail "http action: $(cat "$T/received.jsonl")"
+grep -q 'rule rdiv: \[{"q":25,"who":"ANN"}\]' "$T/daemon.log" || fail "log action line missing"
+pass "bad messages (not JSON, a wrong type, an array of non-objects): counted in the status, the rule keeps running; division by zero counted; sendError sends it; file, http and log actions deliver"
+
+# ---- rule control ------------------------------------------------------------------------
+expect POST /rules/rerr/stop "" 200 'Rule rerr was stopped.'
+[ "$(status_field rerr status)" = stopped ] || fail "stop: $(cat "$T/body")"
+expect GET /rules "" 200 '{"id":"rdiv","status":"running"},{"id":"rerr","status":"stopped"}'
+expect POST /rules/rerr/start "" 200
+wait_field rerr status running
+expect POST /rules/rerr/restart "" 200
+wait_field rerr status running
+expect PUT /rules/rerr '{"sql": "SELECT v * 2 AS d FROM demo", "actions": [{"file": {"path": "'"$T"'/rerr2.jsonl"}}]}' 200
+expect GET /rules/rerr "" 200 'SELECT v * 2 AS d FROM demo'
+grep -q '"bufferLength":1024' "$T/body" || fail "options defaults not shown: $(cat "$T/body")"
+wait_field rerr status running
+wait_source rerr demo
+pub '{"v": 21, "name": "x"}'
+for _ in $(seq 1 100); do [ -s "$T/rerr2.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$T/rerr2.jsonl")" = '[{"d":42}]' ] || fail "PUT rule: $(cat "$T/rerr2.jsonl" 2>/dev/null)"
+expect PUT /rules/rerr '{"sql": "SELECT nope( FROM demo", "actions": [{"log": {}}]}' 400 'sql'
+expect GET /rules/rerr "" 200 'SELECT v * 2 AS d FROM demo'
+expect DELETE /streams/demo "" 409 'stream demo is read by rules rdiv, rerr'
+pass "stop, start, restart, PUT (a bad PUT keeps the old rule); a stream in use cannot be deleted"
+
+# ---- other sources: HTTP push, a file, a portable source; a portable sink ------------------------
+printf '{"n": 1}\n{"n": 2}\n\n{"n": 3}\n' >"$T/input.jsonl"
+expect POST /streams "{\"sql\":\"CREATE STREAM fromfile () WITH (TYPE=\\\"file\\\", DATASOURCE=\\\"$T/input.jsonl\\\")\"}" 201
+expect POST /rules "{\"id\": \"rfile\", \"sql\": \"SELECT sum(n) AS total, count(*) AS c FROM fromfile GROUP BY COUNTWINDOW(3)\",
+  \"actions\": [{\"jsonfile\": {\"path\": \"$T/sink.jsonl\", \"sendSingle\": true}}]}" 201
+for _ in $(seq 1 100); do [ -s "$T/sink.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$T/sink.jsonl" 2>/dev/null)" = '{"c": 3, "total": 6}' ] || fail "file source through a COUNTWINDOW to a portable sink: $(cat "$T/sink.jsonl" 2>/dev/null)"
+expect POST /streams '{"sql":"CREATE STREAM ticks () WITH (TYPE=\"ticker\", DATASOURCE=\"tick-tock\")"}' 201
+expect POST /rules "{\"id\": \"rtick\", \"sql\": \"SELECT i, datasource FROM ticks\", \"actions\": [{\"file\": {\"path\": \"$T/ticks.jsonl\", \"sendSingle\": true}}]}" 201
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/ticks.jsonl" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.1; done
+printf '{"i":0,"datasource":"tick-tock"}\n{"i":1,"datasource":"tick-tock"}\n{"i":2,"datasource":"tick-tock"}\n' \
+  | diff -u - "$T/ticks.jsonl" >"$T/diff" || fail "portable source: $(cat "$T/diff")"
+expect POST /streams '{"sql":"CREATE STREAM pushed (t FLOAT) WITH (TYPE=\"httppush\", DATASOURCE=\"/readings\")"}' 201
+expect POST /push/readings '{"t": 1.5}' 503 'no running rule'
+expect POST /rules "{\"id\": \"rpush\", \"sql\": \"SELECT t FROM pushed WHERE t > 1\", \"actions\": [{\"file\": {\"path\": \"$T/pushed.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rpush status running
+expect POST /push/readings '[{"t": 1.5}, {"t": 0.5}, {"t": 2}]' 202
+expect POST /push/readings 'garbage' 400
+expect POST /push/elsewhere '{"t": 1}' 404 'no httppush stream'
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/pushed.jsonl" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+printf '{"t":1.5}\n{"t":2.0}\n' | diff -u - "$T/pushed.jsonl" >"$T/diff" || fail "http push: $(cat "$T/diff")"
+[ "$(status_field rpush source_pushed_0_exceptions_total)" = 1 ] || fail "the bad push is not counted: $(cat "$T/body")"
+pass "sources: a JSON-lines file (COUNTWINDOW into a portable sink), a portable source with its DATASOURCE, HTTP push (503 with no rule, 400 garbage, 404 unknown path)"
+
+# ---- deleting ---------------------------------------------------------------------------
+for r in rdiv rerr rfile rtick rpush; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
+expect DELETE /rules/rdiv "" 404
+for s in demo fromfile ticks pushed; do expect DELETE "/streams/$s" "" 200 "Stream $s is dropped."; done
+expect GET /streams "" 200 '[]'
+expect GET /rules "" 200 '[]'
+pass "rules and streams deleted"
+stop_daemon

@@ -1,0 +1,31 @@
+"""A portable source and sink for the streams and rules tests
+(tests/integration/test_rules_api.sh)."""
+import json
+
+from inferd import Context, PluginConfig, Sink, Source, plugin
+
+
+class Ticker(Source):
+    """Emits props["count"] messages, numbered from 0, then nothing."""
+
+    def configure(self, datasource: str, conf: dict) -> None:
+        self.datasource = datasource
+        self.count = int(conf.get("count", 3))
+
+    def open(self, ctx: Context) -> None:
+        for i in range(self.count):
+            ctx.emit({"i": i, "datasource": self.datasource})
+
+
+class JsonFile(Sink):
+    """Appends what it collects to props["path"], one JSON document a line."""
+
+    def configure(self, conf: dict) -> None:
+        self.path = conf["path"]
+
+    def collect(self, ctx: Context, data) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(data, sort_keys=True) + "\n")
+
+
+plugin.start(PluginConfig("streamkit", sources={"ticker": Ticker}, sinks={"jsonfile": JsonFile}))
