@@ -29,7 +29,8 @@ typedef struct mqtt_options {
     unsigned keepalive_s;      /* 0: 60 */
     unsigned reconnect_min_ms; /* 0: 200 */
     unsigned reconnect_max_ms; /* 0: 30000 */
-    size_t max_queued;         /* 0: 1024 messages waiting to be sent */
+    size_t max_queued;         /* 0: 1024 messages waiting to be sent or in flight (at
+                                  most 65535: message ids have 16 bits) */
     bool keep_session;         /* false: a clean start every connect (the broker keeps nothing) */
     const char *name;          /* for log lines: "stream tfdemo", "rule r1 action 0" */
 } mqtt_options;
@@ -42,7 +43,8 @@ typedef void (*mqtt_message_fn)(void *ctx, const char *topic, const void *payloa
  * thread and the first connection attempt; returns without waiting for it. */
 inferd_status mqtt_client_new(const mqtt_options *opts, mqtt_client **out, inferd_error *err);
 /* Disconnects (waiting at most ~1 s to flush what is queued), stops the
- * thread, frees. Callbacks are never called after this returns. */
+ * thread, frees. Callbacks are never called after this returns. Never call
+ * it from the client's own message callback (it waits for that thread). */
 void mqtt_client_free(mqtt_client *c);
 
 /* Subscribes now if connected, and on every (re)connect. topic may be a
@@ -64,9 +66,11 @@ typedef struct mqtt_stats {
     uint64_t disconnects;      /* connections lost (not counting mqtt_client_free) */
     uint64_t received;         /* messages handed to the callback */
     uint64_t published;        /* messages handed to the broker */
-    uint64_t dropped;          /* messages dropped because the queue was full */
-    size_t queued;             /* messages waiting now */
-    char last_error[256];      /* "" or the last connection error, in words */
+    uint64_t dropped;          /* messages dropped: the queue was full, or the broker or
+                                  the library refused them (each also logged) */
+    size_t queued;             /* messages waiting now, in flight included */
+    char last_error[256];      /* "" or the last connection error, in words (kept after a
+                                  reconnect; last_error_ms dates it) */
     int64_t last_error_ms;     /* wall clock (ms since the epoch) of last_error, 0 if none */
 } mqtt_stats;
 void mqtt_client_stats(mqtt_client *c, mqtt_stats *out);

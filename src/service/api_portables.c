@@ -234,6 +234,9 @@ static void function_exec(svc_request *r)
 
 const svc_route svc_portable_routes[] = {
     {"POST", "/plugins/portables", portables_install, SVC_ROUTE_MANAGEMENT},
+    /* Seed 003 installs its function package here (the seeds' engine's
+     * route for function plugins); in inferd it is a portable package. */
+    {"POST", "/plugins/functions", portables_install, SVC_ROUTE_MANAGEMENT},
     {"GET", "/plugins/portables", portables_list, SVC_ROUTE_MANAGEMENT},
     {"GET", "/plugins/portables/*", portables_get, SVC_ROUTE_MANAGEMENT},
     {"DELETE", "/plugins/portables/*", portables_delete, SVC_ROUTE_MANAGEMENT},

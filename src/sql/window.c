@@ -33,6 +33,7 @@ struct sql_run {
     inferd_value *null; /* owned: the NULL that results point to */
     held *h;            /* owned: h[head .. head + len) in arrival order */
     size_t head, len, cap;
+    int64_t min_ts; /* the earliest held ts (when len > 0) */
     bool started;   /* time windows: next_j is set */
     int64_t next_j; /* time windows: the first window not closed yet */
     uint64_t seen;  /* count windows: messages so far */
@@ -87,6 +88,8 @@ static bool held_append(sql_run *r, held h)
             r->cap = cap;
         }
     }
+    if (r->len == 0 || h.ts < r->min_ts)
+        r->min_ts = h.ts;
     r->h[r->head + r->len++] = h;
     return true;
 }
@@ -99,6 +102,9 @@ static void drop_front(sql_run *r, size_t k)
     r->len -= k;
     if (r->len == 0)
         r->head = 0;
+    for (size_t i = 0; i < r->len; i++)
+        if (i == 0 || at(r, i)->ts < r->min_ts)
+            r->min_ts = at(r, i)->ts;
 }
 
 /* Frees every held message with ts < limit, keeping the others in order. */
@@ -107,10 +113,13 @@ static void drop_before(sql_run *r, int64_t limit)
     size_t w = 0;
     for (size_t i = 0; i < r->len; i++) {
         held *h = at(r, i);
-        if (h->ts < limit)
+        if (h->ts < limit) {
             held_free(h);
-        else
-            *at(r, w++) = *h;
+            continue;
+        }
+        if (w == 0 || h->ts < r->min_ts)
+            r->min_ts = h->ts;
+        *at(r, w++) = *h;
     }
     r->len = w;
     if (r->len == 0)
@@ -312,15 +321,6 @@ static int64_t window_for(const sql_run *r, int64_t ts)
     return r->started && r->next_j > j ? r->next_j : j;
 }
 
-static int64_t min_ts(const sql_run *r)
-{
-    int64_t m = INT64_MAX;
-    for (size_t i = 0; i < r->len; i++)
-        if (at(r, i)->ts < m)
-            m = at(r, i)->ts;
-    return m;
-}
-
 int64_t sql_run_next_deadline(const sql_run *r)
 {
     if (!r || r->len == 0)
@@ -328,7 +328,7 @@ int64_t sql_run_next_deadline(const sql_run *r)
     const window_spec *w = &r->q->window;
     if (w->kind != WIN_TUMBLING && w->kind != WIN_HOPPING)
         return -1;
-    return sat_add(sat_mul(window_for(r, min_ts(r)), w->hop_ms), w->size_ms);
+    return sat_add(sat_mul(window_for(r, r->min_ts), w->hop_ms), w->size_ms);
 }
 
 inferd_status sql_run_tick(sql_run *r, int64_t now_ms, inferd_value *rows, inferd_error *err)
@@ -348,7 +348,7 @@ inferd_status sql_run_tick(sql_run *r, int64_t now_ms, inferd_value *rows, infer
     inferd_error first = {0}, one = {0};
     inferd_status st = INFERD_OK;
     while (r->len > 0) {
-        int64_t j = window_for(r, min_ts(r));
+        int64_t j = window_for(r, r->min_ts);
         int64_t start = sat_mul(j, w->hop_ms), end = sat_add(start, w->size_ms);
         if (end > now_ms)
             break;

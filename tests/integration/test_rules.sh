@@ -29,9 +29,9 @@ N_SCRATCH=$(wc -l <"$MSG/defects.txt")
 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
 start_daemon
-for p in pyai defect; do
-  expect POST /plugins/portables "{\"name\": \"$p\", \"file\": \"file://$PKG/$p.zip\"}" 201 '"status":"running"'
-done
+# As the seeds install them: 004 on /plugins/portables, 003 on /plugins/functions.
+expect POST /plugins/portables "{\"name\":\"pyai\", \"file\": \"file://$PKG/pyai.zip\"}" 201 '"status":"running"'
+expect POST /plugins/functions "{\"name\":\"defect\", \"file\": \"file://$PKG/defect.zip\"}" 201 '"status":"running"'
 
 # ---- seed 004: labelImage over JPEG bytes ------------------------------------------------
 expect POST /streams '{"sql":"CREATE STREAM tfdemo () WITH (DATASOURCE=\"tfdemo\", FORMAT=\"BINARY\")"}' \

@@ -30,7 +30,10 @@ for _ in $(seq 1 100); do [ -s "$T/rport" ] && break; sleep 0.05; done
 RPORT=$(cat "$T/rport")
 curl -s -X POST "http://127.0.0.1:$RPORT/1/buckets?bucket=rules" >/dev/null
 
-start_daemon
+# The C test plugin test_good: a function test_sum(x, ...) and a source
+# test_source that emits {"event": "started"} when it starts.
+export INFERD_PLUGINS_DIR="$TEST_PLUGIN_DIR"
+start_daemon --active test_good
 expect POST /plugins/portables "{\"name\": \"streamkit\", \"file\": \"file://$T/streamkit.zip\"}" 201
 
 # ---- bad streams ------------------------------------------------------------------------
@@ -60,6 +63,7 @@ grep -q 'line 1, column 1' "$T/body" || fail "bad SQL without its position: $(ca
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT v FROM nope\", \"actions\": $A}" 400 'stream "nope" does not exist'
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FROM demo\", \"actions\": $A}" 400 "unknown function"
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT abs(v, 2) FROM demo\", \"actions\": $A}" 400 'abs'
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT test_sum() FROM demo\", \"actions\": $A}" 400 'test_sum'
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT missing FROM demo\", \"actions\": $A}" 400 'missing'
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT count(*) FROM demo\", \"actions\": $A}" 400 'window'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"kafka": {}}]}' 400 'unknown action "kafka"'
@@ -159,11 +163,46 @@ printf '{"t":1.5}\n{"t":2.0}\n' | diff -u - "$T/pushed.jsonl" >"$T/diff" || fail
 [ "$(status_field rpush source_pushed_0_exceptions_total)" = 1 ] || fail "the bad push is not counted: $(cat "$T/body")"
 pass "sources: a JSON-lines file (COUNTWINDOW into a portable sink), a portable source with its DATASOURCE, HTTP push (503 with no rule, 400 garbage, 404 unknown path)"
 
+# ---- a C function and a C source ---------------------------------------------------------------
+expect POST /streams '{"sql":"CREATE STREAM csrc () WITH (TYPE=\"test_source\")"}' 201
+expect POST /rules "{\"id\": \"rc\", \"sql\": \"SELECT event, test_sum(1, 2, 0.5) AS total FROM csrc\", \"actions\": [{\"file\": {\"path\": \"$T/c.jsonl\", \"sendSingle\": true}}]}" 201
+for _ in $(seq 1 100); do [ -s "$T/c.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$T/c.jsonl" 2>/dev/null)" = '{"event":"started","total":3.5}' ] || fail "C source and function: $(cat "$T/c.jsonl" 2>/dev/null)"
+pass "a C plugin's source feeds a stream and its function runs in a rule (arity checked at creation)"
+
 # ---- deleting ---------------------------------------------------------------------------
-for r in rdiv rerr rfile rtick rpush; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
+for r in rdiv rerr rfile rtick rpush rc; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
 expect DELETE /rules/rdiv "" 404
-for s in demo fromfile ticks pushed; do expect DELETE "/streams/$s" "" 200 "Stream $s is dropped."; done
+for s in demo fromfile ticks pushed csrc; do expect DELETE "/streams/$s" "" 200 "Stream $s is dropped."; done
 expect GET /streams "" 200 '[]'
 expect GET /rules "" 200 '[]'
 pass "rules and streams deleted"
+
+# ---- a stream shared by two daemons (MQTT 5 shared subscription) ------------------------------
+# A second daemon with its own state folder; the broker hands each message
+# of the shared subscription to one of them.
+INFERD_STATE_DIR="$T/state2" "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/daemon2.log" &
+DAEMON2_PID=$!
+trap 'kill -KILL $RECEIVER_PID $DAEMON2_PID 2>/dev/null; rules_cleanup' EXIT
+for _ in $(seq 1 200); do grep -q 'listening on http://' "$T/daemon2.log" && break; sleep 0.05; done
+BASE2=$(grep -o 'http://[^ ]*' "$T/daemon2.log" | head -1)
+[ -n "$BASE2" ] || fail "the second daemon did not start: $(cat "$T/daemon2.log")"
+BASE1=$BASE
+for B in "$BASE1" "$BASE2"; do
+  BASE=$B
+  expect POST /streams '{"sql":"CREATE STREAM work (id BIGINT) WITH (DATASOURCE=\"jobs\", SHARED=\"workers\", QOS=1)"}' 201
+  expect POST /rules '{"id": "worker", "sql": "SELECT id FROM work", "actions": [{"mqtt": {"topic": "jobs/done", "sendSingle": true, "qos": 1}}]}' 201
+  wait_source worker work
+done
+sub_start done jobs/done
+seq 1 40 | sed 's/.*/{"id": &}/' | mosquitto_pub -p "$MQTT_PORT" -q 1 -t jobs -l || fail "mosquitto_pub jobs"
+sub_wait done 40
+sub_lines done | sed 's/{"id":\([0-9]*\)}/\1/' | sort -n >"$T/done.txt"
+seq 1 40 | diff -u - "$T/done.txt" >"$T/diff" || fail "each job once: $(cat "$T/diff")"
+BASE=$BASE1; n1=$(status_field worker source_work_0_records_in_total)
+BASE=$BASE2; n2=$(status_field worker source_work_0_records_in_total)
+[ "$n1" -gt 0 ] && [ "$n2" -gt 0 ] && [ $(( n1 + n2 )) -eq 40 ] || fail "shared subscription split $n1 + $n2"
+kill -TERM "$DAEMON2_PID"; wait "$DAEMON2_PID" || fail "the second daemon exited with $?"
+BASE=$BASE1
+pass "SHARED=\"workers\": 40 jobs split $n1 + $n2 between two daemons, each done exactly once"
 stop_daemon
