@@ -163,6 +163,21 @@ printf '{"t":1.5}\n{"t":2.0}\n' | diff -u - "$T/pushed.jsonl" >"$T/diff" || fail
 [ "$(status_field rpush source_pushed_0_exceptions_total)" = 1 ] || fail "the bad push is not counted: $(cat "$T/body")"
 pass "sources: a JSON-lines file (COUNTWINDOW into a portable sink), a portable source with its DATASOURCE, HTTP push (503 with no rule, 400 garbage, 404 unknown path)"
 
+# ---- a rule that cannot start: failed, or tried again by its restartStrategy ---------------------
+expect POST /rules "{\"id\": \"rnodir\", \"sql\": \"SELECT v FROM demo\", \"actions\": [{\"file\": {\"path\": \"$T/later/out.jsonl\"}}]}" 201
+wait_field rnodir status failed
+grep -q 'cannot open .*later/out.jsonl' <<<"$(status_field rnodir message)" || fail "failed rule's message: $(cat "$T/body")"
+expect POST /rules "{\"id\": \"rretry\", \"sql\": \"SELECT v FROM demo\", \"actions\": [{\"file\": {\"path\": \"$T/later/retry.jsonl\"}}],
+  \"options\": {\"restartStrategy\": {\"attempts\": 100, \"delay\": 100, \"multiplier\": 1.5, \"maxDelay\": 300}}}" 201
+for _ in $(seq 1 50); do grep -q 'trying again in' <<<"$(status_field rretry message)" && break; sleep 0.1; done
+grep -q 'trying again in .* ms (attempt [0-9]* of 100)' <<<"$(status_field rretry message)" || fail "retrying rule: $(cat "$T/body")"
+[ "$(status_field rretry status)" = starting ] || fail "a retrying rule is starting: $(cat "$T/body")"
+mkdir "$T/later"
+wait_field rretry status running 10
+expect POST /rules/rnodir/start "" 200
+wait_field rnodir status running
+pass "a rule whose action cannot open is failed with the reason; with a restartStrategy it is tried again and runs once it can; start after the fix"
+
 # ---- a C function and a C source ---------------------------------------------------------------
 expect POST /streams '{"sql":"CREATE STREAM csrc () WITH (TYPE=\"test_source\")"}' 201
 expect POST /rules "{\"id\": \"rc\", \"sql\": \"SELECT event, test_sum(1, 2, 0.5) AS total FROM csrc\", \"actions\": [{\"file\": {\"path\": \"$T/c.jsonl\", \"sendSingle\": true}}]}" 201
@@ -171,7 +186,7 @@ for _ in $(seq 1 100); do [ -s "$T/c.jsonl" ] && break; sleep 0.1; done
 pass "a C plugin's source feeds a stream and its function runs in a rule (arity checked at creation)"
 
 # ---- deleting ---------------------------------------------------------------------------
-for r in rdiv rerr rfile rtick rpush rc; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
+for r in rdiv rerr rfile rtick rpush rc rnodir rretry; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
 expect DELETE /rules/rdiv "" 404
 for s in demo fromfile ticks pushed csrc; do expect DELETE "/streams/$s" "" 200 "Stream $s is dropped."; done
 expect GET /streams "" 200 '[]'
