@@ -454,12 +454,12 @@ static void tick(rrule *r, rrun *run)
     inferd_error err = {0};
     if (!rows)
         return;
+    /* A failing window does not hold back the rows of those that closed well. */
     if (sql_run_tick(run->run, rules_wall_ms(), rows, &err) != INFERD_OK) {
         rstats_exception(&r->op_stats, "%s", err.message);
         emit_error(r, err.message);
-    } else {
-        emit_rows(r, rows);
     }
+    emit_rows(r, rows);
     inferd_value_free(rows);
     atomic_store(&r->held, sql_run_held(run->run));
 }

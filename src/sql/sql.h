@@ -154,7 +154,10 @@ void sql_run_free(sql_run *r);
 inferd_status sql_run_push(sql_run *r, const inferd_value *msg, int64_t now_ms,
                            inferd_value *rows, inferd_error *err);
 /* Closes the time windows that end at or before now_ms, appending their
- * rows (one row per group; an empty window emits nothing). Windows are
+ * rows (one row per group, or one per message when the query has neither
+ * aggregates nor GROUP BY expressions; an empty window emits nothing).
+ * Every window that ended is closed even when one fails: the rows of the
+ * others are appended and the first error is returned. Windows are
  * aligned to multiples of their size (of hop for HOPPINGWINDOW) on the
  * clock the caller uses. */
 inferd_status sql_run_tick(sql_run *r, int64_t now_ms, inferd_value *rows, inferd_error *err);
