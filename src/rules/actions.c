@@ -34,32 +34,15 @@ typedef struct raction_kind {
 
 /* ---- settings ---------------------------------------------------------------- */
 
-/* Checks every key of conf is one of keys (NULL-terminated) or common. */
+/* Checks every key of conf is one of keys (which list sendSingle, the
+ * setting every action has) and that sendSingle is a bool. */
 static inferd_status check_keys(const char *kind, const inferd_value *conf,
                                 const char *const *keys, inferd_error *err)
 {
-    const char *key;
-    inferd_value *v;
-    for (size_t i = 0; inferd_value_object_entry(conf, i, &key, &v); i++) {
-        if (strcmp(key, "sendSingle") == 0) {
-            if (!inferd_value_is(v, INFERD_VALUE_BOOL))
-                return inferd_error_set(err, INFERD_EINVAL, "%s: sendSingle must be true or "
-                                        "false", kind);
-            continue;
-        }
-        size_t k = 0;
-        while (keys[k] && strcmp(keys[k], key) != 0)
-            k++;
-        if (!keys[k]) {
-            char known[512] = "";
-            size_t pos = 0;
-            for (k = 0; keys[k]; k++)
-                pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s, ", keys[k]);
-            return inferd_error_set(err, INFERD_EINVAL, "%s: unknown setting \"%s\" (known: "
-                                    "%ssendSingle)", kind, key, known);
-        }
-    }
-    return INFERD_OK;
+    const inferd_value *single = inferd_value_object_get(conf, "sendSingle");
+    if (single && !inferd_value_is(single, INFERD_VALUE_BOOL))
+        return inferd_error_set(err, INFERD_EINVAL, "%s: sendSingle must be true or false", kind);
+    return rules_only_keys(conf, kind, "setting", keys, err);
 }
 
 static inferd_status get_string(const char *kind, const inferd_value *conf, const char *key,
@@ -113,7 +96,7 @@ typedef struct mqtt_action {
 
 static const char *const mqtt_keys[] = {"server", "topic", "qos", "retained", "clientId",
                                         "username", "password", "protocolVersion", "confKey",
-                                        NULL};
+                                        "sendSingle", NULL};
 
 static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mqtt_options *mo,
                                    const char **topic, int64_t *qos, bool *retain,
@@ -257,7 +240,8 @@ typedef struct http_action {
     long timeout_ms;
 } http_action;
 
-static const char *const http_keys[] = {"url", "method", "headers", "timeout", NULL};
+static const char *const http_keys[] = {"url", "method", "headers", "timeout", "sendSingle",
+                                        NULL};
 
 static inferd_status http_settings(const inferd_value *conf, http_action *h, inferd_error *err)
 {
@@ -385,12 +369,12 @@ static void http_close(raction *a)
 
 /* ---- log ------------------------------------------------------------------------- */
 
-static const char *const no_keys[] = {NULL};
+static const char *const log_keys[] = {"sendSingle", NULL};
 
 static inferd_status log_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
 {
     (void)e;
-    return check_keys("log", conf, no_keys, err);
+    return check_keys("log", conf, log_keys, err);
 }
 
 static inferd_status log_open(raction *a, const inferd_value *conf, inferd_error *err)
@@ -411,7 +395,7 @@ static void log_close(raction *a) { (void)a; }
 
 /* ---- file ------------------------------------------------------------------------ */
 
-static const char *const file_keys[] = {"path", NULL};
+static const char *const file_keys[] = {"path", "sendSingle", NULL};
 
 static inferd_status file_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
 {

@@ -116,7 +116,8 @@ static inferd_status call_estimator(void *ctx, const inferd_value *const *args, 
         if (w.result)
             *result = w.result;
         else
-            st = inferd_error_set(err, w.err.code ? w.err.code : INFERD_EPLUGIN, "%s", w.err.message);
+            st = inferd_error_set(err, w.err.code ? w.err.code : INFERD_EPLUGIN, "%s",
+                                  w.err.message);
     }
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);

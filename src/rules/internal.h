@@ -206,6 +206,11 @@ void raction_describe(raction *a, inferd_value *obj);
 /* prefix_connection_status, _connection_last_error, ... of an MQTT connection. */
 void rules_describe_connection(const char *prefix, const mqtt_stats *ms, inferd_value *obj);
 
+/* "<what>: unknown <noun> "k" (known: a, b)" unless every key of obj is in
+ * keys (NULL-terminated). */
+inferd_status rules_only_keys(const inferd_value *obj, const char *what, const char *noun,
+                              const char *const *keys, inferd_error *err);
+
 /* ---- the engine ---------------------------------------------------------------- */
 
 struct rules_engine {

@@ -54,8 +54,8 @@ static const char *const option_keys[] = {"bufferLength", "qos", "sendError", "r
 static const char *const restart_keys[] = {"attempts", "delay", "multiplier", "maxDelay",
                                            "jitterFactor", NULL};
 
-static inferd_status only_keys(const inferd_value *obj, const char *what,
-                               const char *const *keys, inferd_error *err)
+inferd_status rules_only_keys(const inferd_value *obj, const char *what, const char *noun,
+                             const char *const *keys, inferd_error *err)
 {
     const char *key;
     inferd_value *v;
@@ -64,13 +64,13 @@ static inferd_status only_keys(const inferd_value *obj, const char *what,
         while (keys[k] && strcmp(keys[k], key) != 0)
             k++;
         if (!keys[k]) {
-            char known[256] = "";
+            char known[512] = "";
             size_t pos = 0;
             for (k = 0; keys[k]; k++)
                 pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s%s", k ? ", " : "",
                                         keys[k]);
-            return inferd_error_set(err, INFERD_EINVAL, "%s: unknown key \"%s\" (known: %s)",
-                                    what, key, known);
+            return inferd_error_set(err, INFERD_EINVAL, "%s: unknown %s \"%s\" (known: %s)",
+                                    what, noun, key, known);
         }
     }
     return INFERD_OK;
@@ -113,7 +113,7 @@ static inferd_status read_options(rrule *r, inferd_error *err)
     double mult = 2.0, jitter = 0.1;
     bool send_error = false;
     inferd_status st;
-    if ((st = only_keys(o, "options", option_keys, err)) ||
+    if ((st = rules_only_keys(o, "options", "key", option_keys, err)) ||
         (st = opt_int(o, "options", "bufferLength", 1, 1000000, &buffer, err)) ||
         (st = opt_int(o, "options", "qos", 0, 2, &qos, err)))
         return st;
@@ -123,7 +123,8 @@ static inferd_status read_options(rrule *r, inferd_error *err)
     inferd_value *rs = inferd_value_object_get(o, "restartStrategy");
     if (rs && !inferd_value_is(rs, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_EINVAL, "options.restartStrategy must be an object");
-    if (rs && ((st = only_keys(rs, "options.restartStrategy", restart_keys, err)) ||
+    if (rs && ((st = rules_only_keys(rs, "options.restartStrategy", "key", restart_keys,
+                                     err)) ||
                (st = opt_int(rs, "options.restartStrategy", "attempts", 0, 1000000, &attempts,
                              err)) ||
                (st = opt_int(rs, "options.restartStrategy", "delay", 0, 3600000, &delay, err)) ||
@@ -188,7 +189,7 @@ inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, i
     if (!inferd_value_is(def, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_EINVAL, "a rule is a JSON object {\"id\", \"sql\", "
                                 "\"actions\", \"options\"}");
-    inferd_status st = only_keys(def, "rule", def_keys, err);
+    inferd_status st = rules_only_keys(def, "rule", "key", def_keys, err);
     if (st != INFERD_OK)
         return st;
     const char *id, *sql;

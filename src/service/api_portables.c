@@ -13,26 +13,6 @@
 #include "portable/portables.h"
 #include "service/service.h"
 
-/* The JSON object of a request's body, or a 400 (NULL). */
-static inferd_value *json_body(svc_request *r)
-{
-    size_t len;
-    const char *body = svc_body(r, &len);
-    inferd_value *doc = NULL;
-    inferd_error err = {0};
-    if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &doc, &err) != INFERD_OK) {
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is not JSON: %s",
-                        err.message);
-        return NULL;
-    }
-    if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
-        inferd_value_free(doc);
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body must be a JSON object");
-        return NULL;
-    }
-    return doc;
-}
-
 static bool have_portables(svc_request *r)
 {
     if (svc_of(r)->portables)
@@ -46,7 +26,7 @@ static void portables_install(svc_request *r)
 {
     if (!have_portables(r))
         return;
-    inferd_value *doc = json_body(r);
+    inferd_value *doc = svc_body_object(r);
     if (!doc)
         return;
     const inferd_value *name = inferd_value_object_get(doc, "name");
@@ -186,7 +166,7 @@ static void function_exec(svc_request *r)
     const char *type = svc_header(r, "Content-Type");
     inferd_value *args = NULL;
     if (type && strncmp(type, "application/json", 16) == 0) {
-        inferd_value *doc = json_body(r);
+        inferd_value *doc = svc_body_object(r);
         if (!doc)
             return;
         const inferd_value *a = inferd_value_object_get(doc, "args");

@@ -30,25 +30,41 @@ static rules_engine *engine(svc_request *r)
     return e;
 }
 
-/* The body as a JSON object, or a 400 (NULL). */
-static inferd_value *object_body(svc_request *r)
+/* A done change: {"<key>": name, "message": "<What> <name> <done>."} with
+ * status, or the error. The messages are the seeds' engine's. */
+static void reply_done(svc_request *r, inferd_status st, const inferd_error *err, unsigned status,
+                       const char *key, const char *name, const char *what, const char *done)
 {
-    size_t len;
-    const char *body = svc_body(r, &len);
-    inferd_value *doc = NULL;
-    inferd_error err = {0};
-    if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &doc, &err) != INFERD_OK) {
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is not JSON: %s",
-                        err.message);
-        return NULL;
+    if (st != INFERD_OK) {
+        reply_status(r, st, err);
+        return;
     }
-    if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
-        inferd_value_free(doc);
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body must be a JSON object");
-        return NULL;
-    }
-    return doc;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s %s %s.", what, name, done);
+    inferd_value *b = inferd_value_object();
+    inferd_value_object_set(b, key, inferd_value_string(name), NULL);
+    inferd_value_object_set(b, "message", inferd_value_string(msg), NULL);
+    svc_reply_json(r, status, b);
 }
+
+/* GET of one stream or rule by the path's name. */
+typedef inferd_status (*lookup_fn)(rules_engine *e, const char *name, inferd_value **out,
+                                   inferd_error *err);
+static void reply_lookup(svc_request *r, lookup_fn fn)
+{
+    rules_engine *e = engine(r);
+    if (!e)
+        return;
+    inferd_value *d = NULL;
+    inferd_error err = {0};
+    inferd_status st = fn(e, svc_param(r, 0), &d, &err);
+    if (st == INFERD_OK)
+        svc_reply_json(r, MHD_HTTP_OK, d);
+    else
+        reply_status(r, st, &err);
+}
+
+/* ---- streams ------------------------------------------------------------------------ */
 
 /* {"sql": "CREATE STREAM ..."} -> the statement (borrowed from doc), or a 400. */
 static const char *stream_sql(svc_request *r, const inferd_value *doc)
@@ -61,36 +77,27 @@ static const char *stream_sql(svc_request *r, const inferd_value *doc)
     return sql;
 }
 
-static void reply_message(svc_request *r, unsigned status, const char *key, const char *value,
-                          const char *message)
-{
-    inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, key, inferd_value_string(value), NULL);
-    inferd_value_object_set(b, "message", inferd_value_string(message), NULL);
-    svc_reply_json(r, status, b);
-}
-
-/* ---- streams ------------------------------------------------------------------------ */
-
-static void stream_create(svc_request *r)
+/* POST /streams, and PUT /streams/{name} (update true). */
+static void stream_define(svc_request *r, bool update)
 {
     rules_engine *e = engine(r);
-    inferd_value *doc = e ? object_body(r) : NULL;
+    inferd_value *doc = e ? svc_body_object(r) : NULL;
     const char *sql = doc ? stream_sql(r, doc) : NULL;
     if (sql) {
-        char *name = NULL, msg[300];
+        char *name = NULL;
         inferd_error err = {0};
-        inferd_status st = rules_stream_create(e, sql, &name, &err);
-        if (st == INFERD_OK) {
-            snprintf(msg, sizeof msg, "Stream %s is created.", name);
-            reply_message(r, MHD_HTTP_CREATED, "name", name, msg);
-        } else {
-            reply_status(r, st, &err);
-        }
+        inferd_status st = update ? rules_stream_update(e, svc_param(r, 0), sql, &err)
+                                  : rules_stream_create(e, sql, &name, &err);
+        reply_done(r, st, &err, update ? MHD_HTTP_OK : MHD_HTTP_CREATED, "name",
+                   update ? svc_param(r, 0) : name, "Stream", update ? "is updated" : "is created");
         free(name);
     }
     inferd_value_free(doc);
 }
+
+static void stream_create(svc_request *r) { stream_define(r, false); }
+static void stream_put(svc_request *r) { stream_define(r, true); }
+static void stream_get(svc_request *r) { reply_lookup(r, rules_stream_describe); }
 
 static void stream_list(svc_request *r)
 {
@@ -99,51 +106,13 @@ static void stream_list(svc_request *r)
         svc_reply_json(r, MHD_HTTP_OK, rules_stream_list(e));
 }
 
-static void stream_get(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *d = NULL;
-    inferd_error err = {0};
-    inferd_status st = e ? rules_stream_describe(e, svc_param(r, 0), &d, &err) : INFERD_OK;
-    if (!e)
-        return;
-    if (st == INFERD_OK)
-        svc_reply_json(r, MHD_HTTP_OK, d);
-    else
-        reply_status(r, st, &err);
-}
-
-static void stream_put(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *doc = e ? object_body(r) : NULL;
-    const char *sql = doc ? stream_sql(r, doc) : NULL;
-    if (sql) {
-        inferd_error err = {0};
-        char msg[300];
-        inferd_status st = rules_stream_update(e, svc_param(r, 0), sql, &err);
-        snprintf(msg, sizeof msg, "Stream %s is updated.", svc_param(r, 0));
-        if (st == INFERD_OK)
-            reply_message(r, MHD_HTTP_OK, "name", svc_param(r, 0), msg);
-        else
-            reply_status(r, st, &err);
-    }
-    inferd_value_free(doc);
-}
-
 static void stream_delete(svc_request *r)
 {
     rules_engine *e = engine(r);
-    if (!e)
-        return;
     inferd_error err = {0};
-    char msg[300];
-    inferd_status st = rules_stream_delete(e, svc_param(r, 0), &err);
-    snprintf(msg, sizeof msg, "Stream %s is dropped.", svc_param(r, 0));
-    if (st == INFERD_OK)
-        reply_message(r, MHD_HTTP_OK, "name", svc_param(r, 0), msg);
-    else
-        reply_status(r, st, &err);
+    if (e)
+        reply_done(r, rules_stream_delete(e, svc_param(r, 0), &err), &err, MHD_HTTP_OK, "name",
+                   svc_param(r, 0), "Stream", "is dropped");
 }
 
 /* POST /push/<path>: one message (or a JSON array of them) for the HTTP push
@@ -168,41 +137,38 @@ static void stream_push(svc_request *r)
 
 /* ---- rules --------------------------------------------------------------------------- */
 
-static void rule_create(svc_request *r)
+/* POST /rules, PUT /rules/{id} (update true), POST /rules/validate (check). */
+static void rule_define(svc_request *r, bool update, bool check)
 {
     rules_engine *e = engine(r);
-    inferd_value *doc = e ? object_body(r) : NULL;
+    inferd_value *doc = e ? svc_body_object(r) : NULL;
     if (!doc)
         return;
+    /* PUT may leave the id out of the body: it is in the path. */
+    if (update && !inferd_value_object_get(doc, "id"))
+        inferd_value_object_set(doc, "id", inferd_value_string(svc_param(r, 0)), NULL);
     inferd_error err = {0};
-    inferd_status st = rules_rule_create(e, doc, &err);
-    const char *id = inferd_value_string_or(inferd_value_object_get(doc, "id"), "");
-    char msg[300];
-    snprintf(msg, sizeof msg, "Rule %s was created successfully.", id);
-    if (st == INFERD_OK)
-        reply_message(r, MHD_HTTP_CREATED, "id", id, msg);
-    else
-        reply_status(r, st, &err);
-    inferd_value_free(doc);
-}
-
-static void rule_validate(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *doc = e ? object_body(r) : NULL;
-    if (!doc)
-        return;
-    inferd_error err = {0};
-    inferd_status st = rules_rule_validate(e, doc, &err);
-    if (st == INFERD_OK) {
+    inferd_status st = check    ? rules_rule_validate(e, doc, &err)
+                       : update ? rules_rule_update(e, svc_param(r, 0), doc, &err)
+                                : rules_rule_create(e, doc, &err);
+    if (check && st == INFERD_OK) {
         inferd_value *b = inferd_value_object();
         inferd_value_object_set(b, "valid", inferd_value_bool(true), NULL);
         svc_reply_json(r, MHD_HTTP_OK, b);
     } else {
-        reply_status(r, st, &err);
+        reply_done(r, st, &err, update ? MHD_HTTP_OK : MHD_HTTP_CREATED, "id",
+                   update ? svc_param(r, 0)
+                          : inferd_value_string_or(inferd_value_object_get(doc, "id"), ""),
+                   "Rule", update ? "was updated successfully" : "was created successfully");
     }
     inferd_value_free(doc);
 }
+
+static void rule_create(svc_request *r) { rule_define(r, false, false); }
+static void rule_put(svc_request *r) { rule_define(r, true, false); }
+static void rule_validate(svc_request *r) { rule_define(r, false, true); }
+static void rule_get(svc_request *r) { reply_lookup(r, rules_rule_describe); }
+static void rule_status(svc_request *r) { reply_lookup(r, rules_rule_status); }
 
 static void rule_list(svc_request *r)
 {
@@ -211,88 +177,21 @@ static void rule_list(svc_request *r)
         svc_reply_json(r, MHD_HTTP_OK, rules_rule_list(e));
 }
 
-static void rule_get(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *d = NULL;
-    inferd_error err = {0};
-    inferd_status st = e ? rules_rule_describe(e, svc_param(r, 0), &d, &err) : INFERD_OK;
-    if (!e)
-        return;
-    if (st == INFERD_OK)
-        svc_reply_json(r, MHD_HTTP_OK, d);
-    else
-        reply_status(r, st, &err);
-}
-
-static void rule_status(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *d = NULL;
-    inferd_error err = {0};
-    inferd_status st = e ? rules_rule_status(e, svc_param(r, 0), &d, &err) : INFERD_OK;
-    if (!e)
-        return;
-    if (st == INFERD_OK)
-        svc_reply_json(r, MHD_HTTP_OK, d);
-    else
-        reply_status(r, st, &err);
-}
-
-static void rule_put(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    inferd_value *doc = e ? object_body(r) : NULL;
-    if (!doc)
-        return;
-    /* The id may be left out of the body: it is in the path. */
-    if (!inferd_value_object_get(doc, "id"))
-        inferd_value_object_set(doc, "id", inferd_value_string(svc_param(r, 0)), NULL);
-    inferd_error err = {0};
-    char msg[300];
-    inferd_status st = rules_rule_update(e, svc_param(r, 0), doc, &err);
-    snprintf(msg, sizeof msg, "Rule %s was updated successfully.", svc_param(r, 0));
-    if (st == INFERD_OK)
-        reply_message(r, MHD_HTTP_OK, "id", svc_param(r, 0), msg);
-    else
-        reply_status(r, st, &err);
-    inferd_value_free(doc);
-}
-
-static void rule_delete(svc_request *r)
-{
-    rules_engine *e = engine(r);
-    if (!e)
-        return;
-    inferd_error err = {0};
-    char msg[300];
-    inferd_status st = rules_rule_delete(e, svc_param(r, 0), &err);
-    snprintf(msg, sizeof msg, "Rule %s is dropped.", svc_param(r, 0));
-    if (st == INFERD_OK)
-        reply_message(r, MHD_HTTP_OK, "id", svc_param(r, 0), msg);
-    else
-        reply_status(r, st, &err);
-}
-
-static void rule_control(svc_request *r, const char *what,
+/* DELETE /rules/{id} and POST /rules/{id}/start|stop|restart. */
+static void rule_control(svc_request *r, const char *done,
                          inferd_status (*fn)(rules_engine *, const char *, inferd_error *))
 {
     rules_engine *e = engine(r);
-    if (!e)
-        return;
     inferd_error err = {0};
-    char msg[300];
-    inferd_status st = fn(e, svc_param(r, 0), &err);
-    snprintf(msg, sizeof msg, "Rule %s was %s.", svc_param(r, 0), what);
-    if (st == INFERD_OK)
-        reply_message(r, MHD_HTTP_OK, "id", svc_param(r, 0), msg);
-    else
-        reply_status(r, st, &err);
+    if (e)
+        reply_done(r, fn(e, svc_param(r, 0), &err), &err, MHD_HTTP_OK, "id", svc_param(r, 0),
+                   "Rule", done);
 }
 
-static void rule_start(svc_request *r) { rule_control(r, "started", rules_rule_start); }
-static void rule_stop(svc_request *r) { rule_control(r, "stopped", rules_rule_stop); }
-static void rule_restart(svc_request *r) { rule_control(r, "restarted", rules_rule_restart); }
+static void rule_delete(svc_request *r) { rule_control(r, "is dropped", rules_rule_delete); }
+static void rule_start(svc_request *r) { rule_control(r, "was started", rules_rule_start); }
+static void rule_stop(svc_request *r) { rule_control(r, "was stopped", rules_rule_stop); }
+static void rule_restart(svc_request *r) { rule_control(r, "was restarted", rules_rule_restart); }
 
 const svc_route svc_rules_routes[] = {
     {"POST", "/streams", stream_create, SVC_ROUTE_MANAGEMENT},

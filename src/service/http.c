@@ -198,6 +198,25 @@ void svc_reply_bytes(svc_request *r, unsigned status, const char *content_type, 
     reply_set(r, status, content_type, data, len);
 }
 
+inferd_value *svc_body_object(svc_request *r)
+{
+    size_t len;
+    const char *body = svc_body(r, &len);
+    inferd_value *doc = NULL;
+    inferd_error err = {0};
+    if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &doc, &err) != INFERD_OK) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is not JSON: %s",
+                        err.message);
+        return NULL;
+    }
+    if (!inferd_value_is(doc, INFERD_VALUE_OBJECT)) {
+        inferd_value_free(doc);
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
 void svc_reply_json(svc_request *r, unsigned status, inferd_value *body)
 {
     char *text = NULL;

@@ -81,6 +81,9 @@ void svc_set_timings(svc_request *r, uint64_t decode_us, uint64_t queue_us, uint
 void svc_reply_header(svc_request *r, const char *name, const char *value);
 /* body is taken (NULL: {}). */
 void svc_reply_json(svc_request *r, unsigned status, inferd_value *body);
+/* The body as a JSON object (the caller frees it), or NULL after replying
+ * 400: not JSON (with where), or not an object. */
+inferd_value *svc_body_object(svc_request *r);
 /* data (malloc'd) is taken. */
 void svc_reply_bytes(svc_request *r, unsigned status, const char *content_type, void *data,
                      size_t len);
