@@ -11,6 +11,8 @@ OUT_DIR gets:
                        openvino_demo messages)
   defects.txt          the right defect count of each, one per line, in order
   images.txt           the base64 of each scratch image, one per line, in order
+  dots/NN.<ext>        the people-count images as they are (PNG or JPEG)
+  people.txt           the right count of each, one per line, in order
 """
 import base64
 import io
@@ -32,6 +34,14 @@ with open(os.path.join(out, "labels.txt"), "w") as labels:
         with open(os.path.join(out, "jpeg", f"{i:02d}.jpg"), "wb") as f:
             f.write(buf.getvalue())
         labels.write(c["label"] + "\n")
+
+os.makedirs(os.path.join(out, "dots"), exist_ok=True)
+with open(os.path.join(out, "people.txt"), "w") as people:
+    for i, d in enumerate(truth["dots"]):
+        ext = os.path.splitext(d["file"])[1]
+        with open(os.path.join(out, "dots", f"{i:02d}{ext}"), "wb") as f:
+            f.write(open(os.path.join(data, d["file"]), "rb").read())
+        people.write(f"{d['count']}\n")
 
 with open(os.path.join(out, "scratches.jsonl"), "w") as msgs, \
         open(os.path.join(out, "defects.txt"), "w") as counts, \

@@ -115,6 +115,24 @@ diff -u "$MSG/defects.txt" "$T/got_bdefects.txt" >"$T/diff" \
   || fail "defectEstimator counts differ from the truth: $(cat "$T/diff")"
 pass "built-in estimators as functions: label_image(self) and defects(image) right on every image"
 
+expect POST /streams '{"sql":"CREATE STREAM crowd () WITH (DATASOURCE=\"crowd\", FORMAT=\"BINARY\")"}' 201
+expect POST /rules "{\"id\": \"ruleCount\", \"sql\": \"SELECT people_count(self)->count AS n, peopleCountEstimator(self, parse_json('{\\\"targets\\\": \\\"T2\\\"}')) AS t2 FROM crowd\", \"actions\": [{\"mqtt\": {\"topic\": \"crowd/count\", \"sendSingle\": true}}]}" 201
+wait_field ruleCount status running
+wait_source ruleCount crowd
+sub_start crowd crowd/count
+for f in "$MSG"/dots/*; do mosquitto_pub -p "$MQTT_PORT" -q 1 -t crowd -f "$f" || fail "mosquitto_pub $f"; done
+N_DOTS=$(wc -l <"$MSG/people.txt")
+sub_wait crowd "$N_DOTS"
+sub_lines crowd >"$T/crowd.jsonl"
+/usr/bin/python3 - "$T/crowd.jsonl" "$MSG/people.txt" <<'PY' || fail "people counts: $(cat "$T/crowd.jsonl")"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = [int(l) for l in open(sys.argv[2])]
+assert [g["n"] for g in got] == want, ([g["n"] for g in got], want)
+assert [g["t2"] for g in got] == [{"count": w} for w in want], [g["t2"] for g in got]
+PY
+pass "people_count(self) and peopleCountEstimator(self, options) right on $N_DOTS images"
+
 # ---- a tumbling window: exact counts and averages --------------------------------------------
 expect POST /streams '{"sql":"CREATE STREAM readings (sensor STRING, temperature FLOAT) WITH (DATASOURCE=\"sensors/+/reading\")"}' 201
 expect POST /rules '{"id": "ruleWindow", "sql": "SELECT count(*) AS n, avg(temperature) AS avg_t, min(temperature) AS lo, max(temperature) AS hi, collect(sensor) AS sensors FROM readings GROUP BY TUMBLINGWINDOW(ss, 2)", "actions": [{"mqtt": {"topic": "stats/window", "sendSingle": true}}]}' 201
@@ -187,7 +205,7 @@ pass "broker stopped mid-stream: status shows the lost connection, 4 results buf
 expect POST /rules/ruleOpBuiltin/stop "" 200
 stop_daemon
 start_daemon
-expect GET /streams "" 200 '["openvino_demo","pushed","readings","tfdemo"]'
+expect GET /streams "" 200 '["crowd","openvino_demo","pushed","readings","tfdemo"]'
 wait_field ruleTf status running 60
 wait_field ruleOp status running 60
 [ "$(status_field ruleOpBuiltin status)" = stopped ] || fail "a stopped rule came back running: $(cat "$T/body")"
@@ -196,6 +214,6 @@ sub_start labels3 ekuiper/labels
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t tfdemo -f "$MSG/jpeg/05.jpg" || fail "mosquitto_pub after the daemon restart"
 sub_wait labels3 1
 [ "$(sub_lines labels3)" = "{\"label\":\"$(sed -n 6p "$MSG/labels.txt")\"}" ] || fail "label after the daemon restart: $(sub_lines labels3)"
-grep -q 'restored 4 streams and 7 rules' "$T/daemon.log" || fail "no restore line in the log"
-pass "daemon restarted: 4 streams and 7 rules restored, running ones running again (after pyai), a stopped one stopped; labels flow"
+grep -q 'restored 5 streams and 8 rules' "$T/daemon.log" || fail "no restore line in the log"
+pass "daemon restarted: 5 streams and 8 rules restored, running ones running again (after pyai), a stopped one stopped; labels flow"
 stop_daemon
