@@ -672,6 +672,10 @@ inferd_status mqtt_client_new(const mqtt_options *opts, mqtt_client **out, infer
          * time). Flow control is left to TCP. */
         mosquitto_int_option(c->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
     }
+    /* Small messages go out at once: with Nagle on, a result waited for the
+     * broker's delayed ACK (about 40 ms; bench/rules measured p99 44 ms at
+     * QoS 0 and 11 messages/s at QoS 1 before this). */
+    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     /* Other threads publish: they only queue, our thread writes. */
     mosquitto_threaded_set(c->mosq, true);
     int rc = MOSQ_ERR_SUCCESS;

@@ -90,6 +90,7 @@ start_broker() {
     echo "listener $port 127.0.0.1"
     echo "allow_anonymous true"
     echo "persistence false"
+    echo "set_tcp_nodelay true"
     # As root mosquitto would switch to the mosquitto user, which cannot read $T.
     [ "$(id -u)" -ne 0 ] || echo "user root"
   } >"$T/broker.conf"
