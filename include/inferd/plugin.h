@@ -159,7 +159,9 @@ typedef struct inferd_background_ops {
 } inferd_background_ops;
 
 /* function: exec with borrowed arguments; *result is a new value owned by
- * the host. validate (optional) checks argument values at rule creation. */
+ * the host. validate (optional) checks a call's arguments when a rule that
+ * makes it is created: literals as their values, any other argument (a
+ * column, an expression) as a null value; an error refuses the rule. */
 typedef struct inferd_function_ops {
     uint32_t size;
     inferd_status (*init)(inferd_instance *self, const inferd_props *props, inferd_error *err);

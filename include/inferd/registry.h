@@ -141,6 +141,10 @@ inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *cons
 inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
                                    size_t n, inferd_value **result, inferd_error *err);
 inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
+/* A function component's validate (OK when it has none) with the arguments
+ * of a call as a rule writes them (borrowed). */
+inferd_status inferd_instance_validate(inferd_instance *inst, const inferd_value *const *args,
+                                       size_t n, inferd_error *err);
 /* A sink component's collect with one borrowed item (a result row, or an
  * array of rows). */
 inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,

@@ -259,6 +259,21 @@ inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *co
     return INFERD_OK;
 }
 
+inferd_status inferd_instance_validate(inferd_instance *inst, const inferd_value *const *args,
+                                       size_t n, inferd_error *err)
+{
+    const inferd_component *c = inst->component;
+    if (c->kind != INFERD_KIND_FUNCTION)
+        return inferd_error_set(err, INFERD_ESTATE, "%s is a %s, not a function", inst->name,
+                                inferd_component_kind_name(c->kind));
+    const inferd_function_ops *o = c->ops;
+    if (!o->validate)
+        return INFERD_OK;
+    inferd_error_clear(err);
+    inferd_status st = o->validate(inst, args, n, err);
+    return st == INFERD_OK ? st : plugin_failed(inst, "validate", st, err);
+}
+
 inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,
                                       inferd_error *err)
 {

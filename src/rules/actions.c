@@ -98,9 +98,10 @@ static const char *const mqtt_keys[] = {"server", "topic", "qos", "retained", "c
                                         "username", "password", "protocolVersion", "confKey",
                                         "sendSingle", NULL};
 
+/* *client_id: the action's own clientId, used as it is (NULL: none). */
 static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mqtt_options *mo,
                                    const char **topic, int64_t *qos, bool *retain,
-                                   inferd_error *err)
+                                   const char **client_id, inferd_error *err)
 {
     const char *conf_key, *s;
     int64_t proto;
@@ -124,8 +125,7 @@ static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mq
         mo->server = s;
     if ((st = get_string("mqtt", conf, "clientId", false, &s, err)))
         return st;
-    if (s)
-        mo->client_id = s;
+    *client_id = s;
     if ((st = get_string("mqtt", conf, "username", false, &s, err)))
         return st;
     if (s)
@@ -134,19 +134,16 @@ static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mq
         return st;
     if (s)
         mo->password = s;
-    if (strncmp(mo->server, "tcp://", 6) != 0 && strncmp(mo->server, "mqtt://", 7) != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "mqtt: server \"%s\" must be tcp://host:port "
-                                "or mqtt://host:port", mo->server);
-    return INFERD_OK;
+    return rules_mqtt_check_server(mo->server, "mqtt: server", err);
 }
 
 static inferd_status mqtt_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
 {
     mqtt_options mo;
-    const char *topic;
+    const char *topic, *client_id;
     int64_t qos;
     bool retain = false;
-    return mqtt_settings(e, conf, &mo, &topic, &qos, &retain, err);
+    return mqtt_settings(e, conf, &mo, &topic, &qos, &retain, &client_id, err);
 }
 
 static inferd_status mqtt_open(raction *a, const inferd_value *conf, inferd_error *err)
@@ -157,14 +154,13 @@ static inferd_status mqtt_open(raction *a, const inferd_value *conf, inferd_erro
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     mqtt_options mo;
     int64_t qos;
-    inferd_status st = mqtt_settings(e, conf, &mo, &m->topic, &qos, &m->retain, err);
-    char name[300], id[160];
+    const char *own_id = NULL;
+    inferd_status st = mqtt_settings(e, conf, &mo, &m->topic, &qos, &m->retain, &own_id, err);
+    char name[300], id[300], who[280];
     snprintf(name, sizeof name, "rule %s action %zu", a->rule->id, a->index);
-    if (!mo.client_id) {
-        snprintf(id, sizeof id, "inferd-%d-%s-%zu-%llu", (int)getpid(), a->rule->id, a->index,
-                 (unsigned long long)atomic_fetch_add(&e->client_seq, 1));
-        mo.client_id = id;
-    }
+    snprintf(who, sizeof who, "rule-%s-%zu", a->rule->id, a->index);
+    rules_mqtt_client_id(e, &mo, who, id, sizeof id);
+    mo.client_id = own_id ? own_id : id;
     mo.name = name;
     mo.max_queued = a->rule->buffer_length;
     if (!inferd_value_object_get(conf, "qos"))

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inferd/log.h"
 #include "rules/internal.h"
@@ -72,7 +73,7 @@ inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_opt
     memset(opts, 0, sizeof *opts);
     opts->server = inferd_config_string(e->cfg, "mqtt.server");
     if (!conf_key || strcmp(conf_key, "default") == 0)
-        return INFERD_OK;
+        return rules_mqtt_check_server(opts->server, "mqtt.server", err);
     const inferd_value *profiles = NULL;
     inferd_config_get(e->cfg, "mqtt.profiles", &profiles, NULL);
     const inferd_value *p = profiles ? inferd_value_object_get(profiles, conf_key) : NULL;
@@ -103,7 +104,31 @@ inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_opt
     opts->username = inferd_value_string_or(inferd_value_object_get(p, "username"), NULL);
     opts->password = inferd_value_string_or(inferd_value_object_get(p, "password"), NULL);
     opts->client_id = inferd_value_string_or(inferd_value_object_get(p, "clientId"), NULL);
+    char where[300];
+    snprintf(where, sizeof where, "mqtt.profiles.%s.server", conf_key);
+    return rules_mqtt_check_server(opts->server, where, err);
+}
+
+inferd_status rules_mqtt_check_server(const char *server, const char *where, inferd_error *err)
+{
+    if (strncmp(server, "tcp://", 6) != 0 && strncmp(server, "mqtt://", 7) != 0)
+        return inferd_error_set(err, INFERD_EINVAL, "%s \"%s\" must be tcp://host:port or "
+                                "mqtt://host:port (TLS and websockets are not supported)",
+                                where, server);
     return INFERD_OK;
+}
+
+void rules_mqtt_client_id(rules_engine *e, const mqtt_options *opts, const char *who, char *buf,
+                          size_t size)
+{
+    /* A profile's clientId is a prefix: streams and actions that share a
+     * profile each have their own connection, and a broker drops one of
+     * two connections with the same id. */
+    if (opts->client_id)
+        snprintf(buf, size, "%s-%s", opts->client_id, who);
+    else
+        snprintf(buf, size, "inferd-%d-%s-%llu", (int)getpid(), who,
+                 (unsigned long long)atomic_fetch_add(&e->client_seq, 1));
 }
 
 /* ---- open and close ----------------------------------------------------------------- */
@@ -113,11 +138,14 @@ static void restore_stream(void *ctx, const char *name, const char *sql)
     rules_engine *e = ctx;
     rstream *s = NULL;
     inferd_error err = {0};
-    if (rstream_new(e, sql, &s, &err) != INFERD_OK) {
-        inferd_log_error(LOG, "stream %s was recorded but no longer works: %s (it is kept; "
-                         "fix it with PUT /streams/%s)", name, err.message, name);
+    if (rstream_new(e, sql, true, &s, &err) != INFERD_OK) {
+        inferd_log_error(LOG, "stream %s was recorded but cannot be read back: %s (it stays "
+                         "in the database)", name, err.message);
         return;
     }
+    if (s->broken)
+        inferd_log_error(LOG, "stream %s no longer works: %s (GET /streams/%s shows it; "
+                         "replace it with PUT or delete it)", name, s->broken, name);
     insert_stream(e, s);
 }
 
@@ -127,16 +155,22 @@ static void restore_rule(void *ctx, const char *id, const char *definition, bool
     inferd_value *def = NULL;
     inferd_error err = {0};
     rrule *r = NULL;
-    if (inferd_value_from_json(definition, strlen(definition), 0, &def, &err) != INFERD_OK ||
-        rrule_new(e, def, &r, &err) != INFERD_OK) {
-        inferd_log_error(LOG, "rule %s was recorded but no longer works: %s (it is kept in the "
-                         "database; fix it with PUT /rules/%s)", id, err.message, id);
-        inferd_value_free(def);
+    if (inferd_value_from_json(definition, strlen(definition), 0, &def, &err) != INFERD_OK) {
+        inferd_log_error(LOG, "rule %s was recorded but cannot be read back: %s (it stays in "
+                         "the database)", id, err.message);
         return;
     }
+    if (rrule_new(e, def, &r, &err) == INFERD_OK) {
+        r->want_running = running;
+    } else {
+        /* Kept, failed, with the reason: it can be seen, replaced, deleted. */
+        inferd_log_error(LOG, "rule %s no longer works: %s (GET /rules/%s/status shows it; "
+                         "replace it with PUT or delete it)", id, err.message, id);
+        r = rrule_broken(e, id, def, err.message);
+    }
     inferd_value_free(def);
-    r->want_running = running;
-    insert_rule(e, r);
+    if (r)
+        insert_rule(e, r);
 }
 
 inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
@@ -207,7 +241,7 @@ inferd_status rules_stream_create(rules_engine *e, const char *sql, char **name_
 {
     pthread_mutex_lock(&e->lock);
     rstream *s = NULL;
-    inferd_status st = rstream_new(e, sql, &s, err);
+    inferd_status st = rstream_new(e, sql, false, &s, err);
     if (st == INFERD_OK && rules_find_stream(e, s->name))
         st = inferd_error_set(err, INFERD_EEXIST, "stream %s already exists (PUT "
                               "/streams/%s replaces it)", s->name, s->name);
@@ -231,7 +265,7 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
 {
     pthread_mutex_lock(&e->lock);
     rstream *old = rules_find_stream(e, name), *s = NULL;
-    inferd_status st = old ? rstream_new(e, sql, &s, err)
+    inferd_status st = old ? rstream_new(e, sql, false, &s, err)
                            : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
     if (st == INFERD_OK && strcmp(s->name, name) != 0)
         st = inferd_error_set(err, INFERD_EINVAL, "the statement creates stream %s, not %s",
@@ -511,9 +545,82 @@ inferd_status rules_rule_status(rules_engine *e, const char *id, inferd_value **
     return r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
 }
 
+/* Whether component name (a function, source or sink) comes from plugin. */
+static bool from_plugin(rules_engine *e, const char *name, const char *plugin)
+{
+    const inferd_plugin_info *p = NULL;
+    return inferd_registry_find(e->reg, name, &p) && p && strcmp(p->name, plugin) == 0;
+}
+
+/* Whether rule r calls a function of plugin or sends to one of its sinks. */
+static bool rule_uses(rules_engine *e, rrule *r, const char *plugin)
+{
+    const inferd_value *actions = inferd_value_object_get(r->def, "actions");
+    for (size_t i = 0; i < inferd_value_array_len(actions); i++) {
+        const char *kind;
+        inferd_value *conf;
+        if (inferd_value_object_entry(inferd_value_array_get(actions, i), 0, &kind, &conf) &&
+            from_plugin(e, kind, plugin))
+            return true;
+    }
+    sql_query *q = NULL;
+    rstream *s = r->stream_name ? rules_find_stream(e, r->stream_name) : NULL;
+    rfuncs fs = {.e = e, .instances = false};
+    bool uses = false;
+    /* Names only: validate callbacks would call into the plugins. */
+    if (s && sql_parse_select(r->sql, &q, NULL) == INFERD_OK &&
+        sql_query_bind(q, s->def, rfuncs_resolve_names, &fs, NULL) == INFERD_OK)
+        for (size_t i = 0; i < sql_query_function_count(q) && !uses; i++)
+            uses = from_plugin(e, sql_query_function_name(q, i), plugin);
+    rfuncs_free(&fs);
+    sql_query_free(q);
+    return uses;
+}
+
+inferd_status rules_plugin_in_use(rules_engine *e, const char *plugin, inferd_error *err)
+{
+    char users[512] = "";
+    size_t pos = 0;
+    pthread_mutex_lock(&e->lock);
+    for (rstream *s = e->streams; s && pos < sizeof users; s = s->next)
+        if (from_plugin(e, s->type, plugin))
+            pos += (size_t)snprintf(users + pos, sizeof users - pos, "%sstream %s",
+                                    pos ? ", " : "", s->name);
+    for (rrule *r = e->rules; r && pos < sizeof users; r = r->next)
+        if (rule_uses(e, r, plugin))
+            pos += (size_t)snprintf(users + pos, sizeof users - pos, "%srule %s",
+                                    pos ? ", " : "", r->id);
+    pthread_mutex_unlock(&e->lock);
+    if (!pos)
+        return INFERD_OK;
+    return inferd_error_set(err, INFERD_EBUSY, "plugin %s is used by %s: delete or change them "
+                            "first", plugin, users);
+}
+
+void rules_retire_rule(rrule *r)
+{
+    rules_engine *e = r->e;
+    atomic_fetch_add(&e->retired_in, atomic_exchange(&r->source_stats.in, 0));
+    atomic_fetch_add(&e->retired_out, atomic_exchange(&r->op_stats.out, 0));
+    atomic_fetch_add(&e->retired_exceptions, atomic_exchange(&r->op_stats.exceptions, 0) +
+                                                 atomic_exchange(&r->source_stats.exceptions, 0));
+    atomic_fetch_add(&e->retired_dropped, atomic_exchange(&r->source_stats.dropped, 0));
+}
+
+void rules_retire_action(raction *a)
+{
+    rules_engine *e = a->rule->e;
+    atomic_fetch_add(&e->retired_exceptions, atomic_exchange(&a->stats.exceptions, 0));
+    atomic_fetch_add(&e->retired_dropped, atomic_exchange(&a->stats.dropped, 0));
+}
+
 void rules_engine_totals(rules_engine *e, rules_totals *out)
 {
     memset(out, 0, sizeof *out);
+    out->records_in = atomic_load(&e->retired_in);
+    out->records_out = atomic_load(&e->retired_out);
+    out->exceptions = atomic_load(&e->retired_exceptions);
+    out->dropped = atomic_load(&e->retired_dropped);
     pthread_mutex_lock(&e->lock);
     for (rstream *s = e->streams; s; s = s->next)
         out->streams++;

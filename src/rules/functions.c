@@ -133,6 +133,47 @@ static inferd_status call_component(void *ctx, const inferd_value *const *args, 
     return inferd_instance_exec(f->inst, args, n, result, err);
 }
 
+/* Whether a portable plugin's process is up (it answers calls). */
+static bool portable_running(rules_engine *e, const char *plugin)
+{
+    inferd_value *d = inferd_portables_describe(e->portables, plugin);
+    bool up = strcmp(inferd_value_string_or(inferd_value_object_get(d, "status"), ""),
+                     "running") == 0;
+    inferd_value_free(d);
+    return up;
+}
+
+/* The component's validate at bind time, with an instance of its own when
+ * the rule is only being checked. Arguments that are not literals (NULL
+ * here) reach the plugin as null values. A portable plugin that is not up
+ * yet (the daemon is starting) validates when its rules start, which waits
+ * for it. */
+static inferd_status validate_component(void *ctx, const inferd_value *const *args, size_t n,
+                                        inferd_error *err)
+{
+    rfunc *f = ctx;
+    const char *plugin = rfuncs_portable_plugin(f->e, f->name);
+    if (!f->inst && plugin && !portable_running(f->e, plugin))
+        return INFERD_OK;
+    inferd_value *null = inferd_value_null();
+    const inferd_value **all = calloc(n ? n : 1, sizeof *all);
+    inferd_instance *inst = f->inst;
+    inferd_status st = null && all ? INFERD_OK
+                                   : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t i = 0; st == INFERD_OK && i < n; i++)
+        all[i] = args[i] ? args[i] : null;
+    if (st == INFERD_OK && !inst)
+        st = inferd_instance_create(f->e->reg, f->name, NULL, NULL, &inst, err);
+    /* What the plugin's validate refuses is the rule's fault: a 400. */
+    if (st == INFERD_OK && (st = inferd_instance_validate(inst, all, n, err)) == INFERD_EPLUGIN)
+        st = err->code = INFERD_EINVAL;
+    if (inst && inst != f->inst)
+        inferd_instance_destroy(inst);
+    free(all);
+    inferd_value_free(null);
+    return st;
+}
+
 inferd_status rfuncs_resolve(void *ctx, const char *name, sql_function *out, inferd_error *err)
 {
     rfuncs *fs = ctx;
@@ -166,9 +207,20 @@ inferd_status rfuncs_resolve(void *ctx, const char *name, sql_function *out, inf
         .max_args = c ? c->max_args : 2,
         .aggregate = c && (c->flags & INFERD_COMPONENT_AGGREGATE),
         .call = c ? call_component : call_estimator,
+        .validate = c && ((const inferd_function_ops *)c->ops)->validate ? validate_component
+                                                                           : NULL,
         .ctx = f,
     };
     return INFERD_OK;
+}
+
+inferd_status rfuncs_resolve_names(void *ctx, const char *name, sql_function *out,
+                                   inferd_error *err)
+{
+    inferd_status st = rfuncs_resolve(ctx, name, out, err);
+    if (st == INFERD_OK)
+        out->validate = NULL;
+    return st;
 }
 
 void rfuncs_free(rfuncs *fs)

@@ -85,10 +85,16 @@ struct rstream {
     atomic_bool stopping;
 
     rstats stats;              /* records in (decoded), exceptions (malformed messages) */
+    char *broken;              /* NULL, or why it cannot run (see rstream_new) */
 };
 
-/* Parses and checks a CREATE STREAM; *out is not in any list yet. */
-inferd_status rstream_new(rules_engine *e, const char *sql, rstream **out, inferd_error *err);
+/* Parses and checks a CREATE STREAM; *out is not in any list yet. With
+ * keep_broken (a recorded stream at start-up) a statement that parses but no
+ * longer checks (its source plugin is gone, say) gives a stream whose
+ * source refuses to start, with the reason in `broken`, so that it can be
+ * seen, replaced and deleted. */
+inferd_status rstream_new(rules_engine *e, const char *sql, bool keep_broken, rstream **out,
+                          inferd_error *err);
 void rstream_free(rstream *s);
 inferd_value *rstream_describe(rstream *s);
 /* Adds r to the readers, starting the source for the first. */
@@ -149,6 +155,9 @@ struct rrule {
 /* Checks a definition whole (see rules_rule_create); *out is stopped. */
 inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err);
 void rrule_free(rrule *r); /* a stopped rule */
+/* A recorded rule that no longer checks: failed with message, not started
+ * (NULL on ENOMEM). */
+rrule *rrule_broken(rules_engine *e, const char *id, const inferd_value *def, const char *message);
 /* Under e->lock: start (a no-op while starting or running), stop (waits). */
 inferd_status rrule_start(rrule *r, inferd_error *err);
 void rrule_stop(rrule *r);
@@ -171,6 +180,9 @@ typedef struct rfuncs {
     rfunc *list;               /* owned */
 } rfuncs;
 inferd_status rfuncs_resolve(void *ctx, const char *name, sql_function *out, inferd_error *err);
+/* The same without the plugins' validate (nothing is called in them). */
+inferd_status rfuncs_resolve_names(void *ctx, const char *name, sql_function *out,
+                                   inferd_error *err);
 void rfuncs_free(rfuncs *f);
 /* The portable plugin a function comes from, or NULL (C, estimator, unknown). */
 const char *rfuncs_portable_plugin(rules_engine *e, const char *name);
@@ -226,13 +238,27 @@ struct rules_engine {
     bool has_restorer;
     atomic_bool closing;
     _Atomic uint64_t client_seq; /* MQTT client ids */
+    /* What rules and actions counted before their counters were reset (a
+     * restart) or freed (a delete): /metrics' totals only go up. */
+    _Atomic uint64_t retired_in, retired_out, retired_exceptions, retired_dropped;
 };
+
+/* Adds the counts of a rule's own stages to the engine's retired totals
+ * (before they are reset or freed); rules_retire_action for an action's. */
+void rules_retire_rule(rrule *r);
+void rules_retire_action(raction *a);
 
 /* The MQTT options of a profile: conf_key NULL or "default" is mqtt.server;
  * another names mqtt.profiles.<key>. *server etc. are borrowed from cfg. */
 inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
                                  inferd_error *err);
 rstream *rules_find_stream(rules_engine *e, const char *name);
+/* EINVAL unless server is tcp:// or mqtt:// (where names the setting). */
+inferd_status rules_mqtt_check_server(const char *server, const char *where, inferd_error *err);
+/* The client id of one connection: "<profile clientId>-<who>", or
+ * "inferd-<pid>-<who>-<n>" (who: "stream-tfdemo", "rule-r1-0"). */
+void rules_mqtt_client_id(rules_engine *e, const mqtt_options *opts, const char *who, char *buf,
+                          size_t size);
 
 /* ---- the store (store.c) ------------------------------------------------------- */
 

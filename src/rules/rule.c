@@ -184,6 +184,49 @@ static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err
     return INFERD_OK;
 }
 
+static rrule *rule_alloc(rules_engine *e, const char *id, const inferd_value *def)
+{
+    rrule *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->e = e;
+    pthread_mutex_init(&r->msg_lock, NULL);
+    pthread_mutex_init(&r->wake_lock, NULL);
+    inferd__cond_init(&r->wake);
+    rstats_init(&r->source_stats);
+    rstats_init(&r->op_stats);
+    atomic_init(&r->state, RRULE_STOPPED);
+    r->buffer_length = 1024;
+    if (!(r->id = strdup(id)) || !(r->def = inferd_value_copy(def)) ||
+        !(r->stream_name = strdup(""))) {
+        rrule_free(r);
+        return NULL;
+    }
+    r->sql = (char *)inferd_value_string_or(inferd_value_object_get(r->def, "sql"), "");
+    return r;
+}
+
+rrule *rrule_broken(rules_engine *e, const char *id, const inferd_value *def, const char *message)
+{
+    rrule *r = rule_alloc(e, id, def);
+    if (!r)
+        return NULL;
+    inferd_error ignored = {0};
+    read_options(r, &ignored); /* what it can; the defaults otherwise */
+    sql_query *q = NULL;
+    if (sql_parse_select(r->sql, &q, &ignored) == INFERD_OK) {
+        char *from = strdup(sql_query_stream(q));
+        if (from) {
+            free(r->stream_name);
+            r->stream_name = from;
+        }
+    }
+    sql_query_free(q);
+    atomic_store(&r->state, RRULE_FAILED);
+    rrule_set_message(r, "%s", message);
+    return r;
+}
+
 inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err)
 {
     if (!inferd_value_is(def, INFERD_VALUE_OBJECT))
@@ -216,20 +259,10 @@ inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, i
         return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"triggered\" must be true or "
                                 "false", id);
 
-    rrule *r = calloc(1, sizeof *r);
+    rrule *r = rule_alloc(e, id, def);
     if (!r)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    r->e = e;
-    pthread_mutex_init(&r->msg_lock, NULL);
-    pthread_mutex_init(&r->wake_lock, NULL);
-    inferd__cond_init(&r->wake);
-    rstats_init(&r->source_stats);
-    rstats_init(&r->op_stats);
-    atomic_init(&r->state, RRULE_STOPPED);
-    if (!(r->id = strdup(id)) || !(r->def = inferd_value_copy(def)))
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     if (st == INFERD_OK) {
-        r->sql = (char *)inferd_value_string_or(inferd_value_object_get(r->def, "sql"), "");
         r->want_running = inferd_value_bool_or(trig, true);
         inferd_value_object_remove(r->def, "triggered", NULL);
         st = read_options(r, err);
@@ -252,6 +285,7 @@ void rrule_free(rrule *r)
 {
     if (!r)
         return;
+    rules_retire_rule(r);
     free(r->id);
     free(r->stream_name);
     inferd_value_free(r->def);
@@ -325,12 +359,12 @@ static void stop_actions(rrule *r)
     size_t n = r->n_actions;
     r->actions = NULL, r->n_actions = 0;
     pthread_mutex_unlock(&r->msg_lock);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         raction_stop(&as[i]);
+        rules_retire_action(&as[i]);
+    }
     free(as);
 }
-
-static void drop_msg(void *m) { rmsg_unref(m); }
 
 static void teardown(rrule *r, rrun *run)
 {
@@ -345,8 +379,15 @@ static void teardown(rrule *r, rrun *run)
     pthread_mutex_lock(&r->msg_lock);
     r->in = NULL;
     pthread_mutex_unlock(&r->msg_lock);
-    if (in)
-        inferd_queue_free(in, drop_msg);
+    if (in) {
+        /* What was still waiting in the buffer is dropped, and counted. */
+        void *m;
+        while (inferd_queue_pop(in, &m, 0) == INFERD_OK) {
+            rmsg_unref(m);
+            atomic_fetch_add(&r->source_stats.dropped, 1);
+        }
+        inferd_queue_free(in, NULL);
+    }
     stop_actions(r);
     sql_run_free(run->run);
     rfuncs_free(&run->funcs);
@@ -543,6 +584,7 @@ inferd_status rrule_start(rrule *r, inferd_error *err)
                                 r->id, r->stream_name);
     }
     r->stream = s;
+    rules_retire_rule(r);
     rstats_reset(&r->source_stats);
     rstats_reset(&r->op_stats);
     atomic_store(&r->stop, false);

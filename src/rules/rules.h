@@ -98,6 +98,11 @@ inferd_status rules_rule_describe(rules_engine *e, const char *id, inferd_value 
 inferd_status rules_rule_status(rules_engine *e, const char *id, inferd_value **out,
                                 inferd_error *err);
 
+/* EBUSY naming them when streams (a source component) or rules (a function
+ * or a sink component) use a component of plugin; a plugin is not removed
+ * from under them. */
+inferd_status rules_plugin_in_use(rules_engine *e, const char *plugin, inferd_error *err);
+
 /* Totals for /metrics. */
 typedef struct rules_totals {
     size_t streams, rules, rules_running;

@@ -144,7 +144,8 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     return INFERD_OK;
 }
 
-inferd_status rstream_new(rules_engine *e, const char *sql, rstream **out, inferd_error *err)
+inferd_status rstream_new(rules_engine *e, const char *sql, bool keep_broken, rstream **out,
+                          inferd_error *err)
 {
     rstream *s = calloc(1, sizeof *s);
     if (!s || !(s->sql = strdup(sql))) {
@@ -158,8 +159,16 @@ inferd_status rstream_new(rules_engine *e, const char *sql, rstream **out, infer
     inferd_status st = sql_parse_stream(sql, &s->def, err);
     if (st == INFERD_OK && !(s->name = strdup(s->def->name)))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK)
-        st = check_options(s, err);
+    if (st == INFERD_OK && (st = check_options(s, err)) != INFERD_OK && keep_broken) {
+        s->broken = strdup(err->message);
+        if (!s->type)
+            s->type = strdup("mqtt");
+        if (!s->datasource)
+            s->datasource = strdup(s->name);
+        st = s->broken && s->type && s->datasource
+                 ? INFERD_OK
+                 : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
     if (st != INFERD_OK) {
         rstream_free(s);
         return st;
@@ -173,7 +182,7 @@ void rstream_free(rstream *s)
     if (!s)
         return;
     free(s->name), free(s->sql), free(s->type), free(s->datasource), free(s->conf_key);
-    free(s->shared), free(s->subs);
+    free(s->shared), free(s->subs), free(s->broken);
     sql_stream_def_free(s->def);
     rstats_destroy(&s->stats);
     pthread_mutex_destroy(&s->lock);
@@ -199,6 +208,8 @@ inferd_value *rstream_describe(rstream *s)
     inferd_value_object_set(o, "format",
                             inferd_value_string(s->format == RFMT_JSON ? "JSON" : "BINARY"), NULL);
     inferd_value_object_set(o, "datasource", inferd_value_string(s->datasource), NULL);
+    if (s->broken)
+        inferd_value_object_set(o, "error", inferd_value_string(s->broken), NULL);
     pthread_mutex_lock(&s->lock);
     size_t readers = s->n_subs;
     bool is_mqtt = s->mqtt != NULL;
@@ -433,17 +444,17 @@ static inferd_status on_source_emit(void *ctx, inferd_instance *from, inferd_val
 static inferd_status source_start(rstream *s, inferd_error *err)
 {
     rules_engine *e = s->e;
+    if (s->broken)
+        return inferd_error_set(err, INFERD_ESTATE, "%s", s->broken);
     atomic_store(&s->stopping, false);
     if (strcmp(s->type, "mqtt") == 0) {
         mqtt_options mo;
         inferd_status st = rules_mqtt_profile(e, s->conf_key, &mo, err);
-        char name[300], id[128];
+        char name[300], id[300], who[280];
         snprintf(name, sizeof name, "stream %s", s->name);
-        if (!mo.client_id) {
-            snprintf(id, sizeof id, "inferd-%d-%s-%llu", (int)getpid(), s->name,
-                     (unsigned long long)atomic_fetch_add(&e->client_seq, 1));
-            mo.client_id = id;
-        }
+        snprintf(who, sizeof who, "stream-%s", s->name);
+        rules_mqtt_client_id(e, &mo, who, id, sizeof id);
+        mo.client_id = id;
         mo.name = name;
         mqtt_client *c = NULL;
         if (st == INFERD_OK)

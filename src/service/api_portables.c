@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "portable/portables.h"
+#include "rules/rules.h"
 #include "service/service.h"
 
 static bool have_portables(svc_request *r)
@@ -85,7 +86,13 @@ static void portables_delete(svc_request *r)
     if (!have_portables(r))
         return;
     inferd_error err = {0};
-    inferd_status st = inferd_portables_remove(svc_of(r)->portables, svc_param(r, 0), &err);
+    svc *s = svc_of(r);
+    inferd_status st = s->rules ? rules_plugin_in_use(s->rules, svc_param(r, 0), &err) : INFERD_OK;
+    if (st == INFERD_EBUSY) {
+        svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err.message);
+        return;
+    }
+    st = inferd_portables_remove(s->portables, svc_param(r, 0), &err);
     if (st != INFERD_OK) {
         svc_reply_status(r, st, &err);
         return;

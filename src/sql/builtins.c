@@ -59,8 +59,9 @@
  *   min(x) max(x)  numbers or strings
  *   collect(x)     array of x over the rows (NULLs kept); collect(*): the rows
  * Windows
- *   window_start() window_end()  int ms on the caller's clock (a count or
- *                  sliding window: the arrival of its first and last row)
+ *   window_start() window_end()  int ms on the caller's clock (a count
+ *                  window: the arrival of its first and last row; a sliding
+ *                  window: now - size and now)
  */
 #include <errno.h>
 #include <math.h>

@@ -9,7 +9,7 @@ source "$(dirname "$0")/rules_lib.sh"
 
 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
-export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}}"
+export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}, \"tls\": {\"server\": \"ssl://127.0.0.1:8883\"}}"
 
 # The test plugin with a source and a sink (tests/portable/streamkit).
 /usr/bin/python3 - "$TEST_SRCDIR/tests/portable/streamkit" "$T/streamkit.zip" <<'PY'
@@ -43,6 +43,7 @@ expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 'unknown option COLOUR'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"tls\")"}' 400 'mqtt.profiles.tls.server "ssl://127.0.0.1:8883" must be tcp://host:port or mqtt://host:port (TLS and websockets are not supported)'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 'QOS must be 0, 1 or 2'
 expect POST /streams 'not json' 400 'the body is not JSON'
@@ -78,6 +79,9 @@ expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log"
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "colour": 1}' 400 'unknown key "colour"'
 expect POST /rules/validate '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 200 '"valid":true'
 expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FROM demo\", \"actions\": $A}" 400 'unknown function'
+# A plugin function's own validate sees the literals (streamkit's scale).
+expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT scale(v, 2) FROM demo\", \"actions\": $A}" 200
+expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT scale(v, 'abc') FROM demo\", \"actions\": $A}" 400 "scale: k must be a number, got 'abc'"
 expect GET /rules "" 200 '[]'
 expect GET /rules/r1 "" 404 'no rule r1'
 expect GET /rules/r1/status "" 404 'no rule r1'
@@ -117,6 +121,19 @@ for _ in $(seq 1 100); do [ "$(grep -c '"/1/buckets/rules/objects"' "$T/received
 grep '"/1/buckets/rules/objects"' "$T/received.jsonl" | grep -q 'DEE' || fail "http action: $(cat "$T/received.jsonl")"
 grep -q 'rule rdiv: \[{"q":25,"who":"ANN"}\]' "$T/daemon.log" || fail "log action line missing"
 pass "bad messages (not JSON, a wrong type, an array of non-objects): counted in the status, the rule keeps running; division by zero counted; sendError sends it; file, http and log actions deliver"
+
+# A profile's clientId is a prefix: the stream and an action on the same
+# profile are two connections with two ids (one id would make the broker
+# drop them in turn).
+expect POST /rules '{"id": "rprof", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"confKey": "local", "topic": "prof/out"}}]}' 201
+wait_field rprof sink_mqtt_0_0_connection_status 1
+sleep 1
+[ "$(status_field rprof sink_mqtt_0_0_connects_total)" = 1 ] && [ "$(status_field rprof source_demo_0_connects_total)" = 1 ] \
+  || fail "connections on one profile fight: $(cat "$T/body")"
+grep -q 'inferd-local-profile-stream-demo' "$T/broker.log" && grep -q 'inferd-local-profile-rule-rprof-0' "$T/broker.log" \
+  || fail "client ids: $(grep -o 'as inferd-[^ ]*' "$T/broker.log" | sort -u)"
+expect DELETE /rules/rprof "" 200
+pass "a profile's clientId prefixes each connection's id: no two connections fight"
 
 # ---- rule control ------------------------------------------------------------------------
 expect POST /rules/rerr/stop "" 200 'Rule rerr was stopped.'
@@ -185,6 +202,11 @@ for _ in $(seq 1 100); do [ -s "$T/c.jsonl" ] && break; sleep 0.1; done
 [ "$(cat "$T/c.jsonl" 2>/dev/null)" = '{"event":"started","total":3.5}' ] || fail "C source and function: $(cat "$T/c.jsonl" 2>/dev/null)"
 pass "a C plugin's source feeds a stream and its function runs in a rule (arity checked at creation)"
 
+# ---- a plugin is not removed from under its streams and rules --------------------------------------
+expect DELETE /plugins/portables/streamkit "" 409 'plugin streamkit is used by stream ticks, rule rfile: delete or change them first'
+expect GET /plugins/portables/streamkit "" 200 '"status":"running"'
+pass "removing a portable plugin whose source, sink or function is in use is refused (409), naming the users"
+
 # ---- deleting ---------------------------------------------------------------------------
 for r in rdiv rerr rfile rtick rpush rc rnodir rretry; do expect DELETE "/rules/$r" "" 200 "Rule $r is dropped."; done
 expect DELETE /rules/rdiv "" 404
@@ -220,4 +242,31 @@ BASE=$BASE2; n2=$(status_field worker source_work_0_records_in_total)
 kill -TERM "$DAEMON2_PID"; wait "$DAEMON2_PID" || fail "the second daemon exited with $?"
 BASE=$BASE1
 pass "SHARED=\"workers\": 40 jobs split $n1 + $n2 between two daemons, each done exactly once"
+
+# ---- definitions that no longer work after a restart are kept, failed, and can be fixed -------------
+expect POST /streams '{"sql":"CREATE STREAM ticks2 () WITH (TYPE=\"ticker\")"}' 201
+expect POST /streams '{"sql":"CREATE STREAM plain (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/plain\")"}' 201
+expect POST /rules "{\"id\": \"rscale\", \"sql\": \"SELECT scale(v, 2) AS s FROM plain\", \"actions\": [{\"file\": {\"path\": \"$T/scale.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rscale status running
+expect POST /push/plain '{"v": 21}' 202
+for _ in $(seq 1 100); do [ -s "$T/scale.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$T/scale.jsonl" 2>/dev/null)" = '{"s":42}' ] || fail "scale: $(cat "$T/scale.jsonl" 2>/dev/null)"
+stop_daemon
+"$TEST_INFERD" plugin remove streamkit >/dev/null 2>"$T/cli.err" || fail "plugin remove: $(cat "$T/cli.err")"
+start_daemon --active test_good
+expect GET /streams/ticks2 "" 200 '"error":"stream ticks2: unknown TYPE'
+wait_field rscale status failed
+grep -q "unknown function 'scale'" <<<"$(status_field rscale message)" || fail "broken rule's message: $(cat "$T/body")"
+expect GET /rules "" 200 '{"id":"rscale","status":"failed"}'
+expect POST /rules/rscale/start "" 200
+wait_field rscale status failed
+expect PUT /rules/rscale "{\"sql\": \"SELECT v * 2 AS s FROM plain\", \"actions\": [{\"file\": {\"path\": \"$T/scale.jsonl\", \"sendSingle\": true}}], \"triggered\": true}" 200
+wait_field rscale status running
+expect POST /push/plain '{"v": 5}' 202
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/scale.jsonl")" -ge 2 ] && break; sleep 0.1; done
+[ "$(sed -n 2p "$T/scale.jsonl")" = '{"s":10}' ] || fail "fixed rule: $(cat "$T/scale.jsonl")"
+expect DELETE /streams/ticks2 "" 200
+expect DELETE /rules/rscale "" 200
+expect DELETE /streams/plain "" 200
+pass "after its plugin was removed with the daemon stopped: the stream and the rule come back failed with the reason, a start stays failed, PUT fixes the rule, DELETE removes both"
 stop_daemon

@@ -2,7 +2,7 @@
 (tests/integration/test_rules_api.sh)."""
 import json
 
-from inferd import Context, PluginConfig, Sink, Source, plugin
+from inferd import Context, Function, PluginConfig, Sink, Source, plugin
 
 
 class Ticker(Source):
@@ -28,4 +28,19 @@ class JsonFile(Sink):
             f.write(json.dumps(data, sort_keys=True) + "\n")
 
 
-plugin.start(PluginConfig("streamkit", sources={"ticker": Ticker}, sinks={"jsonfile": JsonFile}))
+class Scale(Function):
+    """scale(x, k) = x * k. Its validate sees the rule's literals (other
+    arguments come as None) and refuses a k that is not a number."""
+
+    def validate(self, args: list) -> str:
+        k = args[1]
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float))):
+            return f"scale: k must be a number, got {k!r}"
+        return ""
+
+    def exec(self, args: list, ctx: Context):
+        return args[0] * args[1]
+
+
+plugin.start(PluginConfig("streamkit", sources={"ticker": Ticker}, sinks={"jsonfile": JsonFile},
+                          functions={"scale": Scale}))
