@@ -84,6 +84,7 @@ typedef struct mqtt_sub {
     char *topic; /* owned */
     int qos;
     int mid;     /* of the last SUBSCRIBE sent, to match its SUBACK */
+    bool acked;  /* granted on the current connection */
 } mqtt_sub;
 
 struct mqtt_client {
@@ -269,6 +270,7 @@ static void flush_pending(mqtt_client *c)
 
 static void send_subscribe(mqtt_client *c, mqtt_sub *s)
 {
+    s->acked = false;
     int rc = mosquitto_subscribe_v5(c->mosq, &s->mid, s->topic, s->qos, 0, NULL);
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
         inferd_log_warn(LOG_COMPONENT, "%s: subscribing to '%s': %s", c->name, s->topic,
@@ -409,7 +411,15 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_cou
                          const int *granted_qos, const mosquitto_property *props)
 {
     mqtt_client *c = obj;
-    if (qos_count < 1 || granted_qos[0] < 128)
+    if (qos_count >= 1 && granted_qos[0] < 128) {
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < c->n_subs; i++)
+            if (c->subs[i].mid == mid)
+                c->subs[i].acked = true;
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (qos_count < 1)
         return;
     pthread_mutex_lock(&c->mu);
     bool log = false;
@@ -888,6 +898,9 @@ void mqtt_client_stats(mqtt_client *c, mqtt_stats *out)
     /* Waiting: not yet handed to the library, or handed and not yet
      * written (QoS 0) or acknowledged (QoS 1/2). */
     out->queued = c->pending.n + c->inflight.n;
+    out->subscribed = 0;
+    for (size_t i = 0; c->connected && i < c->n_subs; i++)
+        out->subscribed += c->subs[i].acked;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -69,6 +69,7 @@ typedef struct mqtt_stats {
     uint64_t dropped;          /* messages dropped: the queue was full, or the broker or
                                   the library refused them (each also logged) */
     size_t queued;             /* messages waiting now, in flight included */
+    size_t subscribed;         /* subscriptions the broker granted on this connection */
     char last_error[256];      /* "" or the last connection error, in words (kept after a
                                   reconnect; last_error_ms dates it) */
     int64_t last_error_ms;     /* wall clock (ms since the epoch) of last_error, 0 if none */

@@ -651,8 +651,13 @@ inferd_value *rrule_status(rrule *r)
     inferd_value_object_set(o, key, inferd_value_int((int64_t)buffered), NULL);
     mqtt_stats ms;
     if (r->stream && atomic_load(&r->state) == RRULE_RUNNING &&
-        rstream_connection(r->stream, &ms))
+        rstream_connection(r->stream, &ms)) {
         rules_describe_connection(prefix, &ms, o);
+        /* 1 once the broker granted the stream's subscription: from then
+         * on what is published to the topic reaches the rule. */
+        snprintf(key, sizeof key, "%s_subscribed", prefix);
+        inferd_value_object_set(o, key, inferd_value_int(ms.subscribed > 0), NULL);
+    }
     rstats_describe(&r->op_stats, "op_1_select_0", o);
     inferd_value_object_set(o, "op_1_select_0_held_in_windows",
                             inferd_value_int((int64_t)atomic_load(&r->held)), NULL);

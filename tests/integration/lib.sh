@@ -75,7 +75,7 @@ expect_http() {
 }
 
 # start_broker [PORT]: starts an MQTT broker (mosquitto, anonymous, no
-# persistence) on 127.0.0.1:PORT, a free port when none is given, with its
+# persistence unless BROKER_PERSIST=1) on 127.0.0.1:PORT, a free port when none is given, with its
 # config and log in $T; waits until it accepts connections. Sets BROKER_PID
 # and exports MQTT_PORT and MQTT_SERVER=tcp://127.0.0.1:$MQTT_PORT. Stopped by
 # stop_broker or on exit; `stop_broker; start_broker "$MQTT_PORT"` restarts
@@ -89,7 +89,14 @@ start_broker() {
   {
     echo "listener $port 127.0.0.1"
     echo "allow_anonymous true"
-    echo "persistence false"
+    # BROKER_PERSIST=1: sessions and their queued messages survive a
+    # restart (saved in $T when the broker stops).
+    if [ "${BROKER_PERSIST:-0}" = 1 ]; then
+      echo "persistence true"
+      echo "persistence_location $T/"
+    else
+      echo "persistence false"
+    fi
     echo "set_tcp_nodelay true"
     # As root mosquitto would switch to the mosquitto user, which cannot read $T.
     [ "$(id -u)" -ne 0 ] || echo "user root"

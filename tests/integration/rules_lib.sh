@@ -49,15 +49,17 @@ wait_field() {
 
 # Subscribers: a real mosquitto_sub in debug mode (-d), so that the test knows
 # when its subscription is made (SUBACK) before anything is published.
-# sub_start NAME TOPIC
+# sub_start NAME TOPIC [MOSQUITTO_SUB ARGS...]
 sub_start() {
-  stdbuf -oL mosquitto_sub -d -p "$MQTT_PORT" -t "$2" -q 1 >"$T/sub_$1.out" 2>&1 &
-  echo $! >"$T/sub_$1.pid"
+  local name=$1 topic=$2
+  shift 2
+  stdbuf -oL mosquitto_sub -d -p "$MQTT_PORT" -t "$topic" -q 1 "$@" >"$T/sub_$name.out" 2>&1 &
+  echo $! >"$T/sub_$name.pid"
   for _ in $(seq 1 100); do
-    grep -q 'SUBACK' "$T/sub_$1.out" 2>/dev/null && return 0
+    grep -q 'SUBACK' "$T/sub_$name.out" 2>/dev/null && return 0
     sleep 0.05
   done
-  fail "mosquitto_sub on $2 did not subscribe: $(cat "$T/sub_$1.out")"
+  fail "mosquitto_sub on $topic did not subscribe: $(cat "$T/sub_$name.out")"
 }
 
 # sub_lines NAME: the payloads received so far (debug lines filtered out).
@@ -76,11 +78,9 @@ sub_wait() {
 
 sub_stop() { kill "$(cat "$T/sub_$1.pid")" 2>/dev/null || true; }
 
-# A rule reads its stream once its MQTT source is connected and subscribed;
-# the subscription follows the connection within a round trip.
+# A rule reads its stream once its MQTT source's subscription is granted.
 wait_source() {
-  wait_field "$1" "source_$2_0_connection_status" 1 "${3:-30}"
-  sleep 0.3
+  wait_field "$1" "source_$2_0_subscribed" 1 "${3:-30}"
 }
 
 # Subscribers go with the test (lib.sh's cleanup stops the daemon and the broker).

@@ -26,7 +26,8 @@ mkdir -p "$PKG" "$MSG"
 N_IMAGES=$(wc -l <"$MSG/labels.txt")
 N_SCRATCH=$(wc -l <"$MSG/defects.txt")
 
-start_broker
+# Persistent: the broker restart below keeps a subscriber's session.
+BROKER_PERSIST=1 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
 start_daemon
 # As the seeds install them: 004 on /plugins/portables, 003 on /plugins/functions.
@@ -172,7 +173,10 @@ expect POST /streams '{"sql":"CREATE STREAM pushed (v BIGINT) WITH (TYPE=\"httpp
 expect POST /rules '{"id": "rulePush", "sql": "SELECT v * 10 AS v10 FROM pushed", "actions": [{"mqtt": {"topic": "pushed/out", "sendSingle": true, "qos": 1}}], "options": {"bufferLength": 4}}' 201
 wait_field rulePush status running
 wait_field rulePush sink_mqtt_0_0_connection_status 1
-sub_start pushed pushed/out
+# The subscriber has a session (-c, a fixed id, QoS 1) that the broker keeps
+# across its restart: what the rule sends as soon as it is back (perhaps
+# before a new subscriber could subscribe) waits there for it.
+sub_start pushed pushed/out -c -i rules-test-pushed
 expect POST /push/pushed '{"v": 1}' 202
 sub_wait pushed 1
 sub_stop pushed
@@ -183,8 +187,8 @@ for v in 2 3 4 5 6 7; do expect POST /push/pushed "{\"v\": $v}" 202; done
 wait_field rulePush sink_mqtt_0_0_records_in_total 7
 [ "$(status_field rulePush sink_mqtt_0_0_dropped_total)" = 2 ] \
   || fail "with the broker down and a buffer of 4, 2 of 6 results must be dropped: $(cat "$T/body")"
-start_broker "$MQTT_PORT"
-sub_start pushed2 pushed/out
+BROKER_PERSIST=1 start_broker "$MQTT_PORT"
+sub_start pushed2 pushed/out -c -i rules-test-pushed
 wait_field rulePush sink_mqtt_0_0_connection_status 1 30
 sub_wait pushed2 4
 sub_lines pushed2 >"$T/pushed.jsonl"
