@@ -2,7 +2,7 @@
  * end to end over a real MQTT broker, for four kinds of function.
  *
  *   rules_bench [-o CSV] [-w IN_FLIGHT] [-t SECONDS] [-q QOS] [-b BROKER_PID]
- *               [-c CASES] SERVER PYAI_ZIP IMAGES_DIR
+ *               [-c CASES] [-n CONCURRENCY] SERVER PYAI_ZIP IMAGES_DIR
  *
  * SERVER is a running broker ("tcp://127.0.0.1:PORT"; bench/rules/run.sh
  * starts a mosquitto on a free loopback port), PYAI_ZIP the packed pyai
@@ -565,11 +565,11 @@ static void print_row(FILE *csv, const bcase *c, const row *r)
 int main(int argc, char **argv)
 {
     const char *csv_path = NULL, *only = "builtin,c,python,estimator";
-    long in_flight = 32, broker_pid = 0, qos = 0;
+    long in_flight = 32, broker_pid = 0, qos = 0, concurrency = 1;
     double seconds = 6;
     int opt;
     bool ok = true;
-    while ((opt = getopt(argc, argv, "o:w:t:q:b:c:")) != -1 && ok) {
+    while ((opt = getopt(argc, argv, "o:w:t:q:b:c:n:")) != -1 && ok) {
         char *end = NULL;
         switch (opt) {
         case 'o': csv_path = optarg, end = optarg + strlen(optarg); break;
@@ -578,14 +578,15 @@ int main(int argc, char **argv)
         case 'q': qos = strtol(optarg, &end, 10); break;
         case 'b': broker_pid = strtol(optarg, &end, 10); break;
         case 'c': only = optarg, end = optarg + strlen(optarg); break;
+        case 'n': concurrency = strtol(optarg, &end, 10); break;
         default: break;
         }
         ok = end && !*end;
     }
     if (!ok || argc - optind != 3 || in_flight < 1 || in_flight > 100000 || !(seconds > 0) ||
-        qos < 0 || qos > 1 || broker_pid < 0) {
+        qos < 0 || qos > 1 || broker_pid < 0 || concurrency < 1 || concurrency > 64) {
         fprintf(stderr, "usage: rules_bench [-o CSV] [-w IN_FLIGHT] [-t SECONDS] [-q 0|1] "
-                        "[-b BROKER_PID] [-c CASES] SERVER PYAI_ZIP IMAGES_DIR\n");
+                        "[-b BROKER_PID] [-c CASES] [-n CONCURRENCY] SERVER PYAI_ZIP IMAGES_DIR\n");
         return 2;
     }
     /* -c: a comma-separated list of case keys. */
@@ -709,8 +710,8 @@ int main(int argc, char **argv)
         char def[512];
         snprintf(def, sizeof def,
                  "{\"id\": \"%s\", \"actions\": [{\"mqtt\": {\"topic\": \"bench/out/%s\", "
-                 "\"sendSingle\": true, \"qos\": %ld}}]}",
-                 c->id, c->id, qos);
+                 "\"sendSingle\": true, \"qos\": %ld}}], \"options\": {\"concurrency\": %ld}}",
+                 c->id, c->id, qos, concurrency);
         inferd_value *d = json(def);
         if (inferd_value_object_set(d, "sql", inferd_value_string(c->sql), &err) != INFERD_OK)
             die(c->id, err.message);

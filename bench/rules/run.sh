@@ -13,7 +13,8 @@
 # (scripts/gen_images.py) and the pyai example's package
 # (plugins/examples/python/pack.py). Needs /usr/sbin/mosquitto and
 # /usr/bin/python3 with numpy and PIL. Settings (environment): IN_FLIGHT
-# (default 32), ROW_SECONDS per row (default 6; the 1-in-flight rows half),
+# (default 32), CONCURRENCY (the rules' options.concurrency, default 1),
+# ROW_SECONDS per row (default 6; the 1-in-flight rows half),
 # QOS (0 or 1, default 0) for every publish and subscription, CASES (some of
 # "builtin,c,python,estimator", default all), BROKER_NODELAY=0 to run the
 # broker without `set_tcp_nodelay true` (default 1: as the integration tests
@@ -70,6 +71,6 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
      "load average $(cut -d' ' -f1-3 /proc/loadavg); $(/usr/sbin/mosquitto -h 2>/dev/null | head -1)" >&2
 rc=0
 "$BENCH" -o "$BUILD/bench/rules_bench.csv" -w "${IN_FLIGHT:-32}" -t "${ROW_SECONDS:-6}" \
-  -q "${QOS:-0}" -c "${CASES:-builtin,c,python,estimator}" -b "$BROKER_PID" "tcp://127.0.0.1:$PORT" "$T/pyai.zip" "$T/images" || rc=$?
+  -q "${QOS:-0}" -n "${CONCURRENCY:-1}" -c "${CASES:-builtin,c,python,estimator}" -b "$BROKER_PID" "tcp://127.0.0.1:$PORT" "$T/pyai.zip" "$T/images" || rc=$?
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 exit "$rc"

@@ -127,6 +127,7 @@ struct rrule {
     char *sql;                 /* borrowed from def */
     char *stream_name;         /* owned: FROM */
     size_t buffer_length;
+    size_t concurrency;        /* messages through the query at once (no window) */
     int qos;
     bool send_error;
     rrestart restart;

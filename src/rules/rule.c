@@ -50,7 +50,7 @@ bool rrule_offer(rrule *r, rmsg *m, bool wait)
 
 static const char *const def_keys[] = {"id", "sql", "actions", "options", "triggered", NULL};
 static const char *const option_keys[] = {"bufferLength", "qos", "sendError", "restartStrategy",
-                                          NULL};
+                                          "concurrency", NULL};
 static const char *const restart_keys[] = {"attempts", "delay", "multiplier", "maxDelay",
                                            "jitterFactor", NULL};
 
@@ -109,13 +109,14 @@ static inferd_status read_options(rrule *r, inferd_error *err)
     } else if (!inferd_value_is(o, INFERD_VALUE_OBJECT)) {
         return inferd_error_set(err, INFERD_EINVAL, "options must be an object");
     }
-    int64_t buffer = 1024, qos = 0, attempts = 0, delay = 1000, max_delay = 30000;
+    int64_t buffer = 1024, qos = 0, attempts = 0, delay = 1000, max_delay = 30000, conc = 1;
     double mult = 2.0, jitter = 0.1;
     bool send_error = false;
     inferd_status st;
     if ((st = rules_only_keys(o, "options", "key", option_keys, err)) ||
         (st = opt_int(o, "options", "bufferLength", 1, 1000000, &buffer, err)) ||
-        (st = opt_int(o, "options", "qos", 0, 2, &qos, err)))
+        (st = opt_int(o, "options", "qos", 0, 2, &qos, err)) ||
+        (st = opt_int(o, "options", "concurrency", 1, 64, &conc, err)))
         return st;
     const inferd_value *se = inferd_value_object_get(o, "sendError");
     if (se && inferd_value_get_bool(se, &send_error, NULL) != INFERD_OK)
@@ -136,6 +137,7 @@ static inferd_status read_options(rrule *r, inferd_error *err)
                                 err))))
         return st;
     r->buffer_length = (size_t)buffer;
+    r->concurrency = (size_t)conc;
     r->qos = (int)qos;
     r->send_error = send_error;
     r->restart = (rrestart){.attempts = (int)attempts, .delay_ms = delay,
@@ -149,6 +151,7 @@ static inferd_status read_options(rrule *r, inferd_error *err)
     inferd_value_object_set(strategy, "jitterFactor", inferd_value_double(jitter), NULL);
     inferd_value_object_set(o, "bufferLength", inferd_value_int(buffer), NULL);
     inferd_value_object_set(o, "qos", inferd_value_int(qos), NULL);
+    inferd_value_object_set(o, "concurrency", inferd_value_int(conc), NULL);
     inferd_value_object_set(o, "sendError", inferd_value_bool(send_error), NULL);
     inferd_value_object_set(o, "restartStrategy", strategy, NULL);
     return INFERD_OK;
@@ -176,9 +179,13 @@ static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err
     rfuncs fs = {.e = r->e, .instances = false};
     st = sql_query_bind(q, s->def, rfuncs_resolve, &fs, err);
     rfuncs_free(&fs);
+    bool window = st == INFERD_OK && sql_query_has_window(q);
     sql_query_free(q);
     if (st != INFERD_OK)
         return inferd_error_prefix(err, "sql");
+    if (window && r->concurrency > 1)
+        return inferd_error_set(err, INFERD_EINVAL, "options.concurrency: a query with a window "
+                                "takes its messages one at a time, in order (concurrency 1)");
     if (stream_out)
         *stream_out = s;
     return INFERD_OK;
@@ -197,6 +204,7 @@ static rrule *rule_alloc(rules_engine *e, const char *id, const inferd_value *de
     rstats_init(&r->op_stats);
     atomic_init(&r->state, RRULE_STOPPED);
     r->buffer_length = 1024;
+    r->concurrency = 1;
     if (!(r->id = strdup(id)) || !(r->def = inferd_value_copy(def)) ||
         !(r->stream_name = strdup(""))) {
         rrule_free(r);
@@ -299,12 +307,15 @@ void rrule_free(rrule *r)
 
 /* ---- running ---------------------------------------------------------------------- */
 
-typedef struct rrun {
+typedef struct rrun rrun;
+struct rrun {
     sql_query *q;
     sql_run *run;
     rfuncs funcs;
     bool subscribed;
-} rrun;
+    rrun **workers;        /* owned: concurrency > 1, workers[0] is this run */
+    size_t n_workers;
+};
 
 /* Sleeps ms unless the rule is stopped first. */
 static void nap(rrule *r, int64_t ms)
@@ -389,6 +400,16 @@ static void teardown(rrule *r, rrun *run)
         inferd_queue_free(in, NULL);
     }
     stop_actions(r);
+    for (size_t i = 1; i < run->n_workers; i++) {
+        rrun *w = run->workers[i];
+        if (!w)
+            continue;
+        sql_run_free(w->run);
+        rfuncs_free(&w->funcs);
+        sql_query_free(w->q);
+        free(w);
+    }
+    free(run->workers);
     sql_run_free(run->run);
     rfuncs_free(&run->funcs);
     sql_query_free(run->q);
@@ -416,6 +437,23 @@ static inferd_status setup(rrule *r, rrun *run, inferd_error *err)
         (st = sql_query_bind(run->q, s->def, rfuncs_resolve, &run->funcs, err)) != INFERD_OK ||
         (st = sql_run_new(run->q, &run->run, err)) != INFERD_OK)
         return st;
+    if (r->concurrency > 1) {
+        /* Each worker its own run and function instances. */
+        if (!(run->workers = calloc(r->concurrency, sizeof *run->workers)))
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        run->n_workers = r->concurrency;
+        run->workers[0] = run;
+        for (size_t i = 1; i < r->concurrency; i++) {
+            rrun *w = calloc(1, sizeof *w);
+            if (!(run->workers[i] = w))
+                return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+            w->funcs = (rfuncs){.e = e, .instances = true};
+            if ((st = sql_parse_select(r->sql, &w->q, err)) != INFERD_OK ||
+                (st = sql_query_bind(w->q, s->def, rfuncs_resolve, &w->funcs, err)) != INFERD_OK ||
+                (st = sql_run_new(w->q, &w->run, err)) != INFERD_OK)
+                return st;
+        }
+    }
 
     const inferd_value *defs = inferd_value_object_get(r->def, "actions");
     size_t n = inferd_value_array_len(defs);
@@ -526,6 +564,175 @@ static void loop(rrule *r, rrun *run)
     }
 }
 
+/* ---- concurrency: several messages through the query at once -------------------- */
+
+/* With options.concurrency N > 1 (queries without a window only: a window
+ * needs its messages in order, one at a time) N workers, each with its
+ * own query run and function instances, take the rule's messages; the
+ * rule's thread hands them out and sends the results in arrival order. */
+typedef struct rjob {
+    rmsg *m;               /* owned while the job lives */
+    inferd_value *rows;    /* owned: the result, or NULL after an error */
+    char error[INFERD_ERROR_MESSAGE_MAX];
+    bool done;
+} rjob;
+
+typedef struct rpool {
+    rrule *r;
+    rrun *const *runs;     /* borrowed: one per worker */
+    size_t n;
+    pthread_t *threads;    /* owned */
+    size_t started;
+    pthread_mutex_t lock;
+    pthread_cond_t work, finished;
+    rjob *ring;            /* owned, cap jobs: [head, tail) in flight, next to hand out */
+    size_t cap, head, next, tail;
+    bool closing;
+    bool emitting;         /* a worker is sending the finished jobs at the head */
+} rpool;
+
+typedef struct rworker {
+    rpool *p;
+    rrun *run;
+} rworker;
+
+/* Sends the finished jobs at the head, in order. Whoever finishes a job
+ * calls it; one at a time sends (the others leave it to that one), so the
+ * order holds and a result never waits for the next message. */
+static void pool_emit(rpool *p)
+{
+    rrule *r = p->r;
+    pthread_mutex_lock(&p->lock);
+    if (p->emitting) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    p->emitting = true;
+    while (p->head < p->tail && p->ring[p->head % p->cap].done) {
+        rjob job = p->ring[p->head % p->cap];
+        p->ring[p->head % p->cap] = (rjob){0};
+        p->head++;
+        pthread_cond_signal(&p->finished);
+        pthread_mutex_unlock(&p->lock);
+        if (!job.rows) {
+            rstats_exception(&r->op_stats, "%s", job.error);
+            emit_error(r, job.error);
+        } else {
+            emit_rows(r, job.rows);
+        }
+        atomic_store(&r->op_stats.latency_us, inferd__now_us() - job.m->mono_us);
+        inferd_value_free(job.rows);
+        rmsg_unref(job.m);
+        pthread_mutex_lock(&p->lock);
+    }
+    p->emitting = false;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *worker_thread(void *arg)
+{
+    rworker *w = arg;
+    rpool *p = w->p;
+    rrule *r = p->r;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (!p->closing && p->next == p->tail)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (p->closing) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        rjob *job = &p->ring[p->next++ % p->cap];
+        pthread_mutex_unlock(&p->lock);
+        inferd_error err = {0};
+        inferd_value *rows = inferd_value_array();
+        atomic_fetch_add(&r->op_stats.in, 1);
+        atomic_store(&r->op_stats.last_invocation, rules_wall_ms());
+        inferd_status st = rows ? sql_run_push(w->run->run, job->m->value, job->m->wall_ms, rows,
+                                               &err)
+                                : inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+        pthread_mutex_lock(&p->lock);
+        if (st != INFERD_OK) {
+            inferd_value_free(rows);
+            rows = NULL;
+            snprintf(job->error, sizeof job->error, "%s", err.message);
+        }
+        job->rows = rows;
+        job->done = true;
+        pthread_mutex_unlock(&p->lock);
+        pool_emit(p);
+    }
+    free(w);
+    return NULL;
+}
+
+static void pool_loop(rrule *r, rrun *const *runs, size_t n)
+{
+    rpool p = {.r = r, .runs = runs, .n = n, .cap = 2 * n};
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.work, NULL);
+    inferd__cond_init(&p.finished);
+    p.ring = calloc(p.cap, sizeof *p.ring);
+    p.threads = calloc(n, sizeof *p.threads);
+    for (size_t i = 0; p.ring && p.threads && i < n; i++) {
+        rworker *w = malloc(sizeof *w);
+        if (!w)
+            break;
+        *w = (rworker){&p, runs[i]};
+        if (pthread_create(&p.threads[i], NULL, worker_thread, w) != 0) {
+            free(w);
+            break;
+        }
+        p.started++;
+    }
+    if (p.started == 0) {
+        rrule_set_message(r, "cannot start its worker threads");
+        atomic_store(&r->stop, true);
+    }
+    while (!atomic_load(&r->stop)) {
+        pthread_mutex_lock(&p.lock);
+        bool room = p.tail - p.head < p.cap;
+        if (!room) {
+            struct timespec until = inferd__abs_us(inferd__now_us() + 200000u);
+            pthread_cond_timedwait(&p.finished, &p.lock, &until);
+        }
+        pthread_mutex_unlock(&p.lock);
+        if (!room)
+            continue;
+        void *m = NULL;
+        inferd_status st = inferd_queue_pop(r->in, &m, 20);
+        if (st == INFERD_ESTATE)
+            break;
+        atomic_fetch_add(&r->source_stats.out, st == INFERD_OK);
+        if (st != INFERD_OK)
+            continue;
+        pthread_mutex_lock(&p.lock);
+        p.ring[p.tail++ % p.cap] = (rjob){.m = m};
+        pthread_cond_signal(&p.work);
+        pthread_mutex_unlock(&p.lock);
+    }
+    /* Stopping: the workers finish the message each holds; what was handed
+     * out but not sent is dropped and counted, like the buffer's rest. */
+    pthread_mutex_lock(&p.lock);
+    p.closing = true;
+    pthread_cond_broadcast(&p.work);
+    pthread_mutex_unlock(&p.lock);
+    for (size_t i = 0; i < p.started; i++)
+        pthread_join(p.threads[i], NULL);
+    pool_emit(&p);
+    for (size_t i = p.head; i < p.tail; i++) {
+        rjob *job = &p.ring[i % p.cap];
+        inferd_value_free(job->rows);
+        rmsg_unref(job->m);
+        atomic_fetch_add(&r->source_stats.dropped, 1);
+    }
+    free(p.ring);
+    free(p.threads);
+    pthread_cond_destroy(&p.finished);
+    pthread_cond_destroy(&p.work);
+    pthread_mutex_destroy(&p.lock);
+}
+
 static void *rule_thread(void *arg)
 {
     rrule *r = arg;
@@ -539,7 +746,10 @@ static void *rule_thread(void *arg)
             rrule_set_message(r, "%s", "");
             atomic_store(&r->state, RRULE_RUNNING);
             inferd_log_info(LOG, "rule %s: running, reading stream %s", r->id, r->stream->name);
-            loop(r, &run);
+            if (run.n_workers > 1)
+                pool_loop(r, run.workers, run.n_workers);
+            else
+                loop(r, &run);
             teardown(r, &run);
             break;
         }

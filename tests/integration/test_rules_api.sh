@@ -202,6 +202,23 @@ for _ in $(seq 1 100); do [ -s "$T/c.jsonl" ] && break; sleep 0.1; done
 [ "$(cat "$T/c.jsonl" 2>/dev/null)" = '{"event":"started","total":3.5}' ] || fail "C source and function: $(cat "$T/c.jsonl" 2>/dev/null)"
 pass "a C plugin's source feeds a stream and its function runs in a rule (arity checked at creation)"
 
+# ---- concurrency: several messages through a rule at once, results in order ----------------------
+expect POST /streams '{"sql":"CREATE STREAM many (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/many\")"}' 201
+expect POST /rules '{"id": "rwin4", "sql": "SELECT count(*) FROM many GROUP BY COUNTWINDOW(2)", "actions": [{"log": {}}], "options": {"concurrency": 4}}' 400 'options.concurrency: a query with a window'
+expect POST /rules "{\"id\": \"rconc\", \"sql\": \"SELECT v, scale(v, 2) AS d FROM many\", \"options\": {\"concurrency\": 4},
+  \"actions\": [{\"file\": {\"path\": \"$T/conc.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rconc status running
+/usr/bin/python3 -c 'import json; print(json.dumps([{"v": i} for i in range(1, 201)]))' >"$T/many.json"
+curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/many.json" "$BASE/push/many" >"$T/code"
+[ "$(cat "$T/code")" = 202 ] || fail "push 200 messages: $(cat "$T/code")"
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/conc.jsonl" 2>/dev/null || echo 0)" -ge 200 ] && break; sleep 0.1; done
+/usr/bin/python3 -c 'import json; [print(json.dumps({"v": i, "d": 2 * i}, separators=(",", ":"))) for i in range(1, 201)]' \
+  | diff -u - "$T/conc.jsonl" >"$T/diff" || fail "concurrency 4: results out of order or wrong: $(head -20 "$T/diff")"
+expect GET /rules/rconc "" 200 '"concurrency":4'
+expect DELETE /rules/rconc "" 200
+expect DELETE /streams/many "" 200
+pass "concurrency 4: 200 messages through a portable function four at a time, results in arrival order; refused with a window"
+
 # ---- a plugin is not removed from under its streams and rules --------------------------------------
 expect DELETE /plugins/portables/streamkit "" 409 'plugin streamkit is used by stream ticks, rule rfile: delete or change them first'
 expect GET /plugins/portables/streamkit "" 200 '"status":"running"'
