@@ -9,7 +9,25 @@ source "$(dirname "$0")/rules_lib.sh"
 
 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
-export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}, \"tls\": {\"server\": \"ssl://127.0.0.1:8883\"}}"
+# A second broker that wants a user and a password, for the profiles
+# "secure" (right password) and "wrong".
+SECURE_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mosquitto_passwd -b -c "$T/passwd" sensor s3cret 2>/dev/null || fail "mosquitto_passwd"
+{
+  echo "listener $SECURE_PORT 127.0.0.1"
+  echo "allow_anonymous false"
+  echo "password_file $T/passwd"
+  echo "persistence false"
+  echo "set_tcp_nodelay true"
+  [ "$(id -u)" -ne 0 ] || echo "user root"
+} >"$T/secure.conf"
+/usr/sbin/mosquitto -c "$T/secure.conf" >"$T/secure.log" 2>&1 &
+SECURE_PID=$!
+for _ in $(seq 1 200); do grep -q ' running$' "$T/secure.log" && break; sleep 0.05; done
+SECURE="tcp://127.0.0.1:$SECURE_PORT"
+export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}, \"tls\": {\"server\": \"ssl://127.0.0.1:8883\"},
+  \"secure\": {\"server\": \"$SECURE\", \"username\": \"sensor\", \"password\": \"s3cret\"},
+  \"wrong\": {\"server\": \"$SECURE\", \"username\": \"sensor\", \"password\": \"nope\"}}"
 
 # The test plugin with a source and a sink (tests/portable/streamkit).
 /usr/bin/python3 - "$TEST_SRCDIR/tests/portable/streamkit" "$T/streamkit.zip" <<'PY'
@@ -25,7 +43,7 @@ RECEIVER_PID=""
 /usr/bin/python3 "$TEST_SRCDIR/tests/integration/monitoring_receiver.py" \
   --port-file "$T/rport" --log "$T/received.jsonl" 2>"$T/receiver.log" &
 RECEIVER_PID=$!
-trap 'kill -KILL $RECEIVER_PID 2>/dev/null; rules_cleanup' EXIT
+trap 'kill -KILL $RECEIVER_PID $SECURE_PID 2>/dev/null; rules_cleanup' EXIT
 for _ in $(seq 1 100); do [ -s "$T/rport" ] && break; sleep 0.05; done
 RPORT=$(cat "$T/rport")
 curl -s -X POST "http://127.0.0.1:$RPORT/1/buckets?bucket=rules" >/dev/null
@@ -202,6 +220,21 @@ for _ in $(seq 1 100); do [ -s "$T/c.jsonl" ] && break; sleep 0.1; done
 [ "$(cat "$T/c.jsonl" 2>/dev/null)" = '{"event":"started","total":3.5}' ] || fail "C source and function: $(cat "$T/c.jsonl" 2>/dev/null)"
 pass "a C plugin's source feeds a stream and its function runs in a rule (arity checked at creation)"
 
+# ---- credentials from a profile -------------------------------------------------------------------
+expect POST /streams '{"sql":"CREATE STREAM secured (v BIGINT) WITH (DATASOURCE=\"secure/in\", CONF_KEY=\"secure\")"}' 201
+expect POST /rules "{\"id\": \"rsecure\", \"sql\": \"SELECT v + 1 AS w FROM secured\", \"actions\": [{\"file\": {\"path\": \"$T/secure.jsonl\"}}]}" 201
+expect POST /rules '{"id": "rwrong", "sql": "SELECT v FROM secured", "actions": [{"mqtt": {"confKey": "wrong", "topic": "x"}}]}' 201
+wait_source rsecure secured
+mosquitto_pub -p "$SECURE_PORT" -u sensor -P s3cret -t secure/in -m '{"v": 41}' || fail "mosquitto_pub with a password"
+for _ in $(seq 1 100); do [ -s "$T/secure.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$T/secure.jsonl" 2>/dev/null)" = '[{"w":42}]' ] || fail "a stream with credentials: $(cat "$T/secure.jsonl" 2>/dev/null)"
+for _ in $(seq 1 50); do grep -qi 'not authori' <<<"$(status_field rwrong sink_mqtt_0_0_connection_last_error)" && break; sleep 0.1; done
+grep -qi 'not authori' <<<"$(status_field rwrong sink_mqtt_0_0_connection_last_error)" || fail "wrong password: $(cat "$T/body")"
+[ "$(status_field rwrong sink_mqtt_0_0_connection_status)" = 0 ] || fail "connected with a wrong password: $(cat "$T/body")"
+for r in rsecure rwrong; do expect DELETE "/rules/$r" "" 200; done
+expect DELETE /streams/secured "" 200
+pass "a profile's username and password: a stream on a broker that wants them reads; a wrong password shows 'not authorised' in the status"
+
 # ---- concurrency: several messages through a rule at once, results in order ----------------------
 expect POST /streams '{"sql":"CREATE STREAM many (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/many\")"}' 201
 expect POST /rules '{"id": "rwin4", "sql": "SELECT count(*) FROM many GROUP BY COUNTWINDOW(2)", "actions": [{"log": {}}], "options": {"concurrency": 4}}' 400 'options.concurrency: a query with a window'
@@ -237,7 +270,7 @@ pass "rules and streams deleted"
 # of the shared subscription to one of them.
 INFERD_STATE_DIR="$T/state2" "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/daemon2.log" &
 DAEMON2_PID=$!
-trap 'kill -KILL $RECEIVER_PID $DAEMON2_PID 2>/dev/null; rules_cleanup' EXIT
+trap 'kill -KILL $RECEIVER_PID $SECURE_PID $DAEMON2_PID 2>/dev/null; rules_cleanup' EXIT
 for _ in $(seq 1 200); do grep -q 'listening on http://' "$T/daemon2.log" && break; sleep 0.05; done
 BASE2=$(grep -o 'http://[^ ]*' "$T/daemon2.log" | head -1)
 [ -n "$BASE2" ] || fail "the second daemon did not start: $(cat "$T/daemon2.log")"
