@@ -235,6 +235,20 @@ for r in rsecure rwrong; do expect DELETE "/rules/$r" "" 200; done
 expect DELETE /streams/secured "" 200
 pass "a profile's username and password: a stream on a broker that wants them reads; a wrong password shows 'not authorised' in the status"
 
+# ---- a retained result -----------------------------------------------------------------------------
+expect POST /streams '{"sql":"CREATE STREAM last (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/last\")"}' 201
+expect POST /rules '{"id": "rlast", "sql": "SELECT v FROM last", "actions": [{"mqtt": {"topic": "state/last", "retained": true, "qos": 1, "sendSingle": true}}]}' 201
+wait_field rlast sink_mqtt_0_0_connection_status 1
+expect POST /push/last '{"v": 7}' 202
+wait_field rlast sink_mqtt_0_0_records_out_total 1
+wait_field rlast sink_mqtt_0_0_connection_queued 0 # QoS 1: the broker acknowledged it
+# A subscriber that comes after the result still gets it: it was retained.
+mosquitto_sub -p "$MQTT_PORT" -t state/last -C 1 -W 10 >"$T/last.out" || fail "no retained result: $(cat "$T/last.out")"
+[ "$(cat "$T/last.out")" = '{"v":7}' ] || fail "retained result: $(cat "$T/last.out")"
+expect DELETE /rules/rlast "" 200
+expect DELETE /streams/last "" 200
+pass "an mqtt action with retained: a later subscriber gets the last result"
+
 # ---- concurrency: several messages through a rule at once, results in order ----------------------
 expect POST /streams '{"sql":"CREATE STREAM many (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/many\")"}' 201
 expect POST /rules '{"id": "rwin4", "sql": "SELECT count(*) FROM many GROUP BY COUNTWINDOW(2)", "actions": [{"log": {}}], "options": {"concurrency": 4}}' 400 'options.concurrency: a query with a window'
