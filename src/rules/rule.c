@@ -2,8 +2,10 @@
  * and its run: a thread that waits for the portable plugins its functions
  * come from, binds its functions (each running rule has its own function
  * instances), opens its actions, reads its stream, and feeds every message
- * through the query. A rule that fails to start is tried again by its
- * restartStrategy; a message that fails is counted and the rule goes on. */
+ * through the query (or hands messages to options.concurrency workers and
+ * sends their results in order). A rule that fails to start is tried again
+ * by its restartStrategy; a message that fails is counted and the rule goes
+ * on. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,8 +6,9 @@
  * SELECT over one stream whose result rows go to actions (MQTT, HTTP, log,
  * file, sink components). A stream's source runs while a running rule reads
  * it, and its messages are shared by every such rule. Each rule runs on its
- * own thread with a bounded input buffer; each action on its own thread with
- * its own buffer, so a slow action does not hold the rule.
+ * own thread (plus options.concurrency workers) with a bounded input buffer;
+ * each action on its own thread with its own buffer, so a slow action does
+ * not hold the rule.
  *
  * Definitions live in the state database (<state.dir>/inferd.db, tables
  * streams and rules) and come back with rules_engine_open; rules that were
