@@ -25,7 +25,9 @@ PY
 
 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
-start_daemon
+# As the page starts it for its C plugin section.
+export INFERD_PLUGIN_SETTINGS='{"simulated_sensor": {"intervalMs": 100, "count": 3}}'
+start_daemon --active sensors
 # The page shows the broker at 127.0.0.1:1883; this one has a port of its own.
 /usr/bin/python3 "$TEST_SRCDIR/tests/integration/docs_examples.py" \
   "$TEST_SRCDIR/docs/rules.md" "$BASE" "$T" \
