@@ -28,6 +28,46 @@ static rrule *find_rule(rules_engine *e, const char *id)
     return NULL;
 }
 
+/* Stopping a rule waits for its thread, which may be in a slow function
+ * call: that wait lets go of e->lock, so that the rest of the API goes on.
+ * The rule is marked busy meanwhile, and calls on it wait their turn. */
+
+/* Under e->lock: rule id, marked busy, once no other call works on it; NULL
+ * when there is none (any more). */
+static rrule *claim_rule(rules_engine *e, const char *id)
+{
+    for (;;) {
+        rrule *r = find_rule(e, id);
+        if (!r || !r->busy) {
+            if (r)
+                r->busy = true;
+            return r;
+        }
+        pthread_cond_wait(&e->changed, &e->lock);
+    }
+}
+
+static void release_rule(rules_engine *e, rrule *r)
+{
+    if (r)
+        r->busy = false;
+    pthread_cond_broadcast(&e->changed);
+}
+
+/* Under e->lock: until no call works on a rule (of stream, or any). What
+ * follows then keeps e->lock throughout. */
+static void wait_idle(rules_engine *e, const char *stream)
+{
+    for (;;) {
+        bool busy = false;
+        for (rrule *r = e->rules; r && !busy; r = r->next)
+            busy = r->busy && (!stream || strcmp(r->stream_name, stream) == 0);
+        if (!busy)
+            return;
+        pthread_cond_wait(&e->changed, &e->lock);
+    }
+}
+
 /* Inserts in name order (GET /streams and the status pages list in order). */
 static void insert_stream(rules_engine *e, rstream *s)
 {
@@ -182,6 +222,7 @@ inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     e->cfg = cfg, e->reg = reg, e->est = est, e->portables = portables;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->changed, NULL);
     inferd_status st = INFERD_OK;
     if (db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
         st = rstore_load(e->store, restore_stream, restore_rule, e, err);
@@ -218,9 +259,10 @@ void rules_engine_free(rules_engine *e)
     if (!e)
         return;
     pthread_mutex_lock(&e->lock);
+    wait_idle(e, NULL);
     for (rrule *r = e->rules, *next; r; r = next) {
         next = r->next;
-        rrule_stop(r);
+        rrule_stop(r, NULL);
         rrule_free(r);
     }
     for (rstream *s = e->streams, *next; s; s = next) {
@@ -230,6 +272,7 @@ void rules_engine_free(rules_engine *e)
     e->rules = NULL, e->streams = NULL;
     pthread_mutex_unlock(&e->lock);
     rstore_close(e->store);
+    pthread_cond_destroy(&e->changed);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -277,7 +320,9 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
         pthread_mutex_unlock(&e->lock);
         return st;
     }
-    /* The rules that read it stop, the stream is swapped, they start again. */
+    /* The rules that read it stop, the stream is swapped, they start again,
+     * all under e->lock (once no call works on one of them). */
+    wait_idle(e, name);
     size_t n = 0;
     for (rrule *r = e->rules; r; r = r->next)
         n += r->stream_name && strcmp(r->stream_name, name) == 0;
@@ -286,7 +331,7 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
     for (rrule *r = e->rules; r && restart; r = r->next)
         if (r->stream_name && strcmp(r->stream_name, name) == 0 && r->has_thread) {
             int state = atomic_load(&r->state);
-            rrule_stop(r);
+            rrule_stop(r, NULL);
             if (state == RRULE_RUNNING || state == RRULE_STARTING)
                 restart[k++] = r;
         }
@@ -307,6 +352,7 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
 inferd_status rules_stream_delete(rules_engine *e, const char *name, inferd_error *err)
 {
     pthread_mutex_lock(&e->lock);
+    wait_idle(e, name); /* a rule being deleted lets go of it first */
     rstream *s = rules_find_stream(e, name);
     inferd_status st = s ? INFERD_OK
                          : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
@@ -427,7 +473,7 @@ inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_va
                                 inferd_error *err)
 {
     pthread_mutex_lock(&e->lock);
-    rrule *old = find_rule(e, id), *r = NULL;
+    rrule *old = claim_rule(e, id), *r = NULL;
     inferd_status st = old ? rrule_new(e, def, &r, err)
                            : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
     if (st == INFERD_OK && strcmp(r->id, id) != 0)
@@ -441,16 +487,22 @@ inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_va
     }
     if (st != INFERD_OK) {
         rrule_free(r);
+        release_rule(e, old);
         pthread_mutex_unlock(&e->lock);
         return st;
     }
-    rrule_stop(old);
+    /* The old one stops (listed and busy meanwhile, so that its stream
+     * stays while its thread lets go of it), then the new one takes its
+     * place. */
+    rrule_stop(old, &e->lock);
     unlink_rule(e, old);
     rrule_free(old);
+    r->busy = true;
     insert_rule(e, r);
     inferd_log_info(LOG, "rule %s replaced", id);
     if (r->want_running)
         st = rrule_start(r, err);
+    release_rule(e, r);
     pthread_mutex_unlock(&e->lock);
     return st;
 }
@@ -458,16 +510,20 @@ inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_va
 inferd_status rules_rule_delete(rules_engine *e, const char *id, inferd_error *err)
 {
     pthread_mutex_lock(&e->lock);
-    rrule *r = find_rule(e, id);
+    rrule *r = claim_rule(e, id);
     inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
     if (st == INFERD_OK && e->store)
         st = rstore_delete_rule(e->store, id, err);
     if (st == INFERD_OK) {
-        rrule_stop(r);
+        /* Listed and busy while it stops (its stream stays until its thread
+         * lets go of it); calls waiting for it then find no rule. */
+        rrule_stop(r, &e->lock);
         unlink_rule(e, r);
         rrule_free(r);
         inferd_log_info(LOG, "rule %s deleted", id);
+        r = NULL;
     }
+    release_rule(e, r);
     pthread_mutex_unlock(&e->lock);
     return st;
 }
@@ -476,20 +532,21 @@ static inferd_status set_running(rules_engine *e, const char *id, bool stop, boo
                                  inferd_error *err)
 {
     pthread_mutex_lock(&e->lock);
-    rrule *r = find_rule(e, id);
+    rrule *r = claim_rule(e, id);
     inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
     if (st == INFERD_OK && e->store)
         st = rstore_set_running(e->store, id, start, err);
     if (st == INFERD_OK) {
         r->want_running = start;
         if (stop)
-            rrule_stop(r);
+            rrule_stop(r, &e->lock);
         if (start)
             st = rrule_start(r, err);
         inferd_log_info(LOG, "rule %s %s", id, start && stop ? "restarted"
                                               : start        ? "started"
                                                              : "stopped");
     }
+    release_rule(e, r);
     pthread_mutex_unlock(&e->lock);
     return st;
 }

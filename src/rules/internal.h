@@ -132,6 +132,8 @@ struct rrule {
     bool send_error;
     rrestart restart;
     bool want_running;         /* recorded in the store */
+    bool busy;                 /* under e->lock: a call works on it (it may have let go of
+                                  e->lock to wait for the rule's thread); others wait */
 
     /* runtime; under e->lock except what the thread owns */
     _Atomic int state;         /* rrule_state */
@@ -159,9 +161,11 @@ void rrule_free(rrule *r); /* a stopped rule */
 /* A recorded rule that no longer checks: failed with message, not started
  * (NULL on ENOMEM). */
 rrule *rrule_broken(rules_engine *e, const char *id, const inferd_value *def, const char *message);
-/* Under e->lock: start (a no-op while starting or running), stop (waits). */
+/* Under e->lock: start (a no-op while starting or running), stop (waits
+ * for the thread, with held, e->lock or NULL, released meanwhile: the rule
+ * must be claimed, see busy). */
 inferd_status rrule_start(rrule *r, inferd_error *err);
-void rrule_stop(rrule *r);
+void rrule_stop(rrule *r, pthread_mutex_t *held);
 const char *rrule_state_name(rrule *r);
 inferd_value *rrule_status(rrule *r);
 void rrule_set_message(rrule *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -233,6 +237,7 @@ struct rules_engine {
     struct inferd_portables *portables; /* borrowed, may be NULL */
     rstore *store;             /* owned; NULL: nothing persists */
     pthread_mutex_t lock;
+    pthread_cond_t changed;    /* a rule stopped being busy */
     rstream *streams;          /* owned, name order */
     rrule *rules;              /* owned, id order */
     pthread_t restorer;        /* starts the recorded running rules */

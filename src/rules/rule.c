@@ -813,9 +813,10 @@ inferd_status rrule_start(rrule *r, inferd_error *err)
     return INFERD_OK;
 }
 
-/* Under e->lock. Waits for the thread (what the actions hold is flushed,
- * for at most a second each). */
-void rrule_stop(rrule *r)
+/* Under e->lock. Waits for the thread (a function call in progress, and
+ * what the actions hold is flushed, for at most a second each), with held
+ * (e->lock, or NULL) released meanwhile. */
+void rrule_stop(rrule *r, pthread_mutex_t *held)
 {
     if (!r->has_thread) {
         atomic_store(&r->state, RRULE_STOPPED);
@@ -829,7 +830,11 @@ void rrule_stop(rrule *r)
     if (r->in)
         inferd_queue_close(r->in);
     pthread_mutex_unlock(&r->msg_lock);
+    if (held)
+        pthread_mutex_unlock(held);
     pthread_join(r->thread, NULL);
+    if (held)
+        pthread_mutex_lock(held);
     r->has_thread = false;
     atomic_store(&r->state, RRULE_STOPPED);
     rrule_set_message(r, "%s", "");

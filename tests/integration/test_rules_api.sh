@@ -249,6 +249,26 @@ expect DELETE /rules/rlast "" 200
 expect DELETE /streams/last "" 200
 pass "an mqtt action with retained: a later subscriber gets the last result"
 
+# ---- stopping a rule during a slow call holds nothing else --------------------------------------
+expect POST /streams '{"sql":"CREATE STREAM slowin (ms BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/slowin\")"}' 201
+expect POST /rules '{"id": "rslow", "sql": "SELECT sleep_ms(ms) AS slept FROM slowin", "actions": [{"log": {}}]}' 201
+wait_field rslow status running
+expect POST /push/slowin '{"ms": 4000}' 202
+wait_field rslow op_1_select_0_records_in_total 1
+curl -s -o "$T/stop.out" -X POST "$BASE/rules/rslow/stop" &
+STOP_PID=$!
+sleep 0.5
+# The stop waits for the 4 s call; the rest of the API does not.
+expect GET /streams "" 200 '"slowin"'
+expect GET /rules/rslow/status "" 200 '"status":"running"'
+kill -0 "$STOP_PID" 2>/dev/null || fail "the stop returned before the slow call did: $(cat "$T/stop.out")"
+wait "$STOP_PID"
+grep -q 'Rule rslow was stopped.' "$T/stop.out" || fail "stop: $(cat "$T/stop.out")"
+[ "$(status_field rslow status)" = stopped ] || fail "after the stop: $(cat "$T/body")"
+expect DELETE /rules/rslow "" 200
+expect DELETE /streams/slowin "" 200
+pass "a stop waits for the rule's slow function call while the other API calls go on"
+
 # ---- concurrency: several messages through a rule at once, results in order ----------------------
 expect POST /streams '{"sql":"CREATE STREAM many (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/many\")"}' 201
 expect POST /rules '{"id": "rwin4", "sql": "SELECT count(*) FROM many GROUP BY COUNTWINDOW(2)", "actions": [{"log": {}}], "options": {"concurrency": 4}}' 400 'options.concurrency: a query with a window'

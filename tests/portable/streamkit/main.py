@@ -1,6 +1,7 @@
 """A portable source and sink for the streams and rules tests
 (tests/integration/test_rules_api.sh)."""
 import json
+import time
 
 from inferd import Context, Function, PluginConfig, Sink, Source, plugin
 
@@ -42,5 +43,14 @@ class Scale(Function):
         return args[0] * args[1]
 
 
+class SleepMs(Function):
+    """sleep_ms(ms): a slow function, to show that a rule stopping during a
+    call holds nothing else."""
+
+    def exec(self, args: list, ctx: Context):
+        time.sleep(args[0] / 1000)
+        return args[0]
+
+
 plugin.start(PluginConfig("streamkit", sources={"ticker": Ticker}, sinks={"jsonfile": JsonFile},
-                          functions={"scale": Scale}))
+                          functions={"scale": Scale, "sleep_ms": SleepMs}))
