@@ -671,6 +671,39 @@ void rules_retire_action(raction *a)
     atomic_fetch_add(&e->retired_dropped, atomic_exchange(&a->stats.dropped, 0));
 }
 
+/* A rule's counters: its source and query, and its actions' drops and
+ * failed sends. Under e->lock. */
+static rules_rule_counts rule_counts(rrule *r)
+{
+    rules_rule_counts c = {
+        .id = r->id,
+        .running = atomic_load(&r->state) == RRULE_RUNNING,
+        .records_in = atomic_load(&r->source_stats.in),
+        .records_out = atomic_load(&r->op_stats.out),
+        .exceptions = atomic_load(&r->op_stats.exceptions) +
+                      atomic_load(&r->source_stats.exceptions),
+        .dropped = atomic_load(&r->source_stats.dropped),
+    };
+    pthread_mutex_lock(&r->msg_lock);
+    for (size_t i = 0; i < r->n_actions; i++) {
+        c.dropped += atomic_load(&r->actions[i].stats.dropped);
+        c.exceptions += atomic_load(&r->actions[i].stats.exceptions);
+    }
+    pthread_mutex_unlock(&r->msg_lock);
+    return c;
+}
+
+void rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
+                       void *ctx)
+{
+    pthread_mutex_lock(&e->lock);
+    for (rrule *r = e->rules; r; r = r->next) {
+        rules_rule_counts c = rule_counts(r);
+        fn(ctx, &c);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
 void rules_engine_totals(rules_engine *e, rules_totals *out)
 {
     memset(out, 0, sizeof *out);
@@ -682,19 +715,13 @@ void rules_engine_totals(rules_engine *e, rules_totals *out)
     for (rstream *s = e->streams; s; s = s->next)
         out->streams++;
     for (rrule *r = e->rules; r; r = r->next) {
+        rules_rule_counts c = rule_counts(r);
         out->rules++;
-        out->rules_running += atomic_load(&r->state) == RRULE_RUNNING;
-        out->records_in += atomic_load(&r->source_stats.in);
-        out->records_out += atomic_load(&r->op_stats.out);
-        out->exceptions += atomic_load(&r->op_stats.exceptions) +
-                           atomic_load(&r->source_stats.exceptions);
-        out->dropped += atomic_load(&r->source_stats.dropped);
-        pthread_mutex_lock(&r->msg_lock);
-        for (size_t i = 0; i < r->n_actions; i++) {
-            out->dropped += atomic_load(&r->actions[i].stats.dropped);
-            out->exceptions += atomic_load(&r->actions[i].stats.exceptions);
-        }
-        pthread_mutex_unlock(&r->msg_lock);
+        out->rules_running += c.running;
+        out->records_in += c.records_in;
+        out->records_out += c.records_out;
+        out->exceptions += c.exceptions;
+        out->dropped += c.dropped;
     }
     pthread_mutex_unlock(&e->lock);
 }

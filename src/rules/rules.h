@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "estimators/estimators.h"
 #include "inferd/config.h"
@@ -110,5 +111,13 @@ typedef struct rules_totals {
     uint64_t records_in, records_out, exceptions, dropped;
 } rules_totals;
 void rules_engine_totals(rules_engine *e, rules_totals *out);
+/* Each rule's counters since it last started, in id order (for /metrics). */
+typedef struct rules_rule_counts {
+    const char *id;            /* borrowed for the call */
+    bool running;
+    uint64_t records_in, records_out, exceptions, dropped;
+} rules_rule_counts;
+void rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
+                       void *ctx);
 
 #endif

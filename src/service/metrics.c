@@ -351,7 +351,28 @@ static void render_portables(out *o, inferd_portables *p)
     inferd_value_free(all);
 }
 
-/* Streams and rules, summed over the rules (GET /rules/{id}/status has each). */
+typedef struct rule_pass {
+    out *o;
+    int pass;
+} rule_pass;
+
+static void render_rule(void *ctx, const rules_rule_counts *c)
+{
+    static const char *const names[] = {"in", "out", "exceptions", "dropped"};
+    rule_pass *p = ctx;
+    char a[256];
+    if (p->pass == 0) {
+        put(p->o, "inferd_rule_running{rule=\"%s\"} %d\n", esc(c->id, a, sizeof a),
+            c->running ? 1 : 0);
+        return;
+    }
+    const uint64_t v[] = {c->records_in, c->records_out, c->exceptions, c->dropped};
+    put(p->o, "inferd_rule_records{rule=\"%s\",counter=\"%s\"} %" PRIu64 "\n",
+        esc(c->id, a, sizeof a), names[p->pass - 1], v[p->pass - 1]);
+}
+
+/* Streams and rules: totals since the daemon started, and each rule's
+ * counters since it last started (GET /rules/{id}/status has every stage). */
 static void render_rules(out *o, rules_engine *e)
 {
     if (!e)
@@ -373,6 +394,13 @@ static void render_rules(out *o, rules_engine *e)
     help(o, "inferd_rule_dropped_total", "counter",
          "messages and results dropped because a rule's or an action's buffer was full");
     put(o, "inferd_rule_dropped_total %" PRIu64 "\n", t.dropped);
+    help(o, "inferd_rule_running", "gauge", "1 when the rule runs");
+    rule_pass p = {o, 0};
+    rules_engine_each(e, render_rule, &p);
+    help(o, "inferd_rule_records", "gauge",
+         "a rule's counters since it last started: messages in, rows out, exceptions, dropped");
+    for (p.pass = 1; p.pass <= 4; p.pass++)
+        rules_engine_each(e, render_rule, &p);
 }
 
 char *svc_metrics_render(svc *s, size_t *len)

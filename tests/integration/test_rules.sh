@@ -203,6 +203,8 @@ mosquitto_pub -p "$MQTT_PORT" -q 1 -t tfdemo -f "$MSG/jpeg/02.jpg" || fail "mosq
 sub_wait labels2 1
 [ "$(sub_lines labels2)" = "{\"label\":\"$(sed -n 3p "$MSG/labels.txt")\"}" ] || fail "label after the broker restart: $(sub_lines labels2)"
 expect GET /metrics "" 200 'inferd_rule_dropped_total 2'
+grep -qF 'inferd_rule_records{rule="rulePush",counter="dropped"} 2' "$T/body" \
+  && grep -qF 'inferd_rule_running{rule="ruleTf"} 1' "$T/body" || fail "per-rule metrics: $(grep inferd_rule "$T/body")"
 pass "broker stopped mid-stream: status shows the lost connection, 4 results buffered and delivered after it came back, 2 dropped and counted; sources reconnect"
 
 # ---- the daemon restarted -------------------------------------------------------------------------
