@@ -73,6 +73,7 @@ struct rstream {
     int qos;
     char *conf_key;            /* NULL or the mqtt.profiles / plugin_settings key */
     char *shared;              /* NULL or the shared subscription group */
+    char *timestamp;           /* NULL or the field with a message's event time (ms) */
 
     pthread_mutex_t source_lock; /* serialises starting and stopping the source */
     pthread_mutex_t lock;      /* subs, the mqtt pointer */
@@ -128,6 +129,8 @@ struct rrule {
     char *stream_name;         /* owned: FROM */
     size_t buffer_length;
     size_t concurrency;        /* messages through the query at once (no window) */
+    bool event_time;           /* windows on the stream's TIMESTAMP field */
+    int64_t late_ms;           /* how far behind the latest event time a message may be */
     int qos;
     bool send_error;
     rrestart restart;

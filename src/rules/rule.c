@@ -52,7 +52,7 @@ bool rrule_offer(rrule *r, rmsg *m, bool wait)
 
 static const char *const def_keys[] = {"id", "sql", "actions", "options", "triggered", NULL};
 static const char *const option_keys[] = {"bufferLength", "qos", "sendError", "restartStrategy",
-                                          "concurrency", NULL};
+                                          "concurrency", "isEventTime", "lateTolerance", NULL};
 static const char *const restart_keys[] = {"attempts", "delay", "multiplier", "maxDelay",
                                            "jitterFactor", NULL};
 
@@ -112,14 +112,20 @@ static inferd_status read_options(rrule *r, inferd_error *err)
         return inferd_error_set(err, INFERD_EINVAL, "options must be an object");
     }
     int64_t buffer = 1024, qos = 0, attempts = 0, delay = 1000, max_delay = 30000, conc = 1;
+    int64_t late = 0;
+    bool event_time = false;
     double mult = 2.0, jitter = 0.1;
     bool send_error = false;
     inferd_status st;
     if ((st = rules_only_keys(o, "options", "key", option_keys, err)) ||
         (st = opt_int(o, "options", "bufferLength", 1, 1000000, &buffer, err)) ||
         (st = opt_int(o, "options", "qos", 0, 2, &qos, err)) ||
-        (st = opt_int(o, "options", "concurrency", 1, 64, &conc, err)))
+        (st = opt_int(o, "options", "concurrency", 1, 64, &conc, err)) ||
+        (st = opt_int(o, "options", "lateTolerance", 0, 86400000, &late, err)))
         return st;
+    const inferd_value *et = inferd_value_object_get(o, "isEventTime");
+    if (et && inferd_value_get_bool(et, &event_time, NULL) != INFERD_OK)
+        return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime must be true or false");
     const inferd_value *se = inferd_value_object_get(o, "sendError");
     if (se && inferd_value_get_bool(se, &send_error, NULL) != INFERD_OK)
         return inferd_error_set(err, INFERD_EINVAL, "options.sendError must be true or false");
@@ -140,6 +146,8 @@ static inferd_status read_options(rrule *r, inferd_error *err)
         return st;
     r->buffer_length = (size_t)buffer;
     r->concurrency = (size_t)conc;
+    r->event_time = event_time;
+    r->late_ms = late;
     r->qos = (int)qos;
     r->send_error = send_error;
     r->restart = (rrestart){.attempts = (int)attempts, .delay_ms = delay,
@@ -154,6 +162,8 @@ static inferd_status read_options(rrule *r, inferd_error *err)
     inferd_value_object_set(o, "bufferLength", inferd_value_int(buffer), NULL);
     inferd_value_object_set(o, "qos", inferd_value_int(qos), NULL);
     inferd_value_object_set(o, "concurrency", inferd_value_int(conc), NULL);
+    inferd_value_object_set(o, "isEventTime", inferd_value_bool(event_time), NULL);
+    inferd_value_object_set(o, "lateTolerance", inferd_value_int(late), NULL);
     inferd_value_object_set(o, "sendError", inferd_value_bool(send_error), NULL);
     inferd_value_object_set(o, "restartStrategy", strategy, NULL);
     return INFERD_OK;
@@ -188,6 +198,12 @@ static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err
     if (window && r->concurrency > 1)
         return inferd_error_set(err, INFERD_EINVAL, "options.concurrency: a query with a window "
                                 "takes its messages one at a time, in order (concurrency 1)");
+    if (r->event_time && !s->timestamp)
+        return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime: stream %s has no "
+                                "TIMESTAMP field to take event time from", s->name);
+    if (r->event_time && !window)
+        return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime: event time is for "
+                                "queries with a window");
     if (stream_out)
         *stream_out = s;
     return INFERD_OK;
@@ -315,6 +331,10 @@ struct rrun {
     sql_run *run;
     rfuncs funcs;
     bool subscribed;
+    /* event time: windows close when the watermark (the latest event time
+     * seen, less lateTolerance) passes their end; older messages are late */
+    int64_t watermark;
+    bool seen_event;
     rrun **workers;        /* owned: concurrency > 1, workers[0] is this run */
     size_t n_workers;
 };
@@ -509,6 +529,26 @@ static void emit_error(rrule *r, const char *message)
     inferd_value_free(rows);
 }
 
+/* A message's event time: its stream's TIMESTAMP field, in milliseconds. */
+static inferd_status event_time_of(rrule *r, const inferd_value *msg, int64_t *ts,
+                                   inferd_error *err)
+{
+    const char *field = r->stream->timestamp;
+    const inferd_value *v = inferd_value_object_get(msg, field);
+    double d;
+    if (inferd_value_get_int(v, ts, NULL) == INFERD_OK)
+        return INFERD_OK;
+    if (inferd_value_get_double(v, &d, NULL) == INFERD_OK && d >= -9.2e18 && d <= 9.2e18) {
+        *ts = (int64_t)d;
+        return INFERD_OK;
+    }
+    return inferd_error_set(err, INFERD_EINVAL, "event time: field %s must be milliseconds since "
+                            "the epoch, got %s", field,
+                            v ? inferd_value_type_name(inferd_value_type_of(v)) : "nothing");
+}
+
+static void tick(rrule *r, rrun *run, int64_t now);
+
 static void process(rrule *r, rrun *run, rmsg *m)
 {
     inferd_value *rows = inferd_value_array();
@@ -516,7 +556,21 @@ static void process(rrule *r, rrun *run, rmsg *m)
     atomic_fetch_add(&r->source_stats.out, 1);
     atomic_fetch_add(&r->op_stats.in, 1);
     atomic_store(&r->op_stats.last_invocation, rules_wall_ms());
-    inferd_status st = rows ? sql_run_push(run->run, m->value, m->wall_ms, rows, &err)
+    int64_t ts = m->wall_ms;
+    if (r->event_time) {
+        if (event_time_of(r, m->value, &ts, &err) != INFERD_OK) {
+            rstats_exception(&r->op_stats, "%s", err.message);
+            inferd_value_free(rows);
+            return;
+        }
+        if (run->seen_event && ts < run->watermark) {
+            /* Its window may have closed: late, dropped and counted. */
+            atomic_fetch_add(&r->op_stats.dropped, 1);
+            inferd_value_free(rows);
+            return;
+        }
+    }
+    inferd_status st = rows ? sql_run_push(run->run, m->value, ts, rows, &err)
                             : inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
     if (st != INFERD_OK) {
         rstats_exception(&r->op_stats, "%s", err.message);
@@ -525,19 +579,26 @@ static void process(rrule *r, rrun *run, rmsg *m)
         emit_rows(r, rows);
     }
     inferd_value_free(rows);
+    if (r->event_time && st == INFERD_OK) {
+        int64_t mark = ts - r->late_ms;
+        if (!run->seen_event || mark > run->watermark)
+            run->watermark = mark;
+        run->seen_event = true;
+        tick(r, run, run->watermark); /* the windows the watermark passed close */
+    }
     /* From arrival to the rows being handed to the actions, waiting included. */
     atomic_store(&r->op_stats.latency_us, inferd__now_us() - m->mono_us);
     atomic_store(&r->held, sql_run_held(run->run));
 }
 
-static void tick(rrule *r, rrun *run)
+static void tick(rrule *r, rrun *run, int64_t now)
 {
     inferd_value *rows = inferd_value_array();
     inferd_error err = {0};
     if (!rows)
         return;
     /* A failing window does not hold back the rows of those that closed well. */
-    if (sql_run_tick(run->run, rules_wall_ms(), rows, &err) != INFERD_OK) {
+    if (sql_run_tick(run->run, now, rows, &err) != INFERD_OK) {
         rstats_exception(&r->op_stats, "%s", err.message);
         emit_error(r, err.message);
     }
@@ -549,7 +610,9 @@ static void tick(rrule *r, rrun *run)
 static void loop(rrule *r, rrun *run)
 {
     while (!atomic_load(&r->stop)) {
-        int64_t deadline = sql_run_next_deadline(run->run), now = rules_wall_ms();
+        /* With event time only messages move the clock (process ticks). */
+        int64_t deadline = r->event_time ? -1 : sql_run_next_deadline(run->run);
+        int64_t now = rules_wall_ms();
         int timeout = 200; /* also how soon a stop is seen if nothing arrives */
         if (deadline >= 0)
             timeout = deadline <= now ? 0 : (int)(deadline - now < 200 ? deadline - now : 200);
@@ -562,7 +625,7 @@ static void loop(rrule *r, rrun *run)
             break;
         }
         if (deadline >= 0 && rules_wall_ms() >= deadline)
-            tick(r, run);
+            tick(r, run, rules_wall_ms());
     }
 }
 

@@ -19,7 +19,7 @@
 /* ---- definitions ----------------------------------------------------------- */
 
 static const char *const known_options[] = {"DATASOURCE", "FORMAT", "TYPE", "CONF_KEY",
-                                            "SHARED", "QOS", NULL};
+                                            "SHARED", "QOS", "TIMESTAMP", NULL};
 
 static inferd_status option_string(const inferd_value *opts, const char *key, char **out,
                                    inferd_error *err)
@@ -49,7 +49,8 @@ static inferd_status check_options(rstream *s, inferd_error *err)
             k++;
         if (!known_options[k])
             return inferd_error_set(err, INFERD_EINVAL, "stream %s: unknown option %s (known: "
-                                    "DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS)",
+                                    "DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, "
+                                    "TIMESTAMP)",
                                     s->name, key);
     }
     char *format = NULL;
@@ -57,8 +58,22 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     if ((st = option_string(opts, "DATASOURCE", &s->datasource, err)) ||
         (st = option_string(opts, "TYPE", &s->type, err)) ||
         (st = option_string(opts, "CONF_KEY", &s->conf_key, err)) ||
+        (st = option_string(opts, "TIMESTAMP", &s->timestamp, err)) ||
         (st = option_string(opts, "FORMAT", &format, err)))
         return st;
+    if (s->timestamp && format && strcasecmp(format, "binary") == 0)
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: TIMESTAMP names a field: a BINARY "
+                              "stream has none", s->name);
+    bool declared = s->def->n_columns == 0;
+    for (size_t i = 0; s->timestamp && !declared && i < s->def->n_columns; i++)
+        declared = strcmp(s->def->columns[i].name, s->timestamp) == 0;
+    if (st == INFERD_OK && s->timestamp && !declared)
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: TIMESTAMP \"%s\" is not one of its "
+                              "columns", s->name, s->timestamp);
+    if (st != INFERD_OK) {
+        free(format);
+        return st;
+    }
     if (!format || strcasecmp(format, "json") == 0)
         s->format = RFMT_JSON;
     else if (strcasecmp(format, "binary") == 0)
@@ -182,7 +197,7 @@ void rstream_free(rstream *s)
     if (!s)
         return;
     free(s->name), free(s->sql), free(s->type), free(s->datasource), free(s->conf_key);
-    free(s->shared), free(s->subs), free(s->broken);
+    free(s->shared), free(s->subs), free(s->broken), free(s->timestamp);
     sql_stream_def_free(s->def);
     rstats_destroy(&s->stats);
     pthread_mutex_destroy(&s->lock);
@@ -208,6 +223,8 @@ inferd_value *rstream_describe(rstream *s)
     inferd_value_object_set(o, "format",
                             inferd_value_string(s->format == RFMT_JSON ? "JSON" : "BINARY"), NULL);
     inferd_value_object_set(o, "datasource", inferd_value_string(s->datasource), NULL);
+    if (s->timestamp)
+        inferd_value_object_set(o, "timestamp", inferd_value_string(s->timestamp), NULL);
     if (s->broken)
         inferd_value_object_set(o, "error", inferd_value_string(s->broken), NULL);
     pthread_mutex_lock(&s->lock);

@@ -269,6 +269,32 @@ expect DELETE /rules/rslow "" 200
 expect DELETE /streams/slowin "" 200
 pass "a stop waits for the rule's slow function call while the other API calls go on"
 
+# ---- event time: windows on the messages' own timestamps -----------------------------------------
+expect POST /streams '{"sql":"CREATE STREAM timed (ts BIGINT, v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/timed\", TIMESTAMP=\"when\")"}' 400 'TIMESTAMP "when" is not one of its columns'
+expect POST /streams '{"sql":"CREATE STREAM timed (ts BIGINT, v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/timed\", TIMESTAMP=\"ts\")"}' 201
+expect POST /rules '{"id": "rnots", "sql": "SELECT count(*) FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)", "actions": [{"log": {}}], "options": {"isEventTime": true}}' 400 'options.isEventTime: stream demo has no TIMESTAMP'
+expect POST /rules '{"id": "rnowin", "sql": "SELECT v FROM timed", "actions": [{"log": {}}], "options": {"isEventTime": true}}' 400 'event time is for queries with a window'
+expect POST /rules "{\"id\": \"rtimed\", \"sql\": \"SELECT count(*) AS n, sum(v) AS total, window_start() AS ws, window_end() AS we FROM timed GROUP BY TUMBLINGWINDOW(ss, 10)\",
+  \"options\": {\"isEventTime\": true, \"lateTolerance\": 1000}, \"actions\": [{\"file\": {\"path\": \"$T/timed.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rtimed status running
+# Window [0, 10 s) gets 1, 2 and 9.6 s (9.6 s after 10.5 s is within the
+# 1 s tolerance: the watermark is 9.5 s); 12 s moves the watermark to 11 s
+# and closes it; 5 s is then late (dropped, counted); 25 s closes
+# [10 s, 20 s) with 10.5 s and 12 s.
+for m in '{"ts": 1000, "v": 1}' '{"ts": 2000, "v": 2}' '{"ts": 10500, "v": 10}' '{"ts": 9600, "v": 4}' \
+         '{"ts": 12000, "v": 20}' '{"ts": 5000, "v": 100}' '{"ts": 25000, "v": 1000}' '{"v": 7}'; do
+  expect POST /push/timed "$m" 202
+done
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/timed.jsonl" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.1; done
+printf '{"n":3,"total":7,"ws":0,"we":10000}\n{"n":2,"total":30,"ws":10000,"we":20000}\n' \
+  | diff -u - "$T/timed.jsonl" >"$T/diff" || fail "event-time windows: $(cat "$T/diff")"
+wait_field rtimed op_1_select_0_dropped_total 1
+[ "$(status_field rtimed op_1_select_0_exceptions_total)" = 1 ] || fail "a message without ts: $(cat "$T/body")"
+grep -q 'field ts must be milliseconds' <<<"$(status_field rtimed op_1_select_0_last_exception)" || fail "ts error: $(cat "$T/body")"
+expect DELETE /rules/rtimed "" 200
+expect DELETE /streams/timed "" 200
+pass "event time: TUMBLINGWINDOW on the messages' ts with a 1 s tolerance: exact windows, a late message dropped and counted, one without ts an exception"
+
 # ---- concurrency: several messages through a rule at once, results in order ----------------------
 expect POST /streams '{"sql":"CREATE STREAM many (v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/many\")"}' 201
 expect POST /rules '{"id": "rwin4", "sql": "SELECT count(*) FROM many GROUP BY COUNTWINDOW(2)", "actions": [{"log": {}}], "options": {"concurrency": 4}}' 400 'options.concurrency: a query with a window'
