@@ -8,6 +8,7 @@
  * request options, and returns the estimator's result object. The call
  * goes through the estimator's batcher like an HTTP request, and waits. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,12 +134,17 @@ static inferd_status call_component(void *ctx, const inferd_value *const *args, 
     return inferd_instance_exec(f->inst, args, n, result, err);
 }
 
-/* Whether a portable plugin's process is up (it answers calls). */
-static bool portable_running(rules_engine *e, const char *plugin)
+bool rfuncs_plugin_running(rules_engine *e, const char *plugin, char *state, size_t size,
+                           char *last, size_t last_size)
 {
     inferd_value *d = inferd_portables_describe(e->portables, plugin);
-    bool up = strcmp(inferd_value_string_or(inferd_value_object_get(d, "status"), ""),
-                     "running") == 0;
+    const char *status = inferd_value_string_or(inferd_value_object_get(d, "status"), "");
+    if (state)
+        snprintf(state, size, "%s", d ? status : "removed");
+    if (last)
+        snprintf(last, last_size, "%s",
+                 inferd_value_string_or(inferd_value_object_get(d, "lastError"), ""));
+    bool up = strcmp(status, "running") == 0;
     inferd_value_free(d);
     return up;
 }
@@ -153,7 +159,7 @@ static inferd_status validate_component(void *ctx, const inferd_value *const *ar
 {
     rfunc *f = ctx;
     const char *plugin = rfuncs_portable_plugin(f->e, f->name);
-    if (!f->inst && plugin && !portable_running(f->e, plugin))
+    if (!f->inst && plugin && !rfuncs_plugin_running(f->e, plugin, NULL, 0, NULL, 0))
         return INFERD_OK;
     inferd_value *null = inferd_value_null();
     const inferd_value **all = calloc(n ? n : 1, sizeof *all);

@@ -192,6 +192,11 @@ inferd_status rfuncs_resolve(void *ctx, const char *name, sql_function *out, inf
 inferd_status rfuncs_resolve_names(void *ctx, const char *name, sql_function *out,
                                    inferd_error *err);
 void rfuncs_free(rfuncs *f);
+/* Whether portable plugin's process runs (answers calls); state (optional)
+ * gets its status ("removed" when it is gone), last (optional) its last
+ * error. */
+bool rfuncs_plugin_running(rules_engine *e, const char *plugin, char *state, size_t size,
+                           char *last, size_t last_size);
 /* The portable plugin a function comes from, or NULL (C, estimator, unknown). */
 const char *rfuncs_portable_plugin(rules_engine *e, const char *name);
 

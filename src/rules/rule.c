@@ -14,7 +14,6 @@
 
 #include "core/clock.h"
 #include "inferd/log.h"
-#include "portable/portables.h"
 #include "rules/internal.h"
 
 #define LOG "rules"
@@ -362,16 +361,8 @@ static inferd_status wait_plugins(rrule *r, const sql_query *q, inferd_error *er
     for (size_t i = 0; i < sql_query_function_count(q); i++) {
         const char *plugin = rfuncs_portable_plugin(e, sql_query_function_name(q, i));
         while (plugin && !atomic_load(&r->stop)) {
-            inferd_value *d = inferd_portables_describe(e->portables, plugin);
-            const char *status = inferd_value_string_or(inferd_value_object_get(d, "status"), "");
-            bool running = strcmp(status, "running") == 0;
-            char last[300];
-            snprintf(last, sizeof last, "%s",
-                     inferd_value_string_or(inferd_value_object_get(d, "lastError"), ""));
-            char state[32];
-            snprintf(state, sizeof state, "%s", d ? status : "removed");
-            inferd_value_free(d);
-            if (running)
+            char state[32], last[300];
+            if (rfuncs_plugin_running(e, plugin, state, sizeof state, last, sizeof last))
                 break;
             if (inferd__now_us() - t0 > limit)
                 return inferd_error_set(err, INFERD_ETIMEOUT, "portable plugin %s (function %s) "
