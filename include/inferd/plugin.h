@@ -43,7 +43,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 1
-#define INFERD_ABI_MINOR 2
+#define INFERD_ABI_MINOR 3
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -314,6 +314,9 @@ typedef struct inferd_plugin {
     X(http_response_set_header) X(http_response_set_body)                                  \
     X(timer_start) X(timer_cancel) X(event_publish)
 
+/* Appended in ABI 1.3: an estimator's batch limit (its model's batch). */
+#define INFERD_HOST_API_V1_3(X) X(estimator_limit_batch)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 const char *inferd_instance_name(const inferd_instance *self);
@@ -364,6 +367,12 @@ const inferd_props *inferd_estimate_options(const inferd_estimate *item);
  * err saying why (err NULL: "no result"). Exactly once per item; any thread.
  * After it, the item is gone. */
 void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inferd_error *err);
+/* Called from an estimator's init (ABI 1.3): the most items one call of
+ * estimate_batch can take, as its model decides (a model whose batch
+ * dimension is fixed at N takes N). The host's batcher never hands more, so
+ * a model that runs one image at a time is never given a group. 0 (or never
+ * calling it): no limit of the model's; the config's maxBatch applies. */
+void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items);
 
 /* HTTP routes of background components (ABI 1.2). The request and response
  * are borrowed for the handler's call. */
@@ -406,6 +415,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V1_0(INFERD__API_FIELD)
     INFERD_HOST_API_V1_1(INFERD__API_FIELD)
     INFERD_HOST_API_V1_2(INFERD__API_FIELD)
+    INFERD_HOST_API_V1_3(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

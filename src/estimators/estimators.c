@@ -5,6 +5,14 @@
  * replacement from a plugin that is not built in wins over the built-in),
  * its instance, and its batcher (a queue of items plus worker threads).
  *
+ * The batcher follows the model and never waits for nothing (as Triton's
+ * dynamic batcher does by default): an idle worker takes what is queued at
+ * once, so only images that queued while every worker was busy are grouped.
+ * A batch holds at most the model's batch limit (the instance's
+ * inferd_estimator_limit_batch: 1 for a model fixed at batch 1), maxBatch
+ * items, and maxBatchBytes of model input (one larger item still runs
+ * alone). maxDelayUs > 0 is an opt-in wait for a fuller batch.
+ *
  * An item has two references: the worker's (dropped when estimate_batch has
  * returned) and the completion's (dropped by inferd_estimate_done). So a
  * plugin may complete an item later from its own thread, and the worker can
@@ -20,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "inferd/log.h"
 #include "plugin/internal.h"
@@ -43,6 +52,7 @@ struct inferd_estimate {
     inferd_image *image;        /* owned */
     bool has_area;
     inferd_rect area;
+    size_t bytes;               /* what it adds to a batch's model input (item_bytes) */
     uint64_t submitted_us, started_us;
     atomic_int refs;
     atomic_bool done;
@@ -56,14 +66,16 @@ struct est_entry {
     bool builtin, replaces;
     inferd_instance *inst;              /* owned */
     const char *device_class;           /* "cpu" or "gpu" (static) */
-    size_t max_batch, workers, max_queue;
+    size_t max_batch;                   /* effective: min(config maxBatch, model_batch) */
+    size_t config_batch, model_batch;   /* maxBatch as configured; the model's (0: any) */
+    size_t workers, max_queue, max_batch_bytes;
     uint64_t max_delay_us;
     const inferd_prop_spec *options;    /* borrowed, never NULL */
 
     pthread_mutex_t lock;               /* guards the queue, stopping and stats */
     pthread_cond_t cond;
     inferd_estimate *head, *tail;
-    size_t queued;
+    size_t queued, queued_bytes;
     bool stopping;
     pthread_t *threads;                 /* owned */
     size_t n_threads;
@@ -200,6 +212,31 @@ static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
     }
 }
 
+/* Moves the next batch off the queue into batch[]: at least one item, then
+ * while the batch stays within max_batch items and max_batch_bytes. Caller
+ * holds the lock and has checked the queue is not empty. */
+static size_t take_batch(est_entry *e, inferd_estimate **batch)
+{
+    size_t n = 0, bytes = 0;
+    while (e->head && n < e->max_batch &&
+           (n == 0 || bytes + e->head->bytes <= e->max_batch_bytes)) {
+        bytes += e->head->bytes;
+        batch[n++] = e->head;
+        e->head = e->head->next;
+    }
+    if (!e->head)
+        e->tail = NULL;
+    e->queued -= n;
+    e->queued_bytes -= bytes;
+    return n;
+}
+
+/* Whether the queue already holds a full batch (nothing to wait for). */
+static bool batch_full(const est_entry *e)
+{
+    return e->queued >= e->max_batch || e->queued_bytes >= e->max_batch_bytes;
+}
+
 static void *worker(void *arg)
 {
     est_entry *e = arg;
@@ -214,27 +251,24 @@ static void *worker(void *arg)
             pthread_cond_wait(&e->cond, &e->lock);
         if (e->queued == 0)
             break; /* stopping, and nothing left */
-        /* Wait up to max_delay after the oldest item for the batch to fill. */
-        uint64_t deadline = e->head->submitted_us + e->max_delay_us;
-        while (!e->stopping && e->queued < e->max_batch) {
-            uint64_t now = inferd__now_us();
-            if (now >= deadline)
-                break;
-            struct timespec ts = inferd__abs_us(deadline);
-            pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        /* Opt-in (maxDelayUs > 0): wait up to max_delay after the oldest item
+         * for the batch to fill. With 0 an idle worker never waits. */
+        if (e->max_delay_us > 0 && !e->stopping && !batch_full(e)) {
+            uint64_t deadline = e->head->submitted_us + e->max_delay_us;
+            if (inferd__now_us() < deadline)
+                e->stats.delay_waits++;
+            while (!e->stopping && !batch_full(e)) {
+                if (inferd__now_us() >= deadline)
+                    break;
+                struct timespec ts = inferd__abs_us(deadline);
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+                if (e->queued == 0)
+                    break; /* another worker took them */
+            }
             if (e->queued == 0)
-                break; /* another worker took them */
+                continue;
         }
-        size_t n = 0;
-        while (n < e->max_batch && e->head) {
-            batch[n++] = e->head;
-            e->head = e->head->next;
-        }
-        if (!e->head)
-            e->tail = NULL;
-        e->queued -= n;
-        if (n == 0)
-            continue;
+        size_t n = take_batch(e, batch);
         e->stats.batches++;
         e->stats.batched += n;
         bucket_add(&e->stats, n);
@@ -248,6 +282,17 @@ static void *worker(void *arg)
 }
 
 /* ---- submit ------------------------------------------------------------------ */
+
+/* An item's share of a batch's model input: the pixels that run through the
+ * model (the detect area, or the whole image) as float32, 3 channels: what
+ * the built-in estimators and most vision models take. maxBatchBytes bounds
+ * the sum of these over a batch. */
+static size_t item_bytes(const inferd_image *img, const inferd_rect *area, bool has_area)
+{
+    size_t w = has_area ? (size_t)area->width : img->width;
+    size_t h = has_area ? (size_t)area->height : img->height;
+    return w * h * 3 * sizeof(float);
+}
 
 inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
                                        inferd_estimate_input *inputs, size_t n,
@@ -310,6 +355,7 @@ inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
         it->index = k;
         it->has_area = inputs[k].has_area;
         it->area = inputs[k].area;
+        it->bytes = item_bytes(inputs[k].image, &inputs[k].area, inputs[k].has_area);
         it->submitted_us = t;
         atomic_init(&it->refs, 2);
         atomic_init(&it->done, false);
@@ -343,6 +389,8 @@ inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
         e->head = items[0];
     e->tail = items[n - 1];
     e->queued += n;
+    for (size_t k = 0; k < n; k++)
+        e->queued_bytes += items[k]->bytes;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
     free(items);
@@ -357,13 +405,26 @@ static const char *const device_classes[] = {"cpu", "gpu", "global", NULL};
 static const inferd_prop_spec batcher_specs[] = {
     INFERD_PROP_ENUM("deviceClass", "cpu, gpu, or global (the daemon's device.class)", "global",
                      device_classes),
-    INFERD_PROP_UINT("maxBatch", "most requests' images run as one batch", 8, 1, 1024),
-    INFERD_PROP_UINT("maxDelayUs", "longest the first image waits for its batch to fill", 2000,
-                     0, 10000000),
-    INFERD_PROP_UINT("workers", "threads running batches of this estimator", 1, 1, 64),
+    INFERD_PROP_UINT("maxBatch", "most images in one model run (never more than the model's "
+                     "batch dimension takes)", 8, 1, 1024),
+    INFERD_PROP_UINT("maxBatchBytes", "most bytes of model input (width x height x 3 x 4 per "
+                     "image) in one model run; one larger image still runs alone", 16777216, 1,
+                     INT64_MAX),
+    INFERD_PROP_UINT("maxDelayUs", "extra wait for a fuller batch after the first image (0: an "
+                     "idle worker takes what is queued at once)", 0, 0, 10000000),
+    INFERD_PROP_UINT("workers", "threads running this estimator's batches (0: one per core)", 0,
+                     0, 64),
     INFERD_PROP_UINT("maxQueue", "images queued before requests get 503", 1024, 1, 1048576),
     INFERD_PROP_END,
 };
+
+/* workers 0: one per online core, so that a model fixed at batch 1 keeps
+ * every core busy under concurrent requests. */
+static size_t default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
+}
 
 static bool is_batcher_key(const char *key)
 {
@@ -391,7 +452,7 @@ static void entry_stop(est_entry *e)
     e->stopping = true;
     inferd_estimate *rest = e->head;
     e->head = e->tail = NULL;
-    e->queued = 0;
+    e->queued = e->queued_bytes = 0;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
     /* Fail what never started, then let running batches finish. */
@@ -459,9 +520,12 @@ static inferd_status configure(est_entry *e, const inferd_config *cfg, const inf
         if (strcmp(dc, "global") == 0)
             dc = inferd_config_string(cfg, "device.class");
         e->device_class = strcmp(dc, "gpu") == 0 ? "gpu" : "cpu";
-        e->max_batch = (size_t)inferd_props_int(b, "maxBatch");
+        e->config_batch = (size_t)inferd_props_int(b, "maxBatch");
+        e->max_batch_bytes = (size_t)inferd_props_int(b, "maxBatchBytes");
         e->max_delay_us = (uint64_t)inferd_props_int(b, "maxDelayUs");
         e->workers = (size_t)inferd_props_int(b, "workers");
+        if (e->workers == 0)
+            e->workers = default_workers();
         e->max_queue = (size_t)inferd_props_int(b, "maxQueue");
         if (spec_declared(e->comp->props, "deviceClass"))
             st = inferd_value_object_set(props, "deviceClass",
@@ -492,6 +556,10 @@ static inferd_status entry_start(est_entry *e, inferd_registry *reg, const infer
     inferd_value_free(props);
     if (st != INFERD_OK)
         return st;
+    /* The model decides: a batch never holds more than it takes. */
+    e->model_batch = inferd__instance_batch_limit(e->inst);
+    e->max_batch = e->model_batch && e->model_batch < e->config_batch ? e->model_batch
+                                                                       : e->config_batch;
     if (!(e->threads = calloc(e->workers, sizeof *e->threads)))
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     for (; e->n_threads < e->workers; e->n_threads++) {
@@ -500,9 +568,14 @@ static inferd_status entry_start(est_entry *e, inferd_registry *reg, const infer
             return inferd_error_set(err, INFERD_EINTERNAL, "estimator %s: cannot start a worker: "
                                     "%s", e->name, strerror(rc));
     }
-    inferd_log_info(LOG, "%s: %s (plugin %s%s), device %s, maxBatch %zu, maxDelayUs %llu", e->name,
-                    e->comp->name, e->plugin->name, e->replaces ? ", replacing the built-in" : "",
-                    e->device_class, e->max_batch, (unsigned long long)e->max_delay_us);
+    char model_batch[32] = "any";
+    if (e->model_batch)
+        snprintf(model_batch, sizeof model_batch, "%zu", e->model_batch);
+    inferd_log_info(LOG, "%s: %s (plugin %s%s), device %s, batch %zu (maxBatch %zu, model %s, "
+                    "maxBatchBytes %zu), maxDelayUs %llu, workers %zu", e->name, e->comp->name,
+                    e->plugin->name, e->replaces ? ", replacing the built-in" : "",
+                    e->device_class, e->max_batch, e->config_batch, model_batch,
+                    e->max_batch_bytes, (unsigned long long)e->max_delay_us, e->workers);
     return INFERD_OK;
 }
 
@@ -656,6 +729,10 @@ inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i)
                                 NULL) ||
         inferd_value_object_set(o, "deviceClass", inferd_value_string(e->device_class), NULL) ||
         inferd_value_object_set(o, "maxBatch", inferd_value_int((int64_t)e->max_batch), NULL) ||
+        inferd_value_object_set(o, "modelBatch", inferd_value_int((int64_t)e->model_batch),
+                                NULL) ||
+        inferd_value_object_set(o, "maxBatchBytes", inferd_value_int((int64_t)e->max_batch_bytes),
+                                NULL) ||
         inferd_value_object_set(o, "maxDelayUs", inferd_value_int((int64_t)e->max_delay_us),
                                 NULL) ||
         inferd_value_object_set(o, "workers", inferd_value_int((int64_t)e->workers), NULL) ||

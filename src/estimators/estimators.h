@@ -7,8 +7,9 @@
  * over the name (same request options, same response shape). Each named
  * estimator has one instance, created with the settings of the config key
  * `estimators` under its name, and a batcher: a bounded queue of items and
- * `workers` threads that take up to maxBatch items, waiting at most
- * maxDelayUs after the first for more, and call estimate_batch with them.
+ * `workers` threads that take what is queued (up to the model's batch limit,
+ * maxBatch and maxBatchBytes; waiting for more only with maxDelayUs > 0) and
+ * call estimate_batch with it.
  * Items are completed from any thread through inferd_estimate_done, which
  * calls the submitter's callback. Nothing here runs on an HTTP thread.
  */
@@ -46,7 +47,8 @@ const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est,
 /* The request options the estimator takes (END-terminated, never NULL). */
 const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i);
 /* {"name", "component", "plugin", "builtIn", "replaces" (bool),
- *  "deviceClass", "maxBatch", "maxDelayUs", "workers", "options": [...]} */
+ *  "deviceClass", "maxBatch" (effective), "modelBatch" (the model's limit, 0:
+ *  any), "maxBatchBytes", "maxDelayUs", "workers", "options": [...]} */
 inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i);
 
 /* Counters of one estimator (for /metrics). */
@@ -56,6 +58,7 @@ typedef struct inferd_estimator_stats {
     uint64_t batched;         /* items handed to batches (the sum of batch sizes) */
     uint64_t failed;          /* items completed with an error */
     uint64_t rejected;        /* items refused: queue full */
+    uint64_t delay_waits;     /* batches that waited for maxDelayUs (0 unless opted in) */
     uint64_t batch_hist[8];   /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64 */
 } inferd_estimator_stats;
 void inferd_estimators_stats(const inferd_estimators *est, size_t i, inferd_estimator_stats *out);

@@ -24,6 +24,14 @@ const inferd_component *inferd_instance_component(const inferd_instance *self)
 }
 void *inferd_instance_state(const inferd_instance *self) { return self->state; }
 void inferd_instance_set_state(inferd_instance *self, void *state) { self->state = state; }
+
+void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items)
+{
+    if (self && self->component->kind == INFERD_KIND_ESTIMATOR)
+        self->batch_limit = max_items;
+}
+
+size_t inferd__instance_batch_limit(const inferd_instance *inst) { return inst->batch_limit; }
 const inferd_props *inferd_instance_props(const inferd_instance *inst) { return inst->props; }
 
 void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx)

@@ -43,12 +43,16 @@ struct inferd_instance {
     char *name;                         /* owned */
     inferd_props *props;                /* owned */
     void *state;                        /* the plugin's */
+    size_t batch_limit;                 /* estimators: set by init, 0 = none */
     bool initialized, started;
     inferd_push_fn push;
     void *push_ctx;
     inferd_emit_fn emit;
     void *emit_ctx;
 };
+
+/* An estimator instance's batch limit (inferd_estimator_limit_batch). */
+size_t inferd__instance_batch_limit(const inferd_instance *inst);
 
 /* The plugin that registered comp; caller holds reg->lock. */
 plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_component *comp);

@@ -20,11 +20,6 @@
 
 const char *const est_device_classes[] = {"cpu", "gpu", NULL};
 
-/* A group's input tensor is split into runs of at most this many bytes (but
- * one image at least), so a burst of large images never needs one huge
- * tensor. */
-#define MAX_RUN_BYTES ((size_t)256 << 20)
-
 /* ---- the model ------------------------------------------------------------------------ */
 
 void est_model_close(est_model *m)
@@ -44,10 +39,11 @@ void est_deinit(inferd_instance *self)
     }
 }
 
-/* The model must take one float32 image [N,3,H,W] and give float32 first. */
-static inferd_status check_model(const est_model *m, inferd_error *err)
+/* The model must take one float32 image [N,3,H,W] and give float32 first;
+ * a refusal names the model, the input, its shape and what is needed. */
+static inferd_status check_model(est_model *m, inferd_error *err)
 {
-    inferd_tensor_info in, out;
+    inferd_tensor_info *in = &m->input, out;
     inferd_status st;
     size_t n_in = inferd_model_io_count(m->model, 0), n_out = inferd_model_io_count(m->model, 1);
     if (n_in != 1 || n_out < 1)
@@ -55,18 +51,47 @@ static inferd_status check_model(const est_model *m, inferd_error *err)
                                 "model %s has %zu input(s) and %zu output(s): an estimator needs "
                                 "one input (the image) and at least one output", m->path, n_in,
                                 n_out);
-    if ((st = inferd_model_io(m->model, 0, 0, &in, err)) ||
+    if ((st = inferd_model_io(m->model, 0, 0, in, err)) ||
         (st = inferd_model_io(m->model, 1, 0, &out, err)))
         return st;
-    if (in.dtype != INFERD_DTYPE_FLOAT32 || in.ndim != 4 || (in.shape[1] != 3 && in.shape[1] != -1))
+    char shape[160];
+    inferd_shape_format(in->ndim, in->shape, shape, sizeof shape);
+    if (in->dtype != INFERD_DTYPE_FLOAT32 || in->ndim != 4 ||
+        (in->shape[1] != 3 && in->shape[1] != -1) || in->shape[0] == 0)
         return inferd_error_set(err, INFERD_EUNSUPPORTED,
-                                "model %s: input '%s' must be float32 [N,3,H,W] (an RGB image in "
-                                "[0,1]), it is %s of rank %zu", m->path, in.name,
-                                inferd_dtype_name(in.dtype), in.ndim);
+                                "model %s: input '%s' is %s %s; this estimator needs float32 "
+                                "[N,3,H,W] (an RGB image in [0,1], N the batch)", m->path,
+                                in->name, inferd_dtype_name(in->dtype), shape);
     if (out.dtype != INFERD_DTYPE_FLOAT32)
         return inferd_error_set(err, INFERD_EUNSUPPORTED,
                                 "model %s: output '%s' must be float32, it is %s", m->path,
                                 out.name, inferd_dtype_name(out.dtype));
+    m->batch = in->shape[0] > 0 ? (size_t)in->shape[0] : 0;
+    return INFERD_OK;
+}
+
+/* The backend's options: backendOptions, plus the provider of deviceClass. */
+static inferd_status backend_options(const inferd_props *p, inferd_value **out,
+                                     inferd_error *err)
+{
+    bool gpu = strcmp(inferd_props_string(p, "deviceClass"), "gpu") == 0;
+    const inferd_value *given = inferd_props_get(p, "backendOptions");
+    if (inferd_value_object_get(given, "provider") || inferd_value_object_get(given, "device_id"))
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "property 'backendOptions': set the device with deviceClass and "
+                                "gpuDeviceId, not with 'provider' or 'device_id'");
+    inferd_value *o = given ? inferd_value_copy(given) : inferd_value_object();
+    inferd_status st = o ? inferd_value_object_set(o, "provider",
+                                                   inferd_value_string(gpu ? "cuda" : "cpu"), err)
+                         : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && gpu)
+        st = inferd_value_object_set(o, "device_id",
+                                     inferd_value_int(inferd_props_int(p, "gpuDeviceId")), err);
+    if (st != INFERD_OK) {
+        inferd_value_free(o);
+        return st;
+    }
+    *out = o;
     return INFERD_OK;
 }
 
@@ -74,24 +99,22 @@ inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_m
                              inferd_error *err)
 {
     const char *path = inferd_props_string(p, "modelPath");
-    bool gpu = strcmp(inferd_props_string(p, "deviceClass"), "gpu") == 0;
-    inferd_value *options = inferd_value_object();
-    inferd_status st = options && (m->path = strdup(path))
-                           ? inferd_value_object_set(options, "provider",
-                                                     inferd_value_string(gpu ? "cuda" : "cpu"),
-                                                     err)
+    inferd_value *options = NULL;
+    inferd_status st = (m->path = strdup(path))
+                           ? backend_options(p, &options, err)
                            : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK && gpu)
-        st = inferd_value_object_set(options, "device_id",
-                                     inferd_value_int(inferd_props_int(p, "gpuDeviceId")), err);
     if (st == INFERD_OK)
         st = inferd_model_open(self, "onnxruntime", path, NULL, 0, options, &m->model, err);
     inferd_value_free(options);
     if (st == INFERD_OK)
         st = check_model(m, err);
-    if (st != INFERD_OK)
+    if (st != INFERD_OK) {
         est_model_close(m);
-    return st;
+        return st;
+    }
+    /* The host's batcher never groups more than the model takes. */
+    inferd_estimator_limit_batch(self, m->batch);
+    return INFERD_OK;
 }
 
 /* <libdir>/../share/inferd/models, from where this plugin is:
@@ -154,37 +177,46 @@ static void fail_item(inferd_instance *self, est_item *it, inferd_error *e)
     it->item = NULL;
 }
 
-/* Runs g items of the same processed size as one batch and completes them. */
+/* The model runs g items (g <= the model's fixed batch, if any) of the same
+ * processed size as one batch, padded with zero images to a fixed batch;
+ * every item is completed. */
 static void run_group(inferd_instance *self, const est_model *m, est_item **group, size_t g,
                       est_post_fn post)
 {
     size_t w = (size_t)group[0]->area.width, h = (size_t)group[0]->area.height;
+    size_t n = m->batch ? m->batch : g; /* rows of the input tensor */
     size_t n_out = inferd_model_io_count(m->model, 1);
-    int64_t shape[4] = {(int64_t)g, 3, (int64_t)h, (int64_t)w};
+    int64_t shape[4] = {(int64_t)n, 3, (int64_t)h, (int64_t)w};
     inferd_tensor *in = NULL;
     inferd_tensor **out = calloc(n_out, sizeof *out);
     inferd_error e = {0};
     inferd_status st = out ? inferd_tensor_new(INFERD_DTYPE_FLOAT32, 4, shape, &in, &e)
                            : inferd_error_set(&e, INFERD_ENOMEM, "out of memory");
     if (st == INFERD_OK) {
-        for (size_t k = 0; k < g; k++)
+        for (size_t k = 0; k < g; k++) /* rows g..n stay zero: the padding */
             fill_planes((float *)in->data + k * 3 * h * w, group[k]->image, &group[k]->area);
         st = inferd_model_run(m->model, (const inferd_tensor *const *)&in, 1, out, n_out, &e);
+        /* The estimator built this input to the model's declared shape: a run
+         * that fails is the server's failure, never the request's. */
+        if (st != INFERD_OK && st != INFERD_ENOMEM) {
+            inferd_error_prefix(&e, "model %s", m->path);
+            st = e.code = INFERD_EBACKEND;
+        }
     }
     const inferd_tensor *o = st == INFERD_OK ? out[0] : NULL;
     if (st == INFERD_OK && (o->dtype != INFERD_DTYPE_FLOAT32 || o->ndim < 1 ||
-                            o->shape[0] != (int64_t)g)) {
+                            o->shape[0] != (int64_t)n)) {
         char s[160];
         inferd_shape_format(o->ndim, o->shape, s, sizeof s);
         st = inferd_error_set(&e, INFERD_EPLUGIN,
                               "model %s gave %s %s for a batch of %zu images: expected float32 "
-                              "with the batch first", m->path, inferd_dtype_name(o->dtype), s, g);
+                              "with the batch first", m->path, inferd_dtype_name(o->dtype), s, n);
     }
     for (size_t k = 0; k < g; k++) {
         inferd_error ek = e;
         inferd_value *result = NULL;
         if (st == INFERD_OK) {
-            size_t per = inferd_tensor_count(o) / g;
+            size_t per = inferd_tensor_count(o) / n;
             est_output slice = {(const float *)o->data + k * per, per, o->ndim - 1, o->shape + 1};
             if (post(self, group[k], &slice, &result, &ek) == INFERD_OK) {
                 inferd_estimate_done(group[k]->item, result, NULL);
@@ -198,6 +230,28 @@ static void run_group(inferd_instance *self, const est_model *m, est_item **grou
         inferd_tensor_free(out[j]);
     free(out);
     inferd_tensor_free(in);
+}
+
+/* Whether the model's fixed height and width (if any) take the area; if
+ * not, err says so (bad input: this estimator does not resize). */
+static bool fits_model(const est_model *m, const est_item *it, inferd_error *err)
+{
+    int64_t mh = m->input.shape[2], mw = m->input.shape[3];
+    if ((mh < 0 || mh == it->area.height) && (mw < 0 || mw == it->area.width))
+        return true;
+    char shape[160], w[24] = "any width", h[24] = "any height";
+    inferd_shape_format(m->input.ndim, m->input.shape, shape, sizeof shape);
+    if (mw >= 0)
+        snprintf(w, sizeof w, "%lld", (long long)mw);
+    if (mh >= 0)
+        snprintf(h, sizeof h, "%lld", (long long)mh);
+    inferd_error_set(err, INFERD_EINVAL,
+                     "the image%s is %lldx%lld, but model %s takes %sx%s only (input '%s' is "
+                     "%s); this estimator does not resize: send images of that size, or a "
+                     "detect area of it", inferd_estimate_area(it->item, NULL) ? "'s detect area" : "",
+                     (long long)it->area.width, (long long)it->area.height, m->path, w, h,
+                     m->input.name, shape);
+    return false;
 }
 
 inferd_status est_run_batch(inferd_instance *self, const est_model *m,
@@ -217,16 +271,20 @@ inferd_status est_run_batch(inferd_instance *self, const est_model *m,
         it->item = items[k];
         it->image = inferd_estimate_image(items[k]);
         it->options = inferd_estimate_options(items[k]);
+        inferd_error e = {0};
         if (!it->image || it->image->format != INFERD_PIXEL_RGB8) {
-            inferd_error e = {0};
             inferd_error_set(&e, INFERD_EINTERNAL, "the host gave an item without an RGB8 image");
             fail_item(self, it, &e);
             continue;
         }
         if (!inferd_estimate_area(items[k], &it->area))
             it->area = (inferd_rect){0, 0, it->image->width, it->image->height};
+        if (!fits_model(m, it, &e))
+            fail_item(self, it, &e);
     }
-    /* Groups of equal processed size, in the order of their first item. */
+    /* Groups of equal processed size, in the order of their first item, run
+     * in chunks the model's batch takes (the host never hands more than that
+     * in all, so this only splits when sizes differ). */
     for (size_t k = 0; k < n; k++) {
         if (!its[k].item)
             continue;
@@ -235,8 +293,7 @@ inferd_status est_run_batch(inferd_instance *self, const est_model *m,
             if (its[j].item && its[j].area.width == its[k].area.width &&
                 its[j].area.height == its[k].area.height)
                 group[g++] = &its[j];
-        size_t bytes = (size_t)its[k].area.width * (size_t)its[k].area.height * 3 * sizeof(float);
-        size_t per_run = bytes >= MAX_RUN_BYTES ? 1 : MAX_RUN_BYTES / bytes;
+        size_t per_run = m->batch ? m->batch : g;
         for (size_t first = 0; first < g; first += per_run)
             run_group(self, m, group + first, g - first < per_run ? g - first : per_run, post);
     }

@@ -52,17 +52,25 @@ extern const char *const est_device_classes[];
                      "to cpu with a warning when it is not available); the config's "         \
                      "'global' is the daemon's device.class", "cpu", est_device_classes),     \
     INFERD_PROP_UINT("gpuDeviceId", "the GPU on deviceClass gpu (default: the daemon's "      \
-                     "device.gpu_id)", 0, 0, 1024)
+                     "device.gpu_id)", 0, 0, 1024),                                           \
+    INFERD_PROP_OBJECT("backendOptions", "options of the onnxruntime backend for this model "  \
+                       "(docs/backends.md), e.g. {\"intra_op_threads\": 1}; the provider "    \
+                       "comes from deviceClass", "{}")
 
 /* The model an estimator runs, opened in init and closed in deinit. */
 typedef struct est_model {
     inferd_model *model; /* owned: one reference on the host's shared model */
     char *path;          /* owned: modelPath as given, for messages */
+    inferd_tensor_info input; /* the model's input (name borrowed from model) */
+    size_t batch;        /* the input's fixed batch dimension; 0: dynamic */
 } est_model;
 
 /* Opens modelPath through the onnxruntime backend, on the CUDA provider
- * (device gpuDeviceId) for deviceClass gpu, else on the CPU, and checks it
- * takes one float32 image [N,3,H,W] and gives a float32 output first. */
+ * (device gpuDeviceId) for deviceClass gpu, else on the CPU, with the
+ * backendOptions property, and checks it takes one float32 image [N,3,H,W]
+ * and gives a float32 output first. A fixed batch dimension N becomes the
+ * host batcher's limit (inferd_estimator_limit_batch); est_run_batch pads a
+ * smaller group to N. */
 inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_model *m,
                              inferd_error *err);
 void est_model_close(est_model *m);
@@ -99,9 +107,12 @@ typedef inferd_status (*est_post_fn)(inferd_instance *self, const est_item *it,
 
 /* The estimate_batch all three share: crops every item to its area, groups
  * the items of equal processed size into batch tensors [N,3,H,W] (RGB in
- * [0,1]), runs each through the model once, hands each item its output to
- * post, and completes every item exactly once (a failure fails only the items
- * it concerns, with a message naming the estimator and the model). */
+ * [0,1]; padded with zero images to a fixed batch N), runs each through the
+ * model once, hands each item its output to post, and completes every item
+ * exactly once (a failure fails only the items it concerns, with a message
+ * naming the estimator and the model). An area whose size the model's fixed
+ * H, W cannot take fails its item as bad input (EINVAL); a failing model run
+ * is the server's (EBACKEND), never the request's. */
 inferd_status est_run_batch(inferd_instance *self, const est_model *m,
                             inferd_estimate *const *items, size_t n, est_post_fn post,
                             inferd_error *err);

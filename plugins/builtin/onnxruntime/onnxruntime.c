@@ -349,6 +349,25 @@ static inferd_status session_options(const ort_model *m, const inferd_props *o, 
     /* Inter-op threads only matter when independent nodes may run at once. */
     if (st == INFERD_OK && inter > 1)
         st = ort_check(ort->SetSessionExecutionMode(so, ORT_PARALLEL), err, "inter_op_threads");
+    /* Memory: the arena keeps the largest run's blocks for the session's
+     * life, and the pattern plans (per input shape) keep theirs too. */
+    if (st == INFERD_OK)
+        st = ort_check(inferd_props_bool(o, "cpu_mem_arena") ? ort->EnableCpuMemArena(so)
+                                                             : ort->DisableCpuMemArena(so),
+                       err, "cpu_mem_arena");
+    if (st == INFERD_OK)
+        st = ort_check(inferd_props_bool(o, "mem_pattern") ? ort->EnableMemPattern(so)
+                                                           : ort->DisableMemPattern(so),
+                       err, "mem_pattern");
+    /* Spinning pool threads answer the next run sooner but burn the cores
+     * that other workers' runs need. */
+    const char *spin = inferd_props_bool(o, "allow_spinning") ? "1" : "0";
+    if (st == INFERD_OK)
+        st = ort_check(ort->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", spin),
+                       err, "allow_spinning");
+    if (st == INFERD_OK)
+        st = ort_check(ort->AddSessionConfigEntry(so, "session.inter_op.allow_spinning", spin),
+                       err, "allow_spinning");
     if (st == INFERD_OK && want_cuda) {
         OrtStatus *s = append_cuda(so, o);
         if (s) {
@@ -631,6 +650,11 @@ static const inferd_prop_spec options[] = {
                      "one per physical core)", 0, 0, 1024),
     INFERD_PROP_UINT("inter_op_threads", "threads running independent operators at once (0 or "
                      "1: sequential execution)", 0, 0, 1024),
+    INFERD_PROP_BOOL("allow_spinning", "idle pool threads spin for the next work instead of "
+                     "sleeping", true),
+    INFERD_PROP_BOOL("cpu_mem_arena", "ONNX Runtime's CPU arena: keeps the largest run's memory "
+                     "for reuse", true),
+    INFERD_PROP_BOOL("mem_pattern", "plan memory per input shape and keep the plans", true),
     INFERD_PROP_END,
 };
 
