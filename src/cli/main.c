@@ -237,16 +237,17 @@ static int cmd_serve(int argc, char **argv)
     inferd_registry *reg = NULL;
     inferd_portables *portables = NULL;
     svc *s = NULL;
+    bool bad_config = false;
     if (inferd_registry_new(&reg, &err) != INFERD_OK ||
         inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
         inferd_portables_open(cfg, reg, true, &portables, &err) != INFERD_OK ||
         (inferd_portables_start(portables), false) ||
-        svc_start(cfg, reg, portables, &s, &err) != INFERD_OK) {
+        svc_start(cfg, reg, portables, &s, &bad_config, &err) != INFERD_OK) {
         inferd_log_error("serve", "%s", err.message);
         inferd_portables_free(portables);
         inferd_registry_free(reg);
         inferd_config_free(cfg);
-        return EXIT_RUNTIME;
+        return bad_config ? EXIT_USAGE : EXIT_RUNTIME;
     }
     inferd_log_info("serve", "inferd %s listening on http://%s%s%s:%u (try /health, /version)",
                     inferd_version(), strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",

@@ -972,8 +972,16 @@ static void run_job(ks_job *job)
     uint64_t ran = inferd__now_us();
     svc_set_timings(job->r, parsed - start, start - job->queued_us, ran - parsed);
     if (st != INFERD_OK) {
-        inferd_log_debug(LOG, "model %s: %s", m->name, err.message);
-        svc_reply_status(job->r, st, &err);
+        /* The request passed every check of the model's declared inputs
+         * (datatype, rank, fixed dimensions): what fails now fails inside
+         * the model's run (a size its graph cannot take, an operator's
+         * error), the server's side, as in Triton. */
+        inferd_log_warn(LOG, "model %s: %s", m->name, err.message);
+        if (st == INFERD_ENOMEM)
+            svc_reply_error(job->r, 500, "internal", "%s", err.message);
+        else
+            svc_reply_error(job->r, 500, "model_error", "model '%s' failed to run: %s", m->name,
+                            err.message);
     } else {
         reply_outputs(job->r, &c);
         inferd_log_debug(LOG, "model %s: queued %llu us, parsed %llu us, ran %llu us, replied %llu "

@@ -250,6 +250,9 @@ static void render_estimators(out *o, const inferd_estimators *est)
     help(o, "inferd_estimator_rejected_total", "counter",
          "images refused because the queue was full (503 overloaded)");
     EACH("inferd_estimator_rejected_total", st[i].rejected);
+    help(o, "inferd_estimator_delay_waits_total", "counter",
+         "batches that waited maxDelayUs for more images (0 unless maxDelayUs is set)");
+    EACH("inferd_estimator_delay_waits_total", st[i].delay_waits);
 #undef EACH
     static const char *const les[] = {"1", "2", "4", "8", "16", "32", "64"};
     help(o, "inferd_estimator_batch_size", "histogram", "images per batch run");

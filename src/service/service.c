@@ -45,8 +45,10 @@ static void svc_free(svc *s)
 }
 
 inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
-                        struct inferd_portables *portables, svc **out, inferd_error *err)
+                        struct inferd_portables *portables, svc **out, bool *bad_config,
+                        inferd_error *err)
 {
+    *bad_config = false;
     svc *s = calloc(1, sizeof *s);
     if (!s)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
@@ -61,8 +63,10 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
     inferd_status st = svc_metrics_new(&s->metrics);
     if (st != INFERD_OK)
         st = inferd_error_set(err, st, "out of memory");
-    if (st == INFERD_OK && (st = inferd_estimators_new(reg, cfg, &s->est, err)) != INFERD_OK)
+    if (st == INFERD_OK && (st = inferd_estimators_new(reg, cfg, &s->est, err)) != INFERD_OK) {
         inferd_error_prefix(err, "estimators");
+        *bad_config = st != INFERD_ENOMEM && st != INFERD_EINTERNAL;
+    }
     if (st == INFERD_OK && (st = svc_kserve_new(s, &s->kserve, err)) != INFERD_OK)
         inferd_error_prefix(err, "KServe models");
     if (st == INFERD_OK)

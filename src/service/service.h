@@ -155,9 +155,11 @@ void svc_metrics_request(svc_metrics *m, const char *route, const char *method, 
 /* Prometheus text exposition of everything (malloc'd). */
 char *svc_metrics_render(svc *s, size_t *len);
 
-/* service.c: lifecycle. */
+/* service.c: lifecycle. On failure *bad_config says whether the
+ * configuration is to blame (an estimator's settings or model: exit 2, as
+ * for every other configuration error) rather than the run time. */
 inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
-                        struct inferd_portables *portables, svc **out,
+                        struct inferd_portables *portables, svc **out, bool *bad_config,
                         inferd_error *err);
 uint16_t svc_port(const svc *s);
 void svc_stop(svc *s, uint64_t timeout_ms);
