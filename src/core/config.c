@@ -49,10 +49,14 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_OBJECT("estimators",
                        "per-estimator settings by name: {\"peopleCountEstimator\": "
                        "{\"deviceClass\": \"cpu|gpu|global\", \"maxBatch\": 8, "
-                       "\"maxDelayUs\": 2000, \"workers\": 1, \"maxQueue\": 1024, ...the "
-                       "component's properties}}", "{}"),
+                       "\"maxBatchBytes\": 16777216, \"maxDelayUs\": 0, \"workers\": 0, "
+                       "\"maxQueue\": 1024, \"backendOptions\": {...}, ...the component's "
+                       "properties}} (docs/service.md)", "{}"),
     INFERD_PROP_STRING("models.dir", "the models the KServe v2 API serves, every *.onnx in it "
                        "('': the default models, <libdir>/../share/inferd/models)", ""),
+    INFERD_PROP_OBJECT("models.backend_options", "the onnxruntime backend's options for every "
+                       "model of models.dir, e.g. {\"intra_op_threads\": 1} "
+                       "(docs/backends.md)", "{}"),
     INFERD_PROP_UINT("events.queue_size", "events queued per event component (drops beyond)",
                      4096, 1, 1048576),
     INFERD_PROP_UINT("events.max_batch", "most events handed to an event component at once", 64,

@@ -76,6 +76,7 @@ typedef struct ks_job {
 
 struct svc_kserve {
     svc *s;           /* borrowed */
+    inferd_value *options; /* owned: models.backend_options (NULL: none given) */
     ks_model *models; /* owned, sorted by name */
     size_t n_models;
     pthread_mutex_t lock;
@@ -241,8 +242,8 @@ static inferd_status read_io(ks_model *m, inferd_error *err)
 static void load_model(svc_kserve *k, ks_model *m)
 {
     inferd_error err = {0};
-    inferd_status st =
-        inferd_registry_model_open(k->s->reg, KS_BACKEND, m->path, NULL, &m->model, &err);
+    inferd_status st = inferd_registry_model_open(k->s->reg, KS_BACKEND, m->path, k->options,
+                                                  &m->model, &err);
     if (st == INFERD_OK && (st = read_io(m, &err)) != INFERD_OK) {
         inferd_model_close(m->model);
         m->model = NULL;
@@ -1103,6 +1104,7 @@ void svc_kserve_free(svc_kserve *k)
         free(m->path);
     }
     free(k->models);
+    inferd_value_free(k->options);
     free(k);
 }
 
@@ -1119,6 +1121,23 @@ inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err)
     k->s = s;
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->wake, NULL);
+    /* Checked here against the backend's declared options, once: a mistake
+     * stops the start rather than leaving every model unready. */
+    const inferd_value *opts = NULL;
+    inferd_status checked = inferd_config_get(s->cfg, "models.backend_options", &opts, err);
+    const inferd_component *backend = inferd_registry_find(s->reg, KS_BACKEND, NULL);
+    inferd_props *props = NULL;
+    if (checked == INFERD_OK && backend && inferd_value_object_len(opts) > 0) {
+        checked = inferd_props_validate(backend->props, "config models.backend_options", opts,
+                                        &props, err);
+        if (checked == INFERD_OK && !(k->options = inferd_value_copy(opts)))
+            checked = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    inferd_props_free(props);
+    if (checked != INFERD_OK) {
+        svc_kserve_free(k);
+        return checked;
+    }
 
     char **files = NULL;
     size_t n_files = 0;

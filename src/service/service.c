@@ -67,8 +67,10 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
         inferd_error_prefix(err, "estimators");
         *bad_config = st != INFERD_ENOMEM && st != INFERD_EINTERNAL;
     }
-    if (st == INFERD_OK && (st = svc_kserve_new(s, &s->kserve, err)) != INFERD_OK)
+    if (st == INFERD_OK && (st = svc_kserve_new(s, &s->kserve, err)) != INFERD_OK) {
         inferd_error_prefix(err, "KServe models");
+        *bad_config = st != INFERD_ENOMEM && st != INFERD_EINTERNAL;
+    }
     if (st == INFERD_OK)
         st = svc_background_new(s, &s->background, err);
     if (st == INFERD_OK) {

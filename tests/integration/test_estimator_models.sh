@@ -70,7 +70,9 @@ pass "bad estimator settings (maxBatchBytes 0, backendOptions provider, a bad ba
 # ---- KServe: the caller's mistakes are 400, a failing run is 500 --------------------------
 mkdir -p "$T/ks"
 cp "$M/fails_unless_4x4.onnx" "$M/dot_density_b1.onnx" "$T/ks/"
-INFERD_MODELS_DIR="$T/ks" start_daemon
+# ...with every memory and thread option of the backend set (a real session).
+INFERD_MODELS_DIR="$T/ks" INFERD_MODELS_BACKEND_OPTIONS='{"intra_op_threads": 1, "allow_spinning": false, "cpu_mem_arena": false, "mem_pattern": false}' \
+  start_daemon
 infer() { # MODEL SHAPE(json) -> status in $T/code, body in $T/body
   local model=$1 shape=$2 n
   n=$($PY -c "import math, json; print(math.prod(json.loads('$shape')))")
@@ -94,3 +96,10 @@ infer dot_density_b1 '[1,3,8,8]'
 [ "$(cat "$T/code")" = 200 ] || fail "dot_density_b1 [1,3,8,8]: $(cat "$T/code") $(cat "$T/body")"
 stop_daemon
 pass "KServe: a shape the declared input cannot take is 400 naming it; a failing run is 500 model_error"
+
+rc=0
+INFERD_MODELS_DIR="$T/ks" INFERD_MODELS_BACKEND_OPTIONS='{"mem_pattern": "sometimes"}' \
+  "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
+[ "$rc" = 2 ] && grep -q "models.backend_options: property 'mem_pattern'" "$T/refused.log" ||
+  fail "models.backend_options with a bad value: exit $rc, want 2 naming it: $(cat "$T/refused.log")"
+pass "models.backend_options: applied to every KServe model; a bad one stops the start (exit 2)"
