@@ -1,7 +1,9 @@
 /* bench/raw_session.h: a bare ONNX Runtime session, the "no inferd" side of
  * the benchmarks that compare against ONNX Runtime itself: its own env, one
  * session with the backend's defaults (all graph optimisations, ONNX
- * Runtime's default thread counts), the first input's and output's names. */
+ * Runtime's default thread counts), the first input's and output's names.
+ * raw_open_threads sets the intra-op thread count instead (0: ORT's
+ * default, one per core). */
 #ifndef INFERD_BENCH_RAW_SESSION_H
 #define INFERD_BENCH_RAW_SESSION_H
 
@@ -46,8 +48,9 @@ static inline void raw_close(raw_session *r)
     memset(r, 0, sizeof *r);
 }
 
-/* 0, or 1 after a message (and nothing left open). */
-static inline int raw_open(raw_session *r, const char *path)
+/* 0, or 1 after a message (and nothing left open). intra_threads: ONNX
+ * Runtime's intra-op threads, 0 for its default. */
+static inline int raw_open_threads(raw_session *r, const char *path, int intra_threads)
 {
     memset(r, 0, sizeof *r);
     r->api = OrtGetApiBase()->GetApi(ORT_API_VERSION);
@@ -63,7 +66,7 @@ static inline int raw_open(raw_session *r, const char *path)
                                                        &r->cpu), "memory info") ||
               raw_failed(api, api->CreateSessionOptions(&so), "options") ||
               raw_failed(api, api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL), "opt") ||
-              raw_failed(api, api->SetIntraOpNumThreads(so, 0), "intra") ||
+              raw_failed(api, api->SetIntraOpNumThreads(so, intra_threads), "intra") ||
               raw_failed(api, api->SetInterOpNumThreads(so, 0), "inter") ||
               raw_failed(api, api->CreateSession(r->env, path, so, &r->session), path) ||
               raw_failed(api, api->GetAllocatorWithDefaultOptions(&alloc), "alloc") ||
@@ -74,6 +77,12 @@ static inline int raw_open(raw_session *r, const char *path)
     if (bad)
         raw_close(r);
     return bad;
+}
+
+/* 0, or 1 after a message: a session with ONNX Runtime's default threads. */
+static inline int raw_open(raw_session *r, const char *path)
+{
+    return raw_open_threads(r, path, 0);
 }
 
 #endif

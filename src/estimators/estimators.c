@@ -408,11 +408,11 @@ static const inferd_prop_spec batcher_specs[] = {
     INFERD_PROP_UINT("maxBatch", "most images in one model run (never more than the model's "
                      "batch dimension takes)", 8, 1, 1024),
     INFERD_PROP_UINT("maxBatchBytes", "most bytes of model input (width x height x 3 x 4 per "
-                     "image) in one model run; one larger image still runs alone", 16777216, 1,
+                     "image) in one model run; one larger image still runs alone", 2097152, 1,
                      INT64_MAX),
     INFERD_PROP_UINT("maxDelayUs", "extra wait for a fuller batch after the first image (0: an "
                      "idle worker takes what is queued at once)", 0, 0, 10000000),
-    INFERD_PROP_UINT("workers", "threads running this estimator's batches (0: one per core)", 0,
+    INFERD_PROP_UINT("workers", "threads running this estimator's batches (0: one per core)", 1,
                      0, 64),
     INFERD_PROP_UINT("maxQueue", "images queued before requests get 503", 1024, 1, 1048576),
     INFERD_PROP_END,
