@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define BENCH_NAME "estimator_inproc"
+#include "bench_args.h"
 #include "estimators/estimators.h"
 #include "inferd/config.h"
 #include "inferd/image.h"
@@ -49,28 +51,6 @@
 #include "inferd/registry.h"
 
 #define MAX_CLIENTS 1024
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds this process has used so far, all threads, user + system. */
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static int die(const char *what, const char *msg)
-{
-    fprintf(stderr, "estimator_inproc: %s: %s\n", what, msg);
-    return 2;
-}
 
 /* What every client shares (read-only while they run). */
 typedef struct shared {
@@ -216,47 +196,6 @@ static double percentile(const double *v, size_t n, double p)
     return v[k ? k - 1 : 0];
 }
 
-static int read_file(const char *path, void **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return die(path, "cannot open");
-    char *buf = NULL; /* owned, until *out */
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            char *b = realloc(buf, cap = cap ? 2 * cap : 65536);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return die(path, "out of memory");
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad || n == 0) {
-        free(buf);
-        return die(path, bad ? "read error" : "empty file");
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-static double parse_seconds(const char *what, const char *text, int *rc)
-{
-    char *end;
-    double s = strtod(text, &end);
-    if (end == text || *end || !(s >= 0) || s > 3600)
-        *rc = die(what, "a number of seconds in [0, 3600]");
-    return s;
-}
 
 static int usage(void)
 {

@@ -30,6 +30,8 @@
  * (ms_per_image: the wall time of one image in one process, SECONDS * PROCS /
  * images.) Exit status: 0, or 2 on an error.
  */
+#define BENCH_NAME "raw_loop"
+#include "bench_args.h"
 #include "raw_session.h"
 
 #include <errno.h>
@@ -46,27 +48,6 @@
 #include <unistd.h>
 
 #define MAX_PROCS 256
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static int die(const char *what, const char *msg)
-{
-    fprintf(stderr, "raw_loop: %s: %s\n", what, msg);
-    return 2;
-}
 
 /* What a child sends back when it is done. */
 typedef struct report {
@@ -237,47 +218,6 @@ static int child(const char *model, int threads, const unsigned char *jpeg, size
     return write_all(ready, &rep, sizeof rep) != 0 ? 2 : rc;
 }
 
-static int read_file(const char *path, unsigned char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return die(path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            unsigned char *b = realloc(buf, cap = cap ? 2 * cap : 65536);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return die(path, "out of memory");
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n == 0) {
-        free(buf);
-        return die(path, bad ? "read error" : "empty file");
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-static double parse_seconds(const char *what, const char *text, int *rc)
-{
-    char *end;
-    double s = strtod(text, &end);
-    if (end == text || *end || !(s >= 0) || s > 3600)
-        *rc = die(what, "a number of seconds in [0, 3600]");
-    return s;
-}
 
 static long parse_int(const char *what, const char *text, long lo, long hi, int *rc)
 {
@@ -324,10 +264,11 @@ int main(int argc, char **argv)
         return die("SECONDS", "must be above 0");
     for (int v = 0; v < 256; v++)
         unit[v] = (float)(v / 255.0);
-    unsigned char *jpeg = NULL;
+    void *file = NULL;
     size_t len = 0;
-    if ((rc = read_file(image, &jpeg, &len)) != 0)
+    if ((rc = read_file(image, &file, &len)) != 0)
         return rc;
+    unsigned char *jpeg = file;
 
     printf("raw_loop: %s, %s (%zu bytes), %d process(es) x %d intra-op thread(s)%s, %g s after "
            "%g s of warm-up, ONNX Runtime %s\n",

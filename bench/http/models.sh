@@ -71,38 +71,17 @@ SETTINGS=${SETTINGS:-$'default|{}\nmaxBatch 1|{"maxBatch": 1}'}
 NPROC=$(nproc)
 HZ=$(getconf CLK_TCK)
 
-DAEMON_PID=""
-T=""
-die() {
-  echo "bench/http/models: $*" >&2
-  if [ -n "$DAEMON_PID" ]; then
-    if kill -0 "$DAEMON_PID" 2>/dev/null; then
-      echo "bench/http/models: the daemon (pid $DAEMON_PID) is still running; its log ends:" >&2
-    else
-      local rc=0
-      wait "$DAEMON_PID" 2>/dev/null || rc=$?
-      echo "bench/http/models: the daemon (pid $DAEMON_PID) is gone (exit status $rc); its log ends:" >&2
-    fi
-    tail -20 "$T/daemon.log" | sed 's/^/  daemon: /' >&2
-  fi
-  exit 1
-}
+NAME=bench/http/models
+. "$ROOT/bench/http/lib.sh"
 command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
 command -v curl >/dev/null || die "curl is not installed"
 [ -x "$INFERD" ] || die "$INFERD is missing: build the tree first (cmake --build $BUILD)"
 [ -x "$RAW" ] || die "$RAW is missing: build the tree first (cmake --build $BUILD)"
 [ -x "$PY" ] || die "$PY is missing (Debian's python3 with numpy, onnx and PIL)"
 
-T=$(mktemp -d /tmp/inferd-bench-models-XXXXXX)
-cleanup() {
-  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-    kill -KILL "$DAEMON_PID" 2>/dev/null || true
-    wait "$DAEMON_PID" 2>/dev/null || true
-  fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+
+# vm_hwm_mib: the daemon's peak RSS so far, MiB.
+vm_hwm_mib() { awk '$1 == "VmHWM:" {printf "%.1f", $2 / 1024}' "/proc/$DAEMON_PID/status"; }
 
 # ---- the models and the images ---------------------------------------------------
 "$PY" "$GENERATE" --out "$T/models" --quiet || die "bench/models/generate.py failed"
@@ -175,57 +154,6 @@ field() { # KEY LINE
   sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"
 }
 
-# ---- the daemon ------------------------------------------------------------------
-start_daemon() { # INFERD_ESTIMATORS_JSON
-  INFERD_ESTIMATORS="$1" "$INFERD" serve --listen 127.0.0.1:0 </dev/null 2>"$T/daemon.log" &
-  DAEMON_PID=$!
-  for _ in $(seq 1 600); do
-    if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
-      BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
-      return 0
-    fi
-    kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited during start-up"
-    sleep 0.05
-  done
-  die "the daemon did not report listening within 30 s"
-}
-
-stop_daemon() {
-  kill -TERM "$DAEMON_PID"
-  local rc=0
-  wait "$DAEMON_PID" || rc=$?
-  [ "$rc" -eq 0 ] || die "the daemon exited with $rc after SIGTERM"
-  DAEMON_PID=""
-}
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"; }
-vm_hwm_mib() { awk '$1 == "VmHWM:" {printf "%.1f", $2 / 1024}' "/proc/$DAEMON_PID/status"; }
-
-# metric NAME: NAME{estimator="$ESTIMATOR"} in the /metrics answer `settle` fetched last.
-metric() {
-  awk -v m="$1{estimator=\"$ESTIMATOR\"}" '$1 == m {print $2}' "$T/metrics"
-}
-
-# Waits (up to 20 s: a queue of density images takes a while) until nothing
-# is queued and every image handed to a batch is done, so that the counters
-# hold all of a run's batches; leaves that /metrics answer in $T/metrics.
-# After a failed request the counters may never agree: then it warns.
-settle() {
-  sleep 0.1
-  for _ in $(seq 1 200); do
-    local code
-    code=$(curl -s -o "$T/metrics" -w '%{http_code}' "$BASE/metrics") \
-      || die "GET /metrics failed (curl exit status $?)"
-    [ "$code" = 200 ] || die "GET /metrics answered $code: $(head -c 300 "$T/metrics")"
-    awk -v e="{estimator=\"$ESTIMATOR\"}" '
-      $1 == "inferd_estimator_queue_depth" e {q = $2}
-      $1 == "inferd_estimator_items_total" e {i = $2}
-      $1 == "inferd_estimator_batch_size_sum" e {b = $2}
-      END {exit !(q == 0 && i == b)}' "$T/metrics" && return 0
-    sleep 0.1
-  done
-  echo "  (warning: the estimator's counters did not settle within 20 s; the mean batch may be off)" >&2
-}
 
 # run_wrk CONNECTIONS SECONDS: sets RESULT (the Lua script's RESULT line)
 # and ERRORS (non-200 answers + socket errors); failures are counted, not fatal.
@@ -319,12 +247,12 @@ for model in $MODELS; do
          "answer $(head -1 <<<"$answer" | head -c 160)" >&2
     for c in $CONNECTIONS; do
       run_wrk "$c" "$WARMUP"
-      settle
+      settle 20 warn
       images0=$(metric inferd_estimator_batch_size_sum)
       batches0=$(metric inferd_estimator_batch_size_count)
       cpu0=$(cpu_ticks)
       run_wrk "$c" "$DURATION"
-      settle
+      settle 20 warn
       cpu1=$(cpu_ticks)
       images1=$(metric inferd_estimator_batch_size_sum)
       batches1=$(metric inferd_estimator_batch_size_count)

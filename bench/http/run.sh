@@ -3,8 +3,9 @@
 # `inferd serve` with wrk (POST /v1/estimators/peopleCountEstimator?targets=T2,
 # a raw image/png body: a 640x480 PNG with 20 dots drawn here by
 # scripts/gen_images.py's own dot painter) at 1, 4 and 16 connections, for
-# several batcher settings (INFERD_ESTIMATORS: maxBatch 1 = batching off,
-# then maxBatch 16 with a few maxDelayUs), and compares each row with the
+# several batcher settings (INFERD_ESTIMATORS: the defaults, maxBatch 1 =
+# batching off, then maxBatch 16 with maxBatchBytes 64 MiB, so that 640x480
+# images can group, and a few maxDelayUs), and compares each row with the
 # same work done in process without HTTP (build/bench/estimator_inproc: the
 # same image decoded and submitted to the same estimator runtime, as many
 # images in flight as wrk has connections).
@@ -50,41 +51,19 @@ DOTS=20
 
 # label|INFERD_ESTIMATORS settings of peopleCountEstimator
 CONFIGS=(
+  'defaults|{}'
   'off (maxBatch 1)|{"maxBatch": 1}'
-  'batch 16, 500 us|{"maxBatch": 16, "maxDelayUs": 500}'
-  'batch 16, 2 ms|{"maxBatch": 16, "maxDelayUs": 2000}'
-  'batch 16, 10 ms|{"maxBatch": 16, "maxDelayUs": 10000}'
+  'batch 16, 0 us|{"maxBatch": 16, "maxBatchBytes": 67108864}'
+  'batch 16, 2 ms|{"maxBatch": 16, "maxBatchBytes": 67108864, "maxDelayUs": 2000}'
+  'batch 16, 10 ms|{"maxBatch": 16, "maxBatchBytes": 67108864, "maxDelayUs": 10000}'
 )
 
-# die MESSAGE: stops; while a daemon runs (or ran), says whether it is alive
-# and shows the end of its log.
-die() {
-  echo "bench/http: $*" >&2
-  if [ -n "${DAEMON_PID:-}" ]; then
-    if kill -0 "$DAEMON_PID" 2>/dev/null; then
-      echo "bench/http: the daemon (pid $DAEMON_PID) is still running; its log ends:" >&2
-    else
-      local rc=0
-      wait "$DAEMON_PID" 2>/dev/null || rc=$?
-      echo "bench/http: the daemon (pid $DAEMON_PID) is gone (exit status $rc); its log ends:" >&2
-    fi
-    tail -20 "$T/daemon.log" | sed 's/^/  daemon: /' >&2
-  fi
-  exit 1
-}
+NAME=bench/http
+. "$ROOT/bench/http/lib.sh"
 command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
 [ -x "$INFERD" ] || die "$INFERD is missing: build the tree first (cmake --build $BUILD)"
 [ -x "$INPROC" ] || die "$INPROC is missing: build the tree first (cmake --build $BUILD)"
 
-T=$(mktemp -d /tmp/inferd-bench-http-XXXXXX)
-DAEMON_PID=""
-cleanup() {
-  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-    kill -KILL "$DAEMON_PID" 2>/dev/null || true
-  fi
-  rm -rf "$T"
-}
-trap cleanup EXIT
 
 # ---- the image: scripts/gen_images.py's dots (4-10 px, >= 24 px apart) ------
 "$PY" - "$ROOT/scripts" "$T/dots.png" "$DOTS" <<'EOF'
@@ -98,61 +77,6 @@ EOF
 IMAGE="$T/dots.png"
 URL_PATH="/v1/estimators/$ESTIMATOR?targets=T2"
 
-# ---- the daemon ---------------------------------------------------------------
-start_daemon() { # SETTINGS_JSON
-  INFERD_ESTIMATORS="{\"$ESTIMATOR\": $1}" "$INFERD" serve --listen 127.0.0.1:0 \
-    2>"$T/daemon.log" &
-  DAEMON_PID=$!
-  for _ in $(seq 1 400); do
-    if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
-      BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
-      return 0
-    fi
-    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$T/daemon.log" >&2; die "the daemon exited during start-up"; }
-    sleep 0.05
-  done
-  die "the daemon did not report listening within 20 s"
-}
-
-stop_daemon() {
-  kill -TERM "$DAEMON_PID"
-  local rc=0
-  wait "$DAEMON_PID" || rc=$?
-  DAEMON_PID=""
-  [ "$rc" -eq 0 ] || { tail -20 "$T/daemon.log" >&2; die "the daemon exited with $rc after SIGTERM"; }
-}
-
-# cpu_ticks: the daemon's CPU time so far (all threads, user + system), in
-# clock ticks.
-cpu_ticks() {
-  awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat"
-}
-
-# metric NAME: the value of NAME{estimator="$ESTIMATOR"} in the /metrics
-# answer that `settle` fetched last.
-metric() {
-  awk -v m="$1{estimator=\"$ESTIMATOR\"}" '$1 == m {print $2}' "$T/metrics"
-}
-
-# Waits (5 s at most) for the requests wrk left in flight to finish (nothing
-# queued, every image handed to a batch completed), so the counters after a
-# run hold all of its batches; leaves that /metrics answer in $T/metrics.
-settle() {
-  sleep 0.1
-  for _ in $(seq 1 100); do
-    local code
-    code=$(curl -s -o "$T/metrics" -w '%{http_code}' "$BASE/metrics") \
-      || die "GET /metrics failed (curl exit status $?)"
-    [ "$code" = 200 ] || die "GET /metrics answered $code: $(head -c 300 "$T/metrics")"
-    awk -v e="{estimator=\"$ESTIMATOR\"}" '
-      $1 == "inferd_estimator_queue_depth" e {q = $2}
-      $1 == "inferd_estimator_items_total" e {i = $2}
-      $1 == "inferd_estimator_batch_size_sum" e {b = $2}
-      END {exit !(q == 0 && i == b)}' "$T/metrics" && return 0
-    sleep 0.05
-  done
-  die "the estimator was still busy 5 s after wrk stopped"
-}
 
 # run_wrk CONNECTIONS SECONDS: sets RESULT to the Lua script's RESULT line;
 # stops on any non-200 answer or socket error.
@@ -194,7 +118,7 @@ ROWS=()
 for cfg in "${CONFIGS[@]}"; do
   label=${cfg%%|*}
   settings=${cfg#*|}
-  start_daemon "$settings"
+  start_daemon "{\"$ESTIMATOR\": $settings}"
   # The answer must hold the drawn count, or the rates below mean nothing.
   answer=$(curl -sf -H 'Content-Type: image/png' --data-binary @"$IMAGE" "$BASE$URL_PATH") \
     || die "$label: the check request failed"
@@ -207,12 +131,12 @@ for cfg in "${CONFIGS[@]}"; do
     in_before=$IN_RATE
     in_cpu_before=$IN_CPU
     run_wrk "$c" "$WARMUP"
-    settle
+    settle 5
     images0=$(metric inferd_estimator_batch_size_sum)
     batches0=$(metric inferd_estimator_batch_size_count)
     cpu0=$(cpu_ticks)
     run_wrk "$c" "$DURATION"
-    settle
+    settle 5
     cpu1=$(cpu_ticks)
     images1=$(metric inferd_estimator_batch_size_sum)
     batches1=$(metric inferd_estimator_batch_size_count)

@@ -46,6 +46,9 @@ import sys
 import numpy as np
 from onnx import TensorProto, checker, helper, numpy_helper
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
+from generate import write  # noqa: E402  (models/generate.py: atomic file writes)
+
 OPSET = 13
 IR_VERSION = 8
 PRODUCER = "inferd-bench-models"
@@ -223,13 +226,6 @@ def mobilenet_cls(fixed_batch):
 
 def labels():
     return "".join("class_%04d\n" % i for i in range(MOBILENET_CLASSES)).encode("ascii")
-
-
-def write(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def main(argv):

@@ -16,58 +16,17 @@ ways (models/variants.py) and checks that grouping never changes an answer.
 
 Exits 1 with the first mismatch; prints one "ok - ..." line per check.
 """
+import base64
 import concurrent.futures
 import io
 import json
-import os
 import re
 import sys
-import urllib.error
 import urllib.request
-import uuid
 
 from PIL import Image
 
-BASE, DATA, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
-TRUTH = json.load(open(os.path.join(DATA, "truth.json")))
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def ok(msg):
-    print("ok - " + msg)
-
-
-def read(name):
-    with open(os.path.join(DATA, name), "rb") as f:
-        return f.read()
-
-
-def mime(name):
-    return "image/png" if name.endswith(".png") else "image/jpeg"
-
-
-def post(path, body, ctype):
-    req = urllib.request.Request(BASE + path, data=body, method="POST",
-                                 headers={"Content-Type": ctype})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def multipart(files):
-    boundary = uuid.uuid4().hex
-    out = b""
-    for i, (name, data) in enumerate(files):
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image{i}\"; "
-                f"filename=\"{name}\"\r\nContent-Type: {mime(name)}\r\n\r\n").encode() + data + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return out, "multipart/form-data; boundary=" + boundary
+from estimator_client import *  # noqa: F401,F403  BASE, DATA, MODE, TRUTH, fail, ok, read, mime, post, multipart
 
 
 def metrics(estimator):
@@ -152,7 +111,6 @@ def check_labels224():
     ok("a 224x224 image on a [1,3,224,224] model: labelled")
     big = png(300, 260, (220, 10, 10))
     area = json.dumps({"x": 10, "y": 20, "width": 224, "height": 224})
-    import base64
     req = {"images": [{"image": base64.b64encode(big).decode(), "detectArea": json.loads(area)}]}
     st, b = post(E, json.dumps(req).encode(), "application/json")
     if st != 200 or b["results"][0]["labels"][0]["label"] != "red":

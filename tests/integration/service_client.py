@@ -12,42 +12,9 @@ import base64
 import concurrent.futures
 import json
 import math
-import os
 import sys
-import urllib.error
-import urllib.request
-import uuid
 
-BASE, DATA, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
-TRUTH = json.load(open(os.path.join(DATA, "truth.json")))
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def ok(msg):
-    print("ok - " + msg)
-
-
-def read(name):
-    with open(os.path.join(DATA, name), "rb") as f:
-        return f.read()
-
-
-def mime(name):
-    return "image/png" if name.endswith(".png") else "image/jpeg"
-
-
-def post(path, body, ctype, timeout=60):
-    req = urllib.request.Request(BASE + path, data=body, method="POST",
-                                 headers={"Content-Type": ctype} if ctype else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+from estimator_client import *  # noqa: F401,F403  BASE, DATA, MODE, TRUTH, fail, ok, read, mime, post, multipart
 
 
 def expect_error(status, body, want_status, code, needle, what):
@@ -57,18 +24,6 @@ def expect_error(status, body, want_status, code, needle, what):
     if err.get("code") != code or needle not in err.get("message", ""):
         fail(f"{what}: error {err}, want code {code} and a message with '{needle}'")
     ok(f"{what} -> {want_status} {code}")
-
-
-def multipart(files, fields):
-    boundary = uuid.uuid4().hex
-    out = b""
-    for k, v in fields.items():
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").encode()
-    for i, (name, data) in enumerate(files):
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image{i}\"; "
-                f"filename=\"{name}\"\r\nContent-Type: {mime(name)}\r\n\r\n").encode() + data + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return out, "multipart/form-data; boundary=" + boundary
 
 
 def near(points, dots, tol):
