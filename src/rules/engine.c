@@ -307,6 +307,10 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
                                   inferd_error *err)
 {
     pthread_mutex_lock(&e->lock);
+    /* First until no call works on a rule of it (a rule stopping lets go of
+     * e->lock meanwhile, and a DELETE may take the stream then): only after
+     * that is `old` looked up, and e->lock is kept from here on. */
+    wait_idle(e, name);
     rstream *old = rules_find_stream(e, name), *s = NULL;
     inferd_status st = old ? rstream_new(e, sql, false, &s, err)
                            : inferd_error_set(err, INFERD_ENOTFOUND, "no stream %s", name);
@@ -321,8 +325,7 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
         return st;
     }
     /* The rules that read it stop, the stream is swapped, they start again,
-     * all under e->lock (once no call works on one of them). */
-    wait_idle(e, name);
+     * all under e->lock. */
     size_t n = 0;
     for (rrule *r = e->rules; r; r = r->next)
         n += r->stream_name && strcmp(r->stream_name, name) == 0;
