@@ -41,6 +41,13 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_STRING("http.token",
                        "bearer token for the management routes (/v1/plugins...) from addresses "
                        "other than loopback; '' refuses them there", ""),
+    INFERD_PROP_BOOL("http.token_loopback", "management routes need the bearer token on "
+                     "loopback too (every local user is otherwise an administrator)", false),
+    INFERD_PROP_STRLIST("http.allowed_origins", "web origins (scheme://host[:port]) whose pages "
+                        "may call the management routes; a request with any other Origin "
+                        "header gets 403", ""),
+    INFERD_PROP_STRLIST("http.allowed_hosts", "Host header names the management routes answer "
+                        "besides IP addresses and localhost (a DNS rebinding guard)", ""),
     INFERD_PROP_UINT("image.max_pixels", "largest image accepted, width x height (413 beyond)",
                      67108864, 1, 1073741824),
     INFERD_PROP_ENUM("device.class", "the daemon's default device class: what an estimator "

@@ -385,16 +385,103 @@ static bool same_secret(const char *a, const char *b)
     return diff == 0 && lb > 0;
 }
 
-/* Management routes: open on loopback; elsewhere they need the bearer token. */
+/* Whether name (a Host header, or an entry of a list) equals one of the
+ * strings of config list key, case-insensitively. */
+static bool listed(const svc_request *r, const char *key, const char *name, size_t len)
+{
+    const inferd_props *p = inferd_config_props(r->s->cfg);
+    size_t n = inferd_props_list_len(p, key);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = inferd_props_list_at(p, key, i);
+        if (strlen(v) == len && strncasecmp(v, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* DNS rebinding: a page of evil.example whose name now resolves to
+ * 127.0.0.1 sends Host: evil.example. The management routes answer only an
+ * IP address, localhost, or a name of http.allowed_hosts (port ignored). */
+static bool host_allowed(const svc_request *r, const char *host)
+{
+    if (!host || !host[0])
+        return true; /* HTTP/1.0 without Host: no browser sends that */
+    size_t len = strlen(host);
+    if (host[0] == '[') /* an IPv6 literal, [::1]:8080 */
+        return strchr(host, ']') != NULL;
+    const char *colon = strrchr(host, ':');
+    if (colon)
+        len = (size_t)(colon - host);
+    char name[256];
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy(name, host, len);
+    name[len] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0)
+        return true;
+    return listed(r, "http.allowed_hosts", name, len);
+}
+
+/* A JSON body, or none. curl -d's form type is taken from clients that are
+ * not browsers (no Origin, no Sec-Fetch-*): eKuiper's users post JSON so.
+ * text/plain and multipart/form-data, which any web page may send without
+ * asking, are refused. */
+static bool json_body_type(const svc_request *r, bool browser)
+{
+    const char *type = svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!type || !type[0])
+        return true;
+    size_t len = strcspn(type, "; \t");
+    if ((len == 16 && strncasecmp(type, "application/json", len) == 0))
+        return true;
+    return !browser && len == 33 &&
+           strncasecmp(type, "application/x-www-form-urlencoded", len) == 0;
+}
+
+/* Management routes: open on loopback (unless http.token_loopback);
+ * elsewhere they need the bearer token. Wherever they come from, what a
+ * web page can make a browser send is refused: a foreign Origin, a
+ * cross-site fetch, a Host name that is not ours, a body that is not JSON. */
 static bool management_allowed(svc_request *r)
 {
-    if (loopback(r->conn))
+    const char *origin = svc_header(r, "Origin");
+    const char *site = svc_header(r, "Sec-Fetch-Site");
+    bool origin_ok = origin && listed(r, "http.allowed_origins", origin, strlen(origin));
+    if (origin && !origin_ok) {
+        svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                        "management routes refuse requests from web pages (Origin %.200s is "
+                        "not in http.allowed_origins)", origin);
+        return false;
+    }
+    if (site && !origin_ok && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+        svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                        "management routes refuse %.40s requests from web pages", site);
+        return false;
+    }
+    const char *host = svc_header(r, MHD_HTTP_HEADER_HOST);
+    if (!host_allowed(r, host)) {
+        svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
+                        "management routes answer Host names in http.allowed_hosts only (or an "
+                        "IP address, or localhost), not %.200s", host);
+        return false;
+    }
+    if (r->body_len > 0 && !json_body_type(r, origin || site)) {
+        svc_reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                        "management routes take a JSON body: send Content-Type: "
+                        "application/json");
+        return false;
+    }
+    if (loopback(r->conn) && !inferd_config_bool(r->s->cfg, "http.token_loopback"))
         return true;
     const char *token = inferd_config_string(r->s->cfg, "http.token");
     if (!token[0]) {
         svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
-                        "management routes are open on loopback only; set http.token to allow "
-                        "them from other addresses with a bearer token");
+                        loopback(r->conn)
+                            ? "http.token_loopback is set but http.token is empty: management "
+                              "routes are closed"
+                            : "management routes are open on loopback only; set http.token to "
+                              "allow them from other addresses with a bearer token");
         return false;
     }
     const char *auth = svc_header(r, MHD_HTTP_HEADER_AUTHORIZATION);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What a web page can make a browser send never reaches the management
+# routes (CSRF, DNS rebinding): a foreign Origin, a cross-site fetch, a Host
+# name that is not ours, a text/plain or multipart body are refused and
+# change nothing; clients that are not browsers (curl -d, JSON) keep working;
+# http.allowed_origins / http.allowed_hosts open what the operator names;
+# http.token_loopback closes loopback without the token. Estimation and
+# KServe routes are not management routes and stay open to pages.
+. "$(dirname "$0")/lib.sh"
+STREAM='{"sql": "CREATE STREAM s (n BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/s\")"}'
+
+# req WANT_STATUS NEEDLE CURL_ARGS...: one request; the status must match and
+# the body hold NEEDLE ('' for any).
+req() {
+  local want=$1 needle=$2; shift 2
+  local code
+  code=$(curl -s -o "$T/body" -w '%{http_code}' "$@") || fail "curl $* failed"
+  [ "$code" = "$want" ] || fail "curl $*: status $code, want $want; body: $(cat "$T/body")"
+  [ -z "$needle" ] || grep -qF -- "$needle" "$T/body" || fail "curl $*: body lacks '$needle': $(cat "$T/body")"
+}
+no_stream() {
+  req 200 "" "$BASE/streams"
+  [ "$(cat "$T/body")" = "[]" ] || fail "$1 created a stream: $(cat "$T/body")"
+}
+
+start_daemon
+# The attack of the report: a text/plain POST from a page of another origin.
+req 403 "Origin http://evil.example is not in http.allowed_origins" -X POST \
+  -H 'Content-Type: text/plain' -H 'Origin: http://evil.example' -d "$STREAM" "$BASE/streams"
+no_stream "a cross-origin text/plain POST"
+# The same body as JSON from that page (a browser would have preflighted).
+req 403 "Origin" -X POST -H 'Content-Type: application/json' -H 'Origin: http://evil.example' \
+  -d "$STREAM" "$BASE/streams"
+req 403 "Origin" -H 'Origin: null' "$BASE/streams"
+req 403 "cross-site requests from web pages" -X POST -H 'Content-Type: application/json' \
+  -H 'Sec-Fetch-Site: cross-site' -d "$STREAM" "$BASE/streams"
+# DNS rebinding: same origin for the browser, but Host is the attacker's name.
+req 403 "not evil.example:$PORT" -X POST -H "Host: evil.example:$PORT" \
+  -H 'Content-Type: application/json' -d "$STREAM" "$BASE/streams"
+req 403 "not evil.example" -H "Host: evil.example" "$BASE/rules"
+# Bodies a page can send without asking, without an Origin (old browsers).
+req 415 "Content-Type: application/json" -X POST -H 'Content-Type: text/plain' -d "$STREAM" "$BASE/streams"
+req 415 "JSON body" -X POST -F "sql=CREATE STREAM s () WITH (TYPE=\"httppush\")" "$BASE/streams"
+req 415 "JSON body" -X POST -H 'Content-Type: application/x-www-form-urlencoded' \
+  -H 'Sec-Fetch-Site: same-origin' -d "$STREAM" "$BASE/streams"
+no_stream "the refused requests"
+pass "cross-origin, cross-site, rebinding and non-JSON management requests: 403/415, nothing created"
+
+# What clients that are not browsers send: all accepted.
+req 201 "" -X POST -d "$STREAM" "$BASE/streams"                    # curl -d (form type)
+req 200 "" -X DELETE "$BASE/streams/s"
+req 201 "" -X POST -H 'Content-Type: application/json; charset=utf-8' -d "$STREAM" "$BASE/streams"
+req 200 "" -X DELETE -H "Host: localhost:$PORT" "$BASE/streams/s"
+req 200 "" -H "Host: [::1]:$PORT" "$BASE/streams"
+req 200 "" -H 'Sec-Fetch-Site: same-origin' "$BASE/streams"
+# Estimation routes are not management: a page may use them.
+req 200 '"status"' -H 'Origin: http://evil.example' "$BASE/health"
+pass "curl -d, JSON, localhost and [::1] Host, same-origin fetches accepted; /health open to pages"
+stop_daemon
+
+# The operator's console and name are allowed when configured.
+INFERD_HTTP_ALLOWED_ORIGINS='http://console.local:3000' INFERD_HTTP_ALLOWED_HOSTS='inferd.lan' start_daemon
+req 201 "" -X POST -H 'Content-Type: application/json' -H 'Origin: http://console.local:3000' \
+  -H 'Sec-Fetch-Site: cross-site' -d "$STREAM" "$BASE/streams"
+req 200 "" -H "Host: INFERD.lan:$PORT" "$BASE/streams"
+req 403 "Origin" -H 'Origin: http://console.local:3001' "$BASE/streams"
+stop_daemon
+pass "http.allowed_origins and http.allowed_hosts admit what they name, and only that"
+
+# Loopback with the token required.
+INFERD_HTTP_TOKEN_LOOPBACK=true INFERD_HTTP_TOKEN=s3cret start_daemon
+req 401 "Authorization: Bearer" "$BASE/streams"
+req 401 "" -H 'Authorization: Bearer wrong' "$BASE/streams"
+req 200 "" -H 'Authorization: Bearer s3cret' "$BASE/streams"
+req 200 "" "$BASE/health"
+stop_daemon
+INFERD_HTTP_TOKEN_LOOPBACK=true start_daemon
+req 403 "http.token is empty" "$BASE/streams"
+stop_daemon
+pass "http.token_loopback: loopback needs the bearer token too (closed without one)"
