@@ -5,6 +5,7 @@
  * jansson; writing is done here, so that doubles come out in their shortest
  * round-tripping form and bytes are base64-encoded without an extra tree. */
 #include "inferd/value.h"
+#include "core/utf8.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -755,34 +756,6 @@ static void w_newline(struct writer *w, size_t depth)
         w_put(w, "  ", 2);
 }
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
- * (overlong forms, surrogates and code points past U+10FFFF are refused). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t len;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xE0) == 0xC0)
-        len = 2;
-    else if ((s[0] & 0xF0) == 0xE0)
-        len = 3;
-    else if ((s[0] & 0xF8) == 0xF0)
-        len = 4;
-    else
-        return 0;
-    uint32_t cp = s[0] & (0x7F >> len); /* the lead byte's payload bits */
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 /* Writes a quoted, escaped JSON string; EINVAL if s is not valid UTF-8. */
 static inferd_status w_string(struct writer *w, const char *s, size_t n, inferd_error *err)
@@ -792,7 +765,7 @@ static inferd_status w_string(struct writer *w, const char *s, size_t n, inferd_
     w_put(w, "\"", 1);
     for (size_t i = 0; i < n;) {
         if (p[i] >= 0x80) {
-            size_t k = utf8_seq_len(p + i, n - i);
+            size_t k = inferd__utf8_seq_len(p + i, n - i);
             if (!k)
                 return inferd_error_set(err, INFERD_EINVAL,
                                         "string is not valid UTF-8 (at byte %zu)", i);

@@ -26,6 +26,7 @@
 #include "inferd/log.h"
 #include "inferd/value.h"
 #include "service/service.h"
+#include "core/utf8.h"
 
 #define LOG "http"
 #define MAX_PARAMS 4
@@ -256,6 +257,9 @@ void svc_reply_error(svc_request *r, unsigned status, const char *code, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* A message may quote what the client sent (a path of %ff bytes), or be
+     * cut inside a character: JSON must be UTF-8. */
+    inferd__utf8_scrub(msg);
     inferd_log_debug(LOG, "%s %s -> %u %s: %s", r->method, r->path, status, code, msg);
     svc_reply_json(r, status, error_body(code, msg));
 }
@@ -663,8 +667,14 @@ static void publish_point(const svc_request *r, unsigned status, uint64_t total_
     snprintf(st, sizeof st, "%u", status);
     inferd_value_object_set(tags, "route", inferd_value_string(r->route ? r->route : "unmatched"),
                             NULL);
-    inferd_value_object_set(tags, "path", inferd_value_string(r->path), NULL);
-    inferd_value_object_set(tags, "method", inferd_value_string(r->method), NULL);
+    /* What the client sent, as valid UTF-8 (the event becomes JSON). */
+    char *path = strdup(r->path), method[64];
+    snprintf(method, sizeof method, "%s", r->method);
+    inferd_value_object_set(tags, "path", inferd_value_string(path ? inferd__utf8_scrub(path)
+                                                                   : ""), NULL);
+    free(path);
+    inferd_value_object_set(tags, "method", inferd_value_string(inferd__utf8_scrub(method)),
+                            NULL);
     inferd_value_object_set(tags, "status", inferd_value_string(st), NULL);
     if (r->estimator)
         inferd_value_object_set(tags, "estimator", inferd_value_string(r->estimator), NULL);

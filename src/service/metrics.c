@@ -89,11 +89,26 @@ static void *grow(void **arr, size_t *n, size_t *cap, size_t size)
     return slot;
 }
 
+/* The method as a label value: the methods of HTTP, or "other". A client
+ * chooses the method: each distinct one would be a new series (and bytes
+ * that are not UTF-8 would break every scrape). Routes are our patterns and
+ * statuses our replies, so those stay bounded by themselves. */
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                                        "OPTIONS", "CONNECT", "TRACE", NULL};
+    for (size_t i = 0; known[i]; i++)
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    return "other";
+}
+
 void svc_metrics_request(svc_metrics *m, const char *route, const char *method, unsigned status,
                          uint64_t total_us)
 {
     if (!m)
         return;
+    method = method_label(method);
     double secs = (double)total_us / 1e6;
     pthread_mutex_lock(&m->lock);
     req_series *rs = NULL;

@@ -78,3 +78,22 @@ INFERD_HTTP_TOKEN_LOOPBACK=true start_daemon
 req 403 "http.token is empty" "$BASE/streams"
 stop_daemon
 pass "http.token_loopback: loopback needs the bearer token too (closed without one)"
+
+# What a client sends cannot shape the replies or /metrics: a path of bytes
+# that are not UTF-8 gets a valid JSON 404; 50 invented methods (and one of
+# raw bytes) are one series, method="other"; the exposition stays UTF-8.
+start_daemon
+req 404 "no route for GET /??" "$BASE/%ff%fe"
+/usr/bin/python3 -c "import json,sys; json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))" "$T/body" ||
+  fail "the 404 for /%ff%fe is not valid UTF-8 JSON: $(cat "$T/body")"
+for i in $(seq 1 50); do curl -s -o /dev/null -X "M$i" "$BASE/health" || fail "curl -X M$i"; done
+curl -s -o /dev/null -X $'\xff\xfe' "$BASE/health"
+curl -s "$BASE/metrics" >"$T/metrics" || fail "GET /metrics"
+/usr/bin/python3 -c "import sys; open(sys.argv[1], 'rb').read().decode('utf-8')" "$T/metrics" ||
+  fail "/metrics is not valid UTF-8"
+n=$(grep -c '^inferd_http_requests_total{' "$T/metrics")
+grep -q '^inferd_http_requests_total{route="unmatched",method="other",status="405"} 51$' "$T/metrics" ||
+  fail "51 requests of invented methods are not one series method=\"other\": $(grep '^inferd_http_requests_total' "$T/metrics")"
+[ "$n" -le 4 ] || fail "$n request series after invented methods: $(grep '^inferd_http_requests_total' "$T/metrics")"
+stop_daemon
+pass "a /%ff%fe path gets valid JSON; invented methods are one method=\"other\" series; /metrics stays UTF-8"
