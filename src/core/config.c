@@ -26,6 +26,13 @@ static const inferd_prop_spec config_keys[] = {
                        "info"),
     INFERD_PROP_ENUM("log.format", "log line format: text or json lines", "text", log_formats),
     INFERD_PROP_UINT("http.threads", "HTTP worker threads (0: one per core)", 0, 0, 1024),
+    INFERD_PROP_UINT("http.max_connections", "open connections in all; beyond, new ones are "
+                     "closed at once", 4096, 16, 1000000),
+    INFERD_PROP_UINT("http.max_connections_per_ip", "open connections from one address (0: no "
+                     "limit), so that one client cannot hold every connection (slowloris)", 128,
+                     0, 1000000),
+    INFERD_PROP_UINT("http.idle_timeout_s", "a connection that sends nothing for this long is "
+                     "closed", 30, 1, 86400),
     INFERD_PROP_UINT("http.shutdown_timeout_ms",
                      "how long a stopping daemon waits for in-flight requests", 10000, 0, 3600000),
     INFERD_PROP_STRING("plugins.dir",

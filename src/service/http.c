@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -782,6 +783,14 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     http->s = s;
+    /* Each connection holds a descriptor: with the usual soft limit of 1024
+     * a few hundred idle connections would lock every client out long
+     * before http.max_connections. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     unsigned threads = (unsigned)inferd_config_int(s->cfg, "http.threads");
     if (threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -797,8 +806,13 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                 MHD_OPTION_CONNECTION_LIMIT, 4096u,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                 MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)inferd_config_int(s->cfg, "http.max_connections"),
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 (unsigned)inferd_config_int(s->cfg,
+                                                             "http.max_connections_per_ip"),
+                                 MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)inferd_config_int(s->cfg, "http.idle_timeout_s"),
                                  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);

@@ -97,3 +97,12 @@ grep -q '^inferd_http_requests_total{route="unmatched",method="other",status="40
 [ "$n" -le 4 ] || fail "$n request series after invented methods: $(grep '^inferd_http_requests_total' "$T/metrics")"
 stop_daemon
 pass "a /%ff%fe path gets valid JSON; invented methods are one method=\"other\" series; /metrics stays UTF-8"
+
+# Slowloris: 200 connections from 127.0.0.1 trickling their headers, under
+# http.max_connections 150: the per-address cap (100) keeps room for others,
+# and 127.0.0.2 gets /health at once. (Without the cap the 150 slots fill
+# and the second address is refused.)
+INFERD_HTTP_MAX_CONNECTIONS=150 INFERD_HTTP_MAX_CONNECTIONS_PER_IP=100 start_daemon
+/usr/bin/python3 "$(dirname "$0")/slow_clients.py" "$PORT" 200 || fail "slow clients locked others out"
+stop_daemon
+pass "slowloris from one address cannot take every connection (http.max_connections_per_ip)"
