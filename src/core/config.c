@@ -57,6 +57,12 @@ static const inferd_prop_spec config_keys[] = {
                         "besides IP addresses and localhost (a DNS rebinding guard)", ""),
     INFERD_PROP_UINT("image.max_pixels", "largest image accepted, width x height (413 beyond)",
                      67108864, 1, 1073741824),
+    INFERD_PROP_UINT("image.max_request_pixels", "most pixels of all the images of one "
+                     "estimation request together (413 beyond)", 67108864, 1, 1073741824),
+    INFERD_PROP_UINT("image.max_inflight_pixels", "most decoded pixels of all estimation "
+                     "requests in flight together; a request that would pass it gets 503 "
+                     "overloaded (3 bytes a pixel decoded, 12 as the model's input)", 67108864,
+                     1, 17179869184),
     INFERD_PROP_ENUM("device.class", "the daemon's default device class: what an estimator "
                      "with deviceClass 'global' uses", "cpu", device_classes),
     INFERD_PROP_UINT("device.gpu_id", "the GPU estimators use on device class gpu", 0, 0, 1024),

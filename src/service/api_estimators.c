@@ -349,6 +349,8 @@ typedef struct pending {
     inferd_status first_st;
     inferd_error first_err;
     uint64_t decode_us, queue_us, run_us;
+    uint64_t pixels;         /* reserved from svc's in-flight budget until finish */
+    svc *s;                  /* borrowed */
 } pending;
 
 static inferd_value *item_error(const inferd_error *err)
@@ -380,6 +382,9 @@ static void publish_done(const pending *pd)
 static void finish(pending *pd)
 {
     svc_request *r = pd->r;
+    /* Before the reply: a client that sends its next request on it must
+     * find the budget back. */
+    atomic_fetch_sub(&pd->s->inflight_pixels, pd->pixels);
     svc_set_timings(r, pd->decode_us, pd->queue_us, pd->run_us);
     publish_done(pd);
     if (pd->n_ok == 0) {
@@ -438,10 +443,14 @@ static void media_type(const char *ct, char *out, size_t size)
     out[i] = '\0';
 }
 
-/* Decodes every part (probing its size first); frees the decoded images on
- * failure. */
-static bool decode_all(svc *s, parsed *p, inferd_estimate_input *in)
+/* Probes every part's size: each within image.max_pixels, all together
+ * within image.max_request_pixels (413), then reserves them from the
+ * in-flight budget image.max_inflight_pixels (503: retry later), before
+ * anything is decoded. *pixels: what was reserved (released in finish, or
+ * by the caller on a later failure). */
+static bool admit_all(svc *s, parsed *p, uint64_t *pixels)
 {
+    uint64_t total = 0;
     for (size_t i = 0; i < p->n; i++) {
         part *pt = &p->parts[i];
         inferd_error err = {0};
@@ -455,11 +464,39 @@ static bool decode_all(svc *s, parsed *p, inferd_estimate_input *in)
             fail(p, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                  "image %zu is %ux%u = %llu pixels, more than image.max_pixels (%llu)", i, w, h,
                  (unsigned long long)w * h, (unsigned long long)s->max_pixels);
-        } else if (inferd_image_decode(pt->data, pt->len, INFERD_PIXEL_RGB8, s->max_pixels,
-                                       &in[i].image, &err) != INFERD_OK) {
-            fail(p, MHD_HTTP_BAD_REQUEST, "bad_request", "image %zu: %s", i, err.message);
+        } else if ((total += (uint64_t)w * h) > s->max_request_pixels) {
+            fail(p, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                 "the images of this request have %llu pixels or more (image %zu is %ux%u), "
+                 "more than image.max_request_pixels (%llu)", (unsigned long long)total, i, w,
+                 h, (unsigned long long)s->max_request_pixels);
         }
-        if (p->status) {
+        if (p->status)
+            return false;
+    }
+    uint64_t now = atomic_fetch_add(&s->inflight_pixels, total);
+    if (now + total > s->max_inflight_pixels && now > 0) {
+        /* One request alone always gets in (within max_request_pixels). */
+        atomic_fetch_sub(&s->inflight_pixels, total);
+        fail(p, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+             "%llu pixels of images are being estimated; this request's %llu would pass "
+             "image.max_inflight_pixels (%llu): retry later", (unsigned long long)now,
+             (unsigned long long)total, (unsigned long long)s->max_inflight_pixels);
+        return false;
+    }
+    *pixels = total;
+    return true;
+}
+
+/* Decodes every part (admitted by admit_all); frees the decoded images on
+ * failure. */
+static bool decode_all(svc *s, parsed *p, inferd_estimate_input *in)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        part *pt = &p->parts[i];
+        inferd_error err = {0};
+        if (inferd_image_decode(pt->data, pt->len, INFERD_PIXEL_RGB8, s->max_pixels,
+                                &in[i].image, &err) != INFERD_OK) {
+            fail(p, MHD_HTTP_BAD_REQUEST, "bad_request", "image %zu: %s", i, err.message);
             for (size_t k = 0; k < i; k++)
                 inferd_image_free(in[k].image);
             return false;
@@ -502,7 +539,8 @@ static void estimate(svc_request *r)
     inferd_estimate_input *in = NULL;
     if (!p.status && !(in = calloc(p.n, sizeof *in)))
         fail(&p, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
-    if (!p.status)
+    uint64_t pixels = 0;
+    if (!p.status && admit_all(s, &p, &pixels))
         decode_all(s, &p, in);
     pending *pd = NULL;
     if (!p.status && (!(pd = calloc(1, sizeof *pd)) ||
@@ -513,6 +551,7 @@ static void estimate(svc_request *r)
             inferd_image_free(in[k].image);
     }
     if (p.status) {
+        atomic_fetch_sub(&s->inflight_pixels, pixels);
         svc_reply_error(r, p.status, p.code, "%s", p.message);
         if (pd) {
             free(pd->results);
@@ -523,6 +562,9 @@ static void estimate(svc_request *r)
         return;
     }
     pd->r = r;
+    pd->s = s;
+    pd->pixels = pixels;
+    pixels = 0; /* pd's now */
     pd->n = p.n;
     atomic_init(&pd->left, p.n);
     pthread_mutex_init(&pd->lock, NULL);
@@ -535,6 +577,7 @@ static void estimate(svc_request *r)
         for (size_t k = 0; k < p.n; k++)
             inferd_image_free(in[k].image);
         svc_reply_status(r, st, &err);
+        atomic_fetch_sub(&s->inflight_pixels, pd->pixels);
         free(pd->results);
         free(pd->estimator);
         pthread_mutex_destroy(&pd->lock);

@@ -60,6 +60,8 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
     s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
     s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");
     s->max_pixels = (uint64_t)inferd_config_int(cfg, "image.max_pixels");
+    s->max_request_pixels = (uint64_t)inferd_config_int(cfg, "image.max_request_pixels");
+    s->max_inflight_pixels = (uint64_t)inferd_config_int(cfg, "image.max_inflight_pixels");
     inferd_status st = svc_metrics_new(&s->metrics);
     if (st != INFERD_OK)
         st = inferd_error_set(err, st, "out of memory");

@@ -44,6 +44,8 @@ struct svc {
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
     size_t max_json_depth, max_images;
     uint64_t max_body, max_pixels;
+    uint64_t max_request_pixels, max_inflight_pixels;
+    _Atomic uint64_t inflight_pixels; /* decoded pixels of estimation requests in flight */
 };
 
 /* ---- a request, as handlers see it ------------------------------------------ */

@@ -23,6 +23,7 @@
 #include <onnxruntime_c_api.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -180,6 +181,8 @@ typedef struct ort_io {
 
 typedef struct ort_model {
     OrtSession *session;    /* owned */
+    OrtRunOptions *shrink;  /* owned: a run that gives the CPU arena back; NULL: none */
+    size_t shrink_above;    /* runs whose inputs are larger than this use it */
     char *label;            /* owned: the file's name, for messages */
     size_t n_in, n_out;
     ort_io *in, *out;       /* owned arrays */
@@ -192,6 +195,8 @@ static void model_free(ort_model *m)
         return;
     if (m->session)
         ort->ReleaseSession(m->session);
+    if (m->shrink)
+        ort->ReleaseRunOptions(m->shrink);
     for (size_t i = 0; m->in && i < m->n_in; i++)
         free(m->in[i].name);
     for (size_t i = 0; m->out && i < m->n_out; i++)
@@ -453,6 +458,18 @@ static inferd_status ort_load(inferd_instance *self, const char *path, const voi
         ort->ReleaseSessionOptions(so);
     if (st == INFERD_OK)
         st = describe_model(m, err);
+    /* One large input (a 64-megapixel image) grows the arena by gigabytes,
+     * which it would keep for the session's life: such runs shrink it back
+     * to its first chunk when they end. */
+    m->shrink_above = (size_t)inferd_props_int(options, "arena_shrink_above");
+    if (st == INFERD_OK && m->shrink_above && inferd_props_bool(options, "cpu_mem_arena")) {
+        st = ort_check(ort->CreateRunOptions(&m->shrink), err, "CreateRunOptions");
+        if (st == INFERD_OK)
+            st = ort_check(ort->AddRunConfigEntry(m->shrink,
+                                                  "memory.enable_memory_arena_shrinkage",
+                                                  "cpu:0"),
+                           err, "arena_shrink_above");
+    }
     if (st != INFERD_OK) {
         model_free(m);
         return st;
@@ -600,8 +617,10 @@ static inferd_status ort_run(inferd_instance *self, void *model, const inferd_te
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     OrtValue **in = vals, **out = vals + n_in;
     inferd_status st = INFERD_OK;
+    size_t in_bytes = 0;
     for (size_t i = 0; i < n_in && st == INFERD_OK; i++) {
         const inferd_tensor *t = inputs[i];
+        in_bytes += t ? t->nbytes : 0;
         if ((st = check_input(m, i, t, err)) == INFERD_OK)
             /* ORT only reads an input: the const is kept in spirit. */
             st = ort_check(ort->CreateTensorWithDataAsOrtValue(b->cpu, t->data, t->nbytes, t->shape,
@@ -609,7 +628,9 @@ static inferd_status ort_run(inferd_instance *self, void *model, const inferd_te
                            err, "input '%s' of model %s", m->in[i].name, m->label);
     }
     if (st == INFERD_OK)
-        st = ort_check(ort->Run(m->session, NULL, m->in_names, (const OrtValue *const *)in, n_in,
+        st = ort_check(ort->Run(m->session, m->shrink && in_bytes > m->shrink_above ? m->shrink
+                                                                                   : NULL,
+                                m->in_names, (const OrtValue *const *)in, n_in,
                                 m->out_names, n_out, out),
                        err, "model %s: run", m->label);
     for (size_t j = 0; j < n_out && st == INFERD_OK; j++)
@@ -623,6 +644,10 @@ static inferd_status ort_run(inferd_instance *self, void *model, const inferd_te
         if (vals[k])
             ort->ReleaseValue(vals[k]);
     free(vals);
+    /* After a large run the arena gave its chunks back to malloc; glibc
+     * keeps what sits below its heap's top unless asked. */
+    if (m->shrink && in_bytes > m->shrink_above)
+        malloc_trim(0);
     return st;
 }
 
@@ -655,6 +680,9 @@ static const inferd_prop_spec options[] = {
     INFERD_PROP_BOOL("cpu_mem_arena", "ONNX Runtime's CPU arena: keeps the largest run's memory "
                      "for reuse", true),
     INFERD_PROP_BOOL("mem_pattern", "plan memory per input shape and keep the plans", true),
+    INFERD_PROP_UINT("arena_shrink_above", "a run whose inputs are larger than this many bytes "
+                     "gives the CPU arena's memory back when it ends (0: never)", 67108864, 0,
+                     INT64_MAX),
     INFERD_PROP_END,
 };
 
