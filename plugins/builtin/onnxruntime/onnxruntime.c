@@ -23,7 +23,6 @@
 #include <onnxruntime_c_api.h>
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -644,10 +643,6 @@ static inferd_status ort_run(inferd_instance *self, void *model, const inferd_te
         if (vals[k])
             ort->ReleaseValue(vals[k]);
     free(vals);
-    /* After a large run the arena gave its chunks back to malloc; glibc
-     * keeps what sits below its heap's top unless asked. */
-    if (m->shrink && in_bytes > m->shrink_above)
-        malloc_trim(0);
     return st;
 }
 
