@@ -106,6 +106,10 @@ static const inferd_prop_spec config_keys[] = {
                      "between SIGTERM and SIGKILL", 5000, 0, 600000),
     INFERD_PROP_UINT("portable.install_timeout_ms", "how long a package's install.sh may run",
                      300000, 100, 86400000),
+    INFERD_PROP_STRLIST("rules.file_dirs", "the folders file streams may read and file "
+                        "actions may write in ('': <state.dir>/files)", ""),
+    INFERD_PROP_UINT("rules.file_max_bytes", "largest file a file stream reads", 67108864, 1,
+                     INT64_MAX),
     INFERD_PROP_STRING("mqtt.server", "the MQTT broker of streams and rules that name no other "
                        "(tcp://host:port)", "tcp://127.0.0.1:1883"),
     INFERD_PROP_OBJECT("mqtt.profiles", "named MQTT connections chosen with CONF_KEY (streams) "

@@ -397,11 +397,10 @@ static inferd_status file_check(rules_engine *e, const inferd_value *conf, infer
 {
     const char *path;
     inferd_status st;
-    (void)e;
     if ((st = check_keys("file", conf, file_keys, err)) ||
         (st = get_string("file", conf, "path", true, &path, err)))
         return st;
-    return INFERD_OK;
+    return rules_file_allowed(e, "file action: path", path, err);
 }
 
 static inferd_status file_open(raction *a, const inferd_value *conf, inferd_error *err)

@@ -224,7 +224,13 @@ inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->changed, NULL);
     inferd_status st = INFERD_OK;
-    if (db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
+    /* The state folder is the database's. */
+    char state_dir[4096] = "";
+    const char *slash = db_path ? strrchr(db_path, '/') : NULL;
+    if (slash)
+        snprintf(state_dir, sizeof state_dir, "%.*s", (int)(slash - db_path), db_path);
+    st = rules_files_open(e, state_dir[0] ? state_dir : NULL, err);
+    if (st == INFERD_OK && db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
         st = rstore_load(e->store, restore_stream, restore_rule, e, err);
     if (st != INFERD_OK) {
         rules_engine_free(e);
@@ -272,6 +278,7 @@ void rules_engine_free(rules_engine *e)
     e->rules = NULL, e->streams = NULL;
     pthread_mutex_unlock(&e->lock);
     rstore_close(e->store);
+    rules_files_free(e);
     pthread_cond_destroy(&e->changed);
     pthread_mutex_destroy(&e->lock);
     free(e);

@@ -248,6 +248,8 @@ struct rules_engine {
     pthread_cond_t changed;    /* a rule stopped being busy */
     rstream *streams;          /* owned, name order */
     rrule *rules;              /* owned, id order */
+    char **file_dirs;          /* owned: rules.file_dirs, resolved (files.c) */
+    size_t n_file_dirs;
     pthread_t restorer;        /* starts the recorded running rules */
     bool has_restorer;
     atomic_bool closing;
@@ -289,5 +291,13 @@ typedef void (*rstore_stream_fn)(void *ctx, const char *name, const char *sql);
 typedef void (*rstore_rule_fn)(void *ctx, const char *id, const char *definition, bool running);
 inferd_status rstore_load(rstore *s, rstore_stream_fn sfn, rstore_rule_fn rfn, void *ctx,
                           inferd_error *err);
+
+/* files.c: the folders file streams and file actions are confined to. */
+inferd_status rules_files_open(rules_engine *e, const char *state_dir, inferd_error *err);
+void rules_files_free(rules_engine *e);
+/* INFERD_OK when path may be read or written; else EINVAL naming `what`,
+ * the path and the folders. */
+inferd_status rules_file_allowed(const rules_engine *e, const char *what, const char *path,
+                                 inferd_error *err);
 
 #endif

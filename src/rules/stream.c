@@ -5,10 +5,12 @@
  * by those rules. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "inferd/log.h"
@@ -149,8 +151,11 @@ static inferd_status check_options(rstream *s, inferd_error *err)
                                         "takes pushes on %s", s->name, o->name, s->datasource);
         return INFERD_OK;
     }
-    if (strcmp(s->type, "file") == 0)
-        return INFERD_OK;
+    if (strcmp(s->type, "file") == 0) {
+        char what[160];
+        snprintf(what, sizeof what, "stream %s: DATASOURCE", s->name);
+        return rules_file_allowed(e, what, s->datasource, err);
+    }
     const inferd_component *c = inferd_registry_find(e->reg, s->type, NULL);
     if (!c || c->kind != INFERD_KIND_SOURCE)
         return inferd_error_set(err, INFERD_EINVAL, "stream %s: unknown TYPE \"%s\": "
@@ -384,16 +389,36 @@ static void on_mqtt(void *ctx, const char *topic, const void *payload, size_t le
 static void *file_thread(void *arg)
 {
     rstream *s = arg;
-    FILE *f = fopen(s->datasource, "rb");
-    if (!f) {
-        char msg[512];
+    char msg[600];
+    /* O_NONBLOCK: a FIFO with no writer must not hold the open (and so a
+     * stop) forever; only regular files are read, so /dev/zero and the
+     * like cannot feed it without end. */
+    int fd = open(s->datasource, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    FILE *f = NULL;
+    uint64_t max = (uint64_t)inferd_config_int(s->e->cfg, "rules.file_max_bytes");
+    if (fd < 0 || fstat(fd, &sb) != 0) {
         snprintf(msg, sizeof msg, "file %s: %s", s->datasource, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        snprintf(msg, sizeof msg, "file %s is not a regular file (a FIFO, a device, a folder): "
+                 "not read", s->datasource);
+    } else if ((uint64_t)sb.st_size > max) {
+        snprintf(msg, sizeof msg, "file %s has %llu bytes, more than rules.file_max_bytes "
+                 "(%llu): not read", s->datasource, (unsigned long long)sb.st_size,
+                 (unsigned long long)max);
+    } else if (!(f = fdopen(fd, "rb"))) {
+        snprintf(msg, sizeof msg, "file %s: %s", s->datasource, strerror(errno));
+    }
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         malformed(s, msg);
         return NULL;
     }
     char *data = NULL;
     size_t len = 0, cap = 0;
-    for (;;) {
+    /* The file may grow while it is read: never past the bound. */
+    while (len <= max && !atomic_load(&s->stopping)) {
         if (len + 65536 > cap) {
             char *p = realloc(data, cap = (cap ? cap * 2 : 131072));
             if (!p)

@@ -8,6 +8,8 @@ T=$(mktemp -d /tmp/inferd-it-XXXXXX)
 # Each test's own state folder (installed portable plugins, the database):
 # tests run in parallel, and a daemon holds its state folder's lock.
 export INFERD_STATE_DIR="$T/state"
+# File streams and file actions may use the test's folder (rules.file_dirs).
+export INFERD_RULES_FILE_DIRS="$T"
 DAEMON_PID=""
 BROKER_PID=""
 cleanup() {
