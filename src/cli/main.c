@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/secrets.h"
 #include "inferd/config.h"
 #include "inferd/log.h"
 #include "inferd/registry.h"
@@ -154,8 +155,19 @@ static int cmd_config(int argc, char **argv)
     for (size_t i = 0; keys[i].name; i++) {
         char env[128], allowed[256];
         char *json = NULL;
-        inferd_value_to_json(inferd_props_get(inferd_config_props(cfg), keys[i].name),
-                             INFERD_JSON_COMPACT, &json, NULL, NULL);
+        /* Tokens and passwords are never printed. */
+        inferd_value *v = inferd_value_copy(inferd_props_get(inferd_config_props(cfg),
+                                                             keys[i].name));
+        const char *text = NULL;
+        size_t len = 0;
+        if (inferd__secret_key(keys[i].name) &&
+            inferd_value_get_string(v, &text, &len, NULL) == INFERD_OK && len > 0) {
+            inferd_value_free(v);
+            v = inferd_value_string("***");
+        }
+        inferd__mask_secrets(v);
+        inferd_value_to_json(v, INFERD_JSON_COMPACT, &json, NULL, NULL);
+        inferd_value_free(v);
         printf("%-26s = %-20s  (%s)\n", keys[i].name, json ? json : "?",
                inferd_config_source(cfg, keys[i].name));
         printf("    %s; %s; env %s\n", keys[i].description,

@@ -96,6 +96,12 @@ static inferd_status db_open(inferd_portables *p, inferd_error *err)
     char *path = path_join(p->state_dir, "inferd.db");
     if (!path)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    /* It holds MQTT passwords and tokens: the owner's only (SQLite's
+     * journals take the database's mode). */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    chmod(path, 0600);
     int rc = sqlite3_open_v2(path, &p->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                                SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -232,7 +238,8 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         return inferd_error_set(err, sock ? INFERD_ENOMEM : INFERD_EIO,
                                 sock ? "out of memory" : "cannot make a private folder in /tmp");
     }
-    if (mkdir_p(p->plugins_dir, 0755) != 0) {
+    /* The state folder is private: its database holds secrets. */
+    if (mkdir_p(p->plugins_dir, 0700) != 0 || chmod(p->state_dir, 0700) != 0) {
         inferd_status st = inferd_error_set(err, INFERD_EIO, "state.dir %s: %s", p->state_dir,
                                             strerror(errno));
         inferd_portables_free(p);

@@ -7,6 +7,7 @@
 
 #include "inferd/log.h"
 #include "rules/internal.h"
+#include "core/secrets.h"
 
 #define LOG "rules"
 
@@ -595,8 +596,8 @@ inferd_status rules_rule_describe(rules_engine *e, const char *id, inferd_value 
 {
     pthread_mutex_lock(&e->lock);
     rrule *r = find_rule(e, id);
-    if (r)
-        *out = inferd_value_copy(r->def);
+    if (r && (*out = inferd_value_copy(r->def)))
+        inferd__mask_secrets(*out); /* an action's password is never returned */
     pthread_mutex_unlock(&e->lock);
     return r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
 }

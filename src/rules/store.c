@@ -1,10 +1,13 @@
 /* store.c: streams and rules in the state database (SQLite), so that they
  * come back after a restart. The portable plugins' table lives in the same
  * file (src/portable/portables.c); each opens its own connection. */
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rules/internal.h"
 
@@ -22,6 +25,11 @@ inferd_status rstore_open(const char *path, rstore **out, inferd_error *err)
     rstore *s = calloc(1, sizeof *s);
     if (!s)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    /* MQTT passwords live in rules' definitions: the owner's only. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    chmod(path, 0600);
     int rc = sqlite3_open_v2(path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              NULL);
