@@ -620,14 +620,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started_us = inferd__now_us();
         snprintf(r->method, sizeof r->method, "%s", method);
         *req_ctx = r;
-        /* A declared length over the limit is refused before reading it. */
+        /* A declared length over the limit is refused before reading it: the
+         * 413 is queued now, so MHD sends no "100 Continue", reads none of
+         * the body and closes the connection after the reply. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->s->max_body)
             r->too_large = true;
-        return MHD_YES;
-    }
-    if (*upload_size > 0) {
+        if (!r->too_large)
+            return MHD_YES;
+    } else if (*upload_size > 0) {
         if (!body_append(r, upload, *upload_size))
             return MHD_NO;
         *upload_size = 0;

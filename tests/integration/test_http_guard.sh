@@ -106,3 +106,20 @@ INFERD_HTTP_MAX_CONNECTIONS=150 INFERD_HTTP_MAX_CONNECTIONS_PER_IP=100 start_dae
 /usr/bin/python3 "$(dirname "$0")/slow_clients.py" "$PORT" 200 || fail "slow clients locked others out"
 stop_daemon
 pass "slowloris from one address cannot take every connection (http.max_connections_per_ip)"
+
+# A body declared larger than http.max_body_bytes gets 413 before it is
+# read: with Expect: 100-continue no byte of it is sent; without, the
+# connection closes after the reply instead of draining it.
+INFERD_HTTP_MAX_BODY_BYTES=1048576 start_daemon
+head -c 8000000 /dev/zero >"$T/big.bin"
+out=$(curl -s -o "$T/body" -w '%{http_code} %{size_upload}' -H 'Expect: 100-continue' \
+  -H 'Content-Type: image/png' --data-binary @"$T/big.bin" "$BASE/v1/estimators/peopleCountEstimator")
+[ "$out" = "413 0" ] || fail "8 MB with Expect: 100-continue over a 1 MiB limit: want '413 0' (status, bytes sent), got '$out': $(cat "$T/body")"
+grep -q "http.max_body_bytes (1048576 bytes)" "$T/body" || fail "the 413 does not name the limit: $(cat "$T/body")"
+out=$(curl -s -o "$T/body" -w '%{http_code} %{size_upload}' -H 'Expect:' \
+  -H 'Content-Type: image/png' --data-binary @"$T/big.bin" "$BASE/v1/estimators/peopleCountEstimator")
+[ "${out%% *}" = 413 ] && [ "${out##* }" -lt 8000000 ] ||
+  fail "8 MB without Expect over a 1 MiB limit: want 413 before the whole body, got '$out'"
+req 200 "" "$BASE/health"
+stop_daemon
+pass "a declared body over http.max_body_bytes: 413 at once, no 100 Continue, not read ($out without Expect)"
