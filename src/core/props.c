@@ -237,6 +237,13 @@ inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
     inferd_value *v = NULL;
     int64_t i;
     double d;
+    /* JSON may carry "T1\u0000x": every C reader of the value would see
+     * "T1", which is not what was sent. */
+    const char *given = NULL;
+    size_t given_len = 0;
+    if (inferd_value_get_string(g, &given, &given_len, NULL) == INFERD_OK &&
+        strlen(given) != given_len)
+        return refuse(s, owner, g, err, INFERD_EINVAL, "contains a NUL character");
     switch (s->type) {
     case INFERD_PROP_TYPE_STRING:
         if (!inferd_value_is(g, INFERD_VALUE_STRING))

@@ -150,6 +150,11 @@ static void bad_values_are_refused_with_a_clear_message(void **state)
         {"{\"modelPath\":\"m\",\"resizeWidth\":3}", INFERD_ENOTFOUND,
          {"unknown property 'resizeWidth'", "known: resizeHeight, batch", ""}},
         {"{}", INFERD_EINVAL, {"missing required property 'modelPath'", "", ""}},
+        /* A NUL inside would make C readers see "nchw": refused, not cut. */
+        {"{\"modelPath\":\"m\",\"layout\":\"nchw\\u0000x\"}", INFERD_EINVAL,
+         {"'layout'", "contains a NUL character", ""}},
+        {"{\"modelPath\":\"m\\u0000/etc/passwd\"}", INFERD_EINVAL,
+         {"'modelPath'", "contains a NUL character", ""}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         inferd_value *given = NULL;
