@@ -800,8 +800,12 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    /* [::] means every address, IPv4 ones included (as 0.0.0.0 does for
+     * IPv4): the socket then takes both. */
     if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)
+                     ? MHD_USE_DUAL_STACK
+                     : MHD_USE_IPv6;
     /* The logger goes first so that MHD never writes to stderr itself. */
     http->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, http,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,

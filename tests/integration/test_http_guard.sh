@@ -123,3 +123,10 @@ out=$(curl -s -o "$T/body" -w '%{http_code} %{size_upload}' -H 'Expect:' \
 req 200 "" "$BASE/health"
 stop_daemon
 pass "a declared body over http.max_body_bytes: 413 at once, no 100 Continue, not read ($out without Expect)"
+
+# --listen [::]:P takes IPv4 as well as IPv6 (as 0.0.0.0 takes all IPv4).
+LISTEN='[::]:0' start_daemon
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health" | grep -q 200 || fail "[::]: IPv4 refused"
+curl -s -o /dev/null -w '%{http_code}' "http://[::1]:$PORT/health" | grep -q 200 || fail "[::]: IPv6 refused"
+stop_daemon
+pass "--listen [::]:P answers on 127.0.0.1 and [::1]"
