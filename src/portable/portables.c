@@ -248,9 +248,17 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
     /* A daemon and `inferd plugin install/remove` take the folder's lock;
      * readers (plugin list) do not need it. */
     char *lock = path_join(p->state_dir, "lock");
-    p->lock_fd = lock && exclusive ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    p->lock_fd = lock && exclusive ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    int open_errno = errno;
     free(lock);
-    if (exclusive && (p->lock_fd < 0 || flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0)) {
+    if (exclusive && p->lock_fd < 0) { /* not another daemon: the folder itself */
+        inferd_status st = inferd_error_set(err, INFERD_EIO, "state.dir %s: cannot open its "
+                                            "lock file: %s", p->state_dir,
+                                            strerror(open_errno));
+        inferd_portables_free(p);
+        return st;
+    }
+    if (exclusive && flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         inferd_status st = inferd_error_set(
             err, INFERD_EBUSY,
             "state.dir %s is in use by a running inferd daemon: install and remove portable "

@@ -26,3 +26,17 @@ dmode=$(stat -c %a "$INFERD_STATE_DIR")
 [ "$dmode" = 700 ] || fail "the state folder is $dmode, want 700"
 stop_daemon
 pass "GET /rules/{id} masks passwords and Authorization; inferd.db 0600 in a 0700 folder"
+
+# A read-only state folder is said to be one (it was reported as "in use by
+# a running daemon"). Needs a read-only mount: root only.
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/ro" && mount -t tmpfs -o size=1m,ro tmpfs "$T/ro" 2>/dev/null; then
+  rc=0
+  INFERD_STATE_DIR="$T/ro" "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/ro.log" || rc=$?
+  umount "$T/ro"
+  [ "$rc" != 0 ] && grep -q "state.dir $T/ro.*: Read-only file system" "$T/ro.log" &&
+    ! grep -q "in use" "$T/ro.log" ||
+    fail "a read-only state folder: exit $rc: $(tail -3 "$T/ro.log")"
+  pass "a read-only state folder: the start fails saying so"
+else
+  echo "ok - NOT CHECKED: a read-only state folder (needs root to mount one)"
+fi
