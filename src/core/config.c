@@ -26,10 +26,15 @@ static const inferd_prop_spec config_keys[] = {
                        "info"),
     INFERD_PROP_ENUM("log.format", "log line format: text or json lines", "text", log_formats),
     INFERD_PROP_UINT("http.threads", "HTTP worker threads (0: one per core)", 0, 0, 1024),
+    INFERD_PROP_UINT("http.workers", "threads for the requests that may wait (function calls "
+                     "into plugins, installs, rule and stream changes), off the HTTP threads", 2,
+                     1, 256),
+    INFERD_PROP_UINT("http.worker_queue", "such requests waiting for a worker before new ones "
+                     "get 503", 64, 1, 100000),
     INFERD_PROP_UINT("http.max_connections", "open connections in all; beyond, new ones are "
                      "closed at once", 4096, 16, 1000000),
     INFERD_PROP_UINT("http.max_connections_per_ip", "open connections from one address (0: no "
-                     "limit), so that one client cannot hold every connection (slowloris)", 128,
+                     "limit), so that one client cannot hold every connection (slowloris)", 256,
                      0, 1000000),
     INFERD_PROP_UINT("http.idle_timeout_s", "a connection that sends nothing for this long is "
                      "closed", 30, 1, 86400),

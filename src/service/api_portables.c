@@ -220,13 +220,13 @@ static void function_exec(svc_request *r)
 }
 
 const svc_route svc_portable_routes[] = {
-    {"POST", "/plugins/portables", portables_install, SVC_ROUTE_MANAGEMENT},
+    {"POST", "/plugins/portables", portables_install, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     /* Seed 003 installs its function package here (the seeds' engine's
      * route for function plugins); in inferd it is a portable package. */
-    {"POST", "/plugins/functions", portables_install, SVC_ROUTE_MANAGEMENT},
+    {"POST", "/plugins/functions", portables_install, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/plugins/portables", portables_list, SVC_ROUTE_MANAGEMENT},
     {"GET", "/plugins/portables/*", portables_get, SVC_ROUTE_MANAGEMENT},
-    {"DELETE", "/plugins/portables/*", portables_delete, SVC_ROUTE_MANAGEMENT},
-    {"POST", "/v1/functions/*/exec", function_exec, 0},
+    {"DELETE", "/plugins/portables/*", portables_delete, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"POST", "/v1/functions/*/exec", function_exec, SVC_ROUTE_WORKER},
     {NULL, NULL, NULL, 0},
 };

@@ -523,6 +523,14 @@ static void dispatch(svc_request *r)
             r->route = rt->pattern;
             if ((rt->flags & SVC_ROUTE_MANAGEMENT) && !management_allowed(r))
                 return;
+            if (rt->flags & SVC_ROUTE_WORKER) {
+                svc_suspend(r); /* before submit: the worker may reply at once */
+                if (!svc_workers_submit(r->s->workers, rt->handler, r))
+                    svc_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
+                                    "every HTTP worker is busy and http.worker_queue is full: "
+                                    "retry later");
+                return;
+            }
             rt->handler(r);
             return;
         }

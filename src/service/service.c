@@ -31,6 +31,8 @@ static void svc_free(svc *s)
         return;
     inferd_http_stop(s->http);
     s->http = NULL;
+    svc_workers_free(s->workers); /* its handlers use everything below */
+    s->workers = NULL;
     rules_engine_free(s->rules); /* before the estimators and functions its rules call */
     s->rules = NULL;
     inferd_estimators_free(s->est);
@@ -63,6 +65,10 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
     s->max_request_pixels = (uint64_t)inferd_config_int(cfg, "image.max_request_pixels");
     s->max_inflight_pixels = (uint64_t)inferd_config_int(cfg, "image.max_inflight_pixels");
     inferd_status st = svc_metrics_new(&s->metrics);
+    if (st == INFERD_OK)
+        st = svc_workers_new((size_t)inferd_config_int(cfg, "http.workers"),
+                             (size_t)inferd_config_int(cfg, "http.worker_queue"), &s->workers,
+                             err);
     if (st != INFERD_OK)
         st = inferd_error_set(err, st, "out of memory");
     if (st == INFERD_OK && (st = inferd_estimators_new(reg, cfg, &s->est, err)) != INFERD_OK) {
@@ -105,6 +111,9 @@ void svc_stop(svc *s, uint64_t timeout_ms)
         return;
     s->ready = 0;
     inferd_http_drain(s->http, timeout_ms);
+    /* The handlers on the pool use the rules and the plugins: done first. */
+    svc_workers_free(s->workers);
+    s->workers = NULL;
     /* Fail what is still queued, so every suspended request has its reply
      * before the server closes; handlers still find the estimators (they
      * answer 503 "stopping"). */

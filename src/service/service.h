@@ -27,6 +27,7 @@
 typedef struct svc svc;                 /* the service */
 typedef struct svc_request svc_request; /* one request (owned by the server) */
 typedef struct svc_kserve svc_kserve;   /* kserve.c */
+typedef struct svc_workers svc_workers; /* workers.c */
 typedef struct svc_background svc_background; /* background.c */
 typedef struct svc_metrics svc_metrics; /* metrics.c */
 
@@ -35,6 +36,7 @@ struct svc {
     inferd_registry *reg;       /* borrowed */
     inferd_estimators *est;     /* owned */
     svc_kserve *kserve;         /* owned */
+    svc_workers *workers;       /* owned: runs the SVC_ROUTE_WORKER handlers */
     svc_background *background; /* owned */
     svc_metrics *metrics;       /* owned */
     struct inferd_portables *portables; /* borrowed; NULL: no portable plugins */
@@ -108,8 +110,19 @@ void svc_reply_exchange(svc_request *r, inferd_http_response *resp);
 
 enum {
     SVC_ROUTE_MANAGEMENT = 1u << 0, /* loopback, or a bearer token (http.token) */
+    SVC_ROUTE_WORKER = 1u << 1,     /* may wait (a plugin, an install, a rule's thread):
+                                       runs on svc's worker pool, not an HTTP thread */
 };
 typedef void (*svc_handler)(svc_request *r);
+
+/* workers.c: the pool of SVC_ROUTE_WORKER handlers. */
+inferd_status svc_workers_new(size_t threads, size_t max_queue, svc_workers **out,
+                              inferd_error *err);
+/* Queues fn(r) for a worker (r already suspended); false when the queue is
+ * full or the pool stops (the caller answers 503). */
+bool svc_workers_submit(svc_workers *w, svc_handler fn, svc_request *r);
+/* Runs what is queued, then joins the threads and frees. */
+void svc_workers_free(svc_workers *w);
 typedef struct svc_route {
     const char *method;  /* "GET", "POST", ...; HEAD is served by GET */
     const char *pattern; /* "/v2/models/{*}/infer" written with a * for the segment */

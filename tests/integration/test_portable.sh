@@ -104,6 +104,33 @@ curl -s -o "$T/body" -w '%{http_code}' -X POST -d x "$BASE/v1/functions/nope/exe
 [ "$(cat "$T/code")" = 404 ] || fail "unknown function: $(cat "$T/code") $(cat "$T/body")"
 pass "functions: labelImage, inference, a 1 MiB echo; a raising function is 500 plugin_error with its message; arity 400; unknown 404"
 
+# ---- calls that wait do not hold the HTTP threads ------------------------------------------
+# Four 3-second calls at once (more than the HTTP threads, which are one per
+# core): they run on the worker pool, so /health, /metrics and an estimation
+# answer at once meanwhile.
+calls=()
+for i in 1 2 3 4; do
+  curl -s -o "$T/sleepy$i.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"args": [3000]}' "$BASE/v1/functions/sleepy/exec" >"$T/sleepy$i.code" &
+  calls+=($!)
+done
+sleep 0.5
+for path in /health /metrics; do
+  t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$BASE$path")
+  [ "${t%% *}" = 200 ] && awk -v s="${t##* }" 'BEGIN {exit !(s < 1.0)}' ||
+    fail "GET $path while four calls wait: '$t' (status, seconds), want 200 within 1 s"
+done
+t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Content-Type: image/png' \
+  --data-binary @"$TEST_DATA/$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dots"][3]["file"])' "$TEST_DATA/truth.json")" \
+  "$BASE/v1/estimators/peopleCountEstimator?targets=T2")
+[ "${t%% *}" = 200 ] && awk -v s="${t##* }" 'BEGIN {exit !(s < 2.0)}' ||
+  fail "an estimation while four calls wait: '$t', want 200 within 2 s"
+wait "${calls[@]}"
+for i in 1 2 3 4; do
+  [ "$(cat "$T/sleepy$i.code")" = 200 ] || fail "call $i: $(cat "$T/sleepy$i.code") $(cat "$T/sleepy$i.body")"
+done
+pass "four 3 s function calls at once: /health, /metrics and an estimation answered within a second meanwhile"
+
 # ---- the estimator replacement, events and routes -----------------------------------------
 expect_http GET /v1/plugins/pypeople 200 '"estimators":["peopleCountEstimator"]'
 /usr/bin/python3 - "$BASE" "$TEST_DATA" <<'PY' || fail "estimations through the replacement"
