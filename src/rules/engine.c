@@ -704,25 +704,41 @@ static rules_rule_counts rule_counts(rrule *r)
     return c;
 }
 
-void rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
+/* e->lock, waiting at most 50 ms. */
+static bool lock_briefly(rules_engine *e)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 50 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_mutex_timedlock(&e->lock, &until) == 0;
+}
+
+bool rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
                        void *ctx)
 {
-    pthread_mutex_lock(&e->lock);
+    if (!lock_briefly(e))
+        return false;
     for (rrule *r = e->rules; r; r = r->next) {
         rules_rule_counts c = rule_counts(r);
         fn(ctx, &c);
     }
     pthread_mutex_unlock(&e->lock);
+    return true;
 }
 
-void rules_engine_totals(rules_engine *e, rules_totals *out)
+bool rules_engine_totals(rules_engine *e, rules_totals *out)
 {
     memset(out, 0, sizeof *out);
+    if (!lock_briefly(e))
+        return false;
     out->records_in = atomic_load(&e->retired_in);
     out->records_out = atomic_load(&e->retired_out);
     out->exceptions = atomic_load(&e->retired_exceptions);
     out->dropped = atomic_load(&e->retired_dropped);
-    pthread_mutex_lock(&e->lock);
     for (rstream *s = e->streams; s; s = s->next)
         out->streams++;
     for (rrule *r = e->rules; r; r = r->next) {
@@ -735,4 +751,5 @@ void rules_engine_totals(rules_engine *e, rules_totals *out)
         out->dropped += c.dropped;
     }
     pthread_mutex_unlock(&e->lock);
+    return true;
 }

@@ -110,14 +110,17 @@ typedef struct rules_totals {
     size_t streams, rules, rules_running;
     uint64_t records_in, records_out, exceptions, dropped;
 } rules_totals;
-void rules_engine_totals(rules_engine *e, rules_totals *out);
+/* /metrics must never wait on a change of streams or rules (one may hold
+ * the engine for a plugin's call): these give up, returning false with
+ * nothing filled or called, when the engine stays busy for 50 ms. */
+bool rules_engine_totals(rules_engine *e, rules_totals *out);
 /* Each rule's counters since it last started, in id order (for /metrics). */
 typedef struct rules_rule_counts {
     const char *id;            /* borrowed for the call */
     bool running;
     uint64_t records_in, records_out, exceptions, dropped;
 } rules_rule_counts;
-void rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
+bool rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
                        void *ctx);
 
 #endif

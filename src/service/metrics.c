@@ -41,6 +41,7 @@ typedef struct lat_series {
 
 struct svc_metrics {
     pthread_mutex_t lock;
+    char *rules_text;   /* owned: the streams and rules section of the last scrape that got it */
     req_series *req;
     size_t n_req, cap_req;
     lat_series *lat;
@@ -69,6 +70,7 @@ void svc_metrics_free(svc_metrics *m)
         free(m->lat[i].route);
     free(m->req);
     free(m->lat);
+    free(m->rules_text);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -391,12 +393,11 @@ static void render_rule(void *ctx, const rules_rule_counts *c)
 
 /* Streams and rules: totals since the daemon started, and each rule's
  * counters since it last started (GET /rules/{id}/status has every stage). */
-static void render_rules(out *o, rules_engine *e)
+static bool render_rules(out *o, rules_engine *e)
 {
-    if (!e)
-        return;
     rules_totals t;
-    rules_engine_totals(e, &t);
+    if (!rules_engine_totals(e, &t))
+        return false;
     help(o, "inferd_streams", "gauge", "streams defined");
     put(o, "inferd_streams %zu\n", t.streams);
     help(o, "inferd_rules", "gauge", "rules defined, by state");
@@ -414,11 +415,33 @@ static void render_rules(out *o, rules_engine *e)
     put(o, "inferd_rule_dropped_total %" PRIu64 "\n", t.dropped);
     help(o, "inferd_rule_running", "gauge", "1 when the rule runs");
     rule_pass p = {o, 0};
-    rules_engine_each(e, render_rule, &p);
+    if (!rules_engine_each(e, render_rule, &p))
+        return false;
     help(o, "inferd_rule_records", "gauge",
          "a rule's counters since it last started: messages in, rows out, exceptions, dropped");
     for (p.pass = 1; p.pass <= 4; p.pass++)
-        rules_engine_each(e, render_rule, &p);
+        if (!rules_engine_each(e, render_rule, &p))
+            return false;
+    return true;
+}
+
+/* The streams and rules section, fresh, or (while a change holds the
+ * engine) the last one rendered: a scrape never waits on a change. */
+static void render_rules_or_last(out *o, svc_metrics *m, rules_engine *e)
+{
+    if (!e)
+        return;
+    out fresh = {.buf = malloc(4096), .cap = 4096};
+    bool ok = fresh.buf && render_rules(&fresh, e) && !fresh.failed;
+    pthread_mutex_lock(&m->lock);
+    if (ok) {
+        free(m->rules_text);
+        m->rules_text = strndup(fresh.buf, fresh.len);
+    }
+    if (m->rules_text)
+        put(o, "%s", m->rules_text);
+    pthread_mutex_unlock(&m->lock);
+    free(fresh.buf);
 }
 
 char *svc_metrics_render(svc *s, size_t *len)
@@ -438,7 +461,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     render_events(&o);
     render_plugins(&o, s->reg);
     render_portables(&o, s->portables);
-    render_rules(&o, s->rules);
+    render_rules_or_last(&o, s->metrics, s->rules);
     if (o.failed) {
         free(o.buf);
         return NULL;

@@ -37,12 +37,12 @@ stop_daemon
 pass "image.max_request_pixels: two images over the bound together get 413 before decoding"
 
 # ---- pixels in flight ---------------------------------------------------------------
-# Request A waits in the queue for a fuller batch (maxDelayUs 1 s, a byte
+# Request A waits in the queue for a fuller batch (maxDelayUs 3 s, a byte
 # bound its image does not fill) holding
 # its megapixel; B, sent meanwhile, would pass the 1.5 Mpx budget: 503. Once
 # A is answered the budget is back and B gets in.
 INFERD_IMAGE_MAX_INFLIGHT_PIXELS=1500000 \
-INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxDelayUs": 1000000, "maxBatchBytes": 67108864}}' start_daemon
+INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxDelayUs": 3000000, "maxBatchBytes": 67108864}}' start_daemon
 curl -s -o "$T/a.body" -w '%{http_code}' -H 'Content-Type: image/png' --data-binary @"$T/mid.png" \
   "$BASE$E" >"$T/a.code" &
 A=$!

@@ -269,6 +269,33 @@ expect DELETE /rules/rslow "" 200
 expect DELETE /streams/slowin "" 200
 pass "a stop waits for the rule's slow function call while the other API calls go on"
 
+# ---- /metrics never waits on a change of streams or rules ---------------------------------------
+# Replacing a stream stops its rules while holding the engine: here for a
+# rule in a 4 s call. A scrape meanwhile answers at once, with the streams
+# and rules section of the last scrape.
+expect POST /streams '{"sql":"CREATE STREAM slowin2 (ms BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/slowin2\")"}' 201
+expect POST /rules '{"id": "rslow2", "sql": "SELECT sleep_ms(ms) AS slept FROM slowin2", "actions": [{"log": {}}]}' 201
+wait_field rslow2 status running
+curl -s "$BASE/metrics" >/dev/null
+expect POST /push/slowin2 '{"ms": 4000}' 202
+wait_field rslow2 op_1_select_0_records_in_total 1
+curl -s -o "$T/put.out" -X PUT -H 'Content-Type: application/json' \
+  -d '{"sql":"CREATE STREAM slowin2 (ms BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/slowin2\")"}' \
+  "$BASE/streams/slowin2" &
+PUT_PID=$!
+sleep 0.5
+t=$(curl -s -o "$T/metrics" -w '%{http_code} %{time_total}' "$BASE/metrics")
+kill -0 "$PUT_PID" 2>/dev/null || fail "the PUT returned before the slow call did: $(cat "$T/put.out")"
+[ "${t%% *}" = 200 ] && awk -v s="${t##* }" 'BEGIN {exit !(s < 1.0)}' ||
+  fail "/metrics while a stream change waits for a 4 s call: '$t', want 200 within 1 s"
+grep -q '^inferd_rule_running{rule="rslow2"} 1$' "$T/metrics" ||
+  fail "/metrics lacks the rules section of the last scrape: $(grep inferd_rule "$T/metrics")"
+wait "$PUT_PID"
+grep -q 'is updated' "$T/put.out" || fail "the PUT: $(cat "$T/put.out")"
+expect DELETE /rules/rslow2 "" 200
+expect DELETE /streams/slowin2 "" 200
+pass "/metrics answers within a second (the last rules section) while a stream change waits for a 4 s call"
+
 # ---- event time: windows on the messages' own timestamps -----------------------------------------
 expect POST /streams '{"sql":"CREATE STREAM timed (ts BIGINT, v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/timed\", TIMESTAMP=\"when\")"}' 400 'TIMESTAMP "when" is not one of its columns'
 expect POST /streams '{"sql":"CREATE STREAM timed (ts BIGINT, v BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/timed\", TIMESTAMP=\"ts\")"}' 201
