@@ -115,6 +115,9 @@ static const inferd_prop_spec config_keys[] = {
                         "actions may write in ('': <state.dir>/files)", ""),
     INFERD_PROP_UINT("rules.file_max_bytes", "largest file a file stream reads", 67108864, 1,
                      INT64_MAX),
+    INFERD_PROP_UINT("rules.push_max_bytes", "largest message POST /push/... takes (413 "
+                     "beyond): with bufferLength 1024 a rule then holds at most 1 GiB of them",
+                     1048576, 1, INT64_MAX),
     INFERD_PROP_STRING("mqtt.server", "the MQTT broker of streams and rules that name no other "
                        "(tcp://host:port)", "tcp://127.0.0.1:1883"),
     INFERD_PROP_OBJECT("mqtt.profiles", "named MQTT connections chosen with CONF_KEY (streams) "

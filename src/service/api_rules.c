@@ -124,6 +124,15 @@ static void stream_push(svc_request *r)
         return;
     size_t len;
     const char *body = svc_body(r, &len);
+    /* An open route feeding rules' buffers (bufferLength messages each):
+     * its messages are bounded on their own. */
+    uint64_t max = (uint64_t)inferd_config_int(svc_of(r)->cfg, "rules.push_max_bytes");
+    if (len > max) {
+        svc_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+                        "a pushed message has %zu bytes, more than rules.push_max_bytes (%llu)",
+                        len, (unsigned long long)max);
+        return;
+    }
     inferd_error err = {0};
     inferd_status st = rules_stream_push(e, svc_path(r) + strlen("/push"), body, len, &err);
     if (st == INFERD_OK) {

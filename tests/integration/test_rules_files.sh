@@ -13,7 +13,7 @@ mkfifo "$D/fifo"
 printf '{"n": 1}\n{"n": 2}\n' >"$D/in.jsonl"
 stream() { echo "{\"sql\": \"CREATE STREAM $1 (n BIGINT) WITH (TYPE=\\\"file\\\", DATASOURCE=\\\"$2\\\")\"}"; }
 
-INFERD_RULES_FILE_DIRS="$D" INFERD_RULES_FILE_MAX_BYTES=1000 start_daemon
+INFERD_RULES_FILE_DIRS="$D" INFERD_RULES_FILE_MAX_BYTES=1000 INFERD_RULES_PUSH_MAX_BYTES=2000 start_daemon
 expect POST /streams "$(stream s1 /etc/passwd)" 400 "is outside the folders files may be read and written in (rules.file_dirs: $D)"
 expect POST /streams "$(stream s2 "$D/../escape.jsonl")" 400 "outside the folders"
 expect POST /streams "$(stream s3 "$D/passwd_link")" 400 "outside the folders"
@@ -46,8 +46,16 @@ expect POST /rules "{\"id\": \"rbig\", \"sql\": \"SELECT n FROM big\", \"actions
 for _ in $(seq 1 50); do grep -q "rules.file_max_bytes" <<<"$(status_field rbig source_big_0_last_exception)" && break; sleep 0.1; done
 grep -q "has 2000 bytes, more than rules.file_max_bytes (1000)" <<<"$(status_field rbig source_big_0_last_exception)" ||
   fail "the large file's refusal is not in the rule's status: $(cat "$T/body")"
+# A pushed message over rules.push_max_bytes: 413, and nothing delivered.
+expect POST /streams '{"sql": "CREATE STREAM p (n BIGINT, pad STRING) WITH (TYPE=\"httppush\", DATASOURCE=\"/p\")"}' 201
+expect POST /rules "{\"id\": \"rp\", \"sql\": \"SELECT n FROM p\", \"actions\": [{\"file\": {\"path\": \"$D/p.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rp status running
+expect POST /push/p "{\"n\": 1, \"pad\": \"$(head -c 3000 /dev/zero | tr '\0' x)\"}" 413 "more than rules.push_max_bytes (2000)"
+expect POST /push/p '{"n": 2, "pad": ""}' 202
+for _ in $(seq 1 50); do [ -s "$D/p.jsonl" ] && break; sleep 0.1; done
+[ "$(cat "$D/p.jsonl")" = '{"n":2}' ] || fail "pushes delivered: $(cat "$D/p.jsonl")"
 stop_daemon
-pass "a FIFO is not read and its rule stops at once; a file over rules.file_max_bytes is not read"
+pass "a FIFO is not read and its rule stops at once; a file over rules.file_max_bytes is not read; a push over rules.push_max_bytes is 413"
 
 # The default: <state.dir>/files, made at start.
 unset INFERD_RULES_FILE_DIRS
