@@ -46,12 +46,12 @@ INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxDelayUs": 3000000, "maxBatchByt
 curl -s -o "$T/a.body" -w '%{http_code}' -H 'Content-Type: image/png' --data-binary @"$T/mid.png" \
   "$BASE$E" >"$T/a.code" &
 A=$!
-for _ in $(seq 1 100); do
-  curl -s "$BASE/metrics" | grep -q '^inferd_estimator_queue_depth{estimator="peopleCountEstimator"} 1$' && break
-  sleep 0.01
-done
-curl -s "$BASE/metrics" | grep -q '^inferd_estimator_queue_depth{estimator="peopleCountEstimator"} 1$' ||
-  fail "request A did not wait in the queue"
+queued() {
+  curl -s -o "$T/metrics" "$BASE/metrics" &&
+    grep -q '^inferd_estimator_queue_depth{estimator="peopleCountEstimator"} 1$' "$T/metrics"
+}
+for _ in $(seq 1 200); do queued && break; sleep 0.01; done
+queued || fail "request A did not wait in the queue: $(grep estimator_queue_depth "$T/metrics")"
 post "$T/mid.png"
 [ "$(cat "$T/code")" = 503 ] && grep -q "would pass image.max_inflight_pixels (1500000): retry later" "$T/body" ||
   fail "B while A holds the budget: want 503 naming image.max_inflight_pixels, got $(cat "$T/code") $(cat "$T/body")"
