@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Each package and why (keep this list exact: nothing unused).
 PKGS=(
   build-essential        # gcc, make: the C17 toolchain
+  clang                  # the fuzz targets (libFuzzer) of tests/fuzz
+  libclang-rt-14-dev     # libFuzzer's runtime for clang 14 (Debian 12)
   cmake                  # the build, and ctest for the test suite
   pkg-config             # finds the libraries below; installs inferd-plugin.pc
   libjansson-dev         # JSON: values, config, pipeline files, HTTP bodies
