@@ -81,6 +81,8 @@ static void portables_get(svc_request *r)
                         "lists them)", svc_param(r, 0));
 }
 
+static bool forget_plugin(const char *plugin);
+
 static void portables_delete(svc_request *r)
 {
     if (!have_portables(r))
@@ -90,6 +92,13 @@ static void portables_delete(svc_request *r)
     inferd_status st = s->rules ? rules_plugin_in_use(s->rules, svc_param(r, 0), &err) : INFERD_OK;
     if (st == INFERD_EBUSY) {
         svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err.message);
+        return;
+    }
+    /* /v1/functions/.../exec keeps an instance of each function it called:
+     * let go of this plugin's, or it could never be unloaded. */
+    if (!forget_plugin(svc_param(r, 0))) {
+        svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "a call to a function of %s is in "
+                        "progress: remove it when it is done", svc_param(r, 0));
         return;
     }
     st = inferd_portables_remove(s->portables, svc_param(r, 0), &err);
@@ -106,15 +115,30 @@ static void portables_delete(svc_request *r)
 /* ---- functions ------------------------------------------------------------------ */
 
 /* One instance per function, made at its first call and kept until the
- * service stops (svc_functions_free). */
+ * service stops (svc_functions_free) or its plugin is removed
+ * (forget_plugin). Calls of one function take turns on its instance (a
+ * component's instance is called from one thread at a time, as in rules);
+ * refs counts the calls holding it, so a removal never frees it under one. */
 typedef struct fn_inst {
-    char *name;
-    inferd_instance *inst;
+    char *name, *plugin;       /* owned */
+    inferd_instance *inst;     /* owned */
+    pthread_mutex_t call;      /* one call at a time */
+    unsigned refs;             /* under fn_mu */
+    bool gone;                 /* unlinked: freed when refs drops to 0 */
     struct fn_inst *next;
 } fn_inst;
 
 static pthread_mutex_t fn_mu = PTHREAD_MUTEX_INITIALIZER;
 static fn_inst *fns;
+
+static void fn_free(fn_inst *f)
+{
+    inferd_instance_destroy(f->inst);
+    pthread_mutex_destroy(&f->call);
+    free(f->name);
+    free(f->plugin);
+    free(f);
+}
 
 void svc_functions_free(void)
 {
@@ -122,43 +146,78 @@ void svc_functions_free(void)
     while (fns) {
         fn_inst *f = fns;
         fns = f->next;
-        inferd_instance_destroy(f->inst);
-        free(f->name);
-        free(f);
+        fn_free(f); /* the workers are done: nothing holds it */
     }
     pthread_mutex_unlock(&fn_mu);
 }
 
-static inferd_status function_instance(svc *s, const char *name, inferd_instance **out,
-                                       inferd_error *err)
+/* Drops the instances of plugin's functions, so that the plugin can be
+ * unloaded; false when a call still holds one (the removal must wait). */
+static bool forget_plugin(const char *plugin)
+{
+    bool idle = true;
+    pthread_mutex_lock(&fn_mu);
+    for (fn_inst **p = &fns; *p;) {
+        fn_inst *f = *p;
+        if (strcmp(f->plugin, plugin) != 0) {
+            p = &f->next;
+            continue;
+        }
+        *p = f->next;
+        f->gone = true;
+        if (f->refs == 0)
+            fn_free(f);
+        else
+            idle = false;
+    }
+    pthread_mutex_unlock(&fn_mu);
+    return idle;
+}
+
+static void function_release(fn_inst *f)
+{
+    pthread_mutex_lock(&fn_mu);
+    bool free_it = --f->refs == 0 && f->gone;
+    pthread_mutex_unlock(&fn_mu);
+    if (free_it)
+        fn_free(f);
+}
+
+static inferd_status function_acquire(svc *s, const char *name, fn_inst **out,
+                                      inferd_error *err)
 {
     pthread_mutex_lock(&fn_mu);
     for (fn_inst *f = fns; f; f = f->next)
         if (strcmp(f->name, name) == 0) {
-            *out = f->inst;
+            f->refs++;
+            *out = f;
             pthread_mutex_unlock(&fn_mu);
             return INFERD_OK;
         }
-    const inferd_component *c = inferd_registry_find(s->reg, name, NULL);
+    const inferd_plugin_info *plugin = NULL;
+    const inferd_component *c = inferd_registry_find(s->reg, name, &plugin);
     inferd_status st = INFERD_OK;
     if (!c || c->kind != INFERD_KIND_FUNCTION)
         st = inferd_error_set(err, INFERD_ENOTFOUND, "no function named '%s' (GET /v1/plugins "
                               "lists the components)", name);
     fn_inst *f = st == INFERD_OK ? calloc(1, sizeof *f) : NULL;
-    if (st == INFERD_OK && !f)
+    if (st == INFERD_OK && (!f || !(f->name = strdup(name)) ||
+                            !(f->plugin = strdup(plugin ? plugin->name : ""))))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     if (st == INFERD_OK)
         st = inferd_instance_create(s->reg, name, NULL, NULL, &f->inst, err);
-    if (st == INFERD_OK && !(f->name = strdup(name))) {
-        inferd_instance_destroy(f->inst);
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    }
     if (st != INFERD_OK) {
-        free(f);
+        if (f) {
+            free(f->name);
+            free(f->plugin);
+            free(f);
+        }
     } else {
+        pthread_mutex_init(&f->call, NULL);
+        f->refs = 1;
         f->next = fns;
         fns = f;
-        *out = f->inst;
+        *out = f;
     }
     pthread_mutex_unlock(&fn_mu);
     return st;
@@ -191,10 +250,10 @@ static void function_exec(svc_request *r)
         args = inferd_value_array();
         inferd_value_array_push(args, inferd_value_bytes(body, len), NULL);
     }
-    inferd_instance *inst = NULL;
+    fn_inst *f = NULL;
     inferd_error err = {0};
-    inferd_status st = function_instance(s, name, &inst, &err);
-    const inferd_component *c = inst ? inferd_instance_component(inst) : NULL;
+    inferd_status st = function_acquire(s, name, &f, &err);
+    const inferd_component *c = f ? inferd_instance_component(f->inst) : NULL;
     size_t n = inferd_value_array_len(args);
     if (st == INFERD_OK &&
         ((int64_t)n < c->min_args || (c->max_args >= 0 && (int64_t)n > c->max_args)))
@@ -205,10 +264,14 @@ static void function_exec(svc_request *r)
         const inferd_value **argv = calloc(n ? n : 1, sizeof *argv);
         for (size_t i = 0; argv && i < n; i++)
             argv[i] = inferd_value_array_get(args, i);
-        st = argv ? inferd_instance_exec(inst, argv, n, &result, &err)
+        pthread_mutex_lock(&f->call);
+        st = argv ? inferd_instance_exec(f->inst, argv, n, &result, &err)
                   : inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+        pthread_mutex_unlock(&f->call);
         free(argv);
     }
+    if (f)
+        function_release(f);
     inferd_value_free(args);
     if (st != INFERD_OK) {
         svc_reply_status(r, st, &err);

@@ -202,6 +202,15 @@ curl -s -o /dev/null -w '%{http_code}' -X POST -d x "$BASE/v1/functions/labelIma
 [ "$(cat "$T/code")" = 404 ] || fail "labelImage after removal: $(cat "$T/code")"
 expect_http DELETE /plugins/portables/pyai 404
 pass "DELETE /plugins/portables/pyai: gone from the API, the disk and the functions"
+# A plugin whose function /v1/functions/.../exec called (sleepy, just above)
+# is removed whole: it installs again at once and answers.
+expect_http DELETE /plugins/portables/slow 200 '"removed":true'
+code=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+       -d "{\"name\": \"slow\", \"file\": \"file://$PKG/slow.zip\"}" "$BASE/plugins/portables")
+[ "$code" = 201 ] || fail "reinstall of slow after a call and a removal: $code $(cat "$T/body")"
+curl -s -X POST -H 'Content-Type: application/json' -d '{"args": [8]}' "$BASE/v1/functions/sleepy/exec" |
+  grep -q '"result":8' || fail "sleepy after the reinstall"
+pass "remove after a call through /v1/functions: the reinstall is 201 and answers (was 409 until restart)"
 
 # ---- bad packages --------------------------------------------------------------------------------
 bad() { # NAME STATUS MESSAGE
