@@ -234,10 +234,11 @@ typedef struct http_action {
     struct curl_slist *headers;
     const char *url, *method;
     long timeout_ms;
+    int64_t retry_count, retry_interval_ms; /* eKuiper's sink properties */
 } http_action;
 
 static const char *const http_keys[] = {"url", "method", "headers", "timeout", "sendSingle",
-                                        NULL};
+                                        "retryCount", "retryInterval", NULL};
 
 static inferd_status http_settings(const inferd_value *conf, http_action *h, inferd_error *err)
 {
@@ -246,7 +247,10 @@ static inferd_status http_settings(const inferd_value *conf, http_action *h, inf
     if ((st = check_keys("http", conf, http_keys, err)) ||
         (st = get_string("http", conf, "url", true, &h->url, err)) ||
         (st = get_string("http", conf, "method", false, &h->method, err)) ||
-        (st = get_int("http", conf, "timeout", 1, 600000, 5000, &timeout, err)))
+        (st = get_int("http", conf, "timeout", 1, 600000, 5000, &timeout, err)) ||
+        (st = get_int("http", conf, "retryCount", 0, 1000, 3, &h->retry_count, err)) ||
+        (st = get_int("http", conf, "retryInterval", 1, 3600000, 1000, &h->retry_interval_ms,
+                      err)))
         return st;
     h->timeout_ms = (long)timeout;
     if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0)
@@ -325,12 +329,12 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
     return size * n;
 }
 
-static inferd_status http_send(raction *a, const inferd_value *item, const char *json, size_t len,
-                               inferd_error *err)
+/* One try. *retry: whether the failure may pass (the far end unreachable,
+ * a timeout, 5xx, 408, 429); a 4xx is the message's and is not retried. */
+static inferd_status http_try(http_action *h, const char *json, size_t len, bool *retry,
+                              inferd_error *err)
 {
-    http_action *h = a->impl;
     CURL *c = h->curl;
-    (void)item;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, h->url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h->method);
@@ -341,15 +345,45 @@ static inferd_status http_send(raction *a, const inferd_value *item, const char 
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     CURLcode rc = curl_easy_perform(c);
+    *retry = true;
     if (rc != CURLE_OK)
         return inferd_error_set(err, INFERD_EIO, "http: %s %s: %s", h->method, h->url,
                                 curl_easy_strerror(rc));
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (code < 200 || code >= 300)
-        return inferd_error_set(err, INFERD_EIO, "http: %s %s: the server answered %ld",
-                                h->method, h->url, code);
-    return INFERD_OK;
+    if (code >= 200 && code < 300)
+        return INFERD_OK;
+    *retry = code >= 500 || code == 408 || code == 429;
+    return inferd_error_set(err, INFERD_EIO, "http: %s %s: the server answered %ld",
+                            h->method, h->url, code);
+}
+
+/* Tries 1 + retryCount times, waiting retryInterval and then twice as long
+ * each time (30 s at most) between tries, so that a receiver that is down
+ * for a while loses nothing. A stopping rule gives up at its drain
+ * deadline. */
+static inferd_status http_send(raction *a, const inferd_value *item, const char *json, size_t len,
+                               inferd_error *err)
+{
+    http_action *h = a->impl;
+    (void)item;
+    uint64_t wait_ms = (uint64_t)h->retry_interval_ms;
+    for (int64_t attempt = 0;; attempt++) {
+        bool retry = false;
+        inferd_status st = http_try(h, json, len, &retry, err);
+        if (st == INFERD_OK || !retry || attempt >= h->retry_count)
+            return st;
+        inferd_log_debug(LOG, "rule %s: %s; trying again in %llu ms (%lld of %lld)",
+                         a->rule->id, err->message, (unsigned long long)wait_ms,
+                         (long long)attempt + 1, (long long)h->retry_count);
+        for (uint64_t end = inferd__now_us() + wait_ms * 1000; inferd__now_us() < end;) {
+            uint64_t deadline = atomic_load(&a->drain_deadline_us);
+            if (deadline && inferd__now_us() > deadline)
+                return st; /* stopping, and out of time */
+            usleep(20000);
+        }
+        wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
+    }
 }
 
 static void http_close(raction *a)
