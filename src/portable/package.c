@@ -10,6 +10,7 @@
 
 #include "inferd/props.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1169,6 +1171,44 @@ inferd_status portable_package_extract(const char *zip_path, const char *dest, i
     return st;
 }
 
+/* --- what an install leaves running --------------------------------------------- */
+
+/* Kills every process whose environment holds the entry `marker` (what
+ * install.sh started, whatever it did to leave its process group: setsid,
+ * a double fork); they never outlive their install. A process that wipes
+ * its environment escapes this: documented. */
+static size_t sweep_marked(const char *marker)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    size_t killed = 0, mlen = strlen(marker);
+    char path[64], *env = malloc(65536);
+    struct dirent *de;
+    while (env && (de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == (long)getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, env, 65535);
+        close(fd);
+        for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strnlen(env + i, (size_t)(n - i)) + 1)
+            if ((size_t)(n - i) >= mlen && memcmp(env + i, marker, mlen) == 0 &&
+                (i + (ssize_t)mlen == n || env[i + (ssize_t)mlen] == '\0')) {
+                if (kill((pid_t)pid, SIGKILL) == 0)
+                    killed++;
+                break;
+            }
+    }
+    free(env);
+    closedir(d);
+    return killed;
+}
+
 /* --- install.sh ---------------------------------------------------------------- */
 
 #define INSTALL_LINE_MAX 2048 /* longer lines are logged in pieces */
@@ -1318,7 +1358,14 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     char *const argv[] = {"sh", "install.sh", NULL};
-    char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home_env, "LANG=C.UTF-8", NULL};
+    /* Everything install.sh starts inherits this entry: how it is found
+     * again when it left the process group (sweep_marked). */
+    static atomic_uint installs;
+    char marker[96];
+    snprintf(marker, sizeof marker, "INFERD_INSTALL_ID=%d-%u-%llu", (int)getpid(),
+             atomic_fetch_add(&installs, 1), (unsigned long long)inferd__now_us());
+    char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home_env, "LANG=C.UTF-8", marker,
+                          NULL};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -1345,8 +1392,14 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
             int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
             if ((w == 0 && si.si_pid == pid) || (w != 0 && errno == ECHILD)) {
                 exited = true;
-                /* What it left running in its group would hold the pipe. */
+                /* What it left running, in its group or not, would hold the
+                 * pipe (and outlive the install). */
                 kill(-pid, SIGKILL);
+                size_t swept = sweep_marked(marker);
+                if (swept)
+                    inferd_log_warn(LOG_COMPONENT, "[install %s] install.sh left %zu process%s "
+                                    "running outside its group: killed", name, swept,
+                                    swept == 1 ? "" : "es");
             }
         }
         if (exited && eof)
@@ -1355,6 +1408,7 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
         if (now >= deadline) {
             timed_out = !exited;
             kill(-pid, SIGKILL);
+            sweep_marked(marker);
             break;
         }
         uint64_t left = deadline - now;

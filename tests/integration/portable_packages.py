@@ -61,6 +61,13 @@ write("installfails", {"installfails.json": manifest(), "main.py": GOOD_MAIN % "
                        "install.sh": "echo checking numpy-ish things\necho 'missing: tflite' >&2\nexit 3\n"})
 write("installhangs", {"installhangs.json": manifest(), "main.py": GOOD_MAIN % "installhangs",
                        "install.sh": "echo downloading forever\nsleep 600\n"})
+# install.sh leaves a process running outside its group (setsid), one with
+# the install's output still open: both must be gone after the install,
+# which must not wait for them.
+write("escapee", {"escapee.json": manifest(), "main.py": GOOD_MAIN % "escapee",
+                  "install.sh": "echo installing\nsetsid sleep 4242 &\n"
+                                "setsid sh -c 'sleep 4243' </dev/null >/dev/null 2>&1 &\n"
+                                "echo done\n"})
 write("silent", {"silent.json": manifest(),
                  "main.py": "import time\nprint('loading a model that never loads')\ntime.sleep(600)\n"})
 write("garbage", {"garbage.json": manifest(), "main.py": (

@@ -212,6 +212,24 @@ curl -s -X POST -H 'Content-Type: application/json' -d '{"args": [8]}' "$BASE/v1
   grep -q '"result":8' || fail "sleepy after the reinstall"
 pass "remove after a call through /v1/functions: the reinstall is 201 and answers (was 409 until restart)"
 
+# ---- what install.sh leaves running ---------------------------------------------------------------
+# escapee's install.sh starts `setsid sleep 4242 &` (which keeps the
+# install's output open) and a setsid shell with its output closed: the
+# install answers at once (not after the 1.5 s install timeout) and neither
+# process outlives it.
+t0=$(date +%s%N)
+code=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+       -d "{\"name\": \"escapee\", \"file\": \"file://$PKG/escapee.zip\"}" "$BASE/plugins/portables")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$code" = 201 ] || fail "install escapee: $code $(cat "$T/body")"
+[ "$ms" -lt 1500 ] || fail "install escapee took $ms ms: it waited for what install.sh left running"
+sleep 0.2
+! pgrep -f "sleep 424[23]" >/dev/null || fail "install.sh's setsid processes outlived it: $(pgrep -af 'sleep 424[23]')"
+grep -qE "install.sh left [0-9]+ processes running outside its group: killed" "$T/daemon.log" ||
+  fail "the sweep is not logged"
+expect_http DELETE /plugins/portables/escapee 200
+pass "install.sh's setsid children are killed when it ends; the install answers in $ms ms"
+
 # ---- bad packages --------------------------------------------------------------------------------
 bad() { # NAME STATUS MESSAGE
   local code
