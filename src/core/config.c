@@ -109,6 +109,9 @@ static const inferd_prop_spec config_keys[] = {
                      "ping this long is killed and restarted", 10000, 10, 3600000),
     INFERD_PROP_UINT("portable.stop_timeout_ms", "how long a stopping portable plugin gets "
                      "between SIGTERM and SIGKILL", 5000, 0, 600000),
+    INFERD_PROP_UINT("portable.log_lines_per_s", "lines of a portable plugin's output logged "
+                     "a second at most; beyond, they are dropped and counted (0: no bound)", 100,
+                     0, 1000000),
     INFERD_PROP_UINT("portable.install_timeout_ms", "how long a package's install.sh may run",
                      300000, 100, 86400000),
     INFERD_PROP_STRLIST("rules.file_dirs", "the folders file streams may read and file "

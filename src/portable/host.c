@@ -74,6 +74,8 @@ struct portable_host {
 
     int listen_fd, conn_fd, pidfd;
     line_buf out, errb;
+    double log_tokens;         /* lines that may be logged now (t.log_lines_per_s a second) */
+    uint64_t log_refill_us, log_dropped;
     pid_t pid;
     portable_state state;
     bool stopping;
@@ -145,6 +147,36 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* Logs one line of the plugin's output, within t.log_lines_per_s (a token
+ * bucket a second deep): a plugin printing in a loop must not fill the
+ * daemon's log. What is dropped is counted and said with the next line. */
+static void log_line(portable_host *h, bool is_err, const char *text, size_t len)
+{
+    uint64_t rate = h->t.log_lines_per_s, now = inferd__now_us();
+    if (rate) {
+        h->log_tokens += (double)(now - h->log_refill_us) * (double)rate / 1e6;
+        if (h->log_tokens > (double)rate)
+            h->log_tokens = (double)rate;
+        h->log_refill_us = now;
+        if (h->log_tokens < 1) {
+            if (h->log_dropped++ == 0)
+                inferd_log(INFERD_LOG_WARN, LOG, "[%s] prints more than %llu lines a second "
+                           "(portable.log_lines_per_s): the rest is counted, not logged",
+                           h->name, (unsigned long long)rate);
+            return;
+        }
+        h->log_tokens -= 1;
+    }
+    if (h->log_dropped) {
+        inferd_log(INFERD_LOG_WARN, LOG, "[%s] %llu lines of its output were not logged "
+                   "(portable.log_lines_per_s: %llu)", h->name,
+                   (unsigned long long)h->log_dropped, (unsigned long long)rate);
+        h->log_dropped = 0;
+    }
+    inferd_log(is_err ? INFERD_LOG_WARN : INFERD_LOG_INFO, LOG, "[%s] %.*s", h->name, (int)len,
+               text);
+}
+
 /* Logs the complete lines of b's buffer; all of it when flush. */
 static void log_lines(portable_host *h, line_buf *b, bool is_err, bool flush)
 {
@@ -152,20 +184,17 @@ static void log_lines(portable_host *h, line_buf *b, bool is_err, bool flush)
     for (size_t i = 0; i < b->len; i++) {
         if (b->buf[i] != '\n')
             continue;
-        inferd_log(is_err ? INFERD_LOG_WARN : INFERD_LOG_INFO, LOG, "[%s] %.*s", h->name,
-                   (int)(i - start), b->buf + start);
+        log_line(h, is_err, b->buf + start, i - start);
         start = i + 1;
     }
     if (flush && start < b->len) {
-        inferd_log(is_err ? INFERD_LOG_WARN : INFERD_LOG_INFO, LOG, "[%s] %.*s", h->name,
-                   (int)(b->len - start), b->buf + start);
+        log_line(h, is_err, b->buf + start, b->len - start);
         start = b->len;
     }
     memmove(b->buf, b->buf + start, b->len - start);
     b->len -= start;
     if (b->len == sizeof b->buf) { /* a line longer than the buffer: log it in pieces */
-        inferd_log(is_err ? INFERD_LOG_WARN : INFERD_LOG_INFO, LOG, "[%s] %.*s", h->name,
-                   (int)b->len, b->buf);
+        log_line(h, is_err, b->buf, b->len);
         b->len = 0;
     }
 }
@@ -1145,6 +1174,8 @@ inferd_status portable_host_start(const portable_host_config *cfg, portable_host
     h->sock_path = join_path(cfg->sock_dir, sock_name);
     h->manifest = m;
     h->t = cfg->t;
+    h->log_tokens = (double)h->t.log_lines_per_s; /* a full second's worth to start */
+    h->log_refill_us = inferd__now_us();
     h->restart = cfg->restart;
     h->listen_fd = h->conn_fd = h->pidfd = h->out.fd = h->errb.fd = -1;
     h->wake[0] = h->wake[1] = -1;

@@ -28,6 +28,7 @@ typedef struct portable_timeouts {
     uint64_t heartbeat_ms;     /* ping interval */
     uint64_t heartbeat_timeout_ms;
     uint64_t stop_ms;          /* SIGTERM to SIGKILL */
+    uint64_t log_lines_per_s;  /* its output lines logged a second at most (0: no bound) */
 } portable_timeouts;
 
 typedef struct portable_host_config {

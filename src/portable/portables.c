@@ -228,7 +228,8 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         .call_ms = (uint64_t)inferd_config_int(cfg, "portable.call_timeout_ms"),
         .heartbeat_ms = (uint64_t)inferd_config_int(cfg, "portable.heartbeat_ms"),
         .heartbeat_timeout_ms = (uint64_t)inferd_config_int(cfg, "portable.heartbeat_timeout_ms"),
-        .stop_ms = (uint64_t)inferd_config_int(cfg, "portable.stop_timeout_ms")};
+        .stop_ms = (uint64_t)inferd_config_int(cfg, "portable.stop_timeout_ms"),
+        .log_lines_per_s = (uint64_t)inferd_config_int(cfg, "portable.log_lines_per_s")};
     p->install_timeout_ms = (uint64_t)inferd_config_int(cfg, "portable.install_timeout_ms");
     char tmpl[] = "/tmp/inferd-XXXXXX"; /* mkdtemp makes it 0700 */
     const char *sock = mkdtemp(tmpl);

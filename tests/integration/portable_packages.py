@@ -68,6 +68,11 @@ write("escapee", {"escapee.json": manifest(), "main.py": GOOD_MAIN % "escapee",
                   "install.sh": "echo installing\nsetsid sleep 4242 &\n"
                                 "setsid sh -c 'sleep 4243' </dev/null >/dev/null 2>&1 &\n"
                                 "echo done\n"})
+# Prints 5000 lines at start, then works: its output is logged within
+# portable.log_lines_per_s.
+write("chatty", {"chatty.json": manifest(),
+                 "main.py": "for i in range(5000):\n    print('chatty line', i, flush=True)\n"
+                            + GOOD_MAIN % "chatty"})
 write("silent", {"silent.json": manifest(),
                  "main.py": "import time\nprint('loading a model that never loads')\ntime.sleep(600)\n"})
 write("garbage", {"garbage.json": manifest(), "main.py": (
