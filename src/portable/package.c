@@ -1395,7 +1395,12 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
                 /* What it left running, in its group or not, would hold the
                  * pipe (and outlive the install). */
                 kill(-pid, SIGKILL);
+                /* Twice, a moment apart: a process caught between fork and
+                 * exec, or leaving the group right then, is seen the second
+                 * time. */
                 size_t swept = sweep_marked(marker);
+                usleep(20000);
+                swept += sweep_marked(marker);
                 if (swept)
                     inferd_log_warn(LOG_COMPONENT, "[install %s] install.sh left %zu process%s "
                                     "running outside its group: killed", name, swept,
