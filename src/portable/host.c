@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ struct portable_host {
     pthread_mutex_t wmu;  /* one writer at a time; conn_fd is closed only under it */
 
     int listen_fd, conn_fd, pidfd;
+    char marker[160];          /* INFERD_PLUGIN_ID=...: in the environment of all it starts */
     line_buf out, errb;
     double log_tokens;         /* lines that may be logged now (t.log_lines_per_s a second) */
     uint64_t log_refill_us, log_dropped;
@@ -265,9 +267,14 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
     snprintf(env_home, sizeof env_home, "HOME=%s", h->dir);
     snprintf(env_pp, sizeof env_pp, "PYTHONPATH=%s", h->sdk_dir);
     /* No bytecode written: the SDK folder may be shared or read-only. */
+    /* Everything the process starts inherits this entry: how what it left
+     * behind is found when it ends (portable_sweep_marked). */
+    static atomic_uint spawns;
+    snprintf(h->marker, sizeof h->marker, "INFERD_PLUGIN_ID=%d-%s-%u", (int)getpid(), h->name,
+             atomic_fetch_add(&spawns, 1));
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
                     "PYTHONDONTWRITEBYTECODE=1",
-                    "INFERD_PROTOCOL=1", env_sock, env_name, env_home,
+                    "INFERD_PROTOCOL=1", h->marker, env_sock, env_name, env_home,
                     h->sdk_dir[0] ? env_pp : NULL, NULL};
 
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
@@ -363,6 +370,14 @@ static void kill_process(portable_host *h, bool gentle, char *how, size_t cap)
             kill(-h->pid, SIGKILL);
             reap(h, 5000, how, cap);
         }
+    }
+    /* What it started outside its group (setsid) ends with it. */
+    if (h->marker[0]) {
+        size_t swept = portable_sweep_marked(h->marker);
+        if (swept)
+            inferd_log_warn(LOG, "%s: killed %zu process%s it had left running outside its "
+                            "process group", h->name, swept, swept == 1 ? "" : "es");
+        h->marker[0] = '\0';
     }
     if (h->conn_fd >= 0)
         shutdown(h->conn_fd, SHUT_RDWR); /* wakes a writer blocked on it */

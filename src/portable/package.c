@@ -1173,11 +1173,7 @@ inferd_status portable_package_extract(const char *zip_path, const char *dest, i
 
 /* --- what an install leaves running --------------------------------------------- */
 
-/* Kills every process whose environment holds the entry `marker` (what
- * install.sh started, whatever it did to leave its process group: setsid,
- * a double fork); they never outlive their install. A process that wipes
- * its environment escapes this: documented. */
-static size_t sweep_marked(const char *marker)
+size_t portable_sweep_marked(const char *marker)
 {
     DIR *d = opendir("/proc");
     if (!d)
@@ -1359,7 +1355,7 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
     posix_spawnattr_setsigdefault(&attr, &all);
     char *const argv[] = {"sh", "install.sh", NULL};
     /* Everything install.sh starts inherits this entry: how it is found
-     * again when it left the process group (sweep_marked). */
+     * again when it left the process group (portable_sweep_marked). */
     static atomic_uint installs;
     char marker[96];
     snprintf(marker, sizeof marker, "INFERD_INSTALL_ID=%d-%u-%llu", (int)getpid(),
@@ -1398,9 +1394,9 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
                 /* Twice, a moment apart: a process caught between fork and
                  * exec, or leaving the group right then, is seen the second
                  * time. */
-                size_t swept = sweep_marked(marker);
+                size_t swept = portable_sweep_marked(marker);
                 usleep(20000);
-                swept += sweep_marked(marker);
+                swept += portable_sweep_marked(marker);
                 if (swept)
                     inferd_log_warn(LOG_COMPONENT, "[install %s] install.sh left %zu process%s "
                                     "running outside its group: killed", name, swept,
@@ -1413,7 +1409,7 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
         if (now >= deadline) {
             timed_out = !exited;
             kill(-pid, SIGKILL);
-            sweep_marked(marker);
+            portable_sweep_marked(marker);
             break;
         }
         uint64_t left = deadline - now;

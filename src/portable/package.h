@@ -97,6 +97,13 @@ inferd_status portable_package_extract(const char *zip_path, const char *dest, i
  * status (or signal) or "install.sh did not finish within N ms", plus the
  * last lines of its output, as many as fit in the error message (which holds
  * INFERD_ERROR_MESSAGE_MAX bytes). No install.sh: INFERD_OK. */
+/* Kills every process (but this one) whose environment holds the entry
+ * `marker` ("NAME=VALUE"): what an install.sh or a plugin process started,
+ * whatever it did to leave its process group (setsid, a double fork). Each
+ * of those is spawned with a marker of its own for this. A process that
+ * wipes its environment escapes: documented. Returns how many it killed. */
+size_t portable_sweep_marked(const char *marker);
+
 inferd_status portable_package_run_install(const char *dir, const char *name, uint64_t timeout_ms,
                                            inferd_error *err);
 

@@ -73,6 +73,13 @@ write("escapee", {"escapee.json": manifest(), "main.py": GOOD_MAIN % "escapee",
 write("chatty", {"chatty.json": manifest(),
                  "main.py": "for i in range(5000):\n    print('chatty line', i, flush=True)\n"
                             + GOOD_MAIN % "chatty"})
+# Starts a process of its own session when it starts: it must end with the
+# plugin (removed, stopped, or dead).
+write("spawner", {"spawner.json": manifest(),
+                  "main.py": "import subprocess\n"
+                             "subprocess.Popen(['setsid', 'sleep', '4245'], "
+                             "stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, "
+                             "stderr=subprocess.DEVNULL)\n" + GOOD_MAIN % "spawner"})
 write("silent", {"silent.json": manifest(),
                  "main.py": "import time\nprint('loading a model that never loads')\ntime.sleep(600)\n"})
 write("garbage", {"garbage.json": manifest(), "main.py": (

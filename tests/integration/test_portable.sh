@@ -230,6 +230,19 @@ left=$(grep -l "INFERD_INSTALL_ID=$DAEMON_PID-" /proc/[0-9]*/environ 2>/dev/null
 expect_http DELETE /plugins/portables/escapee 200
 pass "install.sh's setsid children are killed when it ends; the install answers in $ms ms"
 
+# ---- what a plugin process leaves running ----------------------------------------------------------
+# spawner starts `setsid sleep 4245` (its own session, out of the plugin's
+# process group); removing the plugin ends it too.
+code=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+       -d "{\"name\": \"spawner\", \"file\": \"file://$PKG/spawner.zip\"}" "$BASE/plugins/portables")
+[ "$code" = 201 ] || fail "install spawner: $code $(cat "$T/body")"
+mine() { grep -l "INFERD_PLUGIN_ID=$DAEMON_PID-spawner-" /proc/[0-9]*/environ 2>/dev/null | wc -l; }
+[ "$(mine)" -ge 2 ] || fail "spawner and its setsid child are not both running ($(mine) found)"
+expect_http DELETE /plugins/portables/spawner 200
+sleep 0.2
+[ "$(mine)" = 0 ] || fail "spawner's setsid child outlived its removal: $(grep -l "INFERD_PLUGIN_ID=$DAEMON_PID-spawner-" /proc/[0-9]*/environ 2>/dev/null)"
+pass "a plugin's setsid child ends when the plugin is removed"
+
 # ---- a plugin flooding its output ------------------------------------------------------------------
 code=$(curl -s -o "$T/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
        -d "{\"name\": \"chatty\", \"file\": \"file://$PKG/chatty.zip\"}" "$BASE/plugins/portables")
