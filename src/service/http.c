@@ -412,8 +412,16 @@ static bool host_allowed(const svc_request *r, const char *host)
     if (!host || !host[0])
         return true; /* HTTP/1.0 without Host: no browser sends that */
     size_t len = strlen(host);
-    if (host[0] == '[') /* an IPv6 literal, [::1]:8080 */
-        return strchr(host, ']') != NULL;
+    if (host[0] == '[') { /* an IPv6 literal, [::1]:8080: it must be one */
+        const char *end = strchr(host, ']');
+        char a6[INET6_ADDRSTRLEN];
+        struct in6_addr addr;
+        if (!end || (size_t)(end - host - 1) >= sizeof a6)
+            return false;
+        memcpy(a6, host + 1, (size_t)(end - host - 1));
+        a6[end - host - 1] = '\0';
+        return inet_pton(AF_INET6, a6, &addr) == 1;
+    }
     const char *colon = strrchr(host, ':');
     if (colon)
         len = (size_t)(colon - host);

@@ -38,6 +38,7 @@ req 403 "cross-site requests from web pages" -X POST -H 'Content-Type: applicati
 req 403 "not evil.example:$PORT" -X POST -H "Host: evil.example:$PORT" \
   -H 'Content-Type: application/json' -d "$STREAM" "$BASE/streams"
 req 403 "not evil.example" -H "Host: evil.example" "$BASE/rules"
+req 403 "not [evil.example]" -H "Host: [evil.example]:$PORT" "$BASE/rules"
 # Bodies a page can send without asking, without an Origin (old browsers).
 req 415 "Content-Type: application/json" -X POST -H 'Content-Type: text/plain' -d "$STREAM" "$BASE/streams"
 req 415 "JSON body" -X POST -F "sql=CREATE STREAM s () WITH (TYPE=\"httppush\")" "$BASE/streams"
