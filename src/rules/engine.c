@@ -447,21 +447,25 @@ static inferd_status record_rule(rules_engine *e, rrule *r, inferd_error *err)
     return st;
 }
 
+/* Each checks the definition first without e->lock (rrule_new: a plugin's
+ * validate runs then), and again, names only, under it (rrule_recheck), so
+ * a slow plugin holds no other call into the engine. */
 inferd_status rules_rule_validate(rules_engine *e, const inferd_value *def, inferd_error *err)
 {
-    pthread_mutex_lock(&e->lock);
     rrule *r = NULL;
     inferd_status st = rrule_new(e, def, &r, err);
     rrule_free(r);
-    pthread_mutex_unlock(&e->lock);
     return st;
 }
 
 inferd_status rules_rule_create(rules_engine *e, const inferd_value *def, inferd_error *err)
 {
-    pthread_mutex_lock(&e->lock);
     rrule *r = NULL;
     inferd_status st = rrule_new(e, def, &r, err);
+    if (st != INFERD_OK)
+        return st;
+    pthread_mutex_lock(&e->lock);
+    st = rrule_recheck(r, err);
     if (st == INFERD_OK && find_rule(e, r->id))
         st = inferd_error_set(err, INFERD_EEXIST, "rule %s already exists (PUT /rules/%s "
                               "replaces it)", r->id, r->id);
@@ -483,12 +487,22 @@ inferd_status rules_rule_create(rules_engine *e, const inferd_value *def, inferd
 inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_value *def,
                                 inferd_error *err)
 {
+    /* A rule that does not exist is that, whatever the definition. */
     pthread_mutex_lock(&e->lock);
-    rrule *old = claim_rule(e, id), *r = NULL;
-    inferd_status st = old ? rrule_new(e, def, &r, err)
-                           : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    bool exists = find_rule(e, id) != NULL;
+    pthread_mutex_unlock(&e->lock);
+    if (!exists)
+        return inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    rrule *r = NULL;
+    inferd_status st = rrule_new(e, def, &r, err);
     if (st == INFERD_OK && strcmp(r->id, id) != 0)
         st = inferd_error_set(err, INFERD_EINVAL, "the definition's id is %s, not %s", r->id, id);
+    pthread_mutex_lock(&e->lock);
+    rrule *old = NULL;
+    if (st == INFERD_OK && !(old = claim_rule(e, id)))
+        st = inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    if (st == INFERD_OK)
+        st = rrule_recheck(r, err);
     if (st == INFERD_OK) {
         /* Running stays running; "triggered" in the new definition decides
          * otherwise only when given. */
@@ -498,7 +512,8 @@ inferd_status rules_rule_update(rules_engine *e, const char *id, const inferd_va
     }
     if (st != INFERD_OK) {
         rrule_free(r);
-        release_rule(e, old);
+        if (old)
+            release_rule(e, old);
         pthread_mutex_unlock(&e->lock);
         return st;
     }

@@ -158,8 +158,13 @@ struct rrule {
     rstats source_stats, op_stats;
 };
 
-/* Checks a definition whole (see rules_rule_create); *out is stopped. */
+/* Checks a definition whole (see rules_rule_create), its functions' own
+ * validate included; *out is stopped. Never under e->lock (it takes it
+ * briefly): a plugin's validate may take a portable call's timeout. */
 inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err);
+/* Under e->lock: binds r's SQL again, names only, against its stream as it
+ * is now (replaced or deleted since rrule_new). */
+inferd_status rrule_recheck(rrule *r, inferd_error *err);
 void rrule_free(rrule *r); /* a stopped rule */
 /* A recorded rule that no longer checks: failed with message, not started
  * (NULL on ENOMEM). */

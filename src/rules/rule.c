@@ -169,8 +169,14 @@ static inferd_status read_options(rrule *r, inferd_error *err)
 }
 
 /* Parses and binds the rule's SQL against its stream: the names and arity
- * of its functions, the columns of a stream with a schema. */
-static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err)
+ * of its functions, the columns of a stream with a schema. Unlocked (the
+ * first check, rrule_new), the functions' own validate callbacks run: they
+ * call into plugins and may take a portable call's whole timeout, so they
+ * bind against a copy of the stream's definition taken under e->lock, never
+ * holding it. Locked (rrule_recheck, just before the rule is inserted), names
+ * only, against the live stream: cheap, and it sees a stream replaced or
+ * deleted in between. */
+static inferd_status check_sql(rrule *r, bool locked, inferd_error *err)
 {
     sql_query *q = NULL;
     inferd_status st = sql_parse_select(r->sql, &q, err);
@@ -181,15 +187,35 @@ static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err
         sql_query_free(q);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
+    sql_stream_def *copy = NULL;
+    const sql_stream_def *def = NULL;
+    bool has_timestamp = false;
+    if (!locked)
+        pthread_mutex_lock(&r->e->lock);
     rstream *s = rules_find_stream(r->e, r->stream_name);
+    char *stream_sql = s && !locked ? strdup(s->sql) : NULL;
+    if (s) {
+        def = s->def;
+        has_timestamp = s->timestamp != NULL;
+    }
+    if (!locked)
+        pthread_mutex_unlock(&r->e->lock);
     if (!s) {
         sql_query_free(q);
         return inferd_error_set(err, INFERD_EINVAL, "sql: stream \"%s\" does not exist (create "
                                 "it with POST /streams)", r->stream_name);
     }
+    if (!locked) {
+        st = stream_sql ? sql_parse_stream(stream_sql, &copy, err)
+                        : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        free(stream_sql);
+        def = copy;
+    }
     rfuncs fs = {.e = r->e, .instances = false};
-    st = sql_query_bind(q, s->def, rfuncs_resolve, &fs, err);
+    if (st == INFERD_OK)
+        st = sql_query_bind(q, def, locked ? rfuncs_resolve_names : rfuncs_resolve, &fs, err);
     rfuncs_free(&fs);
+    sql_stream_def_free(copy);
     bool window = st == INFERD_OK && sql_query_has_window(q);
     sql_query_free(q);
     if (st != INFERD_OK)
@@ -197,15 +223,21 @@ static inferd_status check_sql(rrule *r, rstream **stream_out, inferd_error *err
     if (window && r->concurrency > 1)
         return inferd_error_set(err, INFERD_EINVAL, "options.concurrency: a query with a window "
                                 "takes its messages one at a time, in order (concurrency 1)");
-    if (r->event_time && !s->timestamp)
+    if (r->event_time && !has_timestamp)
         return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime: stream %s has no "
-                                "TIMESTAMP field to take event time from", s->name);
+                                "TIMESTAMP field to take event time from", r->stream_name);
     if (r->event_time && !window)
         return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime: event time is for "
                                 "queries with a window");
-    if (stream_out)
-        *stream_out = s;
     return INFERD_OK;
+}
+
+inferd_status rrule_recheck(rrule *r, inferd_error *err)
+{
+    inferd_status st = check_sql(r, true, err);
+    if (st != INFERD_OK && strncmp(err->message, "rule ", 5) != 0)
+        inferd_error_prefix(err, "rule %s", r->id);
+    return st;
 }
 
 static rrule *rule_alloc(rules_engine *e, const char *id, const inferd_value *def)
@@ -293,7 +325,7 @@ inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, i
         st = read_options(r, err);
     }
     if (st == INFERD_OK)
-        st = check_sql(r, NULL, err);
+        st = check_sql(r, false, err);
     for (size_t i = 0; st == INFERD_OK && i < inferd_value_array_len(actions); i++)
         st = raction_check(e, inferd_value_array_get(actions, i), i, err);
     if (st != INFERD_OK) {

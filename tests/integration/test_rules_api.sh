@@ -100,6 +100,22 @@ expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FR
 # A plugin function's own validate sees the literals (streamkit's scale).
 expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT scale(v, 2) FROM demo\", \"actions\": $A}" 200
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT scale(v, 'abc') FROM demo\", \"actions\": $A}" 400 "scale: k must be a number, got 'abc'"
+# A plugin's validate runs outside the engine's lock: while streamkit's
+# slow_check takes 3 s to check one rule, the rules API answers at once.
+curl -s -o "$T/slow.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "{\"id\": \"rslow\", \"sql\": \"SELECT slow_check(v, 3000) AS v FROM demo\", \"actions\": $A, \"triggered\": false}" \
+  "$BASE/rules" >"$T/slow.code" &
+SLOW=$!
+sleep 0.5
+t0=$(date +%s%N)
+expect GET /rules "" 200 '[]'
+expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT v FROM demo\", \"actions\": $A}" 200
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$took" -lt 1500 ] || fail "the rules API waited ${took} ms behind a plugin's validate"
+wait "$SLOW"
+[ "$(cat "$T/slow.code")" = 201 ] || fail "rslow: $(cat "$T/slow.code") $(cat "$T/slow.body")"
+expect DELETE /rules/rslow "" 200
+pass "a plugin's slow validate holds no other rules call (answered in ${took} ms while it ran)"
 expect GET /rules "" 200 '[]'
 expect GET /rules/r1 "" 404 'no rule r1'
 expect GET /rules/r1/status "" 404 'no rule r1'

@@ -52,5 +52,20 @@ class SleepMs(Function):
         return args[0]
 
 
+class SlowCheck(Function):
+    """slow_check(x, ms) = x. Its validate takes ms milliseconds (a literal):
+    a plugin slow to check one rule holds no other call into the rules
+    API."""
+
+    def validate(self, args: list) -> str:
+        if isinstance(args[1], (int, float)):
+            time.sleep(args[1] / 1000)
+        return ""
+
+    def exec(self, args: list, ctx: Context):
+        return args[0]
+
+
 plugin.start(PluginConfig("streamkit", sources={"ticker": Ticker}, sinks={"jsonfile": JsonFile},
-                          functions={"scale": Scale, "sleep_ms": SleepMs}))
+                          functions={"scale": Scale, "sleep_ms": SleepMs,
+                                     "slow_check": SlowCheck}))
