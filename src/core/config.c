@@ -112,6 +112,16 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_UINT("portable.log_lines_per_s", "lines of a portable plugin's output logged "
                      "a second at most; beyond, they are dropped and counted (0: no bound)", 100,
                      0, 1000000),
+    INFERD_PROP_UINT("portable.memory_limit_mb", "private writable memory a portable plugin's "
+                     "process may hold (RLIMIT_DATA: heap, anonymous mappings, thread stacks); "
+                     "past it allocations fail and the Python SDK exits to be restarted (0: no "
+                     "bound)", 4096, 0, 16777216),
+    INFERD_PROP_UINT("portable.cpu_limit_s", "CPU seconds a portable plugin's process may use "
+                     "over its life (RLIMIT_CPU); past it the process is killed and restarted "
+                     "(0: no bound)", 0, 0, 31536000),
+    INFERD_PROP_OBJECT("portable.limits", "portable.memory_limit_mb and portable.cpu_limit_s "
+                       "for one package, by its name: {\"pyai\": {\"memory_limit_mb\": 8192}}",
+                       "{}"),
     INFERD_PROP_UINT("portable.install_timeout_ms", "how long a package's install.sh may run",
                      300000, 100, 86400000),
     INFERD_PROP_STRLIST("rules.file_dirs", "the folders file streams may read and file "

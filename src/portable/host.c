@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -64,6 +65,7 @@ struct portable_host {
     char *name, *dir, *exe, *python, *sdk_dir, *sock_path;
     const portable_manifest *manifest;
     portable_timeouts t;
+    portable_limits limits;
     bool restart;
 
     pthread_t thread;
@@ -235,6 +237,25 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* Right after the process starts (posix_spawn cannot set limits, and the
+ * daemon's own must not change): the interpreter is still starting, long
+ * before the plugin's code can allocate. */
+static void apply_limits(portable_host *h, pid_t pid)
+{
+    if (h->limits.memory_mb) {
+        rlim_t bytes = (rlim_t)h->limits.memory_mb << 20;
+        struct rlimit rl = {bytes, bytes};
+        if (prlimit(pid, RLIMIT_DATA, &rl, NULL) != 0)
+            inferd_log_warn(LOG, "%s: cannot set its memory limit: %s", h->name, strerror(errno));
+    }
+    if (h->limits.cpu_s) {
+        struct rlimit rl = {(rlim_t)h->limits.cpu_s, (rlim_t)h->limits.cpu_s + 2};
+        if (prlimit(pid, RLIMIT_CPU, &rl, NULL) != 0)
+            inferd_log_warn(LOG, "%s: cannot set its CPU time limit: %s", h->name,
+                            strerror(errno));
+    }
+}
+
 /* Listens, starts the process; on failure records why (caller holds no lock). */
 static inferd_status spawn(portable_host *h, inferd_error *err)
 {
@@ -261,11 +282,15 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
     }
     char *argv[3] = {python ? interp : h->exe, python ? h->exe : NULL, NULL};
 
-    char env_sock[4200], env_name[200], env_home[4200], env_pp[4200];
+    char env_sock[4200], env_name[200], env_home[4200], env_pp[4200], env_call[64];
     snprintf(env_sock, sizeof env_sock, "INFERD_SOCKET=%s", h->sock_path);
     snprintf(env_name, sizeof env_name, "INFERD_PLUGIN=%s", h->name);
     snprintf(env_home, sizeof env_home, "HOME=%s", h->dir);
     snprintf(env_pp, sizeof env_pp, "PYTHONPATH=%s", h->sdk_dir);
+    /* The SDK calls its worker pool stuck when every worker has run one
+     * call longer than this (the host has given up on them all). */
+    snprintf(env_call, sizeof env_call, "INFERD_CALL_TIMEOUT_MS=%llu",
+             (unsigned long long)h->t.call_ms);
     /* No bytecode written: the SDK folder may be shared or read-only. */
     /* Everything the process starts inherits this entry: how what it left
      * behind is found when it ends (portable_sweep_marked). */
@@ -274,7 +299,7 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
              atomic_fetch_add(&spawns, 1));
     char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1",
                     "PYTHONDONTWRITEBYTECODE=1",
-                    "INFERD_PROTOCOL=1", h->marker, env_sock, env_name, env_home,
+                    "INFERD_PROTOCOL=1", h->marker, env_sock, env_name, env_home, env_call,
                     h->sdk_dir[0] ? env_pp : NULL, NULL};
 
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
@@ -315,6 +340,7 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
         close(lfd);
         return inferd_error_set(err, INFERD_EIO, "starting %s: %s", h->exe, strerror(rc));
     }
+    apply_limits(h, pid);
     set_nonblock(out[0]);
     set_nonblock(errp[0]);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -346,6 +372,10 @@ static void reap(portable_host *h, int wait_ms, char *how, size_t cap)
         if (r == h->pid) {
             if (WIFEXITED(status))
                 snprintf(how, cap, "exited with status %d", WEXITSTATUS(status));
+            else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU && h->limits.cpu_s)
+                snprintf(how, cap, "was killed by signal %d: it used its CPU time limit (%llu "
+                         "s, portable.cpu_limit_s)", WTERMSIG(status),
+                         (unsigned long long)h->limits.cpu_s);
             else if (WIFSIGNALED(status))
                 snprintf(how, cap, "was killed by signal %d (%s)", WTERMSIG(status),
                          strsignal(WTERMSIG(status)));
@@ -869,11 +899,15 @@ static void on_reply(portable_host *h, proto_frame *f)
         p->fn(p->ctx, f, INFERD_OK, NULL);
     } else {
         const inferd_value *e = inferd_value_object_get(f->header, "error");
+        /* "busy": it cannot take the call now (the SDK's answer to a ping
+         * when its call workers are all stuck); anything else is a failure. */
+        const char *code = inferd_value_string_or(inferd_value_object_get(e, "code"), "");
+        inferd_status st = strcmp(code, "busy") == 0 ? INFERD_EBUSY : INFERD_EPLUGIN;
         inferd_error err = {0};
-        inferd_error_set(&err, INFERD_EPLUGIN, "%s",
+        inferd_error_set(&err, st, "%s",
                          inferd_value_string_or(inferd_value_object_get(e, "message"),
                                                 "the plugin failed without a message"));
-        p->fn(p->ctx, NULL, INFERD_EPLUGIN, &err);
+        p->fn(p->ctx, NULL, st, &err);
     }
     free(p);
 }
@@ -1009,6 +1043,12 @@ static void pong(void *ctx, proto_frame *reply, inferd_status st, const inferd_e
                      (unsigned long long)h->t.heartbeat_timeout_ms);
             failed(h, why, false);
         }
+    } else if (st == INFERD_EBUSY && err) {
+        /* It answered, and said it cannot serve (the SDK: every call
+         * worker stuck): restarted like a process that stopped answering. */
+        char why[400];
+        snprintf(why, sizeof why, "reported itself unhealthy: %.340s", err->message);
+        failed(h, why, false);
     }
 }
 
@@ -1189,6 +1229,7 @@ inferd_status portable_host_start(const portable_host_config *cfg, portable_host
     h->sock_path = join_path(cfg->sock_dir, sock_name);
     h->manifest = m;
     h->t = cfg->t;
+    h->limits = cfg->limits;
     h->log_tokens = (double)h->t.log_lines_per_s; /* a full second's worth to start */
     h->log_refill_us = inferd__now_us();
     h->restart = cfg->restart;

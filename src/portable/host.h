@@ -31,6 +31,16 @@ typedef struct portable_timeouts {
     uint64_t log_lines_per_s;  /* its output lines logged a second at most (0: no bound) */
 } portable_timeouts;
 
+/* What the plugin's process may use (0: no bound), set with prlimit right
+ * after it starts: memory is RLIMIT_DATA (private writable memory: heap,
+ * anonymous mappings, thread stacks; not shared libraries or files), CPU
+ * is RLIMIT_CPU (seconds over the process's life: SIGXCPU, then SIGKILL
+ * two seconds later; the supervisor restarts it). */
+typedef struct portable_limits {
+    uint64_t memory_mb;
+    uint64_t cpu_s;
+} portable_limits;
+
 typedef struct portable_host_config {
     const char *dir;                    /* the plugin's folder */
     const portable_manifest *manifest;  /* borrowed: outlives the host */
@@ -38,6 +48,7 @@ typedef struct portable_host_config {
     const char *sdk_dir;                /* put on PYTHONPATH ("" none) */
     const char *sock_dir;               /* private (0700) folder for the socket */
     portable_timeouts t;
+    portable_limits limits;
     bool restart;                       /* false: a failure is final (install's trial run) */
 } portable_host_config;
 

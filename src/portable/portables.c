@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "inferd/log.h"
+#include "inferd/props.h"
 #include "portable/host.h"
 #include "portable/package.h"
 #include "portable/proxy.h"
@@ -39,6 +40,8 @@ struct inferd_portables {
     char *state_dir, *plugins_dir, *sock_dir;
     char *python, *sdk_dir;
     portable_timeouts t;
+    portable_limits limits;    /* every package's, unless... */
+    inferd_value *limits_by;   /* owned: portable.limits, checked */
     uint64_t install_timeout_ms;
     sqlite3 *db;
     int lock_fd;
@@ -185,12 +188,52 @@ static inferd_status load(inferd_portables *p, installed *it, inferd_error *err)
     return st;
 }
 
+/* One package's entry of portable.limits: the keys of the defaults. */
+static const inferd_prop_spec limit_specs[] = {
+    INFERD_PROP_UINT("memory_limit_mb", "as portable.memory_limit_mb, for this package", 0, 0,
+                     16777216),
+    INFERD_PROP_UINT("cpu_limit_s", "as portable.cpu_limit_s, for this package", 0, 0, 31536000),
+    INFERD_PROP_END,
+};
+
+/* Checks every entry of portable.limits (a package not installed yet may
+ * have one). */
+static inferd_status check_limits(const inferd_value *by, inferd_error *err)
+{
+    for (size_t i = 0; i < inferd_value_object_len(by); i++) {
+        const char *name;
+        inferd_value *entry;
+        inferd_value_object_entry(by, i, &name, &entry);
+        char owner[128];
+        snprintf(owner, sizeof owner, "config portable.limits.%.64s", name);
+        inferd_props *props = NULL;
+        inferd_status st = inferd_props_validate(limit_specs, owner, entry, &props, err);
+        inferd_props_free(props);
+        if (st != INFERD_OK)
+            return st;
+    }
+    return INFERD_OK;
+}
+
+static portable_limits limits_of(const inferd_portables *p, const char *name)
+{
+    portable_limits l = p->limits;
+    const inferd_value *own = inferd_value_object_get(p->limits_by, name);
+    int64_t v;
+    if (inferd_value_get_int(inferd_value_object_get(own, "memory_limit_mb"), &v, NULL) ==
+        INFERD_OK)
+        l.memory_mb = (uint64_t)v;
+    if (inferd_value_get_int(inferd_value_object_get(own, "cpu_limit_s"), &v, NULL) == INFERD_OK)
+        l.cpu_s = (uint64_t)v;
+    return l;
+}
+
 static inferd_status start_host(inferd_portables *p, installed *it, bool restart,
                                 inferd_error *err)
 {
     portable_host_config hc = {.dir = it->dir, .manifest = it->m, .python = p->python,
                                .sdk_dir = p->sdk_dir, .sock_dir = p->sock_dir, .t = p->t,
-                               .restart = restart};
+                               .limits = limits_of(p, it->m->name), .restart = restart};
     inferd_status st = portable_host_start(&hc, &it->host, err);
     if (st == INFERD_OK)
         portable_proxy_bind(it->proxy, it->host);
@@ -231,6 +274,19 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         .stop_ms = (uint64_t)inferd_config_int(cfg, "portable.stop_timeout_ms"),
         .log_lines_per_s = (uint64_t)inferd_config_int(cfg, "portable.log_lines_per_s")};
     p->install_timeout_ms = (uint64_t)inferd_config_int(cfg, "portable.install_timeout_ms");
+    p->limits = (portable_limits){
+        .memory_mb = (uint64_t)inferd_config_int(cfg, "portable.memory_limit_mb"),
+        .cpu_s = (uint64_t)inferd_config_int(cfg, "portable.cpu_limit_s")};
+    const inferd_value *by = NULL;
+    inferd_status checked = inferd_config_get(cfg, "portable.limits", &by, err);
+    if (checked == INFERD_OK)
+        checked = check_limits(by, err);
+    if (checked == INFERD_OK && !(p->limits_by = inferd_value_copy(by)))
+        checked = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (checked != INFERD_OK) {
+        inferd_portables_free(p);
+        return checked;
+    }
     char tmpl[] = "/tmp/inferd-XXXXXX"; /* mkdtemp makes it 0700 */
     const char *sock = mkdtemp(tmpl);
     p->sock_dir = sock ? strdup(sock) : NULL;
@@ -339,6 +395,7 @@ void inferd_portables_free(inferd_portables *p)
     pthread_mutex_destroy(&p->mu);
     free(p->state_dir), free(p->plugins_dir), free(p->sock_dir), free(p->python);
     free(p->sdk_dir);
+    inferd_value_free(p->limits_by);
     free(p);
 }
 

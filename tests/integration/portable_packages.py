@@ -91,3 +91,33 @@ write("garbage", {"garbage.json": manifest(), "main.py": (
 write("mismatch", {"mismatch.json": manifest(),
                    "main.py": GOOD_MAIN.replace("'f': F", "'g': F") % "mismatch"})
 write("crashes", {"crashes.json": manifest(), "main.py": "import sys\nprint('bye')\nsys.exit(4)\n"})
+# For the limits the daemon puts on a plugin (test_portable_limits.sh): a
+# call that holds its pool worker for ever, one that allocates MiB, one
+# that burns CPU; two pool workers, so two stuck calls exhaust the pool.
+write("limits", {"limits.json": json.dumps({
+    "version": "v1.0.0", "language": "python", "executable": "main.py",
+    "functions": [{"name": n, "minArgs": a, "maxArgs": a} for n, a in
+                  (("hang", 1), ("hog", 1), ("spin", 1), ("pid", 0))]}),
+    "main.py": (
+        "import os, time\n"
+        "from inferd import Function, PluginConfig, plugin\n"
+        "class Hang(Function):\n"
+        "    def exec(self, args, ctx):\n"
+        "        time.sleep(args[0] / 1000)\n"
+        "        return args[0]\n"
+        "class Hog(Function):\n"
+        "    def exec(self, args, ctx):\n"
+        "        held = bytearray(args[0] << 20)\n"
+        "        held[::4096] = b'x' * len(held[::4096])\n"
+        "        return len(held) >> 20\n"
+        "class Spin(Function):\n"
+        "    def exec(self, args, ctx):\n"
+        "        end = time.process_time() + args[0] / 1000\n"
+        "        while time.process_time() < end:\n"
+        "            pass\n"
+        "        return args[0]\n"
+        "class Pid(Function):\n"
+        "    def exec(self, args, ctx):\n"
+        "        return os.getpid()\n"
+        "plugin.start(PluginConfig('limits', workers=2, functions={\n"
+        "    'hang': Hang, 'hog': Hog, 'spin': Spin, 'pid': Pid}))\n")})

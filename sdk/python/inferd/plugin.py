@@ -13,7 +13,13 @@ loop that owns the connection:
   interleave; threads (a source's loop, a thread-pool method, logging) hand
   their frames to it through the loop;
 - the end: the host closing the socket, or SIGTERM, closes the open
-  instances (at most CLOSE_GRACE_S seconds) and exits 0.
+  instances (at most CLOSE_GRACE_S seconds) and exits 0;
+- health: a ping is answered with an error when every worker of the pool
+  has been running one call for longer than the host's call timeout (the
+  host gave up on them all, and every new call would queue behind them):
+  the host then restarts the plugin. A call that runs out of memory (the
+  daemon's portable.memory_limit_mb) is answered with its error and the
+  plugin exits with status 3, to be restarted with its memory back.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from .components import (HTTP_METHODS, BackgroundHandler, BackgroundPlugin, Context, EstimateItem,
@@ -76,11 +83,16 @@ class PluginConfig:
     def __init__(self, name: str, sources: Optional[dict] = None, sinks: Optional[dict] = None,
                  functions: Optional[dict] = None, events: Optional[dict] = None,
                  backgrounds: Optional[dict] = None, estimators: Optional[dict] = None,
-                 *, version: str = "") -> None:
+                 *, version: str = "", workers: int = 0) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("a plugin needs a name")
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ValueError(f"workers must be an int >= 0, not {workers!r}")
         self.name = name
         self.version = version
+        # Threads running the components' plain methods (0: Python's default,
+        # min(32, CPUs + 4)).
+        self.workers = workers or min(32, (os.cpu_count() or 1) + 4)
         self.components: dict[str, dict] = {
             "function": dict(functions or {}),
             "estimator": dict(estimators or {}),
@@ -196,7 +208,14 @@ class _Runtime:
         self._sock: Optional[socket.socket] = None
         self._outq: Optional[asyncio.Queue] = None
         self._exit: Optional[asyncio.Future] = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="inferd-call")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.workers, thread_name_prefix="inferd-call")
+        self._started: dict[int, float] = {}  # a running pool call -> when it began (monotonic)
+        self._next_token = 0
+        try:
+            self._stuck_after = int(os.environ.get("INFERD_CALL_TIMEOUT_MS", "30000")) / 1000
+        except ValueError:
+            self._stuck_after = 30.0
         self._ops: dict[str, Callable] = {
             "open": self._op_open, "start": self._op_start, "stop": self._op_stop,
             "close": self._op_close, "validate": self._op_validate, "exec": self._op_exec,
@@ -416,7 +435,10 @@ class _Runtime:
             raise ProtocolError("a call without an integer id")
         op = h.get("op")
         if op == "ping":  # the heartbeat: answered here, never behind other calls
-            self._reply(cid, True, None)
+            why = self._stuck()
+            if why:
+                print(f"inferd plugin {self.config.name}: unhealthy: {why}", file=sys.stderr)
+            self._reply(cid, not why, {"code": "busy", "message": why} if why else None)
             return
         handler = self._ops.get(op)
         if handler is None:
@@ -429,11 +451,28 @@ class _Runtime:
     def _counted(self, fn: Callable, args: tuple) -> Any:
         with self._busy_lock:
             self._busy += 1
+            token = self._next_token
+            self._next_token += 1
+            self._started[token] = time.monotonic()
         try:
             return fn(*args)
         finally:
             with self._busy_lock:
                 self._busy -= 1
+                del self._started[token]
+
+    def _stuck(self) -> str:
+        """Why the pool cannot serve another call ("" when it can)."""
+        with self._busy_lock:
+            if len(self._started) < self.config.workers:
+                return ""
+            newest = max(self._started.values())
+        held = time.monotonic() - newest
+        if held <= self._stuck_after:
+            return ""
+        return (f"all {self.config.workers} call workers have been running one call each for "
+                f"over {held:.1f} s (the host's call timeout is {self._stuck_after:g} s): every "
+                "new call would wait behind them")
 
     async def _call(self, fn: Callable, *args: Any) -> Any:
         """Runs a plugin method: a coroutine on the loop, a plain function on the pool."""
@@ -457,6 +496,13 @@ class _Runtime:
             (inst.ctx.logger if inst else self.logger).debug("%s failed", op, exc_info=exc)
             code, message = _error_of(exc)
             self._reply(cid, False, {"code": code, "message": message})
+            if isinstance(exc, MemoryError):
+                # Its memory limit: what is left may be in any state. Out,
+                # to be restarted with its memory back.
+                print(f"inferd plugin {self.config.name}: out of memory in {op} (the daemon's "
+                      "portable.memory_limit_mb): exiting with status 3 to be restarted",
+                      file=sys.stderr)
+                self._begin_shutdown(3)
             return
         await self._reply_result(cid, op, result)
 
