@@ -34,14 +34,19 @@ typedef struct raction_kind {
 
 /* ---- settings ---------------------------------------------------------------- */
 
-/* Checks every key of conf is one of keys (which list sendSingle, the
- * setting every action has) and that sendSingle is a bool. */
+/* The settings every action has (eKuiper's common sink properties):
+ * sendSingle, and the disk cache of what its destination cannot take now
+ * (enableCache, at most maxDiskCache results, resent resendInterval ms
+ * apart once it takes them again). */
+#define COMMON_KEYS "sendSingle", "enableCache", "maxDiskCache", "resendInterval"
+#define MAX_DISK_CACHE_DEFAULT 1024000
+#define CACHE_RETRY_MIN_MS 100
+#define CACHE_RETRY_MAX_MS 30000
+
+/* Checks every key of conf is one of keys (which list COMMON_KEYS). */
 static inferd_status check_keys(const char *kind, const inferd_value *conf,
                                 const char *const *keys, inferd_error *err)
 {
-    const inferd_value *single = inferd_value_object_get(conf, "sendSingle");
-    if (single && !inferd_value_is(single, INFERD_VALUE_BOOL))
-        return inferd_error_set(err, INFERD_EINVAL, "%s: sendSingle must be true or false", kind);
     return rules_only_keys(conf, kind, "setting", keys, err);
 }
 
@@ -96,7 +101,7 @@ typedef struct mqtt_action {
 
 static const char *const mqtt_keys[] = {"server", "topic", "qos", "retained", "clientId",
                                         "username", "password", "protocolVersion", "confKey",
-                                        "sendSingle", NULL};
+                                        COMMON_KEYS, NULL};
 
 /* *client_id: the action's own clientId, used as it is (NULL: none). */
 static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mqtt_options *mo,
@@ -181,6 +186,15 @@ static inferd_status mqtt_send(raction *a, const inferd_value *item, const char 
 {
     mqtt_action *m = a->impl;
     (void)item;
+    if (a->cache) {
+        /* Not into the client's memory queue while the broker is away: into
+         * the disk cache, which a restart keeps. */
+        mqtt_stats ms;
+        mqtt_client_stats(m->client, &ms);
+        if (!ms.connected)
+            return inferd_error_set(err, INFERD_ESTATE, "mqtt: not connected to the broker%s%s",
+                                    ms.last_error[0] ? ": " : "", ms.last_error);
+    }
     return mqtt_client_publish(m->client, m->topic, json, len, m->qos, m->retain, err);
 }
 
@@ -237,8 +251,8 @@ typedef struct http_action {
     int64_t retry_count, retry_interval_ms; /* eKuiper's sink properties */
 } http_action;
 
-static const char *const http_keys[] = {"url", "method", "headers", "timeout", "sendSingle",
-                                        "retryCount", "retryInterval", NULL};
+static const char *const http_keys[] = {"url", "method", "headers", "timeout", "retryCount",
+                                        "retryInterval", COMMON_KEYS, NULL};
 
 static inferd_status http_settings(const inferd_value *conf, http_action *h, inferd_error *err)
 {
@@ -354,8 +368,9 @@ static inferd_status http_try(http_action *h, const char *json, size_t len, bool
     if (code >= 200 && code < 300)
         return INFERD_OK;
     *retry = code >= 500 || code == 408 || code == 429;
-    return inferd_error_set(err, INFERD_EIO, "http: %s %s: the server answered %ld",
-                            h->method, h->url, code);
+    /* EINVAL: the message's fault, never kept in a cache to send again */
+    return inferd_error_set(err, *retry ? INFERD_EIO : INFERD_EINVAL,
+                            "http: %s %s: the server answered %ld", h->method, h->url, code);
 }
 
 /* Tries 1 + retryCount times, waiting retryInterval and then twice as long
@@ -399,7 +414,7 @@ static void http_close(raction *a)
 
 /* ---- log ------------------------------------------------------------------------- */
 
-static const char *const log_keys[] = {"sendSingle", NULL};
+static const char *const log_keys[] = {COMMON_KEYS, NULL};
 
 static inferd_status log_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
 {
@@ -425,7 +440,7 @@ static void log_close(raction *a) { (void)a; }
 
 /* ---- file ------------------------------------------------------------------------ */
 
-static const char *const file_keys[] = {"path", "sendSingle", NULL};
+static const char *const file_keys[] = {"path", COMMON_KEYS, NULL};
 
 static inferd_status file_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
 {
@@ -472,12 +487,15 @@ static void file_close(raction *a)
 
 /* ---- sink components ------------------------------------------------------------- */
 
-/* The action's settings without sendSingle are the component's properties. */
+/* The action's settings without the common ones are the component's
+ * properties. */
 static inferd_value *sink_props(const inferd_value *conf)
 {
+    static const char *const common[] = {COMMON_KEYS};
     inferd_value *p = inferd_value_copy(conf);
-    if (p && inferd_value_object_get(p, "sendSingle"))
-        inferd_value_object_remove(p, "sendSingle", NULL);
+    for (size_t i = 0; p && i < sizeof common / sizeof *common; i++)
+        if (inferd_value_object_get(p, common[i]))
+            inferd_value_object_remove(p, common[i], NULL);
     return p;
 }
 
@@ -560,44 +578,173 @@ inferd_status raction_check(rules_engine *e, const inferd_value *action, size_t 
     const inferd_value *conf;
     const raction_kind *kind;
     inferd_status st = find_kind(e, action, i, &type, &conf, &kind, err);
-    if (st == INFERD_OK && (st = kind->check(e, conf, err)) != INFERD_OK)
+    bool single = false, cache = false;
+    int64_t n;
+    if (st == INFERD_OK &&
+        ((st = get_bool(type, conf, "sendSingle", &single, err)) ||
+         (st = get_bool(type, conf, "enableCache", &cache, err)) ||
+         (st = get_int(type, conf, "maxDiskCache", 1, 100000000, 1, &n, err)) ||
+         (st = get_int(type, conf, "resendInterval", 0, 3600000, 0, &n, err)) ||
+         (st = kind->check(e, conf, err))))
         inferd_error_prefix(err, "actions[%zu]", i);
+    if (st == INFERD_OK && cache && !e->cache_dir)
+        st = inferd_error_set(err, INFERD_EINVAL, "actions[%zu]: %s: enableCache needs a state "
+                              "folder to keep the cache in", i, type);
     return st;
 }
 
 /* ---- running ----------------------------------------------------------------------- */
 
-static void send_one(raction *a, const inferd_value *item)
+/* Whether a failed send is the destination's (unreachable, busy, not
+ * ready: worth keeping for later) rather than the message's (a 4xx, a value
+ * it refuses: sending it again would fail again). */
+static bool far_end_failed(inferd_status st)
 {
-    char *json = NULL;
-    size_t len = 0;
+    return st == INFERD_EIO || st == INFERD_ETIMEOUT || st == INFERD_EBUSY || st == INFERD_ESTATE;
+}
+
+/* Sends one item (json: its text when the caller has it). Counts what
+ * happened, except a failure that cached is true for: the caller keeps
+ * the item and counts it when it is finally sent or given up. */
+static inferd_status send_one(raction *a, const inferd_value *item, const char *json, size_t len,
+                              bool cached)
+{
+    char *owned = NULL;
     inferd_error err = {0};
     uint64_t t0 = inferd__now_us();
-    atomic_fetch_add(&a->stats.in, 1);
+    if (!cached)
+        atomic_fetch_add(&a->stats.in, 1);
     atomic_store(&a->stats.last_invocation, rules_wall_ms());
-    inferd_status st = inferd_value_to_json(item, INFERD_JSON_COMPACT, &json, &len, &err);
+    inferd_status st = INFERD_OK;
+    if (!json && (st = inferd_value_to_json(item, INFERD_JSON_COMPACT, &owned, &len, &err)) ==
+                     INFERD_OK)
+        json = owned;
     if (st == INFERD_OK)
         st = a->kind->send(a, item, json, len, &err);
-    free(json);
     if (st == INFERD_OK)
         atomic_fetch_add(&a->stats.out, 1);
+    else if (a->cache && far_end_failed(st))
+        ; /* kept */
     else if (st == INFERD_EBUSY)
         atomic_fetch_add(&a->stats.dropped, 1);
     else
         rstats_exception(&a->stats, "%s", err.message);
+    if (st != INFERD_OK && a->cache && far_end_failed(st))
+        inferd_log_debug(LOG, "rule %s: actions[%zu]: %s (kept in its cache)", a->rule->id,
+                         a->index, err.message);
     atomic_store(&a->stats.latency_us, inferd__now_us() - t0);
+    free(owned);
+    return st;
+}
+
+/* Into the cache, behind what is there: dropped and counted when it is
+ * full or cannot be written. arrived: not counted in yet (not tried). */
+static void keep(raction *a, const inferd_value *item, bool arrived)
+{
+    if (arrived)
+        atomic_fetch_add(&a->stats.in, 1);
+    char *json = NULL;
+    size_t len = 0;
+    inferd_error err = {0};
+    inferd_status st = inferd_value_to_json(item, INFERD_JSON_COMPACT, &json, &len, &err);
+    if (st == INFERD_OK)
+        st = rcache_append(a->cache, json, len, &err);
+    free(json);
+    if (st == INFERD_EBUSY)
+        atomic_fetch_add(&a->stats.dropped, 1);
+    else if (st != INFERD_OK)
+        rstats_exception(&a->stats, "%s", err.message);
+}
+
+/* The oldest cached result, once: sent (next), the message's fault
+ * (counted, next), or the destination still down (kept; false). */
+static bool resend_head(raction *a)
+{
+    const char *json;
+    size_t len;
+    inferd_error err = {0};
+    if (rcache_peek(a->cache, &json, &len, &err) != INFERD_OK) {
+        rstats_exception(&a->stats, "%s", err.message);
+        return false;
+    }
+    inferd_value *item = NULL;
+    inferd_status st = inferd_value_from_json(json, len, 0, &item, &err);
+    if (st != INFERD_OK) { /* a line this daemon did not write */
+        rstats_exception(&a->stats, "cache: %s", err.message);
+        rcache_pop(a->cache);
+        return true;
+    }
+    st = send_one(a, item, json, len, true);
+    inferd_value_free(item);
+    if (st != INFERD_OK && far_end_failed(st))
+        return false;
+    rcache_pop(a->cache);
+    return true;
+}
+
+/* While anything is cached, everything goes through the cache, in order:
+ * what arrives is appended, and the head is tried again, retryInterval
+ * doubling from 100 ms to 30 s while the destination is down,
+ * resendInterval apart once it is up. Returns when the cache is empty
+ * (false) or the queue is closed (true: the rest stays cached). */
+static bool drain_cache(raction *a)
+{
+    uint64_t next_try = 0, backoff_ms = CACHE_RETRY_MIN_MS;
+    for (;;) {
+        void *item;
+        inferd_status st;
+        while ((st = inferd_queue_pop(a->q, &item, 0)) == INFERD_OK) {
+            keep(a, item, true);
+            inferd_value_free(item);
+        }
+        if (st == INFERD_ESTATE)
+            return true;
+        if (rcache_pending(a->cache) == 0)
+            return false;
+        uint64_t now = inferd__now_us();
+        if (now >= next_try) {
+            if (resend_head(a)) {
+                backoff_ms = CACHE_RETRY_MIN_MS;
+                next_try = now + (uint64_t)a->resend_interval_ms * 1000u;
+                continue;
+            }
+            next_try = now + backoff_ms * 1000u;
+            backoff_ms = backoff_ms * 2 > CACHE_RETRY_MAX_MS ? CACHE_RETRY_MAX_MS : backoff_ms * 2;
+        }
+        /* Until the next try, or something new to append. */
+        uint64_t wait_ms = (next_try - inferd__now_us()) / 1000u + 1;
+        st = inferd_queue_pop(a->q, &item, (int)(wait_ms > 1000 ? 1000 : wait_ms));
+        if (st == INFERD_OK) {
+            keep(a, item, true);
+            inferd_value_free(item);
+        } else if (st == INFERD_ESTATE) {
+            return true;
+        }
+    }
 }
 
 static void *action_thread(void *arg)
 {
     raction *a = arg;
     void *item;
+    if (a->cache && rcache_pending(a->cache) > 0 && drain_cache(a))
+        return NULL; /* stopped while an earlier run's results were still cached */
     while (inferd_queue_pop(a->q, &item, -1) == INFERD_OK) {
         uint64_t deadline = atomic_load(&a->drain_deadline_us);
-        if (deadline && inferd__now_us() > deadline)
+        if (deadline && inferd__now_us() > deadline && a->cache) {
+            keep(a, item, true); /* stopping: for the next run */
+        } else if (deadline && inferd__now_us() > deadline) {
             atomic_fetch_add(&a->stats.dropped, 1); /* stopping, and out of time */
-        else
-            send_one(a, item);
+        } else {
+            inferd_status st = send_one(a, item, NULL, 0, false);
+            if (st != INFERD_OK && a->cache && far_end_failed(st)) {
+                keep(a, item, false);
+                inferd_value_free(item);
+                if (drain_cache(a))
+                    return NULL;
+                continue;
+            }
+        }
         inferd_value_free(item);
     }
     return NULL;
@@ -621,8 +768,21 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
     a->kind = kind;
     a->conf = (inferd_value *)conf;
     get_bool(type, conf, "sendSingle", &a->send_single, NULL);
+    bool cache = false;
+    int64_t max_cache = MAX_DISK_CACHE_DEFAULT;
+    get_bool(type, conf, "enableCache", &cache, NULL);
+    get_int(type, conf, "maxDiskCache", 1, 100000000, MAX_DISK_CACHE_DEFAULT, &max_cache, NULL);
+    get_int(type, conf, "resendInterval", 0, 3600000, 0, &a->resend_interval_ms, NULL);
+    if (cache && !r->e->cache_dir)
+        return inferd_error_set(err, INFERD_EINVAL, "actions[%zu]: enableCache needs a state "
+                                "folder", i);
+    if (cache && (st = rcache_open(r->e->cache_dir, r->id, i, (size_t)max_cache, &a->cache,
+                                   err)) != INFERD_OK)
+        return inferd_error_prefix(err, "actions[%zu]", i);
     if (!(a->type = strdup(type)) || !(a->q = inferd_queue_new(r->buffer_length))) {
         free(a->type);
+        rcache_free(a->cache);
+        a->type = NULL, a->cache = NULL;
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     if ((st = kind->open(a, conf, err)) != INFERD_OK) {
@@ -633,8 +793,9 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
     }
     if (st != INFERD_OK) {
         inferd_queue_free(a->q, NULL);
+        rcache_free(a->cache);
         free(a->type);
-        a->q = NULL, a->type = NULL;
+        a->q = NULL, a->type = NULL, a->cache = NULL;
         return st;
     }
     a->has_thread = true;
@@ -676,6 +837,8 @@ void raction_stop(raction *a)
     if (a->q)
         inferd_queue_free(a->q, drop_item);
     a->q = NULL;
+    rcache_free(a->cache);
+    a->cache = NULL;
     free(a->type);
     a->type = NULL;
     rstats_destroy(&a->stats);
@@ -691,6 +854,11 @@ void raction_describe(raction *a, inferd_value *obj)
     inferd_value_object_set(obj, key, inferd_value_int((int64_t)(a->q ? inferd_queue_length(a->q)
                                                                        : 0)),
                             NULL);
+    if (a->cache) {
+        snprintf(key, sizeof key, "%s_cache_length", prefix);
+        inferd_value_object_set(obj, key, inferd_value_int((int64_t)rcache_pending(a->cache)),
+                                NULL);
+    }
     if (a->kind && a->kind->describe)
         a->kind->describe(a, prefix, obj);
 }

@@ -1,8 +1,10 @@
 /* engine.c: the streams and rules of a daemon: their lists, their records
  * in the state database, and the calls the REST API makes (rules.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "inferd/log.h"
@@ -231,6 +233,14 @@ inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
     if (slash)
         snprintf(state_dir, sizeof state_dir, "%.*s", (int)(slash - db_path), db_path);
     st = rules_files_open(e, state_dir[0] ? state_dir : NULL, err);
+    if (st == INFERD_OK && state_dir[0]) {
+        /* Actions' disk caches (enableCache); private, like the database. */
+        if (asprintf(&e->cache_dir, "%s/cache", state_dir) < 0)
+            e->cache_dir = NULL, st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        else if (mkdir(e->cache_dir, 0700) != 0 && errno != EEXIST)
+            st = inferd_error_set(err, INFERD_EIO, "cannot create %s: %s", e->cache_dir,
+                                  strerror(errno));
+    }
     if (st == INFERD_OK && db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
         st = rstore_load(e->store, restore_stream, restore_rule, e, err);
     if (st != INFERD_OK) {
@@ -280,6 +290,7 @@ void rules_engine_free(rules_engine *e)
     pthread_mutex_unlock(&e->lock);
     rstore_close(e->store);
     rules_files_free(e);
+    free(e->cache_dir);
     pthread_cond_destroy(&e->changed);
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -545,6 +556,9 @@ inferd_status rules_rule_delete(rules_engine *e, const char *id, inferd_error *e
          * lets go of it); calls waiting for it then find no rule. */
         rrule_stop(r, &e->lock);
         unlink_rule(e, r);
+        /* What its actions still held for their destinations goes with it. */
+        rcache_remove(e->cache_dir, r->id,
+                      inferd_value_array_len(inferd_value_object_get(r->def, "actions")));
         rrule_free(r);
         inferd_log_info(LOG, "rule %s deleted", id);
         r = NULL;

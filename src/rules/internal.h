@@ -207,6 +207,24 @@ const char *rfuncs_portable_plugin(rules_engine *e, const char *name);
 
 /* ---- actions (actions.c) ------------------------------------------------------ */
 
+/* ---- an action's disk cache (cache.c) ------------------------------------------ */
+
+typedef struct rcache rcache;
+/* Opens (creating) <dir>/<rule>.<index>.jsonl, with what an earlier run
+ * left unsent; at most max lines pending. */
+inferd_status rcache_open(const char *dir, const char *rule, size_t index, size_t max,
+                          rcache **out, inferd_error *err);
+void rcache_free(rcache *c);
+size_t rcache_pending(const rcache *c);
+/* EBUSY when max lines are pending already. */
+inferd_status rcache_append(rcache *c, const char *json, size_t len, inferd_error *err);
+/* The oldest unsent line (borrowed until the next call); ENOTFOUND when none. */
+inferd_status rcache_peek(rcache *c, const char **json, size_t *len, inferd_error *err);
+/* The line rcache_peek returned is sent (or given up): the next one. */
+void rcache_pop(rcache *c);
+/* Deletes the files of a rule's first n_actions actions. */
+void rcache_remove(const char *dir, const char *rule, size_t n_actions);
+
 struct raction {
     rrule *rule;               /* borrowed */
     size_t index;
@@ -220,6 +238,8 @@ struct raction {
     rstats stats;
     void *impl;                /* the type's state */
     const struct raction_kind *kind;
+    rcache *cache;             /* owned; NULL unless enableCache */
+    int64_t resend_interval_ms;
 };
 
 /* Checks one action of a definition ({"mqtt": {...}}); "actions[i]: ..." errors. */
@@ -254,6 +274,7 @@ struct rules_engine {
     rstream *streams;          /* owned, name order */
     rrule *rules;              /* owned, id order */
     char **file_dirs;          /* owned: rules.file_dirs, resolved (files.c) */
+    char *cache_dir;           /* owned: <state dir>/cache (actions' enableCache); NULL: none */
     size_t n_file_dirs;
     pthread_t restorer;        /* starts the recorded running rules */
     bool has_restorer;
