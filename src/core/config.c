@@ -84,6 +84,8 @@ static const inferd_prop_spec config_keys[] = {
                        "(docs/backends.md)", "{}"),
     INFERD_PROP_UINT("events.queue_size", "events queued per event component (drops beyond)",
                      4096, 1, 1048576),
+    INFERD_PROP_UINT("events.queue_max_bytes", "bytes of events queued per event component "
+                     "(drops beyond; 0: no bound)", 67108864, 0, INT64_MAX),
     INFERD_PROP_UINT("events.max_batch", "most events handed to an event component at once", 64,
                      1, 65536),
     INFERD_PROP_UINT("events.flush_ms", "longest an event waits for its batch to fill", 100, 0,
@@ -128,6 +130,9 @@ static const inferd_prop_spec config_keys[] = {
                         "actions may write in ('': <state.dir>/files)", ""),
     INFERD_PROP_UINT("rules.file_max_bytes", "largest file a file stream reads", 67108864, 1,
                      INT64_MAX),
+    INFERD_PROP_UINT("rules.buffer_max_bytes", "bytes a rule's input buffer, and each of its "
+                     "actions' buffers, may hold besides bufferLength messages (drops beyond, "
+                     "counted; 0: no bound)", 67108864, 0, INT64_MAX),
     INFERD_PROP_UINT("rules.push_max_bytes", "largest message POST /push/... takes (413 "
                      "beyond): with bufferLength 1024 a rule then holds at most 1 GiB of them",
                      1048576, 1, INT64_MAX),

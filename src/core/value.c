@@ -5,6 +5,7 @@
  * jansson; writing is done here, so that doubles come out in their shortest
  * round-tripping form and bytes are base64-encoded without an extra tree. */
 #include "inferd/value.h"
+#include "core/footprint.h"
 #include "core/utf8.h"
 
 #include <inttypes.h>
@@ -169,6 +170,33 @@ inferd_value *inferd_value_bytes_take(void *data, size_t len)
     v->u.buf.data = data;
     v->u.buf.len = len;
     return v;
+}
+
+size_t inferd__value_footprint(const inferd_value *v)
+{
+    if (!v)
+        return 0;
+    size_t n = sizeof *v;
+    switch (v->type) {
+    case INFERD_VALUE_STRING:
+    case INFERD_VALUE_BYTES:
+        n += v->u.buf.len + 1;
+        break;
+    case INFERD_VALUE_ARRAY:
+        n += v->u.arr.cap * sizeof *v->u.arr.items;
+        for (size_t i = 0; i < v->u.arr.len; i++)
+            n += inferd__value_footprint(v->u.arr.items[i]);
+        break;
+    case INFERD_VALUE_OBJECT:
+        n += v->u.obj.cap * sizeof *v->u.obj.entries + v->u.obj.nslots * sizeof(size_t);
+        for (size_t i = 0; i < v->u.obj.len; i++)
+            n += v->u.obj.entries[i].key_len + 1 +
+                 inferd__value_footprint(v->u.obj.entries[i].item);
+        break;
+    default:
+        break;
+    }
+    return n;
 }
 
 void inferd_value_free(inferd_value *v)

@@ -10,6 +10,7 @@
  * lock held.
  */
 #include "events/bus.h"
+#include "core/footprint.h"
 #include "core/clock.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@
 typedef struct slot {
     inferd_value *event; /* owned */
     uint64_t at_ms;      /* monotonic time it was queued */
+    size_t bytes;
 } slot;
 
 struct inferd_event_sub {
@@ -42,7 +44,7 @@ struct inferd_event_sub {
     pthread_mutex_t mu;       /* guards everything below */
     pthread_cond_t wake;      /* the thread waits on it (monotonic clock) */
     slot *ring;               /* owned: cfg.queue_size slots */
-    size_t head, count;
+    size_t head, count, bytes;
     bool stopping;
     uint64_t stop_by_ms;
     uint64_t published, delivered, dropped, failures;
@@ -59,16 +61,19 @@ static pthread_mutex_t unrouted_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Puts one event (taken) in s's ring, or drops it. Never waits for room. */
 static void offer(inferd_event_sub *s, inferd_value *event)
 {
+    size_t bytes = s->cfg.max_bytes ? inferd__value_footprint(event) : 0;
     pthread_mutex_lock(&s->mu);
     s->published++;
-    if (!event || s->stopping || s->count == s->cfg.queue_size) {
+    if (!event || s->stopping || s->count == s->cfg.queue_size ||
+        (s->cfg.max_bytes && s->count && s->bytes + bytes > s->cfg.max_bytes)) {
         s->dropped++;
         pthread_mutex_unlock(&s->mu);
         inferd_value_free(event);
         return;
     }
-    s->ring[(s->head + s->count) % s->cfg.queue_size] = (slot){event, inferd__now_ms()};
+    s->ring[(s->head + s->count) % s->cfg.queue_size] = (slot){event, inferd__now_ms(), bytes};
     s->count++;
+    s->bytes += bytes;
     /* The thread waits either for a first event or for a full batch. */
     if (s->count == 1 || s->count == s->cfg.max_batch)
         pthread_cond_signal(&s->wake);
@@ -146,6 +151,7 @@ static void *sub_thread(void *arg)
             s->dropped += s->count;
             for (; s->count; s->count--, s->head = (s->head + 1) % s->cfg.queue_size)
                 inferd_value_free(s->ring[s->head].event);
+            s->bytes = 0;
             break;
         }
         uint64_t due = s->ring[s->head].at_ms + s->cfg.flush_ms;
@@ -156,6 +162,7 @@ static void *sub_thread(void *arg)
         size_t n = s->count < s->cfg.max_batch ? s->count : s->cfg.max_batch;
         for (size_t i = 0; i < n; i++) {
             s->batch[i] = s->ring[s->head].event;
+            s->bytes -= s->ring[s->head].bytes;
             s->head = (s->head + 1) % s->cfg.queue_size;
         }
         s->count -= n;

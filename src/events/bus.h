@@ -27,6 +27,7 @@ typedef struct inferd_event_sub_config {
     size_t queue_size; /* events queued before drops (>= 1) */
     size_t max_batch;  /* most events per handle call (>= 1) */
     uint64_t flush_ms; /* longest a queued event waits for its batch to fill */
+    size_t max_bytes;  /* bytes queued before drops (inferd__value_footprint; 0: no bound) */
 } inferd_event_sub_config;
 
 /* Subscribes inst (an event component's instance, borrowed: it must outlive

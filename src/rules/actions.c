@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/footprint.h"
 #include "inferd/log.h"
 #include "rules/internal.h"
 
@@ -779,7 +780,8 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
     if (cache && (st = rcache_open(r->e->cache_dir, r->id, i, (size_t)max_cache, &a->cache,
                                    err)) != INFERD_OK)
         return inferd_error_prefix(err, "actions[%zu]", i);
-    if (!(a->type = strdup(type)) || !(a->q = inferd_queue_new(r->buffer_length))) {
+    if (!(a->type = strdup(type)) || !(a->q = inferd_queue_new_bytes(r->buffer_length,
+                                                                 rules_buffer_max_bytes(r->e)))) {
         free(a->type);
         rcache_free(a->cache);
         a->type = NULL, a->cache = NULL;
@@ -805,7 +807,8 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
 static void offer(raction *a, const inferd_value *item)
 {
     inferd_value *copy = inferd_value_copy(item);
-    if (!copy || inferd_queue_push(a->q, copy, 0) != INFERD_OK) {
+    if (!copy ||
+        inferd_queue_push_sized(a->q, copy, inferd__value_footprint(copy), 0) != INFERD_OK) {
         inferd_value_free(copy);
         atomic_fetch_add(&a->stats.dropped, 1);
     }

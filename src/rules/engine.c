@@ -15,6 +15,11 @@
 
 /* ---- lookups (under e->lock) ------------------------------------------------------- */
 
+size_t rules_buffer_max_bytes(const rules_engine *e)
+{
+    return (size_t)inferd_config_int(e->cfg, "rules.buffer_max_bytes");
+}
+
 rstream *rules_find_stream(rules_engine *e, const char *name)
 {
     for (rstream *s = e->streams; s; s = s->next)

@@ -53,6 +53,7 @@ typedef struct rmsg {
     inferd_value *value;  /* owned: an object (JSON) or bytes (BINARY) */
     int64_t wall_ms;      /* when it arrived */
     uint64_t mono_us;
+    size_t bytes;         /* what it holds (a queue's byte bound counts it) */
 } rmsg;
 
 rmsg *rmsg_new(inferd_value *value); /* takes value; NULL on ENOMEM (value freed) */
@@ -295,6 +296,8 @@ void rules_retire_action(raction *a);
 inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
                                  inferd_error *err);
 rstream *rules_find_stream(rules_engine *e, const char *name);
+/* rules.buffer_max_bytes: each rule queue's byte bound (0: none). */
+size_t rules_buffer_max_bytes(const rules_engine *e);
 /* EINVAL unless server is tcp:// or mqtt:// (where names the setting). */
 inferd_status rules_mqtt_check_server(const char *server, const char *where, inferd_error *err);
 /* The client id of one connection: "<profile clientId>-<who>", or

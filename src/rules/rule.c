@@ -40,7 +40,7 @@ bool rrule_offer(rrule *r, rmsg *m, bool wait)
     atomic_fetch_add(&r->source_stats.in, 1);
     atomic_store(&r->source_stats.last_invocation, m->wall_ms);
     atomic_fetch_add(&m->refs, 1);
-    if (inferd_queue_push(r->in, m, wait ? -1 : 0) == INFERD_OK)
+    if (inferd_queue_push_sized(r->in, m, m->bytes, wait ? -1 : 0) == INFERD_OK)
         return true;
     rmsg_unref(m);
     atomic_fetch_add(&r->source_stats.dropped, 1);
@@ -515,7 +515,7 @@ static inferd_status setup(rrule *r, rrun *run, inferd_error *err)
     if (st != INFERD_OK)
         return st;
 
-    inferd_queue *in = inferd_queue_new(r->buffer_length);
+    inferd_queue *in = inferd_queue_new_bytes(r->buffer_length, rules_buffer_max_bytes(r->e));
     if (!in)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     pthread_mutex_lock(&r->msg_lock);

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "rules/internal.h"
+#include "core/footprint.h"
 
 int64_t rules_wall_ms(void)
 {
@@ -83,6 +84,7 @@ rmsg *rmsg_new(inferd_value *value)
     }
     atomic_init(&m->refs, 1);
     m->value = value;
+    m->bytes = sizeof *m + inferd__value_footprint(value);
     m->wall_ms = rules_wall_ms();
     m->mono_us = inferd__now_us();
     return m;

@@ -182,6 +182,7 @@ static inferd_status setup(svc_background *b, inferd_error *err)
 
     inferd_event_sub_config ecfg = {
         .queue_size = (size_t)inferd_config_int(s->cfg, "events.queue_size"),
+        .max_bytes = (size_t)inferd_config_int(s->cfg, "events.queue_max_bytes"),
         .max_batch = (size_t)inferd_config_int(s->cfg, "events.max_batch"),
         .flush_ms = (uint64_t)inferd_config_int(s->cfg, "events.flush_ms"),
     };

@@ -95,3 +95,27 @@ expect DELETE /rules/rc "" 200
 [ -e "$T/state/cache/rc.0.jsonl" ] && fail "the deleted rule's cache is still there"
 stop_daemon
 pass "deleting the rule deletes its cache"
+
+# ---- rules.buffer_max_bytes: an action's buffer is bounded in bytes too ----------------------
+kill -KILL "$RECV_PID"; wait "$RECV_PID" 2>/dev/null || true
+RECV_PID=""
+export INFERD_RULES_BUFFER_MAX_BYTES=8192
+start_daemon
+expect POST /streams '{"sql": "CREATE STREAM b () WITH (TYPE=\"httppush\", DATASOURCE=\"/b\")"}' 201
+expect POST /rules "{\"id\": \"rb\", \"sql\": \"SELECT n, pad FROM b\", \"actions\": [{\"rest\": {\"url\": \"http://127.0.0.1:$PORT_R/b\", \"sendSingle\": true, \"retryCount\": 100, \"retryInterval\": 1000}}]}" 201
+wait_field rb status running
+PAD=$(printf 'x%.0s' $(seq 1 2000))
+for n in $(seq 1 20); do expect POST /push/b "{\"n\": $n, \"pad\": \"$PAD\"}" 202; done
+wait_field rb sink_rest_0_0_records_in_total 1
+for _ in $(seq 1 50); do
+  api GET /rules/rb/status
+  held=$(status_field rb sink_rest_0_0_buffer_length)
+  dropped=$(status_field rb sink_rest_0_0_dropped_total)
+  [ $((held + dropped + 1)) -eq 20 ] && break
+  sleep 0.1
+done
+[ "$held" -ge 1 ] && [ "$held" -le 4 ] && [ $((held + dropped + 1)) -eq 20 ] ||
+  fail "20 results of 2 KB behind one stuck send, 8 KiB of buffer: $held held, $dropped dropped"
+expect DELETE /rules/rb "" 200
+stop_daemon
+pass "rules.buffer_max_bytes 8192: 20 results of 2 KB behind a stuck send: 1 in flight, $held held, $dropped dropped and counted (bufferLength alone would hold all 19)"

@@ -174,15 +174,21 @@ static inferd_instance *instance(const char *component)
     return inst;
 }
 
-static inferd_event_sub *subscribe(inferd_instance *inst, size_t queue, size_t batch,
-                                   uint64_t flush_ms)
+static inferd_event_sub *subscribe_bytes(inferd_instance *inst, size_t queue, size_t batch,
+                                         uint64_t flush_ms, size_t max_bytes)
 {
-    inferd_event_sub_config cfg = {queue, batch, flush_ms};
+    inferd_event_sub_config cfg = {queue, batch, flush_ms, max_bytes};
     inferd_event_sub *sub = NULL;
     inferd_error err = {0};
     if (inferd_events_subscribe(inst, &cfg, &sub, &err) != INFERD_OK)
         fail_msg("%s", err.message);
     return sub;
+}
+
+static inferd_event_sub *subscribe(inferd_instance *inst, size_t queue, size_t batch,
+                                   uint64_t flush_ms)
+{
+    return subscribe_bytes(inst, queue, batch, flush_ms, 0);
 }
 
 static void publish(const char *name, int64_t i, bool fail)
@@ -285,6 +291,28 @@ static void stuck_handler_drops_and_counts(void **state)
     assert_int_equal(st.delivered, 4);
     assert_int_equal(st.dropped, 9997);
     assert_int_equal(st.published, st.delivered + st.dropped + st.queued);
+    inferd_events_unsubscribe(sub, 1000);
+    inferd_instance_destroy(inst);
+}
+
+/* Bounded in bytes too: with room for 1000 events but 2 KiB, a stuck
+ * handler holds a few small events queued and the rest are dropped. */
+static void queue_bounded_in_bytes(void **state)
+{
+    inferd_instance *inst = instance("test_recorder");
+    inferd_event_sub *sub = subscribe_bytes(inst, 1000, 1, 0, 2048);
+    gate(true);
+    publish("test_event", 0, false);
+    WAIT_REC(rec.in_handle);
+    for (int64_t i = 1; i <= 1000; i++)
+        publish("test_event", i, false);
+    inferd_event_sub_stats st = stats_of(sub);
+    assert_true(st.queued > 1 && st.queued < 100); /* each event is some tens of bytes */
+    assert_int_equal(st.dropped, 1000 - st.queued);
+    size_t kept = st.queued;
+    gate(false);
+    WAIT_REC(rec.n_seen == 1 + kept);
+    assert_int_equal(rec.seen[kept], (int64_t)kept); /* the oldest were kept, in order */
     inferd_events_unsubscribe(sub, 1000);
     inferd_instance_destroy(inst);
 }
@@ -411,7 +439,7 @@ static void subscribers_get_their_names_only(void **state)
 static void subscribe_refuses_bad_input(void **state)
 {
     inferd_instance *fn = instance("test_timer_owner");
-    inferd_event_sub_config cfg = {10, 1, 0};
+    inferd_event_sub_config cfg = {10, 1, 0, 0};
     inferd_event_sub *sub = NULL;
     inferd_error err = {0};
     assert_int_equal(inferd_events_subscribe(fn, &cfg, &sub, &err), INFERD_EINVAL);
@@ -546,6 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(batches_arrive_in_order_and_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(stuck_handler_drops_and_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(queue_bounded_in_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(failing_handler_is_counted_and_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(unsubscribe_drains_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(unsubscribe_deadline_drops_the_rest, setup, teardown),

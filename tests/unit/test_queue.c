@@ -36,6 +36,38 @@ static void fifo_and_bounds(void **state)
     inferd_queue_free(q, NULL);
 }
 
+/* Bounded in bytes: sizes add up to max_bytes at most; one item larger
+ * than the bound still fits an empty queue; popping makes room again. */
+static void bytes_bound(void **state)
+{
+    inferd_queue *q = inferd_queue_new_bytes(10, 100);
+    int v[4] = {1, 2, 3, 4};
+    assert_int_equal(inferd_queue_push_sized(q, &v[0], 60, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_push_sized(q, &v[1], 40, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_bytes(q), 100);
+    assert_int_equal(inferd_queue_push_sized(q, &v[2], 1, 0), INFERD_ETIMEOUT);
+    assert_int_equal(inferd_queue_push_sized(q, &v[2], 1, 20), INFERD_ETIMEOUT);
+    void *item;
+    assert_int_equal(inferd_queue_pop(q, &item, 0), INFERD_OK);
+    assert_ptr_equal(item, &v[0]);
+    assert_int_equal(inferd_queue_bytes(q), 40);
+    assert_int_equal(inferd_queue_push_sized(q, &v[2], 60, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_push_sized(q, &v[3], 500, 0), INFERD_ETIMEOUT);
+    assert_int_equal(inferd_queue_pop(q, &item, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_pop(q, &item, 0), INFERD_OK);
+    assert_ptr_equal(item, &v[2]);
+    assert_int_equal(inferd_queue_bytes(q), 0);
+    assert_int_equal(inferd_queue_push_sized(q, &v[3], 500, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_push_sized(q, &v[0], 1, 0), INFERD_ETIMEOUT);
+    inferd_queue_free(q, NULL);
+    /* A queue without a byte bound ignores sizes. */
+    q = inferd_queue_new(2);
+    assert_int_equal(inferd_queue_push_sized(q, &v[0], 1u << 30, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_push_sized(q, &v[1], 1u << 30, 0), INFERD_OK);
+    assert_int_equal(inferd_queue_bytes(q), 0);
+    inferd_queue_free(q, NULL);
+}
+
 static int dropped;
 static void count_drop(void *item) { dropped += *(int *)item; }
 
@@ -98,6 +130,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fifo_and_bounds),
+        cmocka_unit_test(bytes_bound),
         cmocka_unit_test(close_drains_then_refuses),
         cmocka_unit_test(threads_lose_nothing),
     };
