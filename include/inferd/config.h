@@ -25,37 +25,37 @@ extern "C" {
 typedef struct inferd_config inferd_config;
 
 /* The declared keys (END-terminated). */
-const inferd_prop_spec *inferd_config_keys(void);
+INFERD_API const inferd_prop_spec *inferd_config_keys(void);
 /* The environment variable for a key: "log.level" -> "INFERD_LOG_LEVEL". */
-char *inferd_config_env_name(const char *key, char *buf, size_t size);
+INFERD_API char *inferd_config_env_name(const char *key, char *buf, size_t size);
 
 /* Loads defaults, then path (NULL: none), then the INFERD_* variables of envp
  * (NULL: the process environment). Errors name the file or variable, the key
  * and the reason. */
-inferd_status inferd_config_load(const char *path, char *const *envp, inferd_config **out,
-                                 inferd_error *err);
-void inferd_config_free(inferd_config *cfg);
+INFERD_API inferd_status inferd_config_load(const char *path, char *const *envp,
+                                            inferd_config **out, inferd_error *err);
+INFERD_API void inferd_config_free(inferd_config *cfg);
 
 /* Overrides one key from text (a command-line flag); source names it in
  * `inferd_config_source` ("--listen"). */
-inferd_status inferd_config_set(inferd_config *cfg, const char *key, const char *text,
-                                const char *source, inferd_error *err);
+INFERD_API inferd_status inferd_config_set(inferd_config *cfg, const char *key, const char *text,
+                                           const char *source, inferd_error *err);
 
 /* The value of a key (borrowed); INFERD_ENOTFOUND for an undeclared key. */
-inferd_status inferd_config_get(const inferd_config *cfg, const char *key,
-                                const inferd_value **out, inferd_error *err);
+INFERD_API inferd_status inferd_config_get(const inferd_config *cfg, const char *key,
+                                           const inferd_value **out, inferd_error *err);
 /* Where the value of key came from: "default", "file /etc/inferd.json",
  * "env INFERD_LISTEN", "--listen"; NULL for an undeclared key. */
-const char *inferd_config_source(const inferd_config *cfg, const char *key);
+INFERD_API const char *inferd_config_source(const inferd_config *cfg, const char *key);
 /* Typed readers (the key's declared type is guaranteed). */
-const inferd_props *inferd_config_props(const inferd_config *cfg);
-const char *inferd_config_string(const inferd_config *cfg, const char *key);
-int64_t inferd_config_int(const inferd_config *cfg, const char *key);
-double inferd_config_double(const inferd_config *cfg, const char *key);
-bool inferd_config_bool(const inferd_config *cfg, const char *key);
+INFERD_API const inferd_props *inferd_config_props(const inferd_config *cfg);
+INFERD_API const char *inferd_config_string(const inferd_config *cfg, const char *key);
+INFERD_API int64_t inferd_config_int(const inferd_config *cfg, const char *key);
+INFERD_API double inferd_config_double(const inferd_config *cfg, const char *key);
+INFERD_API bool inferd_config_bool(const inferd_config *cfg, const char *key);
 
 /* The effective configuration as a nested JSON-ready object (owned by caller). */
-inferd_value *inferd_config_to_value(const inferd_config *cfg);
+INFERD_API inferd_value *inferd_config_to_value(const inferd_config *cfg);
 
 #ifdef __cplusplus
 }

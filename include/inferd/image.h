@@ -34,11 +34,11 @@ typedef enum inferd_pixel_format {
 /* Default pixel limit for decoding: 64 Mpx (8192 x 8192). */
 #define INFERD_IMAGE_DEFAULT_MAX_PIXELS (64u * 1024u * 1024u)
 
-size_t inferd_pixel_channels(inferd_pixel_format fmt);  /* 0 for INVALID */
+INFERD_API size_t inferd_pixel_channels(inferd_pixel_format fmt); /* 0 for INVALID */
 /* "gray", "rgb", "bgr", "rgba", "bgra"; and the port formats "image/rgb", ... */
-const char *inferd_pixel_format_name(inferd_pixel_format fmt);
-inferd_status inferd_pixel_format_parse(const char *name, inferd_pixel_format *out,
-                                        inferd_error *err);
+INFERD_API const char *inferd_pixel_format_name(inferd_pixel_format fmt);
+INFERD_API inferd_status inferd_pixel_format_parse(const char *name, inferd_pixel_format *out,
+                                                   inferd_error *err);
 
 typedef struct inferd_image {
     inferd_pixel_format format;
@@ -52,14 +52,15 @@ typedef struct inferd_image {
 
 /* A new image with owned, zeroed pixels and stride = width * channels.
  * A zero width or height, or one above INFERD_IMAGE_MAX_DIM, is INFERD_ERANGE. */
-inferd_status inferd_image_new(inferd_pixel_format fmt, uint32_t width, uint32_t height,
-                               inferd_image **out, inferd_error *err);
+INFERD_API inferd_status inferd_image_new(inferd_pixel_format fmt, uint32_t width, uint32_t height,
+                                          inferd_image **out, inferd_error *err);
 /* An image over pixels owned elsewhere (see inferd_tensor_wrap for release).
  * stride 0 means width * channels. */
-inferd_status inferd_image_wrap(inferd_pixel_format fmt, uint32_t width, uint32_t height,
-                                size_t stride, uint8_t *data, inferd_release_fn release,
-                                void *release_ctx, inferd_image **out, inferd_error *err);
-void inferd_image_free(inferd_image *img);
+INFERD_API inferd_status inferd_image_wrap(inferd_pixel_format fmt, uint32_t width, uint32_t height,
+                                           size_t stride, uint8_t *data, inferd_release_fn release,
+                                           void *release_ctx, inferd_image **out,
+                                           inferd_error *err);
+INFERD_API void inferd_image_free(inferd_image *img);
 
 /* Encoded formats. */
 typedef enum inferd_image_codec {
@@ -69,21 +70,23 @@ typedef enum inferd_image_codec {
 } inferd_image_codec;
 
 /* Sniffs the magic bytes; INFERD_CODEC_UNKNOWN if neither. */
-inferd_image_codec inferd_image_sniff(const void *data, size_t len);
+INFERD_API inferd_image_codec inferd_image_sniff(const void *data, size_t len);
 /* "image/jpeg", "image/png", or NULL. */
-const char *inferd_image_codec_mime(inferd_image_codec codec);
+INFERD_API const char *inferd_image_codec_mime(inferd_image_codec codec);
 
 /* Reads width and height from the header without decoding. */
-inferd_status inferd_image_probe(const void *data, size_t len, uint32_t *width, uint32_t *height,
-                                 inferd_error *err);
+INFERD_API inferd_status inferd_image_probe(const void *data, size_t len, uint32_t *width,
+                                            uint32_t *height, inferd_error *err);
 /* Decodes JPEG or PNG into fmt (GRAY8, RGB8, BGR8, RGBA8 or BGRA8).
  * max_pixels 0 means INFERD_IMAGE_DEFAULT_MAX_PIXELS. */
-inferd_status inferd_image_decode(const void *data, size_t len, inferd_pixel_format fmt,
-                                  uint64_t max_pixels, inferd_image **out, inferd_error *err);
+INFERD_API inferd_status inferd_image_decode(const void *data, size_t len, inferd_pixel_format fmt,
+                                             uint64_t max_pixels, inferd_image **out,
+                                             inferd_error *err);
 /* Encodes to PNG (lossless) or JPEG (quality 1..100, ignored for PNG).
  * *out is malloc'd; free with free(). */
-inferd_status inferd_image_encode(const inferd_image *img, inferd_image_codec codec, int quality,
-                                  void **out, size_t *out_len, inferd_error *err);
+INFERD_API inferd_status inferd_image_encode(const inferd_image *img, inferd_image_codec codec,
+                                             int quality, void **out, size_t *out_len,
+                                             inferd_error *err);
 
 #ifdef __cplusplus
 }

@@ -36,21 +36,23 @@ typedef enum inferd_log_format {
 typedef void (*inferd_log_sink)(void *ctx, inferd_log_level level, const char *line, size_t len);
 
 /* Parses a level name: trace, debug, info, warn (or warning), error, off. */
-inferd_status inferd_log_level_parse(const char *name, inferd_log_level *out, inferd_error *err);
-const char *inferd_log_level_name(inferd_log_level level);
+INFERD_API inferd_status inferd_log_level_parse(const char *name, inferd_log_level *out,
+                                                inferd_error *err);
+INFERD_API const char *inferd_log_level_name(inferd_log_level level);
 
 /* Applies a spec "LEVEL[,COMPONENT=LEVEL...]". On error nothing changes. */
-inferd_status inferd_log_configure(const char *spec, inferd_error *err);
-void inferd_log_set_format(inferd_log_format format);
+INFERD_API inferd_status inferd_log_configure(const char *spec, inferd_error *err);
+INFERD_API void inferd_log_set_format(inferd_log_format format);
 /* NULL restores the stderr sink. */
-void inferd_log_set_sink(inferd_log_sink sink, void *ctx);
+INFERD_API void inferd_log_set_sink(inferd_log_sink sink, void *ctx);
 
 /* Whether a line at this level from this component would be written. */
-bool inferd_log_enabled(inferd_log_level level, const char *component);
+INFERD_API bool inferd_log_enabled(inferd_log_level level, const char *component);
 
-void inferd_log(inferd_log_level level, const char *component, const char *fmt, ...)
+INFERD_API void inferd_log(inferd_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void inferd_logv(inferd_log_level level, const char *component, const char *fmt, va_list ap);
+INFERD_API void inferd_logv(inferd_log_level level, const char *component, const char *fmt,
+                            va_list ap);
 
 #define inferd_log_error(comp, ...) inferd_log(INFERD_LOG_ERROR, comp, __VA_ARGS__)
 #define inferd_log_warn(comp, ...)  inferd_log(INFERD_LOG_WARN, comp, __VA_ARGS__)

@@ -33,46 +33,48 @@ typedef struct inferd_pipeline inferd_pipeline;
 
 /* Builds a pipeline from JSON text. origin names the text in errors (a file
  * name). Errors name the element and, for links, both ends and ports. */
-inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t len,
-                                  const char *origin, inferd_pipeline **out, inferd_error *err);
+INFERD_API inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t len,
+                                             const char *origin, inferd_pipeline **out,
+                                             inferd_error *err);
 /* The same, reading a file. */
-inferd_status inferd_pipeline_load(inferd_registry *reg, const char *path, inferd_pipeline **out,
-                                   inferd_error *err);
+INFERD_API inferd_status inferd_pipeline_load(inferd_registry *reg, const char *path,
+                                              inferd_pipeline **out, inferd_error *err);
 /* Stops (discarding what is in flight) if running, then frees everything. */
-void inferd_pipeline_free(inferd_pipeline *p);
+INFERD_API void inferd_pipeline_free(inferd_pipeline *p);
 
-const char *inferd_pipeline_name(const inferd_pipeline *p);
+INFERD_API const char *inferd_pipeline_name(const inferd_pipeline *p);
 /* The names of its appsrc and appsink elements, in file order. */
-size_t inferd_pipeline_source_count(const inferd_pipeline *p);
-const char *inferd_pipeline_source_name(const inferd_pipeline *p, size_t i);
-size_t inferd_pipeline_sink_count(const inferd_pipeline *p);
-const char *inferd_pipeline_sink_name(const inferd_pipeline *p, size_t i);
+INFERD_API size_t inferd_pipeline_source_count(const inferd_pipeline *p);
+INFERD_API const char *inferd_pipeline_source_name(const inferd_pipeline *p, size_t i);
+INFERD_API size_t inferd_pipeline_sink_count(const inferd_pipeline *p);
+INFERD_API const char *inferd_pipeline_sink_name(const inferd_pipeline *p, size_t i);
 
 /* Starts one thread per element. */
-inferd_status inferd_pipeline_start(inferd_pipeline *p, inferd_error *err);
+INFERD_API inferd_status inferd_pipeline_start(inferd_pipeline *p, inferd_error *err);
 
 /* Pushes a buffer into an appsrc (source NULL: the only one). Takes buf,
  * also on failure. Assigns the next frame id of that source to the buffer
  * and returns it in *frame_id (optional). Waits while the pipeline is full,
  * up to timeout_ms (-1: forever): INFERD_ETIMEOUT then. */
-inferd_status inferd_pipeline_push(inferd_pipeline *p, const char *source, inferd_buffer *buf,
-                                   uint64_t *frame_id, int timeout_ms, inferd_error *err);
+INFERD_API inferd_status inferd_pipeline_push(inferd_pipeline *p, const char *source,
+                                              inferd_buffer *buf, uint64_t *frame_id,
+                                              int timeout_ms, inferd_error *err);
 /* Says that a source will push nothing more; when every source has, the
  * pipeline drains and its sinks end. source NULL: every source. */
-void inferd_pipeline_end(inferd_pipeline *p, const char *source);
+INFERD_API void inferd_pipeline_end(inferd_pipeline *p, const char *source);
 
 /* Takes the next result from an appsink (sink NULL: the only one). *out is a
  * buffer reference the caller owns, or NULL at the end of the stream (after
  * inferd_pipeline_end and the drain). A buffer may carry an error
  * (inferd_buffer_error): the element that failed and why.
  * INFERD_ETIMEOUT when nothing came within timeout_ms. */
-inferd_status inferd_pipeline_pull(inferd_pipeline *p, const char *sink, int timeout_ms,
-                                   inferd_buffer **out, inferd_error *err);
+INFERD_API inferd_status inferd_pipeline_pull(inferd_pipeline *p, const char *sink, int timeout_ms,
+                                              inferd_buffer **out, inferd_error *err);
 
 /* Stops the pipeline. drain true: ends every source and waits for what is in
  * flight to reach the sinks (results stay pullable); false: discards it.
  * Then joins the threads. Idempotent. */
-void inferd_pipeline_stop(inferd_pipeline *p, bool drain);
+INFERD_API void inferd_pipeline_stop(inferd_pipeline *p, bool drain);
 
 /* Counters for status and metrics. */
 typedef struct inferd_pipeline_stats {
@@ -81,7 +83,7 @@ typedef struct inferd_pipeline_stats {
     uint64_t errors;    /* buffers that reached sinks carrying an error */
     uint64_t dropped;   /* buffers discarded by a stop without drain */
 } inferd_pipeline_stats;
-void inferd_pipeline_get_stats(inferd_pipeline *p, inferd_pipeline_stats *out);
+INFERD_API void inferd_pipeline_get_stats(inferd_pipeline *p, inferd_pipeline_stats *out);
 
 #ifdef __cplusplus
 }

@@ -61,7 +61,7 @@ typedef enum inferd_component_kind {
 } inferd_component_kind;
 
 /* "element", "estimator", ...; "invalid" for anything else. */
-const char *inferd_component_kind_name(inferd_component_kind kind);
+INFERD_API const char *inferd_component_kind_name(inferd_component_kind kind);
 
 /* A running instance of a component. Opaque: the host owns it. The plugin
  * keeps its own data in the instance's state pointer. */
@@ -85,7 +85,7 @@ typedef struct inferd_port_spec {
 
 /* Whether a port format is well formed: "ANY", or "level1/level2" where each
  * level starts with a letter and holds letters, digits, '_', '-', '.', '+'. */
-int inferd_port_format_valid(const char *format);
+INFERD_API int inferd_port_format_valid(const char *format);
 
 /* Ops of each kind. Every ops struct starts with its size: set it with
  * sizeof, or use the INFERD_* declaration macros below. Callbacks return a
@@ -319,17 +319,18 @@ typedef struct inferd_plugin {
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
-const char *inferd_instance_name(const inferd_instance *self);
-const inferd_component *inferd_instance_component(const inferd_instance *self);
+INFERD_API const char *inferd_instance_name(const inferd_instance *self);
+INFERD_API const inferd_component *inferd_instance_component(const inferd_instance *self);
 /* The plugin's own data for this instance; NULL until set. */
-void *inferd_instance_state(const inferd_instance *self);
-void inferd_instance_set_state(inferd_instance *self, void *state);
+INFERD_API void *inferd_instance_state(const inferd_instance *self);
+INFERD_API void inferd_instance_set_state(inferd_instance *self, void *state);
 /* element: sends buf downstream on output port `port`. Takes the caller's
  * reference to buf (also on failure). */
-inferd_status inferd_instance_push(inferd_instance *self, size_t port, inferd_buffer *buf,
-                                   inferd_error *err);
+INFERD_API inferd_status inferd_instance_push(inferd_instance *self, size_t port,
+                                              inferd_buffer *buf, inferd_error *err);
 /* source: emits one message (takes ownership of msg, also on failure). */
-inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg, inferd_error *err);
+INFERD_API inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg,
+                                              inferd_error *err);
 
 /* Models (also in the table). A model is opened through a backend component
  * by name ("onnxruntime"); the host shares one loaded model between every
@@ -338,16 +339,17 @@ inferd_status inferd_instance_emit(inferd_instance *self, inferd_value *msg, inf
  * backend component's properties. */
 typedef struct inferd_model inferd_model;
 /* self: the calling instance (the model comes from its host's backends). */
-inferd_status inferd_model_open(inferd_instance *self, const char *backend, const char *path,
-                                const void *data, size_t len, const inferd_value *options,
-                                inferd_model **out, inferd_error *err);
-void inferd_model_close(inferd_model *model);
-size_t inferd_model_io_count(const inferd_model *model, int output);
-inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
-                              inferd_tensor_info *info, inferd_error *err);
-inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,
-                               size_t n_in, inferd_tensor **outputs, size_t n_out,
-                               inferd_error *err);
+INFERD_API inferd_status inferd_model_open(inferd_instance *self, const char *backend,
+                                           const char *path, const void *data, size_t len,
+                                           const inferd_value *options, inferd_model **out,
+                                           inferd_error *err);
+INFERD_API void inferd_model_close(inferd_model *model);
+INFERD_API size_t inferd_model_io_count(const inferd_model *model, int output);
+INFERD_API inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
+                                         inferd_tensor_info *info, inferd_error *err);
+INFERD_API inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,
+                                          size_t n_in, inferd_tensor **outputs, size_t n_out,
+                                          inferd_error *err);
 
 /* Estimates (ABI 1.2). An item is borrowed by the estimator from the call
  * of estimate_batch until it is completed. */
@@ -355,57 +357,61 @@ typedef struct inferd_rect {
     int64_t x, y, width, height;
 } inferd_rect;
 /* The item's image, decoded to RGB8, whole (not cropped to the area). */
-const inferd_image *inferd_estimate_image(const inferd_estimate *item);
+INFERD_API const inferd_image *inferd_estimate_image(const inferd_estimate *item);
 /* 1 and *area when the request gave a detect area (checked to lie inside the
  * image, width and height >= 1), else 0. Results are in the whole image's
  * coordinates: map what is found in the area back by its x, y. */
-int inferd_estimate_area(const inferd_estimate *item, inferd_rect *area);
+INFERD_API int inferd_estimate_area(const inferd_estimate *item, inferd_rect *area);
 /* The request's options, validated against the component's request_options
  * with their defaults filled in. */
-const inferd_props *inferd_estimate_options(const inferd_estimate *item);
+INFERD_API const inferd_props *inferd_estimate_options(const inferd_estimate *item);
 /* Completes an item: result (owned, taken) on success, or NULL result and
  * err saying why (err NULL: "no result"). Exactly once per item; any thread.
  * After it, the item is gone. */
-void inferd_estimate_done(inferd_estimate *item, inferd_value *result, const inferd_error *err);
+INFERD_API void inferd_estimate_done(inferd_estimate *item, inferd_value *result,
+                                     const inferd_error *err);
 /* Called from an estimator's init (ABI 1.3): the most items one call of
  * estimate_batch can take, as its model decides (a model whose batch
  * dimension is fixed at N takes N). The host's batcher never hands more, so
  * a model that runs one image at a time is never given a group. 0 (or never
  * calling it): no limit of the model's; the config's maxBatch applies. */
-void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items);
+INFERD_API void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items);
 
 /* HTTP routes of background components (ABI 1.2). The request and response
  * are borrowed for the handler's call. */
-const char *inferd_http_request_method(const inferd_http_request *req);
-const char *inferd_http_request_path(const inferd_http_request *req);
+INFERD_API const char *inferd_http_request_method(const inferd_http_request *req);
+INFERD_API const char *inferd_http_request_path(const inferd_http_request *req);
 /* A query parameter's value (decoded), or NULL when absent. */
-const char *inferd_http_request_query(const inferd_http_request *req, const char *key);
+INFERD_API const char *inferd_http_request_query(const inferd_http_request *req, const char *key);
 /* A header's value (name case-insensitive), or NULL when absent. */
-const char *inferd_http_request_header(const inferd_http_request *req, const char *name);
+INFERD_API const char *inferd_http_request_header(const inferd_http_request *req, const char *name);
 /* The body (may be empty: *len 0). */
-const void *inferd_http_request_body(const inferd_http_request *req, size_t *len);
+INFERD_API const void *inferd_http_request_body(const inferd_http_request *req, size_t *len);
 /* Defaults: status 200, no body. */
-void inferd_http_response_set_status(inferd_http_response *resp, unsigned status);
-inferd_status inferd_http_response_set_header(inferd_http_response *resp, const char *name,
-                                              const char *value, inferd_error *err);
+INFERD_API void inferd_http_response_set_status(inferd_http_response *resp, unsigned status);
+INFERD_API inferd_status inferd_http_response_set_header(inferd_http_response *resp,
+                                                         const char *name, const char *value,
+                                                         inferd_error *err);
 /* Copies data. */
-inferd_status inferd_http_response_set_body(inferd_http_response *resp, const void *data,
-                                            size_t len, inferd_error *err);
+INFERD_API inferd_status inferd_http_response_set_body(inferd_http_response *resp, const void *data,
+                                                       size_t len, inferd_error *err);
 
 /* Timers (ABI 1.2): fn(self, user) every interval_ms on the host's timer
  * thread (one thread for all timers: keep callbacks short). *id names it for
  * inferd_timer_cancel; an instance's timers are cancelled when it is
  * destroyed, and a cancel returns after a running callback has returned. */
 typedef void (*inferd_timer_fn)(inferd_instance *self, void *user);
-inferd_status inferd_timer_start(inferd_instance *self, uint64_t interval_ms, inferd_timer_fn fn,
-                                 void *user, uint64_t *id, inferd_error *err);
-void inferd_timer_cancel(inferd_instance *self, uint64_t id);
+INFERD_API inferd_status inferd_timer_start(inferd_instance *self, uint64_t interval_ms,
+                                            inferd_timer_fn fn, void *user, uint64_t *id,
+                                            inferd_error *err);
+INFERD_API void inferd_timer_cancel(inferd_instance *self, uint64_t id);
 
 /* Events (ABI 1.2): publishes payload (owned, taken, also on failure) as an
  * event named name ("monitoring_event", or a plugin's own) to every event
  * component subscribed to it. Never blocks: a subscriber whose queue is
  * full drops it and counts the drop. */
-inferd_status inferd_event_publish(const char *name, inferd_value *payload, inferd_error *err);
+INFERD_API inferd_status inferd_event_publish(const char *name, inferd_value *payload,
+                                              inferd_error *err);
 
 #define INFERD__API_FIELD(n) __typeof__(inferd_##n) *n;
 typedef struct inferd_host_api {

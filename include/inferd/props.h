@@ -76,15 +76,15 @@ typedef struct inferd_prop_spec {
 #define INFERD_PROP_END { .name = NULL, .type = INFERD_PROP_TYPE_END }
 
 /* "string", "int", "uint", "float", "double", "bool", "enum", "strlist", "object". */
-const char *inferd_prop_type_name(inferd_prop_type type);
+INFERD_API const char *inferd_prop_type_name(inferd_prop_type type);
 /* Number of specs before the END entry. */
-size_t inferd_prop_specs_count(const inferd_prop_spec *specs);
+INFERD_API size_t inferd_prop_specs_count(const inferd_prop_spec *specs);
 /* Checks a declaration itself: names present and unique, a known type, a
  * sane range, enum values present, and a default that passes validation. */
-inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char *owner,
-                                      inferd_error *err);
+INFERD_API inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char *owner,
+                                                 inferd_error *err);
 /* Describes what a spec allows, e.g. "int in [6, 4096]" or "one of rgb, bgr". */
-char *inferd_prop_spec_allowed(const inferd_prop_spec *spec, char *buf, size_t size);
+INFERD_API char *inferd_prop_spec_allowed(const inferd_prop_spec *spec, char *buf, size_t size);
 
 /* Validated, typed properties. Values are stored as inferd_values: STRING and
  * ENUM as strings, INT and UINT as ints, FLOAT and DOUBLE as doubles, BOOL as
@@ -94,33 +94,35 @@ typedef struct inferd_props inferd_props;
 /* Converts one user-given value (any JSON type, or a string) for spec.
  * On success *out is a new value owned by the caller. owner names who has
  * the property in the error message ("element resize", "config"). */
-inferd_status inferd_prop_convert(const inferd_prop_spec *spec, const char *owner,
-                                  const inferd_value *given, inferd_value **out, inferd_error *err);
+INFERD_API inferd_status inferd_prop_convert(const inferd_prop_spec *spec, const char *owner,
+                                             const inferd_value *given, inferd_value **out,
+                                             inferd_error *err);
 
 /* Validates a JSON object of properties (NULL means none given) against specs:
  * fills defaults, refuses unknown names, missing required ones, wrong types,
  * out-of-range numbers and unknown enum values. *out is owned by the caller. */
-inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *owner,
-                                    const inferd_value *given, inferd_props **out,
-                                    inferd_error *err);
-void inferd_props_free(inferd_props *props);
+INFERD_API inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *owner,
+                                               const inferd_value *given, inferd_props **out,
+                                               inferd_error *err);
+INFERD_API void inferd_props_free(inferd_props *props);
 /* The spec array these props were validated against (borrowed). */
-const inferd_prop_spec *inferd_props_specs(const inferd_props *props);
+INFERD_API const inferd_prop_spec *inferd_props_specs(const inferd_props *props);
 /* Borrowed; NULL when name is not declared. */
-const inferd_value *inferd_props_get(const inferd_props *props, const char *name);
+INFERD_API const inferd_value *inferd_props_get(const inferd_props *props, const char *name);
 /* Replaces one property after converting text for its spec (a later override:
  * an environment variable, a command-line flag). */
-inferd_status inferd_props_set_text(inferd_props *props, const char *owner, const char *name,
-                                    const char *text, inferd_error *err);
+INFERD_API inferd_status inferd_props_set_text(inferd_props *props, const char *owner,
+                                               const char *name, const char *text,
+                                               inferd_error *err);
 /* Typed readers for declared properties; the declared type is guaranteed by
  * validation, so these do not fail (a wrong name or type returns 0/""/false). */
-const char *inferd_props_string(const inferd_props *props, const char *name);
-int64_t inferd_props_int(const inferd_props *props, const char *name);
-double inferd_props_double(const inferd_props *props, const char *name);
-bool inferd_props_bool(const inferd_props *props, const char *name);
+INFERD_API const char *inferd_props_string(const inferd_props *props, const char *name);
+INFERD_API int64_t inferd_props_int(const inferd_props *props, const char *name);
+INFERD_API double inferd_props_double(const inferd_props *props, const char *name);
+INFERD_API bool inferd_props_bool(const inferd_props *props, const char *name);
 /* STRLIST: count and i-th item. */
-size_t inferd_props_list_len(const inferd_props *props, const char *name);
-const char *inferd_props_list_at(const inferd_props *props, const char *name, size_t i);
+INFERD_API size_t inferd_props_list_len(const inferd_props *props, const char *name);
+INFERD_API const char *inferd_props_list_at(const inferd_props *props, const char *name, size_t i);
 
 #ifdef __cplusplus
 }

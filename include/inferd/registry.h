@@ -33,85 +33,89 @@ typedef struct inferd_plugin_info {
 } inferd_plugin_info;
 
 /* The host's function table (one per process, static). */
-const inferd_host_api *inferd_host_api_get(void);
+INFERD_API const inferd_host_api *inferd_host_api_get(void);
 
-inferd_status inferd_registry_new(inferd_registry **out, inferd_error *err);
+INFERD_API inferd_status inferd_registry_new(inferd_registry **out, inferd_error *err);
 /* Unloads every plugin in reverse load order. A plugin that still has live
  * instances is not unloaded (its code stays mapped; an error is logged). */
-void inferd_registry_free(inferd_registry *reg);
+INFERD_API void inferd_registry_free(inferd_registry *reg);
 
 /* Loads one shared object (dlopen RTLD_NOW | RTLD_LOCAL), calls its entry
  * point, checks the descriptor and registers its components. */
-inferd_status inferd_registry_load_file(inferd_registry *reg, const char *path, inferd_error *err);
+INFERD_API inferd_status inferd_registry_load_file(inferd_registry *reg, const char *path,
+                                                   inferd_error *err);
 /* Registers a descriptor that is already in memory (origin names it in
  * messages). The descriptor must outlive the registry. */
-inferd_status inferd_registry_add(inferd_registry *reg, const inferd_plugin *desc,
-                                  const char *origin, inferd_error *err);
+INFERD_API inferd_status inferd_registry_add(inferd_registry *reg, const inferd_plugin *desc,
+                                             const char *origin, inferd_error *err);
 /* Activates plugins from dir in the order of `active`: each name is a file
  * name in dir, with or without ".so" (dir/NAME.so or dir/NAME/NAME.so). A
  * name with no such file is an error that lists what dir holds. */
-inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
-                                       const char *const *active, size_t n_active,
-                                       inferd_error *err);
+INFERD_API inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
+                                                  const char *const *active, size_t n_active,
+                                                  inferd_error *err);
 /* The folders next to libinferd: <libdir>/inferd/builtin (what inferd ships,
  * always loaded) and <libdir>/inferd/plugins (the default plugins.dir). */
-const char *inferd_builtin_dir(void);
-const char *inferd_default_plugin_dir(void);
+INFERD_API const char *inferd_builtin_dir(void);
+INFERD_API const char *inferd_default_plugin_dir(void);
 /* <libdir>/../share/inferd/models: the default models. A model opened by a
  * bare file name ("dot_density.onnx") that is not in the working folder is
  * looked for here. */
-const char *inferd_default_models_dir(void);
+INFERD_API const char *inferd_default_models_dir(void);
 /* <libdir>/../share/inferd/python: the Python SDK that portable plugins
  * written in Python import (on their PYTHONPATH). */
-const char *inferd_default_python_dir(void);
+INFERD_API const char *inferd_default_python_dir(void);
 /* Whether a plugin was loaded from inferd_builtin_dir() (what inferd ships). */
-bool inferd_plugin_is_builtin(const inferd_plugin_info *plugin);
+INFERD_API bool inferd_plugin_is_builtin(const inferd_plugin_info *plugin);
 /* Loads every plugin of inferd_builtin_dir(), in name order. */
-inferd_status inferd_registry_load_builtins(inferd_registry *reg, inferd_error *err);
+INFERD_API inferd_status inferd_registry_load_builtins(inferd_registry *reg, inferd_error *err);
 /* Loads the built-in plugins, then activates the config's active_plugins
  * from its plugins.dir. */
-inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
-                                          inferd_error *err);
+INFERD_API inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
+                                                     inferd_error *err);
 /* Unloads one plugin by name: INFERD_EBUSY while any of its instances live. */
-inferd_status inferd_registry_unload(inferd_registry *reg, const char *plugin_name,
-                                     inferd_error *err);
+INFERD_API inferd_status inferd_registry_unload(inferd_registry *reg, const char *plugin_name,
+                                                inferd_error *err);
 
 /* Failed calls into a plugin's components so far (init, process, exec,
  * estimate_batch, handle, start, ...). */
-uint64_t inferd_registry_plugin_errors(const inferd_plugin_info *plugin);
+INFERD_API uint64_t inferd_registry_plugin_errors(const inferd_plugin_info *plugin);
 
-size_t inferd_registry_plugin_count(const inferd_registry *reg);
-const inferd_plugin_info *inferd_registry_plugin_at(const inferd_registry *reg, size_t i);
-const inferd_plugin_info *inferd_registry_find_plugin(const inferd_registry *reg,
-                                                      const char *name);
+INFERD_API size_t inferd_registry_plugin_count(const inferd_registry *reg);
+INFERD_API const inferd_plugin_info *inferd_registry_plugin_at(const inferd_registry *reg,
+                                                               size_t i);
+INFERD_API const inferd_plugin_info *inferd_registry_find_plugin(const inferd_registry *reg,
+                                                                 const char *name);
 /* A registered component by name, and (optional) its plugin. */
-const inferd_component *inferd_registry_find(const inferd_registry *reg, const char *name,
-                                             const inferd_plugin_info **plugin);
+INFERD_API const inferd_component *inferd_registry_find(const inferd_registry *reg,
+                                                        const char *name,
+                                                        const inferd_plugin_info **plugin);
 /* The i-th component of a plugin (descriptors may have larger structs than
  * this host knows: never index desc->components directly). */
-const inferd_component *inferd_plugin_component(const inferd_plugin *desc, size_t i);
+INFERD_API const inferd_component *inferd_plugin_component(const inferd_plugin *desc, size_t i);
 
 /* The size of an ABI 1.0/1.1 component (before request_options). */
 #define INFERD_COMPONENT_SIZE_1_0 offsetof(inferd_component, request_options)
 /* An estimator's request options, NULL when none (or an older plugin). */
-const inferd_prop_spec *inferd_component_request_options(const inferd_component *c);
+INFERD_API const inferd_prop_spec *inferd_component_request_options(const inferd_component *c);
 
 /* Opens a model for the host itself (the KServe API, tools): as
  * inferd_model_open, without a calling instance. */
-inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
-                                         const char *path, const inferd_value *options,
-                                         inferd_model **out, inferd_error *err);
+INFERD_API inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
+                                                    const char *path, const inferd_value *options,
+                                                    inferd_model **out, inferd_error *err);
 /* The path a model was loaded from (NULL from memory); its backend's name. */
-const char *inferd_model_path(const inferd_model *model);
-const char *inferd_model_backend(const inferd_model *model);
+INFERD_API const char *inferd_model_path(const inferd_model *model);
+INFERD_API const char *inferd_model_backend(const inferd_model *model);
 
 /* The properties every element has (status, deviceId, dataSource). */
-const inferd_prop_spec *inferd_element_common_props(void);
+INFERD_API const inferd_prop_spec *inferd_element_common_props(void);
 
 /* A description of a plugin or a component as a JSON-ready object: what
  * `inferd plugin list --json` and `inferd plugin inspect --json` print. */
-inferd_value *inferd_describe_plugin(const inferd_plugin_info *plugin, bool with_components);
-inferd_value *inferd_describe_component(const inferd_component *comp);
+INFERD_API inferd_value *inferd_describe_plugin(const inferd_plugin_info *plugin,
+                                                bool with_components);
+INFERD_API inferd_value *inferd_describe_component(const inferd_component *comp);
 
 /* ---- instances ------------------------------------------------------------ */
 
@@ -125,39 +129,43 @@ typedef inferd_status (*inferd_emit_fn)(void *ctx, inferd_instance *from, inferd
 /* Creates an instance of a component: validates props (for elements with
  * the common element properties added), then calls the kind's init. name
  * NULL means the component's name. The instance holds its plugin loaded. */
-inferd_status inferd_instance_create(inferd_registry *reg, const char *component,
-                                     const char *name, const inferd_value *props,
-                                     inferd_instance **out, inferd_error *err);
+INFERD_API inferd_status inferd_instance_create(inferd_registry *reg, const char *component,
+                                                const char *name, const inferd_value *props,
+                                                inferd_instance **out, inferd_error *err);
 /* Calls deinit (or close/stop as the kind has it) and frees the instance. */
-void inferd_instance_destroy(inferd_instance *inst);
+INFERD_API void inferd_instance_destroy(inferd_instance *inst);
 /* The validated properties (borrowed). */
-const inferd_props *inferd_instance_props(const inferd_instance *inst);
-void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx);
-void inferd_instance_set_emit(inferd_instance *inst, inferd_emit_fn fn, void *ctx);
+INFERD_API const inferd_props *inferd_instance_props(const inferd_instance *inst);
+INFERD_API void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx);
+INFERD_API void inferd_instance_set_emit(inferd_instance *inst, inferd_emit_fn fn, void *ctx);
 
 /* Calls into the instance's ops; errors name the instance and its plugin. */
-inferd_status inferd_instance_process(inferd_instance *inst, inferd_buffer *const *inputs,
-                                      size_t n, inferd_error *err);
-inferd_status inferd_instance_exec(inferd_instance *inst, const inferd_value *const *args,
-                                   size_t n, inferd_value **result, inferd_error *err);
-inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
+INFERD_API inferd_status inferd_instance_process(inferd_instance *inst,
+                                                 inferd_buffer *const *inputs, size_t n,
+                                                 inferd_error *err);
+INFERD_API inferd_status inferd_instance_exec(inferd_instance *inst,
+                                              const inferd_value *const *args, size_t n,
+                                              inferd_value **result, inferd_error *err);
+INFERD_API inferd_status inferd_instance_start(inferd_instance *inst, inferd_error *err);
 /* A function component's validate (OK when it has none) with the arguments
  * of a call as a rule writes them (borrowed). */
-inferd_status inferd_instance_validate(inferd_instance *inst, const inferd_value *const *args,
-                                       size_t n, inferd_error *err);
+INFERD_API inferd_status inferd_instance_validate(inferd_instance *inst,
+                                                  const inferd_value *const *args, size_t n,
+                                                  inferd_error *err);
 /* A sink component's collect with one borrowed item (a result row, or an
  * array of rows). */
-inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,
-                                      inferd_error *err);
+INFERD_API inferd_status inferd_instance_collect(inferd_instance *inst, const inferd_value *item,
+                                                 inferd_error *err);
 /* A background component's route handler with the request and response
  * (borrowed for the call). A status the handler sets outside 100..599 is
  * an error too. Errors name the instance, its plugin, the method and path. */
-inferd_status inferd_instance_route(inferd_instance *inst, inferd_route_handler handler,
-                                    const inferd_http_request *req, inferd_http_response *resp,
-                                    inferd_error *err);
+INFERD_API inferd_status inferd_instance_route(inferd_instance *inst, inferd_route_handler handler,
+                                               const inferd_http_request *req,
+                                               inferd_http_response *resp, inferd_error *err);
 /* An event component's handle with a batch of borrowed events. */
-inferd_status inferd_instance_handle(inferd_instance *inst, const inferd_value *const *events,
-                                     size_t n, inferd_error *err);
+INFERD_API inferd_status inferd_instance_handle(inferd_instance *inst,
+                                                const inferd_value *const *events, size_t n,
+                                                inferd_error *err);
 
 #ifdef __cplusplus
 }

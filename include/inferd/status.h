@@ -11,6 +11,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* What libinferd exports. The library is built with hidden visibility, so
+ * a function leaves it only when its declaration in a public header carries
+ * this mark; a program or plugin that declares a function of the same name
+ * as one of libinferd's private ones keeps its own. */
+#if defined(__GNUC__) || defined(__clang__)
+#define INFERD_API __attribute__((visibility("default")))
+#else
+#define INFERD_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,22 +51,23 @@ typedef struct inferd_error {
 } inferd_error;
 
 /* A short stable name for a code: "ok", "invalid", "type", ... (never NULL). */
-const char *inferd_status_name(inferd_status code);
+INFERD_API const char *inferd_status_name(inferd_status code);
 
 /* Sets err (if not NULL) to code and the formatted message; returns code, so
  * that `return inferd_error_set(err, INFERD_EINVAL, "...")` reads naturally. */
-inferd_status inferd_error_set(inferd_error *err, inferd_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-inferd_status inferd_error_setv(inferd_error *err, inferd_status code, const char *fmt, va_list ap);
+INFERD_API inferd_status inferd_error_set(inferd_error *err, inferd_status code, const char *fmt,
+                                          ...) __attribute__((format(printf, 3, 4)));
+INFERD_API inferd_status inferd_error_setv(inferd_error *err, inferd_status code, const char *fmt,
+                                           va_list ap);
 
 /* Prepends "prefix: " to err's message (keeps its code); returns err's code,
  * or INFERD_OK when err is NULL, so callers return their own status after it.
  * Used to add context on the way up: "config.json: listen: ...". */
-inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
+INFERD_API inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Resets err to INFERD_OK with an empty message. */
-void inferd_error_clear(inferd_error *err);
+INFERD_API void inferd_error_clear(inferd_error *err);
 
 #ifdef __cplusplus
 }

@@ -39,11 +39,11 @@ typedef enum inferd_dtype {
 } inferd_dtype;
 
 /* Size of one element in bytes; 0 for INFERD_DTYPE_INVALID. */
-size_t inferd_dtype_size(inferd_dtype dtype);
+INFERD_API size_t inferd_dtype_size(inferd_dtype dtype);
 /* The KServe v2 names: "BOOL", "UINT8", ..., "FP16", "FP32", "FP64". */
-const char *inferd_dtype_name(inferd_dtype dtype);
+INFERD_API const char *inferd_dtype_name(inferd_dtype dtype);
 /* Accepts the KServe names and the numpy-style ones ("float32", "uint8", ...). */
-inferd_status inferd_dtype_parse(const char *name, inferd_dtype *out, inferd_error *err);
+INFERD_API inferd_status inferd_dtype_parse(const char *name, inferd_dtype *out, inferd_error *err);
 
 typedef void (*inferd_release_fn)(void *ctx, void *data);
 
@@ -60,26 +60,28 @@ typedef struct inferd_tensor {
 } inferd_tensor;
 
 /* Element count of a shape; INFERD_ERANGE on a negative dim or overflow. */
-inferd_status inferd_shape_count(size_t ndim, const int64_t *shape, size_t *count,
-                                 inferd_error *err);
+INFERD_API inferd_status inferd_shape_count(size_t ndim, const int64_t *shape, size_t *count,
+                                            inferd_error *err);
 /* Writes "[1,3,224,224]" into buf (always NUL-terminated); returns buf. */
-char *inferd_shape_format(size_t ndim, const int64_t *shape, char *buf, size_t size);
+INFERD_API char *inferd_shape_format(size_t ndim, const int64_t *shape, char *buf, size_t size);
 
 /* A new tensor with zeroed, owned, 64-byte-aligned data. */
-inferd_status inferd_tensor_new(inferd_dtype dtype, size_t ndim, const int64_t *shape,
-                                inferd_tensor **out, inferd_error *err);
+INFERD_API inferd_status inferd_tensor_new(inferd_dtype dtype, size_t ndim, const int64_t *shape,
+                                           inferd_tensor **out, inferd_error *err);
 /* A tensor over data owned elsewhere. nbytes must equal the shape's element
  * count times the dtype size, else INFERD_EINVAL says both numbers. release
  * (may be NULL) is called once with (release_ctx, data) when the tensor is
  * freed. On failure release is NOT called: the caller keeps ownership. */
-inferd_status inferd_tensor_wrap(inferd_dtype dtype, size_t ndim, const int64_t *shape, void *data,
-                                 size_t nbytes, inferd_release_fn release, void *release_ctx,
-                                 inferd_tensor **out, inferd_error *err);
+INFERD_API inferd_status inferd_tensor_wrap(inferd_dtype dtype, size_t ndim, const int64_t *shape,
+                                            void *data, size_t nbytes, inferd_release_fn release,
+                                            void *release_ctx, inferd_tensor **out,
+                                            inferd_error *err);
 /* Sets (copies) the tensor's name; NULL clears it. */
-inferd_status inferd_tensor_set_name(inferd_tensor *t, const char *name, inferd_error *err);
-size_t inferd_tensor_count(const inferd_tensor *t);
+INFERD_API inferd_status inferd_tensor_set_name(inferd_tensor *t, const char *name,
+                                                inferd_error *err);
+INFERD_API size_t inferd_tensor_count(const inferd_tensor *t);
 /* Frees the tensor and releases its data. NULL is allowed. */
-void inferd_tensor_free(inferd_tensor *t);
+INFERD_API void inferd_tensor_free(inferd_tensor *t);
 
 #ifdef __cplusplus
 }

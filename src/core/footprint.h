@@ -11,6 +11,6 @@
 
 #include "inferd/value.h"
 
-size_t inferd__value_footprint(const inferd_value *v);
+INFERD_API size_t inferd__value_footprint(const inferd_value *v);
 
 #endif

@@ -29,27 +29,29 @@ typedef struct inferd_estimators inferd_estimators;
 /* Creates the named estimators of every estimator component in reg (one per
  * broker name, the replacement winning) with cfg's settings. A bad setting
  * or a failing init is an error naming the estimator. */
-inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
-                                    inferd_estimators **out, inferd_error *err);
+INFERD_API inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
+                                               inferd_estimators **out, inferd_error *err);
 /* Refuses new items (ESTATE "stopping"), fails what is still queued, and
  * waits for the running batches. Queries stay valid. */
-void inferd_estimators_stop(inferd_estimators *est);
+INFERD_API void inferd_estimators_stop(inferd_estimators *est);
 /* Stops (if not yet), destroys the instances, frees. */
-void inferd_estimators_free(inferd_estimators *est);
+INFERD_API void inferd_estimators_free(inferd_estimators *est);
 
-size_t inferd_estimators_count(const inferd_estimators *est);
+INFERD_API size_t inferd_estimators_count(const inferd_estimators *est);
 /* The i-th broker name, in name order. */
-const char *inferd_estimators_name(const inferd_estimators *est, size_t i);
+INFERD_API const char *inferd_estimators_name(const inferd_estimators *est, size_t i);
 /* -1 when there is no estimator of that name. */
-long inferd_estimators_find(const inferd_estimators *est, const char *name);
+INFERD_API long inferd_estimators_find(const inferd_estimators *est, const char *name);
 /* The plugin that serves estimator i (borrowed from the registry). */
-const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est, size_t i);
+INFERD_API const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est,
+                                                              size_t i);
 /* The request options the estimator takes (END-terminated, never NULL). */
-const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i);
+INFERD_API const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est,
+                                                             size_t i);
 /* {"name", "component", "plugin", "builtIn", "replaces" (bool),
  *  "deviceClass", "maxBatch" (effective), "modelBatch" (the model's limit, 0:
  *  any), "maxBatchBytes", "maxDelayUs", "workers", "options": [...]} */
-inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i);
+INFERD_API inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i);
 
 /* Counters of one estimator (for /metrics). */
 typedef struct inferd_estimator_stats {
@@ -61,7 +63,8 @@ typedef struct inferd_estimator_stats {
     uint64_t delay_waits;     /* batches that waited for maxDelayUs (0 unless opted in) */
     uint64_t batch_hist[8];   /* batches of size 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, >64 */
 } inferd_estimator_stats;
-void inferd_estimators_stats(const inferd_estimators *est, size_t i, inferd_estimator_stats *out);
+INFERD_API void inferd_estimators_stats(const inferd_estimators *est, size_t i,
+                                        inferd_estimator_stats *out);
 
 /* One image to estimate. */
 typedef struct inferd_estimate_input {
@@ -87,9 +90,10 @@ typedef void (*inferd_estimate_cb)(void *ctx, size_t index, inferd_value *result
  * item (index 0..n-1). On failure nothing is taken, cb is never called:
  * EINVAL (a bad option or area: the message names it), EBUSY (the queue
  * cannot take n more items: overloaded), ESTATE (stopping). */
-inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
-                                       inferd_estimate_input *inputs, size_t n,
-                                       const inferd_value *options, inferd_estimate_cb cb,
-                                       void *ctx, inferd_error *err);
+INFERD_API inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
+                                                  inferd_estimate_input *inputs, size_t n,
+                                                  const inferd_value *options,
+                                                  inferd_estimate_cb cb, void *ctx,
+                                                  inferd_error *err);
 
 #endif

@@ -32,13 +32,14 @@ typedef struct inferd_event_sub_config {
 
 /* Subscribes inst (an event component's instance, borrowed: it must outlive
  * the subscription) to its component's event_name and starts its thread. */
-inferd_status inferd_events_subscribe(inferd_instance *inst, const inferd_event_sub_config *cfg,
-                                      inferd_event_sub **out, inferd_error *err);
+INFERD_API inferd_status inferd_events_subscribe(inferd_instance *inst,
+                                                 const inferd_event_sub_config *cfg,
+                                                 inferd_event_sub **out, inferd_error *err);
 /* Unsubscribes, delivers what is still queued (up to a deadline of
  * deadline_ms; the rest is dropped and counted), joins the thread, frees.
  * The deadline bounds when the last batch starts: a handle call that is
  * running is waited for. Afterwards inst may be destroyed. */
-void inferd_events_unsubscribe(inferd_event_sub *sub, uint64_t deadline_ms);
+INFERD_API void inferd_events_unsubscribe(inferd_event_sub *sub, uint64_t deadline_ms);
 
 /* Counters of one subscriber (for /metrics). */
 typedef struct inferd_event_sub_stats {
@@ -51,11 +52,12 @@ typedef struct inferd_event_sub_stats {
     size_t queued;                /* now */
 } inferd_event_sub_stats;
 /* The counters of one subscriber now. */
-void inferd_events_stats(const inferd_event_sub *sub, inferd_event_sub_stats *out);
+INFERD_API void inferd_events_stats(const inferd_event_sub *sub, inferd_event_sub_stats *out);
 /* Calls fn for every live subscriber, under the bus lock (keep fn short, and
  * do not publish or subscribe from it). */
-void inferd_events_foreach(void (*fn)(void *ctx, const inferd_event_sub_stats *s), void *ctx);
+INFERD_API void inferd_events_foreach(void (*fn)(void *ctx, const inferd_event_sub_stats *s),
+                                      void *ctx);
 /* Events published with no subscriber for their name (counted, not an error). */
-uint64_t inferd_events_unrouted(void);
+INFERD_API uint64_t inferd_events_unrouted(void);
 
 #endif

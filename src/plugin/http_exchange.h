@@ -42,8 +42,8 @@ struct inferd_http_response {
 };
 
 /* A response with status 200, nothing else. */
-void inferd_http_response_init(inferd_http_response *resp);
+INFERD_API void inferd_http_response_init(inferd_http_response *resp);
 /* Frees what the response owns (not resp itself). */
-void inferd_http_response_clear(inferd_http_response *resp);
+INFERD_API void inferd_http_response_clear(inferd_http_response *resp);
 
 #endif

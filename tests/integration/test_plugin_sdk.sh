@@ -24,7 +24,10 @@ mkdir -p "$T/myplugins"
 cc -std=c17 -Wall -Wextra -Werror -O2 -fPIC -shared -Wl,-z,defs $cflags \
   "$TEST_SRCDIR/plugins/examples/c/sample/sample.c" -o "$T/myplugins/sample.so" \
   || fail "out-of-tree build of the sample plugin"
-pass "the sample plugin builds out of tree with only pkg-config --cflags"
+nm -D --defined-only "$T/myplugins/sample.so" | awk '$2 == "T" {print $3}' >"$T/plugin_exports"
+[ "$(cat "$T/plugin_exports")" = inferd_plugin_entry ] \
+  || fail "the sample plugin exports more than its entry point: $(tr '\n' ' ' <"$T/plugin_exports")"
+pass "the sample plugin builds out of tree with only pkg-config --cflags, and exports only inferd_plugin_entry"
 
 # Every public header compiles on its own.
 for h in "$prefix"/include/inferd/*.h; do
@@ -32,8 +35,12 @@ for h in "$prefix"/include/inferd/*.h; do
   [ "$name" = plugin_api_map.h ] && continue
   echo "#include <inferd/$name>" | cc -std=c17 -Wall -Wextra -Werror $cflags -x c -fsyntax-only - \
     || fail "header $name does not compile alone"
+  if command -v c++ >/dev/null; then
+    echo "#include <inferd/$name>" | c++ -std=c++17 -Wall -Wextra -Werror $cflags -x c++ -fsyntax-only - \
+      || fail "header $name does not compile alone as C++"
+  fi
 done
-pass "every installed header compiles alone"
+pass "every installed header compiles alone, as C$(command -v c++ >/dev/null && echo ' and as C++')"
 
 inferd="$prefix/bin/inferd"
 "$inferd" plugin list --plugin-dir "$T/myplugins" --active sample > "$T/list" 2>"$T/err" \

@@ -19,9 +19,13 @@
  *   EV_RECORD      event components that append every plugin_failed,
  *                  estimation_done or config_reload event to the file named by
  *                  their property path, one JSON line each
+ *   OWN_NAMES      defines and exports functions named like the daemon's own
+ *                  private ones (proto_send, sql_eval, mqtt_client_new); its
+ *                  function test_own_names says whose were called
  */
 #include "inferd/plugin.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,7 +275,6 @@ INFERD_PLUGIN("test_bg_clash", "1.0",
               INFERD_BACKGROUND("test_bg_clash", NULL, bg_routes, NULL, bg_start, NULL))
 #endif
 #elif defined(EV_RECORD)
-#include <stdio.h>
 static const inferd_prop_spec ev_props[] = {
     INFERD_PROP_STRING("path", "the file the events are appended to", ""),
     INFERD_PROP_END,
@@ -308,6 +311,25 @@ INFERD_PLUGIN("test_ev_record", "1.0",
                            ev_handle, ev_deinit),
               INFERD_EVENT("test_ev_record_reload", "config_reload", ev_props, ev_init,
                            ev_handle, ev_deinit))
+#elif defined(OWN_NAMES)
+/* Exported on purpose (the worst case): the plugin's calls must still reach
+ * these, not the daemon's functions of the same names. */
+__attribute__((visibility("default"))) const char *proto_send(void);
+__attribute__((visibility("default"))) const char *sql_eval(void);
+__attribute__((visibility("default"))) const char *mqtt_client_new(void);
+const char *proto_send(void) { return "plugin"; }
+const char *sql_eval(void) { return "plugin"; }
+const char *mqtt_client_new(void) { return "plugin"; }
+static inferd_status own_exec(inferd_instance *self, const inferd_value *const *args, size_t n,
+                              inferd_value **result, inferd_error *err)
+{
+    char says[64];
+    snprintf(says, sizeof says, "%s %s %s", proto_send(), sql_eval(), mqtt_client_new());
+    *result = inferd_value_string(says);
+    return INFERD_OK;
+}
+INFERD_PLUGIN("test_own_names", "1.0",
+              INFERD_FUNCTION("test_own_names", 0, 0, NULL, NULL, own_exec, NULL))
 #elif defined(NO_ENTRY)
 int inferd_test_not_a_plugin(void);
 int inferd_test_not_a_plugin(void) { return 42; }
