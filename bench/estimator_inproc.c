@@ -117,26 +117,26 @@ static bool one_image(client *c)
     if (inferd_image_probe(sh->file, sh->len, &w, &h, &err) != INFERD_OK ||
         inferd_image_decode(sh->file, sh->len, INFERD_PIXEL_RGB8, sh->max_pixels, &in.image,
                             &err) != INFERD_OK)
-        return client_fail(c, "decode: %s", err.message);
+        return client_fail(c, "decode: %.900s", err.message);
     c->done = false;
     if (inferd_estimators_submit(sh->est, sh->index, &in, 1, sh->options, on_done, c, &err) !=
         INFERD_OK) {
         inferd_image_free(in.image);
-        return client_fail(c, "submit: %s", err.message);
+        return client_fail(c, "submit: %.900s", err.message);
     }
     pthread_mutex_lock(&c->lock);
     while (!c->done)
         pthread_cond_wait(&c->cond, &c->lock);
     pthread_mutex_unlock(&c->lock);
     if (!c->result)
-        return client_fail(c, "an image failed: %s", c->err.message);
+        return client_fail(c, "an image failed: %.900s", c->err.message);
     char *json = NULL;
     size_t jlen = 0;
     inferd_status st = inferd_value_to_json(c->result, 0, &json, &jlen, &err);
     inferd_value_free(c->result);
     c->result = NULL;
     if (st != INFERD_OK)
-        return client_fail(c, "result: %s", err.message);
+        return client_fail(c, "result: %.900s", err.message);
     if (!c->first) {
         c->first = json;
         return true;

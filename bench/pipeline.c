@@ -206,7 +206,7 @@ static long result_count(const inferd_buffer *r, char *msg, size_t size)
 {
     const inferd_error *e = inferd_buffer_error(r);
     if (e) {
-        snprintf(msg, size, "a frame failed: %s", e->message);
+        snprintf(msg, size, "a frame failed: %.900s", e->message);
         return -1;
     }
     const inferd_value *v = inferd_value_object_path(inferd_buffer_value(r), "count.count");
@@ -258,7 +258,7 @@ static void *pull_burst(void *arg)
             continue;
         long count = -1;
         if (st != INFERD_OK)
-            snprintf(pl->msg, sizeof pl->msg, "inferd_pipeline_pull: %s", err.message);
+            snprintf(pl->msg, sizeof pl->msg, "inferd_pipeline_pull: %.900s", err.message);
         else if (!r)
             snprintf(pl->msg, sizeof pl->msg, "inferd_pipeline_pull: the stream ended early");
         else if ((count = result_count(r, pl->msg, sizeof pl->msg)) >= 0 && count != pl->expect)

@@ -42,8 +42,8 @@ extern "C" {
 #endif
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
-#define INFERD_ABI_MAJOR 1
-#define INFERD_ABI_MINOR 3
+#define INFERD_ABI_MAJOR 2
+#define INFERD_ABI_MINOR 0
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */

@@ -33,21 +33,44 @@ typedef enum inferd_prop_type {
     INFERD_PROP_TYPE_BOOL,    /* true/false, also "true"/"false"/"1"/"0" */
     INFERD_PROP_TYPE_ENUM,    /* one of enum_values (a NULL-terminated list) */
     INFERD_PROP_TYPE_STRLIST, /* JSON array of strings, or "a,b,c" */
-    INFERD_PROP_TYPE_OBJECT   /* a JSON object, or its JSON text */
+    INFERD_PROP_TYPE_OBJECT,  /* a JSON object, or its JSON text; with fields, checked by them */
+    INFERD_PROP_TYPE_SIZE,    /* bytes, stored as an int: 65536, "64k", "64M", "1G" (1024-based);
+                                 range umin..umax */
+    INFERD_PROP_TYPE_DURATION, /* milliseconds, stored as an int: 250, "250ms", "30s", "5m",
+                                  "1h"; range umin..umax */
+    INFERD_PROP_TYPE_ARRAY,   /* a JSON array; with fields, each item an object checked by them */
+    INFERD_PROP_TYPE_MAP      /* an object of name -> object, each checked by fields */
 } inferd_prop_type;
+
+/* flags */
+#define INFERD_PROP_BOUND 1u /* inferd_props_bind writes the value at offset */
 
 typedef struct inferd_prop_spec {
     const char *name;
     inferd_prop_type type;
     const char *description;
-    /* The default, written as a user would write it ("640", "true", "rgb").
-     * NULL makes the property required. */
+    /* The default, written as a user would write it ("640", "true", "rgb",
+     * "30s"). NULL makes the property required (OBJECT, ARRAY and MAP
+     * with fields: NULL is "{}" or "[]", their fields' defaults apply). */
     const char *default_value;
     int64_t imin, imax;              /* INT */
-    uint64_t umin, umax;             /* UINT */
+    uint64_t umin, umax;             /* UINT, SIZE, DURATION */
     double dmin, dmax;               /* FLOAT, DOUBLE */
     const char *const *enum_values;  /* ENUM: NULL-terminated */
+    /* OBJECT, ARRAY, MAP: the declaration of the nested objects (an END
+     * terminated array); NULL takes any. */
+    const struct inferd_prop_spec *fields;
+    /* With flags INFERD_PROP_BOUND, where inferd_props_bind writes the value
+     * in the caller's struct (INFERD_PROP_AT sets both): STRING and ENUM a
+     * const char *, INT, UINT, SIZE and DURATION an int64_t, FLOAT and DOUBLE
+     * a double, BOOL a bool, the others a const inferd_value *. Pointers are
+     * borrowed from the props. */
+    size_t offset;
+    unsigned flags;
 } inferd_prop_spec;
+
+/* In a designated initialiser: bind the property to field of struct type. */
+#define INFERD_PROP_AT(type, field) .offset = offsetof(type, field), .flags = INFERD_PROP_BOUND
 
 /* Declaration helpers (C99 designated initialisers; usable in static arrays). */
 #define INFERD_PROP_STRING(n, desc, def) \
@@ -73,9 +96,16 @@ typedef struct inferd_prop_spec {
     { .name = (n), .type = INFERD_PROP_TYPE_STRLIST, .description = (desc), .default_value = (def) }
 #define INFERD_PROP_OBJECT(n, desc, def) \
     { .name = (n), .type = INFERD_PROP_TYPE_OBJECT, .description = (desc), .default_value = (def) }
+#define INFERD_PROP_SIZE(n, desc, def, lo, hi)                                              \
+    { .name = (n), .type = INFERD_PROP_TYPE_SIZE, .description = (desc), .default_value = (def), \
+      .umin = (lo), .umax = (hi) }
+#define INFERD_PROP_DURATION(n, desc, def, lo, hi)                                            \
+    { .name = (n), .type = INFERD_PROP_TYPE_DURATION, .description = (desc),                  \
+      .default_value = (def), .umin = (lo), .umax = (hi) }
 #define INFERD_PROP_END { .name = NULL, .type = INFERD_PROP_TYPE_END }
 
-/* "string", "int", "uint", "float", "double", "bool", "enum", "strlist", "object". */
+/* "string", "int", "uint", "float", "double", "bool", "enum", "strlist", "object", "size",
+ * "duration", "array", "map". */
 INFERD_API const char *inferd_prop_type_name(inferd_prop_type type);
 /* Number of specs before the END entry. */
 INFERD_API size_t inferd_prop_specs_count(const inferd_prop_spec *specs);
@@ -99,8 +129,13 @@ INFERD_API inferd_status inferd_prop_convert(const inferd_prop_spec *spec, const
                                              inferd_error *err);
 
 /* Validates a JSON object of properties (NULL means none given) against specs:
- * fills defaults, refuses unknown names, missing required ones, wrong types,
- * out-of-range numbers and unknown enum values. *out is owned by the caller. */
+ * fills defaults, refuses unknown names (with the closest known one),
+ * missing required ones, wrong types, out-of-range numbers and unknown enum
+ * values, in nested objects too. Every fault of the document is reported,
+ * in err's message, one after the other ("; "); the code is the first's.
+ * Each reads "<owner>: property '<path>': <why> (got <value>; allowed:
+ * <what>)", the path naming nested keys and items ("restartStrategy.delay",
+ * "profiles.edge.qos", "routes[2].method"). *out is owned by the caller. */
 INFERD_API inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *owner,
                                                const inferd_value *given, inferd_props **out,
                                                inferd_error *err);
@@ -120,6 +155,12 @@ INFERD_API const char *inferd_props_string(const inferd_props *props, const char
 INFERD_API int64_t inferd_props_int(const inferd_props *props, const char *name);
 INFERD_API double inferd_props_double(const inferd_props *props, const char *name);
 INFERD_API bool inferd_props_bool(const inferd_props *props, const char *name);
+/* Writes every bound property (INFERD_PROP_AT) into the struct at base; see
+ * inferd_prop_spec.offset for the C type of each. */
+INFERD_API void inferd_props_bind(const inferd_props *props, void *base);
+/* The props as one JSON object, name -> converted value, defaults filled in
+ * (what a user is shown back). NULL on ENOMEM. */
+INFERD_API inferd_value *inferd_props_to_value(const inferd_props *props);
 /* STRLIST: count and i-th item. */
 INFERD_API size_t inferd_props_list_len(const inferd_props *props, const char *name);
 INFERD_API const char *inferd_props_list_at(const inferd_props *props, const char *name, size_t i);

@@ -43,7 +43,7 @@ typedef enum inferd_status {
     INFERD_EINTERNAL     /* a bug in inferd */
 } inferd_status;
 
-#define INFERD_ERROR_MESSAGE_MAX 512
+#define INFERD_ERROR_MESSAGE_MAX 2048
 
 typedef struct inferd_error {
     inferd_status code;

@@ -12,6 +12,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,58 @@ struct inferd_props {
     size_t n;
     inferd_value **values;         /* owned, values[i] belongs to specs[i] */
 };
+
+/* The faults of one document: every one goes into err's message, "; "
+ * between them, as long as there is room (the owner said once while it is
+ * the same); the rest are counted and said at the end. The code is the
+ * first fault's. */
+typedef struct faults {
+    inferd_error *err;
+    inferd_status first;
+    size_t n, unsaid;
+    const char *owner; /* of the last fault said */
+} faults;
+
+__attribute__((format(printf, 4, 5))) static void fault(faults *f, inferd_status code,
+                                                         const char *owner, const char *fmt,
+                                                         ...)
+{
+    char msg[INFERD_ERROR_MESSAGE_MAX];
+    size_t at = 0;
+    bool same = f->n && owner && f->owner && strcmp(owner, f->owner) == 0;
+    if (owner && !same)
+        at = (size_t)snprintf(msg, sizeof msg, "%s: ", owner);
+    if (at >= sizeof msg)
+        at = sizeof msg - 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + at, sizeof msg - at, fmt, ap);
+    va_end(ap);
+    f->owner = owner;
+    if (f->n++ == 0) {
+        f->first = code;
+        inferd_error_set(f->err, code, "%s", msg);
+        return;
+    }
+    if (!f->err)
+        return;
+    size_t used = strlen(f->err->message), len = strlen(msg);
+    /* Room for "; " and the message, and for " (and N more)" after. */
+    if (used + 2 + len + 24 < sizeof f->err->message)
+        snprintf(f->err->message + used, sizeof f->err->message - used, "; %s", msg);
+    else
+        f->unsaid++;
+}
+
+static inferd_status faults_end(faults *f)
+{
+    if (f->unsaid && f->err) {
+        size_t used = strlen(f->err->message);
+        snprintf(f->err->message + used, sizeof f->err->message - used, " (and %zu more)",
+                 f->unsaid);
+    }
+    return f->n ? f->first : INFERD_OK;
+}
 
 const char *inferd_prop_type_name(inferd_prop_type type)
 {
@@ -34,6 +87,10 @@ const char *inferd_prop_type_name(inferd_prop_type type)
     case INFERD_PROP_TYPE_ENUM: return "enum";
     case INFERD_PROP_TYPE_STRLIST: return "strlist";
     case INFERD_PROP_TYPE_OBJECT: return "object";
+    case INFERD_PROP_TYPE_SIZE: return "size";
+    case INFERD_PROP_TYPE_DURATION: return "duration";
+    case INFERD_PROP_TYPE_ARRAY: return "array";
+    case INFERD_PROP_TYPE_MAP: return "map";
     case INFERD_PROP_TYPE_END: break;
     }
     return "invalid";
@@ -88,6 +145,26 @@ char *inferd_prop_spec_allowed(const inferd_prop_spec *s, char *buf, size_t size
     case INFERD_PROP_TYPE_OBJECT:
         snprintf(buf, size, "a JSON object");
         break;
+    case INFERD_PROP_TYPE_SIZE:
+        if (has_urange(s))
+            snprintf(buf, size, "a size in [%" PRIu64 ", %" PRIu64 "] bytes (65536, \"64k\", "
+                     "\"64M\", \"1G\")", s->umin, s->umax);
+        else
+            snprintf(buf, size, "a size in bytes (65536, \"64k\", \"64M\", \"1G\")");
+        break;
+    case INFERD_PROP_TYPE_DURATION:
+        if (has_urange(s))
+            snprintf(buf, size, "a duration in [%" PRIu64 ", %" PRIu64 "] ms (250, \"250ms\", "
+                     "\"30s\", \"5m\", \"1h\")", s->umin, s->umax);
+        else
+            snprintf(buf, size, "a duration in ms (250, \"250ms\", \"30s\", \"5m\", \"1h\")");
+        break;
+    case INFERD_PROP_TYPE_ARRAY:
+        snprintf(buf, size, s->fields ? "a JSON array of objects" : "a JSON array");
+        break;
+    case INFERD_PROP_TYPE_MAP:
+        snprintf(buf, size, "a JSON object of name -> object");
+        break;
     default:
         snprintf(buf, size, "%s", inferd_prop_type_name(s->type));
         break;
@@ -112,13 +189,20 @@ static const char *given_text(const inferd_value *v, char *buf, size_t size)
     return buf;
 }
 
-static inferd_status refuse(const inferd_prop_spec *s, const char *owner, const inferd_value *given,
-                            inferd_error *err, inferd_status code, const char *why)
+/* "<owner>: property '<path>': <why> (got <value>; allowed: <what>)". */
+static bool refuse(faults *f, const inferd_prop_spec *s, const char *owner, const char *path,
+                   const inferd_value *given, inferd_status code, const char *why)
 {
     char g[96], allowed[256];
-    return inferd_error_set(err, code, "%s: property '%s': %s (got %s; allowed: %s)", owner,
-                            s->name, why, given_text(given, g, sizeof g),
-                            inferd_prop_spec_allowed(s, allowed, sizeof allowed));
+    fault(f, code, owner, "property '%s': %s (got %s; allowed: %s)", path, why,
+          given_text(given, g, sizeof g), inferd_prop_spec_allowed(s, allowed, sizeof allowed));
+    return false;
+}
+
+static bool no_memory(faults *f)
+{
+    fault(f, INFERD_ENOMEM, NULL, "out of memory");
+    return false;
 }
 
 static bool parse_int_text(const char *t, int64_t *out)
@@ -188,22 +272,100 @@ static bool given_double(const inferd_value *g, double *out)
     }
 }
 
-static inferd_status convert_strlist(const inferd_prop_spec *s, const char *owner,
-                                     const inferd_value *g, inferd_value **out, inferd_error *err)
+/* "64M" -> bytes (1024-based; a bare number is bytes). */
+static bool parse_size_text(const char *t, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*t))
+        t++;
+    if (!isdigit((unsigned char)*t))
+        return false;
+    double v = strtod(t, &end);
+    if (errno || end == t)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    double unit = 1;
+    switch (tolower((unsigned char)*end)) {
+    case 'k': unit = 1024.0; end++; break;
+    case 'm': unit = 1024.0 * 1024; end++; break;
+    case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 't': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (unit > 1 && (*end == 'i' || *end == 'I'))
+        end++; /* "MiB" */
+    if (*end == 'b' || *end == 'B')
+        end++;
+    while (isspace((unsigned char)*end))
+        end++;
+    v *= unit;
+    if (*end || !isfinite(v) || v > 9.2e18 || v != floor(v))
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* "30s" -> milliseconds (a bare number is milliseconds). */
+static bool parse_duration_text(const char *t, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*t))
+        t++;
+    if (!isdigit((unsigned char)*t))
+        return false;
+    double v = strtod(t, &end);
+    if (errno || end == t)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    double unit = 1;
+    if (strncmp(end, "ms", 2) == 0)
+        end += 2;
+    else if (strncmp(end, "us", 2) == 0)
+        unit = 0.001, end += 2;
+    else if (*end == 's')
+        unit = 1000, end++;
+    else if (*end == 'm')
+        unit = 60000, end++;
+    else if (*end == 'h')
+        unit = 3600000, end++;
+    else if (*end == 'd')
+        unit = 86400000, end++;
+    while (isspace((unsigned char)*end))
+        end++;
+    v *= unit;
+    if (*end || !isfinite(v) || v > 9.2e18 || v != floor(v))
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static bool convert(const inferd_prop_spec *s, const char *owner, const char *path,
+                    const inferd_value *g, inferd_value **out, faults *f);
+static bool validate_into(const inferd_prop_spec *specs, size_t n, const char *owner,
+                          const char *prefix, const inferd_value *given, inferd_value **values,
+                          faults *f);
+
+static bool convert_strlist(const inferd_prop_spec *s, const char *owner, const char *path,
+                            const inferd_value *g, inferd_value **out, faults *f)
 {
     inferd_value *list = inferd_value_array();
     if (!list)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        return no_memory(f);
     if (inferd_value_is(g, INFERD_VALUE_ARRAY)) {
         for (size_t i = 0; i < inferd_value_array_len(g); i++) {
             const inferd_value *item = inferd_value_array_get(g, i);
             if (!inferd_value_is(item, INFERD_VALUE_STRING)) {
                 inferd_value_free(list);
-                return refuse(s, owner, g, err, INFERD_ETYPE, "every list item must be a string");
+                return refuse(f, s, owner, path, g, INFERD_ETYPE,
+                              "every list item must be a string");
             }
-            if (inferd_value_array_push(list, inferd_value_copy(item), err) != INFERD_OK) {
+            if (inferd_value_array_push(list, inferd_value_copy(item), NULL) != INFERD_OK) {
                 inferd_value_free(list);
-                return INFERD_ENOMEM;
+                return no_memory(f);
             }
         }
     } else if (inferd_value_is(g, INFERD_VALUE_STRING)) {
@@ -217,22 +379,140 @@ static inferd_status convert_strlist(const inferd_prop_spec *s, const char *owne
             while (b > a && isspace((unsigned char)b[-1]))
                 b--;
             if (b > a && inferd_value_array_push(list, inferd_value_string_n(a, (size_t)(b - a)),
-                                                 err) != INFERD_OK) {
+                                                 NULL) != INFERD_OK) {
                 inferd_value_free(list);
-                return INFERD_ENOMEM;
+                return no_memory(f);
             }
             p = comma ? comma + 1 : end;
         }
     } else {
         inferd_value_free(list);
-        return refuse(s, owner, g, err, INFERD_ETYPE, "wrong type");
+        return refuse(f, s, owner, path, g, INFERD_ETYPE, "wrong type");
     }
     *out = list;
-    return INFERD_OK;
+    return true;
 }
 
-inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
-                                  const inferd_value *g, inferd_value **out, inferd_error *err)
+/* One object checked against fields: a new object, field order, defaults in. */
+static bool convert_fields(const inferd_prop_spec *fields, const char *owner, const char *path,
+                           const inferd_value *g, inferd_value **out, faults *f)
+{
+    size_t n = inferd_prop_specs_count(fields);
+    inferd_value **vals = calloc(n ? n : 1, sizeof *vals);
+    inferd_value *obj = inferd_value_object();
+    bool ok = vals && obj ? validate_into(fields, n, owner, path, g, vals, f) : no_memory(f);
+    for (size_t i = 0; i < n; i++)
+        if (ok && vals[i] && inferd_value_object_set(obj, fields[i].name, vals[i], NULL) ==
+                                 INFERD_OK)
+            vals[i] = NULL;
+        else if (ok && vals[i])
+            ok = no_memory(f);
+    for (size_t i = 0; vals && i < n; i++)
+        inferd_value_free(vals[i]);
+    free(vals);
+    if (!ok) {
+        inferd_value_free(obj);
+        return false;
+    }
+    *out = obj;
+    return true;
+}
+
+/* JSON text given for a structured property (an environment variable, a
+ * flag) is read first. *owned is what the caller frees. */
+static const inferd_value *structured(const inferd_prop_spec *s, const char *owner,
+                                      const char *path, const inferd_value *g,
+                                      inferd_value **owned, faults *f)
+{
+    *owned = NULL;
+    if (!inferd_value_is(g, INFERD_VALUE_STRING))
+        return g;
+    size_t len = 0;
+    const char *t = NULL;
+    if (inferd_value_get_string(g, &t, &len, NULL) != INFERD_OK ||
+        inferd_value_from_json(t, len, 0, owned, NULL) != INFERD_OK) {
+        refuse(f, s, owner, path, g, INFERD_EINVAL, "not valid JSON");
+        return NULL;
+    }
+    return *owned;
+}
+
+static bool convert_structured(const inferd_prop_spec *s, const char *owner, const char *path,
+                               const inferd_value *given, inferd_value **out, faults *f)
+{
+    inferd_value *owned = NULL;
+    const inferd_value *g = structured(s, owner, path, given, &owned, f);
+    if (!g)
+        return false;
+    bool ok = true;
+    inferd_value *v = NULL;
+    char sub[256];
+    switch (s->type) {
+    case INFERD_PROP_TYPE_OBJECT:
+        if (!inferd_value_is(g, INFERD_VALUE_OBJECT))
+            ok = refuse(f, s, owner, path, given, INFERD_ETYPE, "not a JSON object");
+        else if (s->fields)
+            ok = convert_fields(s->fields, owner, path, g, &v, f);
+        else if (!(v = inferd_value_copy(g)))
+            ok = no_memory(f);
+        break;
+    case INFERD_PROP_TYPE_MAP:
+        if (!inferd_value_is(g, INFERD_VALUE_OBJECT)) {
+            ok = refuse(f, s, owner, path, given, INFERD_ETYPE, "not a JSON object");
+            break;
+        }
+        if (!(v = inferd_value_object()))
+            ok = no_memory(f);
+        for (size_t i = 0; ok && i < inferd_value_object_len(g); i++) {
+            const char *key;
+            inferd_value *item, *conv = NULL;
+            inferd_value_object_entry(g, i, &key, &item);
+            snprintf(sub, sizeof sub, "%s.%s", path, key);
+            if (!s->fields && !(conv = inferd_value_copy(item)))
+                ok = no_memory(f);
+            else if (s->fields && !inferd_value_is(item, INFERD_VALUE_OBJECT))
+                refuse(f, s, owner, sub, item, INFERD_ETYPE, "not a JSON object");
+            else if (s->fields)
+                convert_fields(s->fields, owner, sub, item, &conv, f); /* faults: reported */
+            if (conv && inferd_value_object_set(v, key, conv, NULL) != INFERD_OK)
+                ok = no_memory(f);
+        }
+        break;
+    case INFERD_PROP_TYPE_ARRAY:
+        if (!inferd_value_is(g, INFERD_VALUE_ARRAY)) {
+            ok = refuse(f, s, owner, path, given, INFERD_ETYPE, "not a JSON array");
+            break;
+        }
+        if (!(v = inferd_value_array()))
+            ok = no_memory(f);
+        for (size_t i = 0; ok && i < inferd_value_array_len(g); i++) {
+            const inferd_value *item = inferd_value_array_get(g, i);
+            inferd_value *conv = NULL;
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+            if (!s->fields && !(conv = inferd_value_copy(item)))
+                ok = no_memory(f);
+            else if (s->fields && !inferd_value_is(item, INFERD_VALUE_OBJECT))
+                refuse(f, s, owner, sub, item, INFERD_ETYPE, "not a JSON object");
+            else if (s->fields)
+                convert_fields(s->fields, owner, sub, item, &conv, f);
+            if (conv && inferd_value_array_push(v, conv, NULL) != INFERD_OK)
+                ok = no_memory(f);
+        }
+        break;
+    default:
+        break;
+    }
+    inferd_value_free(owned);
+    if (!ok || !v) {
+        inferd_value_free(v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool convert(const inferd_prop_spec *s, const char *owner, const char *path,
+                    const inferd_value *g, inferd_value **out, faults *f)
 {
     inferd_value *v = NULL;
     int64_t i;
@@ -243,37 +523,49 @@ inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
     size_t given_len = 0;
     if (inferd_value_get_string(g, &given, &given_len, NULL) == INFERD_OK &&
         strlen(given) != given_len)
-        return refuse(s, owner, g, err, INFERD_EINVAL, "contains a NUL character");
+        return refuse(f, s, owner, path, g, INFERD_EINVAL, "contains a NUL character");
     switch (s->type) {
     case INFERD_PROP_TYPE_STRING:
         if (!inferd_value_is(g, INFERD_VALUE_STRING))
-            return refuse(s, owner, g, err, INFERD_ETYPE, "wrong type");
+            return refuse(f, s, owner, path, g, INFERD_ETYPE, "wrong type");
         v = inferd_value_copy(g);
         break;
     case INFERD_PROP_TYPE_INT:
         if (!given_int(g, &i))
-            return refuse(s, owner, g, err, INFERD_ETYPE, "not an integer");
+            return refuse(f, s, owner, path, g, INFERD_ETYPE, "not an integer");
         if (has_irange(s) && (i < s->imin || i > s->imax))
-            return refuse(s, owner, g, err, INFERD_ERANGE, "out of range");
+            return refuse(f, s, owner, path, g, INFERD_ERANGE, "out of range");
         v = inferd_value_int(i);
         break;
     case INFERD_PROP_TYPE_UINT:
-        if (!given_int(g, &i))
-            return refuse(s, owner, g, err, INFERD_ETYPE, "not an integer");
+    case INFERD_PROP_TYPE_SIZE:
+    case INFERD_PROP_TYPE_DURATION: {
+        bool text = inferd_value_is(g, INFERD_VALUE_STRING);
+        bool read = s->type == INFERD_PROP_TYPE_SIZE && text
+                        ? parse_size_text(inferd_value_string_or(g, ""), &i)
+                    : s->type == INFERD_PROP_TYPE_DURATION && text
+                        ? parse_duration_text(inferd_value_string_or(g, ""), &i)
+                        : given_int(g, &i);
+        if (!read)
+            return refuse(f, s, owner, path, g, INFERD_ETYPE,
+                          s->type == INFERD_PROP_TYPE_UINT ? "not an integer"
+                          : s->type == INFERD_PROP_TYPE_SIZE ? "not a size"
+                                                             : "not a duration");
         if (i < 0)
-            return refuse(s, owner, g, err, INFERD_ERANGE, "negative");
+            return refuse(f, s, owner, path, g, INFERD_ERANGE, "negative");
         if (has_urange(s) && ((uint64_t)i < s->umin || (uint64_t)i > s->umax))
-            return refuse(s, owner, g, err, INFERD_ERANGE, "out of range");
+            return refuse(f, s, owner, path, g, INFERD_ERANGE, "out of range");
         v = inferd_value_int(i);
         break;
+    }
     case INFERD_PROP_TYPE_FLOAT:
     case INFERD_PROP_TYPE_DOUBLE:
         if (!given_double(g, &d))
-            return refuse(s, owner, g, err, INFERD_ETYPE, "not a finite number");
+            return refuse(f, s, owner, path, g, INFERD_ETYPE, "not a finite number");
         if (s->type == INFERD_PROP_TYPE_FLOAT && fabs(d) > FLT_MAX)
-            return refuse(s, owner, g, err, INFERD_ERANGE, "too large for a float");
+            return refuse(f, s, owner, path, g, INFERD_ERANGE, "too large for a float");
         if (has_drange(s) && (d < s->dmin || d > s->dmax))
-            return refuse(s, owner, g, err, INFERD_ERANGE, "out of range");
+            return refuse(f, s, owner, path, g, INFERD_ERANGE, "out of range");
         v = inferd_value_double(d);
         break;
     case INFERD_PROP_TYPE_BOOL:
@@ -287,64 +579,73 @@ inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
             else if ((t && (strcmp(t, "false") == 0 || strcmp(t, "0") == 0)) || (!t && n == 0))
                 v = inferd_value_bool(false);
             else
-                return refuse(s, owner, g, err, INFERD_ETYPE, "not a bool");
+                return refuse(f, s, owner, path, g, INFERD_ETYPE, "not a bool");
         } else {
-            return refuse(s, owner, g, err, INFERD_ETYPE, "not a bool");
+            return refuse(f, s, owner, path, g, INFERD_ETYPE, "not a bool");
         }
         break;
     case INFERD_PROP_TYPE_ENUM: {
         const char *t = inferd_value_string_or(g, NULL);
         if (!t)
-            return refuse(s, owner, g, err, INFERD_ETYPE, "wrong type");
+            return refuse(f, s, owner, path, g, INFERD_ETYPE, "wrong type");
         for (size_t k = 0; s->enum_values && s->enum_values[k]; k++)
             if (strcmp(t, s->enum_values[k]) == 0)
                 v = inferd_value_string(t);
         if (!v)
-            return refuse(s, owner, g, err, INFERD_EINVAL, "unknown value");
+            return refuse(f, s, owner, path, g, INFERD_EINVAL, "unknown value");
         break;
     }
     case INFERD_PROP_TYPE_STRLIST:
-        return convert_strlist(s, owner, g, out, err);
+        return convert_strlist(s, owner, path, g, out, f);
     case INFERD_PROP_TYPE_OBJECT:
-        if (inferd_value_is(g, INFERD_VALUE_STRING)) { /* JSON text: an env var, a flag */
-            size_t len = 0;
-            const char *t = NULL;
-            if (inferd_value_get_string(g, &t, &len, NULL) != INFERD_OK ||
-                inferd_value_from_json(t, len, 0, &v, NULL) != INFERD_OK)
-                return refuse(s, owner, g, err, INFERD_EINVAL, "not valid JSON");
-        } else {
-            v = inferd_value_copy(g);
-        }
-        if (v && !inferd_value_is(v, INFERD_VALUE_OBJECT)) {
-            inferd_value_free(v);
-            return refuse(s, owner, g, err, INFERD_ETYPE, "not a JSON object");
-        }
-        break;
+    case INFERD_PROP_TYPE_MAP:
+    case INFERD_PROP_TYPE_ARRAY:
+        return convert_structured(s, owner, path, g, out, f);
     default:
-        return inferd_error_set(err, INFERD_EINTERNAL, "%s: property '%s' has an invalid type %d",
-                                owner, s->name, (int)s->type);
+        fault(f, INFERD_EINTERNAL, owner, "property '%s' has an invalid type %d", path,
+              (int)s->type);
+        return false;
     }
     if (!v)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        return no_memory(f);
     *out = v;
-    return INFERD_OK;
+    return true;
 }
 
-static inferd_status convert_text(const inferd_prop_spec *s, const char *owner, const char *text,
-                                  inferd_value **out, inferd_error *err)
+inferd_status inferd_prop_convert(const inferd_prop_spec *s, const char *owner,
+                                  const inferd_value *g, inferd_value **out, inferd_error *err)
+{
+    faults f = {.err = err};
+    convert(s, owner, s->name, g, out, &f);
+    return faults_end(&f);
+}
+
+/* A structured property's default when none is written: empty, so that its
+ * fields' own defaults apply. */
+static const char *default_text(const inferd_prop_spec *s)
+{
+    if (s->default_value || !s->fields)
+        return s->default_value;
+    return s->type == INFERD_PROP_TYPE_ARRAY ? "[]" : "{}";
+}
+
+static bool convert_text(const inferd_prop_spec *s, const char *owner, const char *path,
+                         const char *text, inferd_value **out, faults *f)
 {
     inferd_value *g = inferd_value_string(text);
     if (!g)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = inferd_prop_convert(s, owner, g, out, err);
+        return no_memory(f);
+    bool ok = convert(s, owner, path, g, out, f);
     inferd_value_free(g);
-    return st;
+    return ok;
 }
 
-inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char *owner,
-                                      inferd_error *err)
+static inferd_status check_specs(const inferd_prop_spec *specs, const char *owner,
+                                 unsigned depth, inferd_error *err)
 {
     size_t n = inferd_prop_specs_count(specs);
+    if (depth > 8)
+        return inferd_error_set(err, INFERD_EINVAL, "%s: properties nest deeper than 8", owner);
     for (size_t i = 0; i < n; i++) {
         const inferd_prop_spec *s = &specs[i];
         if (!s->name || !*s->name)
@@ -353,7 +654,7 @@ inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char 
             if (strcmp(specs[j].name, s->name) == 0)
                 return inferd_error_set(err, INFERD_EEXIST, "%s: property '%s' declared twice",
                                         owner, s->name);
-        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_OBJECT)
+        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_MAP)
             return inferd_error_set(err, INFERD_EINVAL, "%s: property '%s' has an invalid type %d",
                                     owner, s->name, (int)s->type);
         if (s->type == INFERD_PROP_TYPE_ENUM && (!s->enum_values || !s->enum_values[0]))
@@ -362,17 +663,36 @@ inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char 
         if (s->imin > s->imax || s->umin > s->umax || s->dmin > s->dmax)
             return inferd_error_set(err, INFERD_EINVAL, "%s: property '%s' has min > max", owner,
                                     s->name);
-        if (s->default_value) {
-            inferd_value *v = NULL;
-            inferd_status st = convert_text(s, owner, s->default_value, &v, err);
-            if (st != INFERD_OK) {
-                inferd_error_prefix(err, "invalid default");
+        if (s->fields && s->type != INFERD_PROP_TYPE_OBJECT && s->type != INFERD_PROP_TYPE_ARRAY &&
+            s->type != INFERD_PROP_TYPE_MAP)
+            return inferd_error_set(err, INFERD_EINVAL, "%s: property '%s' has fields but is a "
+                                    "%s", owner, s->name, inferd_prop_type_name(s->type));
+        if (s->fields) {
+            char sub[256];
+            snprintf(sub, sizeof sub, "%s: property '%s'", owner, s->name);
+            inferd_status st = check_specs(s->fields, sub, depth + 1, err);
+            if (st != INFERD_OK)
                 return st;
-            }
+        }
+        const char *def = default_text(s);
+        if (def) {
+            inferd_value *v = NULL;
+            faults f = {.err = err};
+            convert_text(s, owner, s->name, def, &v, &f);
             inferd_value_free(v);
+            if (f.n) {
+                inferd_error_prefix(err, "invalid default");
+                return faults_end(&f);
+            }
         }
     }
     return INFERD_OK;
+}
+
+inferd_status inferd_prop_specs_check(const inferd_prop_spec *specs, const char *owner,
+                                      inferd_error *err)
+{
+    return check_specs(specs, owner, 0, err);
 }
 
 void inferd_props_free(inferd_props *p)
@@ -393,17 +713,107 @@ static long spec_index(const inferd_prop_spec *specs, size_t n, const char *name
     return -1;
 }
 
-static inferd_status unknown_property(const inferd_prop_spec *specs, size_t n, const char *owner,
-                                      const char *name, inferd_error *err)
+/* Edits (insert, delete, substitute; case counts half) from a to b, at
+ * most 64 characters each; SIZE_MAX beyond. */
+static size_t distance(const char *a, const char *b)
 {
-    char known[320];
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j * 2;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i * 2;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t sub = a[i - 1] == b[j - 1]                                   ? 0
+                         : tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 1
+                                                                                    : 2;
+            size_t best = diag + sub;
+            if (up + 2 < best)
+                best = up + 2;
+            if (row[j - 1] + 2 < best)
+                best = row[j - 1] + 2;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The declared name closest to name, when close enough to be a typo. */
+static const char *closest(const inferd_prop_spec *specs, size_t n, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, len = strlen(name);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = distance(name, specs[i].name);
+        if (d < best_d)
+            best_d = d, best = specs[i].name;
+    }
+    /* up to a third of the name's letters wrong (two for short ones) */
+    size_t limit = len < 6 ? 2 * 2 : (len / 3) * 2;
+    return best && best_d <= limit ? best : NULL;
+}
+
+static void unknown_property(const inferd_prop_spec *specs, size_t n, const char *owner,
+                             const char *path, const char *name, faults *f)
+{
+    char known[320], hint[160] = "";
     size_t pos = 0;
     known[0] = '\0';
     for (size_t i = 0; i < n && pos < sizeof known; i++)
         pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s%s", i ? ", " : "",
                                 specs[i].name);
-    return inferd_error_set(err, INFERD_ENOTFOUND, "%s: unknown property '%s' (known: %s)", owner,
-                            name, n ? known : "none");
+    const char *near = closest(specs, n, name);
+    if (near)
+        snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
+    fault(f, INFERD_ENOTFOUND, owner, "unknown property '%s%s%s' (%sknown: %s)",
+          path ? path : "", path ? "." : "", name, hint, n ? known : "none");
+}
+
+/* Fills values[i] for each spec from given (an object, or NULL): every
+ * fault reported, the others still converted. prefix: the path of the
+ * object ("" or NULL at the top). */
+static bool validate_into(const inferd_prop_spec *specs, size_t n, const char *owner,
+                          const char *prefix, const inferd_value *given, inferd_value **values,
+                          faults *f)
+{
+    size_t before = f->n;
+    const char *key;
+    inferd_value *item;
+    char path[256];
+    if (given && !inferd_value_is(given, INFERD_VALUE_OBJECT)) {
+        fault(f, INFERD_ETYPE, owner, "%s%s%smust be a JSON object, got %s",
+              prefix ? "property '" : "", prefix ? prefix : "", prefix ? "' " : "properties ",
+              inferd_value_type_name(inferd_value_type_of(given)));
+        return false;
+    }
+    for (size_t k = 0; inferd_value_object_entry(given, k, &key, &item); k++) {
+        long i = spec_index(specs, n, key);
+        snprintf(path, sizeof path, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", key);
+        if (i < 0)
+            unknown_property(specs, n, owner, prefix, key, f);
+        else
+            convert(&specs[i], owner, path, item, &values[i], f);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (values[i])
+            continue;
+        snprintf(path, sizeof path, "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+                 specs[i].name);
+        const char *def = default_text(&specs[i]);
+        if (inferd_value_object_get(given, specs[i].name))
+            continue; /* given, and refused above */
+        if (!def)
+            fault(f, INFERD_EINVAL, owner, "missing required property '%s' (%s)", path,
+                  specs[i].description ? specs[i].description : "");
+        else
+            convert_text(&specs[i], owner, path, def, &values[i], f);
+    }
+    return f->n == before;
 }
 
 inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *owner,
@@ -411,9 +821,6 @@ inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *o
                                     inferd_error *err)
 {
     size_t n = inferd_prop_specs_count(specs);
-    if (given && !inferd_value_is(given, INFERD_VALUE_OBJECT))
-        return inferd_error_set(err, INFERD_ETYPE, "%s: properties must be a JSON object, got %s",
-                                owner, inferd_value_type_name(inferd_value_type_of(given)));
     inferd_props *p = calloc(1, sizeof *p);
     if (!p || !(p->values = calloc(n ? n : 1, sizeof *p->values))) {
         free(p);
@@ -421,31 +828,69 @@ inferd_status inferd_props_validate(const inferd_prop_spec *specs, const char *o
     }
     p->specs = specs;
     p->n = n;
-    inferd_status st = INFERD_OK;
-    const char *key;
-    inferd_value *item;
-    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(given, k, &key, &item); k++) {
-        long i = spec_index(specs, n, key);
-        if (i < 0)
-            st = unknown_property(specs, n, owner, key, err);
-        else
-            st = inferd_prop_convert(&specs[i], owner, item, &p->values[i], err);
-    }
-    for (size_t i = 0; st == INFERD_OK && i < n; i++) {
-        if (p->values[i])
-            continue;
-        if (!specs[i].default_value)
-            st = inferd_error_set(err, INFERD_EINVAL, "%s: missing required property '%s' (%s)",
-                                  owner, specs[i].name, specs[i].description ? specs[i].description : "");
-        else
-            st = convert_text(&specs[i], owner, specs[i].default_value, &p->values[i], err);
-    }
+    faults f = {.err = err};
+    validate_into(specs, n, owner, NULL, given, p->values, &f);
+    inferd_status st = faults_end(&f);
     if (st != INFERD_OK) {
         inferd_props_free(p);
         return st;
     }
     *out = p;
     return INFERD_OK;
+}
+
+void inferd_props_bind(const inferd_props *p, void *base)
+{
+    for (size_t i = 0; p && base && i < p->n; i++) {
+        const inferd_prop_spec *s = &p->specs[i];
+        if (!(s->flags & INFERD_PROP_BOUND))
+            continue;
+        char *at = (char *)base + s->offset;
+        const inferd_value *v = p->values[i];
+        switch (s->type) {
+        case INFERD_PROP_TYPE_STRING:
+        case INFERD_PROP_TYPE_ENUM: {
+            const char *str = inferd_value_string_or(v, "");
+            memcpy(at, &str, sizeof str);
+            break;
+        }
+        case INFERD_PROP_TYPE_INT:
+        case INFERD_PROP_TYPE_UINT:
+        case INFERD_PROP_TYPE_SIZE:
+        case INFERD_PROP_TYPE_DURATION: {
+            int64_t n = inferd_value_int_or(v, 0);
+            memcpy(at, &n, sizeof n);
+            break;
+        }
+        case INFERD_PROP_TYPE_FLOAT:
+        case INFERD_PROP_TYPE_DOUBLE: {
+            double d = inferd_value_double_or(v, 0.0);
+            memcpy(at, &d, sizeof d);
+            break;
+        }
+        case INFERD_PROP_TYPE_BOOL: {
+            bool b = inferd_value_bool_or(v, false);
+            memcpy(at, &b, sizeof b);
+            break;
+        }
+        default:
+            memcpy(at, &v, sizeof v);
+            break;
+        }
+    }
+}
+
+inferd_value *inferd_props_to_value(const inferd_props *p)
+{
+    inferd_value *o = inferd_value_object();
+    for (size_t i = 0; o && p && i < p->n; i++) {
+        inferd_value *v = p->values[i] ? inferd_value_copy(p->values[i]) : inferd_value_null();
+        if (!v || inferd_value_object_set(o, p->specs[i].name, v, NULL) != INFERD_OK) {
+            inferd_value_free(o);
+            return NULL;
+        }
+    }
+    return o;
 }
 
 const inferd_prop_spec *inferd_props_specs(const inferd_props *p) { return p ? p->specs : NULL; }
@@ -459,16 +904,16 @@ const inferd_value *inferd_props_get(const inferd_props *p, const char *name)
 inferd_status inferd_props_set_text(inferd_props *p, const char *owner, const char *name,
                                     const char *text, inferd_error *err)
 {
+    faults f = {.err = err};
     long i = spec_index(p->specs, p->n, name);
-    if (i < 0)
-        return unknown_property(p->specs, p->n, owner, name, err);
     inferd_value *v = NULL;
-    inferd_status st = convert_text(&p->specs[i], owner, text, &v, err);
-    if (st != INFERD_OK)
-        return st;
-    inferd_value_free(p->values[i]);
-    p->values[i] = v;
-    return INFERD_OK;
+    if (i < 0)
+        unknown_property(p->specs, p->n, owner, NULL, name, &f);
+    else if (convert_text(&p->specs[i], owner, name, text, &v, &f)) {
+        inferd_value_free(p->values[i]);
+        p->values[i] = v;
+    }
+    return faults_end(&f);
 }
 
 const char *inferd_props_string(const inferd_props *p, const char *name)

@@ -31,7 +31,7 @@ typedef struct installed {
     portable_proxy *proxy;     /* owned */
     portable_host *host;       /* owned; NULL before start */
     bool registered;
-    char error[512];           /* why it could not be loaded ("" when fine) */
+    char error[INFERD_ERROR_MESSAGE_MAX]; /* why it could not be loaded ("" when fine) */
     struct installed *next;
 } installed;
 
@@ -536,7 +536,7 @@ static inferd_value *describe(const installed *it)
         return NULL;
     inferd_value_object_set(o, "name", inferd_value_string(it->name), NULL);
     portable_status s = {.state = PORTABLE_FAILED};
-    snprintf(s.last_error, sizeof s.last_error, "%s", it->error);
+    snprintf(s.last_error, sizeof s.last_error, "%.500s", it->error);
     if (it->host)
         portable_host_status(it->host, &s);
     else if (!it->error[0])

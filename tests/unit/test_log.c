@@ -71,7 +71,7 @@ static void error_set_and_prefix(void **state)
 
 static void error_truncates_long_messages(void **state)
 {
-    char big[2000];
+    char big[INFERD_ERROR_MESSAGE_MAX * 2];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     inferd_error err;

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "inferd/props.h"
@@ -200,6 +201,228 @@ static void allowed_text(void **state)
     assert_string_equal(inferd_prop_type_name(INFERD_PROP_TYPE_STRLIST), "strlist");
 }
 
+
+/* ---- nested declarations, sizes and durations, every fault at once, binding ---- */
+
+typedef struct restart_opts {
+    int64_t attempts, delay_ms;
+    double multiplier;
+} restart_opts;
+
+typedef struct rule_opts {
+    int64_t buffer, max_bytes, timeout_ms;
+    bool send_error;
+    const char *mode;
+    const inferd_value *restart, *profiles, *routes;
+} rule_opts;
+
+static const char *const modes[] = {"fast", "safe", NULL};
+
+static const inferd_prop_spec restart_fields[] = {
+    {.name = "attempts", .type = INFERD_PROP_TYPE_UINT, .default_value = "0", .umin = 0,
+     .umax = 1000, INFERD_PROP_AT(restart_opts, attempts)},
+    {.name = "delay", .type = INFERD_PROP_TYPE_DURATION, .default_value = "1s", .umin = 0,
+     .umax = 3600000, INFERD_PROP_AT(restart_opts, delay_ms)},
+    {.name = "multiplier", .type = INFERD_PROP_TYPE_DOUBLE, .default_value = "2", .dmin = 1,
+     .dmax = 100, INFERD_PROP_AT(restart_opts, multiplier)},
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec profile_fields[] = {
+    INFERD_PROP_STRING("server", "the broker", NULL),
+    INFERD_PROP_INT("qos", "the QoS", 0, 0, 2),
+    INFERD_PROP_END,
+};
+
+static const char *const methods[] = {"GET", "POST", NULL};
+static const inferd_prop_spec route_fields[] = {
+    INFERD_PROP_ENUM("method", "the method", "GET", methods),
+    INFERD_PROP_STRING("path", "the path", NULL),
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec nested_specs[] = {
+    {.name = "bufferLength", .type = INFERD_PROP_TYPE_UINT, .default_value = "1024", .umin = 1,
+     .umax = 1000000, INFERD_PROP_AT(rule_opts, buffer)},
+    {.name = "maxBytes", .type = INFERD_PROP_TYPE_SIZE, .default_value = "64M",
+     INFERD_PROP_AT(rule_opts, max_bytes)},
+    {.name = "timeout", .type = INFERD_PROP_TYPE_DURATION, .default_value = "30s", .umin = 1,
+     .umax = 600000, INFERD_PROP_AT(rule_opts, timeout_ms)},
+    {.name = "sendError", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     INFERD_PROP_AT(rule_opts, send_error)},
+    {.name = "mode", .type = INFERD_PROP_TYPE_ENUM, .default_value = "safe", .enum_values = modes,
+     INFERD_PROP_AT(rule_opts, mode)},
+    {.name = "restartStrategy", .type = INFERD_PROP_TYPE_OBJECT, .fields = restart_fields,
+     INFERD_PROP_AT(rule_opts, restart)},
+    {.name = "profiles", .type = INFERD_PROP_TYPE_MAP, .fields = profile_fields,
+     INFERD_PROP_AT(rule_opts, profiles)},
+    {.name = "routes", .type = INFERD_PROP_TYPE_ARRAY, .fields = route_fields,
+     INFERD_PROP_AT(rule_opts, routes)},
+    INFERD_PROP_END,
+};
+
+static inferd_status validate_nested(const char *json, inferd_props **out, inferd_error *err)
+{
+    inferd_value *given = NULL;
+    assert_int_equal(inferd_value_from_json(json, strlen(json), 0, &given, NULL), INFERD_OK);
+    inferd_props *p = NULL;
+    inferd_status st = inferd_props_validate(nested_specs, "rule r1: options", given, &p, err);
+    inferd_value_free(given);
+    if (out)
+        *out = p;
+    else
+        inferd_props_free(p);
+    return st;
+}
+
+static void nested_defaults_and_binding(void **state)
+{
+    inferd_error err = {0};
+    assert_int_equal(inferd_prop_specs_check(nested_specs, "test", &err), INFERD_OK);
+    inferd_props *p = NULL;
+    assert_int_equal(validate_nested("{\"maxBytes\": \"2M\", \"timeout\": \"1.5s\", "
+                                     "\"restartStrategy\": {\"attempts\": 3}, "
+                                     "\"profiles\": {\"edge\": {\"server\": \"tcp://e:1883\"}}, "
+                                     "\"routes\": [{\"path\": \"/a\"}, {\"method\": \"POST\", "
+                                     "\"path\": \"/b\"}]}",
+                                     &p, &err),
+                     INFERD_OK);
+    rule_opts o = {0};
+    inferd_props_bind(p, &o);
+    assert_int_equal(o.buffer, 1024);
+    assert_int_equal(o.max_bytes, 2 << 20);
+    assert_int_equal(o.timeout_ms, 1500);
+    assert_false(o.send_error);
+    assert_string_equal(o.mode, "safe");
+    /* The nested object has its own defaults filled in... */
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(o.restart, "attempts"), -1), 3);
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(o.restart, "delay"), -1), 1000);
+    /* ...and a nested declaration binds too. */
+    inferd_props *rp = NULL;
+    assert_int_equal(inferd_props_validate(restart_fields, "restart", o.restart, &rp, &err),
+                     INFERD_OK);
+    restart_opts r = {0};
+    inferd_props_bind(rp, &r);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(r.delay_ms, 1000);
+    assert_true(r.multiplier == 2.0);
+    inferd_props_free(rp);
+    const inferd_value *edge = inferd_value_object_get(o.profiles, "edge");
+    assert_string_equal(inferd_value_string_or(inferd_value_object_get(edge, "server"), ""),
+                        "tcp://e:1883");
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(edge, "qos"), -1), 0);
+    assert_int_equal(inferd_value_array_len(o.routes), 2);
+    assert_string_equal(inferd_value_string_or(inferd_value_object_get(
+                            inferd_value_array_get(o.routes, 0), "method"), ""), "GET");
+    /* What a user is shown back: every key, defaults in. */
+    inferd_value *shown = inferd_props_to_value(p);
+    assert_int_equal(inferd_value_object_len(shown), 8);
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(shown, "maxBytes"), 0),
+                     2 << 20);
+    inferd_value_free(shown);
+    inferd_props_free(p);
+}
+
+static void sizes_and_durations(void **state)
+{
+    static const struct {
+        const char *json;
+        int64_t bytes, ms;
+    } ok[] = {
+        {"{\"maxBytes\": 65536, \"timeout\": 250}", 65536, 250},
+        {"{\"maxBytes\": \"64k\", \"timeout\": \"250ms\"}", 65536, 250},
+        {"{\"maxBytes\": \"1G\", \"timeout\": \"5m\"}", 1 << 30, 300000},
+        {"{\"maxBytes\": \"3MiB\", \"timeout\": \"2s\"}", 3 << 20, 2000},
+        {"{\"maxBytes\": \"10 MB\", \"timeout\": \"0.5s\"}", 10 << 20, 500},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        inferd_props *p = NULL;
+        inferd_error err = {0};
+        assert_int_equal(validate_nested(ok[i].json, &p, &err), INFERD_OK);
+        rule_opts o = {0};
+        inferd_props_bind(p, &o);
+        assert_int_equal(o.max_bytes, ok[i].bytes);
+        assert_int_equal(o.timeout_ms, ok[i].ms);
+        inferd_props_free(p);
+    }
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"maxBytes\": \"lots\"}", "property 'maxBytes': not a size (got \"lots\""},
+        {"{\"maxBytes\": \"1.5\"}", "property 'maxBytes': not a size"},
+        {"{\"maxBytes\": -1}", "property 'maxBytes': negative"},
+        {"{\"timeout\": \"10 parsecs\"}", "property 'timeout': not a duration"},
+        {"{\"timeout\": \"11m\"}", "property 'timeout': out of range (got \"11m\"; allowed: a "
+                                   "duration in [1, 600000] ms"},
+        {"{\"timeout\": 0}", "property 'timeout': out of range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        inferd_error err = {0};
+        assert_int_not_equal(validate_nested(bad[i].json, NULL, &err), INFERD_OK);
+        if (!strstr(err.message, bad[i].needle))
+            fail_msg("%s: %s", bad[i].json, err.message);
+    }
+}
+
+/* Every fault of a document in one message, the path of nested ones, the
+ * closest known name for a typo. */
+static void every_fault_at_once(void **state)
+{
+    inferd_error err = {0};
+    assert_int_equal(validate_nested("{\"bufferLenght\": 5, \"timeout\": \"x\", "
+                                     "\"restartStrategy\": {\"attempts\": -1, \"delai\": 5}, "
+                                     "\"profiles\": {\"edge\": {\"qos\": 7}}, "
+                                     "\"routes\": [{\"path\": \"/a\"}, {\"method\": \"PUT\"}, 3]}",
+                                     NULL, &err),
+                     INFERD_ENOTFOUND); /* the first fault's code */
+    const char *want[] = {
+        "rule r1: options: unknown property 'bufferLenght' (did you mean 'bufferLength'?",
+        "property 'timeout': not a duration",
+        "property 'restartStrategy.attempts': negative",
+        "unknown property 'restartStrategy.delai' (did you mean 'delay'?",
+        "property 'profiles.edge.qos': out of range (got 7",
+        "missing required property 'profiles.edge.server'",
+        "property 'routes[1].method': unknown value (got \"PUT\"; allowed: one of GET, POST)",
+        "missing required property 'routes[1].path'",
+        "property 'routes[2]': not a JSON object",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(err.message, want[i]))
+            fail_msg("lacks '%s': %s", want[i], err.message);
+    /* No hint when nothing is close. */
+    assert_int_not_equal(validate_nested("{\"zzzzzz\": 1}", NULL, &err), INFERD_OK);
+    assert_null(strstr(err.message, "did you mean"));
+    /* Past the room of one message, the rest are counted. */
+    char big[4096] = "{";
+    for (int i = 0; i < 40; i++)
+        snprintf(big + strlen(big), sizeof big - strlen(big), "%s\"unknown_key_%d\": 1",
+                 i ? ", " : "", i);
+    strcat(big, "}");
+    assert_int_not_equal(validate_nested(big, NULL, &err), INFERD_OK);
+    assert_non_null(strstr(err.message, " more)"));
+}
+
+static void nested_declarations_are_checked(void **state)
+{
+    static const inferd_prop_spec bad_field[] = {
+        INFERD_PROP_INT("n", "", 5, 10, 20), /* default out of range */
+        INFERD_PROP_END,
+    };
+    static const inferd_prop_spec outer[] = {
+        {.name = "inner", .type = INFERD_PROP_TYPE_OBJECT, .fields = bad_field},
+        INFERD_PROP_END,
+    };
+    inferd_error err = {0};
+    assert_int_not_equal(inferd_prop_specs_check(outer, "test", &err), INFERD_OK);
+    assert_non_null(strstr(err.message, "property 'n'"));
+    static const inferd_prop_spec fields_on_int[] = {
+        {.name = "x", .type = INFERD_PROP_TYPE_INT, .default_value = "1", .fields = bad_field},
+        INFERD_PROP_END,
+    };
+    assert_int_not_equal(inferd_prop_specs_check(fields_on_int, "test", &err), INFERD_OK);
+    assert_non_null(strstr(err.message, "has fields but is a int"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +432,10 @@ int main(void)
         cmocka_unit_test(bad_values_are_refused_with_a_clear_message),
         cmocka_unit_test(properties_must_be_an_object),
         cmocka_unit_test(allowed_text),
+        cmocka_unit_test(nested_defaults_and_binding),
+        cmocka_unit_test(sizes_and_durations),
+        cmocka_unit_test(every_fault_at_once),
+        cmocka_unit_test(nested_declarations_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
