@@ -49,11 +49,77 @@ bool rrule_offer(rrule *r, rmsg *m, bool wait)
 
 /* ---- the definition ------------------------------------------------------------- */
 
-static const char *const def_keys[] = {"id", "sql", "actions", "options", "triggered", NULL};
-static const char *const option_keys[] = {"bufferLength", "qos", "sendError", "restartStrategy",
-                                          "concurrency", "isEventTime", "lateTolerance", NULL};
-static const char *const restart_keys[] = {"attempts", "delay", "multiplier", "maxDelay",
-                                           "jitterFactor", NULL};
+/* The rule's definition and its options, declared (eKuiper's names and
+ * ranges); checked by the one validator. */
+typedef struct rule_decl {
+    const char *id, *sql;
+    const inferd_value *actions, *options;
+    bool triggered;
+} rule_decl;
+
+typedef struct options_decl {
+    int64_t buffer, qos, concurrency, late_ms;
+    bool event_time, send_error;
+    const inferd_value *restart;
+} options_decl;
+
+typedef struct restart_decl {
+    int64_t attempts, delay_ms, max_delay_ms;
+    double multiplier, jitter;
+} restart_decl;
+
+static const inferd_prop_spec restart_specs[] = {
+    {.name = "attempts", .type = INFERD_PROP_TYPE_UINT, .default_value = "0", .umax = 1000000,
+     .description = "restarts after a failure (0: none)", INFERD_PROP_AT(restart_decl, attempts)},
+    {.name = "delay", .type = INFERD_PROP_TYPE_DURATION, .default_value = "1000", .umax = 3600000,
+     .description = "before the first restart (ms)", INFERD_PROP_AT(restart_decl, delay_ms)},
+    {.name = "multiplier", .type = INFERD_PROP_TYPE_DOUBLE, .default_value = "2", .dmin = 1,
+     .dmax = 100, .description = "each delay is the last times this",
+     INFERD_PROP_AT(restart_decl, multiplier)},
+    {.name = "maxDelay", .type = INFERD_PROP_TYPE_DURATION, .default_value = "30000",
+     .umax = 3600000, .description = "the longest delay (ms)",
+     INFERD_PROP_AT(restart_decl, max_delay_ms)},
+    {.name = "jitterFactor", .type = INFERD_PROP_TYPE_DOUBLE, .default_value = "0.1", .dmin = 0,
+     .dmax = 1, .description = "each delay +- this fraction",
+     INFERD_PROP_AT(restart_decl, jitter)},
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec option_specs[] = {
+    {.name = "bufferLength", .type = INFERD_PROP_TYPE_UINT, .default_value = "1024", .umin = 1,
+     .umax = 1000000, .description = "messages the rule's input and each action's buffer hold",
+     INFERD_PROP_AT(options_decl, buffer)},
+    {.name = "qos", .type = INFERD_PROP_TYPE_INT, .default_value = "0", .imin = 0, .imax = 2,
+     .description = "the MQTT QoS of its actions", INFERD_PROP_AT(options_decl, qos)},
+    {.name = "concurrency", .type = INFERD_PROP_TYPE_UINT, .default_value = "1", .umin = 1,
+     .umax = 64, .description = "messages through the query at once (no window)",
+     INFERD_PROP_AT(options_decl, concurrency)},
+    {.name = "isEventTime", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     .description = "windows on the stream's TIMESTAMP field",
+     INFERD_PROP_AT(options_decl, event_time)},
+    {.name = "lateTolerance", .type = INFERD_PROP_TYPE_DURATION, .default_value = "0",
+     .umax = 86400000, .description = "how late an event may be (ms)",
+     INFERD_PROP_AT(options_decl, late_ms)},
+    {.name = "sendError", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     .description = "send a message's error to the actions", INFERD_PROP_AT(options_decl, send_error)},
+    {.name = "restartStrategy", .type = INFERD_PROP_TYPE_OBJECT, .fields = restart_specs,
+     .description = "restarts after a failure", INFERD_PROP_AT(options_decl, restart)},
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec rule_specs[] = {
+    {.name = "id", .type = INFERD_PROP_TYPE_STRING, .description = "the rule's name: letters, "
+     "digits, _ - and ., at most 128", INFERD_PROP_AT(rule_decl, id)},
+    {.name = "sql", .type = INFERD_PROP_TYPE_STRING, .description = "SELECT ... FROM <stream>",
+     INFERD_PROP_AT(rule_decl, sql)},
+    {.name = "actions", .type = INFERD_PROP_TYPE_ARRAY, .description = "where the results go: "
+     "[{\"mqtt\": {...}}, {\"log\": {}}]", INFERD_PROP_AT(rule_decl, actions)},
+    {.name = "options", .type = INFERD_PROP_TYPE_OBJECT, .fields = option_specs,
+     .description = "how it runs", INFERD_PROP_AT(rule_decl, options)},
+    {.name = "triggered", .type = INFERD_PROP_TYPE_BOOL, .default_value = "true",
+     .description = "runs once created", INFERD_PROP_AT(rule_decl, triggered)},
+    INFERD_PROP_END,
+};
 
 inferd_status rules_only_keys(const inferd_value *obj, const char *what, const char *noun,
                              const char *const *keys, inferd_error *err)
@@ -77,95 +143,37 @@ inferd_status rules_only_keys(const inferd_value *obj, const char *what, const c
     return INFERD_OK;
 }
 
-/* Reads an integer option into *out (kept when absent). */
-static inferd_status opt_int(const inferd_value *obj, const char *what, const char *key,
-                             int64_t lo, int64_t hi, int64_t *out, inferd_error *err)
+/* The options (checked already) into r; written back into the definition
+ * with every default, so that GET /rules/{id} shows what the rule runs with. */
+static void take_options(rrule *r, const inferd_value *checked)
 {
-    const inferd_value *v = inferd_value_object_get(obj, key);
-    if (v && (inferd_value_get_int(v, out, NULL) != INFERD_OK || *out < lo || *out > hi))
-        return inferd_error_set(err, INFERD_EINVAL, "%s.%s must be an integer in %lld..%lld",
-                                what, key, (long long)lo, (long long)hi);
-    return INFERD_OK;
-}
-
-static inferd_status opt_double(const inferd_value *obj, const char *what, const char *key,
-                                double lo, double hi, double *out, inferd_error *err)
-{
-    const inferd_value *v = inferd_value_object_get(obj, key);
-    if (v && (inferd_value_get_double(v, out, NULL) != INFERD_OK || !(*out >= lo && *out <= hi)))
-        return inferd_error_set(err, INFERD_EINVAL, "%s.%s must be a number in %g..%g", what,
-                                key, lo, hi);
-    return INFERD_OK;
-}
-
-/* The options with their defaults, written back into the definition so
- * that GET /rules/{id} shows what the rule runs with. */
-static inferd_status read_options(rrule *r, inferd_error *err)
-{
-    inferd_value *o = inferd_value_object_get(r->def, "options");
-    if (!o) {
-        if (!(o = inferd_value_object()) ||
-            inferd_value_object_set(r->def, "options", o, err) != INFERD_OK)
-            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    } else if (!inferd_value_is(o, INFERD_VALUE_OBJECT)) {
-        return inferd_error_set(err, INFERD_EINVAL, "options must be an object");
-    }
-    int64_t buffer = 1024, qos = 0, attempts = 0, delay = 1000, max_delay = 30000, conc = 1;
-    int64_t late = 0;
-    bool event_time = false;
-    double mult = 2.0, jitter = 0.1;
-    bool send_error = false;
-    inferd_status st;
-    if ((st = rules_only_keys(o, "options", "key", option_keys, err)) ||
-        (st = opt_int(o, "options", "bufferLength", 1, 1000000, &buffer, err)) ||
-        (st = opt_int(o, "options", "qos", 0, 2, &qos, err)) ||
-        (st = opt_int(o, "options", "concurrency", 1, 64, &conc, err)) ||
-        (st = opt_int(o, "options", "lateTolerance", 0, 86400000, &late, err)))
-        return st;
-    const inferd_value *et = inferd_value_object_get(o, "isEventTime");
-    if (et && inferd_value_get_bool(et, &event_time, NULL) != INFERD_OK)
-        return inferd_error_set(err, INFERD_EINVAL, "options.isEventTime must be true or false");
-    const inferd_value *se = inferd_value_object_get(o, "sendError");
-    if (se && inferd_value_get_bool(se, &send_error, NULL) != INFERD_OK)
-        return inferd_error_set(err, INFERD_EINVAL, "options.sendError must be true or false");
-    inferd_value *rs = inferd_value_object_get(o, "restartStrategy");
-    if (rs && !inferd_value_is(rs, INFERD_VALUE_OBJECT))
-        return inferd_error_set(err, INFERD_EINVAL, "options.restartStrategy must be an object");
-    if (rs && ((st = rules_only_keys(rs, "options.restartStrategy", "key", restart_keys,
-                                     err)) ||
-               (st = opt_int(rs, "options.restartStrategy", "attempts", 0, 1000000, &attempts,
-                             err)) ||
-               (st = opt_int(rs, "options.restartStrategy", "delay", 0, 3600000, &delay, err)) ||
-               (st = opt_int(rs, "options.restartStrategy", "maxDelay", 0, 3600000, &max_delay,
-                             err)) ||
-               (st = opt_double(rs, "options.restartStrategy", "multiplier", 1.0, 100.0, &mult,
-                                err)) ||
-               (st = opt_double(rs, "options.restartStrategy", "jitterFactor", 0.0, 1.0, &jitter,
-                                err))))
-        return st;
-    r->buffer_length = (size_t)buffer;
-    r->concurrency = (size_t)conc;
-    r->event_time = event_time;
-    r->late_ms = late;
-    r->qos = (int)qos;
-    r->send_error = send_error;
-    r->restart = (rrestart){.attempts = (int)attempts, .delay_ms = delay,
-                            .max_delay_ms = max_delay < delay ? delay : max_delay,
-                            .multiplier = mult, .jitter = jitter};
-    inferd_value *strategy = inferd_value_object();
-    inferd_value_object_set(strategy, "attempts", inferd_value_int(attempts), NULL);
-    inferd_value_object_set(strategy, "delay", inferd_value_int(delay), NULL);
-    inferd_value_object_set(strategy, "multiplier", inferd_value_double(mult), NULL);
-    inferd_value_object_set(strategy, "maxDelay", inferd_value_int(r->restart.max_delay_ms), NULL);
-    inferd_value_object_set(strategy, "jitterFactor", inferd_value_double(jitter), NULL);
-    inferd_value_object_set(o, "bufferLength", inferd_value_int(buffer), NULL);
-    inferd_value_object_set(o, "qos", inferd_value_int(qos), NULL);
-    inferd_value_object_set(o, "concurrency", inferd_value_int(conc), NULL);
-    inferd_value_object_set(o, "isEventTime", inferd_value_bool(event_time), NULL);
-    inferd_value_object_set(o, "lateTolerance", inferd_value_int(late), NULL);
-    inferd_value_object_set(o, "sendError", inferd_value_bool(send_error), NULL);
-    inferd_value_object_set(o, "restartStrategy", strategy, NULL);
-    return INFERD_OK;
+    options_decl o = {0};
+    restart_decl rs = {0};
+    inferd_props *p = NULL, *rp = NULL;
+    /* Checked values check again; the defaults when the definition is a
+     * recorded one that no longer does (rrule_broken), which keeps its own. */
+    bool valid = inferd_props_validate(option_specs, "options", checked, &p, NULL) == INFERD_OK;
+    if (!valid)
+        inferd_props_validate(option_specs, "options", NULL, &p, NULL);
+    inferd_props_bind(p, &o);
+    if (inferd_props_validate(restart_specs, "restartStrategy", o.restart, &rp, NULL) != INFERD_OK)
+        inferd_props_validate(restart_specs, "restartStrategy", NULL, &rp, NULL);
+    inferd_props_bind(rp, &rs);
+    r->buffer_length = (size_t)o.buffer;
+    r->concurrency = (size_t)o.concurrency;
+    r->event_time = o.event_time;
+    r->late_ms = o.late_ms;
+    r->qos = (int)o.qos;
+    r->send_error = o.send_error;
+    r->restart = (rrestart){.attempts = (int)rs.attempts, .delay_ms = rs.delay_ms,
+                            .max_delay_ms = rs.max_delay_ms < rs.delay_ms ? rs.delay_ms
+                                                                          : rs.max_delay_ms,
+                            .multiplier = rs.multiplier, .jitter = rs.jitter};
+    inferd_value *shown = valid ? inferd_props_to_value(p) : NULL;
+    if (shown)
+        inferd_value_object_set(r->def, "options", shown, NULL);
+    inferd_props_free(rp);
+    inferd_props_free(p);
 }
 
 /* Parses and binds the rule's SQL against its stream: the names and arity
@@ -269,7 +277,7 @@ rrule *rrule_broken(rules_engine *e, const char *id, const inferd_value *def, co
     if (!r)
         return NULL;
     inferd_error ignored = {0};
-    read_options(r, &ignored); /* what it can; the defaults otherwise */
+    take_options(r, inferd_value_object_get(def, "options")); /* what it can; else defaults */
     sql_query *q = NULL;
     if (sql_parse_select(r->sql, &q, &ignored) == INFERD_OK) {
         char *from = strdup(sql_query_stream(q));
@@ -289,41 +297,43 @@ inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, i
     if (!inferd_value_is(def, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_EINVAL, "a rule is a JSON object {\"id\", \"sql\", "
                                 "\"actions\", \"options\"}");
-    inferd_status st = rules_only_keys(def, "rule", "key", def_keys, err);
+    /* Named in the errors when it has a usable id. */
+    const char *given_id = inferd_value_string_or(inferd_value_object_get(def, "id"), NULL);
+    char owner[160];
+    snprintf(owner, sizeof owner, "rule%s%.128s", given_id ? " " : "", given_id ? given_id : "");
+    inferd_props *p = NULL;
+    inferd_status st = inferd_props_validate(rule_specs, owner, def, &p, err);
+    if (st != INFERD_OK && st != INFERD_ENOMEM)
+        st = err->code = INFERD_EINVAL; /* an unknown key too: the definition's fault, a 400 */
+    rule_decl d = {0};
+    inferd_props_bind(p, &d);
+    if (st == INFERD_OK && !d.id[0])
+        st = inferd_error_set(err, INFERD_EINVAL, "rule: \"id\" must be a non-empty string");
+    for (const char *c = d.id; st == INFERD_OK && *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-' || *c == '.'))
+            st = inferd_error_set(err, INFERD_EINVAL, "rule: id \"%s\" may only have letters, "
+                                  "digits, _ - and .", d.id);
+    if (st == INFERD_OK && strlen(d.id) > 128)
+        st = inferd_error_set(err, INFERD_EINVAL, "rule: id is longer than 128 characters");
+    if (st == INFERD_OK && !d.sql[0])
+        st = inferd_error_set(err, INFERD_EINVAL, "rule %s: \"sql\" must be a non-empty "
+                              "string", d.id);
+    if (st == INFERD_OK && inferd_value_array_len(d.actions) == 0)
+        st = inferd_error_set(err, INFERD_EINVAL, "rule %s: \"actions\" must be a non-empty "
+                              "array: [{\"mqtt\": {...}}, {\"log\": {}}]", d.id);
+    const inferd_value *actions = inferd_value_object_get(def, "actions");
+    rrule *r = st == INFERD_OK ? rule_alloc(e, d.id, def) : NULL;
+    if (st == INFERD_OK && !r)
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK) {
+        r->want_running = d.triggered;
+        inferd_value_object_remove(r->def, "triggered", NULL);
+        take_options(r, d.options);
+    }
+    inferd_props_free(p);
     if (st != INFERD_OK)
         return st;
-    const char *id, *sql;
-    if (inferd_value_get_string(inferd_value_object_get(def, "id"), &id, NULL, NULL) !=
-            INFERD_OK || !id[0])
-        return inferd_error_set(err, INFERD_EINVAL, "rule: \"id\" must be a non-empty string");
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
-            return inferd_error_set(err, INFERD_EINVAL, "rule: id \"%s\" may only have letters, "
-                                    "digits, _ - and .", id);
-    if (strlen(id) > 128)
-        return inferd_error_set(err, INFERD_EINVAL, "rule: id is longer than 128 characters");
-    if (inferd_value_get_string(inferd_value_object_get(def, "sql"), &sql, NULL, NULL) !=
-            INFERD_OK || !sql[0])
-        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"sql\" must be a non-empty "
-                                "string", id);
-    const inferd_value *actions = inferd_value_object_get(def, "actions");
-    if (!inferd_value_is(actions, INFERD_VALUE_ARRAY) || inferd_value_array_len(actions) == 0)
-        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"actions\" must be a non-empty "
-                                "array: [{\"mqtt\": {...}}, {\"log\": {}}]", id);
-    const inferd_value *trig = inferd_value_object_get(def, "triggered");
-    if (trig && !inferd_value_is(trig, INFERD_VALUE_BOOL))
-        return inferd_error_set(err, INFERD_EINVAL, "rule %s: \"triggered\" must be true or "
-                                "false", id);
-
-    rrule *r = rule_alloc(e, id, def);
-    if (!r)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK) {
-        r->want_running = inferd_value_bool_or(trig, true);
-        inferd_value_object_remove(r->def, "triggered", NULL);
-        st = read_options(r, err);
-    }
     if (st == INFERD_OK)
         st = check_sql(r, false, err);
     for (size_t i = 0; st == INFERD_OK && i < inferd_value_array_len(actions); i++)

@@ -92,9 +92,11 @@ expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"http
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {"level": 3}}]}' 400 'unknown setting "level"'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": []}' 400 'non-empty array'
 expect POST /rules '{"id": "r 1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 400 'may only have letters'
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"bufferLength": 0}}' 400 'options.bufferLength must be an integer in 1..1000000'
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1}}' 400 'unknown key "speed"'
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "colour": 1}' 400 'unknown key "colour"'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"bufferLength": 0}}' 400 "rule r1: property 'options.bufferLength': out of range (got 0; allowed: uint in [1, 1000000])"
+# Every fault of the definition at once, with the closest known name for a typo.
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1, "bufferLenght": 5, "qos": 3, "restartStrategy": {"delay": "2x"}}}' 400 "rule r1: unknown property 'options.speed' (known: bufferLength, qos, concurrency, isEventTime, lateTolerance, sendError, restartStrategy); unknown property 'options.bufferLenght' (did you mean 'bufferLength'? known:"
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1, "bufferLenght": 5, "qos": 3, "restartStrategy": {"delay": "2x"}}}' 400 "property 'options.qos': out of range (got 3; allowed: int in [0, 2]); property 'options.restartStrategy.delay': not a duration (got \"2x\""
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "colour": 1}' 400 "rule r1: unknown property 'colour' (known: id, sql, actions, options, triggered)"
 expect POST /rules/validate '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 200 '"valid":true'
 expect POST /rules/validate "{\"id\": \"r1\", \"sql\": \"SELECT frobnicate(v) FROM demo\", \"actions\": $A}" 400 'unknown function'
 # A plugin function's own validate sees the literals (streamkit's scale).
