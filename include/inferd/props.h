@@ -43,7 +43,9 @@ typedef enum inferd_prop_type {
 } inferd_prop_type;
 
 /* flags */
-#define INFERD_PROP_BOUND 1u /* inferd_props_bind writes the value at offset */
+#define INFERD_PROP_BOUND 1u    /* inferd_props_bind writes the value at offset */
+#define INFERD_PROP_OPTIONAL 2u /* no default and not required: when absent there is no value
+                                   (inferd_props_get gives NULL, bind leaves the field as it is) */
 
 typedef struct inferd_prop_spec {
     const char *name;
@@ -69,8 +71,11 @@ typedef struct inferd_prop_spec {
     unsigned flags;
 } inferd_prop_spec;
 
-/* In a designated initialiser: bind the property to field of struct type. */
+/* In a designated initialiser: bind the property to field of struct type
+ * (INFERD_PROP_AT_OPTIONAL: and it may be absent). */
 #define INFERD_PROP_AT(type, field) .offset = offsetof(type, field), .flags = INFERD_PROP_BOUND
+#define INFERD_PROP_AT_OPTIONAL(type, field)                                                 \
+    .offset = offsetof(type, field), .flags = INFERD_PROP_BOUND | INFERD_PROP_OPTIONAL
 
 /* Declaration helpers (C99 designated initialisers; usable in static arrays). */
 #define INFERD_PROP_STRING(n, desc, def) \

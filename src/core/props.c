@@ -807,6 +807,8 @@ static bool validate_into(const inferd_prop_spec *specs, size_t n, const char *o
         const char *def = default_text(&specs[i]);
         if (inferd_value_object_get(given, specs[i].name))
             continue; /* given, and refused above */
+        if (!def && (specs[i].flags & INFERD_PROP_OPTIONAL))
+            continue; /* absent, and that is allowed */
         if (!def)
             fault(f, INFERD_EINVAL, owner, "missing required property '%s' (%s)", path,
                   specs[i].description ? specs[i].description : "");
@@ -843,7 +845,7 @@ void inferd_props_bind(const inferd_props *p, void *base)
 {
     for (size_t i = 0; p && base && i < p->n; i++) {
         const inferd_prop_spec *s = &p->specs[i];
-        if (!(s->flags & INFERD_PROP_BOUND))
+        if (!(s->flags & INFERD_PROP_BOUND) || !p->values[i])
             continue;
         char *at = (char *)base + s->offset;
         const inferd_value *v = p->values[i];
@@ -884,7 +886,9 @@ inferd_value *inferd_props_to_value(const inferd_props *p)
 {
     inferd_value *o = inferd_value_object();
     for (size_t i = 0; o && p && i < p->n; i++) {
-        inferd_value *v = p->values[i] ? inferd_value_copy(p->values[i]) : inferd_value_null();
+        if (!p->values[i])
+            continue; /* optional, absent */
+        inferd_value *v = inferd_value_copy(p->values[i]);
         if (!v || inferd_value_object_set(o, p->specs[i].name, v, NULL) != INFERD_OK) {
             inferd_value_free(o);
             return NULL;

@@ -22,11 +22,27 @@
 
 #define LOG "rules"
 
+/* Every setting of the built-in kinds, one struct: what read_settings binds
+ * an action's declared settings into (each kind declares its own). */
+typedef struct settings {
+    bool send_single, enable_cache;
+    int64_t max_disk_cache, resend_interval_ms;
+    const char *topic, *server, *client_id, *username, *password, *conf_key; /* mqtt */
+    int64_t qos, protocol; /* -1 and 0 when not given: the rule's qos, the profile's version */
+    bool retained;
+    const char *url, *method; /* http */
+    const inferd_value *headers;
+    int64_t timeout_ms, retry_count, retry_interval_ms;
+    const char *path; /* file */
+} settings;
+
 typedef struct raction_kind {
     const char *name;
-    /* conf is the action's object; errors say which setting is wrong */
-    inferd_status (*check)(rules_engine *e, const inferd_value *conf, inferd_error *err);
-    inferd_status (*open)(raction *a, const inferd_value *conf, inferd_error *err);
+    const inferd_prop_spec *specs; /* its settings, the common ones included */
+    /* What the declaration cannot say (a topic without wildcards, a URL's
+     * scheme, a file inside rules.file_dirs); errors name the setting. */
+    inferd_status (*check)(rules_engine *e, const settings *s, inferd_error *err);
+    inferd_status (*open)(raction *a, const settings *s, inferd_error *err);
     inferd_status (*send)(raction *a, const inferd_value *item, const char *json, size_t len,
                           inferd_error *err);
     void (*close)(raction *a);
@@ -35,60 +51,58 @@ typedef struct raction_kind {
 
 /* ---- settings ---------------------------------------------------------------- */
 
+#define CACHE_RETRY_MIN_MS 100
+#define CACHE_RETRY_MAX_MS 30000
+
 /* The settings every action has (eKuiper's common sink properties):
  * sendSingle, and the disk cache of what its destination cannot take now
  * (enableCache, at most maxDiskCache results, resent resendInterval ms
  * apart once it takes them again). */
-#define COMMON_KEYS "sendSingle", "enableCache", "maxDiskCache", "resendInterval"
-#define MAX_DISK_CACHE_DEFAULT 1024000
-#define CACHE_RETRY_MIN_MS 100
-#define CACHE_RETRY_MAX_MS 30000
+#define COMMON_SPECS                                                                         \
+    {.name = "sendSingle", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",          \
+     .description = "each result row as its own message",                                    \
+     INFERD_PROP_AT(settings, send_single)},                                                 \
+    {.name = "enableCache", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",         \
+     .description = "keep what the destination cannot take on disk, resend it in order",     \
+     INFERD_PROP_AT(settings, enable_cache)},                                                \
+    {.name = "maxDiskCache", .type = INFERD_PROP_TYPE_UINT, .default_value = "1024000",      \
+     .umin = 1, .umax = 100000000, .description = "results the cache holds at most",         \
+     INFERD_PROP_AT(settings, max_disk_cache)},                                              \
+    {.name = "resendInterval", .type = INFERD_PROP_TYPE_DURATION, .default_value = "0",      \
+     .umax = 3600000, .description = "between two cached results sent again (ms)",          \
+     INFERD_PROP_AT(settings, resend_interval_ms)}
 
-/* Checks every key of conf is one of keys (which list COMMON_KEYS). */
-static inferd_status check_keys(const char *kind, const inferd_value *conf,
-                                const char *const *keys, inferd_error *err)
-{
-    return rules_only_keys(conf, kind, "setting", keys, err);
-}
+static const inferd_prop_spec common_specs[] = {COMMON_SPECS, INFERD_PROP_END};
 
-static inferd_status get_string(const char *kind, const inferd_value *conf, const char *key,
-                                bool required, const char **out, inferd_error *err)
+/* Checks conf against the kind's declaration and binds it into *s; *props
+ * holds the strings *s borrows. A sink component's own properties are its
+ * to check when it starts: only the common ones are checked here. */
+static inferd_status read_settings(const raction_kind *kind, const char *type, size_t i,
+                                   const inferd_value *conf, inferd_props **props, settings *s,
+                                   inferd_error *err)
 {
-    const inferd_value *v = inferd_value_object_get(conf, key);
-    *out = NULL;
-    if (!v) {
-        if (required)
-            return inferd_error_set(err, INFERD_EINVAL, "%s: \"%s\" is required", kind, key);
-        return INFERD_OK;
+    char owner[200];
+    snprintf(owner, sizeof owner, "actions[%zu] (%.100s)", i, type);
+    inferd_value *common = NULL;
+    if (kind->specs == common_specs && strcmp(kind->name, "sink") == 0) {
+        if (!(common = inferd_value_object()))
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        for (const inferd_prop_spec *c = common_specs; c->name; c++) {
+            const inferd_value *v = inferd_value_object_get(conf, c->name);
+            if (v)
+                inferd_value_object_set(common, c->name, inferd_value_copy(v), NULL);
+        }
+        conf = common;
     }
-    if (inferd_value_get_string(v, out, NULL, NULL) != INFERD_OK || !(*out)[0])
-        return inferd_error_set(err, INFERD_EINVAL, "%s: \"%s\" must be a non-empty string",
-                                kind, key);
-    return INFERD_OK;
-}
-
-static inferd_status get_int(const char *kind, const inferd_value *conf, const char *key,
-                             int64_t lo, int64_t hi, int64_t fallback, int64_t *out,
-                             inferd_error *err)
-{
-    const inferd_value *v = inferd_value_object_get(conf, key);
-    *out = fallback;
-    if (!v)
-        return INFERD_OK;
-    if (inferd_value_get_int(v, out, NULL) != INFERD_OK || *out < lo || *out > hi)
-        return inferd_error_set(err, INFERD_EINVAL, "%s: \"%s\" must be an integer in %lld..%lld",
-                                kind, key, (long long)lo, (long long)hi);
-    return INFERD_OK;
-}
-
-static inferd_status get_bool(const char *kind, const inferd_value *conf, const char *key,
-                              bool *out, inferd_error *err)
-{
-    const inferd_value *v = inferd_value_object_get(conf, key);
-    if (v && inferd_value_get_bool(v, out, NULL) != INFERD_OK)
-        return inferd_error_set(err, INFERD_EINVAL, "%s: \"%s\" must be true or false", kind,
-                                key);
-    return INFERD_OK;
+    *s = (settings){.qos = -1};
+    *props = NULL;
+    inferd_status st = inferd_props_validate(kind->specs, owner, conf, props, err);
+    inferd_value_free(common);
+    if (st != INFERD_OK && st != INFERD_ENOMEM)
+        st = err->code = INFERD_EINVAL; /* the definition's fault, a 400 */
+    if (st == INFERD_OK)
+        inferd_props_bind(*props, s);
+    return st;
 }
 
 /* ---- mqtt ------------------------------------------------------------------------ */
@@ -100,68 +114,67 @@ typedef struct mqtt_action {
     bool retain;
 } mqtt_action;
 
-static const char *const mqtt_keys[] = {"server", "topic", "qos", "retained", "clientId",
-                                        "username", "password", "protocolVersion", "confKey",
-                                        COMMON_KEYS, NULL};
+static const inferd_prop_spec mqtt_specs[] = {
+    {.name = "topic", .type = INFERD_PROP_TYPE_STRING, .description = "no wildcards",
+     INFERD_PROP_AT(settings, topic)},
+    {.name = "server", .type = INFERD_PROP_TYPE_STRING, .description = "tcp://host[:port] "
+     "(default: mqtt.server, or the profile's)", INFERD_PROP_AT_OPTIONAL(settings, server)},
+    {.name = "confKey", .type = INFERD_PROP_TYPE_STRING, .description = "a profile of "
+     "mqtt.profiles", INFERD_PROP_AT_OPTIONAL(settings, conf_key)},
+    {.name = "qos", .type = INFERD_PROP_TYPE_INT, .imin = 0, .imax = 2, .description = "0, 1 or 2 "
+     "(default: the rule's qos)", INFERD_PROP_AT_OPTIONAL(settings, qos)},
+    {.name = "retained", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     .description = "the retain flag", INFERD_PROP_AT(settings, retained)},
+    {.name = "clientId", .type = INFERD_PROP_TYPE_STRING, .description = "used as it is",
+     INFERD_PROP_AT_OPTIONAL(settings, client_id)},
+    {.name = "username", .type = INFERD_PROP_TYPE_STRING, .description = "(default: the "
+     "profile's)", INFERD_PROP_AT_OPTIONAL(settings, username)},
+    {.name = "password", .type = INFERD_PROP_TYPE_STRING, .description = "(default: the "
+     "profile's)", INFERD_PROP_AT_OPTIONAL(settings, password)},
+    {.name = "protocolVersion", .type = INFERD_PROP_TYPE_INT, .imin = 4, .imax = 5,
+     .description = "4 (MQTT 3.1.1) or 5 (default: the profile's, else 5)",
+     INFERD_PROP_AT_OPTIONAL(settings, protocol)},
+    COMMON_SPECS,
+    INFERD_PROP_END,
+};
 
-/* *client_id: the action's own clientId, used as it is (NULL: none). */
-static inferd_status mqtt_settings(rules_engine *e, const inferd_value *conf, mqtt_options *mo,
-                                   const char **topic, int64_t *qos, bool *retain,
-                                   const char **client_id, inferd_error *err)
+/* The connection's options from the profile and the action's own. */
+static inferd_status mqtt_settings(rules_engine *e, const settings *s, mqtt_options *mo,
+                                   inferd_error *err)
 {
-    const char *conf_key, *s;
-    int64_t proto;
-    inferd_status st;
-    if ((st = check_keys("mqtt", conf, mqtt_keys, err)) ||
-        (st = get_string("mqtt", conf, "confKey", false, &conf_key, err)) ||
-        (st = rules_mqtt_profile(e, conf_key, mo, err)) ||
-        (st = get_string("mqtt", conf, "topic", true, topic, err)) ||
-        (st = get_int("mqtt", conf, "qos", 0, 2, 0, qos, err)) ||
-        (st = get_bool("mqtt", conf, "retained", retain, err)) ||
-        (st = get_int("mqtt", conf, "protocolVersion", 4, 5, mo->protocol ? mo->protocol : 5,
-                      &proto, err)))
+    inferd_status st = rules_mqtt_profile(e, s->conf_key, mo, err);
+    if (st != INFERD_OK)
         return st;
-    if (strpbrk(*topic, "+#"))
+    if (!s->topic[0] || strpbrk(s->topic, "+#"))
         return inferd_error_set(err, INFERD_EINVAL, "mqtt: topic \"%s\": a topic to publish to "
-                                "has no wildcards", *topic);
-    mo->protocol = (int)proto;
-    if ((st = get_string("mqtt", conf, "server", false, &s, err)))
-        return st;
-    if (s)
-        mo->server = s;
-    if ((st = get_string("mqtt", conf, "clientId", false, &s, err)))
-        return st;
-    *client_id = s;
-    if ((st = get_string("mqtt", conf, "username", false, &s, err)))
-        return st;
-    if (s)
-        mo->username = s;
-    if ((st = get_string("mqtt", conf, "password", false, &s, err)))
-        return st;
-    if (s)
-        mo->password = s;
+                                "is not empty and has no wildcards", s->topic);
+    mo->protocol = s->protocol ? (int)s->protocol : mo->protocol ? mo->protocol : 5;
+    if (s->server)
+        mo->server = s->server;
+    if (s->username)
+        mo->username = s->username;
+    if (s->password)
+        mo->password = s->password;
     return rules_mqtt_check_server(mo->server, "mqtt: server", err);
 }
 
-static inferd_status mqtt_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
+static inferd_status mqtt_check(rules_engine *e, const settings *s, inferd_error *err)
 {
     mqtt_options mo;
-    const char *topic, *client_id;
-    int64_t qos;
-    bool retain = false;
-    return mqtt_settings(e, conf, &mo, &topic, &qos, &retain, &client_id, err);
+    return mqtt_settings(e, s, &mo, err);
 }
 
-static inferd_status mqtt_open(raction *a, const inferd_value *conf, inferd_error *err)
+static inferd_status mqtt_open(raction *a, const settings *s, inferd_error *err)
 {
     rules_engine *e = a->rule->e;
     mqtt_action *m = calloc(1, sizeof *m);
     if (!m)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     mqtt_options mo;
-    int64_t qos;
-    const char *own_id = NULL;
-    inferd_status st = mqtt_settings(e, conf, &mo, &m->topic, &qos, &m->retain, &own_id, err);
+    inferd_status st = mqtt_settings(e, s, &mo, err);
+    m->topic = s->topic;
+    m->retain = s->retained;
+    const char *own_id = s->client_id;
     char name[300], id[300], who[280];
     snprintf(name, sizeof name, "rule %s action %zu", a->rule->id, a->index);
     snprintf(who, sizeof who, "rule-%s-%zu", a->rule->id, a->index);
@@ -169,9 +182,7 @@ static inferd_status mqtt_open(raction *a, const inferd_value *conf, inferd_erro
     mo.client_id = own_id ? own_id : id;
     mo.name = name;
     mo.max_queued = a->rule->buffer_length;
-    if (!inferd_value_object_get(conf, "qos"))
-        qos = a->rule->qos;
-    m->qos = (int)qos;
+    m->qos = s->qos >= 0 ? (int)s->qos : a->rule->qos;
     if (st == INFERD_OK)
         st = mqtt_client_new(&mo, &m->client, err);
     if (st != INFERD_OK) {
@@ -252,38 +263,37 @@ typedef struct http_action {
     int64_t retry_count, retry_interval_ms; /* eKuiper's sink properties */
 } http_action;
 
-static const char *const http_keys[] = {"url", "method", "headers", "timeout", "retryCount",
-                                        "retryInterval", COMMON_KEYS, NULL};
+static const inferd_prop_spec http_specs[] = {
+    {.name = "url", .type = INFERD_PROP_TYPE_STRING, .description = "http:// or https://",
+     INFERD_PROP_AT(settings, url)},
+    {.name = "method", .type = INFERD_PROP_TYPE_STRING, .default_value = "POST",
+     .description = "POST, PUT or PATCH", INFERD_PROP_AT(settings, method)},
+    {.name = "headers", .type = INFERD_PROP_TYPE_OBJECT, .default_value = "{}",
+     .description = "an object of strings", INFERD_PROP_AT(settings, headers)},
+    {.name = "timeout", .type = INFERD_PROP_TYPE_DURATION, .default_value = "5000", .umin = 1,
+     .umax = 600000, .description = "one try (ms)", INFERD_PROP_AT(settings, timeout_ms)},
+    {.name = "retryCount", .type = INFERD_PROP_TYPE_UINT, .default_value = "3", .umax = 1000,
+     .description = "tries after a failure that may pass", INFERD_PROP_AT(settings, retry_count)},
+    {.name = "retryInterval", .type = INFERD_PROP_TYPE_DURATION, .default_value = "1000",
+     .umin = 1, .umax = 3600000, .description = "before the first retry, doubled each time (ms)",
+     INFERD_PROP_AT(settings, retry_interval_ms)},
+    COMMON_SPECS,
+    INFERD_PROP_END,
+};
 
-static inferd_status http_settings(const inferd_value *conf, http_action *h, inferd_error *err)
+static inferd_status http_check(rules_engine *e, const settings *s, inferd_error *err)
 {
-    inferd_status st;
-    int64_t timeout;
-    if ((st = check_keys("http", conf, http_keys, err)) ||
-        (st = get_string("http", conf, "url", true, &h->url, err)) ||
-        (st = get_string("http", conf, "method", false, &h->method, err)) ||
-        (st = get_int("http", conf, "timeout", 1, 600000, 5000, &timeout, err)) ||
-        (st = get_int("http", conf, "retryCount", 0, 1000, 3, &h->retry_count, err)) ||
-        (st = get_int("http", conf, "retryInterval", 1, 3600000, 1000, &h->retry_interval_ms,
-                      err)))
-        return st;
-    h->timeout_ms = (long)timeout;
-    if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0)
+    (void)e;
+    if (strncmp(s->url, "http://", 7) != 0 && strncmp(s->url, "https://", 8) != 0)
         return inferd_error_set(err, INFERD_EINVAL, "http: url \"%s\" must start with http:// "
-                                "or https://", h->url);
-    if (!h->method)
-        h->method = "POST";
-    if (strcasecmp(h->method, "POST") != 0 && strcasecmp(h->method, "PUT") != 0 &&
-        strcasecmp(h->method, "PATCH") != 0)
+                                "or https://", s->url);
+    if (strcasecmp(s->method, "POST") != 0 && strcasecmp(s->method, "PUT") != 0 &&
+        strcasecmp(s->method, "PATCH") != 0)
         return inferd_error_set(err, INFERD_EINVAL, "http: method must be POST, PUT or PATCH, "
-                                "got \"%s\"", h->method);
-    const inferd_value *hd = inferd_value_object_get(conf, "headers");
-    if (hd && !inferd_value_is(hd, INFERD_VALUE_OBJECT))
-        return inferd_error_set(err, INFERD_EINVAL, "http: headers must be an object of "
-                                "strings");
+                                "got \"%s\"", s->method);
     const char *key;
     inferd_value *v;
-    for (size_t i = 0; hd && inferd_value_object_entry(hd, i, &key, &v); i++)
+    for (size_t i = 0; inferd_value_object_entry(s->headers, i, &key, &v); i++)
         if (!inferd_value_is(v, INFERD_VALUE_STRING) || strpbrk(key, ":\r\n") ||
             strpbrk(inferd_value_string_or(v, ""), "\r\n"))
             return inferd_error_set(err, INFERD_EINVAL, "http: header \"%s\" must be a string "
@@ -291,22 +301,20 @@ static inferd_status http_settings(const inferd_value *conf, http_action *h, inf
     return INFERD_OK;
 }
 
-static inferd_status http_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
-{
-    http_action h = {0};
-    (void)e;
-    return http_settings(conf, &h, err);
-}
-
-static inferd_status http_open(raction *a, const inferd_value *conf, inferd_error *err)
+static inferd_status http_open(raction *a, const settings *s, inferd_error *err)
 {
     http_action *h = calloc(1, sizeof *h);
     if (!h)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = http_settings(conf, h, err);
+    inferd_status st = http_check(a->rule->e, s, err);
+    h->url = s->url;
+    h->method = s->method;
+    h->timeout_ms = (long)s->timeout_ms;
+    h->retry_count = s->retry_count;
+    h->retry_interval_ms = s->retry_interval_ms;
     if (st == INFERD_OK && !(h->curl = curl_easy_init()))
         st = inferd_error_set(err, INFERD_ENOMEM, "http: cannot make a curl handle");
-    const inferd_value *hd = inferd_value_object_get(conf, "headers");
+    const inferd_value *hd = s->headers;
     const char *key;
     inferd_value *v;
     bool has_type = false;
@@ -415,17 +423,15 @@ static void http_close(raction *a)
 
 /* ---- log ------------------------------------------------------------------------- */
 
-static const char *const log_keys[] = {COMMON_KEYS, NULL};
-
-static inferd_status log_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
+static inferd_status log_check(rules_engine *e, const settings *s, inferd_error *err)
 {
-    (void)e;
-    return check_keys("log", conf, log_keys, err);
+    (void)e, (void)s, (void)err;
+    return INFERD_OK;
 }
 
-static inferd_status log_open(raction *a, const inferd_value *conf, inferd_error *err)
+static inferd_status log_open(raction *a, const settings *s, inferd_error *err)
 {
-    (void)a, (void)conf, (void)err;
+    (void)a, (void)s, (void)err;
     return INFERD_OK;
 }
 
@@ -441,28 +447,24 @@ static void log_close(raction *a) { (void)a; }
 
 /* ---- file ------------------------------------------------------------------------ */
 
-static const char *const file_keys[] = {"path", COMMON_KEYS, NULL};
+static const inferd_prop_spec file_specs[] = {
+    {.name = "path", .type = INFERD_PROP_TYPE_STRING, .description = "an absolute path inside "
+     "rules.file_dirs", INFERD_PROP_AT(settings, path)},
+    COMMON_SPECS,
+    INFERD_PROP_END,
+};
 
-static inferd_status file_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
+static inferd_status file_check(rules_engine *e, const settings *s, inferd_error *err)
 {
-    const char *path;
-    inferd_status st;
-    if ((st = check_keys("file", conf, file_keys, err)) ||
-        (st = get_string("file", conf, "path", true, &path, err)))
-        return st;
-    return rules_file_allowed(e, "file action: path", path, err);
+    return rules_file_allowed(e, "file action: path", s->path, err);
 }
 
-static inferd_status file_open(raction *a, const inferd_value *conf, inferd_error *err)
+static inferd_status file_open(raction *a, const settings *s, inferd_error *err)
 {
-    const char *path;
-    inferd_status st = get_string("file", conf, "path", true, &path, err);
-    if (st != INFERD_OK)
-        return st;
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(s->path, "a");
     if (!f)
-        return inferd_error_set(err, INFERD_EIO, "file: cannot open %s for appending: %s", path,
-                                strerror(errno));
+        return inferd_error_set(err, INFERD_EIO, "file: cannot open %s for appending: %s",
+                                s->path, strerror(errno));
     a->impl = f;
     return INFERD_OK;
 }
@@ -492,23 +494,23 @@ static void file_close(raction *a)
  * properties. */
 static inferd_value *sink_props(const inferd_value *conf)
 {
-    static const char *const common[] = {COMMON_KEYS};
     inferd_value *p = inferd_value_copy(conf);
-    for (size_t i = 0; p && i < sizeof common / sizeof *common; i++)
-        if (inferd_value_object_get(p, common[i]))
-            inferd_value_object_remove(p, common[i], NULL);
+    for (const inferd_prop_spec *c = common_specs; p && c->name; c++)
+        if (inferd_value_object_get(p, c->name))
+            inferd_value_object_remove(p, c->name, NULL);
     return p;
 }
 
-static inferd_status sink_check(rules_engine *e, const inferd_value *conf, inferd_error *err)
+static inferd_status sink_check(rules_engine *e, const settings *s, inferd_error *err)
 {
-    (void)e, (void)conf, (void)err;
+    (void)e, (void)s, (void)err;
     return INFERD_OK; /* the component checks its properties when it starts */
 }
 
-static inferd_status sink_open(raction *a, const inferd_value *conf, inferd_error *err)
+static inferd_status sink_open(raction *a, const settings *s, inferd_error *err)
 {
-    inferd_value *props = sink_props(conf);
+    (void)s;
+    inferd_value *props = sink_props(a->conf);
     if (!props)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     inferd_instance *inst = NULL;
@@ -536,14 +538,14 @@ static void sink_close(raction *a)
 /* ---- the kinds ------------------------------------------------------------------- */
 
 static const raction_kind kinds[] = {
-    {"mqtt", mqtt_check, mqtt_open, mqtt_send, mqtt_close, mqtt_describe},
-    {"http", http_check, http_open, http_send, http_close, NULL},
-    {"rest", http_check, http_open, http_send, http_close, NULL},
-    {"log", log_check, log_open, log_send, log_close, NULL},
-    {"file", file_check, file_open, file_send, file_close, NULL},
+    {"mqtt", mqtt_specs, mqtt_check, mqtt_open, mqtt_send, mqtt_close, mqtt_describe},
+    {"http", http_specs, http_check, http_open, http_send, http_close, NULL},
+    {"rest", http_specs, http_check, http_open, http_send, http_close, NULL},
+    {"log", common_specs, log_check, log_open, log_send, log_close, NULL},
+    {"file", file_specs, file_check, file_open, file_send, file_close, NULL},
 };
-static const raction_kind sink_kind = {"sink", sink_check, sink_open, sink_send, sink_close,
-                                       NULL};
+static const raction_kind sink_kind = {"sink", common_specs, sink_check, sink_open, sink_send,
+                                       sink_close, NULL};
 
 static inferd_status find_kind(rules_engine *e, const inferd_value *action, size_t i,
                                const char **type, const inferd_value **conf,
@@ -578,19 +580,17 @@ inferd_status raction_check(rules_engine *e, const inferd_value *action, size_t 
     const char *type;
     const inferd_value *conf;
     const raction_kind *kind;
+    inferd_props *props = NULL;
+    settings s;
     inferd_status st = find_kind(e, action, i, &type, &conf, &kind, err);
-    bool single = false, cache = false;
-    int64_t n;
-    if (st == INFERD_OK &&
-        ((st = get_bool(type, conf, "sendSingle", &single, err)) ||
-         (st = get_bool(type, conf, "enableCache", &cache, err)) ||
-         (st = get_int(type, conf, "maxDiskCache", 1, 100000000, 1, &n, err)) ||
-         (st = get_int(type, conf, "resendInterval", 0, 3600000, 0, &n, err)) ||
-         (st = kind->check(e, conf, err))))
+    if (st == INFERD_OK)
+        st = read_settings(kind, type, i, conf, &props, &s, err);
+    if (st == INFERD_OK && (st = kind->check(e, &s, err)) != INFERD_OK)
         inferd_error_prefix(err, "actions[%zu]", i);
-    if (st == INFERD_OK && cache && !e->cache_dir)
+    if (st == INFERD_OK && s.enable_cache && !e->cache_dir)
         st = inferd_error_set(err, INFERD_EINVAL, "actions[%zu]: %s: enableCache needs a state "
                               "folder to keep the cache in", i, type);
+    inferd_props_free(props);
     return st;
 }
 
@@ -768,26 +768,32 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
         return st;
     a->kind = kind;
     a->conf = (inferd_value *)conf;
-    get_bool(type, conf, "sendSingle", &a->send_single, NULL);
-    bool cache = false;
-    int64_t max_cache = MAX_DISK_CACHE_DEFAULT;
-    get_bool(type, conf, "enableCache", &cache, NULL);
-    get_int(type, conf, "maxDiskCache", 1, 100000000, MAX_DISK_CACHE_DEFAULT, &max_cache, NULL);
-    get_int(type, conf, "resendInterval", 0, 3600000, 0, &a->resend_interval_ms, NULL);
-    if (cache && !r->e->cache_dir)
-        return inferd_error_set(err, INFERD_EINVAL, "actions[%zu]: enableCache needs a state "
-                                "folder", i);
-    if (cache && (st = rcache_open(r->e->cache_dir, r->id, i, (size_t)max_cache, &a->cache,
-                                   err)) != INFERD_OK)
-        return inferd_error_prefix(err, "actions[%zu]", i);
+    settings s;
+    if ((st = read_settings(kind, type, i, conf, &a->props, &s, err)) != INFERD_OK)
+        return st;
+    a->send_single = s.send_single;
+    a->resend_interval_ms = s.resend_interval_ms;
+    if (s.enable_cache && !r->e->cache_dir)
+        st = inferd_error_set(err, INFERD_EINVAL, "actions[%zu]: enableCache needs a state "
+                              "folder", i);
+    if (st == INFERD_OK && s.enable_cache &&
+        (st = rcache_open(r->e->cache_dir, r->id, i, (size_t)s.max_disk_cache, &a->cache,
+                          err)) != INFERD_OK)
+        inferd_error_prefix(err, "actions[%zu]", i);
+    if (st != INFERD_OK) {
+        inferd_props_free(a->props);
+        a->props = NULL;
+        return st;
+    }
     if (!(a->type = strdup(type)) || !(a->q = inferd_queue_new_bytes(r->buffer_length,
                                                                  rules_buffer_max_bytes(r->e)))) {
         free(a->type);
         rcache_free(a->cache);
-        a->type = NULL, a->cache = NULL;
+        inferd_props_free(a->props);
+        a->type = NULL, a->cache = NULL, a->props = NULL;
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    if ((st = kind->open(a, conf, err)) != INFERD_OK) {
+    if ((st = kind->open(a, &s, err)) != INFERD_OK) {
         inferd_error_prefix(err, "actions[%zu]", i);
     } else if (pthread_create(&a->thread, NULL, action_thread, a) != 0) {
         kind->close(a);
@@ -796,8 +802,9 @@ inferd_status raction_start(raction *a, rrule *r, size_t i, const inferd_value *
     if (st != INFERD_OK) {
         inferd_queue_free(a->q, NULL);
         rcache_free(a->cache);
+        inferd_props_free(a->props);
         free(a->type);
-        a->q = NULL, a->type = NULL, a->cache = NULL;
+        a->q = NULL, a->type = NULL, a->cache = NULL, a->props = NULL;
         return st;
     }
     a->has_thread = true;
@@ -842,6 +849,8 @@ void raction_stop(raction *a)
     a->q = NULL;
     rcache_free(a->cache);
     a->cache = NULL;
+    inferd_props_free(a->props); /* after close: the kind borrowed its strings */
+    a->props = NULL;
     free(a->type);
     a->type = NULL;
     rstats_destroy(&a->stats);

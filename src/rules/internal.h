@@ -240,6 +240,7 @@ struct raction {
     void *impl;                /* the type's state */
     const struct raction_kind *kind;
     rcache *cache;             /* owned; NULL unless enableCache */
+    struct inferd_props *props; /* owned: its settings, checked (the kind borrows strings) */
     int64_t resend_interval_ms;
 };
 
@@ -257,10 +258,6 @@ void raction_describe(raction *a, inferd_value *obj);
 /* prefix_connection_status, _connection_last_error, ... of an MQTT connection. */
 void rules_describe_connection(const char *prefix, const mqtt_stats *ms, inferd_value *obj);
 
-/* "<what>: unknown <noun> "k" (known: a, b)" unless every key of obj is in
- * keys (NULL-terminated). */
-inferd_status rules_only_keys(const inferd_value *obj, const char *what, const char *noun,
-                              const char *const *keys, inferd_error *err);
 
 /* ---- the engine ---------------------------------------------------------------- */
 

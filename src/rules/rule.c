@@ -121,28 +121,6 @@ static const inferd_prop_spec rule_specs[] = {
     INFERD_PROP_END,
 };
 
-inferd_status rules_only_keys(const inferd_value *obj, const char *what, const char *noun,
-                             const char *const *keys, inferd_error *err)
-{
-    const char *key;
-    inferd_value *v;
-    for (size_t i = 0; inferd_value_object_entry(obj, i, &key, &v); i++) {
-        size_t k = 0;
-        while (keys[k] && strcmp(keys[k], key) != 0)
-            k++;
-        if (!keys[k]) {
-            char known[512] = "";
-            size_t pos = 0;
-            for (k = 0; keys[k]; k++)
-                pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s%s", k ? ", " : "",
-                                        keys[k]);
-            return inferd_error_set(err, INFERD_EINVAL, "%s: unknown %s \"%s\" (known: %s)",
-                                    what, noun, key, known);
-        }
-    }
-    return INFERD_OK;
-}
-
 /* The options (checked already) into r; written back into the definition
  * with every default, so that GET /rules/{id} shows what the rule runs with. */
 static void take_options(rrule *r, const inferd_value *checked)

@@ -86,10 +86,10 @@ expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT test_sum() FROM demo\", \
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT missing FROM demo\", \"actions\": $A}" 400 'missing'
 expect POST /rules "{\"id\": \"r1\", \"sql\": \"SELECT count(*) FROM demo\", \"actions\": $A}" 400 'window'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"kafka": {}}]}' 400 'unknown action "kafka"'
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"qos": 1}}]}' 400 'actions[0]: mqtt: "topic" is required'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"qos": 1}}]}' 400 "rule r1: actions[0] (mqtt): missing required property 'topic'"
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"mqtt": {"topic": "a/#"}}]}' 400 'no wildcards'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"http": {"url": "ftp://x"}}]}' 400 'must start with http://'
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {"level": 3}}]}' 400 'unknown setting "level"'
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {"level": 3}}]}' 400 "rule r1: actions[0] (log): unknown property 'level' (known: sendSingle, enableCache, maxDiskCache, resendInterval)"
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": []}' 400 'non-empty array'
 expect POST /rules '{"id": "r 1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 400 'may only have letters'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"bufferLength": 0}}' 400 "rule r1: property 'options.bufferLength': out of range (got 0; allowed: uint in [1, 1000000])"

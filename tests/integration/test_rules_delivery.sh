@@ -64,8 +64,8 @@ kill -KILL "$RECV_PID"; wait "$RECV_PID" 2>/dev/null || true
 RECV_PID=""
 : >"$T/got.jsonl"
 start_daemon
-expect POST /rules "{\"id\": \"bad\", \"sql\": \"SELECT n FROM s\", \"actions\": [{\"rest\": {\"url\": \"http://127.0.0.1:$PORT_R/c\", \"enableCache\": \"yes\"}}]}" 400 'actions[0]: rest: "enableCache" must be true or false'
-expect POST /rules "{\"id\": \"bad\", \"sql\": \"SELECT n FROM s\", \"actions\": [{\"log\": {\"maxDiskCache\": 0}}]}" 400 'actions[0]: log: "maxDiskCache" must be an integer in 1..100000000'
+expect POST /rules "{\"id\": \"bad\", \"sql\": \"SELECT n FROM s\", \"actions\": [{\"rest\": {\"url\": \"http://127.0.0.1:$PORT_R/c\", \"enableCache\": \"yes\"}}]}" 400 "rule bad: actions[0] (rest): property 'enableCache': not a bool (got \"yes\"; allowed: bool (true or false))"
+expect POST /rules "{\"id\": \"bad\", \"sql\": \"SELECT n FROM s\", \"actions\": [{\"log\": {\"maxDiskCache\": 0}}]}" 400 "rule bad: actions[0] (log): property 'maxDiskCache': out of range (got 0; allowed: uint in [1, 100000000])"
 expect POST /streams '{"sql": "CREATE STREAM c (n BIGINT) WITH (TYPE=\"httppush\", DATASOURCE=\"/c\")"}' 201
 expect POST /rules "{\"id\": \"rc\", \"sql\": \"SELECT n FROM c\", \"actions\": [{\"rest\": {\"url\": \"http://127.0.0.1:$PORT_R/c\", \"sendSingle\": true, \"retryCount\": 0, \"enableCache\": true, \"maxDiskCache\": 6}}]}" 201
 wait_field rc status running
