@@ -19,6 +19,28 @@ extern char **environ;
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const device_classes[] = {"cpu", "gpu", NULL};
 
+/* One entry of mqtt.profiles (a key left out takes mqtt.server's, or none). */
+static const inferd_prop_spec mqtt_profile_fields[] = {
+    {.name = "server", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "tcp://host[:port] (default: mqtt.server)"},
+    {.name = "username", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL},
+    {.name = "password", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL},
+    {.name = "clientId", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "a prefix: each connection adds its own name"},
+    {.name = "protocolVersion", .type = INFERD_PROP_TYPE_INT, .imin = 4, .imax = 5,
+     .flags = INFERD_PROP_OPTIONAL, .description = "4 (MQTT 3.1.1) or 5"},
+    INFERD_PROP_END,
+};
+
+/* One entry of portable.limits (a key left out takes the portable.* one). */
+static const inferd_prop_spec portable_limit_fields[] = {
+    {.name = "memory_limit_mb", .type = INFERD_PROP_TYPE_UINT, .umax = 16777216,
+     .flags = INFERD_PROP_OPTIONAL, .description = "as portable.memory_limit_mb"},
+    {.name = "cpu_limit_s", .type = INFERD_PROP_TYPE_UINT, .umax = 31536000,
+     .flags = INFERD_PROP_OPTIONAL, .description = "as portable.cpu_limit_s"},
+    INFERD_PROP_END,
+};
+
 static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_STRING("listen", "address:port the HTTP API listens on", "127.0.0.1:8080"),
     INFERD_PROP_STRING("log.level",
@@ -121,9 +143,9 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_UINT("portable.cpu_limit_s", "CPU seconds a portable plugin's process may use "
                      "over its life (RLIMIT_CPU); past it the process is killed and restarted "
                      "(0: no bound)", 0, 0, 31536000),
-    INFERD_PROP_OBJECT("portable.limits", "portable.memory_limit_mb and portable.cpu_limit_s "
-                       "for one package, by its name: {\"pyai\": {\"memory_limit_mb\": 8192}}",
-                       "{}"),
+    {.name = "portable.limits", .type = INFERD_PROP_TYPE_MAP, .fields = portable_limit_fields,
+     .default_value = "{}", .description = "portable.memory_limit_mb and portable.cpu_limit_s "
+     "for one package, by its name: {\"pyai\": {\"memory_limit_mb\": 8192}}"},
     INFERD_PROP_UINT("portable.install_timeout_ms", "how long a package's install.sh may run",
                      300000, 100, 86400000),
     INFERD_PROP_STRLIST("rules.file_dirs", "the folders file streams may read and file "
@@ -138,10 +160,11 @@ static const inferd_prop_spec config_keys[] = {
                      1048576, 1, INT64_MAX),
     INFERD_PROP_STRING("mqtt.server", "the MQTT broker of streams and rules that name no other "
                        "(tcp://host:port)", "tcp://127.0.0.1:1883"),
-    INFERD_PROP_OBJECT("mqtt.profiles", "named MQTT connections chosen with CONF_KEY (streams) "
-                       "or confKey (actions): {\"edge\": {\"server\": \"tcp://10.0.0.2:1883\", "
-                       "\"username\": \"u\", \"password\": \"p\", \"clientId\": \"c\", "
-                       "\"protocolVersion\": 5}}", "{}"),
+    {.name = "mqtt.profiles", .type = INFERD_PROP_TYPE_MAP, .fields = mqtt_profile_fields,
+     .default_value = "{}", .description = "named MQTT connections chosen with CONF_KEY "
+     "(streams) or confKey (actions): {\"edge\": {\"server\": \"tcp://10.0.0.2:1883\", "
+     "\"username\": \"u\", \"password\": \"p\", \"clientId\": \"c\", \"protocolVersion\": "
+     "5}}"},
     INFERD_PROP_END,
 };
 

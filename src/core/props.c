@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct inferd_props {
     const inferd_prop_spec *specs; /* borrowed: specs are static declarations */
@@ -755,7 +756,13 @@ static const char *closest(const inferd_prop_spec *specs, size_t n, const char *
     }
     /* up to a third of the name's letters wrong (two for short ones) */
     size_t limit = len < 6 ? 2 * 2 : (len / 3) * 2;
-    return best && best_d <= limit ? best : NULL;
+    if (best && best_d <= limit)
+        return best;
+    /* or the start of a longer name ("memory" for "memory_limit_mb") */
+    for (size_t i = 0; len >= 3 && i < n; i++)
+        if (strncasecmp(specs[i].name, name, len) == 0)
+            return specs[i].name;
+    return NULL;
 }
 
 static void unknown_property(const inferd_prop_spec *specs, size_t n, const char *owner,

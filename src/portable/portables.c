@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "inferd/log.h"
-#include "inferd/props.h"
 #include "portable/host.h"
 #include "portable/package.h"
 #include "portable/proxy.h"
@@ -188,33 +187,6 @@ static inferd_status load(inferd_portables *p, installed *it, inferd_error *err)
     return st;
 }
 
-/* One package's entry of portable.limits: the keys of the defaults. */
-static const inferd_prop_spec limit_specs[] = {
-    INFERD_PROP_UINT("memory_limit_mb", "as portable.memory_limit_mb, for this package", 0, 0,
-                     16777216),
-    INFERD_PROP_UINT("cpu_limit_s", "as portable.cpu_limit_s, for this package", 0, 0, 31536000),
-    INFERD_PROP_END,
-};
-
-/* Checks every entry of portable.limits (a package not installed yet may
- * have one). */
-static inferd_status check_limits(const inferd_value *by, inferd_error *err)
-{
-    for (size_t i = 0; i < inferd_value_object_len(by); i++) {
-        const char *name;
-        inferd_value *entry;
-        inferd_value_object_entry(by, i, &name, &entry);
-        char owner[128];
-        snprintf(owner, sizeof owner, "config portable.limits.%.64s", name);
-        inferd_props *props = NULL;
-        inferd_status st = inferd_props_validate(limit_specs, owner, entry, &props, err);
-        inferd_props_free(props);
-        if (st != INFERD_OK)
-            return st;
-    }
-    return INFERD_OK;
-}
-
 static portable_limits limits_of(const inferd_portables *p, const char *name)
 {
     portable_limits l = p->limits;
@@ -277,10 +249,8 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
     p->limits = (portable_limits){
         .memory_mb = (uint64_t)inferd_config_int(cfg, "portable.memory_limit_mb"),
         .cpu_s = (uint64_t)inferd_config_int(cfg, "portable.cpu_limit_s")};
-    const inferd_value *by = NULL;
+    const inferd_value *by = NULL; /* checked with the configuration (its declared fields) */
     inferd_status checked = inferd_config_get(cfg, "portable.limits", &by, err);
-    if (checked == INFERD_OK)
-        checked = check_limits(by, err);
     if (checked == INFERD_OK && !(p->limits_by = inferd_value_copy(by)))
         checked = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     if (checked != INFERD_OK) {

@@ -122,32 +122,14 @@ inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_opt
     opts->server = inferd_config_string(e->cfg, "mqtt.server");
     if (!conf_key || strcmp(conf_key, "default") == 0)
         return rules_mqtt_check_server(opts->server, "mqtt.server", err);
+    /* Checked with the configuration (mqtt.profiles' declared fields). */
     const inferd_value *profiles = NULL;
     inferd_config_get(e->cfg, "mqtt.profiles", &profiles, NULL);
     const inferd_value *p = profiles ? inferd_value_object_get(profiles, conf_key) : NULL;
     if (!inferd_value_is(p, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_EINVAL, "no MQTT connection profile \"%s\" in the "
                                 "config key mqtt.profiles", conf_key);
-    const char *key;
-    inferd_value *v;
-    for (size_t i = 0; inferd_value_object_entry(p, i, &key, &v); i++) {
-        bool is_text = strcmp(key, "server") == 0 || strcmp(key, "username") == 0 ||
-                       strcmp(key, "password") == 0 || strcmp(key, "clientId") == 0;
-        if (is_text && !inferd_value_is(v, INFERD_VALUE_STRING))
-            return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s.%s must be a string",
-                                    conf_key, key);
-        if (strcmp(key, "protocolVersion") == 0) {
-            int64_t pv = inferd_value_int_or(v, 0);
-            if (pv != 4 && pv != 5)
-                return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s.protocolVersion "
-                                        "must be 4 (MQTT 3.1.1) or 5", conf_key);
-            opts->protocol = (int)pv;
-        } else if (!is_text) {
-            return inferd_error_set(err, INFERD_EINVAL, "mqtt.profiles.%s: unknown key \"%s\" "
-                                    "(known: server, username, password, clientId, "
-                                    "protocolVersion)", conf_key, key);
-        }
-    }
+    opts->protocol = (int)inferd_value_int_or(inferd_value_object_get(p, "protocolVersion"), 0);
     opts->server = inferd_value_string_or(inferd_value_object_get(p, "server"), opts->server);
     opts->username = inferd_value_string_or(inferd_value_object_get(p, "username"), NULL);
     opts->password = inferd_value_string_or(inferd_value_object_get(p, "password"), NULL);

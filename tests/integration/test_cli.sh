@@ -32,6 +32,12 @@ pass "usage errors exit 2 with a message"
 # Config errors: exit 2, naming the source, key and value.
 echo '{"listen": "127.0.0.1:0", "log": {"levle": "debug"}}' > "$T/bad.json"
 expect_exit 2 "unknown property 'log.levle'" "$TEST_INFERD" serve --config "$T/bad.json"
+# Nested keys are checked with the file: every fault at once, with its path.
+echo '{"mqtt": {"profiles": {"edge": {"sever": "tcp://e:1883", "protocolVersion": 3}}}}' > "$T/bad_profiles.json"
+expect_exit 2 "unknown property 'mqtt.profiles.edge.sever' (did you mean 'server'?" \
+  "$TEST_INFERD" config --config "$T/bad_profiles.json"
+expect_exit 2 "property 'mqtt.profiles.edge.protocolVersion': out of range (got 3; allowed: int in [4, 5])" \
+  "$TEST_INFERD" config --config "$T/bad_profiles.json"
 echo '{"listen": ' > "$T/broken.json"
 expect_exit 2 "broken.json" "$TEST_INFERD" serve --config "$T/broken.json"
 expect_exit 2 "INFERD_LISTN" env INFERD_LISTN=1 "$TEST_INFERD" serve

@@ -29,10 +29,10 @@ bad_limits() {
   [ "$rc" -ne 0 ] || fail "exit 0 with portable.limits $1"
   grep -qF -- "$2" "$T/bad.err" || fail "portable.limits $1: $(cat "$T/bad.err")"
 }
-bad_limits '{"limits": {"memory_limit_mb": "lots"}}' 'config portable.limits.limits'
-bad_limits '{"limits": {"memory": 100}}' 'memory'
+bad_limits '{"limits": {"memory_limit_mb": "lots"}}' "property 'portable.limits.limits.memory_limit_mb': not an integer"
+bad_limits '{"limits": {"memory": 100}}' "unknown property 'portable.limits.limits.memory' (did you mean 'memory_limit_mb'?"
 bad_limits '{"limits": {"cpu_limit_s": -1}}' 'cpu_limit_s'
-bad_limits '{"limits": 5}' 'config portable.limits.limits'
+bad_limits '{"limits": 5}' "property 'portable.limits.limits': not a JSON object"
 pass "bad portable.limits entries (a string, an unknown key, a negative, not an object) stop the start, naming the entry"
 
 # ---- the limits, per package -------------------------------------------------------------
