@@ -20,50 +20,80 @@
 
 /* ---- definitions ----------------------------------------------------------- */
 
-static const char *const known_options[] = {"DATASOURCE", "FORMAT", "TYPE", "CONF_KEY",
-                                            "SHARED", "QOS", "TIMESTAMP", NULL};
+/* The WITH options (eKuiper's names; the parser upper-cases them), declared
+ * and checked by the one validator. */
+typedef struct stream_decl {
+    const char *datasource, *format, *type, *conf_key, *shared, *timestamp;
+    int64_t qos;
+} stream_decl;
 
-static inferd_status option_string(const inferd_value *opts, const char *key, char **out,
-                                   inferd_error *err)
-{
-    const inferd_value *v = inferd_value_object_get(opts, key);
-    *out = NULL;
-    if (!v)
-        return INFERD_OK;
-    const char *s;
-    if (inferd_value_get_string(v, &s, NULL, NULL) != INFERD_OK || !s[0])
-        return inferd_error_set(err, INFERD_EINVAL, "stream option %s must be a non-empty "
-                                "string, got %s", key,
-                                inferd_value_type_name(inferd_value_type_of(v)));
-    if (!(*out = strdup(s)))
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    return INFERD_OK;
-}
+static const inferd_prop_spec option_specs[] = {
+    {.name = "DATASOURCE", .type = INFERD_PROP_TYPE_STRING, .description = "the topic, push "
+     "path, file or the source's setting (default: the stream's name)",
+     INFERD_PROP_AT_OPTIONAL(stream_decl, datasource)},
+    {.name = "FORMAT", .type = INFERD_PROP_TYPE_STRING, .default_value = "JSON",
+     .description = "\"JSON\" or \"BINARY\"", INFERD_PROP_AT(stream_decl, format)},
+    {.name = "TYPE", .type = INFERD_PROP_TYPE_STRING, .default_value = "mqtt",
+     .description = "\"mqtt\", \"httppush\", \"file\" or a source component",
+     INFERD_PROP_AT(stream_decl, type)},
+    {.name = "CONF_KEY", .type = INFERD_PROP_TYPE_STRING, .description = "a profile of "
+     "mqtt.profiles", INFERD_PROP_AT_OPTIONAL(stream_decl, conf_key)},
+    {.name = "SHARED", .type = INFERD_PROP_TYPE_STRING, .description = "TRUE, or a group name: "
+     "an MQTT 5 shared subscription", INFERD_PROP_AT_OPTIONAL(stream_decl, shared)},
+    {.name = "QOS", .type = INFERD_PROP_TYPE_INT, .default_value = "0", .imin = 0, .imax = 2,
+     .description = "of the subscription", INFERD_PROP_AT(stream_decl, qos)},
+    {.name = "TIMESTAMP", .type = INFERD_PROP_TYPE_STRING, .description = "the field with a "
+     "message's event time (ms)", INFERD_PROP_AT_OPTIONAL(stream_decl, timestamp)},
+    INFERD_PROP_END,
+};
+
+static char *dup_or_null(const char *v) { return v ? strdup(v) : NULL; }
 
 static inferd_status check_options(rstream *s, inferd_error *err)
 {
-    const inferd_value *opts = s->def->options;
-    const char *key;
-    inferd_value *v;
-    for (size_t i = 0; inferd_value_object_entry(opts, i, &key, &v); i++) {
-        size_t k = 0;
-        while (known_options[k] && strcmp(known_options[k], key) != 0)
-            k++;
-        if (!known_options[k])
-            return inferd_error_set(err, INFERD_EINVAL, "stream %s: unknown option %s (known: "
-                                    "DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, "
-                                    "TIMESTAMP)",
-                                    s->name, key);
-    }
-    char *format = NULL;
-    inferd_status st;
-    if ((st = option_string(opts, "DATASOURCE", &s->datasource, err)) ||
-        (st = option_string(opts, "TYPE", &s->type, err)) ||
-        (st = option_string(opts, "CONF_KEY", &s->conf_key, err)) ||
-        (st = option_string(opts, "TIMESTAMP", &s->timestamp, err)) ||
-        (st = option_string(opts, "FORMAT", &format, err)))
+    /* SQL's TRUE and FALSE (SHARED=TRUE) are the words. */
+    inferd_value *opts = inferd_value_copy(s->def->options);
+    const inferd_value *sh = inferd_value_object_get(opts, "SHARED");
+    if (inferd_value_is(sh, INFERD_VALUE_BOOL))
+        inferd_value_object_set(opts, "SHARED",
+                                inferd_value_string(inferd_value_bool_or(sh, false) ? "true"
+                                                                                    : "false"),
+                                NULL);
+    char owner[200];
+    snprintf(owner, sizeof owner, "stream %.128s: WITH", s->name);
+    inferd_props *props = NULL;
+    inferd_status st = opts ? inferd_props_validate(option_specs, owner, opts, &props, err)
+                            : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_value_free(opts);
+    if (st != INFERD_OK && st != INFERD_ENOMEM)
+        st = err->code = INFERD_EINVAL; /* the statement's fault, a 400 */
+    if (st != INFERD_OK)
         return st;
-    if (s->timestamp && format && strcasecmp(format, "binary") == 0)
+    stream_decl d = {0};
+    inferd_props_bind(props, &d);
+    s->timestamp = dup_or_null(d.timestamp);
+    s->conf_key = dup_or_null(d.conf_key);
+    s->type = strdup(d.type);
+    /* The seeds' streams leave DATASOURCE out only where it is the name. */
+    s->datasource = strdup(d.datasource ? d.datasource : s->name);
+    s->qos = (int)d.qos;
+    const char *format = d.format, *g = d.shared;
+    if (g && (strcasecmp(g, "true") == 0))
+        g = "inferd";
+    else if (g && strcasecmp(g, "false") == 0)
+        g = NULL;
+    if (g && (!g[0] || strpbrk(g, "/+#")))
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: SHARED must be TRUE or a group "
+                              "name without / + #", s->name);
+    else if (g && !(s->shared = strdup(g)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && (!s->type || !s->datasource || (d.timestamp && !s->timestamp) ||
+                            (d.conf_key && !s->conf_key)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && (!s->datasource[0] || !s->type[0]))
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: DATASOURCE and TYPE may not be "
+                              "empty", s->name);
+    if (st == INFERD_OK && s->timestamp && strcasecmp(format, "binary") == 0)
         st = inferd_error_set(err, INFERD_EINVAL, "stream %s: TIMESTAMP names a field: a BINARY "
                               "stream has none", s->name);
     bool declared = s->def->n_columns == 0;
@@ -72,55 +102,20 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     if (st == INFERD_OK && s->timestamp && !declared)
         st = inferd_error_set(err, INFERD_EINVAL, "stream %s: TIMESTAMP \"%s\" is not one of its "
                               "columns", s->name, s->timestamp);
-    if (st != INFERD_OK) {
-        free(format);
-        return st;
-    }
-    if (!format || strcasecmp(format, "json") == 0)
+    if (st == INFERD_OK && strcasecmp(format, "json") == 0)
         s->format = RFMT_JSON;
-    else if (strcasecmp(format, "binary") == 0)
+    else if (st == INFERD_OK && strcasecmp(format, "binary") == 0)
         s->format = RFMT_BINARY;
-    else
+    else if (st == INFERD_OK)
         st = inferd_error_set(err, INFERD_EINVAL, "stream %s: FORMAT must be \"JSON\" or "
                               "\"BINARY\", got \"%s\"", s->name, format);
-    free(format);
+    inferd_props_free(props);
     if (st)
         return st;
-    if (!s->type && !(s->type = strdup("mqtt")))
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     for (char *p = s->type; *p && (strcasecmp(s->type, "mqtt") == 0 ||
                                    strcasecmp(s->type, "httppush") == 0 ||
                                    strcasecmp(s->type, "file") == 0); p++)
         *p = (char)tolower((unsigned char)*p);
-    /* The seeds' streams leave DATASOURCE out only where it is the name. */
-    if (!s->datasource && !(s->datasource = strdup(s->name)))
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-
-    const inferd_value *q = inferd_value_object_get(opts, "QOS");
-    int64_t qos = 0;
-    if (q && (inferd_value_get_int(q, &qos, NULL) != INFERD_OK || qos < 0 || qos > 2))
-        return inferd_error_set(err, INFERD_EINVAL, "stream %s: QOS must be 0, 1 or 2",
-                                s->name);
-    s->qos = (int)qos;
-
-    const inferd_value *sh = inferd_value_object_get(opts, "SHARED");
-    if (sh) {
-        const char *g = NULL;
-        bool b = false;
-        if (inferd_value_get_bool(sh, &b, NULL) == INFERD_OK)
-            g = b ? "inferd" : NULL;
-        else if (inferd_value_get_string(sh, &g, NULL, NULL) != INFERD_OK || !g[0] ||
-                 strpbrk(g, "/+#"))
-            return inferd_error_set(err, INFERD_EINVAL, "stream %s: SHARED must be TRUE or a "
-                                    "group name without / + #", s->name);
-        else if (strcasecmp(g, "true") == 0)
-            g = "inferd";
-        else if (strcasecmp(g, "false") == 0)
-            g = NULL;
-        if (g && !(s->shared = strdup(g)))
-            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    }
-
     rules_engine *e = s->e;
     if (strcmp(s->type, "mqtt") == 0) {
         mqtt_options mo;

@@ -58,12 +58,13 @@ expect POST /plugins/portables "{\"name\": \"streamkit\", \"file\": \"file://$T/
 expect POST /streams '{"sql":"CREATE STREM demo () WITH (DATASOURCE=\"demo\")"}' 400 'line 1, column 8'
 expect POST /streams '{"sql":"CREATE STREAM demo (v BIGNUM) WITH (DATASOURCE=\"demo\")"}' 400 'BIGNUM'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400 'FORMAT must be "JSON" or "BINARY"'
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 'unknown option COLOUR'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP)"
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"tls\")"}' 400 'mqtt.profiles.tls.server "ssl://127.0.0.1:8883" must be tcp://host:port or mqtt://host:port (TLS and websockets are not supported)'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 'QOS must be 0, 1 or 2'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 "stream demo: WITH: property 'QOS': out of range (got 3; allowed: int in [0, 2])"
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP); property 'QOS': not an integer"
 expect POST /streams 'not json' 400 'the body is not JSON'
 expect POST /streams '{"statement": "CREATE STREAM x ()"}' 400 'the body must be {"sql"'
 expect GET /streams/nope "" 404 'no stream nope'
