@@ -68,10 +68,49 @@ static void list_formats(const inferd_port_spec *p, char *buf, size_t size)
 /* One parsed element before instances exist. */
 typedef struct draft {
     const char *name;                 /* borrowed from the JSON tree */
-    const inferd_value *props;        /* borrowed, may be NULL */
-    const inferd_value *next;         /* borrowed, may be NULL */
+    const inferd_value *props;        /* borrowed from decl */
+    const inferd_value *next;         /* borrowed from decl, may be NULL: an array of strings */
     const inferd_component *comp;
+    inferd_props *decl;               /* owned: the element's keys, checked */
 } draft;
+
+static void free_drafts(draft *d, size_t n)
+{
+    for (size_t i = 0; d && i < n; i++)
+        inferd_props_free(d[i].decl);
+    free(d);
+}
+
+/* An element's keys, declared (the pipeline seed's names). */
+typedef struct element_decl {
+    const char *factory;
+    const inferd_value *props, *next;
+} element_decl;
+
+static const inferd_prop_spec element_specs[] = {
+    {.name = "factory", .type = INFERD_PROP_TYPE_STRING, .description = "the element component "
+     "that makes it", INFERD_PROP_AT(element_decl, factory)},
+    {.name = "props", .type = INFERD_PROP_TYPE_OBJECT, .default_value = "{}",
+     .description = "its properties (status, deviceId and dataSource among them)",
+     INFERD_PROP_AT(element_decl, props)},
+    {.name = "next", .type = INFERD_PROP_TYPE_STRLIST, .description = "the elements its outputs "
+     "link to, in port order: \"e2\" or [\"e2\", \"e3:1\"]",
+     INFERD_PROP_AT_OPTIONAL(element_decl, next)},
+    INFERD_PROP_END,
+};
+
+/* Adds one more fault to err ("; " after those there), as room allows. */
+static void add_fault(inferd_error *err, size_t *faults, const inferd_error *one)
+{
+    if ((*faults)++ == 0) {
+        if (err)
+            *err = *one;
+        return;
+    }
+    size_t used = err ? strlen(err->message) : 0;
+    if (err && used + 2 + strlen(one->message) < sizeof err->message)
+        snprintf(err->message + used, sizeof err->message - used, "; %s", one->message);
+}
 
 static long find_draft(const draft *d, size_t n, const char *name, size_t len)
 {
@@ -108,28 +147,6 @@ static inferd_status parse_target(const char *origin, const char *from, size_t o
     return INFERD_OK;
 }
 
-static inferd_status check_element_keys(const char *origin, const char *name,
-                                        const inferd_value *obj, inferd_error *err)
-{
-    static const char *const known[] = {"factory", "props", "next", NULL};
-    const char *key;
-    inferd_value *item;
-    if (!inferd_value_is(obj, INFERD_VALUE_OBJECT))
-        return inferd_error_set(err, INFERD_ETYPE, "%s: element %s must be a JSON object", origin,
-                                name);
-    for (size_t k = 0; inferd_value_object_entry(obj, k, &key, &item); k++) {
-        bool ok = false;
-        for (size_t i = 0; known[i]; i++)
-            ok = ok || strcmp(key, known[i]) == 0;
-        if (!ok)
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%s: element %s: unknown key \"%s\" (an element has factory, "
-                                    "props, next; status, deviceId and dataSource go in props)",
-                                    origin, name, key);
-    }
-    return INFERD_OK;
-}
-
 /* Reads the stream object into drafts; checks factories. */
 static inferd_status read_drafts(inferd_registry *reg, const char *origin, const char *stream,
                                  const inferd_value *obj, draft **out, size_t *n_out,
@@ -139,7 +156,7 @@ static inferd_status read_drafts(inferd_registry *reg, const char *origin, const
     draft *d = calloc(cap ? cap : 1, sizeof *d);
     if (!d)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    size_t n = 0;
+    size_t n = 0, faults = 0;
     const char *key;
     inferd_value *item;
     inferd_status st = INFERD_OK;
@@ -150,42 +167,41 @@ static inferd_status read_drafts(inferd_registry *reg, const char *origin, const
                                       "an object", origin, stream);
             continue;
         }
-        if ((st = check_element_keys(origin, key, item, err)) != INFERD_OK)
-            break;
-        const char *factory = inferd_value_string_or(inferd_value_object_get(item, "factory"), NULL);
-        if (!factory) {
-            st = inferd_error_set(err, INFERD_EINVAL, "%s: element %s has no \"factory\" string",
-                                  origin, key);
-            break;
+        /* Every element is checked: a file's faults come all at once. */
+        inferd_error one = {0};
+        char owner[300];
+        snprintf(owner, sizeof owner, "%s: element %.128s", origin, key);
+        inferd_props *decl = NULL;
+        element_decl e = {0};
+        if (inferd_props_validate(element_specs, owner, item, &decl, &one) != INFERD_OK) {
+            if (one.code != INFERD_ENOMEM)
+                one.code = INFERD_EINVAL;
+            add_fault(err, &faults, &one);
+            continue;
         }
-        const inferd_component *c = inferd_registry_find(reg, factory, NULL);
-        if (!c) {
-            st = inferd_error_set(err, INFERD_ENOTFOUND,
-                                  "%s: element %s: unknown factory \"%s\" (no such component is "
-                                  "registered; `inferd plugin list` shows what is)",
-                                  origin, key, factory);
-            break;
+        inferd_props_bind(decl, &e);
+        const inferd_component *c = inferd_registry_find(reg, e.factory, NULL);
+        if (!c)
+            inferd_error_set(&one, INFERD_ENOTFOUND, "%s: element %s: unknown factory \"%s\" (no "
+                             "such component is registered; `inferd plugin list` shows what "
+                             "is)", origin, key, e.factory);
+        else if (c->kind != INFERD_KIND_ELEMENT)
+            inferd_error_set(&one, INFERD_EINVAL, "%s: element %s: factory \"%s\" is a %s, not "
+                             "an element", origin, key, e.factory,
+                             inferd_component_kind_name(c->kind));
+        if (one.code != INFERD_OK) {
+            inferd_props_free(decl);
+            add_fault(err, &faults, &one);
+            continue;
         }
-        if (c->kind != INFERD_KIND_ELEMENT) {
-            st = inferd_error_set(err, INFERD_EINVAL, "%s: element %s: factory \"%s\" is a %s, "
-                                  "not an element", origin, key, factory,
-                                  inferd_component_kind_name(c->kind));
-            break;
-        }
-        const inferd_value *next = inferd_value_object_get(item, "next");
-        if (next && !inferd_value_is(next, INFERD_VALUE_STRING) &&
-            !inferd_value_is(next, INFERD_VALUE_ARRAY)) {
-            st = inferd_error_set(err, INFERD_ETYPE, "%s: element %s: \"next\" must be a string "
-                                  "or an array of strings", origin, key);
-            break;
-        }
-        d[n++] = (draft){.name = key, .props = inferd_value_object_get(item, "props"),
-                         .next = next, .comp = c};
+        d[n++] = (draft){.name = key, .props = e.props, .next = e.next, .comp = c, .decl = decl};
     }
+    if (faults)
+        st = err ? err->code : INFERD_EINVAL;
     if (st == INFERD_OK && n == 0)
         st = inferd_error_set(err, INFERD_EINVAL, "%s: stream %s has no elements", origin, stream);
     if (st != INFERD_OK) {
-        free(d);
+        free_drafts(d, n);
         return st;
     }
     *out = d;
@@ -412,7 +428,7 @@ inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t
         if (p)
             free(p->name);
         free(p);
-        free(d);
+        free_drafts(d, n);
         inferd_value_free(doc);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
@@ -429,7 +445,7 @@ inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t
         st = build_links(p, d, origin, err);
     if (st == INFERD_OK)
         st = create_instances(p, d, origin, err);
-    free(d);
+    free_drafts(d, n);
     inferd_value_free(doc);
     if (st != INFERD_OK) {
         inferd_pipeline_free(p);

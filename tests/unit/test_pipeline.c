@@ -307,9 +307,15 @@ static void bad_pipelines_are_refused(void **state)
          "element x: unknown factory \"nope\""},
         {"{\"s\": {\"x\": {\"factory\": \"test_sum\"}}}", INFERD_EINVAL,
          "factory \"test_sum\" is a function, not an element"},
-        {"{\"s\": {\"x\": {\"props\": {}}}}", INFERD_EINVAL, "element x has no \"factory\""},
+        {"{\"s\": {\"x\": {\"props\": {}}}}", INFERD_EINVAL,
+         "element x: missing required property 'factory'"},
         {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"nxt\": \"y\"}}}", INFERD_EINVAL,
-         "element x: unknown key \"nxt\""},
+         "element x: unknown property 'nxt' (did you mean 'next'? known: factory, props, next)"},
+        /* every element's faults at once */
+        {"{\"s\": {\"x\": {\"factory\": \"nope\"}, \"y\": {\"factroy\": \"appsrc\"}}}",
+         INFERD_ENOTFOUND, "element x: unknown factory \"nope\" (no such component is "
+         "registered; `inferd plugin list` shows what is); test.json: element y: unknown "
+         "property 'factroy' (did you mean 'factory'?"},
         {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"y\"}}}", INFERD_ENOTFOUND,
          "element x: output 0 links to \"y\", which is not an element"},
         {"{\"s\": {\"x\": {\"factory\": \"appsrc\", \"next\": \"y:z\"}, \"y\": {\"factory\": "
@@ -355,8 +361,8 @@ static void bad_pipelines_are_refused(void **state)
         {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"f\"}, \"f\": {\"factory\": "
          "\"filesink\", \"props\": {\"location\": \"/nonexistent/dir/x\"}}}}", INFERD_EIO,
          "cannot open /nonexistent/dir/x"},
-        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": 3}}}", INFERD_ETYPE,
-         "\"next\" must be a string or an array of strings"},
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": 3}}}", INFERD_EINVAL,
+         "element a: property 'next': wrong type (got 3; allowed: a list of strings"},
         {"{\"s\": ", INFERD_EINVAL, "test.json: invalid JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
