@@ -77,10 +77,23 @@ typedef struct inferd_port_spec {
     uint32_t dynamic;           /* INFERD_PORT_STATIC_KIND or INFERD_PORT_DYNAMIC_KIND */
 } inferd_port_spec;
 
-#define INFERD_PORT_STATIC(...) \
-    { .formats = (const char *const[]){__VA_ARGS__, NULL}, .dynamic = INFERD_PORT_STATIC_KIND }
-#define INFERD_PORT_DYNAMIC(...) \
-    { .formats = (const char *const[]){__VA_ARGS__, NULL}, .dynamic = INFERD_PORT_DYNAMIC_KIND }
+/* A static array of T holding the initialisers, as an expression: a
+ * compound literal in C; in C++ (which cannot take a temporary's address) a
+ * function-local static made when the plugin is loaded. Used at file scope
+ * by the declaration macros below, so that a plugin reads the same in C
+ * and in C++ (C++20 designated initialisers, in declaration order). */
+#ifdef __cplusplus
+#define INFERD__STATIC_OF(T, ...) ([]() -> T * { static T v_[] = {__VA_ARGS__}; return v_; }())
+#else
+#define INFERD__STATIC_OF(T, ...) ((T[]){__VA_ARGS__})
+#endif
+
+#define INFERD_PORT_STATIC(...)                                                              \
+    { .formats = INFERD__STATIC_OF(const char *const, __VA_ARGS__, NULL),                    \
+      .dynamic = INFERD_PORT_STATIC_KIND }
+#define INFERD_PORT_DYNAMIC(...)                                                             \
+    { .formats = INFERD__STATIC_OF(const char *const, __VA_ARGS__, NULL),                    \
+      .dynamic = INFERD_PORT_DYNAMIC_KIND }
 #define INFERD_PORT_END { .formats = NULL }
 
 /* Whether a port format is well formed: "ANY", or "level1/level2" where each
@@ -437,63 +450,74 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
 /* Use these at file scope (as INFERD_PLUGIN is): the ops tables they create
  * are compound literals, which have static storage only outside functions. */
 
+#define INFERD__OPS(T, ...) INFERD__STATIC_OF(const T, {sizeof(T), __VA_ARGS__})
+
 #define INFERD_ELEMENT(cname, cprops, cin, cout, finit, fprocess, fdeinit)                    \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),         \
       .props = (cprops), .inputs = (cin), .outputs = (cout),                                  \
-      .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), (finit), (fprocess),    \
-                                         (fdeinit)} }
+      .ops = INFERD__OPS(inferd_element_ops, (finit), (fprocess), (fdeinit)) }
 #define INFERD_FUNCTION(cname, amin, amax, finit, fvalidate, fexec, fdeinit)                  \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_FUNCTION, .name = (cname),        \
       .min_args = (amin), .max_args = (amax),                                                 \
-      .ops = &(const inferd_function_ops){sizeof(inferd_function_ops), (finit), (fvalidate), \
-                                          (fexec), (fdeinit)} }
+      .ops = INFERD__OPS(inferd_function_ops, (finit), (fvalidate), (fexec), (fdeinit)) }
 #define INFERD_BACKGROUND(cname, cprops, croutes, finit, fstart, fclose)                      \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKGROUND, .name = (cname),      \
       .props = (cprops), .routes = (croutes),                                                 \
-      .ops = &(const inferd_background_ops){sizeof(inferd_background_ops), (finit), (fstart), \
-                                            (fclose)} }
+      .ops = INFERD__OPS(inferd_background_ops, (finit), (fstart), (fclose)) }
 #define INFERD_EVENT(cname, cevent, cprops, finit, fhandle, fdeinit)                          \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_EVENT, .name = (cname),           \
-      .event_name = (cevent), .props = (cprops),                                              \
-      .ops = &(const inferd_event_ops){sizeof(inferd_event_ops), (finit), (fhandle), (fdeinit)} }
+      .props = (cprops), .event_name = (cevent),                                              \
+      .ops = INFERD__OPS(inferd_event_ops, (finit), (fhandle), (fdeinit)) }
 #define INFERD_ESTIMATOR(cname, cbroker, cprops, copts, finit, fbatch, fdeinit)               \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
-      .broker_name = (cbroker), .props = (cprops), .request_options = (copts),                \
-      .ops = &(const inferd_estimator_ops){sizeof(inferd_estimator_ops), (finit), (fbatch),   \
-                                           (fdeinit)} }
+      .props = (cprops), .broker_name = (cbroker),                                            \
+      .ops = INFERD__OPS(inferd_estimator_ops, (finit), (fbatch), (fdeinit)),                 \
+      .request_options = (copts) }
 #define INFERD_SOURCE(cname, cprops, finit, fstart, fstop, fdeinit)                           \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_SOURCE, .name = (cname),          \
       .props = (cprops),                                                                      \
-      .ops = &(const inferd_source_ops){sizeof(inferd_source_ops), (finit), (fstart), (fstop), \
-                                        (fdeinit)} }
+      .ops = INFERD__OPS(inferd_source_ops, (finit), (fstart), (fstop), (fdeinit)) }
 #define INFERD_BACKEND(cname, cprops, finit, fdeinit, fload, funload, fio_count, fio_info, frun) \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKEND, .name = (cname),           \
       .props = (cprops),                                                                        \
-      .ops = &(const inferd_backend_ops){sizeof(inferd_backend_ops), (finit), (fdeinit),        \
-                                         (fload), (funload), (fio_count), (fio_info), (frun)} }
+      .ops = INFERD__OPS(inferd_backend_ops, (finit), (fdeinit), (fload), (funload),           \
+                         (fio_count), (fio_info), (frun)) }
 #define INFERD_SINK(cname, cprops, finit, fcollect, fdeinit)                                  \
     { .size = sizeof(inferd_component), .kind = INFERD_KIND_SINK, .name = (cname),            \
       .props = (cprops),                                                                      \
-      .ops = &(const inferd_sink_ops){sizeof(inferd_sink_ops), (finit), (fcollect), (fdeinit)} }
+      .ops = INFERD__OPS(inferd_sink_ops, (finit), (fcollect), (fdeinit)) }
 
 #define INFERD__ENTRY_ATTR __attribute__((visibility("default")))
+/* The entry point and the table pointer have C linkage in C++ too: the
+ * host looks the entry up by its C name. */
+#ifdef __cplusplus
+#define INFERD__C_BEGIN extern "C" {
+#define INFERD__C_END }
+#else
+#define INFERD__C_BEGIN
+#define INFERD__C_END
+#endif
 
 /* Declares the plugin: its name, version, and its components (one or more
  * INFERD_ELEMENT(...), INFERD_FUNCTION(...), ... or designated initialisers
  * of inferd_component). Use once per shared object. */
 #define INFERD_PLUGIN(pname, pversion, ...)                                                    \
+    INFERD__C_BEGIN                                                                            \
     __attribute__((visibility("hidden"))) const inferd_host_api *inferd__api;                  \
+    INFERD__C_END                                                                              \
     static const inferd_component inferd__components[] = {__VA_ARGS__};                        \
     static const inferd_plugin inferd__plugin = {                                              \
         INFERD_PLUGIN_MAGIC, INFERD_ABI_MAJOR, INFERD_ABI_MINOR, sizeof(inferd_plugin),       \
         (pname), (pversion), NULL, inferd__components,                                         \
         sizeof inferd__components / sizeof inferd__components[0]};                             \
+    INFERD__C_BEGIN                                                                            \
     INFERD__ENTRY_ATTR const inferd_plugin *inferd_plugin_entry(const inferd_host_api *host); \
     INFERD__ENTRY_ATTR const inferd_plugin *inferd_plugin_entry(const inferd_host_api *host)  \
     {                                                                                          \
         inferd__api = host;                                                                    \
         return &inferd__plugin;                                                                \
-    }
+    }                                                                                          \
+    INFERD__C_END
 
 #ifdef __cplusplus
 }
@@ -501,7 +525,11 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
 
 /* ---- in a plugin build, the core names call through the host table -------- */
 #if !defined(INFERD_HOST_BUILD)
+#ifdef __cplusplus
+extern "C" __attribute__((visibility("hidden"))) const inferd_host_api *inferd__api;
+#else
 extern __attribute__((visibility("hidden"))) const inferd_host_api *inferd__api;
+#endif
 #include "inferd/plugin_api_map.h"
 #endif
 

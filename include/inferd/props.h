@@ -20,6 +20,9 @@
 #include "inferd/value.h"
 
 #ifdef __cplusplus
+/* A declaration names only the fields it needs (designated initialisers,
+ * the rest zero, as in C); g++ warns about every one left out. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 extern "C" {
 #endif
 

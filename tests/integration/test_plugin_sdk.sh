@@ -29,6 +29,32 @@ nm -D --defined-only "$T/myplugins/sample.so" | awk '$2 == "T" {print $3}' >"$T/
   || fail "the sample plugin exports more than its entry point: $(tr '\n' ' ' <"$T/plugin_exports")"
 pass "the sample plugin builds out of tree with only pkg-config --cflags, and exports only inferd_plugin_entry"
 
+# The same element written in C++ (plugins/examples/cpp/sample), with the
+# same macros and only the installed headers: it loads and runs.
+if command -v c++ >/dev/null; then
+  mkdir -p "$T/cppplugins"
+  c++ -std=c++20 -Wall -Wextra -Werror -pedantic -O2 -fPIC -shared -Wl,-z,defs $cflags \
+    "$TEST_SRCDIR/plugins/examples/cpp/sample/sample.cpp" -o "$T/cppplugins/sample_cpp.so" \
+    || fail "out-of-tree C++ build of the sample plugin"
+  nm -D --defined-only "$T/cppplugins/sample_cpp.so" | awk '$2 == "T" {print $3}' >"$T/cpp_exports"
+  [ "$(cat "$T/cpp_exports")" = inferd_plugin_entry ] \
+    || fail "the C++ sample exports: $(tr '\n' ' ' <"$T/cpp_exports")"
+  cat >"$T/cpp_pipe.json" <<'JSON'
+{"s": {"in": {"factory": "appsrc", "next": "decode"},
+       "decode": {"factory": "image_decoder", "next": "sample"},
+       "sample": {"factory": "mxpi_sampleplugin_cpp", "props": {"descriptionMessage": "from C++"},
+                  "next": "json"},
+       "json": {"factory": "json_serialize", "props": {"dataSource": "sample"}, "next": "out"},
+       "out": {"factory": "appsink"}}}
+JSON
+  /usr/bin/python3 -c "from PIL import Image; Image.new('RGB', (40, 30), (200, 10, 10)).save('$T/cpp.png')"
+  "$prefix/bin/inferd" run "$T/cpp_pipe.json" "$T/cpp.png" --plugin-dir "$T/cppplugins" \
+    --active sample_cpp >"$T/cpp.out" 2>"$T/cpp.err" || fail "run with the C++ plugin: $(cat "$T/cpp.err")"
+  grep -q '"sample":{"message":"from C++","width":40,"height":30,"frame":0}' "$T/cpp.out" \
+    || fail "the C++ element's output: $(cat "$T/cpp.out")"
+  pass "the C++ sample (C++20, -Wall -Wextra -pedantic) builds from the installed headers with the C macros, exports only inferd_plugin_entry, and runs in a pipeline"
+fi
+
 # Every public header compiles on its own.
 for h in "$prefix"/include/inferd/*.h; do
   name=$(basename "$h")
