@@ -260,6 +260,11 @@ typedef struct inferd_component {
      * or JSON fields, e.g. "targets"), END-terminated or NULL for none. A
      * replacement declares the same ones as the estimator it replaces. */
     const inferd_prop_spec *request_options;
+    /* ABI 2.0. The plugin's own data for the component (a table, a C++
+     * object), the same for all its instances: a callback reads it back
+     * with inferd_instance_component(self)->user_data. The host never
+     * touches it. */
+    void *user_data;
 } inferd_component;
 
 /* The plugin descriptor returned by the entry point. */
@@ -330,12 +335,19 @@ typedef struct inferd_plugin {
 /* Appended in ABI 1.3: an estimator's batch limit (its model's batch). */
 #define INFERD_HOST_API_V1_3(X) X(estimator_limit_batch)
 
+/* Appended in ABI 2.0: an instance's own log lines. */
+#define INFERD_HOST_API_V2_0(X) X(instance_log)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 INFERD_API const char *inferd_instance_name(const inferd_instance *self);
 INFERD_API const inferd_component *inferd_instance_component(const inferd_instance *self);
 /* The plugin's own data for this instance; NULL until set. */
 INFERD_API void *inferd_instance_state(const inferd_instance *self);
+/* A log line of this instance, at level: "<instance> (<component>): <message>"
+ * under the plugin's name, so a plugin never spells its own names. */
+INFERD_API void inferd_instance_log(const inferd_instance *self, inferd_log_level level,
+                                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 INFERD_API void inferd_instance_set_state(inferd_instance *self, void *state);
 /* element: sends buf downstream on output port `port`. Takes the caller's
  * reference to buf (also on failure). */
@@ -435,6 +447,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V1_1(INFERD__API_FIELD)
     INFERD_HOST_API_V1_2(INFERD__API_FIELD)
     INFERD_HOST_API_V1_3(INFERD__API_FIELD)
+    INFERD_HOST_API_V2_0(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

@@ -129,5 +129,6 @@
 #define inferd_timer_cancel (inferd__api->timer_cancel)
 #define inferd_event_publish (inferd__api->event_publish)
 #define inferd_estimator_limit_batch (inferd__api->estimator_limit_batch)
+#define inferd_instance_log (inferd__api->instance_log)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -7,6 +7,7 @@
  */
 #include "plugin/internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,24 @@ const inferd_component *inferd_instance_component(const inferd_instance *self)
     return self->component;
 }
 void *inferd_instance_state(const inferd_instance *self) { return self->state; }
+
+void inferd_instance_log(const inferd_instance *self, inferd_log_level level, const char *fmt,
+                         ...)
+{
+    const char *plugin = self && self->plugin ? self->plugin->info.name : "plugin";
+    if (!self || !inferd_log_enabled(level, plugin))
+        return;
+    char msg[INFERD_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *comp = self->component ? self->component->name : "?";
+    if (self->name && strcmp(self->name, comp) != 0)
+        inferd_log(level, plugin, "%s (%s): %s", self->name, comp, msg);
+    else
+        inferd_log(level, plugin, "%s: %s", comp, msg);
+}
 void inferd_instance_set_state(inferd_instance *self, void *state) { self->state = state; }
 
 void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items)

@@ -7,7 +7,7 @@
  */
 #include "portable/proxy.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,31 +19,24 @@
 #define LOG "portable"
 
 struct portable_proxy {
-    portable_host *host;           /* borrowed: set by proxy_bind */
+    _Atomic(portable_host *) host; /* borrowed: set by proxy_bind, read by any instance */
     const portable_manifest *m;    /* borrowed */
     inferd_plugin desc;
     inferd_component *comps;       /* owned, one per decl */
     inferd_route_spec **routes;    /* owned, one array per decl (NULL when none) */
     char *version;                 /* owned */
-    struct portable_proxy *next;   /* in the global list */
 };
 
-/* Every proxy, to find a component's proxy and declaration. */
-static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
-static portable_proxy *all;
-
+/* A component's proxy is its user_data; its declaration has its index. */
 static portable_proxy *proxy_of(const inferd_component *c, const portable_decl **decl)
 {
-    pthread_mutex_lock(&all_mu);
-    portable_proxy *found = NULL;
-    for (portable_proxy *p = all; p && !found; p = p->next)
-        if (c >= p->comps && c < p->comps + p->m->n_decls) {
-            found = p;
-            *decl = &p->m->decls[c - p->comps];
-        }
-    pthread_mutex_unlock(&all_mu);
-    return found;
+    portable_proxy *p = c ? c->user_data : NULL;
+    if (p)
+        *decl = &p->m->decls[c - p->comps];
+    return p;
 }
+
+static portable_host *host_of(const portable_proxy *p) { return atomic_load(&p->host); }
 
 /* An instance's state. */
 typedef struct proxy_inst {
@@ -69,7 +62,7 @@ static inferd_status proxy_init(inferd_instance *self, const inferd_props *props
 {
     const portable_decl *decl = NULL;
     portable_proxy *p = proxy_of(inferd_instance_component(self), &decl);
-    if (!p || !p->host)
+    if (!p || !host_of(p))
         return inferd_error_set(err, INFERD_ESTATE, "portable plugin %s is not started",
                                 p ? p->m->name : "?");
     proxy_inst *s = calloc(1, sizeof *s);
@@ -81,7 +74,7 @@ static inferd_status proxy_init(inferd_instance *self, const inferd_props *props
     }
     s->proxy = p;
     s->decl = decl;
-    inferd_status st = portable_host_open(p->host, decl, pv, self, &s->pi, err);
+    inferd_status st = portable_host_open(host_of(p), decl, pv, self, &s->pi, err);
     inferd_value_free(pv);
     if (st != INFERD_OK) {
         free(s);
@@ -96,7 +89,7 @@ static void proxy_deinit(inferd_instance *self)
     proxy_inst *s = inferd_instance_state(self);
     if (!s)
         return;
-    portable_host_close(s->proxy->host, s->pi);
+    portable_host_close(host_of(s->proxy), s->pi);
     free(s);
     inferd_instance_set_state(self, NULL);
 }
@@ -104,14 +97,14 @@ static void proxy_deinit(inferd_instance *self)
 static inferd_status proxy_start(inferd_instance *self, inferd_error *err)
 {
     proxy_inst *s = inferd_instance_state(self);
-    return portable_host_start_inst(s->proxy->host, s->pi, err);
+    return portable_host_start_inst(host_of(s->proxy), s->pi, err);
 }
 
 static void proxy_stop(inferd_instance *self)
 {
     proxy_inst *s = inferd_instance_state(self);
     if (s)
-        portable_host_stop_inst(s->proxy->host, s->pi);
+        portable_host_stop_inst(host_of(s->proxy), s->pi);
 }
 
 static void proxy_close(inferd_instance *self) /* background: stop and deinit */
@@ -153,7 +146,7 @@ static inferd_status call_args(inferd_instance *self, const char *op,
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     proto_frame reply = {0};
-    inferd_status st = portable_host_call(s->proxy->host, s->pi, op, fields, blobs.v, blobs.n,
+    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, op, fields, blobs.v, blobs.n,
                                           &reply, err);
     proto_blobs_clear(&blobs);
     if (st == INFERD_OK && result) {
@@ -189,7 +182,7 @@ static inferd_status proxy_collect(inferd_instance *self, const inferd_value *it
         proto_blobs_clear(&blobs);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    inferd_status st = portable_host_call(s->proxy->host, s->pi, "collect", fields, blobs.v,
+    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, "collect", fields, blobs.v,
                                           blobs.n, NULL, err);
     proto_blobs_clear(&blobs);
     return st;
@@ -216,7 +209,7 @@ static inferd_status proxy_handle(inferd_instance *self, const inferd_value *con
         proto_blobs_clear(&blobs);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    st = portable_host_call(s->proxy->host, s->pi, "events", fields, blobs.v, blobs.n, NULL, err);
+    st = portable_host_call(host_of(s->proxy), s->pi, "events", fields, blobs.v, blobs.n, NULL, err);
     proto_blobs_clear(&blobs);
     return st;
 }
@@ -376,7 +369,7 @@ static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *cons
     }
     /* The reply completes the items from the host's thread; a refused call
      * leaves them to the host's batcher, which fails them with err. */
-    st = portable_host_call_async(s->proxy->host, s->pi, "estimate", fields, blobs.v, blobs.n,
+    st = portable_host_call_async(host_of(s->proxy), s->pi, "estimate", fields, blobs.v, blobs.n,
                                   est_reply, c, err);
     proto_blobs_clear(&blobs);
     if (st != INFERD_OK) {
@@ -430,7 +423,7 @@ static inferd_status proxy_route(inferd_instance *self, const inferd_http_reques
     inferd_value_object_set(fields, "headers", headers, NULL);
     inferd_value_object_set(fields, "body", body, NULL);
     proto_frame reply = {0};
-    inferd_status st = portable_host_call(s->proxy->host, s->pi, "route", fields, blobs.v,
+    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, "route", fields, blobs.v,
                                           blobs.n, &reply, err);
     proto_blobs_clear(&blobs);
     if (st != INFERD_OK)
@@ -510,7 +503,7 @@ inferd_status portable_proxy_new(const portable_manifest *m, const inferd_regist
                                 .broker_name = d->broker, .event_name = d->event,
                                 .min_args = d->min_args, .max_args = d->max_args,
                                 .flags = d->aggregate ? INFERD_COMPONENT_AGGREGATE : 0,
-                                .ops = ops_of(d->kind)};
+                                .ops = ops_of(d->kind), .user_data = p};
         if (d->kind == INFERD_KIND_ESTIMATOR && reg) {
             /* A replacement takes the same request options as what it replaces. */
             const inferd_plugin_info *owner = NULL;
@@ -544,34 +537,18 @@ inferd_status portable_proxy_new(const portable_manifest *m, const inferd_regist
                               .name = m->name, .version = p->version,
                               .description = m->description, .components = p->comps,
                               .n_components = m->n_decls};
-    pthread_mutex_lock(&all_mu);
-    p->next = all;
-    all = p;
-    pthread_mutex_unlock(&all_mu);
     *out = p;
     return INFERD_OK;
 }
 
 const inferd_plugin *portable_proxy_descriptor(const portable_proxy *p) { return &p->desc; }
 
-void portable_proxy_bind(portable_proxy *p, portable_host *h)
-{
-    pthread_mutex_lock(&all_mu);
-    p->host = h;
-    pthread_mutex_unlock(&all_mu);
-}
+void portable_proxy_bind(portable_proxy *p, portable_host *h) { atomic_store(&p->host, h); }
 
 void portable_proxy_free(portable_proxy *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&all_mu);
-    for (portable_proxy **pp = &all; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    pthread_mutex_unlock(&all_mu);
     for (size_t i = 0; p->routes && i < p->m->n_decls; i++)
         free(p->routes[i]);
     free(p->routes);

@@ -43,6 +43,8 @@ static inferd_status sample_init(inferd_instance *self, const inferd_props *p, i
     memcpy(s->message, message, len + 1);
     s->min_height = inferd_props_int(p, "minHeight");
     inferd_instance_set_state(self, s);
+    inferd_instance_log(self, INFERD_LOG_DEBUG, "message \"%s\", minHeight %lld", s->message,
+                        (long long)s->min_height);
     return INFERD_OK;
 }
 
