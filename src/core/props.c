@@ -273,43 +273,47 @@ static bool given_double(const inferd_value *g, double *out)
     }
 }
 
-/* "64M" -> bytes (1024-based; a bare number is bytes). */
-static bool parse_size_text(const char *t, int64_t *out)
+/* The unit at *p of a size, in bytes ("k", "M", "GiB", "B", none: 1024-based),
+ * moving *p past it. */
+static double size_unit(const char **p)
 {
-    char *end;
-    errno = 0;
-    while (isspace((unsigned char)*t))
-        t++;
-    if (!isdigit((unsigned char)*t))
-        return false;
-    double v = strtod(t, &end);
-    if (errno || end == t)
-        return false;
-    while (isspace((unsigned char)*end))
-        end++;
+    const char *e = *p;
     double unit = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 'k': unit = 1024.0; end++; break;
-    case 'm': unit = 1024.0 * 1024; end++; break;
-    case 'g': unit = 1024.0 * 1024 * 1024; end++; break;
-    case 't': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    switch (tolower((unsigned char)*e)) {
+    case 'k': unit = 1024.0; e++; break;
+    case 'm': unit = 1024.0 * 1024; e++; break;
+    case 'g': unit = 1024.0 * 1024 * 1024; e++; break;
+    case 't': unit = 1024.0 * 1024 * 1024 * 1024; e++; break;
     default: break;
     }
-    if (unit > 1 && (*end == 'i' || *end == 'I'))
-        end++; /* "MiB" */
-    if (*end == 'b' || *end == 'B')
-        end++;
-    while (isspace((unsigned char)*end))
-        end++;
-    v *= unit;
-    if (*end || !isfinite(v) || v > 9.2e18 || v != floor(v))
-        return false;
-    *out = (int64_t)v;
-    return true;
+    if (unit > 1 && (*e == 'i' || *e == 'I'))
+        e++; /* "MiB" */
+    if (*e == 'b' || *e == 'B')
+        e++;
+    *p = e;
+    return unit;
 }
 
-/* "30s" -> milliseconds (a bare number is milliseconds). */
-static bool parse_duration_text(const char *t, int64_t *out)
+/* The unit at *p of a duration, in milliseconds ("us", "ms", "s", "m", "h",
+ * "d", none), moving *p past it. */
+static double duration_unit(const char **p)
+{
+    static const struct {
+        const char *name;
+        double ms;
+    } units[] = {{"ms", 1}, {"us", 0.001}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+                 {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strncmp(*p, units[i].name, strlen(units[i].name)) == 0) {
+            *p += strlen(units[i].name);
+            return units[i].ms;
+        }
+    return 1;
+}
+
+/* "64M", "1.5s": a number, a unit, and nothing else, as a whole count of
+ * the base unit (bytes, milliseconds). */
+static bool parse_quantity(const char *t, double (*unit)(const char **), int64_t *out)
 {
     char *end;
     errno = 0;
@@ -322,23 +326,11 @@ static bool parse_duration_text(const char *t, int64_t *out)
         return false;
     while (isspace((unsigned char)*end))
         end++;
-    double unit = 1;
-    if (strncmp(end, "ms", 2) == 0)
-        end += 2;
-    else if (strncmp(end, "us", 2) == 0)
-        unit = 0.001, end += 2;
-    else if (*end == 's')
-        unit = 1000, end++;
-    else if (*end == 'm')
-        unit = 60000, end++;
-    else if (*end == 'h')
-        unit = 3600000, end++;
-    else if (*end == 'd')
-        unit = 86400000, end++;
-    while (isspace((unsigned char)*end))
-        end++;
-    v *= unit;
-    if (*end || !isfinite(v) || v > 9.2e18 || v != floor(v))
+    const char *rest = end;
+    v *= unit(&rest);
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest || !isfinite(v) || v > 9.2e18 || v != floor(v))
         return false;
     *out = (int64_t)v;
     return true;
@@ -543,9 +535,9 @@ static bool convert(const inferd_prop_spec *s, const char *owner, const char *pa
     case INFERD_PROP_TYPE_DURATION: {
         bool text = inferd_value_is(g, INFERD_VALUE_STRING);
         bool read = s->type == INFERD_PROP_TYPE_SIZE && text
-                        ? parse_size_text(inferd_value_string_or(g, ""), &i)
+                        ? parse_quantity(inferd_value_string_or(g, ""), size_unit, &i)
                     : s->type == INFERD_PROP_TYPE_DURATION && text
-                        ? parse_duration_text(inferd_value_string_or(g, ""), &i)
+                        ? parse_quantity(inferd_value_string_or(g, ""), duration_unit, &i)
                         : given_int(g, &i);
         if (!read)
             return refuse(f, s, owner, path, g, INFERD_ETYPE,

@@ -27,19 +27,26 @@ static const inferd_prop_spec specs[] = {
     INFERD_PROP_END,
 };
 
-/* Validates the JSON text against specs; returns the status, keeps err. */
-static inferd_status validate(const char *json, inferd_props **out, inferd_error *err)
+/* Validates the JSON text against these specs as owner; returns the status,
+ * keeps err. */
+static inferd_status validate_as(const inferd_prop_spec *these, const char *owner,
+                                 const char *json, inferd_props **out, inferd_error *err)
 {
     inferd_value *given = NULL;
     assert_int_equal(inferd_value_from_json(json, strlen(json), 0, &given, NULL), INFERD_OK);
     inferd_props *p = NULL;
-    inferd_status st = inferd_props_validate(specs, "element resize", given, &p, err);
+    inferd_status st = inferd_props_validate(these, owner, given, &p, err);
     inferd_value_free(given);
     if (out)
         *out = p;
     else
         inferd_props_free(p);
     return st;
+}
+
+static inferd_status validate(const char *json, inferd_props **out, inferd_error *err)
+{
+    return validate_as(specs, "element resize", json, out, err);
 }
 
 static void declarations_are_checked(void **state)
@@ -263,16 +270,7 @@ static const inferd_prop_spec nested_specs[] = {
 
 static inferd_status validate_nested(const char *json, inferd_props **out, inferd_error *err)
 {
-    inferd_value *given = NULL;
-    assert_int_equal(inferd_value_from_json(json, strlen(json), 0, &given, NULL), INFERD_OK);
-    inferd_props *p = NULL;
-    inferd_status st = inferd_props_validate(nested_specs, "rule r1: options", given, &p, err);
-    inferd_value_free(given);
-    if (out)
-        *out = p;
-    else
-        inferd_props_free(p);
-    return st;
+    return validate_as(nested_specs, "rule r1: options", json, out, err);
 }
 
 static void nested_defaults_and_binding(void **state)
