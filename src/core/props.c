@@ -430,6 +430,22 @@ static const inferd_value *structured(const inferd_prop_spec *s, const char *own
     return *owned;
 }
 
+/* One entry of a map or an item of an array: checked against the fields
+ * when there are (its faults reported, *conv NULL), else copied. False
+ * only when memory ran out. */
+static bool convert_item(const inferd_prop_spec *s, const char *owner, const char *path,
+                         const inferd_value *item, inferd_value **conv, faults *f)
+{
+    *conv = NULL;
+    if (!s->fields)
+        return (*conv = inferd_value_copy(item)) ? true : no_memory(f);
+    if (!inferd_value_is(item, INFERD_VALUE_OBJECT))
+        refuse(f, s, owner, path, item, INFERD_ETYPE, "not a JSON object");
+    else
+        convert_fields(s->fields, owner, path, item, conv, f);
+    return f->first != INFERD_ENOMEM;
+}
+
 static bool convert_structured(const inferd_prop_spec *s, const char *owner, const char *path,
                                const inferd_value *given, inferd_value **out, faults *f)
 {
@@ -461,12 +477,7 @@ static bool convert_structured(const inferd_prop_spec *s, const char *owner, con
             inferd_value *item, *conv = NULL;
             inferd_value_object_entry(g, i, &key, &item);
             snprintf(sub, sizeof sub, "%s.%s", path, key);
-            if (!s->fields && !(conv = inferd_value_copy(item)))
-                ok = no_memory(f);
-            else if (s->fields && !inferd_value_is(item, INFERD_VALUE_OBJECT))
-                refuse(f, s, owner, sub, item, INFERD_ETYPE, "not a JSON object");
-            else if (s->fields)
-                convert_fields(s->fields, owner, sub, item, &conv, f); /* faults: reported */
+            ok = convert_item(s, owner, sub, item, &conv, f);
             if (conv && inferd_value_object_set(v, key, conv, NULL) != INFERD_OK)
                 ok = no_memory(f);
         }
@@ -482,12 +493,7 @@ static bool convert_structured(const inferd_prop_spec *s, const char *owner, con
             const inferd_value *item = inferd_value_array_get(g, i);
             inferd_value *conv = NULL;
             snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            if (!s->fields && !(conv = inferd_value_copy(item)))
-                ok = no_memory(f);
-            else if (s->fields && !inferd_value_is(item, INFERD_VALUE_OBJECT))
-                refuse(f, s, owner, sub, item, INFERD_ETYPE, "not a JSON object");
-            else if (s->fields)
-                convert_fields(s->fields, owner, sub, item, &conv, f);
+            ok = convert_item(s, owner, sub, item, &conv, f);
             if (conv && inferd_value_array_push(v, conv, NULL) != INFERD_OK)
                 ok = no_memory(f);
         }
