@@ -60,10 +60,12 @@ __attribute__((format(printf, 4, 5))) static void fault(faults *f, inferd_status
         return;
     size_t used = strlen(f->err->message), len = strlen(msg);
     /* Room for "; " and the message, and for " (and N more)" after. */
-    if (used + 2 + len + 24 < sizeof f->err->message)
-        snprintf(f->err->message + used, sizeof f->err->message - used, "; %s", msg);
-    else
+    if (used + 2 + len + 24 < sizeof f->err->message) {
+        memcpy(f->err->message + used, "; ", 2);
+        memcpy(f->err->message + used + 2, msg, len + 1);
+    } else {
         f->unsaid++;
+    }
 }
 
 static inferd_status faults_end(faults *f)

@@ -107,9 +107,11 @@ static void add_fault(inferd_error *err, size_t *faults, const inferd_error *one
             *err = *one;
         return;
     }
-    size_t used = err ? strlen(err->message) : 0;
-    if (err && used + 2 + strlen(one->message) < sizeof err->message)
-        snprintf(err->message + used, sizeof err->message - used, "; %s", one->message);
+    size_t used = err ? strlen(err->message) : 0, len = strlen(one->message);
+    if (err && used + 2 + len < sizeof err->message) {
+        memcpy(err->message + used, "; ", 2);
+        memcpy(err->message + used + 2, one->message, len + 1);
+    }
 }
 
 static long find_draft(const draft *d, size_t n, const char *name, size_t len)
