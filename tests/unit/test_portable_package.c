@@ -1,4 +1,4 @@
-/* Unit tests: portable plugin packages (src/portable/package.c): the
+/* Unit tests: portable plugin packages (src/portable/manifest.c, extract.c, install.c): the
  * manifest, safe zip extraction, install.sh, and removing a tree. The test
  * zips are built here with libzip, bad ones included (a duplicate name, a
  * lying size are made by patching a written zip's bytes). */
