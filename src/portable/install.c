@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -183,28 +182,6 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
         free(home);
         return inferd_error_set(err, INFERD_EIO, "install %s: pipe: %s", name, strerror(errno));
     }
-    /* posix_spawn, not fork: the daemon has threads, and the child must
-     * start clean: its own process group, default signals, no inherited
-     * descriptors. */
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawn_file_actions_addchdir_np(&fa, home);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
     char *const argv[] = {"sh", "install.sh", NULL};
     /* Everything install.sh starts inherits this entry: how it is found
      * again when it left the process group (portable_sweep_marked). */
@@ -215,9 +192,7 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
     char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", home_env, "LANG=C.UTF-8", marker,
                           NULL};
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    int rc = portable_spawn(&pid, "/bin/sh", argv, envp, home, pfd[1], pfd[1]);
     close(pfd[1]);
     free(home);
     if (rc != 0) {

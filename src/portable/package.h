@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "inferd/plugin.h"
@@ -111,5 +112,11 @@ inferd_status portable_package_run_install(const char *dir, const char *name, ui
  * points to). A path that does not exist is fine. 0, or -1 with errno set
  * (at the first thing that could not be removed). */
 int portable_remove_tree(const char *path);
+
+/* Starts path (argv, envp) in dir, stdin /dev/null, stdout to out_fd and
+ * stderr to err_fd, in its own process group with default signals and no
+ * other descriptor (spawn.c). posix_spawn's result: 0, or an errno. */
+int portable_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                   const char *dir, int out_fd, int err_fd);
 
 #endif /* INFERD_PORTABLE_PACKAGE_H */
