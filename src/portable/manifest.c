@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "inferd/props.h"
+#include "core/build_value.h"
 #include "portable/paths.h"
 
 #define MANIFEST_MAX_BYTES (1u << 20)
@@ -657,58 +658,45 @@ inferd_status portable_manifest_load(const char *dir, const char *name, portable
 
 /* --- describe ------------------------------------------------------------------- */
 
-/* Ignores allocation failures of single fields like plugin/describe.c, but
- * reports a lost top-level object as NULL. */
-static void put(inferd_value *obj, const char *key, inferd_value *v)
-{
-    inferd_value_object_set(obj, key, v, NULL);
-}
-
-static void put_str(inferd_value *obj, const char *key, const char *s)
-{
-    if (s)
-        put(obj, key, inferd_value_string(s));
-}
-
 static inferd_value *describe_decl(const portable_decl *d)
 {
     inferd_value *o = inferd_value_object();
-    put_str(o, "name", d->name);
-    put_str(o, "description", d->description ? d->description : "");
+    inferd__put_str(o, "name", d->name, NULL);
+    inferd__put_str(o, "description", d->description ? d->description : "", NULL);
     if (d->props && d->props[0].name) {
         inferd_value *props = inferd_value_array();
         for (const inferd_prop_spec *ps = d->props; ps->name; ps++) {
             inferd_value *pv = inferd_value_object();
-            put_str(pv, "name", ps->name);
-            put_str(pv, "type", inferd_prop_type_name(ps->type));
+            inferd__put_str(pv, "name", ps->name, NULL);
+            inferd__put_str(pv, "type", inferd_prop_type_name(ps->type), NULL);
             if (ps->default_value)
-                put_str(pv, "default", ps->default_value);
-            put_str(pv, "description", ps->description);
+                inferd__put_str(pv, "default", ps->default_value, NULL);
+            inferd__put_str(pv, "description", ps->description, NULL);
             inferd_value_array_push(props, pv, NULL);
         }
-        put(o, "props", props);
+        inferd__put(o, "props", props, NULL);
     }
     switch (d->kind) {
     case INFERD_KIND_FUNCTION:
-        put(o, "minArgs", inferd_value_int(d->min_args));
-        put(o, "maxArgs", inferd_value_int(d->max_args));
-        put(o, "aggregate", inferd_value_bool(d->aggregate));
+        inferd__put(o, "minArgs", inferd_value_int(d->min_args), NULL);
+        inferd__put(o, "maxArgs", inferd_value_int(d->max_args), NULL);
+        inferd__put(o, "aggregate", inferd_value_bool(d->aggregate), NULL);
         break;
     case INFERD_KIND_EVENT:
-        put_str(o, "event", d->event);
+        inferd__put_str(o, "event", d->event, NULL);
         break;
     case INFERD_KIND_ESTIMATOR:
-        put_str(o, "broker", d->broker);
+        inferd__put_str(o, "broker", d->broker, NULL);
         break;
     case INFERD_KIND_BACKGROUND: {
         inferd_value *routes = inferd_value_array();
         for (size_t r = 0; r < d->n_routes; r++) {
             inferd_value *rt = inferd_value_object();
-            put_str(rt, "method", d->routes[r].method);
-            put_str(rt, "path", d->routes[r].path);
+            inferd__put_str(rt, "method", d->routes[r].method, NULL);
+            inferd__put_str(rt, "path", d->routes[r].path, NULL);
             inferd_value_array_push(routes, rt, NULL);
         }
-        put(o, "routes", routes);
+        inferd__put(o, "routes", routes, NULL);
         break;
     }
     default:
@@ -724,17 +712,17 @@ inferd_value *portable_manifest_describe(const portable_manifest *m)
     inferd_value *o = inferd_value_object();
     if (!o)
         return NULL;
-    put_str(o, "name", m->name);
-    put_str(o, "version", m->version);
-    put_str(o, "language", m->language);
-    put_str(o, "executable", m->executable);
-    put_str(o, "description", m->description ? m->description : "");
+    inferd__put_str(o, "name", m->name, NULL);
+    inferd__put_str(o, "version", m->version, NULL);
+    inferd__put_str(o, "language", m->language, NULL);
+    inferd__put_str(o, "executable", m->executable, NULL);
+    inferd__put_str(o, "description", m->description ? m->description : "", NULL);
     for (size_t k = 0; k < N_KIND_KEYS; k++) {
         inferd_value *arr = inferd_value_array();
         for (size_t i = 0; i < m->n_decls; i++)
             if (m->decls[i].kind == kind_keys[k].kind)
                 inferd_value_array_push(arr, describe_decl(&m->decls[i]), NULL);
-        put(o, kind_keys[k].key, arr);
+        inferd__put(o, kind_keys[k].key, arr, NULL);
     }
     return o;
 }

@@ -38,6 +38,7 @@
 
 #include "inferd/log.h"
 #include "core/clock.h"
+#include "core/build_value.h"
 #include "inferd/tensor.h"
 #include "inferd/version.h"
 #include "service/kserve_request.h"
@@ -80,26 +81,6 @@ struct svc_kserve {
 
 /* ---- building replies ----------------------------------------------------------- */
 
-/* These remember a failure (out of memory) in *ok instead of making every
- * call site check; the reply is then a 500. They take v in every case. */
-static void put(inferd_value *obj, const char *key, inferd_value *v, bool *ok)
-{
-    if (!obj || !v || inferd_value_object_set(obj, key, v, NULL) != INFERD_OK) {
-        if (!obj)
-            inferd_value_free(v);
-        *ok = false;
-    }
-}
-
-static void push(inferd_value *arr, inferd_value *v, bool *ok)
-{
-    if (!arr || !v || inferd_value_array_push(arr, v, NULL) != INFERD_OK) {
-        if (!arr)
-            inferd_value_free(v);
-        *ok = false;
-    }
-}
-
 static void reply_value(svc_request *r, unsigned status, inferd_value *v, bool ok)
 {
     if (!ok || !v) {
@@ -114,7 +95,7 @@ static inferd_value *shape_value(size_t ndim, const int64_t *shape, bool *ok)
 {
     inferd_value *a = inferd_value_array();
     for (size_t d = 0; d < ndim; d++)
-        push(a, inferd_value_int(shape[d]), ok);
+        inferd__push(a, inferd_value_int(shape[d]), ok);
     if (!a)
         *ok = false;
     return a;
@@ -271,7 +252,7 @@ static void h_live(svc_request *r)
 {
     bool ok = true;
     inferd_value *v = inferd_value_object();
-    put(v, "live", inferd_value_bool(true), &ok);
+    inferd__put(v, "live", inferd_value_bool(true), &ok);
     reply_value(r, 200, v, ok);
 }
 
@@ -292,7 +273,7 @@ static void h_ready(svc_request *r)
     }
     bool ok = true;
     inferd_value *v = inferd_value_object();
-    put(v, "ready", inferd_value_bool(true), &ok);
+    inferd__put(v, "ready", inferd_value_bool(true), &ok);
     reply_value(r, 200, v, ok);
 }
 
@@ -300,10 +281,10 @@ static void h_server(svc_request *r)
 {
     bool ok = true;
     inferd_value *v = inferd_value_object(), *ext = inferd_value_array();
-    put(v, "name", inferd_value_string("inferd"), &ok);
-    put(v, "version", inferd_value_string(inferd_version()), &ok);
-    push(ext, inferd_value_string("binary_tensor_data"), &ok);
-    put(v, "extensions", ext, &ok);
+    inferd__put(v, "name", inferd_value_string("inferd"), &ok);
+    inferd__put(v, "version", inferd_value_string(inferd_version()), &ok);
+    inferd__push(ext, inferd_value_string("binary_tensor_data"), &ok);
+    inferd__put(v, "extensions", ext, &ok);
     reply_value(r, 200, v, ok);
 }
 
@@ -312,10 +293,10 @@ static inferd_value *io_value(const inferd_tensor_info *io, size_t n, bool *ok)
     inferd_value *a = inferd_value_array();
     for (size_t i = 0; i < n; i++) {
         inferd_value *o = inferd_value_object();
-        put(o, "name", inferd_value_string(io[i].name), ok);
-        put(o, "datatype", inferd_value_string(inferd_dtype_name(io[i].dtype)), ok);
-        put(o, "shape", shape_value(io[i].ndim, io[i].shape, ok), ok);
-        push(a, o, ok);
+        inferd__put(o, "name", inferd_value_string(io[i].name), ok);
+        inferd__put(o, "datatype", inferd_value_string(inferd_dtype_name(io[i].dtype)), ok);
+        inferd__put(o, "shape", shape_value(io[i].ndim, io[i].shape, ok), ok);
+        inferd__push(a, o, ok);
     }
     if (!a)
         *ok = false;
@@ -329,12 +310,12 @@ static void model_metadata(svc_request *r, bool versioned)
         return;
     bool ok = true;
     inferd_value *v = inferd_value_object(), *versions = inferd_value_array();
-    put(v, "name", inferd_value_string(m->name), &ok);
-    push(versions, inferd_value_string(KS_VERSION), &ok);
-    put(v, "versions", versions, &ok);
-    put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
-    put(v, "inputs", io_value(m->in, m->n_in, &ok), &ok);
-    put(v, "outputs", io_value(m->out, m->n_out, &ok), &ok);
+    inferd__put(v, "name", inferd_value_string(m->name), &ok);
+    inferd__push(versions, inferd_value_string(KS_VERSION), &ok);
+    inferd__put(v, "versions", versions, &ok);
+    inferd__put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
+    inferd__put(v, "inputs", io_value(m->in, m->n_in, &ok), &ok);
+    inferd__put(v, "outputs", io_value(m->out, m->n_out, &ok), &ok);
     reply_value(r, 200, v, ok);
 }
 
@@ -348,8 +329,8 @@ static void model_ready(svc_request *r, bool versioned)
         return;
     bool ok = true;
     inferd_value *v = inferd_value_object();
-    put(v, "name", inferd_value_string(m->name), &ok);
-    put(v, "ready", inferd_value_bool(true), &ok);
+    inferd__put(v, "name", inferd_value_string(m->name), &ok);
+    inferd__put(v, "ready", inferd_value_bool(true), &ok);
     reply_value(r, 200, v, ok);
 }
 
@@ -390,12 +371,12 @@ static void h_repository_index(svc_request *r)
         if (only_ready && !m->model)
             continue;
         inferd_value *o = inferd_value_object();
-        put(o, "name", inferd_value_string(m->name), &ok);
-        put(o, "version", inferd_value_string(KS_VERSION), &ok);
-        put(o, "state", inferd_value_string(m->model ? "READY" : "UNAVAILABLE"), &ok);
+        inferd__put(o, "name", inferd_value_string(m->name), &ok);
+        inferd__put(o, "version", inferd_value_string(KS_VERSION), &ok);
+        inferd__put(o, "state", inferd_value_string(m->model ? "READY" : "UNAVAILABLE"), &ok);
         if (!m->model)
-            put(o, "reason", inferd_value_string(m->load_error), &ok);
-        push(list, o, &ok);
+            inferd__put(o, "reason", inferd_value_string(m->load_error), &ok);
+        inferd__push(list, o, &ok);
     }
     reply_value(r, 200, list, ok);
 }
@@ -435,33 +416,33 @@ static void reply_outputs(svc_request *r, ks_call *c)
     bool ok = true;
     size_t binary_len = 0;
     inferd_value *res = inferd_value_object(), *outs = inferd_value_array();
-    put(res, "model_name", inferd_value_string(m->name), &ok);
-    put(res, "model_version", inferd_value_string(KS_VERSION), &ok);
+    inferd__put(res, "model_name", inferd_value_string(m->name), &ok);
+    inferd__put(res, "model_version", inferd_value_string(KS_VERSION), &ok);
     const inferd_value *id = inferd_value_object_get(c->req, "id");
     if (id)
-        put(res, "id", inferd_value_copy(id), &ok);
+        inferd__put(res, "id", inferd_value_copy(id), &ok);
     for (size_t k = 0; k < c->n_order && ok; k++) {
         size_t j = c->order[k];
         const inferd_tensor *t = c->out[j];
         inferd_value *o = inferd_value_object();
-        put(o, "name", inferd_value_string(m->out[j].name), &ok);
-        put(o, "datatype", inferd_value_string(inferd_dtype_name(t->dtype)), &ok);
-        put(o, "shape", shape_value(t->ndim, t->shape, &ok), &ok);
+        inferd__put(o, "name", inferd_value_string(m->out[j].name), &ok);
+        inferd__put(o, "datatype", inferd_value_string(inferd_dtype_name(t->dtype)), &ok);
+        inferd__put(o, "shape", shape_value(t->ndim, t->shape, &ok), &ok);
         if (c->binary[j]) {
             inferd_value *params = inferd_value_object();
-            put(params, "binary_data_size", inferd_value_int((int64_t)t->nbytes), &ok);
-            put(o, "parameters", params, &ok);
+            inferd__put(params, "binary_data_size", inferd_value_int((int64_t)t->nbytes), &ok);
+            inferd__put(o, "parameters", params, &ok);
             binary_len += t->nbytes;
         } else {
             inferd_value *data = inferd_value_array();
             size_t n = inferd_tensor_count(t);
             for (size_t i = 0; i < n && ok; i++)
-                push(data, element_value(t, i), &ok);
-            put(o, "data", data, &ok);
+                inferd__push(data, element_value(t, i), &ok);
+            inferd__put(o, "data", data, &ok);
         }
-        push(outs, o, &ok);
+        inferd__push(outs, o, &ok);
     }
-    put(res, "outputs", outs, &ok);
+    inferd__put(res, "outputs", outs, &ok);
     bool any_binary = false;
     for (size_t k = 0; k < c->n_order; k++)
         any_binary |= c->binary[c->order[k]];
