@@ -19,6 +19,7 @@ PKGS=(
   libmicrohttpd-dev      # the HTTP server of `inferd serve`
   libcmocka-dev          # unit tests
   libcurl4-openssl-dev   # HTTP clients: the rules' http action, the monitoring example plugin
+  libssl-dev             # libcrypto: the SQL digests (md5, sha1, sha256, sha384, sha512)
   libzip-dev             # reads portable plugin packages (zip) entry by entry, links included
   libsqlite3-dev         # the state database: installed portable plugins (streams, rules)
   libmosquitto-dev       # the MQTT client of streams and rules

@@ -50,7 +50,7 @@
  *   format_time(ms, fmt)     fmt tokens yyyy yy MM M dd d HH H mm m ss s SSS,
  *                            'quoted text' as is, other characters as is
  * Hashes and ids
- *   md5(s | bytes) sha256(s | bytes)   lower-case hex
+ *   md5 sha1 sha256 sha384 sha512 (s | bytes)   lower-case hex (OpenSSL)
  *   newuuid()                a random (version 4) UUID
  * Aggregates (need a window; NULLs are skipped unless said otherwise)
  *   count(*)       rows in the group;  count(x): rows where x is not NULL
@@ -63,6 +63,7 @@
  *                  window: the arrival of its first and last row; a sliding
  *                  window: now - size and now)
  */
+#include <openssl/evp.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -983,119 +984,9 @@ static inferd_status bi_format_time(ARGS)
 
 /* ---- hashes and ids ------------------------------------------------------------- */
 
-static uint32_t rol(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
-static uint32_t ror(uint32_t x, int k) { return (x >> k) | (x << (32 - k)); }
-
-/* Pads msg as MD5 and SHA-256 both do (0x80, zeros, the bit length in 8
- * bytes) and calls block() on each 64-byte block. */
-static bool md_blocks(const unsigned char *msg, size_t len, bool big_endian, void *state,
-                      void (*block)(void *state, const unsigned char *b))
-{
-    size_t total = (len + 9 + 63) / 64 * 64;
-    unsigned char *buf = calloc(1, total);
-    if (!buf)
-        return false;
-    if (len)
-        memcpy(buf, msg, len);
-    buf[len] = 0x80;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        buf[total - 8 + i] = (unsigned char)(big_endian ? bits >> (56 - 8 * i) : bits >> (8 * i));
-    for (size_t off = 0; off < total; off += 64)
-        block(state, buf + off);
-    free(buf);
-    return true;
-}
-
-static void md5_block(void *state, const unsigned char *b)
-{
-    static const uint32_t K[64] = {
-        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
-        0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
-        0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
-        0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
-        0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
-        0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
-        0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
-        0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
-        0xeb86d391};
-    static const int R[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-                              5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
-                              4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                              6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
-    uint32_t *h = state, m[16];
-    for (int i = 0; i < 16; i++)
-        m[i] = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
-               (uint32_t)b[4 * i + 3] << 24;
-    uint32_t A = h[0], B = h[1], C = h[2], D = h[3];
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
-        if (i < 16) {
-            f = (B & C) | (~B & D);
-            g = i;
-        } else if (i < 32) {
-            f = (D & B) | (~D & C);
-            g = (5 * i + 1) % 16;
-        } else if (i < 48) {
-            f = B ^ C ^ D;
-            g = (3 * i + 5) % 16;
-        } else {
-            f = C ^ (B | ~D);
-            g = (7 * i) % 16;
-        }
-        uint32_t tmp = D;
-        D = C;
-        C = B;
-        B = B + rol(A + f + K[i] + m[g], R[i]);
-        A = tmp;
-    }
-    h[0] += A;
-    h[1] += B;
-    h[2] += C;
-    h[3] += D;
-}
-
-static void sha256_block(void *state, const unsigned char *b)
-{
-    static const uint32_t K[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2};
-    uint32_t *h = state, w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
-               (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t v[8];
-    memcpy(v, h, sizeof v);
-    for (int i = 0; i < 64; i++) {
-        uint32_t S1 = ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25);
-        uint32_t ch = (v[4] & v[5]) ^ (~v[4] & v[6]);
-        uint32_t t1 = v[7] + S1 + ch + K[i] + w[i];
-        uint32_t S0 = ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22);
-        uint32_t maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
-        memmove(v + 1, v, 7 * sizeof v[0]);
-        v[4] += t1;
-        v[0] = t1 + S0 + maj;
-    }
-    for (int i = 0; i < 8; i++)
-        h[i] += v[i];
-}
-
-static inferd_status hex_digest(const char *fn, const inferd_value *const *a, bool sha,
+/* OpenSSL's digests (libcrypto): md5, sha1, sha256, sha384, sha512, as
+ * eKuiper names them. */
+static inferd_status hex_digest(const char *fn, const EVP_MD *md, const inferd_value *const *a,
                                 inferd_value **out, inferd_error *err)
 {
     const void *d;
@@ -1103,26 +994,21 @@ static inferd_status hex_digest(const char *fn, const inferd_value *const *a, bo
     inferd_status st = need_data(fn, a, 0, &d, &len, err);
     if (st)
         return st;
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    if (!sha) {
-        const uint32_t md5_init[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
-        memcpy(h, md5_init, sizeof md5_init);
-    }
-    if (!md_blocks(d, len, sha, h, sha ? sha256_block : md5_block))
-        return sql_oom(err);
-    char hex[65];
-    int words = sha ? 8 : 4;
-    for (int i = 0; i < words; i++)
-        for (int k = 0; k < 4; k++) {
-            unsigned byte = sha ? (h[i] >> (24 - 8 * k)) & 0xFF : (h[i] >> (8 * k)) & 0xFF;
-            snprintf(hex + 8 * i + 2 * k, 3, "%02x", byte);
-        }
-    return ret(out, inferd_value_string_n(hex, (size_t)words * 8), err);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!md || !EVP_Digest(d, len, digest, &n, md, NULL))
+        return inferd_error_set(err, INFERD_EINTERNAL, "%s: the digest failed", fn);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return ret(out, inferd_value_string_n(hex, 2 * (size_t)n), err);
 }
 
-static inferd_status bi_md5(ARGS) { return hex_digest("md5", a, false, out, err); }
-static inferd_status bi_sha256(ARGS) { return hex_digest("sha256", a, true, out, err); }
+static inferd_status bi_md5(ARGS) { return hex_digest("md5", EVP_md5(), a, out, err); }
+static inferd_status bi_sha1(ARGS) { return hex_digest("sha1", EVP_sha1(), a, out, err); }
+static inferd_status bi_sha256(ARGS) { return hex_digest("sha256", EVP_sha256(), a, out, err); }
+static inferd_status bi_sha384(ARGS) { return hex_digest("sha384", EVP_sha384(), a, out, err); }
+static inferd_status bi_sha512(ARGS) { return hex_digest("sha512", EVP_sha512(), a, out, err); }
 
 static inferd_status bi_newuuid(ARGS)
 {
@@ -1237,7 +1123,8 @@ static const builtin builtins[] = {
     SN(typeof, 1, 1),
     /* time, hashes, ids */
     S(now, 0, 0), {"unix_ts_ms", 0, 0, BI_SCALAR, false, false, bi_now, NULL},
-    S(format_time, 2, 2), S(md5, 1, 1), S(sha256, 1, 1), S(newuuid, 0, 0),
+    S(format_time, 2, 2), S(md5, 1, 1), S(sha1, 1, 1), S(sha256, 1, 1),
+    S(sha384, 1, 1), S(sha512, 1, 1), S(newuuid, 0, 0),
     /* aggregates and windows */
     AGG(count, true), AGG(sum, false), AGG(avg, false), AGG(min, false), AGG(max, false),
     AGG(collect, true),

@@ -952,6 +952,11 @@ static void time_hash_id_functions(void **state)
     expect_eval("sha256('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')",
                 "\"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1\"");
     expect_eval("md5(decode('aGVsbG8=', 'base64')) = md5('hello')", "true");
+    expect_eval("sha1('abc')", "\"a9993e364706816aba3e25717850c26c9cd0d89d\"");
+    expect_eval("sha384('abc')", "\"cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5b"
+                                 "ed8086072ba1e7cc2358baeca134c825a7\"");
+    expect_eval("sha512('abc')", "\"ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d3"
+                                 "9a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f\"");
     expect_eval_error("sha256(1)", "sha256: argument 1 must be a string or bytes, got int");
 
     char *u1 = eval_msg("newuuid()", "{}"), *u2 = eval_msg("newuuid()", "{}");
