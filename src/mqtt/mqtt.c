@@ -35,6 +35,7 @@
  * is refused (EBUSY) and counted in `dropped`.
  */
 #include "mqtt/mqtt.h"
+#include "net/address.h"
 
 #include <errno.h>
 #include <mosquitto.h>
@@ -555,43 +556,39 @@ static inferd_status parse_server(mqtt_client *c, const char *server, inferd_err
                                 "MQTT server '%s': scheme '%.*s' is not supported (only tcp:// "
                                 "and mqtt://; TLS and WebSockets are not)",
                                 server, (int)scheme_len, server);
-    const char *host = sep + 3, *host_end, *rest;
-    if (*host == '[') { /* an IPv6 address: tcp://[::1]:1883 */
-        host_end = strchr(host, ']');
-        if (!host_end)
-            return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s': no ']' after '['", server);
-        host++;
-        rest = host_end + 1;
-    } else {
-        host_end = host + strcspn(host, ":/");
-        rest = host_end;
-    }
-    if (host_end == host)
+    char host[256];
+    int port = 1883;
+    const char *rest, *addr = sep + 3;
+    if (!*addr || *addr == ':' || *addr == '/')
         return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s' has no host: " SERVER_FORM,
                                 server);
-    long port = 1883;
-    if (*rest == ':') {
-        const char *digits = rest + 1;
-        char *end = NULL;
-        errno = 0;
-        port = *digits >= '0' && *digits <= '9' ? strtol(digits, &end, 10) : -1;
-        if (port < 1 || port > 65535 || errno || !end || *end)
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "MQTT server '%s': port '%s' is not a number from 1 to 65535",
-                                    server, digits);
-    } else if (*rest) {
+    switch (net_split_hostport(addr, strlen(addr), 1, 1883, host, sizeof host, &port, &rest)) {
+    case NET_ADDRESS_OK:
+        break;
+    case NET_ADDRESS_BAD_V6:
+        return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s': no ']' after '['", server);
+    case NET_ADDRESS_BAD_PORT:
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "MQTT server '%s': port '%s' is not a number from 1 to 65535",
+                                server, rest);
+    case NET_ADDRESS_TRAILING:
         return inferd_error_set(err, INFERD_EINVAL,
                                 "MQTT server '%s': unexpected '%s' after the host: " SERVER_FORM,
                                 server, rest);
+    default:
+        return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s': the host is too long",
+                                server);
     }
-    size_t host_len = (size_t)(host_end - host);
-    c->host = strndup(host, host_len);
-    bool v6 = memchr(host, ':', host_len) != NULL;
-    if (!c->host || asprintf(&c->server, v6 ? "tcp://[%s]:%ld" : "tcp://%s:%ld", c->host, port) < 0) {
+    if (!host[0])
+        return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s' has no host: " SERVER_FORM,
+                                server);
+    c->host = strdup(host);
+    bool v6 = strchr(host, ':') != NULL;
+    if (!c->host || asprintf(&c->server, v6 ? "tcp://[%s]:%d" : "tcp://%s:%d", c->host, port) < 0) {
         c->server = NULL;
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    c->port = (int)port;
+    c->port = port;
     return INFERD_OK;
 }
 

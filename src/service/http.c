@@ -28,6 +28,7 @@
 #include "inferd/value.h"
 #include "service/service.h"
 #include "core/utf8.h"
+#include "net/address.h"
 
 #define LOG "http"
 #define MAX_PARAMS 4
@@ -411,25 +412,18 @@ static bool host_allowed(const svc_request *r, const char *host)
 {
     if (!host || !host[0])
         return true; /* HTTP/1.0 without Host: no browser sends that */
-    size_t len = strlen(host);
-    if (host[0] == '[') { /* an IPv6 literal, [::1]:8080: it must be one */
-        const char *end = strchr(host, ']');
-        char a6[INET6_ADDRSTRLEN];
-        struct in6_addr addr;
-        if (!end || (size_t)(end - host - 1) >= sizeof a6)
-            return false;
-        memcpy(a6, host + 1, (size_t)(end - host - 1));
-        a6[end - host - 1] = '\0';
-        return inet_pton(AF_INET6, a6, &addr) == 1;
-    }
-    const char *colon = strrchr(host, ':');
-    if (colon)
-        len = (size_t)(colon - host);
     char name[256];
-    if (len == 0 || len >= sizeof name)
+    int port;
+    const char *rest;
+    if (net_split_hostport(host, strlen(host), 0, 0, name, sizeof name, &port, &rest) !=
+            NET_ADDRESS_OK ||
+        !name[0])
         return false;
-    memcpy(name, host, len);
-    name[len] = '\0';
+    size_t len = strlen(name);
+    if (host[0] == '[') { /* an IPv6 literal, [::1]:8080: it must be one */
+        struct in6_addr addr;
+        return inet_pton(AF_INET6, name, &addr) == 1;
+    }
     struct in_addr a4;
     if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0)
         return true;
@@ -745,36 +739,25 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 inferd_status inferd_http_parse_listen(const char *text, char *host, size_t host_size,
                                        uint16_t *port, inferd_error *err)
 {
-    const char *colon;
-    const char *h = text, *h_end;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (!close || close[1] != ':')
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "listen address '%s': expected [IPv6]:PORT", text);
-        h = text + 1;
-        h_end = close;
-        colon = close + 1;
-    } else {
-        colon = strrchr(text, ':');
-        if (!colon)
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "listen address '%s': expected HOST:PORT (e.g. 127.0.0.1:8080)",
-                                    text);
-        h_end = colon;
-    }
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+    int p = 0;
+    const char *rest;
+    switch (net_split_hostport(text, strlen(text), 0, -1, host, host_size, &p, &rest)) {
+    case NET_ADDRESS_OK:
+        *port = (uint16_t)p;
+        return INFERD_OK;
+    case NET_ADDRESS_BAD_PORT:
         return inferd_error_set(err, INFERD_EINVAL,
                                 "listen address '%s': port must be a number in 0..65535", text);
-    size_t hl = (size_t)(h_end - h);
-    if (hl >= host_size)
+    case NET_ADDRESS_TOO_LONG:
         return inferd_error_set(err, INFERD_EINVAL, "listen address '%s': host too long", text);
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (uint16_t)p;
-    return INFERD_OK;
+    case NET_ADDRESS_BAD_V6:
+        return inferd_error_set(err, INFERD_EINVAL, "listen address '%s': expected [IPv6]:PORT",
+                                text);
+    default:
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "listen address '%s': expected HOST:PORT (e.g. 127.0.0.1:8080)",
+                                text);
+    }
 }
 
 inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
