@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <float.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,402 +97,381 @@ void portable_manifest_free(portable_manifest *m)
     free(m);
 }
 
-static const char *type_of(const inferd_value *v)
-{
-    return inferd_value_type_name(inferd_value_type_of(v));
-}
+/* --- the declaration -------------------------------------------------------- */
 
+/* What the one validator binds a manifest into; the checks no declaration
+ * can say (names, paths, arities, duplicates) follow it. */
+typedef struct prop_decl {
+    const char *name, *type, *def, *description;
+} prop_decl;
 
-/* Reads obj[key] as a string into *out (a malloc'd copy). where names the
- * object in messages ("functions[1]: "). A missing key: an error when
- * required, else *out = a copy of fallback (NULL stays NULL). */
-static inferd_status get_string(const inferd_value *obj, const char *key, const char *where,
-                                bool required, const char *fallback, char **out,
-                                const char **text, size_t *text_len, inferd_error *err)
-{
-    *out = NULL;
-    const inferd_value *v = inferd_value_object_get(obj, key);
-    const char *s = fallback;
-    size_t len = fallback ? strlen(fallback) : 0;
-    if (!v) {
-        if (required)
-            return inferd_error_set(err, INFERD_EINVAL, "%s%s is required", where, key);
-    } else if (!inferd_value_is(v, INFERD_VALUE_STRING)) {
-        return inferd_error_set(err, INFERD_ETYPE, "%s%s must be a string, not %s", where, key,
-                                type_of(v));
-    } else {
-        inferd_value_get_string(v, &s, &len, NULL);
-        if (strlen(s) != len)
-            return inferd_error_set(err, INFERD_EINVAL, "%s%s may not contain a NUL character",
-                                    where, key);
-    }
-    if (s && !(*out = strdup(s)))
-        return pkg_no_memory(err);
-    if (text)
-        *text = *out;
-    if (text_len)
-        *text_len = len;
-    return INFERD_OK;
-}
+typedef struct route_decl {
+    const char *method, *path;
+} route_decl;
 
-/* Reads obj[key] as an int32 in [lo, hi] into *out; missing: *out unchanged. */
-static inferd_status get_int32(const inferd_value *obj, const char *key, const char *where,
-                               int64_t lo, int64_t hi, int32_t *out, inferd_error *err)
-{
-    const inferd_value *v = inferd_value_object_get(obj, key);
-    if (!v)
-        return INFERD_OK;
-    if (!inferd_value_is(v, INFERD_VALUE_INT))
-        return inferd_error_set(err, INFERD_ETYPE, "%s%s must be an integer, not %s", where, key,
-                                type_of(v));
-    int64_t i = 0;
-    inferd_value_get_int(v, &i, NULL);
-    if (i < lo || i > hi)
-        return inferd_error_set(err, INFERD_ERANGE, "%s%s must be between %lld and %lld, not %lld",
-                                where, key, (long long)lo, (long long)hi, (long long)i);
-    *out = (int32_t)i;
-    return INFERD_OK;
-}
+typedef struct comp_decl {
+    const char *name, *description, *event, *broker;
+    const inferd_value *props, *routes;
+    int64_t min_args, max_args;
+    bool aggregate;
+} comp_decl;
 
-/* Refuses keys of obj that are not in allowed (NULL-terminated); keys that
- * start with "x-" are free for tools to use. A typo must not pass. */
-static inferd_status check_keys(const inferd_value *obj, const char *const *allowed,
-                                const char *where, inferd_error *err)
-{
-    const char *key;
-    inferd_value *item;
-    for (size_t i = 0; inferd_value_object_entry(obj, i, &key, &item); i++) {
-        if (strncmp(key, "x-", 2) == 0)
-            continue;
-        bool known = false;
-        for (size_t k = 0; allowed[k] && !known; k++)
-            known = strcmp(key, allowed[k]) == 0;
-        if (!known) {
-            char shown[100];
-            char list[256] = "";
-            for (size_t k = 0; allowed[k]; k++) {
-                size_t n = strlen(list);
-                snprintf(list + n, sizeof list - n, "%s%s", k ? ", " : "", allowed[k]);
-            }
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%sunknown key '%s' (known: %s; keys starting with x- are free)",
-                                    where, pkg_show_name(key, shown, sizeof shown), list);
-        }
-    }
-    return INFERD_OK;
-}
+typedef struct root_decl {
+    const char *version, *language, *executable, *description;
+    const inferd_value *arrays[6]; /* in kind_keys' order */
+} root_decl;
+
+static const char *const prop_types[] = {"string", "int", "double", "bool", NULL};
+static const char *const http_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH",
+                                           "HEAD", "OPTIONS", "*", NULL};
+static const char *const languages[] = {"python", "native", NULL};
+
+static const inferd_prop_spec prop_specs[] = {
+    {.name = "name", .type = INFERD_PROP_TYPE_STRING, .description = "an identifier",
+     INFERD_PROP_AT(prop_decl, name)},
+    {.name = "type", .type = INFERD_PROP_TYPE_ENUM, .enum_values = prop_types,
+     INFERD_PROP_AT(prop_decl, type)},
+    {.name = "default", .type = INFERD_PROP_TYPE_STRING, .description = "any JSON value; "
+     "absent: the property is required", INFERD_PROP_AT_OPTIONAL(prop_decl, def)},
+    {.name = "description", .type = INFERD_PROP_TYPE_STRING, .default_value = "",
+     INFERD_PROP_AT(prop_decl, description)},
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec route_specs[] = {
+    {.name = "method", .type = INFERD_PROP_TYPE_ENUM, .enum_values = http_methods,
+     INFERD_PROP_AT(route_decl, method)},
+    {.name = "path", .type = INFERD_PROP_TYPE_STRING, .description = "starts with /",
+     INFERD_PROP_AT(route_decl, path)},
+    INFERD_PROP_END,
+};
+
+/* What every component declares, then each kind's own. */
+#define COMP_SPECS                                                                           \
+    {.name = "name", .type = INFERD_PROP_TYPE_STRING, .description = "an identifier",        \
+     INFERD_PROP_AT(comp_decl, name)},                                                       \
+    {.name = "description", .type = INFERD_PROP_TYPE_STRING, .default_value = "",            \
+     INFERD_PROP_AT(comp_decl, description)},                                                \
+    {.name = "props", .type = INFERD_PROP_TYPE_ARRAY, .fields = prop_specs,                  \
+     .description = "its properties", INFERD_PROP_AT(comp_decl, props)}
+
+static const inferd_prop_spec function_specs[] = {
+    COMP_SPECS,
+    {.name = "minArgs", .type = INFERD_PROP_TYPE_INT, .default_value = "0", .imin = 0,
+     .imax = INT32_MAX, INFERD_PROP_AT(comp_decl, min_args)},
+    {.name = "maxArgs", .type = INFERD_PROP_TYPE_INT, .default_value = "-1", .imin = -1,
+     .imax = INT32_MAX, .description = "-1: any number", INFERD_PROP_AT(comp_decl, max_args)},
+    {.name = "aggregate", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     INFERD_PROP_AT(comp_decl, aggregate)},
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec plain_specs[] = {COMP_SPECS, INFERD_PROP_END};
+static const inferd_prop_spec event_specs[] = {
+    COMP_SPECS,
+    {.name = "event", .type = INFERD_PROP_TYPE_STRING, .description = "the event it receives",
+     INFERD_PROP_AT(comp_decl, event)},
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec background_specs[] = {
+    COMP_SPECS,
+    {.name = "routes", .type = INFERD_PROP_TYPE_ARRAY, .fields = route_specs,
+     .description = "its HTTP routes", INFERD_PROP_AT(comp_decl, routes)},
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec estimator_specs[] = {
+    COMP_SPECS,
+    {.name = "broker", .type = INFERD_PROP_TYPE_STRING, .description = "the estimator it serves "
+     "or replaces", INFERD_PROP_AT(comp_decl, broker)},
+    INFERD_PROP_END,
+};
 
 /* The component arrays of a manifest, in the order decls are kept. */
 typedef struct kind_key {
     const char *key;
     inferd_component_kind kind;
     bool short_form; /* a plain name string is allowed */
-    const char *const *keys;
+    const inferd_prop_spec *specs;
 } kind_key;
 
-static const char *const function_keys[] = {"name", "description", "props", "minArgs", "maxArgs",
-                                             "aggregate", NULL};
-static const char *const plain_keys[] = {"name", "description", "props", NULL};
-static const char *const event_keys[] = {"name", "event", "description", "props", NULL};
-static const char *const background_keys[] = {"name", "routes", "description", "props", NULL};
-static const char *const estimator_keys[] = {"name", "broker", "description", "props", NULL};
-static const char *const route_keys[] = {"method", "path", NULL};
-
 static const kind_key kind_keys[] = {
-    {"functions", INFERD_KIND_FUNCTION, true, function_keys},
-    {"sources", INFERD_KIND_SOURCE, true, plain_keys},
-    {"sinks", INFERD_KIND_SINK, true, plain_keys},
-    {"events", INFERD_KIND_EVENT, false, event_keys},
-    {"backgrounds", INFERD_KIND_BACKGROUND, false, background_keys},
-    {"estimators", INFERD_KIND_ESTIMATOR, false, estimator_keys},
+    {"functions", INFERD_KIND_FUNCTION, true, function_specs},
+    {"sources", INFERD_KIND_SOURCE, true, plain_specs},
+    {"sinks", INFERD_KIND_SINK, true, plain_specs},
+    {"events", INFERD_KIND_EVENT, false, event_specs},
+    {"backgrounds", INFERD_KIND_BACKGROUND, false, background_specs},
+    {"estimators", INFERD_KIND_ESTIMATOR, false, estimator_specs},
 };
 #define N_KIND_KEYS (sizeof kind_keys / sizeof kind_keys[0])
 
-static const char *const manifest_keys[] = {"version", "language", "executable", "description",
-                                            "functions", "sources", "sinks", "events",
-                                            "backgrounds", "estimators", NULL};
+/* A kind's array: its items are checked against the kind's declaration. */
+#define KIND_ARRAY(i, key, specs)                                                            \
+    {.name = (key), .type = INFERD_PROP_TYPE_ARRAY, .fields = (specs),                       \
+     .offset = offsetof(root_decl, arrays) + (i) * sizeof(const inferd_value *),            \
+     .flags = INFERD_PROP_BOUND | INFERD_PROP_OPTIONAL}
+static const inferd_prop_spec root_specs[] = {
+    {.name = "version", .type = INFERD_PROP_TYPE_STRING, .description = "the package's version",
+     INFERD_PROP_AT(root_decl, version)},
+    {.name = "language", .type = INFERD_PROP_TYPE_ENUM, .enum_values = languages,
+     INFERD_PROP_AT(root_decl, language)},
+    {.name = "executable", .type = INFERD_PROP_TYPE_STRING, .description = "a path inside the "
+     "package", INFERD_PROP_AT(root_decl, executable)},
+    {.name = "description", .type = INFERD_PROP_TYPE_STRING, .default_value = "",
+     INFERD_PROP_AT(root_decl, description)},
+    /* in kind_keys' order */
+    KIND_ARRAY(0, "functions", function_specs), KIND_ARRAY(1, "sources", plain_specs),
+    KIND_ARRAY(2, "sinks", plain_specs), KIND_ARRAY(3, "events", event_specs),
+    KIND_ARRAY(4, "backgrounds", background_specs),
+    KIND_ARRAY(5, "estimators", estimator_specs),
+    INFERD_PROP_END,
+};
 
-static const char *const http_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH",
-                                           "HEAD", "OPTIONS", "*", NULL};
-
-static inferd_status parse_routes(const inferd_value *arr, const char *where, portable_decl *d,
-                                  inferd_error *err)
+/* The manifest as the declaration reads it: keys starting with "x-" (free
+ * for tools) left out at every level, a component given by its name alone
+ * ("functions": ["f"]) as {"name": "f"}, and a property's default of any
+ * JSON type as its JSON text (as a user writes it: a string bare). NULL on
+ * ENOMEM. */
+static inferd_value *normalised(const inferd_value *v, int depth, const char *key)
 {
-    if (!inferd_value_is(arr, INFERD_VALUE_ARRAY))
-        return inferd_error_set(err, INFERD_ETYPE, "%sroutes must be an array, not %s", where,
-                                type_of(arr));
-    size_t n = inferd_value_array_len(arr);
-    if (n == 0)
-        return INFERD_OK;
-    if (!(d->routes = calloc(n, sizeof *d->routes)))
-        return pkg_no_memory(err);
-    for (size_t i = 0; i < n; i++) {
-        const inferd_value *r = inferd_value_array_get(arr, i);
-        char here[96];
-        snprintf(here, sizeof here, "%sroutes[%zu]: ", where, i);
-        if (!inferd_value_is(r, INFERD_VALUE_OBJECT))
-            return inferd_error_set(err, INFERD_ETYPE, "%sa route must be an object, not %s",
-                                    here, type_of(r));
-        inferd_status st = check_keys(r, route_keys, here, err);
-        if (st != INFERD_OK)
-            return st;
-        portable_route *rt = &d->routes[d->n_routes++];
-        const char *method, *path;
-        size_t path_len;
-        if ((st = get_string(r, "method", here, true, NULL, &rt->method, &method, NULL, err)) ||
-            (st = get_string(r, "path", here, true, NULL, &rt->path, &path, &path_len, err)))
-            return st;
-        bool known = false;
-        for (size_t k = 0; http_methods[k] && !known; k++)
-            known = strcmp(method, http_methods[k]) == 0;
-        char shown[100];
-        if (!known)
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%smethod '%s' is not one of GET, POST, PUT, DELETE, PATCH, "
-                                    "HEAD, OPTIONS or *",
-                                    here, pkg_show_name(method, shown, sizeof shown));
-        bool bad = path[0] != '/';
-        for (size_t k = 0; k < path_len && !bad; k++)
-            bad = (unsigned char)path[k] <= 0x20 || path[k] == 0x7f || path[k] == '?';
-        if (bad)
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%spath '%s' must start with / and hold no spaces, control "
-                                    "characters or ?",
-                                    here, pkg_show_name(path, shown, sizeof shown));
-        for (size_t k = 0; k + 1 < d->n_routes; k++)
-            if (strcmp(d->routes[k].method, method) == 0 && strcmp(d->routes[k].path, path) == 0)
-                return inferd_error_set(err, INFERD_EINVAL, "%s%s %s is declared twice", here,
-                                        method, path);
+    if (inferd_value_is(v, INFERD_VALUE_OBJECT)) {
+        inferd_value *o = inferd_value_object();
+        const char *k;
+        inferd_value *item;
+        for (size_t i = 0; o && inferd_value_object_entry(v, i, &k, &item); i++) {
+            if (strncmp(k, "x-", 2) == 0)
+                continue;
+            inferd_value *n = NULL;
+            if (strcmp(k, "default") == 0 && depth == 4 && !inferd_value_is(item, INFERD_VALUE_STRING)) {
+                char *text = NULL;
+                if (inferd_value_to_json(item, 0, &text, NULL, NULL) == INFERD_OK)
+                    n = inferd_value_string(text);
+                free(text);
+            } else {
+                n = normalised(item, depth + 1, k);
+            }
+            if (!n || inferd_value_object_set(o, k, n, NULL) != INFERD_OK) {
+                inferd_value_free(o);
+                return NULL;
+            }
+        }
+        return o;
     }
-    return INFERD_OK;
+    if (inferd_value_is(v, INFERD_VALUE_ARRAY)) {
+        bool short_form = false;
+        for (size_t k = 0; depth == 1 && key && k < N_KIND_KEYS; k++)
+            short_form = short_form || (strcmp(key, kind_keys[k].key) == 0 && kind_keys[k].short_form);
+        inferd_value *a = inferd_value_array();
+        for (size_t i = 0; a && i < inferd_value_array_len(v); i++) {
+            const inferd_value *item = inferd_value_array_get(v, i);
+            inferd_value *n;
+            if (short_form && inferd_value_is(item, INFERD_VALUE_STRING)) {
+                n = inferd_value_object();
+                if (n && inferd_value_object_set(n, "name", inferd_value_copy(item), NULL) !=
+                             INFERD_OK) {
+                    inferd_value_free(n);
+                    n = NULL;
+                }
+            } else {
+                n = normalised(item, depth + 1, key);
+            }
+            if (!n || inferd_value_array_push(a, n, NULL) != INFERD_OK) {
+                inferd_value_free(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    return inferd_value_copy(v);
 }
 
-static const char *const prop_keys[] = {"name", "type", "default", "description", NULL};
-static const char *const prop_types[] = {"string", "int", "double", "bool", NULL};
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-/* "props": [{"name", "type", "default"?, "description"?}] into d->props, the
- * declarations the host validates a component's settings against (a prop
- * without a default is required). */
-static inferd_status parse_props(const inferd_value *arr, const char *where, portable_decl *d,
-                                 inferd_error *err)
+/* "props": their declarations for the host to validate a component's
+ * settings against (a prop without a default is required). */
+static inferd_status take_props(const inferd_value *arr, const char *where, portable_decl *d,
+                                inferd_error *err)
 {
-    if (!inferd_value_is(arr, INFERD_VALUE_ARRAY))
-        return inferd_error_set(err, INFERD_ETYPE, "%sprops must be an array, not %s", where,
-                                type_of(arr));
     size_t n = inferd_value_array_len(arr);
     if (!(d->props = calloc(n + 1, sizeof *d->props)))
         return pkg_no_memory(err);
+    static const inferd_prop_type types[] = {INFERD_PROP_TYPE_STRING, INFERD_PROP_TYPE_INT,
+                                             INFERD_PROP_TYPE_DOUBLE, INFERD_PROP_TYPE_BOOL};
     for (size_t i = 0; i < n; i++) {
-        const inferd_value *p = inferd_value_array_get(arr, i);
-        char here[96];
-        snprintf(here, sizeof here, "%sprops[%zu]: ", where, i);
-        if (!inferd_value_is(p, INFERD_VALUE_OBJECT))
-            return inferd_error_set(err, INFERD_ETYPE, "%sa prop must be an object, not %s",
-                                    here, type_of(p));
+        prop_decl pd = {0};
+        inferd_props *p = NULL;
+        if (inferd_props_validate(prop_specs, "props", inferd_value_array_get(arr, i), &p, err) !=
+            INFERD_OK)
+            return INFERD_EINVAL; /* checked already: cannot happen */
+        inferd_props_bind(p, &pd);
         inferd_prop_spec *ps = &d->props[i];
-        char *name = NULL, *type = NULL, *desc = NULL;
-        const char *tname, *pname;
-        size_t pname_len;
-        inferd_status st = check_keys(p, prop_keys, here, err);
-        if (st == INFERD_OK)
-            st = get_string(p, "name", here, true, NULL, &name, &pname, &pname_len, err);
-        ps->name = name; /* owned by the array from here on (decl_free) */
-        if (st == INFERD_OK)
-            st = get_string(p, "description", here, false, "", &desc, NULL, NULL, err);
-        ps->description = desc;
-        if (st == INFERD_OK)
-            st = get_string(p, "type", here, true, NULL, &type, &tname, NULL, err);
-        if (st != INFERD_OK) {
-            free(type);
-            return st;
-        }
         size_t t = 0;
-        while (prop_types[t] && strcmp(prop_types[t], tname) != 0)
+        while (prop_types[t] && strcmp(prop_types[t], pd.type) != 0)
             t++;
-        free(type);
-        if (!prop_types[t])
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%stype must be string, int, double or bool", here);
-        if (!component_name_valid(pname, pname_len))
-            return inferd_error_set(err, INFERD_EINVAL, "%sname must be 1-64 characters of "
-                                    "A-Z, a-z, 0-9 and _, not starting with a digit", here);
-        static const inferd_prop_type types[] = {INFERD_PROP_TYPE_STRING, INFERD_PROP_TYPE_INT,
-                                                 INFERD_PROP_TYPE_DOUBLE, INFERD_PROP_TYPE_BOOL};
         ps->type = types[t];
         ps->imin = INT64_MIN, ps->imax = INT64_MAX;
         ps->dmin = -DBL_MAX, ps->dmax = DBL_MAX;
-        const inferd_value *def = inferd_value_object_get(p, "default");
-        if (def) { /* written as a user writes it: the JSON text, a string bare */
-            char *text = NULL;
-            if (inferd_value_is(def, INFERD_VALUE_STRING))
-                text = strdup(inferd_value_string_or(def, ""));
-            else if ((st = inferd_value_to_json(def, 0, &text, NULL, err)) != INFERD_OK)
-                return st;
-            if (!text)
-                return pkg_no_memory(err);
-            ps->default_value = text;
-        }
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(d->props[k].name, pname) == 0)
-                return inferd_error_set(err, INFERD_EINVAL, "%s'%s' is declared twice", here,
-                                        pname);
-    }
-    return INFERD_OK;
-}
-
-/* One entry of a component array into d (zeroed by the caller). */
-static inferd_status parse_decl(const kind_key *kk, const inferd_value *item, const char *where,
-                                portable_decl *d, inferd_error *err)
-{
-    d->kind = kk->kind;
-    d->min_args = 0;
-    d->max_args = -1;
-    const char *name;
-    size_t name_len;
-    inferd_status st;
-    char shown[100];
-    if (inferd_value_is(item, INFERD_VALUE_STRING) && kk->short_form) {
-        inferd_value_get_string(item, &name, &name_len, NULL);
-        if (!(d->name = strdup(name)) || !(d->description = strdup("")))
+        ps->name = strdup(pd.name); /* owned by the array from here on (decl_free) */
+        ps->description = strdup(pd.description);
+        ps->default_value = dup_or_null(pd.def);
+        bool ok = ps->name && ps->description && (!pd.def || ps->default_value);
+        bool valid = component_name_valid(pd.name, strlen(pd.name));
+        inferd_props_free(p);
+        if (!ok)
             return pkg_no_memory(err);
-    } else if (inferd_value_is(item, INFERD_VALUE_OBJECT)) {
-        if ((st = check_keys(item, kk->keys, where, err)) ||
-            (st = get_string(item, "name", where, true, NULL, &d->name, &name, &name_len, err)) ||
-            (st = get_string(item, "description", where, false, "", &d->description, NULL, NULL,
-                             err)))
-            return st;
-    } else {
-        return inferd_error_set(err, INFERD_ETYPE, "%sa component must be %s, not %s", where,
-                                kk->short_form ? "a name string or an object" : "an object",
-                                type_of(item));
-    }
-    if (!component_name_valid(name, name_len))
-        return inferd_error_set(err, INFERD_EINVAL,
-                                "%sname '%s' must be 1-64 characters of A-Z, a-z, 0-9 and _, "
-                                "not starting with a digit",
-                                where, pkg_show_name(name, shown, sizeof shown));
-    if (!inferd_value_is(item, INFERD_VALUE_OBJECT))
-        return INFERD_OK;
-    const inferd_value *props = inferd_value_object_get(item, "props");
-    if (props && (st = parse_props(props, where, d, err)))
-        return st;
-
-    const char *ref;
-    size_t ref_len;
-    switch (kk->kind) {
-    case INFERD_KIND_FUNCTION: {
-        if ((st = get_int32(item, "minArgs", where, 0, INT32_MAX, &d->min_args, err)) ||
-            (st = get_int32(item, "maxArgs", where, -1, INT32_MAX, &d->max_args, err)))
-            return st;
-        if (d->max_args != -1 && d->max_args < d->min_args)
-            return inferd_error_set(err, INFERD_ERANGE,
-                                    "%smaxArgs (%d) must be -1 (any number) or >= minArgs (%d)",
-                                    where, d->max_args, d->min_args);
-        const inferd_value *agg = inferd_value_object_get(item, "aggregate");
-        if (agg && !inferd_value_is(agg, INFERD_VALUE_BOOL))
-            return inferd_error_set(err, INFERD_ETYPE, "%saggregate must be a bool, not %s",
-                                    where, type_of(agg));
-        d->aggregate = inferd_value_bool_or(agg, false);
-        break;
-    }
-    case INFERD_KIND_EVENT:
-        if ((st = get_string(item, "event", where, true, NULL, &d->event, &ref, &ref_len, err)))
-            return st;
-        if (!ref_name_valid(ref, ref_len))
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%sevent '%s' must be 1-128 characters of A-Z, a-z, 0-9, _, - "
-                                    "and .",
-                                    where, pkg_show_name(ref, shown, sizeof shown));
-        break;
-    case INFERD_KIND_ESTIMATOR:
-        if ((st = get_string(item, "broker", where, true, NULL, &d->broker, &ref, &ref_len, err)))
-            return st;
-        if (!ref_name_valid(ref, ref_len))
-            return inferd_error_set(err, INFERD_EINVAL,
-                                    "%sbroker '%s' must be 1-128 characters of A-Z, a-z, 0-9, _, "
-                                    "- and .",
-                                    where, pkg_show_name(ref, shown, sizeof shown));
-        break;
-    case INFERD_KIND_BACKGROUND: {
-        /* A background without routes is fine: it may only do periodic work. */
-        const inferd_value *routes = inferd_value_object_get(item, "routes");
-        if (routes && (st = parse_routes(routes, where, d, err)))
-            return st;
-        break;
-    }
-    default:
-        break;
+        if (!valid)
+            return inferd_error_set(err, INFERD_EINVAL, "%sprops[%zu]: name must be 1-64 "
+                                    "characters of A-Z, a-z, 0-9 and _, not starting with a "
+                                    "digit", where, i);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(d->props[k].name, ps->name) == 0)
+                return inferd_error_set(err, INFERD_EINVAL, "%sprops[%zu]: '%s' is declared "
+                                        "twice", where, i, ps->name);
     }
     return INFERD_OK;
 }
 
-static inferd_status parse_root(const char *name, const inferd_value *root, portable_manifest *m,
+static inferd_status take_routes(const inferd_value *arr, const char *where, portable_decl *d,
+                                 inferd_error *err)
+{
+    size_t n = inferd_value_array_len(arr);
+    if (n && !(d->routes = calloc(n, sizeof *d->routes)))
+        return pkg_no_memory(err);
+    char shown[100];
+    for (size_t i = 0; i < n; i++) {
+        route_decl rd = {0};
+        inferd_props *p = NULL;
+        if (inferd_props_validate(route_specs, "routes", inferd_value_array_get(arr, i), &p,
+                                  err) != INFERD_OK)
+            return INFERD_EINVAL; /* checked already */
+        inferd_props_bind(p, &rd);
+        portable_route *rt = &d->routes[d->n_routes++];
+        rt->method = strdup(rd.method);
+        rt->path = strdup(rd.path);
+        inferd_props_free(p);
+        if (!rt->method || !rt->path)
+            return pkg_no_memory(err);
+        bool bad = rt->path[0] != '/';
+        for (const char *c = rt->path; *c && !bad; c++)
+            bad = (unsigned char)*c <= 0x20 || *c == 0x7f || *c == '?';
+        if (bad)
+            return inferd_error_set(err, INFERD_EINVAL,
+                                    "%sroutes[%zu]: path '%s' must start with / and hold no "
+                                    "spaces, control characters or ?",
+                                    where, i, pkg_show_name(rt->path, shown, sizeof shown));
+        for (size_t k = 0; k + 1 < d->n_routes; k++)
+            if (strcmp(d->routes[k].method, rt->method) == 0 &&
+                strcmp(d->routes[k].path, rt->path) == 0)
+                return inferd_error_set(err, INFERD_EINVAL, "%sroutes[%zu]: %s %s is declared "
+                                        "twice", where, i, rt->method, rt->path);
+    }
+    return INFERD_OK;
+}
+
+/* One component (checked against its kind's declaration already) into d. */
+static inferd_status take_decl(const kind_key *kk, const inferd_value *item, const char *where,
+                               portable_decl *d, inferd_error *err)
+{
+    comp_decl c = {0};
+    inferd_props *p = NULL;
+    if (inferd_props_validate(kk->specs, "component", item, &p, err) != INFERD_OK)
+        return INFERD_EINVAL; /* checked already */
+    inferd_props_bind(p, &c);
+    d->kind = kk->kind;
+    d->min_args = (int32_t)c.min_args;
+    d->max_args = (int32_t)c.max_args;
+    d->aggregate = c.aggregate;
+    d->name = strdup(c.name);
+    d->description = strdup(c.description);
+    d->event = dup_or_null(c.event);
+    d->broker = dup_or_null(c.broker);
+    inferd_status st = INFERD_OK;
+    char shown[100];
+    if (!d->name || !d->description || (c.event && !d->event) || (c.broker && !d->broker))
+        st = pkg_no_memory(err);
+    else if (!component_name_valid(c.name, strlen(c.name)))
+        st = inferd_error_set(err, INFERD_EINVAL, "%sname '%s' must be 1-64 characters of A-Z, "
+                              "a-z, 0-9 and _, not starting with a digit",
+                              where, pkg_show_name(c.name, shown, sizeof shown));
+    else if (c.event && !ref_name_valid(c.event, strlen(c.event)))
+        st = inferd_error_set(err, INFERD_EINVAL, "%sevent '%s' must be 1-128 characters of "
+                              "A-Z, a-z, 0-9, _, - and .",
+                              where, pkg_show_name(c.event, shown, sizeof shown));
+    else if (c.broker && !ref_name_valid(c.broker, strlen(c.broker)))
+        st = inferd_error_set(err, INFERD_EINVAL, "%sbroker '%s' must be 1-128 characters of "
+                              "A-Z, a-z, 0-9, _, - and .",
+                              where, pkg_show_name(c.broker, shown, sizeof shown));
+    else if (kk->kind == INFERD_KIND_FUNCTION && c.max_args != -1 && c.max_args < c.min_args)
+        st = inferd_error_set(err, INFERD_ERANGE, "%smaxArgs (%lld) must be -1 (any number) or "
+                              ">= minArgs (%lld)", where, (long long)c.max_args,
+                              (long long)c.min_args);
+    if (st == INFERD_OK && inferd_value_array_len(c.props) > 0)
+        st = take_props(c.props, where, d, err);
+    /* A background without routes is fine: it may only do periodic work. */
+    if (st == INFERD_OK && c.routes)
+        st = take_routes(c.routes, where, d, err);
+    inferd_props_free(p);
+    return st;
+}
+
+static inferd_status parse_root(const char *name, const inferd_value *given, portable_manifest *m,
                                 inferd_error *err)
 {
-    if (!inferd_value_is(root, INFERD_VALUE_OBJECT))
+    if (!inferd_value_is(given, INFERD_VALUE_OBJECT))
         return inferd_error_set(err, INFERD_ETYPE, "the manifest must be a JSON object, not %s",
-                                type_of(root));
-    inferd_status st = check_keys(root, manifest_keys, "", err);
-    if (st != INFERD_OK)
-        return st;
-    if (!(m->name = strdup(name)))
-        return pkg_no_memory(err);
-
-    const char *text;
-    size_t len;
-    if ((st = get_string(root, "version", "", true, NULL, &m->version, &text, &len, err)))
-        return st;
-    if (len == 0)
-        return inferd_error_set(err, INFERD_EINVAL, "version may not be empty");
-    if ((st = get_string(root, "language", "", true, NULL, &m->language, &text, NULL, err)))
-        return st;
-    char shown[100];
-    if (strcmp(text, "python") != 0 && strcmp(text, "native") != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "language must be \"python\" or \"native\", not '%s'",
-                                pkg_show_name(text, shown, sizeof shown));
-    if ((st = get_string(root, "executable", "", true, NULL, &m->executable, &text, &len, err)))
-        return st;
-    const char *problem = pkg_path_problem(text, len);
-    if (problem)
-        return inferd_error_set(err, INFERD_EINVAL, "executable '%s': %s",
-                                pkg_show_name(text, shown, sizeof shown), problem);
-    if ((st = get_string(root, "description", "", false, "", &m->description, NULL, NULL, err)))
-        return st;
-
-    /* Count first, so decls is one allocation that never moves. */
-    size_t total = 0;
-    for (size_t k = 0; k < N_KIND_KEYS; k++) {
-        const inferd_value *arr = inferd_value_object_get(root, kind_keys[k].key);
-        if (arr && !inferd_value_is(arr, INFERD_VALUE_ARRAY))
-            return inferd_error_set(err, INFERD_ETYPE, "%s must be an array, not %s",
-                                    kind_keys[k].key, type_of(arr));
-        total += inferd_value_array_len(arr);
+                                inferd_value_type_name(inferd_value_type_of(given)));
+    inferd_value *root = normalised(given, 0, NULL);
+    inferd_props *p = NULL;
+    inferd_status st = root ? inferd_props_validate(root_specs, "declaration", root, &p, err)
+                            : pkg_no_memory(err);
+    if (st != INFERD_OK && st != INFERD_ENOMEM) {
+        /* "manifest x.json: declaration: ..." reads as "manifest x.json: ..." */
+        const char *at = strstr(err->message, "declaration: ");
+        if (at == err->message)
+            memmove(err->message, at + 13, strlen(at + 13) + 1);
+        st = err->code = INFERD_EINVAL;
     }
-    if (total == 0)
-        return inferd_error_set(err, INFERD_EINVAL,
-                                "the package declares no component (functions, sources, sinks, "
-                                "events, backgrounds or estimators)");
-    if (!(m->decls = calloc(total, sizeof *m->decls)))
-        return pkg_no_memory(err);
-    for (size_t k = 0; k < N_KIND_KEYS; k++) {
-        const inferd_value *arr = inferd_value_object_get(root, kind_keys[k].key);
-        for (size_t i = 0; i < inferd_value_array_len(arr); i++) {
+    root_decl r = {0};
+    inferd_props_bind(p, &r);
+    char shown[100];
+    if (st == INFERD_OK && !r.version[0])
+        st = inferd_error_set(err, INFERD_EINVAL, "version may not be empty");
+    const char *problem = st == INFERD_OK ? pkg_path_problem(r.executable, strlen(r.executable))
+                                          : NULL;
+    if (problem)
+        st = inferd_error_set(err, INFERD_EINVAL, "executable '%s': %s",
+                              pkg_show_name(r.executable, shown, sizeof shown), problem);
+    if (st == INFERD_OK && (!(m->name = strdup(name)) || !(m->version = strdup(r.version)) ||
+                            !(m->language = strdup(r.language)) ||
+                            !(m->executable = strdup(r.executable)) ||
+                            !(m->description = strdup(r.description))))
+        st = pkg_no_memory(err);
+    size_t total = 0;
+    for (size_t k = 0; st == INFERD_OK && k < N_KIND_KEYS; k++)
+        total += inferd_value_array_len(r.arrays[k]);
+    if (st == INFERD_OK && total == 0)
+        st = inferd_error_set(err, INFERD_EINVAL,
+                              "the package declares no component (functions, sources, sinks, "
+                              "events, backgrounds or estimators)");
+    if (st == INFERD_OK && !(m->decls = calloc(total, sizeof *m->decls)))
+        st = pkg_no_memory(err);
+    for (size_t k = 0; st == INFERD_OK && k < N_KIND_KEYS; k++) {
+        for (size_t i = 0; st == INFERD_OK && i < inferd_value_array_len(r.arrays[k]); i++) {
             char where[64];
             snprintf(where, sizeof where, "%s[%zu]: ", kind_keys[k].key, i);
             portable_decl *d = &m->decls[m->n_decls++];
-            if ((st = parse_decl(&kind_keys[k], inferd_value_array_get(arr, i), where, d, err)))
-                return st;
+            st = take_decl(&kind_keys[k], inferd_value_array_get(r.arrays[k], i), where, d, err);
             /* Unique across kinds: the host's registry names them all. */
-            for (size_t j = 0; j + 1 < m->n_decls; j++)
+            for (size_t j = 0; st == INFERD_OK && j + 1 < m->n_decls; j++)
                 if (strcmp(m->decls[j].name, d->name) == 0)
-                    return inferd_error_set(err, INFERD_EEXIST,
-                                            "%sname '%s' is declared twice in the package (also "
-                                            "as a %s)",
-                                            where, d->name,
-                                            inferd_component_kind_name(m->decls[j].kind));
+                    st = inferd_error_set(err, INFERD_EEXIST,
+                                          "%sname '%s' is declared twice in the package (also "
+                                          "as a %s)",
+                                          where, d->name,
+                                          inferd_component_kind_name(m->decls[j].kind));
         }
     }
-    return INFERD_OK;
+    inferd_props_free(p);
+    inferd_value_free(root);
+    return st;
 }
 
 inferd_status portable_manifest_parse(const char *name, const char *text, size_t len,

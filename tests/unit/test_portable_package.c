@@ -447,31 +447,30 @@ static void bad_manifests_are_refused(void **state)
         {"{", "manifest pyai.json: invalid JSON at line"},
         {"[1]", "manifest pyai.json: the manifest must be a JSON object, not array"},
         {"{\"language\": \"python\", \"executable\": \"m.py\", \"functions\": [\"f\"]}",
-         "manifest pyai.json: version is required"},
+         "manifest pyai.json: missing required property 'version'"},
         {"{\"version\": 1, \"language\": \"python\", \"executable\": \"m.py\", \"functions\": "
          "[\"f\"]}",
-         "manifest pyai.json: version must be a string, not int"},
+         "manifest pyai.json: property 'version': wrong type (got 1"},
         {"{\"version\": \"\", \"language\": \"python\", \"executable\": \"m.py\", \"functions\": "
          "[\"f\"]}",
          "version may not be empty"},
         {"{\"version\": \"v1\", \"language\": \"perl\", \"executable\": \"m.py\", \"functions\": "
          "[\"f\"]}",
-         "manifest pyai.json: language must be \"python\" or \"native\", not 'perl'"},
+         "manifest pyai.json: property 'language': unknown value (got \"perl\"; allowed: one of python, native)"},
         {"{\"version\": \"v1\", \"language\": \"python\", \"executable\": \"../x\", \"functions\": "
          "[\"f\"]}",
          "manifest pyai.json: executable '../x': a path may not leave the package folder"},
         {"{\"version\": \"v1\", \"language\": \"python\", \"executable\": \"/bin/sh\", "
          "\"functions\": [\"f\"]}",
          "executable '/bin/sh': a path must be relative"},
-        {"{" HEAD ", \"function\": [\"f\"]}", "manifest pyai.json: unknown key 'function'"},
+        {"{" HEAD ", \"function\": [\"f\"]}", "manifest pyai.json: unknown property 'function' (did you mean 'functions'?"},
         {"{" HEAD ", \"functions\": [\"ok\", {\"name\": \"bad name\"}]}",
          "manifest pyai.json: functions[1]: name 'bad name' must be 1-64 characters"},
         {"{" HEAD ", \"functions\": [\"1st\"]}", "functions[0]: name '1st' must be"},
         {"{" HEAD ", \"functions\": [\"f\"], \"sinks\": [\"f\"]}",
          "sinks[0]: name 'f' is declared twice in the package (also as a function)"},
-        {"{" HEAD ", \"events\": [{\"name\": \"monitor\"}]}", "events[0]: event is required"},
-        {"{" HEAD ", \"events\": [\"monitor\"]}", "events[0]: a component must be an object, "
-                                                  "not string"},
+        {"{" HEAD ", \"events\": [{\"name\": \"monitor\"}]}", "missing required property 'events[0].event'"},
+        {"{" HEAD ", \"events\": [\"monitor\"]}", "property 'events[0]': not a JSON object (got \"monitor\""},
         {"{" HEAD ", \"backgrounds\": [{\"name\": \"b\", \"routes\": [{\"method\": \"GET\", "
          "\"path\": \"teapot\"}]}]}",
          "backgrounds[0]: routes[0]: path 'teapot' must start with /"},
@@ -480,15 +479,20 @@ static void bad_manifests_are_refused(void **state)
          "routes[0]: path '/a b' must start with / and hold no spaces"},
         {"{" HEAD ", \"backgrounds\": [{\"name\": \"b\", \"routes\": [{\"method\": \"FETCH\", "
          "\"path\": \"/a\"}]}]}",
-         "routes[0]: method 'FETCH' is not one of"},
+         "property 'backgrounds[0].routes[0].method': unknown value (got \"FETCH\"; allowed: one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, *)"},
         {"{" HEAD ", \"functions\": [{\"name\": \"f\", \"minArgs\": 2, \"maxArgs\": 1}]}",
          "functions[0]: maxArgs (1) must be -1 (any number) or >= minArgs (2)"},
-        {"{" HEAD ", \"functions\": [{\"name\": \"f\", \"minArgs\": \"2\"}]}",
-         "functions[0]: minArgs must be an integer, not string"},
+        {"{" HEAD ", \"functions\": [{\"name\": \"f\", \"minArgs\": \"two\"}]}",
+         "property 'functions[0].minArgs': not an integer (got \"two\""},
         {"{" HEAD ", \"functions\": [{\"name\": \"f\", \"minargs\": 2}]}",
-         "functions[0]: unknown key 'minargs'"},
-        {"{" HEAD ", \"functions\": {\"name\": \"f\"}}", "functions must be an array, not object"},
-        {"{" HEAD ", \"estimators\": [{\"name\": \"e\"}]}", "estimators[0]: broker is required"},
+         "unknown property 'functions[0].minargs' (did you mean 'minArgs'?"},
+        {"{" HEAD ", \"functions\": {\"name\": \"f\"}}", "property 'functions': not a JSON array"},
+        {"{" HEAD ", \"estimators\": [{\"name\": \"e\"}]}", "missing required property 'estimators[0].broker'"},
+        /* every fault of the declaration at once */
+        {"{" HEAD ", \"functions\": [{\"name\": \"f\", \"minargs\": 2}], \"events\": "
+         "[{\"name\": \"e\"}]}",
+         "(did you mean 'minArgs'? known: name, description, props, minArgs, maxArgs, "
+         "aggregate); missing required property 'events[0].event'"},
         {"{" HEAD "}", "manifest pyai.json: the package declares no component"},
         {"{" HEAD ", \"functions\": []}", "the package declares no component"},
     };
