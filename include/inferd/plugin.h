@@ -335,8 +335,8 @@ typedef struct inferd_plugin {
 /* Appended in ABI 1.3: an estimator's batch limit (its model's batch). */
 #define INFERD_HOST_API_V1_3(X) X(estimator_limit_batch)
 
-/* Appended in ABI 2.0: an instance's own log lines. */
-#define INFERD_HOST_API_V2_0(X) X(instance_log)
+/* Appended in ABI 2.0: an instance's own log lines; 1-in/1-out filters. */
+#define INFERD_HOST_API_V2_0(X) X(instance_log) X(filter_run)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
@@ -344,6 +344,24 @@ INFERD_API const char *inferd_instance_name(const inferd_instance *self);
 INFERD_API const inferd_component *inferd_instance_component(const inferd_instance *self);
 /* The plugin's own data for this instance; NULL until set. */
 INFERD_API void *inferd_instance_state(const inferd_instance *self);
+/* A filter: an element with one input and one output that changes each
+ * buffer (its payload or metadata) in place; the host does the rest (as
+ * GStreamer's base transform): it checks there is one buffer and that its
+ * format is one the input port declares (a grey image at an image/rgb port
+ * is refused here, not read out of bounds), calls transform, and pushes the
+ * buffer on output 0 when it succeeds. Write the element's process with
+ * INFERD_FILTER_PROCESS(name, transform). */
+typedef inferd_status (*inferd_filter_fn)(inferd_instance *self, inferd_buffer *buf,
+                                          inferd_error *err);
+INFERD_API inferd_status inferd_filter_run(inferd_instance *self, inferd_buffer *const *inputs,
+                                           size_t n_inputs, inferd_filter_fn transform,
+                                           inferd_error *err);
+#define INFERD_FILTER_PROCESS(name, transform)                                                \
+    static inferd_status name(inferd_instance *self, inferd_buffer *const *inputs, size_t n,   \
+                              inferd_error *err)                                               \
+    {                                                                                          \
+        return inferd_filter_run(self, inputs, n, (transform), err);                           \
+    }
 /* A log line of this instance, at level: "<instance> (<component>): <message>"
  * under the plugin's name, so a plugin never spells its own names. */
 INFERD_API void inferd_instance_log(const inferd_instance *self, inferd_log_level level,

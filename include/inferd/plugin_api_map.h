@@ -130,5 +130,6 @@
 #define inferd_event_publish (inferd__api->event_publish)
 #define inferd_estimator_limit_batch (inferd__api->estimator_limit_batch)
 #define inferd_instance_log (inferd__api->instance_log)
+#define inferd_filter_run (inferd__api->filter_run)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -77,6 +77,26 @@ grep -q "^sample 1.0.0  (ABI $abi)  $T/myplugins/sample.so" "$T/list" || fail "l
 grep -q "element *mxpi_sampleplugin" "$T/list" || fail "list lacks the component"
 pass "the installed inferd loads and lists the out-of-tree plugin"
 
+# The sample is a filter (INFERD_FILTER_PROCESS): the host checks the
+# buffer's format against its input port at run time.
+/usr/bin/python3 -c "from PIL import Image; Image.new('RGB', (40, 30), (9, 9, 200)).save('$T/c.png')"
+for fmt in rgb gray; do
+  cat >"$T/c_$fmt.json" <<JSON
+{"s": {"in": {"factory": "appsrc", "next": "decode"},
+       "decode": {"factory": "image_decoder", "props": {"format": "$fmt"}, "next": "sample"},
+       "sample": {"factory": "mxpi_sampleplugin", "next": "json"},
+       "json": {"factory": "json_serialize", "props": {"dataSource": "sample"}, "next": "out"},
+       "out": {"factory": "appsink"}}}
+JSON
+  "$inferd" run "$T/c_$fmt.json" "$T/c.png" --plugin-dir "$T/myplugins" --active sample \
+    >"$T/c_$fmt.out" 2>/dev/null || [ "$fmt" = gray ] || fail "run the sample ($fmt)"
+done
+grep -q '"sample":{"message":"hello","width":40,"height":30,"frame":0}' "$T/c_rgb.out" \
+  || fail "the sample filter on RGB: $(cat "$T/c_rgb.out")"
+grep -q 'mxpi_sampleplugin: input 0 takes image/rgb, image/bgr; the buffer is image/gray' "$T/c_gray.out" \
+  || fail "the sample filter on a grey image: $(cat "$T/c_gray.out")"
+pass "the sample as a filter: RGB passes with its metadata; a grey image is refused at run time with the port's formats"
+
 "$inferd" plugin inspect mxpi_sampleplugin --plugin-dir "$T/myplugins" --active sample \
   > "$T/inspect" 2>/dev/null || fail "inspect"
 grep -q "minHeight *int in \[1, 4096\]; default 6" "$T/inspect" || fail "inspect: $(cat "$T/inspect")"

@@ -48,17 +48,13 @@ static inferd_status sample_init(inferd_instance *self, const inferd_props *p, i
     return INFERD_OK;
 }
 
-static inferd_status sample_process(inferd_instance *self, inferd_buffer *const *in_bufs,
-                                    size_t n, inferd_error *err)
+/* A filter (INFERD_FILTER_PROCESS): the host checks that one buffer came
+ * and that it is an image/rgb or image/bgr one, and pushes it on after. */
+static inferd_status sample_transform(inferd_instance *self, inferd_buffer *buf,
+                                      inferd_error *err)
 {
     sample *s = inferd_instance_state(self);
-    if (n != 1 || !in_bufs[0])
-        return inferd_error_set(err, INFERD_EINVAL, "expected one input, got %zu", n);
-    const inferd_image *img = inferd_buffer_image(in_bufs[0]);
-    if (!img)
-        return inferd_error_set(err, INFERD_ETYPE, "expected a decoded image, got %s",
-                                inferd_buffer_format(in_bufs[0]) ? inferd_buffer_format(in_bufs[0])
-                                                                 : "nothing");
+    const inferd_image *img = inferd_buffer_image(buf);
     if (img->height < s->min_height)
         return inferd_error_set(err, INFERD_ERANGE, "image height %u is below minHeight %lld",
                                 img->height, (long long)s->min_height);
@@ -66,13 +62,13 @@ static inferd_status sample_process(inferd_instance *self, inferd_buffer *const 
     inferd_value_object_set(meta, "message", inferd_value_string(s->message), NULL);
     inferd_value_object_set(meta, "width", inferd_value_int(img->width), NULL);
     inferd_value_object_set(meta, "height", inferd_value_int(img->height), NULL);
-    inferd_value_object_set(meta, "frame", inferd_value_int((int64_t)inferd_buffer_frame_id(in_bufs[0])), NULL);
-    inferd_status st = inferd_buffer_add_meta_value(in_bufs[0], inferd_instance_name(self),
-                                                    "metadata/attribute", meta, err);
-    if (st != INFERD_OK)
-        return st;
-    return inferd_instance_push(self, 0, inferd_buffer_ref(in_bufs[0]), err);
+    inferd_value_object_set(meta, "frame", inferd_value_int((int64_t)inferd_buffer_frame_id(buf)),
+                            NULL);
+    return inferd_buffer_add_meta_value(buf, inferd_instance_name(self), "metadata/attribute",
+                                        meta, err);
 }
+
+INFERD_FILTER_PROCESS(sample_process, sample_transform)
 
 static void sample_deinit(inferd_instance *self)
 {
