@@ -483,40 +483,60 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
 
 #define INFERD__OPS(T, ...) INFERD__STATIC_OF(const T, {sizeof(T), __VA_ARGS__})
 
+/* The full form: a component as designated initialisers (every field of
+ * inferd_component, in its order: .name, .description, .props, .inputs,
+ * .outputs, .broker_name, .event_name, .min_args, .max_args, .flags,
+ * .routes, .ops, .request_options, .user_data), its ops from the kind's
+ * INFERD_<KIND>_OPS(callbacks...). The short forms below are this. */
+#define INFERD_COMPONENT(ckind, ...)                                                         \
+    { .size = sizeof(inferd_component), .kind = (ckind), __VA_ARGS__ }
+#define INFERD_ELEMENT_OPS(finit, fprocess, fdeinit)                                         \
+    INFERD__OPS(inferd_element_ops, (finit), (fprocess), (fdeinit))
+#define INFERD_FUNCTION_OPS(finit, fvalidate, fexec, fdeinit)                                \
+    INFERD__OPS(inferd_function_ops, (finit), (fvalidate), (fexec), (fdeinit))
+#define INFERD_BACKGROUND_OPS(finit, fstart, fclose)                                         \
+    INFERD__OPS(inferd_background_ops, (finit), (fstart), (fclose))
+#define INFERD_EVENT_OPS(finit, fhandle, fdeinit)                                            \
+    INFERD__OPS(inferd_event_ops, (finit), (fhandle), (fdeinit))
+#define INFERD_ESTIMATOR_OPS(finit, fbatch, fdeinit)                                         \
+    INFERD__OPS(inferd_estimator_ops, (finit), (fbatch), (fdeinit))
+#define INFERD_SOURCE_OPS(finit, fstart, fstop, fdeinit)                                     \
+    INFERD__OPS(inferd_source_ops, (finit), (fstart), (fstop), (fdeinit))
+#define INFERD_SINK_OPS(finit, fcollect, fdeinit)                                            \
+    INFERD__OPS(inferd_sink_ops, (finit), (fcollect), (fdeinit))
+#define INFERD_BACKEND_OPS(finit, fdeinit, fload, funload, fio_count, fio_info, frun)        \
+    INFERD__OPS(inferd_backend_ops, (finit), (fdeinit), (fload), (funload), (fio_count),     \
+                (fio_info), (frun))
+
+/* The short forms, positional. */
+
 #define INFERD_ELEMENT(cname, cprops, cin, cout, finit, fprocess, fdeinit)                    \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),         \
-      .props = (cprops), .inputs = (cin), .outputs = (cout),                                  \
-      .ops = INFERD__OPS(inferd_element_ops, (finit), (fprocess), (fdeinit)) }
+    INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = (cname), .props = (cprops), .inputs = (cin),  \
+                     .outputs = (cout), .ops = INFERD_ELEMENT_OPS(finit, fprocess, fdeinit))
 #define INFERD_FUNCTION(cname, amin, amax, finit, fvalidate, fexec, fdeinit)                  \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_FUNCTION, .name = (cname),        \
-      .min_args = (amin), .max_args = (amax),                                                 \
-      .ops = INFERD__OPS(inferd_function_ops, (finit), (fvalidate), (fexec), (fdeinit)) }
+    INFERD_COMPONENT(INFERD_KIND_FUNCTION, .name = (cname), .min_args = (amin),                \
+                     .max_args = (amax),                                                      \
+                     .ops = INFERD_FUNCTION_OPS(finit, fvalidate, fexec, fdeinit))
 #define INFERD_BACKGROUND(cname, cprops, croutes, finit, fstart, fclose)                      \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKGROUND, .name = (cname),      \
-      .props = (cprops), .routes = (croutes),                                                 \
-      .ops = INFERD__OPS(inferd_background_ops, (finit), (fstart), (fclose)) }
+    INFERD_COMPONENT(INFERD_KIND_BACKGROUND, .name = (cname), .props = (cprops),               \
+                     .routes = (croutes), .ops = INFERD_BACKGROUND_OPS(finit, fstart, fclose))
 #define INFERD_EVENT(cname, cevent, cprops, finit, fhandle, fdeinit)                          \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_EVENT, .name = (cname),           \
-      .props = (cprops), .event_name = (cevent),                                              \
-      .ops = INFERD__OPS(inferd_event_ops, (finit), (fhandle), (fdeinit)) }
+    INFERD_COMPONENT(INFERD_KIND_EVENT, .name = (cname), .props = (cprops),                    \
+                     .event_name = (cevent), .ops = INFERD_EVENT_OPS(finit, fhandle, fdeinit))
 #define INFERD_ESTIMATOR(cname, cbroker, cprops, copts, finit, fbatch, fdeinit)               \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
-      .props = (cprops), .broker_name = (cbroker),                                            \
-      .ops = INFERD__OPS(inferd_estimator_ops, (finit), (fbatch), (fdeinit)),                 \
-      .request_options = (copts) }
+    INFERD_COMPONENT(INFERD_KIND_ESTIMATOR, .name = (cname), .props = (cprops),                \
+                     .broker_name = (cbroker), .ops = INFERD_ESTIMATOR_OPS(finit, fbatch, fdeinit), \
+                     .request_options = (copts))
 #define INFERD_SOURCE(cname, cprops, finit, fstart, fstop, fdeinit)                           \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_SOURCE, .name = (cname),          \
-      .props = (cprops),                                                                      \
-      .ops = INFERD__OPS(inferd_source_ops, (finit), (fstart), (fstop), (fdeinit)) }
+    INFERD_COMPONENT(INFERD_KIND_SOURCE, .name = (cname), .props = (cprops),                   \
+                     .ops = INFERD_SOURCE_OPS(finit, fstart, fstop, fdeinit))
 #define INFERD_BACKEND(cname, cprops, finit, fdeinit, fload, funload, fio_count, fio_info, frun) \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_BACKEND, .name = (cname),           \
-      .props = (cprops),                                                                        \
-      .ops = INFERD__OPS(inferd_backend_ops, (finit), (fdeinit), (fload), (funload),           \
-                         (fio_count), (fio_info), (frun)) }
+    INFERD_COMPONENT(INFERD_KIND_BACKEND, .name = (cname), .props = (cprops),                    \
+                     .ops = INFERD_BACKEND_OPS(finit, fdeinit, fload, funload, fio_count,        \
+                                               fio_info, frun))
 #define INFERD_SINK(cname, cprops, finit, fcollect, fdeinit)                                  \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_SINK, .name = (cname),            \
-      .props = (cprops),                                                                      \
-      .ops = INFERD__OPS(inferd_sink_ops, (finit), (fcollect), (fdeinit)) }
+    INFERD_COMPONENT(INFERD_KIND_SINK, .name = (cname), .props = (cprops),                     \
+                     .ops = INFERD_SINK_OPS(finit, fcollect, fdeinit))
 
 #define INFERD__ENTRY_ATTR __attribute__((visibility("default")))
 /* The entry point and the table pointer have C linkage in C++ too: the

@@ -7,13 +7,12 @@
  * broker name replaces one of them. */
 #include "estimators.h"
 
-/* INFERD_ESTIMATOR with a description (for `inferd plugin inspect`). */
+/* Each built-in estimator serves its own name. */
 #define EST_COMPONENT(cname, cdesc, cprops, copts, finit, fbatch, fdeinit)                    \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ESTIMATOR, .name = (cname),       \
-      .description = (cdesc), .broker_name = (cname), .props = (cprops),                      \
-      .request_options = (copts),                                                             \
-      .ops = &(const inferd_estimator_ops){sizeof(inferd_estimator_ops), (finit), (fbatch),   \
-                                           (fdeinit)} }
+    INFERD_COMPONENT(INFERD_KIND_ESTIMATOR, .name = (cname), .description = (cdesc),          \
+                     .props = (cprops), .broker_name = (cname),                               \
+                     .ops = INFERD_ESTIMATOR_OPS(finit, fbatch, fdeinit),                     \
+                     .request_options = (copts))
 
 INFERD_PLUGIN("estimators", "1.0.0",
               EST_COMPONENT("peopleCountEstimator",

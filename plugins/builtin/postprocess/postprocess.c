@@ -14,12 +14,11 @@ static const inferd_port_spec class_out[] = {INFERD_PORT_STATIC("metadata/class"
 static const inferd_port_spec object_out[] = {
     INFERD_PORT_STATIC("metadata/object", "metadata/semanticseg"), INFERD_PORT_END};
 
-/* INFERD_ELEMENT with a description (for `inferd plugin inspect`). */
+/* Every element here reads tensors. */
 #define PP_ELEMENT(cname, cdesc, cprops, cout, finit, fprocess, fdeinit)                       \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),          \
-      .description = (cdesc), .props = (cprops), .inputs = tensor_in, .outputs = (cout),       \
-      .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), (finit), (fprocess),     \
-                                         (fdeinit)} }
+    INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = (cname), .description = (cdesc),             \
+                     .props = (cprops), .inputs = tensor_in, .outputs = (cout),                \
+                     .ops = INFERD_ELEMENT_OPS(finit, fprocess, fdeinit))
 
 INFERD_PLUGIN("postprocess", "1.0.0",
               PP_ELEMENT("density_count",

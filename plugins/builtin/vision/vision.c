@@ -133,12 +133,11 @@ char *vision_strdup(const char *s)
     return copy;
 }
 
-/* INFERD_ELEMENT plus a description (what `inferd plugin inspect` shows). */
+/* Each element's declarations and callbacks share a prefix. */
 #define VISION_ELEMENT(cname, cdesc, pre)                                                      \
-    { .size = sizeof(inferd_component), .kind = INFERD_KIND_ELEMENT, .name = (cname),          \
-      .description = (cdesc), .props = pre##_props, .inputs = pre##_in, .outputs = pre##_out,  \
-      .ops = &(const inferd_element_ops){sizeof(inferd_element_ops), pre##_init, pre##_process, \
-                                         pre##_deinit} }
+    INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = (cname), .description = (cdesc),             \
+                     .props = pre##_props, .inputs = pre##_in, .outputs = pre##_out,           \
+                     .ops = INFERD_ELEMENT_OPS(pre##_init, pre##_process, pre##_deinit))
 
 INFERD_PLUGIN("vision", "1.0.0",
               VISION_ELEMENT("image_decoder",
