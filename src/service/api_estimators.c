@@ -152,23 +152,41 @@ static bool parse_area_text(const char *t, inferd_rect *a)
     return true;
 }
 
-static bool parse_area_value(parsed *p, size_t index, const inferd_value *v, inferd_rect *a)
+/* An image given as an object in a JSON body, declared. */
+static const inferd_prop_spec area_fields[] = {
+    {.name = "x", .type = INFERD_PROP_TYPE_INT, INFERD_PROP_AT(inferd_rect, x)},
+    {.name = "y", .type = INFERD_PROP_TYPE_INT, INFERD_PROP_AT(inferd_rect, y)},
+    {.name = "width", .type = INFERD_PROP_TYPE_INT, INFERD_PROP_AT(inferd_rect, width)},
+    {.name = "height", .type = INFERD_PROP_TYPE_INT, INFERD_PROP_AT(inferd_rect, height)},
+    INFERD_PROP_END,
+};
+
+static const inferd_prop_spec image_fields[] = {
+    {.name = "image", .type = INFERD_PROP_TYPE_STRING, .description = "the image, base64"},
+    {.name = "detectArea", .type = INFERD_PROP_TYPE_OBJECT, .fields = area_fields,
+     .flags = INFERD_PROP_OPTIONAL, .description = "where to look: {x, y, width, height}"},
+    INFERD_PROP_END,
+};
+
+/* images[i] given as an object: its image text and detect area, checked by
+ * the one validator (every fault of it in the 400's message). */
+static bool parse_image_object(parsed *p, size_t i, const inferd_value *it, const char **text,
+                               size_t *tlen, inferd_rect *area, bool *has_area)
 {
-    static const char *const keys[] = {"x", "y", "width", "height"};
-    int64_t f[4];
-    if (!inferd_value_is(v, INFERD_VALUE_OBJECT))
-        return fail(p, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "images[%zu].detectArea must be an object {x, y, width, height}", index);
-    for (int k = 0; k < 4; k++) {
-        const inferd_value *x = inferd_value_object_get(v, keys[k]);
-        if (!inferd_value_is(x, INFERD_VALUE_INT) || inferd_value_get_int(x, &f[k], NULL))
-            return fail(p, MHD_HTTP_BAD_REQUEST, "bad_request",
-                        "images[%zu].detectArea.%s must be an integer", index, keys[k]);
-    }
-    if (inferd_value_object_len(v) != 4)
-        return fail(p, MHD_HTTP_BAD_REQUEST, "bad_request",
-                    "images[%zu].detectArea takes exactly x, y, width, height", index);
-    *a = (inferd_rect){f[0], f[1], f[2], f[3]};
+    char owner[32];
+    snprintf(owner, sizeof owner, "images[%zu]", i);
+    inferd_props *props = NULL, *ap = NULL;
+    inferd_error err = {0};
+    if (inferd_props_validate(image_fields, owner, it, &props, &err) != INFERD_OK)
+        return fail(p, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err.message);
+    const inferd_value *given = inferd_props_get(props, "detectArea");
+    *has_area = given != NULL;
+    if (given && inferd_props_validate(area_fields, owner, given, &ap, NULL) == INFERD_OK)
+        inferd_props_bind(ap, area);
+    inferd_props_free(ap);
+    /* The text stays in it (the caller's document), not in the props. */
+    inferd_value_get_string(inferd_value_object_get(it, "image"), text, tlen, NULL);
+    inferd_props_free(props);
     return true;
 }
 
@@ -220,21 +238,13 @@ static bool parse_json(svc_request *r, parsed *p)
                   "{\"image\": base64, \"detectArea\": {x, y, width, height}} objects");
     for (size_t i = 0; ok && i < inferd_value_array_len(images); i++) {
         const inferd_value *it = inferd_value_array_get(images, i);
-        const inferd_value *b64 = it, *area = NULL;
-        if (inferd_value_is(it, INFERD_VALUE_OBJECT)) {
-            b64 = inferd_value_object_get(it, "image");
-            area = inferd_value_object_get(it, "detectArea");
-            const char *key;
-            inferd_value *v;
-            for (size_t k = 0; ok && inferd_value_object_entry(it, k, &key, &v); k++)
-                if (strcmp(key, "image") != 0 && strcmp(key, "detectArea") != 0)
-                    ok = fail(p, MHD_HTTP_BAD_REQUEST, "bad_request",
-                              "images[%zu]: unknown field '%s' (image, detectArea)", i, key);
-        }
         const char *text = NULL;
         size_t tlen = 0;
-        if (ok && (!inferd_value_is(b64, INFERD_VALUE_STRING) ||
-                   inferd_value_get_string(b64, &text, &tlen, NULL) != INFERD_OK))
+        inferd_rect area = {0};
+        bool has_area = false;
+        if (inferd_value_is(it, INFERD_VALUE_OBJECT))
+            ok = parse_image_object(p, i, it, &text, &tlen, &area, &has_area);
+        else if (inferd_value_get_string(it, &text, &tlen, NULL) != INFERD_OK)
             ok = fail(p, MHD_HTTP_BAD_REQUEST, "bad_request",
                       "images[%zu]: expected a base64 string (or an object with \"image\")", i);
         part *pt = ok ? new_part(p, s->max_images) : NULL;
@@ -242,8 +252,10 @@ static bool parse_json(svc_request *r, parsed *p)
             ok = false;
         if (ok && inferd_base64_decode(text, tlen, &pt->data, &pt->len, &err) != INFERD_OK)
             ok = fail(p, MHD_HTTP_BAD_REQUEST, "bad_request", "images[%zu]: %s", i, err.message);
-        if (ok && area && !(pt->has_area = parse_area_value(p, i, area, &pt->area)))
-            ok = false;
+        if (ok && has_area) {
+            pt->has_area = true;
+            pt->area = area;
+        }
     }
     const char *key;
     inferd_value *v;

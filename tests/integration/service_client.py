@@ -151,7 +151,12 @@ def check_errors():
                  "JSON nested deeper than http.max_json_depth")
     area = {"images": [{"image": base64.b64encode(png).decode(), "detectArea": {"x": 1}}]}
     expect_error(*post(E, json.dumps(area).encode(), "application/json"), 400, "bad_request",
-                 "detectArea.y must be an integer", "an incomplete detectArea")
+                 "images[0]: missing required property 'detectArea.y'", "an incomplete detectArea")
+    bad = {"images": [{"image": base64.b64encode(png).decode(), "detectarea": {},
+                       "x": 1}]}
+    expect_error(*post(E, json.dumps(bad).encode(), "application/json"), 400, "bad_request",
+                 "images[0]: unknown property 'detectarea' (did you mean 'detectArea'?",
+                 "a misspelt image field")
     body, ctype = multipart([], {"targets": "T1"})
     expect_error(*post(E, body, ctype), 400, "bad_request", "no image part",
                  "multipart without an image")
