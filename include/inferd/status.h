@@ -66,6 +66,11 @@ INFERD_API inferd_status inferd_error_setv(inferd_error *err, inferd_status code
 INFERD_API inferd_status inferd_error_prefix(inferd_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Gives err (if not NULL) another code, keeping its message; returns code.
+ * For a caller that knows better whose fault it is (a definition's unknown
+ * key is the request's, a 400, not a missing thing). */
+INFERD_API inferd_status inferd_error_recode(inferd_error *err, inferd_status code);
+
 /* Resets err to INFERD_OK with an empty message. */
 INFERD_API void inferd_error_clear(inferd_error *err);
 

@@ -75,3 +75,10 @@ void inferd_error_clear(inferd_error *err)
         err->message[0] = '\0';
     }
 }
+
+inferd_status inferd_error_recode(inferd_error *err, inferd_status code)
+{
+    if (err)
+        err->code = code;
+    return code;
+}

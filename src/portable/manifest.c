@@ -424,10 +424,10 @@ static inferd_status parse_root(const char *name, const inferd_value *given, por
                             : pkg_no_memory(err);
     if (st != INFERD_OK && st != INFERD_ENOMEM) {
         /* "manifest x.json: declaration: ..." reads as "manifest x.json: ..." */
-        const char *at = strstr(err->message, "declaration: ");
-        if (at == err->message)
+        const char *at = err ? strstr(err->message, "declaration: ") : NULL;
+        if (at && at == err->message)
             memmove(err->message, at + 13, strlen(at + 13) + 1);
-        st = err->code = INFERD_EINVAL;
+        st = inferd_error_recode(err, INFERD_EINVAL);
     }
     root_decl r = {0};
     inferd_props_bind(p, &r);

@@ -99,7 +99,7 @@ static inferd_status read_settings(const raction_kind *kind, const char *type, s
     inferd_status st = inferd_props_validate(kind->specs, owner, conf, props, err);
     inferd_value_free(common);
     if (st != INFERD_OK && st != INFERD_ENOMEM)
-        st = err->code = INFERD_EINVAL; /* the definition's fault, a 400 */
+        st = inferd_error_recode(err, INFERD_EINVAL); /* the definition's fault, a 400 */
     if (st == INFERD_OK)
         inferd_props_bind(*props, s);
     return st;

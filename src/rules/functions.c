@@ -172,7 +172,7 @@ static inferd_status validate_component(void *ctx, const inferd_value *const *ar
         st = inferd_instance_create(f->e->reg, f->name, NULL, NULL, &inst, err);
     /* What the plugin's validate refuses is the rule's fault: a 400. */
     if (st == INFERD_OK && (st = inferd_instance_validate(inst, all, n, err)) == INFERD_EPLUGIN)
-        st = err->code = INFERD_EINVAL;
+        st = inferd_error_recode(err, INFERD_EINVAL);
     if (inst && inst != f->inst)
         inferd_instance_destroy(inst);
     free(all);

@@ -282,7 +282,7 @@ inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, i
     inferd_props *p = NULL;
     inferd_status st = inferd_props_validate(rule_specs, owner, def, &p, err);
     if (st != INFERD_OK && st != INFERD_ENOMEM)
-        st = err->code = INFERD_EINVAL; /* an unknown key too: the definition's fault, a 400 */
+        st = inferd_error_recode(err, INFERD_EINVAL); /* an unknown key too: the definition's fault, a 400 */
     rule_decl d = {0};
     inferd_props_bind(p, &d);
     if (st == INFERD_OK && !d.id[0])

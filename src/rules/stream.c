@@ -66,7 +66,7 @@ static inferd_status check_options(rstream *s, inferd_error *err)
                             : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     inferd_value_free(opts);
     if (st != INFERD_OK && st != INFERD_ENOMEM)
-        st = err->code = INFERD_EINVAL; /* the statement's fault, a 400 */
+        st = inferd_error_recode(err, INFERD_EINVAL); /* the statement's fault, a 400 */
     if (st != INFERD_OK)
         return st;
     stream_decl d = {0};
