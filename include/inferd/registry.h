@@ -116,6 +116,9 @@ INFERD_API const inferd_prop_spec *inferd_element_common_props(void);
 INFERD_API inferd_value *inferd_describe_plugin(const inferd_plugin_info *plugin,
                                                 bool with_components);
 INFERD_API inferd_value *inferd_describe_component(const inferd_component *comp);
+/* Property declarations as a JSON-ready array: name, type, allowed, default
+ * or required, description, ranges, enum values, and nested fields. */
+INFERD_API inferd_value *inferd_describe_props(const inferd_prop_spec *specs);
 
 /* ---- instances ------------------------------------------------------------ */
 

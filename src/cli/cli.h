@@ -22,6 +22,11 @@ int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *opt
 int cli_usage_error(const char *fmt, const char *arg);
 
 int cmd_plugin(int argc, char **argv);
+int cmd_describe(int argc, char **argv);
+/* Prints a declaration: each key's type, range, default, description,
+ * nested keys indented below (describe, config, plugin inspect). */
+struct inferd_prop_spec;
+void cli_print_specs(const struct inferd_prop_spec *specs, int indent);
 int cmd_run(int argc, char **argv);
 
 #endif

@@ -90,15 +90,7 @@ static void print_props(const char *title, const inferd_prop_spec *specs)
     if (!specs || !specs[0].name)
         return;
     printf("  %s:\n", title);
-    for (size_t i = 0; specs[i].name; i++) {
-        char allowed[256];
-        printf("    %-16s %s; %s %s\n", specs[i].name,
-               inferd_prop_spec_allowed(&specs[i], allowed, sizeof allowed),
-               specs[i].default_value ? "default" : "required",
-               specs[i].default_value ? specs[i].default_value : "");
-        if (specs[i].description && *specs[i].description)
-            printf("    %-16s %s\n", "", specs[i].description);
-    }
+    cli_print_specs(specs, 4);
 }
 
 static void print_ports(const char *title, const inferd_port_spec *ports)

@@ -33,6 +33,9 @@ static const char usage_text[] =
     "                          run a pipeline over files, the images of folders, or standard\n"
     "                          input; prints one JSON line per input (docs/pipelines.md)\n"
     "  config [OPTIONS]        print the effective configuration and where each value came from\n"
+    "  describe SURFACE [--json]\n"
+    "                          the declaration of what you write: rule, stream, an action kind\n"
+    "                          (mqtt, http, log, file, sink), manifest, config\n"
     "  plugin list [--json]    the loaded plugins, their files, versions and components\n"
     "  plugin inspect NAME [--json]\n"
     "                          a plugin or component: properties (types, defaults, ranges),\n"
@@ -300,6 +303,8 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "plugin") == 0)
         return cmd_plugin(argc - 1, argv + 1);
+    if (strcmp(cmd, "describe") == 0)
+        return cmd_describe(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     return cli_usage_error("unknown command '%s'", cmd);

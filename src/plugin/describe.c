@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-static inferd_value *describe_props(const inferd_prop_spec *specs)
+inferd_value *inferd_describe_props(const inferd_prop_spec *specs)
 {
     inferd_value *arr = inferd_value_array();
     for (size_t i = 0; specs && specs[i].type != INFERD_PROP_TYPE_END; i++) {
@@ -16,8 +16,10 @@ static inferd_value *describe_props(const inferd_prop_spec *specs)
         inferd__put_str(p, "description", s->description ? s->description : "", NULL);
         if (s->default_value)
             inferd__put_str(p, "default", s->default_value, NULL);
-        else
-            inferd__put(p, "required", inferd_value_bool(true), NULL);
+        inferd__put(p, "required",
+                    inferd_value_bool(!s->default_value && !s->fields &&
+                                      !(s->flags & INFERD_PROP_OPTIONAL)),
+                    NULL);
         char allowed[256];
         inferd__put_str(p, "allowed", inferd_prop_spec_allowed(s, allowed, sizeof allowed), NULL);
         switch (s->type) {
@@ -50,6 +52,8 @@ static inferd_value *describe_props(const inferd_prop_spec *specs)
         default:
             break;
         }
+        if (s->fields)
+            inferd__put(p, "fields", inferd_describe_props(s->fields), NULL);
         inferd_value_array_push(arr, p, NULL);
     }
     return arr;
@@ -77,16 +81,16 @@ inferd_value *inferd_describe_component(const inferd_component *c)
     inferd__put_str(o, "name", c->name, NULL);
     inferd__put_str(o, "kind", inferd_component_kind_name(c->kind), NULL);
     inferd__put_str(o, "description", c->description ? c->description : "", NULL);
-    inferd__put(o, "properties", describe_props(c->props), NULL);
+    inferd__put(o, "properties", inferd_describe_props(c->props), NULL);
     switch (c->kind) {
     case INFERD_KIND_ELEMENT:
-        inferd__put(o, "common_properties", describe_props(inferd_element_common_props()), NULL);
+        inferd__put(o, "common_properties", inferd_describe_props(inferd_element_common_props()), NULL);
         inferd__put(o, "inputs", describe_ports(c->inputs), NULL);
         inferd__put(o, "outputs", describe_ports(c->outputs), NULL);
         break;
     case INFERD_KIND_ESTIMATOR:
         inferd__put_str(o, "broker_name", c->broker_name, NULL);
-        inferd__put(o, "request_options", describe_props(inferd_component_request_options(c)), NULL);
+        inferd__put(o, "request_options", inferd_describe_props(inferd_component_request_options(c)), NULL);
         break;
     case INFERD_KIND_EVENT:
         inferd__put_str(o, "event_name", c->event_name, NULL);

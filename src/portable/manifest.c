@@ -225,6 +225,8 @@ static const inferd_prop_spec root_specs[] = {
     INFERD_PROP_END,
 };
 
+const inferd_prop_spec *portable_manifest_specs(void) { return root_specs; }
+
 /* The manifest as the declaration reads it: keys starting with "x-" (free
  * for tools) left out at every level, a component given by its name alone
  * ("functions": ["f"]) as {"name": "f"}, and a property's default of any

@@ -119,4 +119,8 @@ int portable_remove_tree(const char *path);
 int portable_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                    const char *dir, int out_fd, int err_fd);
 
+/* The manifest's declaration, as the one validator checks it (`inferd
+ * describe manifest`; the short forms and x- keys are read before it). */
+const inferd_prop_spec *portable_manifest_specs(void);
+
 #endif /* INFERD_PORTABLE_PACKAGE_H */

@@ -547,6 +547,14 @@ static const raction_kind kinds[] = {
 static const raction_kind sink_kind = {"sink", common_specs, sink_check, sink_open, sink_send,
                                        sink_close, NULL};
 
+const inferd_prop_spec *raction_specs(const char *kind)
+{
+    for (size_t k = 0; kind && k < sizeof kinds / sizeof *kinds; k++)
+        if (strcmp(kinds[k].name, kind) == 0)
+            return kinds[k].specs;
+    return kind && strcmp(kind, "sink") == 0 ? sink_kind.specs : NULL;
+}
+
 static inferd_status find_kind(rules_engine *e, const inferd_value *action, size_t i,
                                const char **type, const inferd_value **conf,
                                const raction_kind **kind, inferd_error *err)

@@ -769,3 +769,14 @@ bool rules_engine_totals(rules_engine *e, rules_totals *out)
     pthread_mutex_unlock(&e->lock);
     return true;
 }
+
+const inferd_prop_spec *rules_declaration(const char *surface)
+{
+    if (!surface)
+        return NULL;
+    if (strcmp(surface, "rule") == 0)
+        return rrule_specs();
+    if (strcmp(surface, "stream") == 0)
+        return rstream_specs();
+    return raction_specs(surface);
+}

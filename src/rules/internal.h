@@ -163,6 +163,10 @@ struct rrule {
  * validate included; *out is stopped. Never under e->lock (it takes it
  * briefly): a plugin's validate may take a portable call's timeout. */
 inferd_status rrule_new(rules_engine *e, const inferd_value *def, rrule **out, inferd_error *err);
+/* The declarations (rules_declaration). */
+const inferd_prop_spec *rrule_specs(void);
+const inferd_prop_spec *rstream_specs(void);
+const inferd_prop_spec *raction_specs(const char *kind);
 /* Under e->lock: binds r's SQL again, names only, against its stream as it
  * is now (replaced or deleted since rrule_new). */
 inferd_status rrule_recheck(rrule *r, inferd_error *err);

@@ -121,6 +121,8 @@ static const inferd_prop_spec rule_specs[] = {
     INFERD_PROP_END,
 };
 
+const inferd_prop_spec *rrule_specs(void) { return rule_specs; }
+
 /* The options (checked already) into r; written back into the definition
  * with every default, so that GET /rules/{id} shows what the rule runs with. */
 static void take_options(rrule *r, const inferd_value *checked)

@@ -123,4 +123,10 @@ typedef struct rules_rule_counts {
 bool rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_counts *c),
                        void *ctx);
 
+/* The declaration of a surface users write ("rule", "stream", an action
+ * kind "mqtt", "http", "rest", "log", "file", or "sink" for the settings
+ * every sink has), as the one validator checks it; NULL for another name
+ * (`inferd describe`). */
+const inferd_prop_spec *rules_declaration(const char *surface);
+
 #endif

@@ -47,6 +47,8 @@ static const inferd_prop_spec option_specs[] = {
     INFERD_PROP_END,
 };
 
+const inferd_prop_spec *rstream_specs(void) { return option_specs; }
+
 static char *dup_or_null(const char *v) { return v ? strdup(v) : NULL; }
 
 static inferd_status check_options(rstream *s, inferd_error *err)

@@ -80,3 +80,27 @@ PY
 INFERD_STATE_DIR="$T/pstate" "$TEST_INFERD" plugin install "$T/bad.zip" >"$T/out" 2>&1 && fail "a bad manifest installed"
 surface "package manifest" "$T/out" "unknown property 'functions[0].minArgz' (did you mean 'minArgs'?" \
   "property 'functions[0].maxArgs': not an integer (got \"many\""
+
+# ---- inferd describe: the same declarations, printed -----------------------------------------
+"$TEST_INFERD" describe rule >"$T/out" || fail "describe rule"
+grep -qE '^      bufferLength +uint in \[1, 1000000\]; default 1024$' "$T/out" \
+  || fail "describe rule: no nested bufferLength: $(cat "$T/out")"
+grep -qE '^  sql +string; required$' "$T/out" || fail "describe rule: sql: $(cat "$T/out")"
+"$TEST_INFERD" describe mqtt >"$T/out" || fail "describe mqtt"
+grep -qE '^  qos +int in \[0, 2\]; optional$' "$T/out" || fail "describe mqtt: $(cat "$T/out")"
+grep -qE '^  resendInterval +a duration' "$T/out" || fail "describe mqtt: no sink settings: $(cat "$T/out")"
+"$TEST_INFERD" describe manifest --json >"$T/out" || fail "describe manifest --json"
+/usr/bin/python3 - "$T/out" <<'PY' || fail "describe manifest --json: $(cat "$T/out")"
+import json, sys
+specs = {s["name"]: s for s in json.load(open(sys.argv[1]))}
+fn = {f["name"]: f for f in specs["functions"]["fields"]}
+assert specs["executable"]["required"] is True, specs["executable"]
+assert "minArgs" in fn and fn["minArgs"]["type"] == "int", fn
+PY
+"$TEST_INFERD" describe config | grep -qE '^  portable.memory_limit_mb +uint' || fail "describe config"
+rc=0; "$TEST_INFERD" describe rul >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -qF "no surface 'rul' (there are: rule, stream" "$T/out" \
+  || fail "describe rul: rc $rc: $(cat "$T/out")"
+pass "describe: every surface printed from its declaration (nested keys, --json); an unknown one exits 2 with the list"
+
+echo "test_declarations: all passed"
