@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "inferd/buffer.h"
+#include "inferd/contract.h"
 #include "inferd/image.h"
 #include "inferd/log.h"
 #include "inferd/props.h"
@@ -43,7 +44,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 2
-#define INFERD_ABI_MINOR 0
+#define INFERD_ABI_MINOR 1
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -338,6 +339,11 @@ typedef struct inferd_plugin {
 /* Appended in ABI 2.0: an instance's own log lines; 1-in/1-out filters. */
 #define INFERD_HOST_API_V2_0(X) X(instance_log) X(filter_run)
 
+/* Appended in ABI 2.1: input contracts (inferd/contract.h), the resampler. */
+#define INFERD_HOST_API_V2_1(X)                                                            \
+    X(contract_props) X(contract_from_value) X(contract_fit) X(contract_plan)              \
+    X(contract_fill) X(geometry_to_image) X(image_resample)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 INFERD_API const char *inferd_instance_name(const inferd_instance *self);
@@ -466,6 +472,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V1_2(INFERD__API_FIELD)
     INFERD_HOST_API_V1_3(INFERD__API_FIELD)
     INFERD_HOST_API_V2_0(INFERD__API_FIELD)
+    INFERD_HOST_API_V2_1(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

@@ -131,5 +131,12 @@
 #define inferd_estimator_limit_batch (inferd__api->estimator_limit_batch)
 #define inferd_instance_log (inferd__api->instance_log)
 #define inferd_filter_run (inferd__api->filter_run)
+#define inferd_contract_props (inferd__api->contract_props)
+#define inferd_contract_from_value (inferd__api->contract_from_value)
+#define inferd_contract_fit (inferd__api->contract_fit)
+#define inferd_contract_plan (inferd__api->contract_plan)
+#define inferd_contract_fill (inferd__api->contract_fill)
+#define inferd_geometry_to_image (inferd__api->geometry_to_image)
+#define inferd_image_resample (inferd__api->image_resample)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -42,7 +42,10 @@ typedef enum inferd_prop_type {
     INFERD_PROP_TYPE_DURATION, /* milliseconds, stored as an int: 250, "250ms", "30s", "5m",
                                   "1h"; range umin..umax */
     INFERD_PROP_TYPE_ARRAY,   /* a JSON array; with fields, each item an object checked by them */
-    INFERD_PROP_TYPE_MAP      /* an object of name -> object, each checked by fields */
+    INFERD_PROP_TYPE_MAP,     /* an object of name -> object, each checked by fields */
+    INFERD_PROP_TYPE_NUMLIST  /* numbers: a JSON array of numbers (or their text), one number,
+                                 or "1,2.5,3"; each in dmin..dmax (when a range is given);
+                                 stored as an array of doubles (ABI 2.1) */
 } inferd_prop_type;
 
 /* flags */
@@ -102,6 +105,8 @@ typedef struct inferd_prop_spec {
       .enum_values = (values) }
 #define INFERD_PROP_STRLIST(n, desc, def) \
     { .name = (n), .type = INFERD_PROP_TYPE_STRLIST, .description = (desc), .default_value = (def) }
+#define INFERD_PROP_NUMLIST(n, desc, def) \
+    { .name = (n), .type = INFERD_PROP_TYPE_NUMLIST, .description = (desc), .default_value = (def) }
 #define INFERD_PROP_OBJECT(n, desc, def) \
     { .name = (n), .type = INFERD_PROP_TYPE_OBJECT, .description = (desc), .default_value = (def) }
 #define INFERD_PROP_SIZE(n, desc, def, lo, hi)                                              \

@@ -11,6 +11,7 @@
  * malloc already, see below).
  */
 #include "inferd/image.h"
+#include "core/pixel.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -88,14 +89,6 @@ static void swap_red_blue(uint8_t *row, uint32_t width, size_t channels)
         row[0] = row[2];
         row[2] = r;
     }
-}
-
-/* ITU-R BT.601 luma in 16-bit fixed point, the weights libjpeg uses, so that
- * a gray PNG and a gray JPEG of the same picture agree. The weights sum to
- * exactly 65536, so that r == g == b maps to itself. */
-static uint8_t luma(uint8_t r, uint8_t g, uint8_t b)
-{
-    return (uint8_t)((19595u * r + 38470u * g + 7471u * b + 32768u) >> 16);
 }
 
 /* --- PNG -------------------------------------------------------------------- */
@@ -202,7 +195,7 @@ static inferd_status png_decode(const void *data, size_t len, inferd_pixel_forma
         }
         st = png_decode_into(ctx, SPNG_FMT_RGB8, rgb, npixels * 3, err);
         for (size_t i = 0; st == INFERD_OK && i < npixels; i++)
-            img->data[i] = luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
+            img->data[i] = inferd__luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
     } else {
         int spng_fmt = channels == 4 ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8;
         st = png_decode_into(ctx, spng_fmt, img->data, npixels * channels, err);

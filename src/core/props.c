@@ -94,6 +94,7 @@ const char *inferd_prop_type_name(inferd_prop_type type)
     case INFERD_PROP_TYPE_DURATION: return "duration";
     case INFERD_PROP_TYPE_ARRAY: return "array";
     case INFERD_PROP_TYPE_MAP: return "map";
+    case INFERD_PROP_TYPE_NUMLIST: return "numlist";
     case INFERD_PROP_TYPE_END: break;
     }
     return "invalid";
@@ -167,6 +168,13 @@ char *inferd_prop_spec_allowed(const inferd_prop_spec *s, char *buf, size_t size
         break;
     case INFERD_PROP_TYPE_MAP:
         snprintf(buf, size, "a JSON object of name -> object");
+        break;
+    case INFERD_PROP_TYPE_NUMLIST:
+        if (has_drange(s))
+            snprintf(buf, size, "numbers in [%g, %g] (a JSON array, or \"1,2,3\")", s->dmin,
+                     s->dmax);
+        else
+            snprintf(buf, size, "numbers (a JSON array, or \"1,2,3\")");
         break;
     default:
         snprintf(buf, size, "%s", inferd_prop_type_name(s->type));
@@ -388,6 +396,47 @@ static bool convert_strlist(const inferd_prop_spec *s, const char *owner, const 
     return true;
 }
 
+/* A list of numbers: an array (numbers or their text), one number, or the
+ * text "1,2.5,3"; each checked against the range. */
+static bool convert_numlist(const inferd_prop_spec *s, const char *owner, const char *path,
+                            const inferd_value *g, inferd_value **out, faults *f)
+{
+    inferd_value *owned = NULL;
+    const inferd_value *items = g;
+    if (inferd_value_is(g, INFERD_VALUE_STRING)) {
+        if (!convert_strlist(s, owner, path, g, &owned, f))
+            return false;
+        items = owned;
+    } else if (inferd_value_is(g, INFERD_VALUE_INT) || inferd_value_is(g, INFERD_VALUE_DOUBLE)) {
+        if (!(owned = inferd_value_array()) ||
+            inferd_value_array_push(owned, inferd_value_copy(g), NULL) != INFERD_OK) {
+            inferd_value_free(owned);
+            return no_memory(f);
+        }
+        items = owned;
+    } else if (!inferd_value_is(g, INFERD_VALUE_ARRAY)) {
+        return refuse(f, s, owner, path, g, INFERD_ETYPE, "wrong type");
+    }
+    inferd_value *list = inferd_value_array();
+    bool ok = list ? true : no_memory(f);
+    for (size_t i = 0; ok && i < inferd_value_array_len(items); i++) {
+        double d;
+        if (!given_double(inferd_value_array_get(items, i), &d))
+            ok = refuse(f, s, owner, path, g, INFERD_ETYPE, "every list item must be a number");
+        else if (has_drange(s) && (d < s->dmin || d > s->dmax))
+            ok = refuse(f, s, owner, path, g, INFERD_ERANGE, "an item is out of range");
+        else if (inferd_value_array_push(list, inferd_value_double(d), NULL) != INFERD_OK)
+            ok = no_memory(f);
+    }
+    inferd_value_free(owned);
+    if (!ok) {
+        inferd_value_free(list);
+        return false;
+    }
+    *out = list;
+    return true;
+}
+
 /* One object checked against fields: a new object, field order, defaults in. */
 static bool convert_fields(const inferd_prop_spec *fields, const char *owner, const char *path,
                            const inferd_value *g, inferd_value **out, faults *f)
@@ -598,6 +647,8 @@ static bool convert(const inferd_prop_spec *s, const char *owner, const char *pa
     }
     case INFERD_PROP_TYPE_STRLIST:
         return convert_strlist(s, owner, path, g, out, f);
+    case INFERD_PROP_TYPE_NUMLIST:
+        return convert_numlist(s, owner, path, g, out, f);
     case INFERD_PROP_TYPE_OBJECT:
     case INFERD_PROP_TYPE_MAP:
     case INFERD_PROP_TYPE_ARRAY:
@@ -655,7 +706,7 @@ static inferd_status check_specs(const inferd_prop_spec *specs, const char *owne
             if (strcmp(specs[j].name, s->name) == 0)
                 return inferd_error_set(err, INFERD_EEXIST, "%s: property '%s' declared twice",
                                         owner, s->name);
-        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_MAP)
+        if (s->type < INFERD_PROP_TYPE_STRING || s->type > INFERD_PROP_TYPE_NUMLIST)
             return inferd_error_set(err, INFERD_EINVAL, "%s: property '%s' has an invalid type %d",
                                     owner, s->name, (int)s->type);
         if (s->type == INFERD_PROP_TYPE_ENUM && (!s->enum_values || !s->enum_values[0]))

@@ -97,7 +97,8 @@ fn = {f["name"]: f for f in specs["functions"]["fields"]}
 assert specs["executable"]["required"] is True, specs["executable"]
 assert "minArgs" in fn and fn["minArgs"]["type"] == "int", fn
 PY
-"$TEST_INFERD" describe config | grep -qE '^  portable.memory_limit_mb +uint' || fail "describe config"
+"$TEST_INFERD" describe config >"$T/out" || fail "describe config"
+grep -qE "^  portable.memory_limit_mb +uint" "$T/out" || fail "describe config: $(cat "$T/out")"
 rc=0; "$TEST_INFERD" describe rul >"$T/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -qF "no surface 'rul' (there are: rule, stream" "$T/out" \
   || fail "describe rul: rc $rc: $(cat "$T/out")"
