@@ -11,6 +11,8 @@
  * that a model is fed the same way wherever it runs.
  *
  * Resize modes (docs/models.md):
+ *   auto       (the default) stretch to the model's fixed size, none when
+ *              its height and width are dynamic
  *   none       the area's own size
  *   stretch    to width x height, each axis its own factor
  *   letterbox  one factor to fit inside width x height, the rest pad_value;
@@ -47,7 +49,8 @@ typedef enum inferd_resize_mode {
     INFERD_RESIZE_STRETCH,
     INFERD_RESIZE_LETTERBOX,
     INFERD_RESIZE_LIMIT,
-    INFERD_RESIZE_SHORTCROP
+    INFERD_RESIZE_SHORTCROP,
+    INFERD_RESIZE_AUTO /* resolved by inferd_contract_fit */
 } inferd_resize_mode;
 
 typedef enum inferd_tensor_layout {
@@ -85,10 +88,54 @@ typedef struct inferd_geometry {
     uint32_t src_w, src_h;
 } inferd_geometry;
 
-/* The declaration of a contract as an object's fields (dtype, layout,
- * channelOrder, scale, mean, std, resize, width, height, limit, multiple,
- * shortSide, padValue, padPosition, interpolation), for a property
- * `{.type = INFERD_PROP_TYPE_OBJECT, .fields = inferd_contract_props()}`. */
+/* The declaration of a contract, as the fields of an object property; one
+ * list, in this header so that a plugin's static property table can nest it
+ * (C and C++):
+ *   static const inferd_prop_spec input_fields[] = {INFERD_CONTRACT_FIELDS,
+ *                                                   INFERD_PROP_END};
+ *   {.name = "input", .type = INFERD_PROP_TYPE_OBJECT, .fields = input_fields}
+ * inferd_contract_props() is the same list. */
+static const char *const inferd__contract_dtypes[] = {"auto", "float32", "float16", "uint8", NULL};
+static const char *const inferd__contract_layouts[] = {"auto", "nchw", "nhwc", NULL};
+static const char *const inferd__contract_orders[] = {"rgb", "bgr", "gray", NULL};
+/* In the order of inferd_resize_mode. */
+static const char *const inferd__contract_resizes[] = {"none",  "stretch",   "letterbox", "limit",
+                                                       "shortcrop", "auto", NULL};
+static const char *const inferd__contract_positions[] = {"center", "topleft", NULL};
+static const char *const inferd__contract_samplings[] = {"bilinear", "nearest", NULL};
+#define INFERD_CONTRACT_FIELDS                                                                  \
+    INFERD_PROP_ENUM("dtype", "the tensor's element type (auto: the model's)", "auto",          \
+                     inferd__contract_dtypes),                                                  \
+    INFERD_PROP_ENUM("layout", "nchw [N,C,H,W] or nhwc [N,H,W,C] (auto: from the model's "     \
+                     "shape)", "auto", inferd__contract_layouts),                               \
+    INFERD_PROP_ENUM("channelOrder", "the tensor's channels", "rgb", inferd__contract_orders),  \
+    INFERD_PROP_DOUBLE("scale", "each pixel value is multiplied by this first (float types; "   \
+                       "the default is 1/255)", 0.00392156862745098, -1e6, 1e6),                \
+    INFERD_PROP_NUMLIST("mean", "subtracted after scale: one value, or one per channel", "0"), \
+    INFERD_PROP_NUMLIST("std", "divides after mean: one value, or one per channel (never 0)",  \
+                        "1"),                                                                   \
+    INFERD_PROP_ENUM("resize", "auto (stretch to the model's fixed size, else none), none "     \
+                     "(the image's size), stretch or letterbox (to width x height), limit "     \
+                     "(keep the aspect, the longer side at most limit, each side a multiple "   \
+                     "of multiple), shortcrop (the shorter side to shortSide, then the "        \
+                     "centre width x height)", "auto", inferd__contract_resizes),               \
+    INFERD_PROP_UINT("width", "stretch, letterbox, shortcrop: the width (0: the model's)", 0, \
+                     0, INFERD_IMAGE_MAX_DIM),                                                  \
+    INFERD_PROP_UINT("height", "stretch, letterbox, shortcrop: the height (0: the model's)",  \
+                     0, 0, INFERD_IMAGE_MAX_DIM),                                               \
+    INFERD_PROP_UINT("limit", "limit: the longer side's bound (0: none; never enlarged)", 0,   \
+                     0, INFERD_IMAGE_MAX_DIM),                                                  \
+    INFERD_PROP_UINT("multiple", "limit: each side rounded to a multiple of this", 1, 1,      \
+                     4096),                                                                     \
+    INFERD_PROP_UINT("shortSide", "shortcrop: the shorter side's size before the crop", 0, 0,  \
+                     INFERD_IMAGE_MAX_DIM),                                                     \
+    INFERD_PROP_UINT("padValue", "letterbox: the value of every channel of the padding", 0,  \
+                     0, 255),                                                                   \
+    INFERD_PROP_ENUM("padPosition", "letterbox: the image centred, or at the top-left (pad "   \
+                     "right and bottom)", "center", inferd__contract_positions),                \
+    INFERD_PROP_ENUM("interpolation", "bilinear or nearest (half-pixel centres)", "bilinear",  \
+                     inferd__contract_samplings)
+
 INFERD_API const inferd_prop_spec *inferd_contract_props(void);
 
 /* The contract of obj, an object checked against inferd_contract_props()

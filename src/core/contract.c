@@ -13,46 +13,13 @@
 
 /* ---- the declaration ------------------------------------------------------------------- */
 
-static const char *const dtypes[] = {"auto", "float32", "float16", "uint8", NULL};
-static const char *const layouts[] = {"auto", "nchw", "nhwc", NULL};
-static const char *const orders[] = {"rgb", "bgr", "gray", NULL};
-static const char *const modes[] = {"none", "stretch", "letterbox", "limit", "shortcrop", NULL};
-static const char *const positions[] = {"center", "topleft", NULL};
-static const char *const samplings[] = {"bilinear", "nearest", NULL};
-
-static const inferd_prop_spec contract_props[] = {
-    INFERD_PROP_ENUM("dtype", "the tensor's element type (auto: the model's)", "auto", dtypes),
-    INFERD_PROP_ENUM("layout", "nchw [N,C,H,W] or nhwc [N,H,W,C] (auto: from the model's shape)",
-                     "auto", layouts),
-    INFERD_PROP_ENUM("channelOrder", "the tensor's channels", "rgb", orders),
-    INFERD_PROP_DOUBLE("scale", "each pixel value is multiplied by this first (float types; "
-                       "the default is 1/255)", 0.00392156862745098, -1e6, 1e6),
-    {.name = "mean", .type = INFERD_PROP_TYPE_NUMLIST, .default_value = "0",
-     .description = "subtracted after scale: one value, or one per channel"},
-    {.name = "std", .type = INFERD_PROP_TYPE_NUMLIST, .default_value = "1",
-     .description = "divides after mean: one value, or one per channel (never 0)"},
-    INFERD_PROP_ENUM("resize", "none (the image's size), stretch or letterbox (to width x "
-                     "height), limit (keep the aspect, the longer side at most limit, each "
-                     "side a multiple of multiple), shortcrop (the shorter side to shortSide, "
-                     "then the centre width x height)",
-                     "none", modes),
-    INFERD_PROP_UINT("width", "stretch, letterbox, shortcrop: the width (0: the model's)", 0, 0,
-                     INFERD_IMAGE_MAX_DIM),
-    INFERD_PROP_UINT("height", "stretch, letterbox, shortcrop: the height (0: the model's)", 0, 0,
-                     INFERD_IMAGE_MAX_DIM),
-    INFERD_PROP_UINT("limit", "limit: the longer side's bound (0: none; never enlarged)", 0, 0,
-                     INFERD_IMAGE_MAX_DIM),
-    INFERD_PROP_UINT("multiple", "limit: each side rounded to a multiple of this", 1, 1, 4096),
-    INFERD_PROP_UINT("shortSide", "shortcrop: the shorter side's size before the crop", 0, 0,
-                     INFERD_IMAGE_MAX_DIM),
-    INFERD_PROP_UINT("padValue", "letterbox: the value of every channel of the padding", 0, 0,
-                     255),
-    INFERD_PROP_ENUM("padPosition", "letterbox: the image centred, or at the top-left (pad "
-                     "right and bottom)", "center", positions),
-    INFERD_PROP_ENUM("interpolation", "bilinear or nearest (half-pixel centres)", "bilinear",
-                     samplings),
-    INFERD_PROP_END,
-};
+static const inferd_prop_spec contract_props[] = {INFERD_CONTRACT_FIELDS, INFERD_PROP_END};
+#define dtypes inferd__contract_dtypes
+#define layouts inferd__contract_layouts
+#define orders inferd__contract_orders
+#define modes inferd__contract_resizes
+#define positions inferd__contract_positions
+#define samplings inferd__contract_samplings
 
 const inferd_prop_spec *inferd_contract_props(void)
 {
@@ -105,7 +72,7 @@ inferd_status inferd_contract_from_value(const inferd_value *o, inferd_input_con
     c->layout = (inferd_tensor_layout)pick(layouts, str(o, "layout", "auto"));
     c->order = po[pick(orders, str(o, "channelOrder", "rgb"))];
     c->scale = inferd_value_double_or(inferd_value_object_get(o, "scale"), 1.0 / 255.0);
-    c->resize = (inferd_resize_mode)pick(modes, str(o, "resize", "none"));
+    c->resize = (inferd_resize_mode)pick(modes, str(o, "resize", "auto"));
     c->width = num(o, "width", 0);
     c->height = num(o, "height", 0);
     c->limit = num(o, "limit", 0);
@@ -195,6 +162,15 @@ inferd_status inferd_contract_fit(inferd_input_contract *c, const char *model, i
         return inferd_error_set(err, INFERD_EUNSUPPORTED,
                                 "model %s: its input is %s, the contract says dtype %s", model,
                                 dtype_name(dtype), dtype_name(c->dtype));
+    if (c->resize == INFERD_RESIZE_AUTO) {
+        /* A fixed size is stretched to (as DeepStream's nvinfer scales to the
+         * network's size); a dynamic one takes the image as it is. */
+        if ((mw > 0) != (mh > 0))
+            return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                    "model %s: its input %s fixes one side only: give the "
+                                    "contract's resize (and width and height)", model, s);
+        c->resize = mw > 0 ? INFERD_RESIZE_STRETCH : INFERD_RESIZE_NONE;
+    }
     bool sized = c->resize == INFERD_RESIZE_STRETCH || c->resize == INFERD_RESIZE_LETTERBOX ||
                  c->resize == INFERD_RESIZE_SHORTCROP;
     if (sized) {
@@ -254,6 +230,7 @@ inferd_status inferd_contract_plan(const inferd_input_contract *c, int64_t x, in
         return inferd_error_set(err, INFERD_ERANGE, "an empty area (%ux%u)", w, h);
     double s;
     switch (c->resize) {
+    case INFERD_RESIZE_AUTO: /* not fitted to a model: nothing to follow */
     case INFERD_RESIZE_NONE:
         g->inner_w = w;
         g->inner_h = h;
@@ -367,6 +344,91 @@ static void channel_map(const inferd_input_contract *c, inferd_pixel_format fmt,
     }
 }
 
+/* One output row's run of n image pixels (from p, sc bytes apart) or, with
+ * p NULL, of padding; each value through the channel's table. dst steps by
+ * `step` a pixel and `plane` a channel (NCHW: 1 and H*W; NHWC: C and 1). */
+#define DEFINE_RUN(name, T)                                                                   \
+    static void name(T *dst, size_t step, size_t plane, size_t C, const T (*tab)[256],      \
+                     const uint8_t *p, size_t sc, const int *map, uint8_t pad, size_t n)     \
+    {                                                                                         \
+        if (!p) {                                                                             \
+            for (size_t k = 0; k < C; k++)                                                    \
+                for (size_t u = 0; u < n; u++)                                                \
+                    dst[u * step + k * plane] = tab[k][pad];                                  \
+        } else if (map[0] < 0) {                                                              \
+            for (size_t u = 0; u < n; u++, p += sc)                                           \
+                dst[u * step] = tab[0][inferd__luma(p[map[1]], p[1], p[map[2]])];             \
+        } else if (C == 3 && step == 1) { /* NCHW: three planes */                          \
+            const T *t0 = tab[0], *t1 = tab[1], *t2 = tab[2];                                 \
+            const size_t m0 = (size_t)map[0], m1 = (size_t)map[1], m2 = (size_t)map[2]; \
+            T *d0 = dst, *d1 = dst + plane, *d2 = dst + 2 * plane;                            \
+            for (size_t u = 0; u < n; u++, p += sc) {                                         \
+                d0[u] = t0[p[m0]];                                                            \
+                d1[u] = t1[p[m1]];                                                            \
+                d2[u] = t2[p[m2]];                                                            \
+            }                                                                                 \
+        } else if (C == 3) { /* NHWC: interleaved */                                        \
+            const T *t0 = tab[0], *t1 = tab[1], *t2 = tab[2];                                 \
+            const size_t m0 = (size_t)map[0], m1 = (size_t)map[1], m2 = (size_t)map[2]; \
+            for (size_t u = 0; u < n; u++, p += sc, dst += 3) {                               \
+                dst[0] = t0[p[m0]];                                                           \
+                dst[1] = t1[p[m1]];                                                           \
+                dst[2] = t2[p[m2]];                                                           \
+            }                                                                                 \
+        } else {                                                                              \
+            const T *t0 = tab[0];                                                             \
+            const size_t m0 = (size_t)map[0];                                                 \
+            for (size_t u = 0; u < n; u++, p += sc)                                           \
+                dst[u] = t0[p[m0]];                                                           \
+        }                                                                                     \
+    }
+DEFINE_RUN(run_f32, float)
+DEFINE_RUN(run_f16, uint16_t)
+DEFINE_RUN(run_u8, uint8_t)
+
+/* Per channel and pixel value, the tensor's value, in the tensor's type. */
+typedef union tables {
+    float f32[3][256];
+    uint16_t f16[3][256];
+    uint8_t u8[3][256];
+} tables;
+
+static void make_tables(const inferd_input_contract *c, size_t C, tables *t)
+{
+    for (size_t k = 0; k < C; k++)
+        for (int v = 0; v < 256; v++) {
+            float f = (float)((v * c->scale - c->mean[k]) / c->std[k]);
+            if (c->dtype == INFERD_DTYPE_UINT8)
+                t->u8[k][v] = (uint8_t)v;
+            else if (c->dtype == INFERD_DTYPE_FLOAT16)
+                t->f16[k][v] = half(f);
+            else
+                t->f32[k][v] = f;
+        }
+}
+
+static void run(const inferd_input_contract *c, const tables *t, void *row, size_t at,
+                size_t step, size_t plane, size_t C, const uint8_t *p, size_t sc, const int *map,
+                size_t n)
+{
+    switch (c->dtype) {
+    case INFERD_DTYPE_UINT8:
+        run_u8((uint8_t *)row + at, step, plane, C, t->u8, p, sc, map, c->pad_value, n);
+        break;
+    case INFERD_DTYPE_FLOAT16:
+        run_f16((uint16_t *)row + at, step, plane, C, t->f16, p, sc, map, c->pad_value, n);
+        break;
+    default:
+        run_f32((float *)row + at, step, plane, C, t->f32, p, sc, map, c->pad_value, n);
+        break;
+    }
+}
+
+static size_t clampu(int64_t v, size_t hi)
+{
+    return v < 0 ? 0 : (size_t)v > hi ? hi : (size_t)v;
+}
+
 inferd_status inferd_contract_fill(const inferd_input_contract *c, const inferd_image *img,
                                    const inferd_geometry *g, void *row, inferd_error *err)
 {
@@ -395,47 +457,33 @@ inferd_status inferd_contract_fill(const inferd_input_contract *c, const inferd_
         }
         inner = scratch;
     }
-    const size_t C = channels(c), W = g->width, H = g->height, plane = W * H;
+    const size_t C = channels(c), W = g->width, H = g->height;
+    const bool nchw = c->layout != INFERD_LAYOUT_NHWC;
+    const size_t step = nchw ? 1 : C, plane = nchw ? W * H : 1;
     int map[3];
     channel_map(c, img->format, map);
-    float lut[3][256];
-    for (size_t k = 0; k < C; k++)
-        for (int v = 0; v < 256; v++)
-            lut[k][v] = (float)((v * c->scale - c->mean[k]) / c->std[k]);
-    const uint8_t pad[3] = {c->pad_value, c->pad_value, c->pad_value};
-    const bool nchw = c->layout != INFERD_LAYOUT_NHWC;
-    float *f32 = row;
-    uint16_t *f16 = row;
-    uint8_t *u8 = row;
+    tables *t = malloc(sizeof *t);
+    if (!t) {
+        inferd_image_free(scratch);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    make_tables(c, C, t);
+    /* Row v: padding [0, u0), the image [u0, u1), padding [u1, W). */
+    const size_t u0 = clampu(g->off_x, W), u1 = clampu(g->off_x + (int64_t)inner->width, W);
     for (size_t v = 0; v < H; v++) {
         int64_t iv = (int64_t)v - g->off_y;
-        const uint8_t *srow = iv >= 0 && iv < (int64_t)inner->height
-                                  ? inner->data + (size_t)iv * inner->stride
-                                  : NULL;
-        for (size_t u = 0; u < W; u++) {
-            int64_t iu = (int64_t)u - g->off_x;
-            uint8_t px[3];
-            if (srow && iu >= 0 && iu < (int64_t)inner->width) {
-                const uint8_t *p = srow + (size_t)iu * sc;
-                if (map[0] < 0) {
-                    px[0] = inferd__luma(p[map[1]], p[1], p[map[2]]);
-                } else {
-                    for (size_t k = 0; k < C; k++)
-                        px[k] = p[map[k]];
-                }
-            } else {
-                memcpy(px, pad, sizeof px);
-            }
-            for (size_t k = 0; k < C; k++) {
-                size_t at = nchw ? k * plane + v * W + u : (v * W + u) * C + k;
-                switch (c->dtype) {
-                case INFERD_DTYPE_UINT8: u8[at] = px[k]; break;
-                case INFERD_DTYPE_FLOAT16: f16[at] = half(lut[k][px[k]]); break;
-                default: f32[at] = lut[k][px[k]]; break;
-                }
-            }
+        size_t first = v * W * (nchw ? 1 : C);
+        if (iv < 0 || iv >= (int64_t)inner->height || u1 <= u0) {
+            run(c, t, row, first, step, plane, C, NULL, sc, map, W);
+            continue;
         }
+        const uint8_t *p = inner->data + (size_t)iv * inner->stride +
+                           (size_t)((int64_t)u0 - g->off_x) * sc;
+        run(c, t, row, first, step, plane, C, NULL, sc, map, u0);
+        run(c, t, row, first + u0 * step, step, plane, C, p, sc, map, u1 - u0);
+        run(c, t, row, first + u1 * step, step, plane, C, NULL, sc, map, W - u1);
     }
+    free(t);
     inferd_image_free(scratch);
     return INFERD_OK;
 }

@@ -11,8 +11,18 @@ ways (models/variants.py) and checks that grouping never changes an answer.
         happened when MAX_BATCH > 1.
     estimator_models.py BASE DATA_DIR labels224
         imageLabelEstimator on a model fixed at [1,3,224,224]: 224x224
-        images (raw and as a detect area) are labelled; other sizes get 400
-        naming both sizes; 64 at once equal the answers alone.
+        images (raw and as a detect area) are labelled; other sizes are
+        stretched to 224x224 (the default contract's resize auto) and
+        labelled; 64 at once equal the answers alone.
+
+    estimator_models.py BASE DATA_DIR points FILE...
+        peopleCountEstimator with targets T1 on the dots images FILE...: the
+        true count and every point within 4 px of a true dot (for contracts
+        that resize: the points are mapped back to the image).
+    estimator_models.py BASE DATA_DIR bgr with|without
+        imageLabelEstimator on colour_classifier_bgr.onnx: with its input
+        contract every colour is named right (alone and 32 at once); without
+        it, some are not (the contract is what makes the answer right).
 
 Exits 1 with the first mismatch; prints one "ok - ..." line per check.
 """
@@ -117,11 +127,9 @@ def check_labels224():
         fail(f"224x224 detect area: {st} {b}")
     ok("a 224x224 detect area of a larger image: labelled")
     st, b = post(E, png(96, 80, (0, 200, 0)), "image/png")
-    msg = b.get("error", {}).get("message", "")
-    if st != 400 or b["error"]["code"] != "bad_request" or "96x80" not in msg or \
-            "224x224" not in msg or "colour_classifier_224.onnx" not in msg:
-        fail(f"96x80 on a 224x224 model: {st} {b}, want 400 naming both sizes and the model")
-    ok("a 96x80 image on a 224x224 model: 400 naming both sizes and the model: " + msg)
+    if st != 200 or b["results"][0]["labels"][0]["label"] != "green":
+        fail(f"96x80 on a 224x224 model: {st} {b}, want it stretched to 224x224 and labelled")
+    ok("a 96x80 image on a 224x224 model: stretched to the model's size (resize auto), labelled")
 
     colours = [((20, 10, 220), "blue"), ((220, 10, 10), "red"), ((10, 200, 10), "green")]
 
@@ -138,8 +146,59 @@ def check_labels224():
     ok("64 at once on the [1,3,224,224] model: all right, every run a single image")
 
 
+def check_bgr(contract):
+    """colour_classifier_bgr: with its contract (BGR, mean/std) every colour
+    is named right, alone and 32 at once; without it, not all are."""
+    E = "/v1/estimators/imageLabelEstimator"
+    colours = [((20, 10, 220), "blue"), ((220, 10, 10), "red"), ((10, 200, 10), "green")]
+    got = []
+    for c, want in colours:
+        st, b = post(E, png(64, 48, c), "image/png")
+        if st != 200:
+            fail(f"{want}: {st} {b}")
+        got.append(b["results"][0]["labels"][0]["label"])
+    right = [g == w for g, (_, w) in zip(got, colours)]
+    if contract == "with":
+        if not all(right):
+            fail(f"with the BGR mean/std contract: {got}, want blue, red, green")
+
+        def one(i):
+            c, want = colours[i % 3]
+            st, b = post(E, png(64, 48, c), "image/png")
+            return st == 200 and b["results"][0]["labels"][0]["label"] == want, (st, b)
+        bad = [r for good, r in at_once(32, one) if not good]
+        if bad:
+            fail(f"32 at once: {len(bad)} wrong, e.g. {bad[0]}")
+        ok("a BGR mean/std model with its contract: blue, red, green named right, 32 at once too")
+    else:
+        if all(right):
+            fail(f"without the contract the BGR model still named every colour: {got}")
+        ok(f"the same model fed the default contract (RGB in [0,1]) is wrong: {got}")
+
+
+def check_points(files):
+    """peopleCountEstimator T1 through a resizing contract: the true count,
+    and every point within 4 px of a true dot, in the image's own pixels."""
+    E = "/v1/estimators/peopleCountEstimator"
+    dots = {d["file"]: d for d in TRUTH["dots"]}
+    for f in files:
+        d = dots[f]
+        st, b = post(E + "?targets=T1", read(f), mime(f))
+        if st != 200 or b["results"][0]["count"] != d["count"]:
+            fail(f"{f}: {st} {b}, want count {d['count']}")
+        for p in b["results"][0]["points"]:
+            near = min(((p["x"] - t["x"]) ** 2 + (p["y"] - t["y"]) ** 2) ** 0.5 for t in d["dots"])
+            if near > 4:
+                fail(f"{f}: point {p} is {near:.1f} px from the nearest true dot")
+    ok(f"{', '.join(files)}: true counts, every point within 4 px of a true dot")
+
+
 if MODE == "people":
     check_people(int(sys.argv[4]))
+elif MODE == "points":
+    check_points(sys.argv[4:])
+elif MODE == "bgr":
+    check_bgr(sys.argv[4])
 elif MODE == "labels224":
     check_labels224()
 else:

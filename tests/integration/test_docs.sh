@@ -12,3 +12,25 @@ start_daemon --active teapot
   "$TEST_SRCDIR/docs/service.md" "$BASE" "$T" || fail "docs/service.md examples"
 stop_daemon
 pass "docs/service.md: every curl example gives the output the page shows"
+
+# docs/models.md: its example runs against the contract it shows, and every
+# {"estimators": ...} configuration on the page parses and passes `inferd config`
+# (the config keys; the estimator settings themselves are checked at serve).
+INFERD_ESTIMATORS='{"peopleCountEstimator": {"input": {"resize": "letterbox", "width": 256, "height": 256}}}' \
+  start_daemon
+/usr/bin/python3 "$TEST_SRCDIR/tests/integration/docs_examples.py" \
+  "$TEST_SRCDIR/docs/models.md" "$BASE" "$T" || fail "docs/models.md examples"
+stop_daemon
+/usr/bin/python3 - "$TEST_SRCDIR/docs/models.md" "$T" <<'PY' || fail "docs/models.md configurations"
+import json, re, sys
+page = open(sys.argv[1]).read()
+blocks = [b for b in re.findall(r"```json\n(.*?)```", page, re.S) if b.startswith('{"estimators"')]
+assert blocks, "no configuration block"
+for i, b in enumerate(blocks):
+    json.loads(b)
+    open(f"{sys.argv[2]}/models_{i}.json", "w").write(b)
+PY
+for f in "$T"/models_*.json; do
+  "$TEST_INFERD" config --config "$f" >"$T/out" 2>&1 || fail "docs/models.md: $f refused: $(cat "$T/out")"
+done
+pass "docs/models.md: the example gives the output shown; its configurations parse and pass inferd config"

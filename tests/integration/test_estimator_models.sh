@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Estimators follow the model: the default models declared the usual ways
 # (models/variants.py: a fixed batch of 1, a fixed batch of 4, a dynamic
-# batch, a fixed 224x224 input) each serve 64 requests at once with every
+# batch, a fixed 224x224 input, uint8 NHWC pixels) each serve 64 requests at once with every
 # answer equal to the answer alone, never a batch the model cannot take; a
 # model no estimator can serve stops the daemon at start (exit 2) naming the
 # model, its input and shape; a KServe request the model's declared inputs
@@ -15,7 +15,7 @@ M="$T/models"
 $PY "$TEST_SRCDIR/models/variants.py" --out "$M" || fail "models/variants.py failed"
 
 # ---- peopleCountEstimator on batch 1, 4 and dynamic; defaults otherwise ----------------
-for v in b1:1 b4:4 dyn:8; do
+for v in b1:1 b4:4 dyn:8 u8_nhwc:1; do
   name=${v%%:*} limit=${v##*:}
   INFERD_ESTIMATORS="{\"peopleCountEstimator\": {\"modelPath\": \"$M/dot_density_$name.onnx\"}}" \
     start_daemon
@@ -34,22 +34,59 @@ PYEOF
   pass "dot_density_$name: batch limit $limit, 64 at once and 1..9 at once equal to alone"
 done
 
+# ---- points mapped back through a contract's resize ----------------------------------------
+# A letterbox of 256x192 into 256x256 puts the image 32 rows down; limit with
+# multiple 32 scales each side by its own factor (333x257 -> 320x256).
+for c in 'letterbox:{"resize": "letterbox", "width": 256, "height": 256, "padValue": 0}:dots_05_20.png' \
+         'limit:{"resize": "limit", "multiple": 32}:dots_03_5.png dots_05_20.png dots_07_50.png dots_09_100.png'; do
+  name=${c%%:*} rest=${c#*:} contract=${rest%:*} files=${rest##*:}
+  INFERD_ESTIMATORS="{\"peopleCountEstimator\": {\"input\": $contract}}" start_daemon
+  # shellcheck disable=SC2086
+  $PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" points $files || fail "points through $name"
+  stop_daemon
+done
+pass "points come back in the image's pixels through letterbox and limit (multiple of 32)"
+
+# ---- a BGR mean/std classifier: served right only with its input contract ----------------
+bgr="\"modelPath\": \"$M/colour_classifier_bgr.onnx\", \"labelsFile\": \"colour_classifier_bgr.labels\""
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {$bgr, \"input\": {\"channelOrder\": \"bgr\", \"scale\": 1, \"mean\": [103.53, 116.28, 123.675], \"std\": [57.375, 57.12, 58.395]}}}" \
+  start_daemon
+curl -s "$BASE/v1/estimators/imageLabelEstimator" >"$T/desc" || fail "GET the estimator"
+$PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" bgr with || fail "colour_classifier_bgr with its contract"
+stop_daemon
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {$bgr}}" start_daemon
+$PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" bgr without || fail "colour_classifier_bgr without its contract"
+stop_daemon
+pass "colour_classifier_bgr: right with channelOrder bgr, scale 1, mean and std; wrong without"
+
 # ---- imageLabelEstimator on a [1,3,224,224] model ------------------------------------
 INFERD_ESTIMATORS="{\"imageLabelEstimator\": {\"modelPath\": \"$M/colour_classifier_224.onnx\", \"labelsFile\": \"colour_classifier_224.labels\"}}" \
   start_daemon
 $PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" labels224 || fail "colour_classifier_224"
 stop_daemon
-pass "colour_classifier_224: 224x224 labelled, other sizes 400, never grouped"
+pass "colour_classifier_224: 224x224 labelled, other sizes stretched to it, never grouped"
 
 # ---- a model no estimator can serve: refused at start, exit 2 ----------------------------
 rc=0
 INFERD_ESTIMATORS="{\"peopleCountEstimator\": {\"modelPath\": \"$M/gray_input.onnx\"}}" \
   "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
 [ "$rc" = 2 ] || fail "gray_input as peopleCountEstimator: exit $rc, want 2: $(cat "$T/refused.log")"
-for needle in "gray_input.onnx" "input 'image'" "[-1,1,-1,-1]" "needs float32 [N,3,H,W]"; do
+for needle in "gray_input.onnx" "input 'image'" "[-1,1,-1,-1]" "has 1 channels (nchw); channelOrder rgb gives 3"; do
   grep -qF -- "$needle" "$T/refused.log" || fail "the refusal lacks '$needle': $(cat "$T/refused.log")"
 done
 pass "a [N,1,H,W] model as peopleCountEstimator: exit 2, naming the model, input and shape"
+rc=0
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {\"modelPath\": \"$M/colour_classifier_224.onnx\", \"labelsFile\": \"colour_classifier_224.labels\", \"input\": {\"resize\": \"none\"}}}" \
+  "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
+[ "$rc" = 2 ] && grep -qF "takes a fixed size, which resize none cannot always give" "$T/refused.log" ||
+  fail "resize none on a 224x224 model: exit $rc, want 2: $(cat "$T/refused.log")"
+rc=0
+INFERD_ESTIMATORS='{"peopleCountEstimator": {"input": {"menu": [0.5], "resize": "fit"}}}' \
+  "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
+[ "$rc" = 2 ] && grep -qF "unknown property 'input.menu' (did you mean 'mean'?" "$T/refused.log" &&
+  grep -qF "property 'input.resize': unknown value (got \"fit\"" "$T/refused.log" ||
+  fail "a bad input contract: exit $rc, want 2 naming both keys: $(cat "$T/refused.log")"
+pass "contracts that do not fit (resize none on a fixed size, a misspelt key, a bad value): exit 2, naming them"
 rc=0
 INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxBatchBytes": 0}}' \
   "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?

@@ -358,13 +358,27 @@ static void test_contracts_that_do_not_fit_the_model(void **state)
     expect_misfit("{\"dtype\": \"float32\"}", INFERD_DTYPE_UINT8, 4, dyn,
                   "its input is uint8, the contract says dtype float32");
     expect_misfit("{}", INFERD_DTYPE_INT64, 4, dyn, "an image input is float32, float16 or uint8");
-    expect_misfit("{}", INFERD_DTYPE_FLOAT32, 4, fixed, "takes a fixed size, which resize none");
+    expect_misfit("{\"resize\": \"none\"}", INFERD_DTYPE_FLOAT32, 4, fixed,
+                  "takes a fixed size, which resize none");
+    const int64_t one_side[4] = {1, 3, 32, -1};
+    expect_misfit("{}", INFERD_DTYPE_FLOAT32, 4, one_side, "fixes one side only");
     expect_misfit("{\"resize\": \"limit\", \"multiple\": 32}", INFERD_DTYPE_FLOAT32, 4, fixed,
                   "resize limit cannot always give");
     expect_misfit("{\"resize\": \"stretch\", \"width\": 320, \"height\": 320}",
                   INFERD_DTYPE_FLOAT32, 4, fixed, "takes 640x640; resize stretch gives 320x320");
     expect_misfit("{\"resize\": \"letterbox\"}", INFERD_DTYPE_FLOAT32, 4, dyn,
                   "no fixed size: resize letterbox needs width and height");
+}
+
+static void test_auto_resize_follows_the_model(void **state)
+{
+    (void)state;
+    inferd_input_contract c = fitted("{}", INFERD_DTYPE_FLOAT32, 3, 224, 200);
+    assert_int_equal(c.resize, INFERD_RESIZE_STRETCH);
+    assert_int_equal(c.width, 200);
+    assert_int_equal(c.height, 224);
+    c = fitted("{}", INFERD_DTYPE_FLOAT32, 3, -1, -1);
+    assert_int_equal(c.resize, INFERD_RESIZE_NONE);
 }
 
 static void test_area_outside_the_image(void **state)
@@ -397,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_resample_exact_halving),
         cmocka_unit_test(test_bad_contracts),
         cmocka_unit_test(test_contracts_that_do_not_fit_the_model),
+        cmocka_unit_test(test_auto_resize_follows_the_model),
         cmocka_unit_test(test_area_outside_the_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

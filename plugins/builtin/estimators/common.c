@@ -1,6 +1,7 @@
 /* common.c: what the three built-in estimators share: the model on its
- * device, finding a file beside it, and the batch run (crop, group by size,
- * one model run per group, post-process, complete every item once).
+ * device, finding a file beside it, and the batch run (prepare each area
+ * under the input contract, group by size, one model run per group,
+ * post-process, map back, complete every item once).
  *
  * Ownership in est_run_batch: the item table and each group's input tensor
  * and output tensors are owned here and freed before it returns; each
@@ -12,6 +13,7 @@
 #include "estimators.h"
 
 #include <dlfcn.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 const char *const est_device_classes[] = {"cpu", "gpu", NULL};
+const inferd_prop_spec est_input_fields[] = {INFERD_CONTRACT_FIELDS, INFERD_PROP_END};
 
 /* ---- the model ------------------------------------------------------------------------ */
 
@@ -39,9 +42,9 @@ void est_deinit(inferd_instance *self)
     }
 }
 
-/* The model must take one float32 image [N,3,H,W] and give float32 first;
- * a refusal names the model, the input, its shape and what is needed. */
-static inferd_status check_model(est_model *m, inferd_error *err)
+/* The model must take one image that the contract fits and give float32
+ * first; a refusal names the model, the input, its shape and what is needed. */
+static inferd_status check_model(est_model *m, const inferd_props *p, inferd_error *err)
 {
     inferd_tensor_info *in = &m->input, out;
     inferd_status st;
@@ -52,16 +55,16 @@ static inferd_status check_model(est_model *m, inferd_error *err)
                                 "one input (the image) and at least one output", m->path, n_in,
                                 n_out);
     if ((st = inferd_model_io(m->model, 0, 0, in, err)) ||
-        (st = inferd_model_io(m->model, 1, 0, &out, err)))
+        (st = inferd_model_io(m->model, 1, 0, &out, err)) ||
+        (st = inferd_contract_from_value(inferd_props_get(p, "input"), &m->contract, err)))
         return st;
-    char shape[160];
-    inferd_shape_format(in->ndim, in->shape, shape, sizeof shape);
-    if (in->dtype != INFERD_DTYPE_FLOAT32 || in->ndim != 4 ||
-        (in->shape[1] != 3 && in->shape[1] != -1) || in->shape[0] == 0)
-        return inferd_error_set(err, INFERD_EUNSUPPORTED,
-                                "model %s: input '%s' is %s %s; this estimator needs float32 "
-                                "[N,3,H,W] (an RGB image in [0,1], N the batch)", m->path,
-                                in->name, inferd_dtype_name(in->dtype), shape);
+    if ((st = inferd_contract_fit(&m->contract, m->path, in->dtype, in->ndim, in->shape, err))) {
+        inferd_error_prefix(err, "input '%s'", in->name);
+        return st;
+    }
+    if (in->shape[0] == 0)
+        return inferd_error_set(err, INFERD_EUNSUPPORTED, "model %s: input '%s' has a batch of 0",
+                                m->path, in->name);
     if (out.dtype != INFERD_DTYPE_FLOAT32)
         return inferd_error_set(err, INFERD_EUNSUPPORTED,
                                 "model %s: output '%s' must be float32, it is %s", m->path,
@@ -107,7 +110,7 @@ inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_m
         st = inferd_model_open(self, "onnxruntime", path, NULL, 0, options, &m->model, err);
     inferd_value_free(options);
     if (st == INFERD_OK)
-        st = check_model(m, err);
+        st = check_model(m, p, err);
     if (st != INFERD_OK) {
         est_model_close(m);
         return st;
@@ -147,29 +150,6 @@ const char *est_resolve_beside_model(const char *name, const char *model_path, c
 
 /* ---- the batch -------------------------------------------------------------------------- */
 
-static float unit[256]; /* pixel value / 255 */
-static pthread_once_t unit_once = PTHREAD_ONCE_INIT;
-static void unit_init(void)
-{
-    for (int v = 0; v < 256; v++)
-        unit[v] = (float)(v / 255.0);
-}
-
-/* Writes the area of an RGB8 image as three planes R, G, B in [0,1]. */
-static void fill_planes(float *dst, const inferd_image *img, const inferd_rect *a)
-{
-    size_t w = (size_t)a->width, h = (size_t)a->height, plane = w * h;
-    float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
-    for (size_t y = 0; y < h; y++) {
-        const uint8_t *px = img->data + ((size_t)a->y + y) * img->stride + (size_t)a->x * 3;
-        for (size_t x = 0; x < w; x++, px += 3) {
-            *r++ = unit[px[0]];
-            *g++ = unit[px[1]];
-            *b++ = unit[px[2]];
-        }
-    }
-}
-
 static void fail_item(inferd_instance *self, est_item *it, inferd_error *e)
 {
     inferd_error_prefix(e, "estimator %s", inferd_instance_name(self));
@@ -178,23 +158,32 @@ static void fail_item(inferd_instance *self, est_item *it, inferd_error *e)
 }
 
 /* The model runs g items (g <= the model's fixed batch, if any) of the same
- * processed size as one batch, padded with zero images to a fixed batch;
- * every item is completed. */
+ * prepared size as one batch, padded with zero rows to a fixed batch; every
+ * item is completed. */
 static void run_group(inferd_instance *self, const est_model *m, est_item **group, size_t g,
                       est_post_fn post)
 {
-    size_t w = (size_t)group[0]->area.width, h = (size_t)group[0]->area.height;
+    const inferd_input_contract *c = &m->contract;
+    size_t w = group[0]->geo.width, h = group[0]->geo.height;
+    size_t C = c->order == INFERD_PIXEL_GRAY8 ? 1 : 3;
     size_t n = m->batch ? m->batch : g; /* rows of the input tensor */
     size_t n_out = inferd_model_io_count(m->model, 1);
-    int64_t shape[4] = {(int64_t)n, 3, (int64_t)h, (int64_t)w};
+    size_t row_bytes = C * h * w * inferd_dtype_size(c->dtype);
+    int64_t shape[4] = {(int64_t)n, (int64_t)C, (int64_t)h, (int64_t)w};
+    if (c->layout == INFERD_LAYOUT_NHWC) {
+        shape[1] = (int64_t)h;
+        shape[2] = (int64_t)w;
+        shape[3] = (int64_t)C;
+    }
     inferd_tensor *in = NULL;
     inferd_tensor **out = calloc(n_out, sizeof *out);
     inferd_error e = {0};
-    inferd_status st = out ? inferd_tensor_new(INFERD_DTYPE_FLOAT32, 4, shape, &in, &e)
+    inferd_status st = out ? inferd_tensor_new(c->dtype, 4, shape, &in, &e)
                            : inferd_error_set(&e, INFERD_ENOMEM, "out of memory");
+    for (size_t k = 0; k < g && st == INFERD_OK; k++) /* rows g..n stay zero: the padding */
+        st = inferd_contract_fill(c, group[k]->image, &group[k]->geo,
+                                  (uint8_t *)in->data + k * row_bytes, &e);
     if (st == INFERD_OK) {
-        for (size_t k = 0; k < g; k++) /* rows g..n stay zero: the padding */
-            fill_planes((float *)in->data + k * 3 * h * w, group[k]->image, &group[k]->area);
         st = inferd_model_run(m->model, (const inferd_tensor *const *)&in, 1, out, n_out, &e);
         /* The estimator built this input to the model's declared shape: a run
          * that fails is the server's failure, never the request's. */
@@ -232,33 +221,10 @@ static void run_group(inferd_instance *self, const est_model *m, est_item **grou
     inferd_tensor_free(in);
 }
 
-/* Whether the model's fixed height and width (if any) take the area; if
- * not, err says so (bad input: this estimator does not resize). */
-static bool fits_model(const est_model *m, const est_item *it, inferd_error *err)
-{
-    int64_t mh = m->input.shape[2], mw = m->input.shape[3];
-    if ((mh < 0 || mh == it->area.height) && (mw < 0 || mw == it->area.width))
-        return true;
-    char shape[160], w[24] = "any width", h[24] = "any height";
-    inferd_shape_format(m->input.ndim, m->input.shape, shape, sizeof shape);
-    if (mw >= 0)
-        snprintf(w, sizeof w, "%lld", (long long)mw);
-    if (mh >= 0)
-        snprintf(h, sizeof h, "%lld", (long long)mh);
-    inferd_error_set(err, INFERD_EINVAL,
-                     "the image%s is %lldx%lld, but model %s takes %sx%s only (input '%s' is "
-                     "%s); this estimator does not resize: send images of that size, or a "
-                     "detect area of it", inferd_estimate_area(it->item, NULL) ? "'s detect area" : "",
-                     (long long)it->area.width, (long long)it->area.height, m->path, w, h,
-                     m->input.name, shape);
-    return false;
-}
-
 inferd_status est_run_batch(inferd_instance *self, const est_model *m,
                             inferd_estimate *const *items, size_t n, est_post_fn post,
                             inferd_error *err)
 {
-    pthread_once(&unit_once, unit_init);
     est_item *its = calloc(n, sizeof *its);
     est_item **group = calloc(n, sizeof *group);
     if (!its || !group) {
@@ -279,10 +245,13 @@ inferd_status est_run_batch(inferd_instance *self, const est_model *m,
         }
         if (!inferd_estimate_area(items[k], &it->area))
             it->area = (inferd_rect){0, 0, it->image->width, it->image->height};
-        if (!fits_model(m, it, &e))
+        if (inferd_contract_plan(&m->contract, it->area.x, it->area.y, (uint32_t)it->area.width,
+                                 (uint32_t)it->area.height, &it->geo, &e) != INFERD_OK) {
+            e.code = INFERD_EINVAL; /* the image's size: the request's */
             fail_item(self, it, &e);
+        }
     }
-    /* Groups of equal processed size, in the order of their first item, run
+    /* Groups of equal prepared size, in the order of their first item, run
      * in chunks the model's batch takes (the host never hands more than that
      * in all, so this only splits when sizes differ). */
     for (size_t k = 0; k < n; k++) {
@@ -290,8 +259,8 @@ inferd_status est_run_batch(inferd_instance *self, const est_model *m,
             continue;
         size_t g = 0;
         for (size_t j = k; j < n; j++)
-            if (its[j].item && its[j].area.width == its[k].area.width &&
-                its[j].area.height == its[k].area.height)
+            if (its[j].item && its[j].geo.width == its[k].geo.width &&
+                its[j].geo.height == its[k].geo.height)
                 group[g++] = &its[j];
         size_t per_run = m->batch ? m->batch : g;
         for (size_t first = 0; first < g; first += per_run)
@@ -300,6 +269,33 @@ inferd_status est_run_batch(inferd_instance *self, const est_model *m,
     free(group);
     free(its);
     return INFERD_OK;
+}
+
+/* ---- mapping back ------------------------------------------------------------------------ */
+
+static int64_t clamp(double v, int64_t lo, int64_t hi)
+{
+    return v < (double)lo ? lo : v > (double)hi ? hi : (int64_t)v;
+}
+
+void est_map_point(const est_item *it, double u, double v, int64_t *x, int64_t *y)
+{
+    double fx, fy;
+    inferd_geometry_to_image(&it->geo, u, v, &fx, &fy);
+    *x = clamp(floor(fx), it->area.x, it->area.x + it->area.width - 1);
+    *y = clamp(floor(fy), it->area.y, it->area.y + it->area.height - 1);
+}
+
+void est_map_box(const est_item *it, double u0, double v0, double u1, double v1, int64_t *x0,
+                 int64_t *y0, int64_t *x1, int64_t *y1)
+{
+    double a, b, c, d;
+    inferd_geometry_to_image(&it->geo, u0, v0, &a, &b);
+    inferd_geometry_to_image(&it->geo, u1, v1, &c, &d);
+    *x0 = clamp(floor(a), it->area.x, it->area.x + it->area.width);
+    *y0 = clamp(floor(b), it->area.y, it->area.y + it->area.height);
+    *x1 = clamp(ceil(c), it->area.x, it->area.x + it->area.width);
+    *y1 = clamp(ceil(d), it->area.y, it->area.y + it->area.height);
 }
 
 /* ---- values ------------------------------------------------------------------------------ */

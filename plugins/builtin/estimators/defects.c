@@ -28,6 +28,7 @@ static const char *const connectivities[] = {"4", "8", NULL};
 const inferd_prop_spec est_defect_props[] = {
     EST_PROP_MODEL("scratch_segmenter.onnx"),
     EST_PROP_DEVICE,
+    EST_PROP_INPUT,
     INFERD_PROP_DOUBLE("threshold", "a pixel is part of a defect when its mask value is above "
                        "this", 0.5, -1e9, 1e9),
     INFERD_PROP_INT("minArea", "smaller regions (in mask pixels) are not defects", 10, 1,
@@ -61,19 +62,19 @@ inferd_status est_defect_init(inferd_instance *self, const inferd_props *p, infe
     return INFERD_OK;
 }
 
-/* One defect; sx, sy: image pixels per mask pixel (1 for a full-size mask). */
-static inferd_status defect_value(const pp_component *c, const inferd_rect *area, double sx,
+/* One defect; sx, sy: input row pixels per mask pixel (1 for a full-size
+ * mask); the box is mapped back through the contract's resize. */
+static inferd_status defect_value(const pp_component *c, const est_item *it, double sx,
                                   double sy, inferd_value *arr, inferd_error *err)
 {
-    int64_t x0 = (int64_t)floor((double)c->x0 * sx), y0 = (int64_t)floor((double)c->y0 * sy);
-    int64_t x1 = (int64_t)ceil((double)(c->x1 + 1) * sx);
-    int64_t y1 = (int64_t)ceil((double)(c->y1 + 1) * sy);
+    int64_t x0, y0, x1, y1;
+    est_map_box(it, c->x0 * sx, c->y0 * sy, (c->x1 + 1) * sx, (c->y1 + 1) * sy, &x0, &y0, &x1,
+                &y1);
     inferd_value *o = inferd_value_object();
     inferd_status st;
     if (!o)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if ((st = est_set_int(o, "x", area->x + x0, err)) ||
-        (st = est_set_int(o, "y", area->y + y0, err)) ||
+    if ((st = est_set_int(o, "x", x0, err)) || (st = est_set_int(o, "y", y0, err)) ||
         (st = est_set_int(o, "width", x1 - x0, err)) ||
         (st = est_set_int(o, "height", y1 - y0, err)) ||
         (st = est_set_int(o, "area", (int64_t)c->area, err)) ||
@@ -127,9 +128,9 @@ static inferd_status defect_post(inferd_instance *self, const est_item *it,
     if (st == INFERD_OK &&
         !pp_label_components(out->v, state, h, w, s->eight, s->min_area, &cs, &n))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    double sx = (double)it->area.width / (double)w, sy = (double)it->area.height / (double)h;
+    double sx = (double)it->geo.width / (double)w, sy = (double)it->geo.height / (double)h;
     for (size_t i = 0; i < n && st == INFERD_OK; i++)
-        st = defect_value(&cs[i], &it->area, sx, sy, arr, err);
+        st = defect_value(&cs[i], it, sx, sy, arr, err);
     if (st == INFERD_OK && !(st = est_set_int(res, "count", (int64_t)n, err))) {
         st = inferd_value_object_set(res, "defects", arr, err);
         arr = NULL; /* taken */

@@ -63,12 +63,21 @@ typedef struct est_model {
     char *path;          /* owned: modelPath as given, for messages */
     inferd_tensor_info input; /* the model's input (name borrowed from model) */
     size_t batch;        /* the input's fixed batch dimension; 0: dynamic */
+    inferd_input_contract contract; /* the input property, fitted to the model */
 } est_model;
+
+/* The input contract as a property of every estimator (docs/models.md). */
+extern const inferd_prop_spec est_input_fields[];
+#define EST_PROP_INPUT                                                                        \
+    {.name = "input", .type = INFERD_PROP_TYPE_OBJECT, .fields = est_input_fields,            \
+     .description = "how an image becomes the model's input: dtype, layout, channelOrder, "   \
+                    "scale, mean, std, resize (docs/models.md)"}
 
 /* Opens modelPath through the onnxruntime backend, on the CUDA provider
  * (device gpuDeviceId) for deviceClass gpu, else on the CPU, with the
- * backendOptions property, and checks it takes one float32 image [N,3,H,W]
- * and gives a float32 output first. A fixed batch dimension N becomes the
+ * backendOptions property, and checks it takes one image input that the
+ * `input` contract fits (inferd_contract_fit) and gives a float32 output
+ * first. A fixed batch dimension N becomes the
  * host batcher's limit (inferd_estimator_limit_batch); est_run_batch pads a
  * smaller group to N. */
 inferd_status est_model_open(inferd_instance *self, const inferd_props *p, est_model *m,
@@ -88,6 +97,7 @@ typedef struct est_item {
     const inferd_image *image;   /* the whole image, RGB8 */
     inferd_rect area;            /* what ran through the model: the detect area, or the
                                     whole image */
+    inferd_geometry geo;         /* how the area became the model's input row */
     const inferd_props *options; /* the request's options, validated */
 } est_item;
 
@@ -105,17 +115,25 @@ typedef inferd_status (*est_post_fn)(inferd_instance *self, const est_item *it,
                                      const est_output *out, inferd_value **result,
                                      inferd_error *err);
 
-/* The estimate_batch all three share: crops every item to its area, groups
- * the items of equal processed size into batch tensors [N,3,H,W] (RGB in
- * [0,1]; padded with zero images to a fixed batch N), runs each through the
+/* The estimate_batch all three share: prepares every item's area under the
+ * model's contract, groups the items of equal prepared size into batch
+ * tensors (padded with zero rows to a fixed batch N), runs each through the
  * model once, hands each item its output to post, and completes every item
  * exactly once (a failure fails only the items it concerns, with a message
- * naming the estimator and the model). An area whose size the model's fixed
- * H, W cannot take fails its item as bad input (EINVAL); a failing model run
- * is the server's (EBACKEND), never the request's. */
+ * naming the estimator and the model). An area the contract cannot prepare
+ * fails its item as bad input (EINVAL); a failing model run is the server's
+ * (EBACKEND), never the request's. */
 inferd_status est_run_batch(inferd_instance *self, const est_model *m,
                             inferd_estimate *const *items, size_t n, est_post_fn post,
                             inferd_error *err);
+
+/* A point (u, v) of the item's input row, in continuous coordinates, as the
+ * image pixel under it, clamped into the area. */
+void est_map_point(const est_item *it, double u, double v, int64_t *x, int64_t *y);
+/* A box [u0, u1) x [v0, v1) of the input row as the image pixels it covers
+ * (x0, y0 floored, x1, y1 ceiled), clamped into the area. */
+void est_map_box(const est_item *it, double u0, double v0, double u1, double v1, int64_t *x0,
+                 int64_t *y0, int64_t *x1, int64_t *y1);
 
 /* Value building: obj[key] = an int / a double; the status of object_set. */
 inferd_status est_set_int(inferd_value *obj, const char *key, int64_t i, inferd_error *err);

@@ -19,6 +19,7 @@ const inferd_prop_spec est_label_options[] = {
 const inferd_prop_spec est_label_props[] = {
     EST_PROP_MODEL("colour_classifier.onnx"),
     EST_PROP_DEVICE,
+    EST_PROP_INPUT,
     INFERD_PROP_STRING("labelsFile", "the class names, one a line, in the model's order; a "
                        "bare file name that is not in the working folder is looked for beside "
                        "the model", "colour_classifier.labels"),

@@ -6,8 +6,8 @@
  * {"count": N}. The count is the sum rounded, never negative; the points are
  * the map's peaks (the postprocess plugin's peak finder: local maxima above
  * peakThreshold, the strongest `count` of them, each at the centroid of its
- * 3x3), strongest first, as pixel indices in the whole image: the detect
- * area's x, y are added back.
+ * 3x3), strongest first, as pixel indices in the whole image: mapped back
+ * through the input contract's resize and the detect area.
  */
 #include "algorithms.h"
 #include "estimators.h"
@@ -27,6 +27,7 @@ const inferd_prop_spec est_people_options[] = {
 const inferd_prop_spec est_people_props[] = {
     EST_PROP_MODEL("dot_density.onnx"),
     EST_PROP_DEVICE,
+    EST_PROP_INPUT,
     INFERD_PROP_DOUBLE("stride", "image pixels per density map cell (cell j covers pixels "
                        "[stride*j, stride*(j+1)))", 4, 0.001, 4096),
     INFERD_PROP_DOUBLE("peakThreshold", "a point's density map value must be above this", 0.05,
@@ -55,13 +56,6 @@ inferd_status est_people_init(inferd_instance *self, const inferd_props *p, infe
     return INFERD_OK;
 }
 
-/* A continuous map coordinate as a pixel index of the area, clamped into it. */
-static int64_t pixel(double c, int64_t size)
-{
-    double f = floor(c);
-    return f < 0 ? 0 : f >= (double)size ? size - 1 : (int64_t)f;
-}
-
 static inferd_status points_value(const people *s, const est_item *it, const float *map,
                                   size_t h, size_t w, int64_t count, inferd_value *res,
                                   inferd_error *err)
@@ -73,9 +67,11 @@ static inferd_status points_value(const people *s, const est_item *it, const flo
                            ? INFERD_OK
                            : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     for (size_t k = 0; k < n && st == INFERD_OK; k++) {
-        /* Cell j covers [stride*j, stride*(j+1)): its centre is stride*(j+0.5). */
-        int64_t x = it->area.x + pixel(s->stride * (peaks[k].cj + 0.5), it->area.width);
-        int64_t y = it->area.y + pixel(s->stride * (peaks[k].ci + 0.5), it->area.height);
+        /* Cell j covers [stride*j, stride*(j+1)) of the input row: its centre
+         * is stride*(j+0.5), mapped back through the contract's resize. */
+        int64_t x, y;
+        est_map_point(it, s->stride * (peaks[k].cj + 0.5), s->stride * (peaks[k].ci + 0.5), &x,
+                      &y);
         inferd_value *pt = inferd_value_object();
         if (!pt || (st = est_set_int(pt, "x", x, err)) || (st = est_set_int(pt, "y", y, err))) {
             inferd_value_free(pt);
