@@ -424,6 +424,36 @@ static void run(const inferd_input_contract *c, const tables *t, void *row, size
     }
 }
 
+/* Whether the row is the image's own bytes (uint8, channels last, the
+ * image's channel order) with the resampled area wholly inside it: then it
+ * is resampled (or copied) straight into the row, no scratch image. */
+static bool direct(const inferd_input_contract *c, inferd_pixel_format fmt,
+                   const inferd_geometry *g)
+{
+    return c->dtype == INFERD_DTYPE_UINT8 && c->layout == INFERD_LAYOUT_NHWC &&
+           c->order == fmt && g->off_x >= 0 && g->off_y >= 0 &&
+           (uint64_t)g->off_x + g->inner_w <= g->width &&
+           (uint64_t)g->off_y + g->inner_h <= g->height;
+}
+
+static inferd_status fill_direct(const inferd_input_contract *c, const inferd_image *area,
+                                 const inferd_geometry *g, void *row, inferd_error *err)
+{
+    const size_t C = inferd_pixel_channels(area->format), stride = (size_t)g->width * C;
+    if (g->inner_w != g->width || g->inner_h != g->height)
+        memset(row, c->pad_value, stride * g->height);
+    inferd_image dst = *area;
+    dst.data = (uint8_t *)row + (size_t)g->off_y * stride + (size_t)g->off_x * C;
+    dst.width = g->inner_w;
+    dst.height = g->inner_h;
+    dst.stride = stride;
+    if (g->inner_w != g->src_w || g->inner_h != g->src_h)
+        return inferd_image_resample(area, &dst, c->nearest, err);
+    for (size_t y = 0; y < g->inner_h; y++)
+        memcpy(dst.data + y * stride, area->data + y * area->stride, (size_t)g->inner_w * C);
+    return INFERD_OK;
+}
+
 static size_t clampu(int64_t v, size_t hi)
 {
     return v < 0 ? 0 : (size_t)v > hi ? hi : (size_t)v;
@@ -446,6 +476,8 @@ inferd_status inferd_contract_fill(const inferd_input_contract *c, const inferd_
     area.data = img->data + (size_t)g->src_y * img->stride + (size_t)g->src_x * sc;
     area.width = g->src_w;
     area.height = g->src_h;
+    if (direct(c, img->format, g))
+        return fill_direct(c, &area, g, row, err);
     const inferd_image *inner = &area;
     if (g->inner_w != g->src_w || g->inner_h != g->src_h) {
         inferd_status st = inferd_image_new(img->format, g->inner_w, g->inner_h, &scratch, err);

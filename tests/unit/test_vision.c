@@ -618,6 +618,64 @@ static void resize_keep_aspect_pads(void **state)
     inferd_buffer_unref(in);
 }
 
+/* The contract's modes in the element: top-left letterbox, limit with a
+ * multiple, short side then centre crop; exact sizes and transforms. */
+static void resize_contract_modes(void **state)
+{
+    inferd_buffer *in = image_buffer(pattern_image(INFERD_PIXEL_RGB8, 8, 4));
+    element *r = make("image_resize", "tl",
+                      "{\"resizeWidth\": 6, \"resizeHeight\": 6, \"keepAspect\": true, "
+                      "\"padValue\": 7, \"padPosition\": \"topleft\"}");
+    inferd_buffer *out = run(r, in);
+    const inferd_image *img = inferd_buffer_image(out);
+    for (uint32_t x = 0; x < 6; x++) /* the 6x3 image on top: rows 3..5 are pad */
+        for (uint32_t y = 3; y < 6; y++)
+            assert_int_equal(px(img, x, y, 1), 7);
+    const inferd_value *t = find_meta(out, "tl", "metadata/transform");
+    assert_int_equal(meta_int(t, "pad_x"), 0);
+    assert_int_equal(meta_int(t, "pad_y"), 0);
+    inferd_buffer_unref(out);
+    destroy(r);
+
+    /* 8x4, longer side at most 6 (factor 0.75: 6x3), each side a multiple of 4: 8x4. */
+    r = make("image_resize", "lim", "{\"limit\": 6, \"multiple\": 4}");
+    out = run(r, in);
+    img = inferd_buffer_image(out);
+    assert_int_equal(img->width, 8);
+    assert_int_equal(img->height, 4);
+    inferd_buffer_unref(out);
+    destroy(r);
+    r = make("image_resize", "lim2", "{\"multiple\": 3}");
+    out = run(r, in);
+    img = inferd_buffer_image(out);
+    assert_int_equal(img->width, 9); /* 8 -> 9, 4 -> 3 */
+    assert_int_equal(img->height, 3);
+    t = find_meta(out, "lim2", "metadata/transform");
+    assert_true(meta_double(t, "scale_x") == 9.0 / 8 && meta_double(t, "scale_y") == 0.75);
+    inferd_buffer_unref(out);
+    destroy(r);
+
+    /* Short side 2 (factor 0.5: 4x2), then the centre 2x2: a crop, pad_x -1. */
+    r = make("image_resize", "sc",
+             "{\"shortSide\": 2, \"resizeWidth\": 2, \"resizeHeight\": 2}");
+    out = run(r, in);
+    img = inferd_buffer_image(out);
+    assert_int_equal(img->width, 2);
+    assert_int_equal(img->height, 2);
+    t = find_meta(out, "sc", "metadata/transform");
+    assert_true(meta_double(t, "scale_x") == 0.5);
+    assert_int_equal(meta_int(t, "pad_x"), -1);
+    assert_int_equal(meta_int(t, "pad_y"), 0);
+    inferd_buffer_unref(out);
+    destroy(r);
+    inferd_buffer_unref(in);
+
+    make_fails("image_resize", "{\"shortSide\": 4, \"resizeWidth\": 8, \"resizeHeight\": 2}",
+               INFERD_EINVAL, "shortSide 4 takes the centre resizeWidth x resizeHeight");
+    make_fails("image_resize", "{\"limit\": 2, \"multiple\": 32}", INFERD_EINVAL,
+               "limit 2 is below multiple 32");
+}
+
 static void resize_refuses_bad_input(void **state)
 {
     element *r = make("image_resize", "r1", "{\"resizeWidth\": 4}");
@@ -1126,6 +1184,7 @@ int main(void)
         cmocka_unit_test(resize_rgb_matches_reference),
         cmocka_unit_test(resize_nearest),
         cmocka_unit_test(resize_keep_aspect_pads),
+        cmocka_unit_test(resize_contract_modes),
         cmocka_unit_test(resize_refuses_bad_input),
         cmocka_unit_test(crop_by_properties_and_clamping),
         cmocka_unit_test(crop_by_area_source),
