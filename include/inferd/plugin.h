@@ -240,7 +240,11 @@ enum {
      * host calls its process once, with no inputs, when the pipeline starts;
      * it pushes what it produces (the host numbers the frames) and returns
      * at its end, which ends its stream. */
-    INFERD_COMPONENT_PRODUCER = 1u << 1
+    INFERD_COMPONENT_PRODUCER = 1u << 1,
+    /* estimator without a broker name: a family (ABI 2.1). It serves the
+     * names the config defines with "type": "<component name>", one
+     * instance each (estimators.textDetector = {"type": "text", ...}). */
+    INFERD_COMPONENT_FAMILY = 1u << 2
 };
 typedef struct inferd_component {
     uint32_t size;                   /* sizeof(inferd_component) */
@@ -251,7 +255,8 @@ typedef struct inferd_component {
     const inferd_prop_spec *props;   /* END-terminated, or NULL for none */
     const inferd_port_spec *inputs;  /* element: END-terminated, or NULL for none */
     const inferd_port_spec *outputs; /* element: END-terminated, or NULL for none */
-    const char *broker_name;         /* estimator: the estimator name it serves or replaces */
+    const char *broker_name;         /* estimator: the estimator name it serves or replaces
+                                        (NULL for a family: INFERD_COMPONENT_FAMILY) */
     const char *event_name;          /* event: the event type it receives */
     int32_t min_args, max_args;      /* function: arity; max_args -1 for any number */
     uint32_t flags;                  /* INFERD_COMPONENT_* */

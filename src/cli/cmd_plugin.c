@@ -131,7 +131,11 @@ static void print_component(const inferd_component *c, const inferd_plugin_info 
             printf("  aggregate: yes\n");
         break;
     case INFERD_KIND_ESTIMATOR:
-        printf("  broker name: %s\n", c->broker_name);
+        if (c->flags & INFERD_COMPONENT_FAMILY)
+            printf("  family: serves the names the config gives it (estimators.NAME = "
+                   "{\"type\": \"%s\", ...})\n", c->name);
+        else
+            printf("  broker name: %s\n", c->broker_name);
         print_props("request options", inferd_component_request_options(c));
         break;
     case INFERD_KIND_EVENT:

@@ -415,6 +415,9 @@ static const inferd_prop_spec batcher_specs[] = {
     INFERD_PROP_UINT("workers", "threads running this estimator's batches (0: one per core)", 1,
                      0, 64),
     INFERD_PROP_UINT("maxQueue", "images queued before requests get 503", 1024, 1, 1048576),
+    {.name = "type", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "defines this name: the estimator family that serves it (density, "
+                    "classify, segment, ...: `inferd plugin list`)"},
     INFERD_PROP_END,
 };
 
@@ -584,6 +587,29 @@ static int by_entry_name(const void *a, const void *b)
     return strcmp((*(est_entry *const *)a)->name, (*(est_entry *const *)b)->name);
 }
 
+/* A new entry serving name with comp. */
+static inferd_status add_entry(inferd_estimators *est, const char *name,
+                               const inferd_component *comp, const inferd_plugin_info *plugin,
+                               inferd_error *err)
+{
+    est_entry *e = calloc(1, sizeof *e);
+    est_entry **grown = realloc(est->e, (est->n + 1) * sizeof *grown);
+    if (!e || !grown || !(e->name = strdup(name))) {
+        free(e);
+        if (grown)
+            est->e = grown;
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    est->e = grown;
+    e->comp = comp;
+    e->plugin = plugin;
+    e->builtin = inferd_plugin_is_builtin(plugin);
+    pthread_mutex_init(&e->lock, NULL);
+    inferd__cond_init(&e->cond);
+    est->e[est->n++] = e;
+    return INFERD_OK;
+}
+
 /* Adds comp under its broker name, or lets it replace the one there. */
 static inferd_status consider(inferd_estimators *est, const inferd_component *comp,
                               const inferd_plugin_info *plugin, inferd_error *err)
@@ -606,22 +632,71 @@ static inferd_status consider(inferd_estimators *est, const inferd_component *co
         e->replaces = true;
         return INFERD_OK;
     }
-    est_entry *e = calloc(1, sizeof *e);
-    est_entry **grown = realloc(est->e, (est->n + 1) * sizeof *grown);
-    if (!e || !grown || !(e->name = strdup(comp->broker_name))) {
-        free(e);
-        if (grown)
-            est->e = grown;
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    return add_entry(est, comp->broker_name, comp, plugin, err);
+}
+
+/* The family component called type, or NULL; names lists every family. */
+static const inferd_component *find_family(inferd_registry *reg, const char *type,
+                                           const inferd_plugin_info **plugin, char *names,
+                                           size_t size)
+{
+    const inferd_component *found = NULL;
+    size_t pos = 0;
+    names[0] = '\0';
+    for (size_t p = 0; p < inferd_registry_plugin_count(reg); p++) {
+        const inferd_plugin_info *info = inferd_registry_plugin_at(reg, p);
+        for (size_t c = 0; c < info->descriptor->n_components; c++) {
+            const inferd_component *comp = inferd_plugin_component(info->descriptor, c);
+            if (comp->kind != INFERD_KIND_ESTIMATOR || !(comp->flags & INFERD_COMPONENT_FAMILY))
+                continue;
+            if (pos < size)
+                pos += (size_t)snprintf(names + pos, size - pos, "%s%s", pos ? ", " : "",
+                                        comp->name);
+            if (type && strcmp(comp->name, type) == 0 && !found) {
+                found = comp;
+                *plugin = info;
+            }
+        }
     }
-    est->e = grown;
-    e->comp = comp;
-    e->plugin = plugin;
-    e->builtin = builtin;
-    pthread_mutex_init(&e->lock, NULL);
-    inferd__cond_init(&e->cond);
-    est->e[est->n++] = e;
-    return INFERD_OK;
+    return found;
+}
+
+/* estimators.<key> = given: a setting of an estimator there is, or a new
+ * name with its "type" (a family). Anything else is a typo: say so. */
+static inferd_status define(inferd_estimators *est, inferd_registry *reg, const char *key,
+                            const inferd_value *given, inferd_error *err)
+{
+    if (!inferd_value_is(given, INFERD_VALUE_OBJECT))
+        return inferd_error_set(err, INFERD_ETYPE, "config estimators.%s: must be an object", key);
+    const inferd_value *tv = inferd_value_object_get(given, "type");
+    const char *type = inferd_value_string_or(tv, NULL);
+    if (tv && !type)
+        return inferd_error_set(err, INFERD_ETYPE, "config estimators.%s: property 'type': not a "
+                                "string (a family: `inferd plugin list`)", key);
+    long at = inferd_estimators_find(est, key);
+    if (at >= 0 && type)
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "config estimators.%s: served by %s (plugin %s); \"type\" "
+                                "defines new names only", key, est->e[at]->comp->name,
+                                est->e[at]->plugin->name);
+    if (at >= 0)
+        return INFERD_OK;
+    char families[512], names[512] = "";
+    const inferd_plugin_info *plugin = NULL;
+    const inferd_component *family = find_family(reg, type, &plugin, families, sizeof families);
+    if (family)
+        return add_entry(est, key, family, plugin, err);
+    for (size_t i = 0, pos = 0; i < est->n && pos < sizeof names; i++)
+        pos += (size_t)snprintf(names + pos, sizeof names - pos, "%s%s", i ? ", " : "",
+                                est->e[i]->name);
+    if (type)
+        return inferd_error_set(err, INFERD_ENOTFOUND,
+                                "config estimators.%s: type '%s' is no estimator family (there "
+                                "are: %s)", key, type, families[0] ? families : "none");
+    return inferd_error_set(err, INFERD_ENOTFOUND,
+                            "config estimators.%s: no such estimator (there are: %s); to define "
+                            "one, give its \"type\" (a family: %s)", key,
+                            est->n ? names : "none", families[0] ? families : "none");
 }
 
 inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *cfg,
@@ -635,32 +710,19 @@ inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *c
         const inferd_plugin_info *info = inferd_registry_plugin_at(reg, p);
         for (size_t c = 0; st == INFERD_OK && c < info->descriptor->n_components; c++) {
             const inferd_component *comp = inferd_plugin_component(info->descriptor, c);
-            if (comp->kind == INFERD_KIND_ESTIMATOR)
+            if (comp->kind == INFERD_KIND_ESTIMATOR && !(comp->flags & INFERD_COMPONENT_FAMILY))
                 st = consider(est, comp, info, err);
         }
     }
-    if (est->n > 1)
-        qsort(est->e, est->n, sizeof *est->e, by_entry_name);
     const inferd_value *all = NULL;
     if (st == INFERD_OK)
         st = inferd_config_get(cfg, "estimators", &all, err);
-    /* A setting for an estimator nobody serves is a typo: say so. */
     const char *key;
     inferd_value *v;
-    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(all, k, &key, &v); k++) {
-        if (inferd_estimators_find(est, key) < 0) {
-            char names[512] = "";
-            for (size_t i = 0, pos = 0; i < est->n && pos < sizeof names; i++)
-                pos += (size_t)snprintf(names + pos, sizeof names - pos, "%s%s", i ? ", " : "",
-                                        est->e[i]->name);
-            st = inferd_error_set(err, INFERD_ENOTFOUND,
-                                  "config estimators.%s: no such estimator (there are: %s)", key,
-                                  est->n ? names : "none");
-        } else if (!inferd_value_is(v, INFERD_VALUE_OBJECT)) {
-            st = inferd_error_set(err, INFERD_ETYPE, "config estimators.%s: must be an object",
-                                  key);
-        }
-    }
+    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(all, k, &key, &v); k++)
+        st = define(est, reg, key, v, err);
+    if (est->n > 1)
+        qsort(est->e, est->n, sizeof *est->e, by_entry_name);
     for (size_t i = 0; st == INFERD_OK && i < est->n; i++) {
         est_entry *e = est->e[i];
         const inferd_prop_spec *o = inferd_component_request_options(e->comp);

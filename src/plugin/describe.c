@@ -89,7 +89,10 @@ inferd_value *inferd_describe_component(const inferd_component *c)
         inferd__put(o, "outputs", describe_ports(c->outputs), NULL);
         break;
     case INFERD_KIND_ESTIMATOR:
-        inferd__put_str(o, "broker_name", c->broker_name, NULL);
+        if (c->flags & INFERD_COMPONENT_FAMILY)
+            inferd__put(o, "family", inferd_value_bool(true), NULL);
+        else
+            inferd__put_str(o, "broker_name", c->broker_name, NULL);
         inferd__put(o, "request_options", inferd_describe_props(inferd_component_request_options(c)), NULL);
         break;
     case INFERD_KIND_EVENT:

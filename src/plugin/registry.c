@@ -282,8 +282,13 @@ static inferd_status check_component(const inferd_component *c, size_t index, co
             (st = check_ports(c->outputs, "output", where, err)) != INFERD_OK)
             return st;
     }
-    if (c->kind == INFERD_KIND_ESTIMATOR && !valid_name(c->broker_name))
-        return inferd_error_set(err, INFERD_EINVAL, "%s: an estimator needs a broker name", where);
+    bool family = c->flags & INFERD_COMPONENT_FAMILY;
+    if (c->kind == INFERD_KIND_ESTIMATOR && !family && !valid_name(c->broker_name))
+        return inferd_error_set(err, INFERD_EINVAL, "%s: an estimator needs a broker name (or "
+                                "the family flag)", where);
+    if (family && (c->kind != INFERD_KIND_ESTIMATOR || c->broker_name))
+        return inferd_error_set(err, INFERD_EINVAL, "%s: a family is an estimator without a "
+                                "broker name", where);
     if (c->kind == INFERD_KIND_ESTIMATOR) {
         char opt_where[300];
         snprintf(opt_where, sizeof opt_where, "%s: request options", where);

@@ -1,11 +1,21 @@
 /* estimators.c: the built-in "estimators" plugin's descriptor: three named
  * estimators, each served by the component of the same name (its broker
  * name), each in its own file: peopleCountEstimator (people_count.c),
- * imageLabelEstimator (image_label.c) and defectEstimator (defects.c). The
+ * imageLabelEstimator (image_label.c) and defectEstimator (defects.c); and
+ * their families (density, classify, segment), the same code serving the
+ * names the config defines ("type": "density"). The
  * host (src/estimators) batches concurrent requests and calls their
  * estimate_batch on its worker threads; a plugin that declares the same
  * broker name replaces one of them. */
 #include "estimators.h"
+
+/* A family serves the names the config defines with "type": its name; the
+ * built-in names are instances of the same code with the default models. */
+#define EST_FAMILY(cname, cdesc, cprops, copts, finit, fbatch, fdeinit)                       \
+    INFERD_COMPONENT(INFERD_KIND_ESTIMATOR, .name = (cname), .description = (cdesc),          \
+                     .props = (cprops), .flags = INFERD_COMPONENT_FAMILY,                     \
+                     .ops = INFERD_ESTIMATOR_OPS(finit, fbatch, fdeinit),                     \
+                     .request_options = (copts))
 
 /* Each built-in estimator serves its own name. */
 #define EST_COMPONENT(cname, cdesc, cprops, copts, finit, fbatch, fdeinit)                    \
@@ -27,4 +37,16 @@ INFERD_PLUGIN("estimators", "1.0.0",
                             "defects as boxes (scratch_segmenter), largest first, and on "
                             "request the mask as a PNG",
                             est_defect_props, est_defect_options, est_defect_init,
-                            est_defect_batch, est_deinit))
+                            est_defect_batch, est_deinit),
+              EST_FAMILY("density", "a density map whose sum is the count: the count and, for "
+                         "targets T1, the points (peopleCountEstimator is one)",
+                         est_people_props, est_people_options, est_people_init,
+                         est_people_batch, est_deinit),
+              EST_FAMILY("classify", "class scores: the topK labels from a labels file, best "
+                         "first (imageLabelEstimator is one)",
+                         est_label_props, est_label_options, est_label_init, est_label_batch,
+                         est_label_deinit),
+              EST_FAMILY("segment", "a mask: regions above a threshold as boxes, largest first, "
+                         "and on request the mask (defectEstimator is one)",
+                         est_defect_props, est_defect_options, est_defect_init,
+                         est_defect_batch, est_deinit))

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Estimator families: new estimator names defined in the config with
+# "type" (density, classify, segment), served like the built-in ones
+# (HTTP, batching, metrics, GET /v1/estimators), each with its own model and
+# input contract; what a wrong definition gets at start (exit 2, naming the
+# key and what there is).
+. "$(dirname "$0")/lib.sh"
+: "${TEST_DATA:?}" "${TEST_SRCDIR:?}"
+PY=/usr/bin/python3
+M="$T/models"
+$PY "$TEST_SRCDIR/models/variants.py" --out "$M" || fail "models/variants.py failed"
+
+cat >"$T/est.json" <<JSON
+{"crowd": {"type": "density", "modelPath": "$M/dot_density_u8_nhwc.onnx", "maxBatch": 4},
+ "colours": {"type": "classify", "modelPath": "$M/colour_classifier_bgr.onnx",
+             "labelsFile": "colour_classifier_bgr.labels",
+             "input": {"channelOrder": "bgr", "scale": 1, "mean": [103.53, 116.28, 123.675],
+                       "std": [57.375, 57.12, 58.395]}}}
+JSON
+INFERD_ESTIMATORS="$(cat "$T/est.json")" start_daemon
+curl -s "$BASE/v1/estimators" >"$T/list" || fail "GET /v1/estimators"
+$PY - "$T/list" <<'PY' || fail "GET /v1/estimators: $(cat "$T/list")"
+import json, sys
+e = {x["name"]: x for x in json.load(open(sys.argv[1]))["estimators"]}
+assert set(e) == {"crowd", "colours", "peopleCountEstimator", "imageLabelEstimator",
+                  "defectEstimator"}, sorted(e)
+assert e["crowd"]["component"] == "density" and e["crowd"]["modelBatch"] == 1, e["crowd"]
+assert e["colours"]["component"] == "classify" and e["colours"]["maxBatch"] == 8, e["colours"]
+assert [o["name"] for o in e["crowd"]["options"]] == ["targets"], e["crowd"]
+PY
+pass "GET /v1/estimators: the defined names beside the built-in ones, with their families"
+
+post() { # NAME FILE QUERY -> body in $T/body, status in $T/code
+  curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+    --data-binary @"$TEST_DATA/$2" "$BASE/v1/estimators/$1$3" >"$T/code"
+}
+post crowd dots_05_20.png '?targets=T2'
+[ "$(cat "$T/code")" = 200 ] && grep -q '"count":20' "$T/body" || fail "crowd: $(cat "$T/code") $(cat "$T/body")"
+post colours colour_04_blue.png '?topK=2'
+[ "$(cat "$T/code")" = 200 ] && $PY -c "import json,sys; b=json.load(open('$T/body')); assert b['results'][0]['labels'][0]['label']=='blue' and len(b['results'][0]['labels'])==2, b" ||
+  fail "colours: $(cat "$T/code") $(cat "$T/body")"
+post crowd dots_05_20.png '?targets=T9'
+[ "$(cat "$T/code")" = 400 ] && grep -q "targets" "$T/body" || fail "crowd targets=T9: $(cat "$T/code") $(cat "$T/body")"
+curl -s "$BASE/metrics" | grep -q 'inferd_estimator_items_total{estimator="crowd"} 1' ||
+  fail "metrics for crowd: $(curl -s "$BASE/metrics" | grep crowd)"
+stop_daemon
+pass "crowd (density, uint8 NHWC model) counts 20; colours (classify, BGR mean/std) names blue; options checked; metrics per name"
+
+"$TEST_INFERD" plugin inspect density >"$T/inspect" 2>/dev/null || fail "inspect density"
+grep -qF 'family: serves the names the config gives it (estimators.NAME = {"type": "density", ...})' "$T/inspect" &&
+  grep -qE '^    input +a JSON object' "$T/inspect" || fail "inspect density: $(cat "$T/inspect")"
+pass "plugin inspect density: a family, with its settings and the input contract"
+
+refused() { # SETTINGS NEEDLE
+  local rc=0
+  INFERD_ESTIMATORS="$1" "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
+  [ "$rc" = 2 ] && grep -qF -- "$2" "$T/refused.log" || fail "$1: exit $rc, want 2 with '$2': $(cat "$T/refused.log")"
+}
+refused '{"crowd": {"type": "densty"}}' \
+  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment)"
+refused '{"crowd": {"maxBatch": 2}}' \
+  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment)'
+refused '{"peopleCountEstimator": {"type": "density"}}' \
+  'config estimators.peopleCountEstimator: served by peopleCountEstimator (plugin estimators); "type" defines new names only'
+refused '{"crowd": {"type": "density", "peakTreshold": 2}}' \
+  "estimator crowd (density): unknown property 'peakTreshold' (did you mean 'peakThreshold'?"
+refused '{"crowd": {"type": 3}}' "property 'type'"
+pass "a wrong definition stops the start (exit 2): unknown family, no type, type on a built-in name, a misspelt setting, a bad type"
+echo "test_estimator_families: all passed"
