@@ -41,6 +41,12 @@ post colours colour_04_blue.png '?topK=2'
   fail "colours: $(cat "$T/code") $(cat "$T/body")"
 post crowd dots_05_20.png '?targets=T9'
 [ "$(cat "$T/code")" = 400 ] && grep -q "targets" "$T/body" || fail "crowd targets=T9: $(cat "$T/code") $(cat "$T/body")"
+# The counter moves when the worker finishes the item, which can be just
+# after the response went out: wait for it a little.
+for _ in $(seq 50); do
+  curl -s "$BASE/metrics" | grep -q 'inferd_estimator_items_total{estimator="crowd"} 1' && break
+  sleep 0.1
+done
 curl -s "$BASE/metrics" | grep -q 'inferd_estimator_items_total{estimator="crowd"} 1' ||
   fail "metrics for crowd: $(curl -s "$BASE/metrics" | grep crowd)"
 stop_daemon

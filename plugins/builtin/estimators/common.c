@@ -43,7 +43,8 @@ void est_deinit(inferd_instance *self)
 }
 
 /* The model must take one image that the contract fits and give float32
- * first; a refusal names the model, the input, its shape and what is needed. */
+ * outputs; a refusal names the model, the input, its shape and what is
+ * needed. */
 static inferd_status check_model(est_model *m, const inferd_props *p, inferd_error *err)
 {
     inferd_tensor_info *in = &m->input, out;
@@ -55,7 +56,6 @@ static inferd_status check_model(est_model *m, const inferd_props *p, inferd_err
                                 "one input (the image) and at least one output", m->path, n_in,
                                 n_out);
     if ((st = inferd_model_io(m->model, 0, 0, in, err)) ||
-        (st = inferd_model_io(m->model, 1, 0, &out, err)) ||
         (st = inferd_contract_from_value(inferd_props_get(p, "input"), &m->contract, err)))
         return st;
     if ((st = inferd_contract_fit(&m->contract, m->path, in->dtype, in->ndim, in->shape, err))) {
@@ -65,10 +65,14 @@ static inferd_status check_model(est_model *m, const inferd_props *p, inferd_err
     if (in->shape[0] == 0)
         return inferd_error_set(err, INFERD_EUNSUPPORTED, "model %s: input '%s' has a batch of 0",
                                 m->path, in->name);
-    if (out.dtype != INFERD_DTYPE_FLOAT32)
-        return inferd_error_set(err, INFERD_EUNSUPPORTED,
-                                "model %s: output '%s' must be float32, it is %s", m->path,
-                                out.name, inferd_dtype_name(out.dtype));
+    for (size_t j = 0; j < n_out; j++) {
+        if ((st = inferd_model_io(m->model, 1, j, &out, err)))
+            return st;
+        if (out.dtype != INFERD_DTYPE_FLOAT32)
+            return inferd_error_set(err, INFERD_EUNSUPPORTED,
+                                    "model %s: output '%s' must be float32, it is %s", m->path,
+                                    out.name, inferd_dtype_name(out.dtype));
+    }
     m->batch = in->shape[0] > 0 ? (size_t)in->shape[0] : 0;
     return INFERD_OK;
 }
@@ -192,22 +196,31 @@ static void run_group(inferd_instance *self, const est_model *m, est_item **grou
             st = e.code = INFERD_EBACKEND;
         }
     }
-    const inferd_tensor *o = st == INFERD_OK ? out[0] : NULL;
-    if (st == INFERD_OK && (o->dtype != INFERD_DTYPE_FLOAT32 || o->ndim < 1 ||
-                            o->shape[0] != (int64_t)n)) {
-        char s[160];
-        inferd_shape_format(o->ndim, o->shape, s, sizeof s);
-        st = inferd_error_set(&e, INFERD_EPLUGIN,
-                              "model %s gave %s %s for a batch of %zu images: expected float32 "
-                              "with the batch first", m->path, inferd_dtype_name(o->dtype), s, n);
+    /* Every output float32 with the batch first; each item gets its rows. */
+    est_output *slices = st == INFERD_OK ? calloc(n_out, sizeof *slices) : NULL;
+    if (st == INFERD_OK && !slices)
+        st = inferd_error_set(&e, INFERD_ENOMEM, "out of memory");
+    for (size_t j = 0; st == INFERD_OK && j < n_out; j++) {
+        const inferd_tensor *o = out[j];
+        if (o->dtype != INFERD_DTYPE_FLOAT32 || o->ndim < 1 || o->shape[0] != (int64_t)n) {
+            char s[160];
+            inferd_shape_format(o->ndim, o->shape, s, sizeof s);
+            st = inferd_error_set(&e, INFERD_EPLUGIN,
+                                  "model %s gave %s %s as output %zu for a batch of %zu images: "
+                                  "expected float32 with the batch first", m->path,
+                                  inferd_dtype_name(o->dtype), s, j, n);
+        }
     }
     for (size_t k = 0; k < g; k++) {
         inferd_error ek = e;
         inferd_value *result = NULL;
         if (st == INFERD_OK) {
-            size_t per = inferd_tensor_count(o) / n;
-            est_output slice = {(const float *)o->data + k * per, per, o->ndim - 1, o->shape + 1};
-            if (post(self, group[k], &slice, &result, &ek) == INFERD_OK) {
+            for (size_t j = 0; j < n_out; j++) {
+                size_t per = inferd_tensor_count(out[j]) / n;
+                slices[j] = (est_output){(const float *)out[j]->data + k * per, per,
+                                         out[j]->ndim - 1, out[j]->shape + 1, n_out};
+            }
+            if (post(self, group[k], slices, &result, &ek) == INFERD_OK) {
                 inferd_estimate_done(group[k]->item, result, NULL);
                 group[k]->item = NULL;
                 continue;
@@ -215,6 +228,7 @@ static void run_group(inferd_instance *self, const est_model *m, est_item **grou
         }
         fail_item(self, group[k], &ek);
     }
+    free(slices);
     for (size_t j = 0; out && j < n_out; j++)
         inferd_tensor_free(out[j]);
     free(out);

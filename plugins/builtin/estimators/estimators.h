@@ -101,13 +101,15 @@ typedef struct est_item {
     const inferd_props *options; /* the request's options, validated */
 } est_item;
 
-/* One item's share of the model's first output: float32 with the output's
- * shape less its batch dimension (dims[0..ndim)). */
+/* One item's share of one model output: float32 with the output's shape
+ * less its batch dimension (dims[0..ndim)). post gets an array of them, one
+ * per output in the model's order (out[0] the first; n_outputs in each). */
 typedef struct est_output {
     const float *v;
     size_t count;
     size_t ndim;
     const int64_t *dims;
+    size_t n_outputs;
 } est_output;
 
 /* Turns one item's output into its result (a new value), or fails with err. */
