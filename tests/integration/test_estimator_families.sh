@@ -7,6 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 : "${TEST_DATA:?}" "${TEST_SRCDIR:?}"
 PY=/usr/bin/python3
+here=$(cd "$(dirname "$0")" && pwd)
 M="$T/models"
 $PY "$TEST_SRCDIR/models/variants.py" --out "$M" || fail "models/variants.py failed"
 
@@ -63,13 +64,30 @@ refused() { # SETTINGS NEEDLE
   [ "$rc" = 2 ] && grep -qF -- "$2" "$T/refused.log" || fail "$1: exit $rc, want 2 with '$2': $(cat "$T/refused.log")"
 }
 refused '{"crowd": {"type": "densty"}}' \
-  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment)"
+  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect)"
 refused '{"crowd": {"maxBatch": 2}}' \
-  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment)'
+  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect)'
 refused '{"peopleCountEstimator": {"type": "density"}}' \
   'config estimators.peopleCountEstimator: served by peopleCountEstimator (plugin estimators); "type" defines new names only'
 refused '{"crowd": {"type": "density", "peakTreshold": 2}}' \
   "estimator crowd (density): unknown property 'peakTreshold' (did you mean 'peakThreshold'?"
 refused '{"crowd": {"type": 3}}' "property 'type'"
 pass "a wrong definition stops the start (exit 2): unknown family, no type, type on a built-in name, a misspelt setting, a bad type"
+
+# ---- detect: YOLOv8, YOLOv5 and SSD-style heads through a letterbox ----------------------
+$PY "$TEST_SRCDIR/models/families.py" --out "$M" || fail "models/families.py failed"
+box="\"input\": {\"resize\": \"letterbox\", \"padValue\": 114}, \"labelsFile\": \"squares.labels\", \"scoreThreshold\": 0.8"
+INFERD_ESTIMATORS="{\"v8\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_yolov8.onnx\", $box},
+  \"v5\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_yolov5.onnx\", \"head\": \"yolov5\", $box},
+  \"ssd\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_ssd.onnx\", \"boxesNormalized\": true, $box}}" \
+  start_daemon
+for name in v8 v5 ssd; do
+  $PY "$here/detect_check.py" "$BASE" "$name" || fail "detect $name"
+done
+stop_daemon
+pass "detect: YOLOv8, YOLOv5 and SSD-style heads find every square with its label (IoU >= 0.9 in the picture's pixels), one box each, 16 at once equal to alone"
+refused "{\"d\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_yolov8.onnx\", \"head\": \"boxes_scores\"}}" \
+  "model $M/squares_yolov8.onnx has one output: head boxes_scores needs two"
+refused '{"d": {"type": "detect"}}' "missing required property 'modelPath'"
+pass "detect: a head the model cannot give, a missing modelPath: exit 2"
 echo "test_estimator_families: all passed"

@@ -49,4 +49,8 @@ INFERD_PLUGIN("estimators", "1.0.0",
               EST_FAMILY("segment", "a mask: regions above a threshold as boxes, largest first, "
                          "and on request the mask (defectEstimator is one)",
                          est_defect_props, est_defect_options, est_defect_init,
-                         est_defect_batch, est_deinit))
+                         est_defect_batch, est_deinit),
+              EST_FAMILY("detect", "object boxes from a YOLOv8, YOLOv5 or SSD-style head, with "
+                         "class-aware non-maximum suppression, mapped back through the "
+                         "letterbox", est_detect_props, est_detect_options, est_detect_init,
+                         est_detect_batch, est_detect_deinit))

@@ -35,6 +35,12 @@ inferd_status est_defect_init(inferd_instance *self, const inferd_props *p, infe
 inferd_status est_defect_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
                                inferd_error *err);
 
+extern const inferd_prop_spec est_detect_props[], est_detect_options[];
+inferd_status est_detect_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status est_detect_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                               inferd_error *err);
+void est_detect_deinit(inferd_instance *self);
+
 /* The deinit of a state that starts with an est_model and owns nothing else
  * (people, defect). */
 void est_deinit(inferd_instance *self);

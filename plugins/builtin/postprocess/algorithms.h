@@ -106,4 +106,49 @@ bool pp_label_components(const float *map, uint8_t *state, size_t h, size_t w, b
 inferd_status pp_mask_image(const uint8_t *state, size_t h, size_t w, inferd_image **out,
                             inferd_error *err);
 
+/* ---- object detection (detections.c) ------------------------------------------ */
+
+/* A box in the model input's pixels (corners, x0 <= x1, y0 <= y1). */
+typedef struct pp_box {
+    float x0, y0, x1, y1;
+    float score;
+    size_t cls;
+} pp_box;
+
+/* The common detection heads, each output less its batch dimension:
+ *   YOLOV8        one output [4+C, A]: cx, cy, w, h, then C class scores, per anchor
+ *   YOLOV5        one output [A, 5+C]: cx, cy, w, h, objectness, C class scores
+ *                 (a box's score is objectness x class score)
+ *   BOXES_SCORES  two outputs, boxes [A, 4] as x0, y0, x1, y1 and scores [A, C]
+ *                 (SSD-style; `normalised` boxes are in [0,1] of the input) */
+typedef enum pp_det_layout { PP_DET_YOLOV8, PP_DET_YOLOV5, PP_DET_BOXES_SCORES } pp_det_layout;
+
+/* One output as the decoder sees it. */
+typedef struct pp_tensor_view {
+    const float *v;
+    size_t ndim;
+    const int64_t *dims;
+} pp_tensor_view;
+
+/* The layout of outputs (n of them): YOLOV8 when one output's first dim is
+ * the smaller, YOLOV5 when it is the larger, BOXES_SCORES for two. */
+pp_det_layout pp_detect_guess(const pp_tensor_view *outs, size_t n);
+
+/* Each anchor's best class, where its score is at least threshold, as a box
+ * (boxes normalised to [0,1] are scaled by width and height). *out is
+ * malloc'd (owned; NULL when none). EINVAL when the outputs do not have the
+ * layout's shape (the message names the shapes and the layout); ENOMEM. */
+inferd_status pp_detect_decode(pp_det_layout layout, const pp_tensor_view *outs, size_t n,
+                               double threshold, bool normalised, double width, double height,
+                               pp_box **out, size_t *count, inferd_error *err);
+
+/* Greedy non-maximum suppression: sorts boxes by score (best first; ties by
+ * top, then left, then class), then keeps each box whose IoU with every kept box of the
+ * same class (of any class when agnostic) is at most iou, until max are
+ * kept. The kept boxes are moved to the front; returns how many. */
+size_t pp_nms(pp_box *boxes, size_t n, double iou, bool agnostic, size_t max);
+
+/* The intersection over union of two boxes (0 when either is empty). */
+double pp_iou(const pp_box *a, const pp_box *b);
+
 #endif /* INFERD_PP_ALGORITHMS_H */

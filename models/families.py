@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Writes small models in the output shapes of the common model families,
+with hand-set weights so that the right answer is known, for the estimator
+families' tests (docs/models.md).
+
+    /usr/bin/python3 models/families.py --out DIR
+
+Detectors of 32x32 red and green squares on a dark background, input
+float32 [1,3,128,128] RGB in [0,1] (fixed: served through a letterbox):
+
+  squares_yolov8.onnx   output0 [1,6,A]: cx, cy, w, h, then the scores of red, green
+  squares_yolov5.onnx   output0 [1,A,7]: cx, cy, w, h, objectness, the two class scores
+  squares_ssd.onnx      boxes [1,A,4] (x0, y0, x1, y1 in [0,1]) and scores [1,A,2]
+  squares.labels        red, green
+
+How they find a square: a pixel is "red" by clip(4 (R - G), 0, 1) and
+"green" by clip(4 (G - R), 0, 1) (grey padding and black are neither); the
+score of anchor (i, j) (one per input pixel, A = 128 x 128) is the mean of
+that over the 32x32 window centred there, exactly 1 where the window is the
+square; its box is that window. Non-maximum suppression leaves one box per
+square. Deterministic: the same bytes on every run.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from onnx import TensorProto, checker, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generate  # noqa: E402
+
+SIZE = 128      # the input's side
+SQUARE = 32     # the side of what they detect
+LABELS = ["red", "green"]
+
+
+def const(name, array):
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def head_nodes():
+    """Nodes from "image" to "scores" [1,2,A]; their initialisers."""
+    half = SQUARE // 2
+    nodes = [
+        helper.make_node("Slice", ["image", "c0", "c1", "axis1"], ["red_in"]),
+        helper.make_node("Slice", ["image", "c1", "c2", "axis1"], ["green_in"]),
+        helper.make_node("Sub", ["red_in", "green_in"], ["diff"]),
+        helper.make_node("Mul", ["diff", "gain"], ["diff4"]),
+        helper.make_node("Neg", ["diff4"], ["ndiff4"]),
+        helper.make_node("Clip", ["diff4", "zero", "one"], ["red"]),
+        helper.make_node("Clip", ["ndiff4", "zero", "one"], ["green"]),
+        helper.make_node("Concat", ["red", "green"], ["masks"], axis=1),
+        helper.make_node("AveragePool", ["masks"], ["window"], kernel_shape=[SQUARE, SQUARE],
+                         strides=[1, 1], pads=[half, half, half - 1, half - 1],
+                         count_include_pad=1),
+        helper.make_node("Reshape", ["window", "scores_shape"], ["scores"]),
+    ]
+    inits = [
+        const("c0", np.array([0], np.int64)), const("c1", np.array([1], np.int64)),
+        const("c2", np.array([2], np.int64)), const("axis1", np.array([1], np.int64)),
+        const("gain", np.array(4.0, np.float32)), const("zero", np.array(0.0, np.float32)),
+        const("one", np.array(1.0, np.float32)),
+        const("scores_shape", np.array([1, 2, SIZE * SIZE], np.int64)),
+    ]
+    return nodes, inits
+
+
+def anchor_boxes():
+    """cx, cy, w, h of every anchor: [4, A] (row-major anchors)."""
+    i, j = np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="ij")
+    cx, cy = j.reshape(-1).astype(np.float32), i.reshape(-1).astype(np.float32)
+    wh = np.full(SIZE * SIZE, SQUARE, np.float32)
+    return np.stack([cx, cy, wh, wh])
+
+
+def model(name, nodes, inits, outputs):
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        outputs, initializer=inits)
+    m = helper.make_model(graph, producer_name=generate.PRODUCER,
+                          producer_version=generate.PRODUCER_VERSION,
+                          opset_imports=[helper.make_opsetid("", generate.OPSET)])
+    m.ir_version = generate.IR_VERSION
+    checker.check_model(m, full_check=True)
+    return m
+
+
+def yolov8():
+    nodes, inits = head_nodes()
+    inits.append(const("anchors", anchor_boxes()[None]))                      # [1,4,A]
+    nodes.append(helper.make_node("Concat", ["anchors", "scores"], ["output0"], axis=1))
+    return model("squares_yolov8", nodes, inits, [
+        helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, SIZE * SIZE])])
+
+
+def yolov5():
+    nodes, inits = head_nodes()
+    inits += [const("anchors", anchor_boxes()[None]), const("eps", np.array(1e-6, np.float32))]
+    nodes += [
+        helper.make_node("ReduceMax", ["scores"], ["objectness"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["objectness", "eps"], ["objectness_eps"]),
+        helper.make_node("Div", ["scores", "objectness_eps"], ["class_scores"]),
+        helper.make_node("Concat", ["anchors", "objectness", "class_scores"], ["rows"], axis=1),
+        helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1]),
+    ]
+    return model("squares_yolov5", nodes, inits, [
+        helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, SIZE * SIZE, 7])])
+
+
+def ssd():
+    nodes, inits = head_nodes()
+    cx, cy, w, h = anchor_boxes()
+    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) / SIZE  # [A,4]
+    inits.append(const("boxes_const", xyxy.astype(np.float32)[None]))
+    nodes += [
+        helper.make_node("Identity", ["boxes_const"], ["boxes"]),
+        helper.make_node("Transpose", ["scores"], ["scores_t"], perm=[0, 2, 1]),
+        helper.make_node("Identity", ["scores_t"], ["class_scores"]),
+    ]
+    return model("squares_ssd", nodes, inits, [
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, SIZE * SIZE, 4]),
+        helper.make_tensor_value_info("class_scores", TensorProto.FLOAT, [1, SIZE * SIZE, 2])])
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="output folder (created if missing)")
+    args = ap.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    for name, m in [("squares_yolov8", yolov8()), ("squares_yolov5", yolov5()),
+                    ("squares_ssd", ssd())]:
+        generate.write(os.path.join(args.out, name + ".onnx"), m.SerializeToString())
+    generate.write(os.path.join(args.out, "squares.labels"),
+                   ("\n".join(LABELS) + "\n").encode("ascii"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
