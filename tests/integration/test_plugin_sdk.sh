@@ -52,7 +52,16 @@ JSON
     --active sample_cpp >"$T/cpp.out" 2>"$T/cpp.err" || fail "run with the C++ plugin: $(cat "$T/cpp.err")"
   grep -q '"sample":{"message":"from C++","width":40,"height":30,"frame":0}' "$T/cpp.out" \
     || fail "the C++ element's output: $(cat "$T/cpp.out")"
-  pass "the C++ sample (C++20, -Wall -Wextra -pedantic) builds from the installed headers with the C macros, exports only inferd_plugin_entry, and runs in a pipeline"
+  # Its function, called through the daemon as a rule would.
+  start_daemon --plugin-dir "$T/cppplugins" --active sample_cpp
+  got=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"args": ["two  words\tand three"]}' \
+    "$BASE/v1/functions/word_count/exec")
+  [ "$got" = '{"result":4}' ] || fail "word_count from C++: $got"
+  got=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d '{"args": [7]}' "$BASE/v1/functions/word_count/exec")
+  [ "$got" = 400 ] || fail "word_count(7): $got, want 400 (its ETYPE: the caller's argument)"
+  stop_daemon
+  pass "the C++ sample (C++20, -Wall -Wextra -pedantic) builds from the installed headers with the C macros, exports only inferd_plugin_entry, runs in a pipeline, and its function answers"
 fi
 
 # Every public header compiles on its own.

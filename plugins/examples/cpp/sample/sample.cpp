@@ -1,6 +1,7 @@
 // sample.cpp: the C sample (plugins/examples/c/sample) written in C++, as
 // the pipeline seed's users write their plugins: the same element,
-// mxpi_sampleplugin, declared with the same macros as in C.
+// mxpi_sampleplugin, declared with the same macros as in C; and a function
+// for rules, word_count(text), the number of words in a string.
 //
 // Build it out of the tree with nothing but the installed headers:
 //   c++ -std=c++20 -O2 -fPIC -shared $(pkg-config --cflags inferd-plugin) sample.cpp
@@ -10,6 +11,7 @@
 #include <inferd/plugin.h>
 
 #include <new>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -70,8 +72,31 @@ inferd_status sample_process(inferd_instance *self, inferd_buffer *const *in_buf
 
 void sample_deinit(inferd_instance *self) { delete static_cast<Sample *>(inferd_instance_state(self)); }
 
+// word_count(text): words separated by white space; NULL in, NULL out.
+inferd_status word_count(inferd_instance *, const inferd_value *const *args, size_t,
+                         inferd_value **result, inferd_error *err)
+{
+    if (inferd_value_is(args[0], INFERD_VALUE_NULL))
+        return INFERD_OK;
+    const char *text = inferd_value_string_or(args[0], nullptr);
+    if (!text)
+        return inferd_error_set(err, INFERD_ETYPE, "word_count: expected a string, got %s",
+                                inferd_value_type_name(inferd_value_type_of(args[0])));
+    try {
+        std::istringstream words{std::string(text)};
+        int64_t n = 0;
+        for (std::string w; words >> w;)
+            n++;
+        *result = inferd_value_int(n);
+        return *result ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    } catch (const std::bad_alloc &) {
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+}
+
 } // namespace
 
 INFERD_PLUGIN("sample_cpp", "1.0.0",
               INFERD_ELEMENT("mxpi_sampleplugin_cpp", props, in, out, sample_init, sample_process,
-                             sample_deinit))
+                             sample_deinit),
+              INFERD_FUNCTION("word_count", 1, 1, nullptr, nullptr, word_count, nullptr))
