@@ -13,7 +13,7 @@
 #include <time.h>
 
 /* Monotonic seconds. */
-static double now_s(void)
+static inline double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -21,7 +21,7 @@ static double now_s(void)
 }
 
 /* CPU seconds this process has used so far, all threads, user + system. */
-static double cpu_s(void)
+static inline double cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -30,7 +30,7 @@ static double cpu_s(void)
 }
 
 /* Prints "NAME: what: msg" and returns 2 (the exit status for bad input). */
-static int die(const char *what, const char *msg)
+static inline int die(const char *what, const char *msg)
 {
     fprintf(stderr, BENCH_NAME ": %s: %s\n", what, msg);
     return 2;
@@ -38,7 +38,7 @@ static int die(const char *what, const char *msg)
 
 /* The whole file into *out (malloc'd, the caller's) and *len; 0, or 2
  * after a message. An empty file is an error. */
-static int read_file(const char *path, void **out, size_t *len)
+static inline int read_file(const char *path, void **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -72,7 +72,7 @@ static int read_file(const char *path, void **out, size_t *len)
 }
 
 /* A number of seconds in [0, 3600]; *rc = 2 after a message when it is not. */
-static double parse_seconds(const char *what, const char *text, int *rc)
+static inline double parse_seconds(const char *what, const char *text, int *rc)
 {
     char *end;
     double s = strtod(text, &end);
