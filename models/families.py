@@ -13,6 +13,14 @@ float32 [1,3,128,128] RGB in [0,1] (fixed: served through a letterbox):
   squares_ssd.onnx      boxes [1,A,4] (x0, y0, x1, y1 in [0,1]) and scores [1,A,2]
   squares.labels        red, green
 
+A CTC text recogniser of digit strips, input float32 [N,3,8,W] RGB in [0,1]
+(any width), output [N,W,11]: per column, the softmax over the blank
+(black) and ten digits, each digit drawn as a band of its own colour
+(DIGIT_COLOURS), the nearest colour of the column's mean winning:
+
+  ctc_digits.onnx       probabilities [N,W,11], the blank first
+  digits.charset        0 to 9, one a line
+
 How they find a square: a pixel is "red" by clip(4 (R - G), 0, 1) and
 "green" by clip(4 (G - R), 0, 1) (grey padding and black are neither); the
 score of anchor (i, j) (one per input pixel, A = 128 x 128) is the mean of
@@ -34,6 +42,11 @@ import generate  # noqa: E402
 SIZE = 128      # the input's side
 SQUARE = 32     # the side of what they detect
 LABELS = ["red", "green"]
+# The colour of each digit 0..9 (the blank is black); far enough apart that
+# the nearest-colour vote of a pure band is near certain.
+DIGIT_COLOURS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1),
+                 (1, 0.5, 0), (0.5, 0.5, 0.5), (0.5, 0, 1)]
+SHARPNESS = 30.0
 
 
 def const(name, array):
@@ -125,16 +138,51 @@ def ssd():
         helper.make_tensor_value_info("class_scores", TensorProto.FLOAT, [1, SIZE * SIZE, 2])])
 
 
+def ctc_digits():
+    protos = np.asarray([(0, 0, 0)] + DIGIT_COLOURS, np.float32)            # [11,3]
+    # score_k = s (2 x.c_k - |c_k|^2): the softmax over k is that of
+    # -s |x - c_k|^2, the nearest prototype's vote (as colour_classifier).
+    w = (2.0 * SHARPNESS * protos.T).astype(np.float32)                      # [3,11]
+    b = (-SHARPNESS * (protos * protos).sum(axis=1)).astype(np.float32)      # [11]
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["columns"], axes=[2], keepdims=0),  # [N,3,W]
+        helper.make_node("Transpose", ["columns"], ["steps"], perm=[0, 2, 1]),          # [N,W,3]
+        helper.make_node("Shape", ["steps"], ["steps_shape"]),
+        helper.make_node("Reshape", ["steps", "rows_shape"], ["rows"]),                  # [N*W,3]
+        helper.make_node("Gemm", ["rows", "w", "b"], ["logits"]),                        # [N*W,11]
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("Slice", ["steps_shape", "s0", "s2"], ["nw"]),
+        helper.make_node("Concat", ["nw", "classes"], ["out_shape"], axis=0),
+        helper.make_node("Reshape", ["probs", "out_shape"], ["output"]),                 # [N,W,11]
+    ]
+    inits = [const("rows_shape", np.array([-1, 3], np.int64)), const("w", w), const("b", b),
+             const("s0", np.array([0], np.int64)), const("s2", np.array([2], np.int64)),
+             const("classes", np.array([11], np.int64))]
+    graph = helper.make_graph(
+        nodes, "ctc_digits",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", "W", 11])],
+        initializer=inits)
+    m = helper.make_model(graph, producer_name=generate.PRODUCER,
+                          producer_version=generate.PRODUCER_VERSION,
+                          opset_imports=[helper.make_opsetid("", generate.OPSET)])
+    m.ir_version = generate.IR_VERSION
+    checker.check_model(m, full_check=True)
+    return m
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output folder (created if missing)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     for name, m in [("squares_yolov8", yolov8()), ("squares_yolov5", yolov5()),
-                    ("squares_ssd", ssd())]:
+                    ("squares_ssd", ssd()), ("ctc_digits", ctc_digits())]:
         generate.write(os.path.join(args.out, name + ".onnx"), m.SerializeToString())
     generate.write(os.path.join(args.out, "squares.labels"),
                    ("\n".join(LABELS) + "\n").encode("ascii"))
+    generate.write(os.path.join(args.out, "digits.charset"),
+                   ("\n".join(str(d) for d in range(10)) + "\n").encode("ascii"))
     return 0
 
 

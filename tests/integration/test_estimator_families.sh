@@ -66,9 +66,9 @@ refused() { # SETTINGS NEEDLE
   [ "$rc" = 2 ] && grep -qF -- "$2" "$T/refused.log" || fail "$1: exit $rc, want 2 with '$2': $(cat "$T/refused.log")"
 }
 refused '{"crowd": {"type": "densty"}}' \
-  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect)"
+  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect, ctc)"
 refused '{"crowd": {"maxBatch": 2}}' \
-  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect)'
+  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect, ctc)'
 refused '{"peopleCountEstimator": {"type": "density"}}' \
   'config estimators.peopleCountEstimator: served by peopleCountEstimator (plugin estimators); "type" defines new names only'
 refused '{"crowd": {"type": "density", "peakTreshold": 2}}' \
@@ -92,4 +92,20 @@ refused "{\"d\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_yolov8.onnx\
   "model $M/squares_yolov8.onnx has one output: head boxes_scores needs two"
 refused '{"d": {"type": "detect"}}' "missing required property 'modelPath'"
 pass "detect: a head the model cannot give, a missing modelPath: exit 2"
+
+# ---- ctc: a recogniser's [N,T,C] scores, greedy decoding over a charset --------------------
+INFERD_ESTIMATORS="{\"digits\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"digits.charset\",
+  \"input\": {\"resize\": \"letterbox\", \"width\": 128, \"height\": 8, \"padPosition\": \"topleft\"}}}" \
+  start_daemon
+$PY "$here/ctc_check.py" "$BASE" digits || fail "ctc digits"
+stop_daemon
+pass "ctc: digit strips padded right to 128 (letterbox topleft) read exactly, repeats kept, at once equal to alone"
+strip="\"input\": {\"resize\": \"letterbox\", \"width\": 128, \"height\": 8, \"padPosition\": \"topleft\"}"
+refused "{\"d\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"digits.charset\"}}" \
+  "its input [-1,3,8,-1] fixes one side only: give the contract's resize"
+refused "{\"d\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"digits.charset\", \"blankIndex\": 11, $strip}}" \
+  "blankIndex 11: there are 11 classes (the charset's 10 and the blank)"
+refused "{\"d\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"nope.charset\", $strip}}" \
+  "charsetFile"
+pass "ctc: no resize for a fixed height, a blank index past the classes, a missing charset: exit 2"
 echo "test_estimator_families: all passed"

@@ -53,4 +53,8 @@ INFERD_PLUGIN("estimators", "1.0.0",
               EST_FAMILY("detect", "object boxes from a YOLOv8, YOLOv5 or SSD-style head, with "
                          "class-aware non-maximum suppression, mapped back through the "
                          "letterbox", est_detect_props, est_detect_options, est_detect_init,
-                         est_detect_batch, est_detect_deinit))
+                         est_detect_batch, est_detect_deinit),
+              EST_FAMILY("ctc", "text from a recogniser's [N,T,C] scores: greedy CTC decoding "
+                         "over a charset file, with a confidence",
+                         est_ctc_props, est_ctc_options, est_ctc_init, est_ctc_batch,
+                         est_ctc_deinit))

@@ -151,4 +151,15 @@ size_t pp_nms(pp_box *boxes, size_t n, double iou, bool agnostic, size_t max);
 /* The intersection over union of two boxes (0 when either is empty). */
 double pp_iou(const pp_box *a, const pp_box *b);
 
+/* ---- sequences (sequences.c) ------------------------------------------------------ */
+
+/* Greedy CTC decoding of a steps x classes score matrix: each step's best
+ * class (the first of equal ones), repeats collapsed, the blank dropped
+ * (a blank between two equal classes keeps both). out[] gets the emitted
+ * classes and probs[] their probability (the softmax of the step when asked,
+ * else the score), at most `steps` of each; *n how many. false, with *bad
+ * the step, when a score is NaN or infinite. */
+bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t blank, bool softmax,
+                   size_t *out, double *probs, size_t *n, size_t *bad);
+
 #endif /* INFERD_PP_ALGORITHMS_H */
