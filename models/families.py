@@ -21,6 +21,14 @@ A CTC text recogniser of digit strips, input float32 [N,3,8,W] RGB in [0,1]
   ctc_digits.onnx       probabilities [N,W,11], the blank first
   digits.charset        0 to 9, one a line
 
+A DB-style text detector, input float32 [N,3,H,W] (any size), output the
+probability map [N,1,H,W] of text kernels: dark pixels (clip(10 (0.5 -
+grey), 0, 1)), gaps between glyphs closed by a 5x5 dilation, then shrunk by
+a 9x9 erosion: a line's kernel is the line less 2 px on every side (as DB
+is trained to shrink), which the text family's unclip grows back.
+
+  db_text.onnx          maps [N,1,H,W]
+
 How they find a square: a pixel is "red" by clip(4 (R - G), 0, 1) and
 "green" by clip(4 (G - R), 0, 1) (grey padding and black are neither); the
 score of anchor (i, j) (one per input pixel, A = 128 x 128) is the mean of
@@ -171,13 +179,41 @@ def ctc_digits():
     return m
 
 
+def db_text():
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1),   # [N,1,H,W]
+        helper.make_node("Sub", ["half", "grey"], ["darker"]),
+        helper.make_node("Mul", ["darker", "ten"], ["darker10"]),
+        helper.make_node("Clip", ["darker10", "zero", "one"], ["dark"]),
+        helper.make_node("MaxPool", ["dark"], ["closed"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        helper.make_node("Neg", ["closed"], ["neg"]),
+        helper.make_node("MaxPool", ["neg"], ["neg_eroded"], kernel_shape=[9, 9],
+                         pads=[4, 4, 4, 4]),
+        helper.make_node("Neg", ["neg_eroded"], ["maps"]),
+    ]
+    inits = [const("half", np.array(0.5, np.float32)), const("ten", np.array(10.0, np.float32)),
+             const("zero", np.array(0.0, np.float32)), const("one", np.array(1.0, np.float32))]
+    graph = helper.make_graph(
+        nodes, "db_text",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        initializer=inits)
+    m = helper.make_model(graph, producer_name=generate.PRODUCER,
+                          producer_version=generate.PRODUCER_VERSION,
+                          opset_imports=[helper.make_opsetid("", generate.OPSET)])
+    m.ir_version = generate.IR_VERSION
+    checker.check_model(m, full_check=True)
+    return m
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output folder (created if missing)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     for name, m in [("squares_yolov8", yolov8()), ("squares_yolov5", yolov5()),
-                    ("squares_ssd", ssd()), ("ctc_digits", ctc_digits())]:
+                    ("squares_ssd", ssd()), ("ctc_digits", ctc_digits()),
+                    ("db_text", db_text())]:
         generate.write(os.path.join(args.out, name + ".onnx"), m.SerializeToString())
     generate.write(os.path.join(args.out, "squares.labels"),
                    ("\n".join(LABELS) + "\n").encode("ascii"))

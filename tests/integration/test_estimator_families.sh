@@ -66,9 +66,9 @@ refused() { # SETTINGS NEEDLE
   [ "$rc" = 2 ] && grep -qF -- "$2" "$T/refused.log" || fail "$1: exit $rc, want 2 with '$2': $(cat "$T/refused.log")"
 }
 refused '{"crowd": {"type": "densty"}}' \
-  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect, ctc)"
+  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect, text, ctc)"
 refused '{"crowd": {"maxBatch": 2}}' \
-  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect, ctc)'
+  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect, text, ctc)'
 refused '{"peopleCountEstimator": {"type": "density"}}' \
   'config estimators.peopleCountEstimator: served by peopleCountEstimator (plugin estimators); "type" defines new names only'
 refused '{"crowd": {"type": "density", "peakTreshold": 2}}' \
@@ -92,6 +92,13 @@ refused "{\"d\": {\"type\": \"detect\", \"modelPath\": \"$M/squares_yolov8.onnx\
   "model $M/squares_yolov8.onnx has one output: head boxes_scores needs two"
 refused '{"d": {"type": "detect"}}' "missing required property 'modelPath'"
 pass "detect: a head the model cannot give, a missing modelPath: exit 2"
+
+# ---- text: a DB-style map, boxes unclipped, rotated, in reading order ----------------------
+INFERD_ESTIMATORS="{\"lines\": {\"type\": \"text\", \"modelPath\": \"$M/db_text.onnx\", \"unclipRatio\": 0.3,
+  \"input\": {\"resize\": \"limit\", \"limit\": 960, \"multiple\": 32}}}" start_daemon
+$PY "$here/text_check.py" "$BASE" lines || fail "text lines"
+stop_daemon
+pass "text: every line of 10 pictures found in reading order (IoU >= 0.85 through limit/32), a turned line's corners within 4 px, at once equal to alone"
 
 # ---- ctc: a recogniser's [N,T,C] scores, greedy decoding over a charset --------------------
 INFERD_ESTIMATORS="{\"digits\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"digits.charset\",

@@ -54,6 +54,10 @@ INFERD_PLUGIN("estimators", "1.0.0",
                          "class-aware non-maximum suppression, mapped back through the "
                          "letterbox", est_detect_props, est_detect_options, est_detect_init,
                          est_detect_batch, est_detect_deinit),
+              EST_FAMILY("text", "text boxes from a DB-style probability map: thresholded "
+                         "regions as rotated rectangles, scored, unclipped, in reading order",
+                         est_text_props, est_text_options, est_text_init, est_text_batch,
+                         est_deinit),
               EST_FAMILY("ctc", "text from a recogniser's [N,T,C] scores: greedy CTC decoding "
                          "over a charset file, with a confidence",
                          est_ctc_props, est_ctc_options, est_ctc_init, est_ctc_batch,

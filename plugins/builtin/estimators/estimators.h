@@ -47,6 +47,11 @@ inferd_status est_ctc_batch(inferd_instance *self, inferd_estimate *const *items
                             inferd_error *err);
 void est_ctc_deinit(inferd_instance *self);
 
+extern const inferd_prop_spec est_text_props[], est_text_options[];
+inferd_status est_text_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status est_text_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,
+                             inferd_error *err);
+
 /* The deinit of a state that starts with an est_model and owns nothing else
  * (people, defect). */
 void est_deinit(inferd_instance *self);

@@ -151,6 +151,28 @@ size_t pp_nms(pp_box *boxes, size_t n, double iou, bool agnostic, size_t max);
 /* The intersection over union of two boxes (0 when either is empty). */
 double pp_iou(const pp_box *a, const pp_box *b);
 
+/* ---- text boxes (textboxes.c) ------------------------------------------------------ */
+
+/* A text box: four corners, top-left first then clockwise on screen, in the
+ * map's pixels (continuous: pixel x spans [x, x+1)); the kernel's score. */
+typedef struct pp_quad {
+    double x[4], y[4];
+    double score;
+} pp_quad;
+
+/* DB post-processing of an h x w probability map: pixels above
+ * bin_threshold, each 8-connected region (at most max_candidates, in raster
+ * order of their first pixel) as its minimum-area rectangle, dropped when its
+ * shorter side is under min_size or the map's mean inside it is under
+ * box_threshold, grown by d = area * unclip_ratio / perimeter on every side
+ * (dropped when the shorter side is then under min_size + 2), in reading
+ * order (by top; tops within 10 px left to right). *out is malloc'd (owned;
+ * NULL when none). ENOMEM only. */
+inferd_status pp_text_boxes(const float *map, size_t h, size_t w, double bin_threshold,
+                            double box_threshold, double unclip_ratio, double min_size,
+                            size_t max_candidates, pp_quad **out, size_t *count,
+                            inferd_error *err);
+
 /* ---- sequences (sequences.c) ------------------------------------------------------ */
 
 /* Greedy CTC decoding of a steps x classes score matrix: each step's best
