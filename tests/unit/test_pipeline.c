@@ -170,6 +170,53 @@ static void sync_joins_frames(void **state)
     inferd_pipeline_free(p);
 }
 
+/* The join's output carries its first input's payload (a value copied, an
+ * image shown as it is), and every branch's metadata. */
+static void sync_carries_the_first_payload(void **state)
+{
+    inferd_pipeline *p = build("{\"s\": {"
+                               " \"a\": {\"factory\": \"appsrc\", \"next\": \"ea\"},"
+                               " \"b\": {\"factory\": \"appsrc\", \"next\": \"eb\"},"
+                               " \"ea\": {\"factory\": \"test_element\", \"props\": {\"label\": "
+                               "\"A\"}, \"next\": \"sync\"},"
+                               " \"eb\": {\"factory\": \"test_element\", \"props\": {\"label\": "
+                               "\"B\"}, \"next\": \"sync:1\"},"
+                               " \"sync\": {\"factory\": \"synchronize\", \"props\": {\"status\": "
+                               "1}, \"next\": \"out\"},"
+                               " \"out\": {\"factory\": \"appsink\"}}}");
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    assert_int_equal(inferd_pipeline_push(p, "a", text_buffer("first"), NULL, -1, &err), INFERD_OK);
+    assert_int_equal(inferd_pipeline_push(p, "b", text_buffer("second"), NULL, -1, &err),
+                     INFERD_OK);
+    inferd_image *img = NULL;
+    assert_int_equal(inferd_image_new(INFERD_PIXEL_RGB8, 5, 3, &img, &err), INFERD_OK);
+    img->data[7] = 99;
+    inferd_buffer *ib = inferd_buffer_new();
+    assert_int_equal(inferd_buffer_set_image(ib, img, &err), INFERD_OK);
+    assert_int_equal(inferd_pipeline_push(p, "a", ib, NULL, -1, &err), INFERD_OK);
+    assert_int_equal(inferd_pipeline_push(p, "b", text_buffer("other"), NULL, -1, &err), INFERD_OK);
+
+    inferd_buffer *r = NULL;
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    assert_string_equal(inferd_buffer_format(r), "text/plain");
+    assert_string_equal(inferd_value_string_or(inferd_buffer_value(r), ""), "first");
+    assert_true(inferd_buffer_find_meta(r, "ea", NULL, NULL));
+    assert_true(inferd_buffer_find_meta(r, "eb", NULL, NULL));
+    inferd_buffer_unref(r);
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    const inferd_image *got = inferd_buffer_image(r);
+    assert_non_null(got);
+    assert_int_equal(got->width, 5);
+    assert_int_equal(got->height, 3);
+    assert_int_equal(got->data[7], 99);
+    inferd_buffer_unref(r);
+    inferd_pipeline_end(p, NULL);
+    inferd_pipeline_free(p);
+}
+
 /* Two inputs, status 0: each arrival is processed alone; status 1: the two
  * of a frame together. */
 static void async_versus_sync_inputs(void **state)
@@ -386,6 +433,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frames_in_and_out),
         cmocka_unit_test(sync_joins_frames),
+        cmocka_unit_test(sync_carries_the_first_payload),
         cmocka_unit_test(async_versus_sync_inputs),
         cmocka_unit_test(back_pressure_and_discard),
         cmocka_unit_test(drain_delivers_everything),

@@ -39,14 +39,55 @@ static const inferd_port_spec sync_in[] = {INFERD_PORT_STATIC("ANY"), INFERD_POR
                                            INFERD_PORT_END};
 
 /* Called with every input of one frame (the engine runs it in sync mode
- * whatever its status says, see init). The output is derived from input 0;
- * the other inputs' value metadata are copied into it under their producers'
- * names, so one buffer carries what every branch found. */
+ * whatever its status says, see init). The output is derived from input 0
+ * and carries its payload (a view of its image or tensors, which the derived
+ * buffer keeps alive; a copy of a value), so that what follows the join sees
+ * the image; the other inputs' value metadata are copied into it under their
+ * producers' names, so one buffer carries what every branch found. */
 static inferd_status sync_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
 {
     if (inferd_props_int(p, "status") != 1)
         return inferd_error_set(err, INFERD_EINVAL, "synchronize needs \"status\": 1 (it joins "
                                 "inputs of the same frame)");
+    return INFERD_OK;
+}
+
+/* out (derived from in) shows in's payload. */
+static inferd_status carry_payload(inferd_buffer *out, inferd_buffer *in, inferd_error *err)
+{
+    switch (inferd_buffer_payload_kind(in)) {
+    case INFERD_PAYLOAD_VALUE:
+        return inferd_buffer_set_value(out, inferd_buffer_format(in),
+                                       inferd_value_copy(inferd_buffer_value(in)), err);
+    case INFERD_PAYLOAD_IMAGE: {
+        const inferd_image *im = inferd_buffer_image(in);
+        inferd_image *view = NULL;
+        inferd_status st = inferd_image_wrap(im->format, im->width, im->height, im->stride,
+                                             im->data, NULL, NULL, &view, err);
+        return st == INFERD_OK ? inferd_buffer_set_image(out, view, err) : st;
+    }
+    case INFERD_PAYLOAD_TENSORS: {
+        size_t n = inferd_buffer_tensor_count(in);
+        inferd_tensor **views = calloc(n ? n : 1, sizeof *views);
+        inferd_status st = views ? INFERD_OK
+                                 : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && st == INFERD_OK; i++) {
+            const inferd_tensor *t = inferd_buffer_tensor(in, i);
+            st = inferd_tensor_wrap(t->dtype, t->ndim, t->shape, t->data, t->nbytes, NULL, NULL,
+                                    &views[i], err);
+            if (st == INFERD_OK && t->name)
+                st = inferd_tensor_set_name(views[i], t->name, err);
+        }
+        if (st == INFERD_OK)
+            return inferd_buffer_set_tensors(out, views, n, err);
+        for (size_t i = 0; views && i < n; i++)
+            inferd_tensor_free(views[i]);
+        free(views);
+        return st;
+    }
+    case INFERD_PAYLOAD_NONE:
+        break;
+    }
     return INFERD_OK;
 }
 
@@ -56,6 +97,11 @@ static inferd_status sync_process(inferd_instance *self, inferd_buffer *const *i
     inferd_buffer *out = inferd_buffer_derive(in[0]);
     if (!out)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_status cst = carry_payload(out, in[0], err);
+    if (cst != INFERD_OK) {
+        inferd_buffer_unref(out);
+        return cst;
+    }
     for (size_t i = 1; i < n; i++) {
         inferd_meta m;
         for (size_t k = 0; in[i] && inferd_buffer_meta_at(in[i], k, &m); k++) {

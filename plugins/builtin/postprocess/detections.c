@@ -172,7 +172,8 @@ static int by_score(const void *pa, const void *pb)
 
 size_t pp_nms(pp_box *boxes, size_t n, double iou, bool agnostic, size_t max)
 {
-    qsort(boxes, n, sizeof *boxes, by_score);
+    if (n > 1)
+        qsort(boxes, n, sizeof *boxes, by_score);
     size_t kept = 0;
     for (size_t i = 0; i < n && kept < max; i++) {
         bool keep = true;
