@@ -96,4 +96,8 @@ INFERD_API inferd_status inferd_estimators_submit(inferd_estimators *est, size_t
                                                   inferd_estimate_cb cb, void *ctx,
                                                   inferd_error *err);
 
+/* The host's own estimator families as an in-memory plugin ("pipelines":
+ * the "pipeline" family), registered with the built-in plugins. */
+const inferd_plugin *inferd__pipeline_family(void);
+
 #endif

@@ -5,6 +5,7 @@
  * installed (<prefix>/lib/inferd/...), with nothing configured.
  */
 #include "plugin/internal.h"
+#include "estimators/estimators.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -90,6 +91,13 @@ inferd_status inferd_registry_load_builtins(inferd_registry *reg, inferd_error *
         free(files[i]);
     }
     free(files);
+    /* The host's own families (the pipeline estimator: it needs the host's
+     * pipeline engine), registered as built in. */
+    if (st == INFERD_OK) {
+        char origin[8192];
+        snprintf(origin, sizeof origin, "%s/(libinferd)", inferd_builtin_dir());
+        st = inferd_registry_add(reg, inferd__pipeline_family(), origin, err);
+    }
     if (st != INFERD_OK)
         inferd_error_prefix(err, "built-in plugins");
     return st;

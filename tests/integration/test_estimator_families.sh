@@ -5,7 +5,7 @@
 # input contract; what a wrong definition gets at start (exit 2, naming the
 # key and what there is).
 . "$(dirname "$0")/lib.sh"
-: "${TEST_DATA:?}" "${TEST_SRCDIR:?}"
+: "${TEST_DATA:?}" "${TEST_SRCDIR:?}" "${TEST_MODELS:?}"
 PY=/usr/bin/python3
 here=$(cd "$(dirname "$0")" && pwd)
 M="$T/models"
@@ -66,9 +66,9 @@ refused() { # SETTINGS NEEDLE
   [ "$rc" = 2 ] && grep -qF -- "$2" "$T/refused.log" || fail "$1: exit $rc, want 2 with '$2': $(cat "$T/refused.log")"
 }
 refused '{"crowd": {"type": "densty"}}' \
-  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect, text, ctc)"
+  "config estimators.crowd: type 'densty' is no estimator family (there are: density, classify, segment, detect, text, ctc, pipeline)"
 refused '{"crowd": {"maxBatch": 2}}' \
-  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect, text, ctc)'
+  'config estimators.crowd: no such estimator (there are: peopleCountEstimator, imageLabelEstimator, defectEstimator); to define one, give its "type" (a family: density, classify, segment, detect, text, ctc, pipeline)'
 refused '{"peopleCountEstimator": {"type": "density"}}' \
   'config estimators.peopleCountEstimator: served by peopleCountEstimator (plugin estimators); "type" defines new names only'
 refused '{"crowd": {"type": "density", "peakTreshold": 2}}' \
@@ -115,4 +115,27 @@ refused "{\"d\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"ch
 refused "{\"d\": {\"type\": \"ctc\", \"modelPath\": \"$M/ctc_digits.onnx\", \"charsetFile\": \"nope.charset\", $strip}}" \
   "charsetFile"
 pass "ctc: no resize for a fixed height, a blank index past the classes, a missing charset: exit 2"
+
+# ---- pipeline: a pipeline file as an estimator ---------------------------------------------
+cat >"$T/count.json" <<JSON
+{"count": {"in": {"factory": "appsrc", "next": "tensor"},
+  "tensor": {"factory": "image_to_tensor", "next": "infer"},
+  "infer": {"factory": "tensor_infer", "props": {"modelPath": "$TEST_MODELS/dot_density.onnx"}, "next": "count"},
+  "count": {"factory": "density_count", "props": {"target": "T2"}, "next": "json"},
+  "json": {"factory": "json_serialize", "next": "out"},
+  "out": {"factory": "appsink"}}}
+JSON
+INFERD_ESTIMATORS="{\"crowdPipe\": {\"type\": \"pipeline\", \"pipeline\": \"$T/count.json\", \"maxBatch\": 4}}" start_daemon
+$PY "$here/pipeline_estimator.py" "$BASE" "$TEST_DATA" crowdPipe || fail "the pipeline estimator"
+stop_daemon
+pass "pipeline: a pipeline file served as an estimator counts as peopleCountEstimator does, 16 at once equal to alone, detect areas cropped"
+cat >"$T/two.json" <<'JSON'
+{"two": {"a": {"factory": "appsrc", "next": "s"}, "b": {"factory": "appsrc", "next": "s:1"},
+  "s": {"factory": "synchronize", "props": {"status": 1}, "next": "out"}, "out": {"factory": "appsink"}}}
+JSON
+refused "{\"p\": {\"type\": \"pipeline\", \"pipeline\": \"$T/two.json\"}}" \
+  "has 2 source(s) and 1 sink(s): an estimator's pipeline has one appsrc (the image) and one appsink (the result)"
+refused "{\"p\": {\"type\": \"pipeline\", \"pipeline\": \"$T/nope.json\"}}" "nope.json"
+refused '{"p": {"type": "pipeline"}}' "missing required property 'pipeline'"
+pass "pipeline: two sources, a missing file, no pipeline key: exit 2"
 echo "test_estimator_families: all passed"
