@@ -6,6 +6,8 @@
  *              contract planned and filled (inferd_contract_plan/_fill, the
  *              same contract the estimator fitted) and inferd_model_run on
  *              the same model, through the same onnxruntime backend;
+ *              For a "pipeline" estimator, raw is the same pipeline file run
+ *              in-process: push the image, pull its result.
  *   estimator  inferd_estimators_submit of the same decoded image, one in
  *              flight, waiting for its completion: the batcher's hand-over,
  *              the same preparation and run, and the family's
@@ -33,6 +35,7 @@
 #include "inferd/contract.h"
 #include "inferd/image.h"
 #include "inferd/log.h"
+#include "inferd/pipeline.h"
 #include "inferd/registry.h"
 
 typedef struct waiter {
@@ -70,16 +73,27 @@ static double median(double *v, size_t n)
     return n ? v[n / 2] : 0;
 }
 
-/* The raw side of one estimator: its model and fitted contract. */
+/* The raw side of one estimator: its model and fitted contract, or (type
+ * pipeline) its pipeline, run in-process. */
 typedef struct raw {
     inferd_model *model;
     inferd_input_contract c;
     size_t n_out;
+    inferd_pipeline *pipe;
 } raw;
 
 static int raw_open(inferd_registry *reg, const inferd_value *settings, raw *r)
 {
     inferd_error err = {0};
+    const char *type = inferd_value_string_or(inferd_value_object_get(settings, "type"), "");
+    if (strcmp(type, "pipeline") == 0) {
+        const char *file =
+            inferd_value_string_or(inferd_value_object_get(settings, "pipeline"), "");
+        if (inferd_pipeline_load(reg, file, &r->pipe, &err) != INFERD_OK ||
+            inferd_pipeline_start(r->pipe, &err) != INFERD_OK)
+            return die(file, err.message);
+        return 0;
+    }
     const char *path = inferd_value_string_or(inferd_value_object_get(settings, "modelPath"), "");
     const inferd_prop_spec specs[] = {
         {.name = "input", .type = INFERD_PROP_TYPE_OBJECT, .fields = inferd_contract_props(),
@@ -110,9 +124,39 @@ static int raw_open(inferd_registry *reg, const inferd_value *settings, raw *r)
     return 0;
 }
 
+/* One image through the pipeline in-process: push it, pull its result; ms. */
+static double pipe_once(const raw *r, const inferd_image *img, int *fail)
+{
+    double t0 = now_s();
+    inferd_error err = {0};
+    inferd_image *copy = NULL;
+    inferd_buffer *buf = inferd_buffer_new(), *res = NULL;
+    inferd_status st = inferd_image_new(img->format, img->width, img->height, &copy, &err);
+    if (st == INFERD_OK) {
+        memcpy(copy->data, img->data, img->stride * img->height);
+        st = inferd_buffer_set_image(buf, copy, &err);
+    }
+    if (st == INFERD_OK)
+        st = inferd_pipeline_push(r->pipe, NULL, buf, NULL, -1, &err);
+    else
+        inferd_buffer_unref(buf);
+    if (st == INFERD_OK)
+        st = inferd_pipeline_pull(r->pipe, NULL, 60000, &res, &err);
+    double ms = (now_s() - t0) * 1e3;
+    if (st != INFERD_OK || !res || inferd_buffer_error(res)) {
+        fprintf(stderr, BENCH_NAME ": pipeline run: %s\n",
+                st != INFERD_OK ? err.message : res ? inferd_buffer_error(res)->message : "end");
+        *fail = 1;
+    }
+    inferd_buffer_unref(res);
+    return ms;
+}
+
 /* One raw image: plan, fill a batch-1 input, run; ms. */
 static double raw_once(const raw *r, const inferd_image *img, int *fail)
 {
+    if (r->pipe)
+        return pipe_once(r, img, fail);
     double t0 = now_s();
     inferd_error err = {0};
     inferd_geometry g;
@@ -203,10 +247,10 @@ int main(int argc, char **argv)
         return die("set-up", err.message);
     printf("%s, %ux%u; %ld runs each, alternating raw and estimator, medians\n\n", argv[1],
            img->width, img->height, runs);
-    printf("| estimator (family)        | raw: contract + model run ms | estimator ms | "
-           "post-processing + hand-over ms | ratio |\n");
-    printf("|---------------------------|------------------------------|--------------|"
-           "--------------------------------|-------|\n");
+    printf("| estimator (family)        | raw ms (contract + model run; a pipeline in-process) "
+           "| estimator ms | post-processing + hand-over ms | ratio |\n");
+    printf("|---------------------------|------------------------------------------------------"
+           "|--------------|--------------------------------|-------|\n");
     double *a = calloc((size_t)runs, sizeof *a), *b = calloc((size_t)runs, sizeof *b);
     int fail = 0;
     for (int k = 3; k < argc && !fail; k++) {
@@ -223,13 +267,17 @@ int main(int argc, char **argv)
             b[n] = estimator_once(est, (size_t)i, img, &fail);
         }
         inferd_model_close(r.model);
+        if (r.pipe) {
+            inferd_pipeline_stop(r.pipe, false);
+            inferd_pipeline_free(r.pipe);
+        }
         double ma = median(a, (size_t)runs), mb = median(b, (size_t)runs);
         inferd_value *d = inferd_estimators_describe(est, (size_t)i);
         char label[64];
         snprintf(label, sizeof label, "%s (%s)", argv[k],
                  inferd_value_string_or(inferd_value_object_get(d, "component"), "?"));
         inferd_value_free(d);
-        printf("| %-25s | %28.3f | %12.3f | %30.3f | %5.3f |\n", label, ma, mb, mb - ma,
+        printf("| %-25s | %52.3f | %12.3f | %30.3f | %5.3f |\n", label, ma, mb, mb - ma,
                ma > 0 ? mb / ma : 0);
     }
     free(a);
