@@ -21,11 +21,15 @@ feeds a model obeys what the model declares:
   colour_classifier_bgr.onnx     image [N,3,H,W]: BGR, (pixel - mean) / std with the ImageNet
                                  mean and std of 0..255 pixels (BGR_MEAN, BGR_STD), as
                                  Caffe-style and OpenCV DNN exports take it
+  colour_classifier_bgr_meta.onnx  the same, saying its input contract in its metadata_props
+                                 ("inferd.input", docs/models.md)
+  colour_classifier_bad_meta.onnx  the same with a contract that names no channel order
 
 Deterministic like generate.py: the same bytes on every run.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -110,6 +114,14 @@ def bgr_mean_std(model):
                    "colour_classifier_bgr")
 
 
+def with_contract(model, contract):
+    """model with its input contract in metadata_props["inferd.input"]."""
+    entry = model.metadata_props.add()
+    entry.key = "inferd.input"
+    entry.value = json.dumps(contract, sort_keys=True)
+    return model
+
+
 def small_model(name, nodes, inits, in_dims, out_dims):
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("image", TensorProto.FLOAT, in_dims)],
@@ -138,12 +150,18 @@ def main(argv):
             ["N", 3, "H", "W"], ["N", 3, "H", "W"]),
         "dot_density_u8_nhwc": uint8_nhwc(generate.dot_density()),
         "colour_classifier_bgr": bgr_mean_std(generate.colour_classifier()),
+        "colour_classifier_bgr_meta": with_contract(
+            bgr_mean_std(generate.colour_classifier()),
+            {"channelOrder": "bgr", "scale": 1, "mean": BGR_MEAN, "std": BGR_STD}),
+        "colour_classifier_bad_meta": with_contract(
+            bgr_mean_std(generate.colour_classifier()), {"channelOrder": "bgrx"}),
         "gray_input": small_model("gray_input", [helper.make_node("Identity", ["image"], ["out"])],
                                   [], ["N", 1, "H", "W"], ["N", 1, "H", "W"]),
     }
     for name, model in models.items():
         generate.write(os.path.join(args.out, name + ".onnx"), model.SerializeToString())
-    for labels in ("colour_classifier_224.labels", "colour_classifier_bgr.labels"):
+    for labels in ("colour_classifier_224.labels", "colour_classifier_bgr.labels",
+                   "colour_classifier_bgr_meta.labels", "colour_classifier_bad_meta.labels"):
         generate.write(os.path.join(args.out, labels),
                        ("\n".join(generate.COLOUR_LABELS) + "\n").encode("ascii"))
     return 0

@@ -103,38 +103,63 @@ static const char *const inferd__contract_resizes[] = {"none",  "stretch",   "le
                                                        "shortcrop", "auto", NULL};
 static const char *const inferd__contract_positions[] = {"center", "topleft", NULL};
 static const char *const inferd__contract_samplings[] = {"bilinear", "nearest", NULL};
+/* Each key is optional (absent: its default, said in its description), so
+ * that a contract can be laid over another: the config's over the model's
+ * metadata. */
+#define INFERD__CONTRACT_KEY(n, t, desc, ...)                                                   \
+    { .name = (n), .type = (t), .description = (desc), __VA_ARGS__,                            \
+      .flags = INFERD_PROP_OPTIONAL }
 #define INFERD_CONTRACT_FIELDS                                                                  \
-    INFERD_PROP_ENUM("dtype", "the tensor's element type (auto: the model's)", "auto",          \
-                     inferd__contract_dtypes),                                                  \
-    INFERD_PROP_ENUM("layout", "nchw [N,C,H,W] or nhwc [N,H,W,C] (auto: from the model's "     \
-                     "shape)", "auto", inferd__contract_layouts),                               \
-    INFERD_PROP_ENUM("channelOrder", "the tensor's channels", "rgb", inferd__contract_orders),  \
-    INFERD_PROP_DOUBLE("scale", "each pixel value is multiplied by this first (float types; "   \
-                       "the default is 1/255)", 0.00392156862745098, -1e6, 1e6),                \
-    INFERD_PROP_NUMLIST("mean", "subtracted after scale: one value, or one per channel", "0"), \
-    INFERD_PROP_NUMLIST("std", "divides after mean: one value, or one per channel (never 0)",  \
-                        "1"),                                                                   \
-    INFERD_PROP_ENUM("resize", "auto (stretch to the model's fixed size, else none), none "     \
-                     "(the image's size), stretch or letterbox (to width x height), limit "     \
-                     "(keep the aspect, the longer side at most limit, each side a multiple "   \
-                     "of multiple), shortcrop (the shorter side to shortSide, then the "        \
-                     "centre width x height)", "auto", inferd__contract_resizes),               \
-    INFERD_PROP_UINT("width", "stretch, letterbox, shortcrop: the width (0: the model's)", 0, \
-                     0, INFERD_IMAGE_MAX_DIM),                                                  \
-    INFERD_PROP_UINT("height", "stretch, letterbox, shortcrop: the height (0: the model's)",  \
-                     0, 0, INFERD_IMAGE_MAX_DIM),                                               \
-    INFERD_PROP_UINT("limit", "limit: the longer side's bound (0: none; never enlarged)", 0,   \
-                     0, INFERD_IMAGE_MAX_DIM),                                                  \
-    INFERD_PROP_UINT("multiple", "limit: each side rounded to a multiple of this", 1, 1,      \
-                     4096),                                                                     \
-    INFERD_PROP_UINT("shortSide", "shortcrop: the shorter side's size before the crop", 0, 0,  \
-                     INFERD_IMAGE_MAX_DIM),                                                     \
-    INFERD_PROP_UINT("padValue", "letterbox: the value of every channel of the padding", 0,  \
-                     0, 255),                                                                   \
-    INFERD_PROP_ENUM("padPosition", "letterbox: the image centred, or at the top-left (pad "   \
-                     "right and bottom)", "center", inferd__contract_positions),                \
-    INFERD_PROP_ENUM("interpolation", "bilinear or nearest (half-pixel centres)", "bilinear",  \
-                     inferd__contract_samplings)
+    INFERD__CONTRACT_KEY("dtype", INFERD_PROP_TYPE_ENUM,                                        \
+                         "the tensor's element type (default auto: the model's)",             \
+                         .enum_values = inferd__contract_dtypes),                               \
+    INFERD__CONTRACT_KEY("layout", INFERD_PROP_TYPE_ENUM,                                       \
+                         "nchw [N,C,H,W] or nhwc [N,H,W,C] (default auto: from the model's "    \
+                         "shape)", .enum_values = inferd__contract_layouts),                    \
+    INFERD__CONTRACT_KEY("channelOrder", INFERD_PROP_TYPE_ENUM,                                 \
+                         "the tensor's channels (default rgb)",                                 \
+                         .enum_values = inferd__contract_orders),                               \
+    INFERD__CONTRACT_KEY("scale", INFERD_PROP_TYPE_DOUBLE,                                      \
+                         "each pixel value is multiplied by this first (float types; default "  \
+                         "1/255)", .dmin = -1e6, .dmax = 1e6),                                  \
+    INFERD__CONTRACT_KEY("mean", INFERD_PROP_TYPE_NUMLIST,                                      \
+                         "subtracted after scale: one value, or one per channel (default 0)",   \
+                         .dmin = 0, .dmax = 0),                                                 \
+    INFERD__CONTRACT_KEY("std", INFERD_PROP_TYPE_NUMLIST,                                       \
+                         "divides after mean: one value, or one per channel, never 0 (default " \
+                         "1)", .dmin = 0, .dmax = 0),                                           \
+    INFERD__CONTRACT_KEY("resize", INFERD_PROP_TYPE_ENUM,                                       \
+                         "auto (the default: stretch to the model's fixed size, else none), "   \
+                         "none (the image's size), stretch or letterbox (to width x height), "  \
+                         "limit (keep the aspect, the longer side at most limit, each side a "  \
+                         "multiple of multiple), shortcrop (the shorter side to shortSide, "    \
+                         "then the centre width x height)",                                     \
+                         .enum_values = inferd__contract_resizes),                              \
+    INFERD__CONTRACT_KEY("width", INFERD_PROP_TYPE_UINT,                                        \
+                         "stretch, letterbox, shortcrop: the width (default 0: the model's)",   \
+                         .umin = 0, .umax = INFERD_IMAGE_MAX_DIM),                              \
+    INFERD__CONTRACT_KEY("height", INFERD_PROP_TYPE_UINT,                                       \
+                         "stretch, letterbox, shortcrop: the height (default 0: the model's)",  \
+                         .umin = 0, .umax = INFERD_IMAGE_MAX_DIM),                              \
+    INFERD__CONTRACT_KEY("limit", INFERD_PROP_TYPE_UINT,                                        \
+                         "limit: the longer side's bound (default 0: none; never enlarged)",    \
+                         .umin = 0, .umax = INFERD_IMAGE_MAX_DIM),                              \
+    INFERD__CONTRACT_KEY("multiple", INFERD_PROP_TYPE_UINT,                                     \
+                         "limit: each side rounded to a multiple of this (default 1)",          \
+                         .umin = 1, .umax = 4096),                                              \
+    INFERD__CONTRACT_KEY("shortSide", INFERD_PROP_TYPE_UINT,                                    \
+                         "shortcrop: the shorter side's size before the crop",                  \
+                         .umin = 1, .umax = INFERD_IMAGE_MAX_DIM),                              \
+    INFERD__CONTRACT_KEY("padValue", INFERD_PROP_TYPE_UINT,                                     \
+                         "letterbox: the value of every channel of the padding (default 0)",    \
+                         .umin = 0, .umax = 255),                                               \
+    INFERD__CONTRACT_KEY("padPosition", INFERD_PROP_TYPE_ENUM,                                  \
+                         "letterbox: the image centred (the default: center), or at the "       \
+                         "top-left (topleft: pad right and bottom)",                            \
+                         .enum_values = inferd__contract_positions),                            \
+    INFERD__CONTRACT_KEY("interpolation", INFERD_PROP_TYPE_ENUM,                                \
+                         "bilinear (the default) or nearest (half-pixel centres)",              \
+                         .enum_values = inferd__contract_samplings)
 
 INFERD_API const inferd_prop_spec *inferd_contract_props(void);
 

@@ -231,6 +231,11 @@ typedef struct inferd_backend_ops {
      * (owned by the caller) for each of the model's n_out outputs. */
     inferd_status (*run)(inferd_instance *self, void *model, const inferd_tensor *const *inputs,
                          size_t n_in, inferd_tensor **outputs, size_t n_out, inferd_error *err);
+    /* ABI 2.1, optional (NULL: none). The model's metadata (ONNX
+     * metadata_props) as a new object of name -> string, owned by the
+     * caller. */
+    inferd_status (*metadata)(inferd_instance *self, void *model, inferd_value **out,
+                              inferd_error *err);
 } inferd_backend_ops;
 
 /* A component: kind, name, declarations, and the ops of its kind. */
@@ -344,10 +349,12 @@ typedef struct inferd_plugin {
 /* Appended in ABI 2.0: an instance's own log lines; 1-in/1-out filters. */
 #define INFERD_HOST_API_V2_0(X) X(instance_log) X(filter_run)
 
-/* Appended in ABI 2.1: input contracts (inferd/contract.h), the resampler. */
+/* Appended in ABI 2.1: input contracts (inferd/contract.h), the resampler, a
+ * model's metadata, and the one validator for what a plugin reads itself. */
 #define INFERD_HOST_API_V2_1(X)                                                            \
     X(contract_props) X(contract_from_value) X(contract_fit) X(contract_plan)              \
-    X(contract_fill) X(geometry_to_image) X(image_resample)
+    X(contract_fill) X(geometry_to_image) X(image_resample) X(model_metadata)                 \
+    X(props_validate) X(props_free)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
@@ -404,6 +411,10 @@ INFERD_API inferd_status inferd_model_io(const inferd_model *model, int output, 
 INFERD_API inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,
                                           size_t n_in, inferd_tensor **outputs, size_t n_out,
                                           inferd_error *err);
+/* The model's metadata (ONNX metadata_props) as a new object of name ->
+ * string, owned by the caller; empty when the backend has none (ABI 2.1). */
+INFERD_API inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,
+                                               inferd_error *err);
 
 /* Estimates (ABI 1.2). An item is borrowed by the estimator from the call
  * of estimate_batch until it is completed. */
@@ -516,9 +527,10 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
     INFERD__OPS(inferd_source_ops, (finit), (fstart), (fstop), (fdeinit))
 #define INFERD_SINK_OPS(finit, fcollect, fdeinit)                                            \
     INFERD__OPS(inferd_sink_ops, (finit), (fcollect), (fdeinit))
-#define INFERD_BACKEND_OPS(finit, fdeinit, fload, funload, fio_count, fio_info, frun)        \
+/* ... is run, then optionally metadata (ABI 2.1). */
+#define INFERD_BACKEND_OPS(finit, fdeinit, fload, funload, fio_count, fio_info, ...)          \
     INFERD__OPS(inferd_backend_ops, (finit), (fdeinit), (fload), (funload), (fio_count),     \
-                (fio_info), (frun))
+                (fio_info), __VA_ARGS__)
 
 /* The short forms, positional. */
 
@@ -542,10 +554,10 @@ typedef const inferd_plugin *(*inferd_plugin_entry_fn)(const inferd_host_api *ho
 #define INFERD_SOURCE(cname, cprops, finit, fstart, fstop, fdeinit)                           \
     INFERD_COMPONENT(INFERD_KIND_SOURCE, .name = (cname), .props = (cprops),                   \
                      .ops = INFERD_SOURCE_OPS(finit, fstart, fstop, fdeinit))
-#define INFERD_BACKEND(cname, cprops, finit, fdeinit, fload, funload, fio_count, fio_info, frun) \
+#define INFERD_BACKEND(cname, cprops, finit, fdeinit, fload, funload, fio_count, fio_info, ...) \
     INFERD_COMPONENT(INFERD_KIND_BACKEND, .name = (cname), .props = (cprops),                    \
                      .ops = INFERD_BACKEND_OPS(finit, fdeinit, fload, funload, fio_count,        \
-                                               fio_info, frun))
+                                               fio_info, __VA_ARGS__))
 #define INFERD_SINK(cname, cprops, finit, fcollect, fdeinit)                                  \
     INFERD_COMPONENT(INFERD_KIND_SINK, .name = (cname), .props = (cprops),                     \
                      .ops = INFERD_SINK_OPS(finit, fcollect, fdeinit))

@@ -138,5 +138,8 @@
 #define inferd_contract_fill (inferd__api->contract_fill)
 #define inferd_geometry_to_image (inferd__api->geometry_to_image)
 #define inferd_image_resample (inferd__api->image_resample)
+#define inferd_model_metadata (inferd__api->model_metadata)
+#define inferd_props_validate (inferd__api->props_validate)
+#define inferd_props_free (inferd__api->props_free)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -9,6 +9,7 @@
 #include "plugin/internal.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -243,6 +244,22 @@ inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
         return inferd_error_set(err, INFERD_ERANGE, "model %s has %zu %s, asked for #%zu",
                                 m->path ? m->path : "(memory)", n, output ? "outputs" : "inputs", i);
     return ops_of(m->backend)->io_info(m->backend->inst, m->model, output, i, info, err);
+}
+
+inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,
+                                    inferd_error *err)
+{
+    const model_entry *m = &model->e;
+    const inferd_backend_ops *ops = ops_of(m->backend);
+    *out = NULL;
+    if (ops->size >= offsetof(inferd_backend_ops, metadata) + sizeof ops->metadata &&
+        ops->metadata) {
+        inferd_status st = ops->metadata(m->backend->inst, m->model, out, err);
+        if (st != INFERD_OK || *out)
+            return st;
+    }
+    return (*out = inferd_value_object()) ? INFERD_OK
+                                          : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
 }
 
 inferd_status inferd_model_run(inferd_model *model, const inferd_tensor *const *inputs,

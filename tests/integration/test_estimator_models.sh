@@ -59,6 +59,21 @@ $PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" bgr without || fail "colour
 stop_daemon
 pass "colour_classifier_bgr: right with channelOrder bgr, scale 1, mean and std; wrong without"
 
+# ---- the contract from the model's metadata_props; the config wins, key by key --------------
+meta="\"modelPath\": \"$M/colour_classifier_bgr_meta.onnx\", \"labelsFile\": \"colour_classifier_bgr_meta.labels\""
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {$meta}}" start_daemon
+$PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" bgr with || fail "the contract from metadata_props"
+stop_daemon
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {$meta, \"input\": {\"channelOrder\": \"rgb\"}}}" start_daemon
+$PY "$here/estimator_models.py" "$BASE" "$TEST_DATA" bgr without || fail "the config's channelOrder over the metadata's"
+stop_daemon
+rc=0
+INFERD_ESTIMATORS="{\"imageLabelEstimator\": {\"modelPath\": \"$M/colour_classifier_bad_meta.onnx\", \"labelsFile\": \"colour_classifier_bad_meta.labels\"}}" \
+  "$TEST_INFERD" serve --listen 127.0.0.1:0 2>"$T/refused.log" || rc=$?
+[ "$rc" = 2 ] && grep -qF "colour_classifier_bad_meta.onnx: metadata: property 'inferd.input.channelOrder': unknown value (got \"bgrx\"" "$T/refused.log" ||
+  fail "a bad contract in metadata_props: exit $rc: $(cat "$T/refused.log")"
+pass "metadata_props inferd.input: the model says its contract (served right with no config), the config's key wins over it, a bad one stops the start naming the model"
+
 # ---- imageLabelEstimator on a [1,3,224,224] model ------------------------------------
 INFERD_ESTIMATORS="{\"imageLabelEstimator\": {\"modelPath\": \"$M/colour_classifier_224.onnx\", \"labelsFile\": \"colour_classifier_224.labels\"}}" \
   start_daemon

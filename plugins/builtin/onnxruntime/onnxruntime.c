@@ -503,6 +503,58 @@ static inferd_status ort_io_info(inferd_instance *self, void *model, int output,
     return INFERD_OK;
 }
 
+/* Frees what ORT's allocator gave (its status says nothing we could act on). */
+static void ort_free(OrtAllocator *a, void *p)
+{
+    OrtStatus *s = ort->AllocatorFree(a, p);
+    if (s)
+        ort->ReleaseStatus(s);
+}
+
+/* The model's custom metadata (ONNX metadata_props) as name -> string. */
+static inferd_status ort_metadata(inferd_instance *self, void *model, inferd_value **out,
+                                  inferd_error *err)
+{
+    (void)self;
+    const ort_model *m = model;
+    OrtModelMetadata *md = NULL;
+    OrtAllocator *alloc = NULL;
+    char **keys = NULL;
+    int64_t n = 0;
+    inferd_value *o = inferd_value_object();
+    inferd_status st = o ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK)
+        st = ort_check(ort->GetAllocatorWithDefaultOptions(&alloc), err, "model %s: metadata",
+                       m->label);
+    if (st == INFERD_OK)
+        st = ort_check(ort->SessionGetModelMetadata(m->session, &md), err, "model %s: metadata",
+                       m->label);
+    if (st == INFERD_OK)
+        st = ort_check(ort->ModelMetadataGetCustomMetadataMapKeys(md, alloc, &keys, &n), err,
+                       "model %s: metadata keys", m->label);
+    for (int64_t i = 0; i < n; i++) {
+        char *value = NULL;
+        if (st == INFERD_OK)
+            st = ort_check(ort->ModelMetadataLookupCustomMetadataMap(md, alloc, keys[i], &value),
+                           err, "model %s: metadata '%s'", m->label, keys[i]);
+        if (st == INFERD_OK && value)
+            st = inferd_value_object_set(o, keys[i], inferd_value_string(value), err);
+        if (value)
+            ort_free(alloc, value);
+        ort_free(alloc, keys[i]);
+    }
+    if (keys)
+        ort_free(alloc, keys);
+    if (md)
+        ort->ReleaseModelMetadata(md);
+    if (st != INFERD_OK) {
+        inferd_value_free(o);
+        return st;
+    }
+    *out = o;
+    return INFERD_OK;
+}
+
 /* ---- runs ------------------------------------------------------------------- */
 
 /* Checks a caller's tensor against the model's i-th input. */
@@ -683,4 +735,4 @@ static const inferd_prop_spec options[] = {
 
 INFERD_PLUGIN("onnxruntime", "1.0.0",
               INFERD_BACKEND("onnxruntime", options, ort_init, ort_deinit, ort_load, ort_unload,
-                             ort_io_count, ort_io_info, ort_run))
+                             ort_io_count, ort_io_info, ort_run, ort_metadata))
