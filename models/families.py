@@ -14,9 +14,10 @@ float32 [1,3,128,128] RGB in [0,1] (fixed: served through a letterbox):
   squares.labels        red, green
 
 A CTC text recogniser of digit strips, input float32 [N,3,8,W] RGB in [0,1]
-(any width), output [N,W,11]: per column, the softmax over the blank
-(black) and ten digits, each digit drawn as a band of its own colour
-(DIGIT_COLOURS), the nearest colour of the column's mean winning:
+(any width), output [N,W,11]: per column, the probabilities of the blank
+(black or white: gaps and margins) and ten digits, each digit drawn as a
+band of its own colour (DIGIT_COLOURS), the nearest colour of the column's
+mean winning:
 
   ctc_digits.onnx       probabilities [N,W,11], the blank first
   digits.charset        0 to 9, one a line
@@ -52,8 +53,8 @@ SQUARE = 32     # the side of what they detect
 LABELS = ["red", "green"]
 # The colour of each digit 0..9 (the blank is black); far enough apart that
 # the nearest-colour vote of a pure band is near certain.
-DIGIT_COLOURS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1),
-                 (1, 0.5, 0), (0.5, 0.5, 0.5), (0.5, 0, 1)]
+DIGIT_COLOURS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1),
+                 (0.5, 1, 0.5), (1, 0.5, 0), (0.5, 0.5, 0.5), (0.5, 0, 1)]
 SHARPNESS = 30.0
 
 
@@ -147,23 +148,30 @@ def ssd():
 
 
 def ctc_digits():
-    protos = np.asarray([(0, 0, 0)] + DIGIT_COLOURS, np.float32)            # [11,3]
+    protos = np.asarray([(0, 0, 0), (1, 1, 1)] + DIGIT_COLOURS, np.float32)  # [12,3]
     # score_k = s (2 x.c_k - |c_k|^2): the softmax over k is that of
-    # -s |x - c_k|^2, the nearest prototype's vote (as colour_classifier).
-    w = (2.0 * SHARPNESS * protos.T).astype(np.float32)                      # [3,11]
-    b = (-SHARPNESS * (protos * protos).sum(axis=1)).astype(np.float32)      # [11]
+    # -s |x - c_k|^2, the nearest prototype's vote (as colour_classifier);
+    # black and white are both the blank: their probabilities are summed.
+    w = (2.0 * SHARPNESS * protos.T).astype(np.float32)                      # [3,12]
+    b = (-SHARPNESS * (protos * protos).sum(axis=1)).astype(np.float32)      # [12]
+    merge = np.zeros((12, 11), np.float32)
+    merge[0, 0] = merge[1, 0] = 1
+    for k in range(10):
+        merge[k + 2, k + 1] = 1
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["columns"], axes=[2], keepdims=0),  # [N,3,W]
         helper.make_node("Transpose", ["columns"], ["steps"], perm=[0, 2, 1]),          # [N,W,3]
         helper.make_node("Shape", ["steps"], ["steps_shape"]),
         helper.make_node("Reshape", ["steps", "rows_shape"], ["rows"]),                  # [N*W,3]
-        helper.make_node("Gemm", ["rows", "w", "b"], ["logits"]),                        # [N*W,11]
-        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("Gemm", ["rows", "w", "b"], ["logits"]),                        # [N*W,12]
+        helper.make_node("Softmax", ["logits"], ["probs12"], axis=1),
+        helper.make_node("MatMul", ["probs12", "merge"], ["probs"]),                     # [N*W,11]
         helper.make_node("Slice", ["steps_shape", "s0", "s2"], ["nw"]),
         helper.make_node("Concat", ["nw", "classes"], ["out_shape"], axis=0),
         helper.make_node("Reshape", ["probs", "out_shape"], ["output"]),                 # [N,W,11]
     ]
     inits = [const("rows_shape", np.array([-1, 3], np.int64)), const("w", w), const("b", b),
+             const("merge", merge),
              const("s0", np.array([0], np.int64)), const("s2", np.array([2], np.int64)),
              const("classes", np.array([11], np.int64))]
     graph = helper.make_graph(

@@ -249,7 +249,11 @@ enum {
     /* estimator without a broker name: a family (ABI 2.1). It serves the
      * names the config defines with "type": "<component name>", one
      * instance each (estimators.textDetector = {"type": "text", ...}). */
-    INFERD_COMPONENT_FAMILY = 1u << 2
+    INFERD_COMPONENT_FAMILY = 1u << 2,
+    /* element: process is called with buffers that carry an error too (the
+     * engine otherwise passes them on unseen): a join that must account for
+     * every part of a frame (ABI 2.1). */
+    INFERD_COMPONENT_TAKES_ERRORS = 1u << 3
 };
 typedef struct inferd_component {
     uint32_t size;                   /* sizeof(inferd_component) */

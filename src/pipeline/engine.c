@@ -123,10 +123,12 @@ static void pass_error(pl_element *el, inferd_buffer *buf)
 }
 
 /* Runs process on a full set of inputs (borrowed); on failure the error goes
- * on with the first input. */
+ * on with the first input. An input that carries an error goes on unseen,
+ * unless the element takes errors (INFERD_COMPONENT_TAKES_ERRORS). */
 static void run_process(pl_element *el, inferd_buffer **inputs)
 {
-    for (size_t i = 0; i < el->n_in || (el->is_source && i == 0); i++) {
+    bool takes_errors = inferd_instance_component(el->inst)->flags & INFERD_COMPONENT_TAKES_ERRORS;
+    for (size_t i = 0; !takes_errors && (i < el->n_in || (el->is_source && i == 0)); i++) {
         if (inputs[i] && inferd_buffer_error(inputs[i])) {
             pass_error(el, inferd_buffer_ref(inputs[i]));
             return;

@@ -138,4 +138,25 @@ refused "{\"p\": {\"type\": \"pipeline\", \"pipeline\": \"$T/two.json\"}}" \
 refused "{\"p\": {\"type\": \"pipeline\", \"pipeline\": \"$T/nope.json\"}}" "nope.json"
 refused '{"p": {"type": "pipeline"}}' "missing required property 'pipeline'"
 pass "pipeline: two sources, a missing file, no pipeline key: exit 2"
+
+# ---- detection -> a crop per text box -> recognition, one pipeline file --------------------
+cat >"$T/ocr.json" <<JSON
+{"ocr": {"in": {"factory": "appsrc", "next": "det_size"},
+  "det_size": {"factory": "image_resize", "props": {"limit": 960, "multiple": 32}, "next": "det_tensor"},
+  "det_tensor": {"factory": "image_to_tensor", "next": "det"},
+  "det": {"factory": "tensor_infer", "props": {"modelPath": "$M/db_text.onnx"}, "next": "boxes"},
+  "boxes": {"factory": "text_boxes", "props": {"unclipRatio": 0.3}, "next": "crop"},
+  "crop": {"factory": "object_crop", "props": {"dataSource": "boxes"}, "next": "rec_size"},
+  "rec_size": {"factory": "image_resize", "props": {"resizeHeight": 8, "keepAspect": true}, "next": "rec_tensor"},
+  "rec_tensor": {"factory": "image_to_tensor", "next": "rec"},
+  "rec": {"factory": "tensor_infer", "props": {"modelPath": "$M/ctc_digits.onnx"}, "next": "text"},
+  "text": {"factory": "ctc_decode", "props": {"charsetFile": "$M/digits.charset"}, "next": "join"},
+  "join": {"factory": "object_join", "props": {"resultSource": "text"}, "next": "json"},
+  "json": {"factory": "json_serialize", "props": {"dataSource": "join"}, "next": "out"},
+  "out": {"factory": "appsink"}}}
+JSON
+INFERD_ESTIMATORS="{\"ocr\": {\"type\": \"pipeline\", \"pipeline\": \"$T/ocr.json\"}}" start_daemon
+$PY "$here/ocr_check.py" "$BASE" ocr || fail "the OCR pipeline"
+stop_daemon
+pass "an OCR pipeline (text_boxes -> object_crop -> recogniser -> ctc_decode -> object_join) served as an estimator: every line read exactly in its box, 16 at once equal to alone, no text gives count 0"
 echo "test_estimator_families: all passed"

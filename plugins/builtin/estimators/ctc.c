@@ -101,24 +101,11 @@ static inferd_status ctc_post(inferd_instance *self, const est_item *it, const e
     if (st == INFERD_OK && !pp_ctc_greedy(out->v, T, C, s->blank, s->softmax, cls, probs, &n, &bad))
         st = inferd_error_set(err, INFERD_EPLUGIN, "model %s: a score of step %zu is not a finite "
                               "number", s->m.path, bad);
-    size_t len = 0;
     double sum = 0;
-    for (size_t i = 0; st == INFERD_OK && i < n; i++) {
-        len += strlen(s->charset[cls[i] < s->blank ? cls[i] : cls[i] - 1]);
+    for (size_t i = 0; st == INFERD_OK && i < n; i++)
         sum += probs[i];
-    }
-    if (st == INFERD_OK && !(text = malloc(len + 1)))
+    if (st == INFERD_OK && !(text = pp_ctc_text(s->charset, s->blank, cls, n)))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK) {
-        char *at = text;
-        for (size_t i = 0; i < n; i++) {
-            const char *sym = s->charset[cls[i] < s->blank ? cls[i] : cls[i] - 1];
-            size_t l = strlen(sym);
-            memcpy(at, sym, l);
-            at += l;
-        }
-        *at = '\0';
-    }
     inferd_value *res = st == INFERD_OK ? inferd_value_object() : NULL;
     if (st == INFERD_OK &&
         (!res || (st = inferd_value_object_set(res, "text", inferd_value_string(text), err)) ||

@@ -12,6 +12,7 @@
  * application.
  */
 #include "inferd/plugin.h"
+#include "pipeline_elements.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -383,4 +384,13 @@ INFERD_PLUGIN("pipeline", "1.0.0",
                                .props = filesrc_props, .outputs = filesrc_out,
                                .flags = INFERD_COMPONENT_PRODUCER,
                                .ops = INFERD_ELEMENT_OPS(filesrc_init, filesrc_process,
-                                                         filesrc_deinit)))
+                                                         filesrc_deinit)),
+              INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = "object_join",
+                               .description = "gathers the per-object results of an "
+                                              "object_crop's fan-out back onto their objects: "
+                                              "one buffer per frame",
+                               .props = pipeline_join_props, .inputs = any_in,
+                               .outputs = any_out, .flags = INFERD_COMPONENT_TAKES_ERRORS,
+                               .ops = INFERD_ELEMENT_OPS(pipeline_join_init,
+                                                         pipeline_join_process,
+                                                         pipeline_join_deinit)))

@@ -183,5 +183,8 @@ inferd_status pp_text_boxes(const float *map, size_t h, size_t w, double bin_thr
  * the step, when a score is NaN or infinite. */
 bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t blank, bool softmax,
                    size_t *out, double *probs, size_t *n, size_t *bad);
+/* The n emitted classes as text: each one's symbol of the charset (which
+ * leaves the blank's class out), malloc'd; NULL on ENOMEM. */
+char *pp_ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t n);
 
 #endif /* INFERD_PP_ALGORITHMS_H */

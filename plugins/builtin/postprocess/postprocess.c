@@ -1,7 +1,8 @@
-/* postprocess.c: the built-in "postprocess" plugin's descriptor: its three
+/* postprocess.c: the built-in "postprocess" plugin's descriptor: its
  * elements, each in its own file (density_count.c, classify_topk.c,
- * segment_defects.c), that turn a model's output tensors into metadata
- * (metadata/points, metadata/class, metadata/object) on the same buffer.
+ * segment_defects.c, text_boxes.c, ctc_decode.c), that turn a model's output
+ * tensors into metadata (metadata/points, metadata/class, metadata/object,
+ * metadata/text) on the same buffer.
  * See docs/elements-postprocess.md. */
 #include "postprocess.h"
 
@@ -10,6 +11,10 @@ static const inferd_port_spec tensor_in[] = {INFERD_PORT_STATIC("metadata/tensor
 static const inferd_port_spec points_out[] = {INFERD_PORT_STATIC("metadata/points"),
                                               INFERD_PORT_END};
 static const inferd_port_spec class_out[] = {INFERD_PORT_STATIC("metadata/class"),
+                                             INFERD_PORT_END};
+static const inferd_port_spec text_out[] = {INFERD_PORT_STATIC("metadata/text"),
+                                            INFERD_PORT_END};
+static const inferd_port_spec boxes_out[] = {INFERD_PORT_STATIC("metadata/object"),
                                              INFERD_PORT_END};
 static const inferd_port_spec object_out[] = {
     INFERD_PORT_STATIC("metadata/object", "metadata/semanticseg"), INFERD_PORT_END};
@@ -35,4 +40,14 @@ INFERD_PLUGIN("postprocess", "1.0.0",
                          "connected regions of a segmentation mask as boxes in the original "
                          "image: metadata/object (and the mask: metadata/semanticseg)",
                          pp_segment_props, object_out, pp_segment_init, pp_segment_process,
-                         pp_segment_deinit))
+                         pp_segment_deinit),
+              PP_ELEMENT("text_boxes",
+                         "DB text detection: a probability map's text regions as rotated "
+                         "boxes in the original image, unclipped, in reading order: "
+                         "metadata/object",
+                         pp_text_props, boxes_out, pp_text_init, pp_text_process,
+                         pp_text_deinit),
+              PP_ELEMENT("ctc_decode",
+                         "greedy CTC decoding of a recogniser's [T,C] scores over a charset: "
+                         "metadata/text {text, confidence}",
+                         pp_ctc_props, text_out, pp_ctc_init, pp_ctc_process, pp_ctc_deinit))

@@ -33,6 +33,18 @@ void pp_segment_deinit(inferd_instance *self);
 
 /* ---- common.c ---------------------------------------------------------------- */
 
+extern const inferd_prop_spec pp_text_props[];
+inferd_status pp_text_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status pp_text_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                              inferd_error *err);
+void pp_text_deinit(inferd_instance *self);
+
+extern const inferd_prop_spec pp_ctc_props[];
+inferd_status pp_ctc_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status pp_ctc_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                             inferd_error *err);
+void pp_ctc_deinit(inferd_instance *self);
+
 /* A copy of s (malloc'd), or NULL on ENOMEM. */
 char *pp_strdup(const char *s);
 

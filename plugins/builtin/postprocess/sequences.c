@@ -3,6 +3,8 @@
 #include "algorithms.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t blank, bool softmax,
                    size_t *out, double *probs, size_t *n, size_t *bad)
@@ -35,4 +37,21 @@ bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t bla
         prev = best;
     }
     return true;
+}
+
+char *pp_ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(charset[cls[i] < blank ? cls[i] : cls[i] - 1]);
+    char *text = malloc(len + 1), *at = text;
+    for (size_t i = 0; text && i < n; i++) {
+        const char *sym = charset[cls[i] < blank ? cls[i] : cls[i] - 1];
+        size_t l = strlen(sym);
+        memcpy(at, sym, l);
+        at += l;
+    }
+    if (text)
+        *at = '\0';
+    return text;
 }

@@ -1,5 +1,5 @@
 /* vision.c: the built-in "vision" plugin: its descriptor (INFERD_PLUGIN with
- * the four elements image_decoder, image_resize, image_crop and
+ * the elements image_decoder, image_resize, image_crop, object_crop and
  * image_to_tensor, each implemented in its own file) and the helpers the
  * elements share (vision.h).
  */
@@ -153,4 +153,9 @@ INFERD_PLUGIN("vision", "1.0.0",
                              vision_crop),
               VISION_ELEMENT("image_to_tensor",
                              "turns an image into a normalised [1,C,H,W] or [1,H,W,C] tensor",
-                             vision_to_tensor))
+                             vision_to_tensor),
+              VISION_ELEMENT("object_crop",
+                             "the per-object fan-out: one buffer per object of a "
+                             "metadata/object list, its part of the frame's image "
+                             "(object_join gathers the results)",
+                             vision_object_crop))
