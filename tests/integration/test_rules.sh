@@ -29,6 +29,8 @@ N_SCRATCH=$(wc -l <"$MSG/defects.txt")
 # Persistent: the broker restart below keeps a subscriber's session.
 BROKER_PERSIST=1 start_broker
 export INFERD_MQTT_SERVER="$MQTT_SERVER"
+# A name the config defines (the density family) is a function like the built-in ones.
+export INFERD_ESTIMATORS='{"crowdFamily": {"type": "density"}}'
 start_daemon
 # As the seeds install them: 004 on /plugins/portables, 003 on /plugins/functions.
 expect POST /plugins/portables "{\"name\":\"pyai\", \"file\": \"file://$PKG/pyai.zip\"}" 201 '"status":"running"'
@@ -117,7 +119,7 @@ diff -u "$MSG/defects.txt" "$T/got_bdefects.txt" >"$T/diff" \
 pass "built-in estimators as functions: label_image(self) and defects(image) right on every image"
 
 expect POST /streams '{"sql":"CREATE STREAM crowd () WITH (DATASOURCE=\"crowd\", FORMAT=\"BINARY\")"}' 201
-expect POST /rules "{\"id\": \"ruleCount\", \"sql\": \"SELECT people_count(self)->count AS n, peopleCountEstimator(self, parse_json('{\\\"targets\\\": \\\"T2\\\"}')) AS t2 FROM crowd\", \"actions\": [{\"mqtt\": {\"topic\": \"crowd/count\", \"sendSingle\": true}}]}" 201
+expect POST /rules "{\"id\": \"ruleCount\", \"sql\": \"SELECT people_count(self)->count AS n, peopleCountEstimator(self, parse_json('{\\\"targets\\\": \\\"T2\\\"}')) AS t2, crowdFamily(self)->count AS fam FROM crowd\", \"actions\": [{\"mqtt\": {\"topic\": \"crowd/count\", \"sendSingle\": true}}]}" 201
 wait_field ruleCount status running
 wait_source ruleCount crowd
 sub_start crowd crowd/count
@@ -131,8 +133,9 @@ got = [json.loads(l) for l in open(sys.argv[1])]
 want = [int(l) for l in open(sys.argv[2])]
 assert [g["n"] for g in got] == want, ([g["n"] for g in got], want)
 assert [g["t2"] for g in got] == [{"count": w} for w in want], [g["t2"] for g in got]
+assert [g["fam"] for g in got] == want, [g["fam"] for g in got]
 PY
-pass "people_count(self) and peopleCountEstimator(self, options) right on $N_DOTS images"
+pass "people_count(self), peopleCountEstimator(self, options) and crowdFamily(self) (a name the config defines) right on $N_DOTS images"
 
 # ---- a tumbling window: exact counts and averages --------------------------------------------
 expect POST /streams '{"sql":"CREATE STREAM readings (sensor STRING, temperature FLOAT) WITH (DATASOURCE=\"sensors/+/reading\")"}' 201
