@@ -12,18 +12,22 @@ then all 16 at once: each equal to alone. Exits 1 at the first mismatch.
 """
 import concurrent.futures
 import io
-import json
 import os
 import random
 import sys
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from picture_client import fail, post_to  # noqa: E402
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
 from families import DIGIT_COLOURS  # noqa: E402
 
 BASE, NAME = sys.argv[1], sys.argv[2]
+
+
+def post(body):
+    return post_to(BASE, NAME, body)
 
 
 def strip(text):
@@ -36,15 +40,6 @@ def strip(text):
     return buf.getvalue()
 
 
-def post(body):
-    req = urllib.request.Request(f"{BASE}/v1/estimators/{NAME}", data=body,
-                                 headers={"Content-Type": "image/png"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
 
 rng = random.Random(2026)
 texts = ["1123", "0", "9990", "5"] + \
@@ -53,13 +48,10 @@ alone = []
 for t in texts:
     st, b = post(strip(t))
     if st != 200:
-        fail = f"{t}: {st} {b}"
-        print("FAIL: " + fail)
-        sys.exit(1)
+        fail(f"{t}: {st} {b}")
     r = b["results"][0]
     if r["text"] != t or not r["confidence"] > 0.9:
-        print(f"FAIL: strip {t!r} read as {r}")
-        sys.exit(1)
+        fail(f"strip {t!r} read as {r}")
     alone.append(r)
 print(f"ok - {NAME}: {len(texts)} strips read exactly (repeats kept by the blank), "
       f"confidence >= {min(r['confidence'] for r in alone):.3f}")
@@ -67,6 +59,5 @@ with concurrent.futures.ThreadPoolExecutor(16) as pool:
     got = list(pool.map(lambda i: post(strip(texts[i])), range(len(texts))))
 for i, (st, b) in enumerate(got):
     if st != 200 or b["results"][0] != alone[i]:
-        print(f"FAIL: {NAME}: strip {texts[i]!r} at once: {st} {b}, alone {alone[i]}")
-        sys.exit(1)
+        fail(f"{NAME}: strip {texts[i]!r} at once: {st} {b}, alone {alone[i]}")
 print(f"ok - {NAME}: {len(texts)} strips at once, each equal to alone")

@@ -14,21 +14,22 @@ prints "ok - ..." lines.
 """
 import concurrent.futures
 import io
-import json
+import os
 import random
 import sys
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from picture_client import fail, post_to  # noqa: E402
 from PIL import Image
 
 BASE, NAME = sys.argv[1], sys.argv[2]
+
+
+def post(body):
+    return post_to(BASE, NAME, body)
 W, H, S = 192, 128, 48
 COLOURS = {"red": (230, 20, 20), "green": (20, 210, 30)}
 
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
 
 
 def picture(rng):
@@ -56,15 +57,6 @@ def picture(rng):
     return buf.getvalue(), squares
 
 
-def post(body):
-    req = urllib.request.Request(f"{BASE}/v1/estimators/{NAME}", data=body,
-                                 headers={"Content-Type": "image/png"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
 
 def iou(a, b):
     ax0, ay0, ax1, ay1 = a
@@ -79,8 +71,8 @@ def iou(a, b):
 rng = random.Random(1607)
 pictures = [picture(rng) for _ in range(12)]
 alone, worst, total = [], 1.0, 0
-for i, (png, squares) in enumerate(pictures):
-    st, b = post(png)
+for i, (body, squares) in enumerate(pictures):
+    st, b = post(body)
     if st != 200:
         fail(f"picture {i}: {st} {b}")
     res = b["results"][0]

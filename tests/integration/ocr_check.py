@@ -16,24 +16,24 @@ picture twice), each equal to alone; a picture with no text: count 0. Exits
 """
 import concurrent.futures
 import io
-import json
 import os
 import random
 import sys
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from picture_client import fail, post_to  # noqa: E402
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models"))
 from families import DIGIT_COLOURS  # noqa: E402
 
 BASE, NAME = sys.argv[1], sys.argv[2]
+
+
+def post(body):
+    return post_to(BASE, NAME, body)
 W, H, BAND, GAP, LINE = 320, 200, 10, 6, 16
 
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
 
 
 def picture(rng):
@@ -58,15 +58,6 @@ def picture(rng):
     return buf.getvalue(), lines
 
 
-def post(body):
-    req = urllib.request.Request(f"{BASE}/v1/estimators/{NAME}", data=body,
-                                 headers={"Content-Type": "image/png"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
 
 def iou(a, b):
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
@@ -77,8 +68,8 @@ def iou(a, b):
 rng = random.Random(77)
 pictures = [picture(rng) for _ in range(8)]
 alone, worst, n_lines = [], 1.0, 0
-for i, (png, lines) in enumerate(pictures):
-    st, b = post(png)
+for i, (body, lines) in enumerate(pictures):
+    st, b = post(body)
     if st != 200:
         fail(f"picture {i}: {st} {b}")
     res = b["results"][0]

@@ -14,28 +14,23 @@ turned line ~0.5 px more than a level one). Then all at once, each equal to
 alone. Exits 1 at the first mismatch.
 """
 import concurrent.futures
-import io
-import json
+import os
 import math
 import random
 import sys
-import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from picture_client import fail, png, post_to  # noqa: E402
 from PIL import Image, ImageDraw
 
 BASE, NAME = sys.argv[1], sys.argv[2]
+
+
+def post(body):
+    return post_to(BASE, NAME, body)
 W, H = 300, 210
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def png(img):
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def lines_picture(rng):
@@ -69,15 +64,6 @@ def turned_picture():
     ImageDraw.Draw(img).polygon(pts, fill=(25, 25, 25))
     return img, pts
 
-
-def post(body):
-    req = urllib.request.Request(f"{BASE}/v1/estimators/{NAME}", data=body,
-                                 headers={"Content-Type": "image/png"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 def iou(a, b):

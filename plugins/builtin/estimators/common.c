@@ -371,3 +371,32 @@ inferd_status est_set_double(inferd_value *obj, const char *key, double d, infer
 {
     return inferd_value_object_set(obj, key, inferd_value_double(d), err);
 }
+
+inferd_status est_counted(int64_t count, const char *key, inferd_value *arr,
+                          inferd_value **result, inferd_error *err)
+{
+    inferd_value *res = inferd_value_object();
+    inferd_status st = res && arr ? INFERD_OK
+                                  : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && !(st = est_set_int(res, "count", count, err))) {
+        st = inferd_value_object_set(res, key, arr, err);
+        arr = NULL; /* taken */
+    }
+    inferd_value_free(arr);
+    if (st != INFERD_OK) {
+        inferd_value_free(res);
+        return st;
+    }
+    *result = res;
+    return INFERD_OK;
+}
+
+inferd_status est_model_fault(const est_model *m, inferd_status st, inferd_error *err)
+{
+    if (st == INFERD_OK || st == INFERD_ENOMEM)
+        return st;
+    inferd_error_prefix(err, "model %s", m->path);
+    if (err)
+        err->code = INFERD_EPLUGIN;
+    return INFERD_EPLUGIN;
+}

@@ -92,34 +92,10 @@ static inferd_status ctc_post(inferd_instance *self, const est_item *it, const e
                                 "model %s gives %s per image: expected [T, %zu] (the charset's "
                                 "%zu symbols and the blank)", s->m.path, shape, C, s->n_charset);
     }
-    size_t T = (size_t)out->dims[out->ndim - 2], n = 0, bad = 0;
-    size_t *cls = malloc((T ? T : 1) * sizeof *cls);
-    double *probs = malloc((T ? T : 1) * sizeof *probs);
-    char *text = NULL;
-    inferd_status st = cls && probs ? INFERD_OK
-                                    : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK && !pp_ctc_greedy(out->v, T, C, s->blank, s->softmax, cls, probs, &n, &bad))
-        st = inferd_error_set(err, INFERD_EPLUGIN, "model %s: a score of step %zu is not a finite "
-                              "number", s->m.path, bad);
-    double sum = 0;
-    for (size_t i = 0; st == INFERD_OK && i < n; i++)
-        sum += probs[i];
-    if (st == INFERD_OK && !(text = pp_ctc_text(s->charset, s->blank, cls, n)))
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_value *res = st == INFERD_OK ? inferd_value_object() : NULL;
-    if (st == INFERD_OK &&
-        (!res || (st = inferd_value_object_set(res, "text", inferd_value_string(text), err)) ||
-         (st = est_set_double(res, "confidence", n ? sum / (double)n : 0, err))))
-        st = st ? st : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    free(text);
-    free(cls);
-    free(probs);
-    if (st != INFERD_OK) {
-        inferd_value_free(res);
-        return st;
-    }
-    *result = res;
-    return INFERD_OK;
+    size_t T = (size_t)out->dims[out->ndim - 2], bad = 0;
+    inferd_status st = pp_ctc_read(out->v, T, C, s->blank, s->softmax, s->charset, result, &bad,
+                                   err);
+    return est_model_fault(&s->m, st, err);
 }
 
 inferd_status est_ctc_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,

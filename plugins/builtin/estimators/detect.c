@@ -132,30 +132,20 @@ static inferd_status detect_post(inferd_instance *self, const est_item *it,
     size_t n = 0;
     inferd_status st = pp_detect_decode(layout, views, nv, s->score, s->normalised,
                                         it->geo.width, it->geo.height, &boxes, &n, err);
-    if (st != INFERD_OK) { /* the model's fault, not the request's */
-        inferd_error_prefix(err, "model %s", s->m.path);
-        if (st != INFERD_ENOMEM && err)
-            err->code = INFERD_EPLUGIN;
-        return st == INFERD_ENOMEM ? st : INFERD_EPLUGIN;
-    }
+    if (st != INFERD_OK)
+        return est_model_fault(&s->m, st, err);
     size_t kept = pp_nms(boxes, n, s->iou, s->agnostic, s->max);
-    inferd_value *res = inferd_value_object(), *arr = inferd_value_array();
-    if (!res || !arr)
+    inferd_value *arr = inferd_value_array();
+    if (!arr)
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     for (size_t i = 0; i < kept && st == INFERD_OK; i++)
         st = object_value(s, it, &boxes[i], arr, err);
     free(boxes);
-    if (st == INFERD_OK && !(st = est_set_int(res, "count", (int64_t)kept, err))) {
-        st = inferd_value_object_set(res, "objects", arr, err);
-        arr = NULL; /* taken */
-    }
-    inferd_value_free(arr);
     if (st != INFERD_OK) {
-        inferd_value_free(res);
+        inferd_value_free(arr);
         return st;
     }
-    *result = res;
-    return INFERD_OK;
+    return est_counted((int64_t)kept, "objects", arr, result, err);
 }
 
 inferd_status est_detect_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,

@@ -154,6 +154,15 @@ void est_map_point(const est_item *it, double u, double v, int64_t *x, int64_t *
 void est_map_box(const est_item *it, double u0, double v0, double u1, double v1, int64_t *x0,
                  int64_t *y0, int64_t *x1, int64_t *y1);
 
+/* A post-processing failure that is the model's (what its output holds),
+ * not the request's: prefixed with the model, recoded EPLUGIN (a 500);
+ * INFERD_OK and ENOMEM pass as they are. */
+inferd_status est_model_fault(const est_model *m, inferd_status st, inferd_error *err);
+
+/* *result = {"count": count, key: arr}; takes arr (also on failure). */
+inferd_status est_counted(int64_t count, const char *key, inferd_value *arr,
+                          inferd_value **result, inferd_error *err);
+
 /* Value building: obj[key] = an int / a double; the status of object_set. */
 inferd_status est_set_int(inferd_value *obj, const char *key, int64_t i, inferd_error *err);
 inferd_status est_set_double(inferd_value *obj, const char *key, double d, inferd_error *err);

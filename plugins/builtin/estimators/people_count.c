@@ -100,12 +100,8 @@ static inferd_status people_post(inferd_instance *self, const est_item *it,
     double sum;
     int64_t count;
     inferd_status st = pp_density_count(out->v, h, w, false, &sum, &count, err);
-    if (st != INFERD_OK) { /* the model's fault, not the request's */
-        inferd_error_prefix(err, "model %s", s->m.path);
-        if (st != INFERD_ENOMEM && err)
-            err->code = INFERD_EPLUGIN;
-        return st == INFERD_ENOMEM ? st : INFERD_EPLUGIN;
-    }
+    if (st != INFERD_OK)
+        return est_model_fault(&s->m, st, err);
     inferd_value *res = inferd_value_object();
     if (!res)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");

@@ -58,48 +58,20 @@ inferd_status est_text_init(inferd_instance *self, const inferd_props *p, inferd
     return INFERD_OK;
 }
 
-static double cents(double v)
-{
-    return round(v * 100) / 100;
-}
+/* A corner from the map's pixels to the image's: into the input row's (the
+ * map may be at a stride), back through the contract, clamped into the area. */
+typedef struct to_image {
+    const est_item *it;
+    double sx, sy;
+} to_image;
 
-static inferd_status text_value(const est_item *it, const pp_quad *q, double sx, double sy,
-                                inferd_value *arr, inferd_error *err)
+static void map_corner(void *ctx, double *x, double *y)
 {
-    inferd_value *o = inferd_value_object(), *pts = inferd_value_array();
-    inferd_status st = o && pts ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 4 && st == INFERD_OK; k++) {
-        double x, y;
-        inferd_geometry_to_image(&it->geo, q->x[k] * sx, q->y[k] * sy, &x, &y);
-        /* clamped into the area */
-        x = fmin(fmax(x, (double)it->area.x), (double)(it->area.x + it->area.width));
-        y = fmin(fmax(y, (double)it->area.y), (double)(it->area.y + it->area.height));
-        x0 = fmin(x0, x), y0 = fmin(y0, y), x1 = fmax(x1, x), y1 = fmax(y1, y);
-        inferd_value *p = inferd_value_object();
-        if (!p || (st = est_set_double(p, "x", cents(x), err)) ||
-            (st = est_set_double(p, "y", cents(y), err))) {
-            inferd_value_free(p);
-            st = st ? st : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-            break;
-        }
-        st = inferd_value_array_push(pts, p, err);
-    }
-    if (st == INFERD_OK) {
-        st = inferd_value_object_set(o, "points", pts, err);
-        pts = NULL; /* taken */
-    }
-    if (st == INFERD_OK && !(st = est_set_double(o, "score", q->score, err)) &&
-        !(st = est_set_int(o, "x", (int64_t)floor(x0), err)) &&
-        !(st = est_set_int(o, "y", (int64_t)floor(y0), err)) &&
-        !(st = est_set_int(o, "width", (int64_t)ceil(x1) - (int64_t)floor(x0), err)))
-        st = est_set_int(o, "height", (int64_t)ceil(y1) - (int64_t)floor(y0), err);
-    inferd_value_free(pts);
-    if (st != INFERD_OK) {
-        inferd_value_free(o);
-        return st;
-    }
-    return inferd_value_array_push(arr, o, err);
+    const to_image *m = ctx;
+    const inferd_rect *a = &m->it->area;
+    inferd_geometry_to_image(&m->it->geo, *x * m->sx, *y * m->sy, x, y);
+    *x = fmin(fmax(*x, (double)a->x), (double)(a->x + a->width));
+    *y = fmin(fmax(*y, (double)a->y), (double)(a->y + a->height));
 }
 
 static inferd_status text_post(inferd_instance *self, const est_item *it, const est_output *out,
@@ -116,26 +88,21 @@ static inferd_status text_post(inferd_instance *self, const est_item *it, const 
     size_t n = 0;
     inferd_status st = pp_text_boxes(out->v, h, w, s->bin, s->box, s->unclip, s->min_size,
                                      s->max_candidates, &quads, &n, err);
-    /* The map may be smaller than the input row (a stride): its pixels in
-     * the row's. */
-    double sx = (double)it->geo.width / (double)w, sy = (double)it->geo.height / (double)h;
-    inferd_value *res = inferd_value_object(), *arr = inferd_value_array();
-    if (st == INFERD_OK && (!res || !arr))
+    to_image m = {it, (double)it->geo.width / (double)w, (double)it->geo.height / (double)h};
+    inferd_value *arr = inferd_value_array();
+    if (st == INFERD_OK && !arr)
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n && st == INFERD_OK; i++)
-        st = text_value(it, &quads[i], sx, sy, arr, err);
-    free(quads);
-    if (st == INFERD_OK && !(st = est_set_int(res, "count", (int64_t)n, err))) {
-        st = inferd_value_object_set(res, "texts", arr, err);
-        arr = NULL; /* taken */
+    for (size_t i = 0; i < n && st == INFERD_OK; i++) {
+        inferd_value *o = NULL;
+        if ((st = pp_quad_value(&quads[i], map_corner, &m, &o, err)) == INFERD_OK)
+            st = inferd_value_array_push(arr, o, err);
     }
-    inferd_value_free(arr);
+    free(quads);
     if (st != INFERD_OK) {
-        inferd_value_free(res);
+        inferd_value_free(arr);
         return st;
     }
-    *result = res;
-    return INFERD_OK;
+    return est_counted((int64_t)n, "texts", arr, result, err);
 }
 
 inferd_status est_text_batch(inferd_instance *self, inferd_estimate *const *items, size_t n,

@@ -173,6 +173,12 @@ inferd_status pp_text_boxes(const float *map, size_t h, size_t w, double bin_thr
                             size_t max_candidates, pp_quad **out, size_t *count,
                             inferd_error *err);
 
+/* A text box as a result value: {"points": [{"x", "y"} x 4] (to 0.01),
+ * "x", "y", "width", "height" (the points' bounds, whole pixels), "score"},
+ * each corner passed through map(ctx, &x, &y) first (back to the image). */
+inferd_status pp_quad_value(const pp_quad *q, void (*map)(void *ctx, double *x, double *y),
+                            void *ctx, inferd_value **out, inferd_error *err);
+
 /* ---- sequences (sequences.c) ------------------------------------------------------ */
 
 /* Greedy CTC decoding of a steps x classes score matrix: each step's best
@@ -183,8 +189,12 @@ inferd_status pp_text_boxes(const float *map, size_t h, size_t w, double bin_thr
  * the step, when a score is NaN or infinite. */
 bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t blank, bool softmax,
                    size_t *out, double *probs, size_t *n, size_t *bad);
-/* The n emitted classes as text: each one's symbol of the charset (which
- * leaves the blank's class out), malloc'd; NULL on ENOMEM. */
-char *pp_ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t n);
+/* Greedy CTC decoding as a result value: {"text": the emitted classes'
+ * symbols of charset (one a class, the blank's class left out),
+ * "confidence": their mean probability, 0 for an empty text}. EINVAL (and
+ * *bad the step) for a score that is not finite; ENOMEM. */
+inferd_status pp_ctc_read(const float *scores, size_t steps, size_t classes, size_t blank,
+                          bool softmax, char *const *charset, inferd_value **out, size_t *bad,
+                          inferd_error *err);
 
 #endif /* INFERD_PP_ALGORITHMS_H */

@@ -7,7 +7,6 @@
 #include "postprocess.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 const inferd_prop_spec pp_ctc_props[] = {
     INFERD_PROP_STRING("tensorName", "the model output to read; \"\" = the first tensor", ""),
@@ -78,35 +77,15 @@ inferd_status pp_ctc_process(inferd_instance *self, inferd_buffer *const *in, si
                                 "charset's %zu symbols and the blank)", pp_tensor_label(t), shape,
                                 C, C, s->n_charset);
     }
-    size_t T = (size_t)t->shape[t->ndim - 2], emitted = 0, bad = 0;
+    size_t T = (size_t)t->shape[t->ndim - 2], bad = 0;
     pp_floats f;
     if ((st = pp_floats_get(t, &f, err)))
         return st;
-    size_t *cls = malloc((T ? T : 1) * sizeof *cls);
-    double *probs = malloc((T ? T : 1) * sizeof *probs);
-    char *text = NULL;
-    if (!cls || !probs)
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK && !pp_ctc_greedy(f.v, T, C, s->blank, s->softmax, cls, probs, &emitted,
-                                          &bad))
-        st = inferd_error_set(err, INFERD_EINVAL, "tensor %s: a score of step %zu is not a "
-                              "finite number", pp_tensor_label(t), bad);
-    double sum = 0;
-    for (size_t i = 0; st == INFERD_OK && i < emitted; i++)
-        sum += probs[i];
-    if (st == INFERD_OK && !(text = pp_ctc_text(s->charset, s->blank, cls, emitted)))
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_value *meta = st == INFERD_OK ? inferd_value_object() : NULL;
-    if (st == INFERD_OK &&
-        (!meta || (st = inferd_value_object_set(meta, "text", inferd_value_string(text), err)) ||
-         (st = pp_set_double(meta, "confidence", emitted ? sum / (double)emitted : 0, err))))
-        st = st ? st : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    free(text);
-    free(cls);
-    free(probs);
+    inferd_value *meta = NULL;
+    st = pp_ctc_read(f.v, T, C, s->blank, s->softmax, s->charset, &meta, &bad, err);
     pp_floats_free(&f);
     if (st != INFERD_OK) {
-        inferd_value_free(meta);
+        inferd_error_prefix(err, "tensor %s", pp_tensor_label(t));
         return st;
     }
     return pp_attach_and_push(self, buf, "metadata/text", meta, err);

@@ -39,7 +39,9 @@ bool pp_ctc_greedy(const float *scores, size_t steps, size_t classes, size_t bla
     return true;
 }
 
-char *pp_ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t n)
+/* The emitted classes as text: each one's symbol (the charset leaves the
+ * blank's class out); malloc'd, NULL on ENOMEM. */
+static char *ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t n)
 {
     size_t len = 0;
     for (size_t i = 0; i < n; i++)
@@ -54,4 +56,38 @@ char *pp_ctc_text(char *const *charset, size_t blank, const size_t *cls, size_t 
     if (text)
         *at = '\0';
     return text;
+}
+
+inferd_status pp_ctc_read(const float *scores, size_t steps, size_t classes, size_t blank,
+                          bool softmax, char *const *charset, inferd_value **out, size_t *bad,
+                          inferd_error *err)
+{
+    size_t *cls = malloc((steps ? steps : 1) * sizeof *cls), n = 0;
+    double *probs = malloc((steps ? steps : 1) * sizeof *probs), sum = 0;
+    char *text = NULL;
+    inferd_value *v = NULL;
+    inferd_status st = cls && probs ? INFERD_OK
+                                    : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK && !pp_ctc_greedy(scores, steps, classes, blank, softmax, cls, probs, &n,
+                                          bad))
+        st = inferd_error_set(err, INFERD_EINVAL, "a score of step %zu is not a finite number",
+                              *bad);
+    for (size_t i = 0; st == INFERD_OK && i < n; i++)
+        sum += probs[i];
+    if (st == INFERD_OK && (!(text = ctc_text(charset, blank, cls, n)) ||
+                            !(v = inferd_value_object())))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    if (st == INFERD_OK &&
+        !(st = inferd_value_object_set(v, "text", inferd_value_string(text), err)))
+        st = inferd_value_object_set(v, "confidence", inferd_value_double(n ? sum / (double)n : 0),
+                                     err);
+    free(text);
+    free(cls);
+    free(probs);
+    if (st != INFERD_OK) {
+        inferd_value_free(v);
+        return st;
+    }
+    *out = v;
+    return INFERD_OK;
 }

@@ -9,7 +9,6 @@
 #include "algorithms.h"
 #include "postprocess.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 const inferd_prop_spec pp_text_props[] = {
@@ -56,40 +55,10 @@ void pp_text_deinit(inferd_instance *self)
     }
 }
 
-static inferd_status quad_value(const pp_quad *q, const pp_chain *chain, inferd_value **out,
-                                inferd_error *err)
+/* A corner from the model input's space to the original image's. */
+static void chain_map(void *ctx, double *x, double *y)
 {
-    inferd_value *o = inferd_value_object(), *pts = inferd_value_array();
-    inferd_status st = o && pts ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 4 && st == INFERD_OK; k++) {
-        double x = q->x[k], y = q->y[k];
-        pp_chain_map(chain, &x, &y);
-        x0 = fmin(x0, x), y0 = fmin(y0, y), x1 = fmax(x1, x), y1 = fmax(y1, y);
-        inferd_value *pt = inferd_value_object();
-        if (!pt || (st = pp_set_double(pt, "x", round(x * 100) / 100, err)) ||
-            (st = pp_set_double(pt, "y", round(y * 100) / 100, err))) {
-            inferd_value_free(pt);
-            st = st ? st : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-            break;
-        }
-        st = inferd_value_array_push(pts, pt, err);
-    }
-    if (st == INFERD_OK && !(st = pp_set_int(o, "x", (int64_t)floor(x0), err)) &&
-        !(st = pp_set_int(o, "y", (int64_t)floor(y0), err)) &&
-        !(st = pp_set_int(o, "width", (int64_t)ceil(x1) - (int64_t)floor(x0), err)) &&
-        !(st = pp_set_int(o, "height", (int64_t)ceil(y1) - (int64_t)floor(y0), err)) &&
-        !(st = pp_set_double(o, "score", q->score, err))) {
-        st = inferd_value_object_set(o, "points", pts, err);
-        pts = NULL; /* taken */
-    }
-    inferd_value_free(pts);
-    if (st != INFERD_OK) {
-        inferd_value_free(o);
-        return st;
-    }
-    *out = o;
-    return INFERD_OK;
+    pp_chain_map(ctx, x, y);
 }
 
 inferd_status pp_text_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
@@ -119,7 +88,7 @@ inferd_status pp_text_process(inferd_instance *self, inferd_buffer *const *in, s
         st = pp_chain_load(buf, &chain, err);
     for (size_t i = 0; i < nq && st == INFERD_OK; i++) {
         inferd_value *o = NULL;
-        if ((st = quad_value(&quads[i], &chain, &o, err)) == INFERD_OK)
+        if ((st = pp_quad_value(&quads[i], chain_map, &chain, &o, err)) == INFERD_OK)
             st = inferd_value_array_push(arr, o, err);
     }
     if (st == INFERD_OK && (st = pp_set_int(meta, "count", (int64_t)nq, err)) == INFERD_OK) {

@@ -273,3 +273,45 @@ inferd_status pp_text_boxes(const float *map, size_t h, size_t w, double bin_thr
     *count = n;
     return INFERD_OK;
 }
+
+inferd_status pp_quad_value(const pp_quad *q, void (*map)(void *ctx, double *x, double *y),
+                            void *ctx, inferd_value **out, inferd_error *err)
+{
+    inferd_value *o = inferd_value_object(), *pts = inferd_value_array();
+    inferd_status st = o && pts ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < 4 && st == INFERD_OK; k++) {
+        double x = q->x[k], y = q->y[k];
+        map(ctx, &x, &y);
+        x0 = fmin(x0, x), y0 = fmin(y0, y), x1 = fmax(x1, x), y1 = fmax(y1, y);
+        inferd_value *corner = inferd_value_object();
+        if (!corner ||
+            (st = inferd_value_object_set(corner, "x", inferd_value_double(round(x * 100) / 100),
+                                          err)) ||
+            (st = inferd_value_object_set(corner, "y", inferd_value_double(round(y * 100) / 100),
+                                          err))) {
+            inferd_value_free(corner);
+            st = st ? st : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+            break;
+        }
+        st = inferd_value_array_push(pts, corner, err);
+    }
+    const int64_t bx = (int64_t)floor(x0), by = (int64_t)floor(y0);
+    if (st == INFERD_OK && !(st = inferd_value_object_set(o, "points", pts, err))) {
+        pts = NULL; /* taken */
+        if (!(st = inferd_value_object_set(o, "x", inferd_value_int(bx), err)) &&
+            !(st = inferd_value_object_set(o, "y", inferd_value_int(by), err)) &&
+            !(st = inferd_value_object_set(o, "width", inferd_value_int((int64_t)ceil(x1) - bx),
+                                           err)) &&
+            !(st = inferd_value_object_set(o, "height", inferd_value_int((int64_t)ceil(y1) - by),
+                                           err)))
+            st = inferd_value_object_set(o, "score", inferd_value_double(q->score), err);
+    }
+    inferd_value_free(pts);
+    if (st != INFERD_OK) {
+        inferd_value_free(o);
+        return st;
+    }
+    *out = o;
+    return INFERD_OK;
+}
