@@ -97,10 +97,10 @@ def anchor_boxes():
     return np.stack([cx, cy, wh, wh])
 
 
-def model(name, nodes, inits, outputs):
+def model(name, nodes, inits, outputs, image=(1, 3, SIZE, SIZE)):
+    """A checked model of nodes whose input is "image" float32 of dims image."""
     graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        nodes, name, [helper.make_tensor_value_info("image", TensorProto.FLOAT, list(image))],
         outputs, initializer=inits)
     m = helper.make_model(graph, producer_name=generate.PRODUCER,
                           producer_version=generate.PRODUCER_VERSION,
@@ -174,17 +174,8 @@ def ctc_digits():
              const("merge", merge),
              const("s0", np.array([0], np.int64)), const("s2", np.array([2], np.int64)),
              const("classes", np.array([11], np.int64))]
-    graph = helper.make_graph(
-        nodes, "ctc_digits",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", "W", 11])],
-        initializer=inits)
-    m = helper.make_model(graph, producer_name=generate.PRODUCER,
-                          producer_version=generate.PRODUCER_VERSION,
-                          opset_imports=[helper.make_opsetid("", generate.OPSET)])
-    m.ir_version = generate.IR_VERSION
-    checker.check_model(m, full_check=True)
-    return m
+    return model("ctc_digits", nodes, inits, [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", "W", 11])],
+                 image=["N", 3, 8, "W"])
 
 
 def db_text():
@@ -201,17 +192,8 @@ def db_text():
     ]
     inits = [const("half", np.array(0.5, np.float32)), const("ten", np.array(10.0, np.float32)),
              const("zero", np.array(0.0, np.float32)), const("one", np.array(1.0, np.float32))]
-    graph = helper.make_graph(
-        nodes, "db_text",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        initializer=inits)
-    m = helper.make_model(graph, producer_name=generate.PRODUCER,
-                          producer_version=generate.PRODUCER_VERSION,
-                          opset_imports=[helper.make_opsetid("", generate.OPSET)])
-    m.ir_version = generate.IR_VERSION
-    checker.check_model(m, full_check=True)
-    return m
+    return model("db_text", nodes, inits, [helper.make_tensor_value_info("maps", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+                 image=["N", 3, "H", "W"])
 
 
 def main(argv):
