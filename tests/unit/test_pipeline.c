@@ -217,6 +217,77 @@ static void sync_carries_the_first_payload(void **state)
     inferd_pipeline_free(p);
 }
 
+/* object_crop fans a frame out into one part per object (a view of the
+ * frame's image), object_join gathers the parts back: each object with its
+ * part's result, a part that failed with its error, a frame without
+ * objects with count 0; frames in order. */
+static void fan_out_and_join(void **state)
+{
+    inferd_pipeline *p = build("{\"s\": {"
+                               " \"in\": {\"factory\": \"appsrc\", \"next\": \"crop\"},"
+                               " \"crop\": {\"factory\": \"object_crop\", \"props\": "
+                               "{\"dataSource\": \"det\"}, \"next\": \"size\"},"
+                               " \"size\": {\"factory\": \"image_resize\", \"props\": "
+                               "{\"resizeWidth\": 2}, \"next\": \"join\"},"
+                               " \"join\": {\"factory\": \"object_join\", \"props\": "
+                               "{\"resultSource\": \"size\"}, \"next\": \"out\"},"
+                               " \"out\": {\"factory\": \"appsink\"}}}");
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    const char *lists[2] = {
+        "{\"objects\": [{\"x\": 1, \"y\": 1, \"width\": 4, \"height\": 2},"
+        " {\"x\": 500, \"y\": 500, \"width\": 4, \"height\": 4},"
+        " {\"x\": 0, \"y\": 0, \"width\": 8, \"height\": 6, \"tag\": \"all\"}]}",
+        "{\"objects\": []}"};
+    for (int f = 0; f < 2; f++) {
+        inferd_image *img = NULL;
+        assert_int_equal(inferd_image_new(INFERD_PIXEL_RGB8, 8, 6, &img, &err), INFERD_OK);
+        inferd_buffer *b = inferd_buffer_new();
+        assert_int_equal(inferd_buffer_set_image(b, img, &err), INFERD_OK);
+        inferd_value *v = NULL;
+        assert_int_equal(inferd_value_from_json(lists[f], strlen(lists[f]), 0, &v, &err),
+                         INFERD_OK);
+        assert_int_equal(inferd_buffer_add_meta_value(b, "det", "metadata/object", v, &err),
+                         INFERD_OK);
+        assert_int_equal(inferd_pipeline_push(p, NULL, b, NULL, -1, &err), INFERD_OK);
+    }
+    inferd_buffer *r = NULL;
+    inferd_meta m;
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    assert_null(inferd_buffer_error(r));
+    assert_int_equal(inferd_buffer_frame_id(r), 0);
+    assert_true(inferd_buffer_find_meta(r, "join", "metadata/object", &m));
+    const inferd_value *objs = inferd_value_object_get(m.value, "objects");
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(m.value, "count"), -1), 3);
+    assert_int_equal(inferd_value_array_len(objs), 3);
+    /* Part 0: a 4x2 view resized to 2 wide: the resize's transform is its result. */
+    const inferd_value *o0 = inferd_value_array_get(objs, 0);
+    assert_true(inferd_value_double_or(inferd_value_object_path(o0, "size.scale_x"), 0) == 0.5);
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(o0, "x"), -1), 1);
+    /* Part 1 lies outside the image: no pixels, so image_resize failed on it. */
+    const inferd_value *o1 = inferd_value_array_get(objs, 1);
+    assert_non_null(inferd_value_object_get(o1, "error"));
+    assert_contains(inferd_value_string_or(inferd_value_object_path(o1, "error.message"), ""),
+                    "expected an image payload");
+    /* Part 2: the whole 8x6 frame, its own keys kept. */
+    const inferd_value *o2 = inferd_value_array_get(objs, 2);
+    assert_string_equal(inferd_value_string_or(inferd_value_object_get(o2, "tag"), ""), "all");
+    assert_true(inferd_value_double_or(inferd_value_object_path(o2, "size.scale_x"), 0) == 0.25);
+    inferd_buffer_unref(r);
+    /* The frame without objects still answers. */
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    assert_int_equal(inferd_buffer_frame_id(r), 1);
+    assert_true(inferd_buffer_find_meta(r, "join", "metadata/object", &m));
+    assert_int_equal(inferd_value_int_or(inferd_value_object_get(m.value, "count"), -1), 0);
+    inferd_buffer_unref(r);
+    inferd_pipeline_end(p, NULL);
+    assert_int_equal(inferd_pipeline_pull(p, "out", 5000, &r, &err), INFERD_OK);
+    assert_null(r);
+    inferd_pipeline_free(p);
+}
+
 /* Two inputs, status 0: each arrival is processed alone; status 1: the two
  * of a frame together. */
 static void async_versus_sync_inputs(void **state)
@@ -434,6 +505,7 @@ int main(void)
         cmocka_unit_test(frames_in_and_out),
         cmocka_unit_test(sync_joins_frames),
         cmocka_unit_test(sync_carries_the_first_payload),
+        cmocka_unit_test(fan_out_and_join),
         cmocka_unit_test(async_versus_sync_inputs),
         cmocka_unit_test(back_pressure_and_discard),
         cmocka_unit_test(drain_delivers_everything),
