@@ -10,18 +10,12 @@
 #include "core/clock.h"
 #include "service/service.h"
 
-static inferd_value *obj(void) { return inferd_value_object(); }
-
-static void set(inferd_value *o, const char *k, inferd_value *v)
-{
-    inferd_value_object_set(o, k, v, NULL);
-}
-
 static void health(svc_request *r)
 {
-    inferd_value *b = obj();
-    set(b, "status", inferd_value_string("ok"));
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    bool ok = true;
+    inferd_value *b = inferd_value_object();
+    inferd__put_str(b, "status", "ok", &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void ready(svc_request *r)
@@ -32,23 +26,25 @@ static void ready(svc_request *r)
                         "the service is starting or stopping");
         return;
     }
-    inferd_value *b = obj();
-    set(b, "status", inferd_value_string("ready"));
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    bool ok = true;
+    inferd_value *b = inferd_value_object();
+    inferd__put_str(b, "status", "ready", &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void version(svc_request *r)
 {
     svc *s = svc_of(r);
     uint64_t now_ms = inferd__now_ms();
-    inferd_value *b = obj();
-    set(b, "name", inferd_value_string("inferd"));
-    set(b, "version", inferd_value_string(inferd_version()));
+    bool ok = true;
+    inferd_value *b = inferd_value_object();
+    inferd__put_str(b, "name", "inferd", &ok);
+    inferd__put_str(b, "version", inferd_version(), &ok);
     char abi[16];
     snprintf(abi, sizeof abi, "%d.%d", INFERD_ABI_MAJOR, INFERD_ABI_MINOR);
-    set(b, "plugin_abi", inferd_value_string(abi));
-    set(b, "uptime_s", inferd_value_int((int64_t)((now_ms - s->started_ms) / 1000u)));
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    inferd__put_str(b, "plugin_abi", abi, &ok);
+    inferd__put(b, "uptime_s", inferd_value_int((int64_t)((now_ms - s->started_ms) / 1000u)), &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void metrics(svc_request *r)
@@ -73,33 +69,33 @@ const svc_route svc_core_routes[] = {
 /* ---- plugin management ------------------------------------------------------------ */
 
 /* A plugin's description plus what the service made of it: the estimators
- * it serves and its error count. */
+ * it serves and its error count; NULL when it cannot be made whole. */
 static inferd_value *describe(svc *s, const inferd_plugin_info *p, bool full)
 {
-    inferd_value *d = inferd_describe_plugin(p, full);
-    if (!d)
-        return NULL;
-    set(d, "builtIn", inferd_value_bool(inferd_plugin_is_builtin(p)));
-    set(d, "errors", inferd_value_int((int64_t)inferd_registry_plugin_errors(p)));
-    inferd_value *served = inferd_value_array();
+    bool ok = true;
+    inferd_value *d = inferd_describe_plugin(p, full), *served = inferd_value_array();
+    inferd__put(d, "builtIn", inferd_value_bool(inferd_plugin_is_builtin(p)), &ok);
+    inferd__put(d, "errors", inferd_value_int((int64_t)inferd_registry_plugin_errors(p)), &ok);
     for (size_t i = 0; i < inferd_estimators_count(s->est); i++)
         if (inferd_estimators_plugin(s->est, i) == p)
-            inferd_value_array_push(served, inferd_value_string(inferd_estimators_name(s->est, i)),
-                                    NULL);
-    set(d, "estimators", served);
+            inferd__push(served, inferd_value_string(inferd_estimators_name(s->est, i)), &ok);
+    inferd__put(d, "estimators", served, &ok);
+    if (!ok) {
+        inferd_value_free(d);
+        return NULL;
+    }
     return d;
 }
 
 static void plugins_list(svc_request *r)
 {
     svc *s = svc_of(r);
-    inferd_value *arr = inferd_value_array();
+    bool ok = true;
+    inferd_value *arr = inferd_value_array(), *b = inferd_value_object();
     for (size_t i = 0; i < inferd_registry_plugin_count(s->reg); i++)
-        inferd_value_array_push(arr, describe(s, inferd_registry_plugin_at(s->reg, i), false),
-                                NULL);
-    inferd_value *b = obj();
-    set(b, "plugins", arr);
-    svc_reply_json(r, MHD_HTTP_OK, b);
+        inferd__push(arr, describe(s, inferd_registry_plugin_at(s->reg, i), false), &ok);
+    inferd__put(b, "plugins", arr, &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void plugin_get(svc_request *r)
@@ -112,7 +108,8 @@ static void plugin_get(svc_request *r)
                         "no plugin named '%s' is loaded (GET /v1/plugins lists them)", name);
         return;
     }
-    svc_reply_json(r, MHD_HTTP_OK, describe(s, p, true));
+    inferd_value *d = describe(s, p, true);
+    svc_reply_built(r, MHD_HTTP_OK, d, d != NULL);
 }
 
 const svc_route svc_plugin_routes[] = {

@@ -44,12 +44,12 @@ static long find_estimator(svc_request *r)
 static void list(svc_request *r)
 {
     svc *s = svc_of(r);
-    inferd_value *arr = inferd_value_array();
+    bool ok = true;
+    inferd_value *arr = inferd_value_array(), *b = inferd_value_object();
     for (size_t i = 0; i < inferd_estimators_count(s->est); i++)
-        inferd_value_array_push(arr, inferd_estimators_describe(s->est, i), NULL);
-    inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, "estimators", arr, NULL);
-    svc_reply_json(r, MHD_HTTP_OK, b);
+        inferd__push(arr, inferd_estimators_describe(s->est, i), &ok);
+    inferd__put(b, "estimators", arr, &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void get_one(svc_request *r)
@@ -367,28 +367,32 @@ typedef struct pending {
 
 static inferd_value *item_error(const inferd_error *err)
 {
+    bool ok = true;
     inferd_value *o = inferd_value_object(), *e = inferd_value_object();
-    inferd_value_object_set(e, "code", inferd_value_string(inferd_status_name(err->code)), NULL);
-    inferd_value_object_set(e, "message", inferd_value_string(err->message), NULL);
-    inferd_value_object_set(o, "error", e, NULL);
+    inferd__put_str(e, "code", inferd_status_name(err->code), &ok);
+    inferd__put_str(e, "message", err->message, &ok);
+    inferd__put(o, "error", e, &ok);
+    if (!ok) { /* the reply is built with it: a NULL item makes it a 500 */
+        inferd_value_free(o);
+        return NULL;
+    }
     return o;
 }
 
 /* The estimation_done event: one per request, after its last image. */
 static void publish_done(const pending *pd)
 {
+    bool ok = true;
     inferd_value *ev = inferd_value_object();
-    inferd_value_object_set(ev, "estimator", inferd_value_string(pd->estimator), NULL);
-    inferd_value_object_set(ev, "images", inferd_value_int((int64_t)pd->n), NULL);
-    inferd_value_object_set(ev, "failed", inferd_value_int((int64_t)(pd->n - pd->n_ok)), NULL);
-    inferd_value_object_set(ev, "decode_ms", inferd_value_double((double)pd->decode_us / 1e3),
-                            NULL);
-    inferd_value_object_set(ev, "queue_ms", inferd_value_double((double)pd->queue_us / 1e3), NULL);
-    inferd_value_object_set(ev, "inference_ms", inferd_value_double((double)pd->run_us / 1e3),
-                            NULL);
+    inferd__put_str(ev, "estimator", pd->estimator, &ok);
+    inferd__put(ev, "images", inferd_value_int((int64_t)pd->n), &ok);
+    inferd__put(ev, "failed", inferd_value_int((int64_t)(pd->n - pd->n_ok)), &ok);
+    inferd__put(ev, "decode_ms", inferd_value_double((double)pd->decode_us / 1e3), &ok);
+    inferd__put(ev, "queue_ms", inferd_value_double((double)pd->queue_us / 1e3), &ok);
+    inferd__put(ev, "inference_ms", inferd_value_double((double)pd->run_us / 1e3), &ok);
     if (pd->n_ok < pd->n)
-        inferd_value_object_set(ev, "error", inferd_value_string(pd->first_err.message), NULL);
-    inferd_event_publish("estimation_done", ev, NULL);
+        inferd__put_str(ev, "error", pd->first_err.message, &ok);
+    svc_publish_built("estimation_done", ev, ok);
 }
 
 static void finish(pending *pd)
@@ -402,15 +406,15 @@ static void finish(pending *pd)
     if (pd->n_ok == 0) {
         svc_reply_status(r, pd->first_st, &pd->first_err);
     } else {
-        inferd_value *arr = inferd_value_array();
+        bool ok = true;
+        inferd_value *arr = inferd_value_array(), *b = inferd_value_object();
         for (size_t i = 0; i < pd->n; i++) {
-            inferd_value_array_push(arr, pd->results[i], NULL);
+            inferd__push(arr, pd->results[i], &ok);
             pd->results[i] = NULL;
         }
-        inferd_value *b = inferd_value_object();
-        inferd_value_object_set(b, "estimator", inferd_value_string(pd->estimator), NULL);
-        inferd_value_object_set(b, "results", arr, NULL);
-        svc_reply_json(r, MHD_HTTP_OK, b);
+        inferd__put_str(b, "estimator", pd->estimator, &ok);
+        inferd__put(b, "results", arr, &ok);
+        svc_reply_built(r, MHD_HTTP_OK, b, ok);
     }
     for (size_t i = 0; i < pd->n; i++)
         inferd_value_free(pd->results[i]);

@@ -63,9 +63,10 @@ static void portables_list(svc_request *r)
 {
     if (!have_portables(r))
         return;
+    bool ok = true;
     inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, "portables", inferd_portables_list(svc_of(r)->portables), NULL);
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    inferd__put(b, "portables", inferd_portables_list(svc_of(r)->portables), &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 static void portables_get(svc_request *r)
@@ -106,10 +107,11 @@ static void portables_delete(svc_request *r)
         svc_reply_status(r, st, &err);
         return;
     }
+    bool ok = true;
     inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, "name", inferd_value_string(svc_param(r, 0)), NULL);
-    inferd_value_object_set(b, "removed", inferd_value_bool(true), NULL);
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    inferd__put_str(b, "name", svc_param(r, 0), &ok);
+    inferd__put(b, "removed", inferd_value_bool(true), &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 /* ---- functions ------------------------------------------------------------------ */
@@ -247,8 +249,14 @@ static void function_exec(svc_request *r)
     } else {
         size_t len;
         const void *body = svc_body(r, &len);
+        bool ok = true;
         args = inferd_value_array();
-        inferd_value_array_push(args, inferd_value_bytes(body, len), NULL);
+        inferd__push(args, inferd_value_bytes(body, len), &ok);
+        if (!ok) {
+            inferd_value_free(args);
+            svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+            return;
+        }
     }
     fn_inst *f = NULL;
     inferd_error err = {0};
@@ -277,9 +285,10 @@ static void function_exec(svc_request *r)
         svc_reply_status(r, st, &err);
         return;
     }
+    bool ok = true;
     inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, "result", result, NULL);
-    svc_reply_json(r, MHD_HTTP_OK, b);
+    inferd__put(b, "result", result ? result : inferd_value_null(), &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
 const svc_route svc_portable_routes[] = {

@@ -41,10 +41,11 @@ static void reply_done(svc_request *r, inferd_status st, const inferd_error *err
     }
     char msg[400];
     snprintf(msg, sizeof msg, "%s %s %s.", what, name, done);
+    bool ok = true;
     inferd_value *b = inferd_value_object();
-    inferd_value_object_set(b, key, inferd_value_string(name), NULL);
-    inferd_value_object_set(b, "message", inferd_value_string(msg), NULL);
-    svc_reply_json(r, status, b);
+    inferd__put_str(b, key, name, &ok);
+    inferd__put_str(b, "message", msg, &ok);
+    svc_reply_built(r, status, b, ok);
 }
 
 /* GET of one stream or rule by the path's name. */
@@ -136,9 +137,10 @@ static void stream_push(svc_request *r)
     inferd_error err = {0};
     inferd_status st = rules_stream_push(e, svc_path(r) + strlen("/push"), body, len, &err);
     if (st == INFERD_OK) {
+        bool ok = true;
         inferd_value *b = inferd_value_object();
-        inferd_value_object_set(b, "accepted", inferd_value_bool(true), NULL);
-        svc_reply_json(r, MHD_HTTP_ACCEPTED, b);
+        inferd__put(b, "accepted", inferd_value_bool(true), &ok);
+        svc_reply_built(r, MHD_HTTP_ACCEPTED, b, ok);
     } else {
         svc_reply_status(r, st, &err);
     }
@@ -155,15 +157,16 @@ static void rule_define(svc_request *r, bool update, bool check)
         return;
     /* PUT may leave the id out of the body: it is in the path. */
     if (update && !inferd_value_object_get(doc, "id"))
-        inferd_value_object_set(doc, "id", inferd_value_string(svc_param(r, 0)), NULL);
+        inferd__put_str(doc, "id", svc_param(r, 0), NULL); /* lost: "id" is missing, said */
     inferd_error err = {0};
     inferd_status st = check    ? rules_rule_validate(e, doc, &err)
                        : update ? rules_rule_update(e, svc_param(r, 0), doc, &err)
                                 : rules_rule_create(e, doc, &err);
     if (check && st == INFERD_OK) {
+        bool ok = true;
         inferd_value *b = inferd_value_object();
-        inferd_value_object_set(b, "valid", inferd_value_bool(true), NULL);
-        svc_reply_json(r, MHD_HTTP_OK, b);
+        inferd__put(b, "valid", inferd_value_bool(true), &ok);
+        svc_reply_built(r, MHD_HTTP_OK, b, ok);
     } else {
         reply_done(r, st, &err, update ? MHD_HTTP_OK : MHD_HTTP_CREATED, "id",
                    update ? svc_param(r, 0)

@@ -273,11 +273,12 @@ void svc_background_free(svc_background *b)
 static void handler_failed(svc_request *r, const bg_component *c, const inferd_error *err)
 {
     inferd_log_warn(LOG, "%s", err->message);
+    bool ok = true;
     inferd_value *ev = inferd_value_object();
-    inferd_value_object_set(ev, "plugin", inferd_value_string(c->plugin->name), NULL);
-    inferd_value_object_set(ev, "component", inferd_value_string(c->comp->name), NULL);
-    inferd_value_object_set(ev, "message", inferd_value_string(err->message), NULL);
-    inferd_event_publish("plugin_failed", ev, NULL);
+    inferd__put_str(ev, "plugin", c->plugin->name, &ok);
+    inferd__put_str(ev, "component", c->comp->name, &ok);
+    inferd__put_str(ev, "message", err->message, &ok);
+    svc_publish_built("plugin_failed", ev, ok);
     svc_reply_error(r, 500, "plugin_error", "%s", err->message);
 }
 

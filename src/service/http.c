@@ -242,13 +242,36 @@ void svc_reply_json(svc_request *r, unsigned status, inferd_value *body)
     reply_set(r, status, "application/json", text, len);
 }
 
+void svc_reply_built(svc_request *r, unsigned status, inferd_value *body, bool ok)
+{
+    if (ok) {
+        svc_reply_json(r, status, body);
+        return;
+    }
+    inferd_value_free(body);
+    inferd_log_error(LOG, "%s %s: out of memory building the reply", r->method, r->path);
+    svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                    "out of memory building the reply");
+}
+
+void svc_publish_built(const char *name, inferd_value *payload, bool ok)
+{
+    if (!ok) {
+        inferd_value_free(payload);
+        inferd_log_warn(LOG, "event %s dropped: out of memory building it", name);
+        return;
+    }
+    inferd_event_publish(name, payload, NULL);
+}
+
+/* An error body; a field lost to memory pressure leaves svc_reply_json's
+ * fallback to say it (the body would be {}). */
 static inferd_value *error_body(const char *code, const char *message)
 {
-    inferd_value *body = inferd_value_object();
-    inferd_value *e = inferd_value_object();
-    inferd_value_object_set(e, "code", inferd_value_string(code), NULL);
-    inferd_value_object_set(e, "message", inferd_value_string(message), NULL);
-    inferd_value_object_set(body, "error", e, NULL);
+    inferd_value *body = inferd_value_object(), *e = inferd_value_object();
+    inferd__put_str(e, "code", code, NULL);
+    inferd__put_str(e, "message", message, NULL);
+    inferd__put(body, "error", e, NULL);
     return body;
 }
 
@@ -678,30 +701,27 @@ static void publish_point(const svc_request *r, unsigned status, uint64_t total_
     gettimeofday(&tv, NULL);
     char st[8];
     snprintf(st, sizeof st, "%u", status);
-    inferd_value_object_set(tags, "route", inferd_value_string(r->route ? r->route : "unmatched"),
-                            NULL);
+    bool ok = true;
+    inferd__put(tags, "route", inferd_value_string(r->route ? r->route : "unmatched"), &ok);
     /* What the client sent, as valid UTF-8 (the event becomes JSON). */
     char *path = strdup(r->path), method[64];
     snprintf(method, sizeof method, "%s", r->method);
-    inferd_value_object_set(tags, "path", inferd_value_string(path ? inferd__utf8_scrub(path)
-                                                                   : ""), NULL);
+    inferd__put(tags, "path", inferd_value_string(path ? inferd__utf8_scrub(path)
+                                                                   : ""), &ok);
     free(path);
-    inferd_value_object_set(tags, "method", inferd_value_string(inferd__utf8_scrub(method)),
-                            NULL);
-    inferd_value_object_set(tags, "status", inferd_value_string(st), NULL);
+    inferd__put(tags, "method", inferd_value_string(inferd__utf8_scrub(method)), &ok);
+    inferd__put(tags, "status", inferd_value_string(st), &ok);
     if (r->estimator)
-        inferd_value_object_set(tags, "estimator", inferd_value_string(r->estimator), NULL);
-    inferd_value_object_set(fields, "decode_ms", inferd_value_double(ms(r->decode_us)), NULL);
-    inferd_value_object_set(fields, "queue_ms", inferd_value_double(ms(r->queue_us)), NULL);
-    inferd_value_object_set(fields, "inference_ms", inferd_value_double(ms(r->infer_us)), NULL);
-    inferd_value_object_set(fields, "total_ms", inferd_value_double(ms(total_us)), NULL);
-    inferd_value_object_set(p, "series", inferd_value_string("request"), NULL);
-    inferd_value_object_set(p, "tags", tags, NULL);
-    inferd_value_object_set(p, "fields", fields, NULL);
-    inferd_value_object_set(p, "time",
-                            inferd_value_double((double)tv.tv_sec + (double)tv.tv_usec / 1e6),
-                            NULL);
-    inferd_event_publish("monitoring_event", p, NULL);
+        inferd__put(tags, "estimator", inferd_value_string(r->estimator), &ok);
+    inferd__put(fields, "decode_ms", inferd_value_double(ms(r->decode_us)), &ok);
+    inferd__put(fields, "queue_ms", inferd_value_double(ms(r->queue_us)), &ok);
+    inferd__put(fields, "inference_ms", inferd_value_double(ms(r->infer_us)), &ok);
+    inferd__put(fields, "total_ms", inferd_value_double(ms(total_us)), &ok);
+    inferd__put(p, "series", inferd_value_string("request"), &ok);
+    inferd__put(p, "tags", tags, &ok);
+    inferd__put(p, "fields", fields, &ok);
+    inferd__put(p, "time", inferd_value_double((double)tv.tv_sec + (double)tv.tv_usec / 1e6), &ok);
+    svc_publish_built("monitoring_event", p, ok);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_ctx,

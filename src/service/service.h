@@ -22,6 +22,7 @@
 #include "estimators/estimators.h"
 #include "inferd/config.h"
 #include "inferd/registry.h"
+#include "core/build_value.h"
 #include "inferd/value.h"
 
 typedef struct svc svc;                 /* the service */
@@ -85,6 +86,13 @@ void svc_set_timings(svc_request *r, uint64_t decode_us, uint64_t queue_us, uint
 void svc_reply_header(svc_request *r, const char *name, const char *value);
 /* body is taken (NULL: {}). */
 void svc_reply_json(svc_request *r, unsigned status, inferd_value *body);
+/* A body made with the builder (core/build_value.h): sent when ok, else a
+ * 500 (out of memory building it) instead of a body with fields missing.
+ * body is taken. */
+void svc_reply_built(svc_request *r, unsigned status, inferd_value *body, bool ok);
+/* Publishes an event made with the builder; one that could not be made
+ * whole is dropped (and said in the log) instead of going out partial. */
+void svc_publish_built(const char *name, inferd_value *payload, bool ok);
 /* The body as a JSON object (the caller frees it), or NULL after replying
  * 400: not JSON (with where), or not an object. */
 inferd_value *svc_body_object(svc_request *r);
