@@ -5,6 +5,7 @@
  * inferd (estimators, the event bus, background routes, rules) uses a
  * portable component exactly as it uses a C one. proxy.h.
  */
+#include "core/build_value.h"
 #include "portable/proxy.h"
 
 #include <stdatomic.h>
@@ -45,14 +46,20 @@ typedef struct proxy_inst {
     portable_inst *pi;
 } proxy_inst;
 
+/* The props as an object; NULL when it cannot be made whole. */
 static inferd_value *props_value(const inferd_props *props)
 {
+    bool ok = true;
     inferd_value *o = inferd_value_object();
     const inferd_prop_spec *s = props ? inferd_props_specs(props) : NULL;
     for (; o && s && s->name; s++) {
         const inferd_value *v = inferd_props_get(props, s->name);
         if (v)
-            inferd_value_object_set(o, s->name, inferd_value_copy(v), NULL);
+            inferd__put(o, s->name, inferd_value_copy(v), &ok);
+    }
+    if (!ok) {
+        inferd_value_free(o);
+        return NULL;
     }
     return o;
 }
@@ -277,33 +284,26 @@ static void est_reply(void *ctx, proto_frame *reply, inferd_status st, const inf
     est_call_free(c);
 }
 
-static inferd_value *rect_value(const inferd_rect *r)
+static void put_rect(inferd_value *o, const char *key, const inferd_rect *r, bool *ok)
 {
-    inferd_value *o = inferd_value_object();
-    if (o) {
-        inferd_value_object_set(o, "x", inferd_value_int(r->x), NULL);
-        inferd_value_object_set(o, "y", inferd_value_int(r->y), NULL);
-        inferd_value_object_set(o, "width", inferd_value_int(r->width), NULL);
-        inferd_value_object_set(o, "height", inferd_value_int(r->height), NULL);
-    }
-    return o;
+    inferd_value *v = inferd_value_object();
+    inferd__put(v, "x", inferd_value_int(r->x), ok);
+    inferd__put(v, "y", inferd_value_int(r->y), ok);
+    inferd__put(v, "width", inferd_value_int(r->width), ok);
+    inferd__put(v, "height", inferd_value_int(r->height), ok);
+    inferd__put(o, key, v, ok);
 }
 
-static inferd_value *image_ref(const inferd_image *img, long blob)
+static void put_image_ref(inferd_value *o, const char *key, const inferd_image *img, long blob,
+                          bool *ok)
 {
-    inferd_value *o = inferd_value_object(), *d = inferd_value_object();
-    if (o && d) {
-        inferd_value_object_set(d, "blob", inferd_value_int(blob), NULL);
-        inferd_value_object_set(d, "width", inferd_value_int(img->width), NULL);
-        inferd_value_object_set(d, "height", inferd_value_int(img->height), NULL);
-        inferd_value_object_set(d, "format", inferd_value_string("rgb8"), NULL);
-        if (inferd_value_object_set(o, "$image", d, NULL) == INFERD_OK)
-            return o;
-        d = NULL;
-    }
-    inferd_value_free(o);
-    inferd_value_free(d);
-    return NULL;
+    inferd_value *ref = inferd_value_object(), *d = inferd_value_object();
+    inferd__put(d, "blob", inferd_value_int(blob), ok);
+    inferd__put(d, "width", inferd_value_int(img->width), ok);
+    inferd__put(d, "height", inferd_value_int(img->height), ok);
+    inferd__put_str(d, "format", "rgb8", ok);
+    inferd__put(ref, "$image", d, ok);
+    inferd__put(o, key, ref, ok);
 }
 
 static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *const *items,
@@ -337,21 +337,17 @@ static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *cons
         c->items[i] = items[i];
         c->n = i + 1;
         long b = proto_blobs_add(&blobs, data, row * img->height);
+        bool ok = b >= 0;
         inferd_value *item = inferd_value_object();
         inferd_rect area;
-        inferd_value *imgv = b < 0 ? NULL : image_ref(img, b);
-        if (!item || !imgv) {
-            inferd_value_free(item);
-            inferd_value_free(imgv);
-            st = INFERD_ENOMEM;
-            break;
-        }
-        inferd_value_object_set(item, "image", imgv, NULL);
-        inferd_value_object_set(item, "area", inferd_estimate_area(items[i], &area)
-                                                  ? rect_value(&area) : inferd_value_null(), NULL);
-        inferd_value_object_set(item, "options", props_value(inferd_estimate_options(items[i])),
-                                NULL);
-        st = inferd_value_array_push(arr, item, NULL);
+        put_image_ref(item, "image", img, b, &ok);
+        if (inferd_estimate_area(items[i], &area))
+            put_rect(item, "area", &area, &ok);
+        else
+            inferd__put(item, "area", inferd_value_null(), &ok);
+        inferd__put(item, "options", props_value(inferd_estimate_options(items[i])), &ok);
+        inferd__push(arr, item, &ok);
+        st = ok ? INFERD_OK : INFERD_ENOMEM;
     }
     if (st == INFERD_OK) {
         st = inferd_value_object_set(fields, "items", arr, NULL);
@@ -381,20 +377,27 @@ static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *cons
 
 /* ---- background routes ---------------------------------------------------------- */
 
+/* An object being built by callbacks, and whether it is whole. */
+typedef struct built {
+    inferd_value *obj;
+    bool ok;
+} built;
+
 static void add_pair(void *ctx, const char *k, const char *v)
 {
-    inferd_value *o = ctx;
+    built *b = ctx;
     char low[256];
     size_t i = 0;
     for (; k[i] && i < sizeof low - 1; i++)
         low[i] = (char)(k[i] >= 'A' && k[i] <= 'Z' ? k[i] + 32 : k[i]);
     low[i] = '\0';
-    inferd_value_object_set(o, low, inferd_value_string(v ? v : ""), NULL);
+    inferd__put_str(b->obj, low, v ? v : "", &b->ok);
 }
 
 static void add_query(void *ctx, const char *k, const char *v)
 {
-    inferd_value_object_set(ctx, k, inferd_value_string(v ? v : ""), NULL);
+    built *b = ctx;
+    inferd__put_str(b->obj, k, v ? v : "", &b->ok);
 }
 
 static inferd_status proxy_route(inferd_instance *self, const inferd_http_request *req,
@@ -412,16 +415,23 @@ static inferd_status proxy_route(inferd_instance *self, const inferd_http_reques
         proto_blobs_clear(&blobs);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
+    built q = {query, true}, h = {headers, true};
     if (req->each) {
-        req->each(req->ctx, INFERD_HTTP_LOOKUP_QUERY, add_query, query);
-        req->each(req->ctx, INFERD_HTTP_LOOKUP_HEADER, add_pair, headers);
+        req->each(req->ctx, INFERD_HTTP_LOOKUP_QUERY, add_query, &q);
+        req->each(req->ctx, INFERD_HTTP_LOOKUP_HEADER, add_pair, &h);
     }
-    inferd_value_object_set(body, "$blob", inferd_value_int(b), NULL);
-    inferd_value_object_set(fields, "method", inferd_value_string(req->method), NULL);
-    inferd_value_object_set(fields, "path", inferd_value_string(req->path), NULL);
-    inferd_value_object_set(fields, "query", query, NULL);
-    inferd_value_object_set(fields, "headers", headers, NULL);
-    inferd_value_object_set(fields, "body", body, NULL);
+    bool ok = q.ok && h.ok;
+    inferd__put(body, "$blob", inferd_value_int(b), &ok);
+    inferd__put_str(fields, "method", req->method, &ok);
+    inferd__put_str(fields, "path", req->path, &ok);
+    inferd__put(fields, "query", query, &ok);
+    inferd__put(fields, "headers", headers, &ok);
+    inferd__put(fields, "body", body, &ok);
+    if (!ok) {
+        inferd_value_free(fields);
+        proto_blobs_clear(&blobs);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
     proto_frame reply = {0};
     inferd_status st = portable_host_call(host_of(s->proxy), s->pi, "route", fields, blobs.v,
                                           blobs.n, &reply, err);
