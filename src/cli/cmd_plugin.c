@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/build_value.h"
 #include "inferd/registry.h"
 #include "portable/portables.h"
 
@@ -45,7 +46,7 @@ static inferd_value *inactive_files(const inferd_registry *reg, const char *dir)
         char stem[256];
         snprintf(stem, sizeof stem, "%.*s", (int)(n - 3), e->d_name);
         if (!is_active(reg, stem))
-            inferd_value_array_push(arr, inferd_value_string(stem), NULL);
+            inferd__push(arr, inferd_value_string(stem), NULL);
     }
     if (d)
         closedir(d);
@@ -58,11 +59,11 @@ static int plugin_list(const inferd_registry *reg, const char *dir, bool json)
         inferd_value *root = inferd_value_object();
         inferd_value *plugins = inferd_value_array();
         for (size_t i = 0; i < inferd_registry_plugin_count(reg); i++)
-            inferd_value_array_push(
-                plugins, inferd_describe_plugin(inferd_registry_plugin_at(reg, i), false), NULL);
-        inferd_value_object_set(root, "plugins", plugins, NULL);
-        inferd_value_object_set(root, "plugin_dir", inferd_value_string(dir), NULL);
-        inferd_value_object_set(root, "inactive", inactive_files(reg, dir), NULL);
+            inferd__push(plugins,
+                         inferd_describe_plugin(inferd_registry_plugin_at(reg, i), false), NULL);
+        inferd__put(root, "plugins", plugins, NULL);
+        inferd__put(root, "plugin_dir", inferd_value_string(dir), NULL);
+        inferd__put(root, "inactive", inactive_files(reg, dir), NULL);
         print_json(root);
         return 0;
     }

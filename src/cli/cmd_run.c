@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/build_value.h"
 #include "inferd/log.h"
 #include "inferd/pipeline.h"
 
@@ -122,10 +123,10 @@ static void print_input_error(const char *name, const inferd_error *e)
 {
     inferd_value *o = inferd_value_object();
     inferd_value *ev = inferd_value_object();
-    inferd_value_object_set(o, "input", inferd_value_string(name), NULL);
-    inferd_value_object_set(ev, "code", inferd_value_string(inferd_status_name(e->code)), NULL);
-    inferd_value_object_set(ev, "message", inferd_value_string(e->message), NULL);
-    inferd_value_object_set(o, "error", ev, NULL);
+    inferd__put(o, "input", inferd_value_string(name), NULL);
+    inferd__put(ev, "code", inferd_value_string(inferd_status_name(e->code)), NULL);
+    inferd__put(ev, "message", inferd_value_string(e->message), NULL);
+    inferd__put(o, "error", ev, NULL);
     char *text = NULL;
     if (inferd_value_to_json(o, INFERD_JSON_COMPACT, &text, NULL, NULL) == INFERD_OK)
         printf("%s\n", text);
@@ -193,17 +194,16 @@ static bool print_result(run_state *s, inferd_buffer *r)
         return false;
     }
     inferd_value *o = inferd_value_object();
-    inferd_value_object_set(o, "input", inferd_value_string(name), NULL);
+    inferd__put(o, "input", inferd_value_string(name), NULL);
     const inferd_value *v = inferd_buffer_value(r);
     const char *key;
     inferd_value *item;
     if (inferd_value_is(v, INFERD_VALUE_OBJECT)) {
         for (size_t k = 0; inferd_value_object_entry(v, k, &key, &item); k++)
-            inferd_value_object_set(o, key, inferd_value_copy(item), NULL);
+            inferd__put(o, key, inferd_value_copy(item), NULL);
     } else {
-        inferd_value_object_set(o, "format", inferd_value_string(inferd_buffer_format(r)
-                                                                     ? inferd_buffer_format(r)
-                                                                     : "none"), NULL);
+        inferd__put_str(o, "format", inferd_buffer_format(r) ? inferd_buffer_format(r) : "none",
+                        NULL);
     }
     char *text = NULL;
     if (inferd_value_to_json(o, INFERD_JSON_COMPACT, &text, NULL, NULL) == INFERD_OK)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/build_value.h"
 #include "core/secrets.h"
 #include "inferd/config.h"
 #include "inferd/log.h"
@@ -193,7 +194,7 @@ static void reload(int argc, char **argv, const inferd_config *running)
     cli_options o;
     /* cli_load_config prints its errors to stderr, which is the daemon's log. */
     bool ok = cli_load_config(argc, argv, &fresh, &o) == 0;
-    inferd_value_object_set(ev, "ok", inferd_value_bool(ok), NULL);
+    inferd__put(ev, "ok", inferd_value_bool(ok), NULL);
     if (ok) {
         inferd_value *changed = inferd_value_array(), *restart = inferd_value_array();
         const inferd_prop_spec *keys = inferd_config_keys();
@@ -203,15 +204,15 @@ static void reload(int argc, char **argv, const inferd_config *running)
             inferd_config_get(fresh, keys[i].name, &b, NULL);
             if (inferd_value_equal(a, b))
                 continue;
-            inferd_value_array_push(changed, inferd_value_string(keys[i].name), NULL);
+            inferd__push(changed, inferd_value_string(keys[i].name), NULL);
             if (strncmp(keys[i].name, "log.", 4) != 0)
-                inferd_value_array_push(restart, inferd_value_string(keys[i].name), NULL);
+                inferd__push(restart, inferd_value_string(keys[i].name), NULL);
         }
         inferd_log_info("serve", "configuration reloaded (SIGHUP): %zu key(s) changed, %zu of "
                         "them need a restart", inferd_value_array_len(changed),
                         inferd_value_array_len(restart));
-        inferd_value_object_set(ev, "changed", changed, NULL);
-        inferd_value_object_set(ev, "restartNeeded", restart, NULL);
+        inferd__put(ev, "changed", changed, NULL);
+        inferd__put(ev, "restartNeeded", restart, NULL);
         inferd_config_free(fresh);
     } else {
         inferd_log_error("serve", "configuration reload (SIGHUP) failed; keeping the running one");

@@ -19,6 +19,7 @@
  * still fail the items a failing estimate_batch left open.
  */
 #include "estimators/estimators.h"
+#include "core/build_value.h"
 #include "core/clock.h"
 
 #include <errno.h>
@@ -133,9 +134,9 @@ static void plugin_failed(const est_entry *e, const char *message)
 {
     inferd__plugin_count_error(e->plugin);
     inferd_value *ev = inferd_value_object();
-    inferd_value_object_set(ev, "plugin", inferd_value_string(e->plugin->name), NULL);
-    inferd_value_object_set(ev, "component", inferd_value_string(e->comp->name), NULL);
-    inferd_value_object_set(ev, "message", inferd_value_string(message), NULL);
+    inferd__put(ev, "plugin", inferd_value_string(e->plugin->name), NULL);
+    inferd__put(ev, "component", inferd_value_string(e->comp->name), NULL);
+    inferd__put(ev, "message", inferd_value_string(message), NULL);
     inferd_event_publish("plugin_failed", ev, NULL);
 }
 

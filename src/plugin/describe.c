@@ -18,7 +18,7 @@ inferd_value *inferd_describe_props(const inferd_prop_spec *specs)
             inferd__put_str(p, "default", s->default_value, NULL);
         inferd__put(p, "required",
                     inferd_value_bool(!s->default_value && !s->fields &&
-                                      !(s->flags & INFERD_PROP_OPTIONAL)),
+                    !(s->flags & INFERD_PROP_OPTIONAL)),
                     NULL);
         char allowed[256];
         inferd__put_str(p, "allowed", inferd_prop_spec_allowed(s, allowed, sizeof allowed), NULL);
@@ -45,7 +45,7 @@ inferd_value *inferd_describe_props(const inferd_prop_spec *specs)
         case INFERD_PROP_TYPE_ENUM: {
             inferd_value *values = inferd_value_array();
             for (size_t k = 0; s->enum_values[k]; k++)
-                inferd_value_array_push(values, inferd_value_string(s->enum_values[k]), NULL);
+                inferd__push(values, inferd_value_string(s->enum_values[k]), NULL);
             inferd__put(p, "values", values, NULL);
             break;
         }
@@ -54,7 +54,7 @@ inferd_value *inferd_describe_props(const inferd_prop_spec *specs)
         }
         if (s->fields)
             inferd__put(p, "fields", inferd_describe_props(s->fields), NULL);
-        inferd_value_array_push(arr, p, NULL);
+        inferd__push(arr, p, NULL);
     }
     return arr;
 }
@@ -68,9 +68,9 @@ static inferd_value *describe_ports(const inferd_port_spec *ports)
         inferd__put_str(p, "presence", ports[i].dynamic ? "dynamic" : "static", NULL);
         inferd_value *formats = inferd_value_array();
         for (size_t f = 0; ports[i].formats[f]; f++)
-            inferd_value_array_push(formats, inferd_value_string(ports[i].formats[f]), NULL);
+            inferd__push(formats, inferd_value_string(ports[i].formats[f]), NULL);
         inferd__put(p, "formats", formats, NULL);
-        inferd_value_array_push(arr, p, NULL);
+        inferd__push(arr, p, NULL);
     }
     return arr;
 }
@@ -109,7 +109,7 @@ inferd_value *inferd_describe_component(const inferd_component *c)
             inferd_value *rt = inferd_value_object();
             inferd__put_str(rt, "method", c->routes[r].method, NULL);
             inferd__put_str(rt, "path", c->routes[r].path, NULL);
-            inferd_value_array_push(routes, rt, NULL);
+            inferd__push(routes, rt, NULL);
         }
         inferd__put(o, "routes", routes, NULL);
         break;
@@ -142,7 +142,7 @@ inferd_value *inferd_describe_plugin(const inferd_plugin_info *p, bool with_comp
             inferd__put_str(d, "name", c->name, NULL);
             inferd__put_str(d, "kind", inferd_component_kind_name(c->kind), NULL);
         }
-        inferd_value_array_push(comps, d, NULL);
+        inferd__push(comps, d, NULL);
     }
     inferd__put(o, "components", comps, NULL);
     return o;

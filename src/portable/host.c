@@ -8,6 +8,7 @@
  * call and write its frame (writers are serialised by wmu).
  */
 #include "portable/host.h"
+#include "core/build_value.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -615,11 +616,10 @@ static inferd_value *open_fields(const portable_inst *pi)
     inferd_value *f = inferd_value_object();
     if (!f)
         return NULL;
-    inferd_value_object_set(f, "kind", inferd_value_string(inferd_component_kind_name(
-                                           pi->decl->kind)), NULL);
-    inferd_value_object_set(f, "component", inferd_value_string(pi->decl->name), NULL);
-    inferd_value_object_set(f, "props", pi->props ? inferd_value_copy(pi->props)
-                                                  : inferd_value_object(), NULL);
+    inferd__put_str(f, "kind", inferd_component_kind_name(pi->decl->kind), NULL);
+    inferd__put(f, "component", inferd_value_string(pi->decl->name), NULL);
+    inferd__put(f, "props", pi->props ? inferd_value_copy(pi->props) : inferd_value_object(),
+                NULL);
     return f;
 }
 
@@ -845,18 +845,17 @@ static void on_hello(portable_host *h, const inferd_value *hello)
     check_hello(h, hello, why, sizeof why);
     inferd_value *msg = inferd_value_object();
     if (why[0]) {
-        inferd_value_object_set(msg, "type", inferd_value_string("refused"), NULL);
-        inferd_value_object_set(msg, "message", inferd_value_string(why), NULL);
+        inferd__put(msg, "type", inferd_value_string("refused"), NULL);
+        inferd__put(msg, "message", inferd_value_string(why), NULL);
         send_plain(h, msg);
         char full[460];
         snprintf(full, sizeof full, "was refused: it %s", why);
         failed(h, full, true);
         return;
     }
-    inferd_value_object_set(msg, "type", inferd_value_string("welcome"), NULL);
-    inferd_value_object_set(msg, "protocol", inferd_value_int(PROTO_VERSION), NULL);
-    inferd_value_object_set(msg, "heartbeatMs", inferd_value_int((int64_t)h->t.heartbeat_ms),
-                            NULL);
+    inferd__put(msg, "type", inferd_value_string("welcome"), NULL);
+    inferd__put(msg, "protocol", inferd_value_int(PROTO_VERSION), NULL);
+    inferd__put(msg, "heartbeatMs", inferd_value_int((int64_t)h->t.heartbeat_ms), NULL);
     send_plain(h, msg);
     inferd_log_info(LOG, "%s: connected (pid %d)", h->name, (int)h->pid);
     replay(h);

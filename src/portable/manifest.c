@@ -654,7 +654,7 @@ static inferd_value *describe_decl(const portable_decl *d)
             if (ps->default_value)
                 inferd__put_str(pv, "default", ps->default_value, NULL);
             inferd__put_str(pv, "description", ps->description, NULL);
-            inferd_value_array_push(props, pv, NULL);
+            inferd__push(props, pv, NULL);
         }
         inferd__put(o, "props", props, NULL);
     }
@@ -676,7 +676,7 @@ static inferd_value *describe_decl(const portable_decl *d)
             inferd_value *rt = inferd_value_object();
             inferd__put_str(rt, "method", d->routes[r].method, NULL);
             inferd__put_str(rt, "path", d->routes[r].path, NULL);
-            inferd_value_array_push(routes, rt, NULL);
+            inferd__push(routes, rt, NULL);
         }
         inferd__put(o, "routes", routes, NULL);
         break;
@@ -703,7 +703,7 @@ inferd_value *portable_manifest_describe(const portable_manifest *m)
         inferd_value *arr = inferd_value_array();
         for (size_t i = 0; i < m->n_decls; i++)
             if (m->decls[i].kind == kind_keys[k].kind)
-                inferd_value_array_push(arr, describe_decl(&m->decls[i]), NULL);
+                inferd__push(arr, describe_decl(&m->decls[i]), NULL);
         inferd__put(o, kind_keys[k].key, arr, NULL);
     }
     return o;

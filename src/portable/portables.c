@@ -1,6 +1,7 @@
 /* portable/portables.c: installed portable plugins: install, remove, the
  * state database, and starting them at boot (portables.h). */
 #include "portable/portables.h"
+#include "core/build_value.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -504,24 +505,23 @@ static inferd_value *describe(const installed *it)
     inferd_value *o = it->m ? portable_manifest_describe(it->m) : inferd_value_object();
     if (!o)
         return NULL;
-    inferd_value_object_set(o, "name", inferd_value_string(it->name), NULL);
+    inferd__put(o, "name", inferd_value_string(it->name), NULL);
     portable_status s = {.state = PORTABLE_FAILED};
     snprintf(s.last_error, sizeof s.last_error, "%.500s", it->error);
     if (it->host)
         portable_host_status(it->host, &s);
     else if (!it->error[0])
         s.state = PORTABLE_STOPPED;
-    inferd_value_object_set(o, "status", inferd_value_string(portable_state_name(s.state)), NULL);
-    inferd_value_object_set(o, "pid", s.pid ? inferd_value_int(s.pid) : inferd_value_null(),
-                            NULL);
-    inferd_value_object_set(o, "restarts", inferd_value_int((int64_t)s.restarts), NULL);
-    inferd_value_object_set(o, "calls", inferd_value_int((int64_t)s.calls), NULL);
-    inferd_value_object_set(o, "callFailures", inferd_value_int((int64_t)s.call_failures), NULL);
-    inferd_value_object_set(o, "lastError", s.last_error[0] ? inferd_value_string(s.last_error)
-                                                            : inferd_value_null(), NULL);
-    inferd_value_object_set(o, "folder", inferd_value_string(it->dir), NULL);
-    inferd_value_object_set(o, "file", inferd_value_string(it->file), NULL);
-    inferd_value_object_set(o, "installedAt", inferd_value_int(it->installed_at), NULL);
+    inferd__put(o, "status", inferd_value_string(portable_state_name(s.state)), NULL);
+    inferd__put(o, "pid", s.pid ? inferd_value_int(s.pid) : inferd_value_null(), NULL);
+    inferd__put(o, "restarts", inferd_value_int((int64_t)s.restarts), NULL);
+    inferd__put(o, "calls", inferd_value_int((int64_t)s.calls), NULL);
+    inferd__put(o, "callFailures", inferd_value_int((int64_t)s.call_failures), NULL);
+    inferd__put(o, "lastError",
+                s.last_error[0] ? inferd_value_string(s.last_error) : inferd_value_null(), NULL);
+    inferd__put(o, "folder", inferd_value_string(it->dir), NULL);
+    inferd__put(o, "file", inferd_value_string(it->file), NULL);
+    inferd__put(o, "installedAt", inferd_value_int(it->installed_at), NULL);
     return o;
 }
 
@@ -539,7 +539,7 @@ inferd_value *inferd_portables_list(inferd_portables *p)
     inferd_value *arr = inferd_value_array();
     pthread_mutex_lock(&p->mu);
     for (installed *it = p->list; arr && it; it = it->next)
-        inferd_value_array_push(arr, describe(it), NULL);
+        inferd__push(arr, describe(it), NULL);
     pthread_mutex_unlock(&p->mu);
     return arr;
 }

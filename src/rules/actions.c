@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/build_value.h"
 #include "core/footprint.h"
 #include "inferd/log.h"
 #include "rules/internal.h"
@@ -90,7 +91,7 @@ static inferd_status read_settings(const raction_kind *kind, const char *type, s
         for (const inferd_prop_spec *c = common_specs; c->name; c++) {
             const inferd_value *v = inferd_value_object_get(conf, c->name);
             if (v)
-                inferd_value_object_set(common, c->name, inferd_value_copy(v), NULL);
+                inferd__put(common, c->name, inferd_value_copy(v), NULL);
         }
         conf = common;
     }
@@ -224,15 +225,15 @@ static void put_conn(inferd_value *obj, const char *prefix, const mqtt_stats *ms
 {
     char key[300];
     snprintf(key, sizeof key, "%s_connection_status", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int(ms->connected ? 1 : 0), NULL);
+    inferd__put(obj, key, inferd_value_int(ms->connected ? 1 : 0), NULL);
     snprintf(key, sizeof key, "%s_connection_last_error", prefix);
-    inferd_value_object_set(obj, key, inferd_value_string(ms->last_error), NULL);
+    inferd__put(obj, key, inferd_value_string(ms->last_error), NULL);
     snprintf(key, sizeof key, "%s_connection_last_error_time", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int(ms->last_error_ms), NULL);
+    inferd__put(obj, key, inferd_value_int(ms->last_error_ms), NULL);
     snprintf(key, sizeof key, "%s_connects_total", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int((int64_t)ms->connects), NULL);
+    inferd__put(obj, key, inferd_value_int((int64_t)ms->connects), NULL);
     snprintf(key, sizeof key, "%s_disconnects_total", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int((int64_t)ms->disconnects), NULL);
+    inferd__put(obj, key, inferd_value_int((int64_t)ms->disconnects), NULL);
 }
 
 static void mqtt_describe(raction *a, const char *prefix, inferd_value *obj)
@@ -245,7 +246,7 @@ static void mqtt_describe(raction *a, const char *prefix, inferd_value *obj)
     put_conn(obj, prefix, &ms);
     char key[300];
     snprintf(key, sizeof key, "%s_connection_queued", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int((int64_t)ms.queued), NULL);
+    inferd__put(obj, key, inferd_value_int((int64_t)ms.queued), NULL);
 }
 
 void rules_describe_connection(const char *prefix, const mqtt_stats *ms, inferd_value *obj)
@@ -871,13 +872,11 @@ void raction_describe(raction *a, inferd_value *obj)
     rstats_describe(&a->stats, prefix, obj);
     char key[340];
     snprintf(key, sizeof key, "%s_buffer_length", prefix);
-    inferd_value_object_set(obj, key, inferd_value_int((int64_t)(a->q ? inferd_queue_length(a->q)
-                                                                       : 0)),
-                            NULL);
+    inferd__put(obj, key, inferd_value_int((int64_t)(a->q ? inferd_queue_length(a->q) : 0)),
+                NULL);
     if (a->cache) {
         snprintf(key, sizeof key, "%s_cache_length", prefix);
-        inferd_value_object_set(obj, key, inferd_value_int((int64_t)rcache_pending(a->cache)),
-                                NULL);
+        inferd__put(obj, key, inferd_value_int((int64_t)rcache_pending(a->cache)), NULL);
     }
     if (a->kind && a->kind->describe)
         a->kind->describe(a, prefix, obj);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "inferd/log.h"
+#include "core/build_value.h"
 #include "rules/internal.h"
 #include "core/secrets.h"
 
@@ -390,7 +391,7 @@ inferd_value *rules_stream_list(rules_engine *e)
     inferd_value *a = inferd_value_array();
     pthread_mutex_lock(&e->lock);
     for (rstream *s = e->streams; s && a; s = s->next)
-        inferd_value_array_push(a, inferd_value_string(s->name), NULL);
+        inferd__push(a, inferd_value_string(s->name), NULL);
     pthread_mutex_unlock(&e->lock);
     return a;
 }
@@ -599,9 +600,9 @@ inferd_value *rules_rule_list(rules_engine *e)
     pthread_mutex_lock(&e->lock);
     for (rrule *r = e->rules; r && a; r = r->next) {
         inferd_value *o = inferd_value_object();
-        inferd_value_object_set(o, "id", inferd_value_string(r->id), NULL);
-        inferd_value_object_set(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
-        inferd_value_array_push(a, o, NULL);
+        inferd__put(o, "id", inferd_value_string(r->id), NULL);
+        inferd__put(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
+        inferd__push(a, o, NULL);
     }
     pthread_mutex_unlock(&e->lock);
     return a;

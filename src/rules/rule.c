@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/build_value.h"
 #include "inferd/log.h"
 #include "rules/internal.h"
 
@@ -151,7 +152,7 @@ static void take_options(rrule *r, const inferd_value *checked)
                             .multiplier = rs.multiplier, .jitter = rs.jitter};
     inferd_value *shown = valid ? inferd_props_to_value(p) : NULL;
     if (shown)
-        inferd_value_object_set(r->def, "options", shown, NULL);
+        inferd__put(r->def, "options", shown, NULL);
     inferd_props_free(rp);
     inferd_props_free(p);
 }
@@ -924,15 +925,14 @@ const char *rrule_state_name(rrule *r) { return state_names[atomic_load(&r->stat
 inferd_value *rrule_status(rrule *r)
 {
     inferd_value *o = inferd_value_object();
-    inferd_value_object_set(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
+    inferd__put(o, "status", inferd_value_string(rrule_state_name(r)), NULL);
     pthread_mutex_lock(&r->msg_lock);
     if (r->message[0])
-        inferd_value_object_set(o, "message", inferd_value_string(r->message), NULL);
+        inferd__put(o, "message", inferd_value_string(r->message), NULL);
     pthread_mutex_unlock(&r->msg_lock);
-    inferd_value_object_set(o, "lastStartTimestamp", inferd_value_int(r->last_start_ms), NULL);
-    inferd_value_object_set(o, "lastStopTimestamp", inferd_value_int(r->last_stop_ms), NULL);
-    inferd_value_object_set(o, "starts", inferd_value_int((int64_t)atomic_load(&r->starts)),
-                            NULL);
+    inferd__put(o, "lastStartTimestamp", inferd_value_int(r->last_start_ms), NULL);
+    inferd__put(o, "lastStopTimestamp", inferd_value_int(r->last_stop_ms), NULL);
+    inferd__put(o, "starts", inferd_value_int((int64_t)atomic_load(&r->starts)), NULL);
     char prefix[300];
     snprintf(prefix, sizeof prefix, "source_%s_0", r->stream_name);
     rstats_describe(&r->source_stats, prefix, o);
@@ -941,7 +941,7 @@ inferd_value *rrule_status(rrule *r)
     size_t buffered = r->in ? inferd_queue_length(r->in) : 0;
     pthread_mutex_unlock(&r->msg_lock);
     snprintf(key, sizeof key, "%s_buffer_length", prefix);
-    inferd_value_object_set(o, key, inferd_value_int((int64_t)buffered), NULL);
+    inferd__put(o, key, inferd_value_int((int64_t)buffered), NULL);
     mqtt_stats ms;
     if (r->stream && atomic_load(&r->state) == RRULE_RUNNING &&
         rstream_connection(r->stream, &ms)) {
@@ -949,11 +949,11 @@ inferd_value *rrule_status(rrule *r)
         /* 1 once the broker granted the stream's subscription: from then
          * on what is published to the topic reaches the rule. */
         snprintf(key, sizeof key, "%s_subscribed", prefix);
-        inferd_value_object_set(o, key, inferd_value_int(ms.subscribed > 0), NULL);
+        inferd__put(o, key, inferd_value_int(ms.subscribed > 0), NULL);
     }
     rstats_describe(&r->op_stats, "op_1_select_0", o);
-    inferd_value_object_set(o, "op_1_select_0_held_in_windows",
-                            inferd_value_int((int64_t)atomic_load(&r->held)), NULL);
+    inferd__put(o, "op_1_select_0_held_in_windows",
+                inferd_value_int((int64_t)atomic_load(&r->held)), NULL);
     pthread_mutex_lock(&r->msg_lock);
     for (size_t i = 0; i < r->n_actions; i++)
         raction_describe(&r->actions[i], o);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/build_value.h"
 #include "rules/internal.h"
 #include "core/footprint.h"
 
@@ -55,7 +56,7 @@ static void put_int(inferd_value *obj, const char *prefix, const char *name, int
 {
     char key[256];
     snprintf(key, sizeof key, "%s_%s", prefix, name);
-    inferd_value_object_set(obj, key, inferd_value_int(v), NULL);
+    inferd__put(obj, key, inferd_value_int(v), NULL);
 }
 
 void rstats_describe(rstats *s, const char *prefix, inferd_value *obj)
@@ -69,7 +70,7 @@ void rstats_describe(rstats *s, const char *prefix, inferd_value *obj)
     char key[256];
     pthread_mutex_lock(&s->lock);
     snprintf(key, sizeof key, "%s_last_exception", prefix);
-    inferd_value_object_set(obj, key, inferd_value_string(s->last_exception), NULL);
+    inferd__put(obj, key, inferd_value_string(s->last_exception), NULL);
     int64_t when = s->last_exception_ms;
     pthread_mutex_unlock(&s->lock);
     put_int(obj, prefix, "last_exception_time", when);

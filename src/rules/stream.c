@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "inferd/log.h"
+#include "core/build_value.h"
 #include "rules/internal.h"
 
 #define LOG "rules"
@@ -57,10 +58,8 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     inferd_value *opts = inferd_value_copy(s->def->options);
     const inferd_value *sh = inferd_value_object_get(opts, "SHARED");
     if (inferd_value_is(sh, INFERD_VALUE_BOOL))
-        inferd_value_object_set(opts, "SHARED",
-                                inferd_value_string(inferd_value_bool_or(sh, false) ? "true"
-                                                                                    : "false"),
-                                NULL);
+        inferd__put_str(opts, "SHARED", inferd_value_bool_or(sh, false) ? "true" : "false",
+                        NULL);
     char owner[200];
     snprintf(owner, sizeof owner, "stream %.128s: WITH", s->name);
     inferd_props *props = NULL;
@@ -212,23 +211,23 @@ inferd_value *rstream_describe(rstream *s)
     inferd_value *o = inferd_value_object(), *fields = inferd_value_array();
     for (size_t i = 0; i < s->def->n_columns; i++) {
         inferd_value *f = inferd_value_object();
-        inferd_value_object_set(f, "name", inferd_value_string(s->def->columns[i].name), NULL);
-        inferd_value_object_set(f, "type",
-                                inferd_value_string(sql_type_name(s->def->columns[i].type)), NULL);
-        inferd_value_array_push(fields, f, NULL);
+        inferd__put(f, "name", inferd_value_string(s->def->columns[i].name), NULL);
+        inferd__put(f, "type",
+                    inferd_value_string(sql_type_name(s->def->columns[i].type)), NULL);
+        inferd__push(fields, f, NULL);
     }
-    inferd_value_object_set(o, "name", inferd_value_string(s->name), NULL);
-    inferd_value_object_set(o, "sql", inferd_value_string(s->sql), NULL);
-    inferd_value_object_set(o, "fields", fields, NULL);
-    inferd_value_object_set(o, "options", inferd_value_copy(s->def->options), NULL);
-    inferd_value_object_set(o, "type", inferd_value_string(s->type), NULL);
-    inferd_value_object_set(o, "format",
-                            inferd_value_string(s->format == RFMT_JSON ? "JSON" : "BINARY"), NULL);
-    inferd_value_object_set(o, "datasource", inferd_value_string(s->datasource), NULL);
+    inferd__put(o, "name", inferd_value_string(s->name), NULL);
+    inferd__put(o, "sql", inferd_value_string(s->sql), NULL);
+    inferd__put(o, "fields", fields, NULL);
+    inferd__put(o, "options", inferd_value_copy(s->def->options), NULL);
+    inferd__put(o, "type", inferd_value_string(s->type), NULL);
+    inferd__put(o, "format",
+                inferd_value_string(s->format == RFMT_JSON ? "JSON" : "BINARY"), NULL);
+    inferd__put(o, "datasource", inferd_value_string(s->datasource), NULL);
     if (s->timestamp)
-        inferd_value_object_set(o, "timestamp", inferd_value_string(s->timestamp), NULL);
+        inferd__put(o, "timestamp", inferd_value_string(s->timestamp), NULL);
     if (s->broken)
-        inferd_value_object_set(o, "error", inferd_value_string(s->broken), NULL);
+        inferd__put(o, "error", inferd_value_string(s->broken), NULL);
     pthread_mutex_lock(&s->lock);
     size_t readers = s->n_subs;
     bool is_mqtt = s->mqtt != NULL;
@@ -236,20 +235,17 @@ inferd_value *rstream_describe(rstream *s)
     if (s->mqtt)
         mqtt_client_stats(s->mqtt, &ms);
     pthread_mutex_unlock(&s->lock);
-    inferd_value_object_set(o, "running", inferd_value_bool(readers > 0), NULL);
-    inferd_value_object_set(o, "readers", inferd_value_int((int64_t)readers), NULL);
+    inferd__put(o, "running", inferd_value_bool(readers > 0), NULL);
+    inferd__put(o, "readers", inferd_value_int((int64_t)readers), NULL);
     if (is_mqtt) {
-        inferd_value_object_set(o, "connected", inferd_value_bool(ms.connected), NULL);
-        inferd_value_object_set(o, "connectionLastError", inferd_value_string(ms.last_error),
-                                NULL);
+        inferd__put(o, "connected", inferd_value_bool(ms.connected), NULL);
+        inferd__put(o, "connectionLastError", inferd_value_string(ms.last_error), NULL);
     }
-    inferd_value_object_set(o, "recordsIn", inferd_value_int((int64_t)atomic_load(&s->stats.in)),
-                            NULL);
-    inferd_value_object_set(o, "exceptions",
-                            inferd_value_int((int64_t)atomic_load(&s->stats.exceptions)), NULL);
+    inferd__put(o, "recordsIn", inferd_value_int((int64_t)atomic_load(&s->stats.in)), NULL);
+    inferd__put(o, "exceptions",
+                inferd_value_int((int64_t)atomic_load(&s->stats.exceptions)), NULL);
     pthread_mutex_lock(&s->stats.lock);
-    inferd_value_object_set(o, "lastException", inferd_value_string(s->stats.last_exception),
-                            NULL);
+    inferd__put(o, "lastException", inferd_value_string(s->stats.last_exception), NULL);
     pthread_mutex_unlock(&s->stats.lock);
     return o;
 }
@@ -530,8 +526,7 @@ static inferd_status source_start(rstream *s, inferd_error *err)
     const inferd_component *c = inferd_registry_find(e->reg, s->type, NULL);
     for (const inferd_prop_spec *p = c ? c->props : NULL; p && p->name; p++)
         if (strcmp(p->name, "datasource") == 0 && props)
-            inferd_value_object_set(props, "datasource", inferd_value_string(s->datasource),
-                                    NULL);
+            inferd__put(props, "datasource", inferd_value_string(s->datasource), NULL);
     if (!props)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     inferd_instance *src = NULL;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "inferd/image.h"
+#include "core/build_value.h"
 #include "core/clock.h"
 #include "service/service.h"
 
@@ -195,7 +196,7 @@ static void query_option(void *ctx, const char *k, const char *v)
     parsed *p = ctx;
     if (strcmp(k, "detectArea") == 0)
         return; /* not an option: read by the raw-body parser */
-    inferd_value_object_set(p->options, k, inferd_value_string(v ? v : ""), NULL);
+    inferd__put(p->options, k, inferd_value_string(v ? v : ""), NULL);
 }
 
 static bool parse_raw(svc_request *r, parsed *p)
@@ -261,7 +262,7 @@ static bool parse_json(svc_request *r, parsed *p)
     inferd_value *v;
     for (size_t k = 0; ok && inferd_value_object_entry(doc, k, &key, &v); k++)
         if (strcmp(key, "images") != 0)
-            inferd_value_object_set(p->options, key, inferd_value_copy(v), NULL);
+            inferd__put(p->options, key, inferd_value_copy(v), NULL);
     inferd_value_free(doc);
     return ok;
 }
@@ -282,9 +283,8 @@ typedef struct mp_ctx {
 static void mp_flush_field(mp_ctx *c)
 {
     if (c->field_key[0]) {
-        inferd_value_object_set(c->p->options, c->field_key,
-                                inferd_value_string_n(c->field ? c->field : "", c->field_len),
-                                NULL);
+        inferd__put(c->p->options, c->field_key,
+                    inferd_value_string_n(c->field ? c->field : "", c->field_len), NULL);
         c->field_key[0] = '\0';
         free(c->field);
         c->field = NULL;
