@@ -7,6 +7,7 @@
  * properties validated, their init called). Every error names the place.
  */
 #include "pipeline/internal.h"
+#include "plugin/internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,17 +28,7 @@ static size_t count_ports(const inferd_port_spec *ports)
     return n;
 }
 
-/* The spec that governs port i, or NULL if the element has no such port:
- * static ports by index, then the trailing dynamic one for every index after. */
-static const inferd_port_spec *port_spec(const inferd_port_spec *ports, size_t i)
-{
-    size_t n = count_ports(ports);
-    if (i < n)
-        return &ports[i];
-    if (n > 0 && ports[n - 1].dynamic)
-        return &ports[n - 1];
-    return NULL;
-}
+#define port_spec inferd__port_spec
 
 static size_t static_ports(const inferd_port_spec *ports)
 {
@@ -57,10 +48,7 @@ static bool formats_meet(const inferd_port_spec *a, const inferd_port_spec *b)
 
 static void list_formats(const inferd_port_spec *p, char *buf, size_t size)
 {
-    size_t pos = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; p->formats[i] && pos < size; i++)
-        pos += (size_t)snprintf(buf + pos, size - pos, "%s%s", i ? ", " : "", p->formats[i]);
+    inferd__port_formats(p, buf, size);
 }
 
 /* ---- the file ------------------------------------------------------------- */

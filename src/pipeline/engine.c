@@ -9,6 +9,7 @@
  * all its inputs have ended, after passing the end on.
  */
 #include "pipeline/internal.h"
+#include "plugin/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,20 @@ static inferd_status send_out(pl_element *el, size_t port, inferd_buffer *buf, i
     inferd_status st;
     if (port < el->n_out && el->out[port].to != NO_LINK) {
         pl_element *to = &p->elems[el->out[port].to];
-        st = enqueue(p, to->in_queue, el->out[port].port, buf, -1, err);
+        size_t in = el->out[port].port;
+        /* Checked at hand-over, as the links were at load: what does not fit
+         * the receiving port goes on as this frame's error, never as data. */
+        const inferd_port_spec *spec = inferd__port_spec(to->comp->inputs, in);
+        if (buf && !inferd_buffer_error(buf) && !inferd__port_takes(spec, buf)) {
+            char want[256], got[128];
+            inferd_error e;
+            inferd_error_set(&e, INFERD_ETYPE, "element %s (%s): input %zu takes %s; element %s "
+                             "gave %s", to->name, to->comp->name, in,
+                             inferd__port_formats(spec, want, sizeof want), el->name,
+                             inferd__buffer_formats(buf, got, sizeof got));
+            inferd_buffer_set_error(buf, &e);
+        }
+        st = enqueue(p, to->in_queue, in, buf, -1, err);
         if (st != INFERD_OK && buf)
             atomic_fetch_add(&p->dropped, 1);
         return st;

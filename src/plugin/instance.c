@@ -25,15 +25,6 @@ const inferd_component *inferd_instance_component(const inferd_instance *self)
 }
 void *inferd_instance_state(const inferd_instance *self) { return self->state; }
 
-/* Whether format is one of port's (or the port takes ANY). */
-static bool port_takes(const inferd_port_spec *port, const char *format)
-{
-    for (size_t i = 0; port && port->formats && port->formats[i]; i++)
-        if (strcmp(port->formats[i], "ANY") == 0 || (format && strcmp(port->formats[i], format) == 0))
-            return true;
-    return false;
-}
-
 inferd_status inferd_filter_run(inferd_instance *self, inferd_buffer *const *inputs,
                                 size_t n_inputs, inferd_filter_fn transform, inferd_error *err)
 {
@@ -41,15 +32,11 @@ inferd_status inferd_filter_run(inferd_instance *self, inferd_buffer *const *inp
     if (n_inputs != 1 || !inputs || !inputs[0])
         return inferd_error_set(err, INFERD_EINVAL, "%s: a filter takes one buffer, got %zu",
                                 c->name, n_inputs);
-    const char *format = inferd_buffer_format(inputs[0]);
-    if (c->inputs && c->inputs[0].formats && !port_takes(&c->inputs[0], format)) {
-        char want[256] = "";
-        size_t pos = 0;
-        for (size_t i = 0; c->inputs[0].formats[i] && pos < sizeof want; i++)
-            pos += (size_t)snprintf(want + pos, sizeof want - pos, "%s%s", i ? ", " : "",
-                                    c->inputs[0].formats[i]);
+    if (!inferd__port_takes(inferd__port_spec(c->inputs, 0), inputs[0])) {
+        char want[256], got[128];
         return inferd_error_set(err, INFERD_ETYPE, "%s: input 0 takes %s; the buffer is %s",
-                                c->name, want, format ? format : "empty");
+                                c->name, inferd__port_formats(&c->inputs[0], want, sizeof want),
+                                inferd__buffer_formats(inputs[0], got, sizeof got));
     }
     inferd_status st = transform(self, inputs[0], err);
     if (st != INFERD_OK)

@@ -54,6 +54,18 @@ struct inferd_instance {
 /* An estimator instance's batch limit (inferd_estimator_limit_batch). */
 size_t inferd__instance_batch_limit(const inferd_instance *inst);
 
+/* Ports (ports.c). The spec that governs port i (static ports by index,
+ * then the trailing dynamic one for every index after), or NULL. */
+const inferd_port_spec *inferd__port_spec(const inferd_port_spec *ports, size_t i);
+/* The port's formats as "a, b" into buf; returns buf. */
+char *inferd__port_formats(const inferd_port_spec *port, char *buf, size_t size);
+/* Whether buf carries a format port takes: ANY, its payload's format, or
+ * the format of one of its metadata entries (its ancestors' included). A
+ * port that declares nothing takes everything. */
+bool inferd__port_takes(const inferd_port_spec *port, const inferd_buffer *buf);
+/* What buf carries, for messages: its payload's format, or "no payload". */
+const char *inferd__buffer_formats(const inferd_buffer *buf, char *out, size_t size);
+
 /* The plugin that registered comp; caller holds reg->lock. */
 plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_component *comp);
 

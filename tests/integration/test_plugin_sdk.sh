@@ -102,7 +102,7 @@ JSON
 done
 grep -q '"sample":{"message":"hello","width":40,"height":30,"frame":0}' "$T/c_rgb.out" \
   || fail "the sample filter on RGB: $(cat "$T/c_rgb.out")"
-grep -q 'mxpi_sampleplugin: input 0 takes image/rgb, image/bgr; the buffer is image/gray' "$T/c_gray.out" \
+grep -q 'element sample (mxpi_sampleplugin): input 0 takes image/rgb, image/bgr; element decode gave image/gray' "$T/c_gray.out" \
   || fail "the sample filter on a grey image: $(cat "$T/c_gray.out")"
 pass "the sample as a filter: RGB passes with its metadata; a grey image is refused at run time with the port's formats"
 

@@ -44,7 +44,7 @@ static const inferd_prop_spec element_props[] = {
     INFERD_PROP_STRLIST("tags", "tags", ""),
     INFERD_PROP_END,
 };
-static const inferd_port_spec element_in[] = {INFERD_PORT_STATIC("image/rgb", "image/bgr"),
+static const inferd_port_spec element_in[] = {INFERD_PORT_STATIC("image/rgb", "image/bgr", "text/plain"),
                                               INFERD_PORT_END};
 #ifdef BAD_PORT
 static const inferd_port_spec element_out[] = {INFERD_PORT_STATIC("not a format"), INFERD_PORT_END};

@@ -269,7 +269,7 @@ static void fan_out_and_join(void **state)
     const inferd_value *o1 = inferd_value_array_get(objs, 1);
     assert_non_null(inferd_value_object_get(o1, "error"));
     assert_contains(inferd_value_string_or(inferd_value_object_path(o1, "error.message"), ""),
-                    "expected an image payload");
+                    "element size (image_resize): input 0 takes image/rgb, image/bgr, image/gray; element crop gave no payload");
     /* Part 2: the whole 8x6 frame, its own keys kept. */
     const inferd_value *o2 = inferd_value_array_get(objs, 2);
     assert_string_equal(inferd_value_string_or(inferd_value_object_get(o2, "tag"), ""), "all");

@@ -63,7 +63,7 @@ static void good_plugin_loads_and_is_listed(void **state)
     assert_contains(json, "\"default\":\"640\"");
     assert_contains(json, "\"min\":6,\"max\":4096");
     assert_contains(json, "\"values\":[\"fast\",\"exact\"]");
-    assert_contains(json, "\"formats\":[\"image/rgb\",\"image/bgr\"]");
+    assert_contains(json, "\"formats\":[\"image/rgb\",\"image/bgr\",\"text/plain\"]");
     assert_contains(json, "\"presence\":\"dynamic\"");
     assert_contains(json, "\"name\":\"dataSource\"");
     assert_contains(json, "\"min_args\":1,\"max_args\":-1");

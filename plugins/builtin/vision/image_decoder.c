@@ -1,8 +1,10 @@
 /* image_decoder.c: the image_decoder element of the vision plugin.
  *
- * In: "image/jpeg" or "image/png", a bytes value (the encoded file). The
- * codec is taken from the bytes' magic, not from the port format, so a PNG
- * labelled image/jpeg still decodes. Out (port 0): a buffer derived from the
+ * In: "image/jpeg", "image/png" or "application/octet-stream" (bytes whose
+ * type nobody knew), a bytes value (the encoded file). The codec is taken
+ * from the bytes' magic, not from the port format, so a PNG labelled
+ * image/jpeg still decodes, and bytes that are neither get the decoder's
+ * own diagnosis (empty, truncated, not JPEG or PNG). Out (port 0): a buffer derived from the
  * input whose payload is the decoded image in the `format` property's pixel
  * order (rgb, bgr or gray), with a metadata/attribute entry under the
  * element's name: {"codec": "jpeg"|"png", "width", "height", "format"}.
@@ -24,7 +26,8 @@ const inferd_prop_spec vision_decoder_props[] = {
                      67108864, 1, 4294836225),
     INFERD_PROP_END,
 };
-const inferd_port_spec vision_decoder_in[] = {INFERD_PORT_STATIC("image/jpeg", "image/png"),
+const inferd_port_spec vision_decoder_in[] = {INFERD_PORT_STATIC("image/jpeg", "image/png",
+                                                                 "application/octet-stream"),
                                               INFERD_PORT_END};
 const inferd_port_spec vision_decoder_out[] = {INFERD_PORT_STATIC(VISION_IMAGE_FORMATS),
                                                INFERD_PORT_END};
