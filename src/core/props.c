@@ -5,6 +5,7 @@
  * allowed, because these messages are what a user sees when a pipeline file
  * or a config is refused.
  */
+#include "core/names.h"
 #include "inferd/props.h"
 
 #include <ctype.h>
@@ -795,25 +796,33 @@ static size_t distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The declared name closest to name, when close enough to be a typo. */
-static const char *closest(const inferd_prop_spec *specs, size_t n, const char *name)
+const char *inferd__closest_name(const void *items, size_t stride, size_t n, const char *name)
 {
     const char *best = NULL;
     size_t best_d = SIZE_MAX, len = strlen(name);
     for (size_t i = 0; i < n; i++) {
-        size_t d = distance(name, specs[i].name);
+        const char *cand = *(const char *const *)((const char *)items + i * stride);
+        size_t d = cand ? distance(name, cand) : SIZE_MAX;
         if (d < best_d)
-            best_d = d, best = specs[i].name;
+            best_d = d, best = cand;
     }
     /* up to a third of the name's letters wrong (two for short ones) */
     size_t limit = len < 6 ? 2 * 2 : (len / 3) * 2;
     if (best && best_d <= limit)
         return best;
     /* or the start of a longer name ("memory" for "memory_limit_mb") */
-    for (size_t i = 0; len >= 3 && i < n; i++)
-        if (strncasecmp(specs[i].name, name, len) == 0)
-            return specs[i].name;
+    for (size_t i = 0; len >= 3 && i < n; i++) {
+        const char *cand = *(const char *const *)((const char *)items + i * stride);
+        if (cand && strncasecmp(cand, name, len) == 0)
+            return cand;
+    }
     return NULL;
+}
+
+/* The declared name closest to name, when close enough to be a typo. */
+static const char *closest(const inferd_prop_spec *specs, size_t n, const char *name)
+{
+    return inferd__closest_name(specs, sizeof *specs, n, name);
 }
 
 static void unknown_property(const inferd_prop_spec *specs, size_t n, const char *owner,

@@ -7,6 +7,7 @@
  * properties validated, their init called). Every error names the place.
  */
 #include "pipeline/internal.h"
+#include "core/names.h"
 #include "plugin/internal.h"
 
 #include <errno.h>
@@ -355,6 +356,61 @@ static inferd_status build_links(inferd_pipeline *p, const draft *d, const char 
     return INFERD_OK;
 }
 
+/* Whether element a's buffers reach element b (a is upstream of b). */
+static bool upstream(const inferd_pipeline *p, size_t a, size_t b, unsigned char *seen)
+{
+    if (a == b)
+        return true;
+    if (seen[a])
+        return false;
+    seen[a] = 1;
+    for (size_t o = 0; o < p->elems[a].n_out; o++) {
+        size_t to = p->elems[a].out[o].to;
+        if (to != NO_LINK && upstream(p, to, b, seen))
+            return true;
+    }
+    return false;
+}
+
+/* Every dataSource names an element upstream of its own (whose metadata
+ * reaches it); every fault of the file in one message. */
+static inferd_status check_data_sources(const inferd_pipeline *p, const draft *d,
+                                        const char *origin, inferd_error *err)
+{
+    char msg[INFERD_ERROR_MESSAGE_MAX] = "";
+    size_t pos = 0, faults = 0;
+    unsigned char *seen = calloc(p->n ? p->n : 1, 1);
+    if (!seen)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    for (size_t e = 0; e < p->n; e++) {
+        const char *src =
+            inferd_value_string_or(inferd_value_object_get(d[e].props, "dataSource"), NULL);
+        if (!src || !*src || strcmp(src, "auto") == 0)
+            continue;
+        size_t at = p->n;
+        for (size_t k = 0; k < p->n; k++)
+            if (strcmp(p->elems[k].name, src) == 0)
+                at = k;
+        char why[300];
+        if (at == p->n) {
+            const char *near = inferd__closest_name(p->elems, sizeof *p->elems, p->n, src);
+            snprintf(why, sizeof why, "names no element of this pipeline%s%s%s", near ? " (did you mean '" : "",
+                     near ? near : "", near ? "'?)" : "");
+        } else {
+            memset(seen, 0, p->n);
+            if (upstream(p, at, e, seen))
+                continue;
+            snprintf(why, sizeof why, "is not upstream of it: its metadata never reaches %s",
+                     p->elems[e].name);
+        }
+        if (pos < sizeof msg)
+            pos += (size_t)snprintf(msg + pos, sizeof msg - pos, "%selement %s: dataSource \"%s\" %s",
+                                    faults++ ? "; " : "", p->elems[e].name, src, why);
+    }
+    free(seen);
+    return faults ? inferd_error_set(err, INFERD_EINVAL, "%s: %s", origin, msg) : INFERD_OK;
+}
+
 static inferd_status create_instances(inferd_pipeline *p, const draft *d, const char *origin,
                                       inferd_error *err)
 {
@@ -433,6 +489,8 @@ inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t
     }
     if (st == INFERD_OK)
         st = build_links(p, d, origin, err);
+    if (st == INFERD_OK)
+        st = check_data_sources(p, d, origin, err);
     if (st == INFERD_OK)
         st = create_instances(p, d, origin, err);
     free_drafts(d, n);

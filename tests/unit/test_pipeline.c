@@ -226,7 +226,7 @@ static void fan_out_and_join(void **state)
     inferd_pipeline *p = build("{\"s\": {"
                                " \"in\": {\"factory\": \"appsrc\", \"next\": \"crop\"},"
                                " \"crop\": {\"factory\": \"object_crop\", \"props\": "
-                               "{\"dataSource\": \"det\"}, \"next\": \"size\"},"
+                               "{\"dataSource\": \"in\"}, \"next\": \"size\"},"
                                " \"size\": {\"factory\": \"image_resize\", \"props\": "
                                "{\"resizeWidth\": 2}, \"next\": \"join\"},"
                                " \"join\": {\"factory\": \"object_join\", \"props\": "
@@ -247,7 +247,7 @@ static void fan_out_and_join(void **state)
         inferd_value *v = NULL;
         assert_int_equal(inferd_value_from_json(lists[f], strlen(lists[f]), 0, &v, &err),
                          INFERD_OK);
-        assert_int_equal(inferd_buffer_add_meta_value(b, "det", "metadata/object", v, &err),
+        assert_int_equal(inferd_buffer_add_meta_value(b, "in", "metadata/object", v, &err),
                          INFERD_OK);
         assert_int_equal(inferd_pipeline_push(p, NULL, b, NULL, -1, &err), INFERD_OK);
     }
@@ -481,6 +481,14 @@ static void bad_pipelines_are_refused(void **state)
          "cannot open /nonexistent/dir/x"},
         {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": 3}}}", INFERD_EINVAL,
          "element a: property 'next': wrong type (got 3; allowed: a list of strings"},
+        /* dataSource: an element upstream, every fault at once. */
+        {"{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"j\"}, \"j\": {\"factory\": "
+         "\"json_serialize\", \"props\": {\"dataSource\": \"inn\"}, \"next\": \"k\"}, \"k\": "
+         "{\"factory\": \"json_serialize\", \"props\": {\"dataSource\": \"o\"}, \"next\": "
+         "\"o\"}, \"o\": {\"factory\": \"appsink\"}}}", INFERD_EINVAL,
+         "test.json: element j: dataSource \"inn\" names no element of this pipeline (did you "
+         "mean 'in'?); element k: dataSource \"o\" is not upstream of it: its metadata never "
+         "reaches k"},
         {"{\"s\": ", INFERD_EINVAL, "test.json: invalid JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
