@@ -356,6 +356,31 @@ static inferd_status build_links(inferd_pipeline *p, const draft *d, const char 
     return INFERD_OK;
 }
 
+/* Every element's properties checked before any is created, so that a
+ * file's property faults come in one message, element by element. */
+static inferd_status check_properties(const inferd_pipeline *p, const draft *d,
+                                      const char *origin, inferd_error *err)
+{
+    char msg[INFERD_ERROR_MESSAGE_MAX] = "";
+    size_t pos = 0, faults = 0;
+    inferd_status first = INFERD_OK;
+    for (size_t e = 0; e < p->n; e++) {
+        inferd_error one = {0};
+        inferd_status st = inferd__component_check_props(d[e].comp, p->elems[e].name, d[e].props,
+                                                         &one);
+        if (st == INFERD_ENOMEM)
+            return inferd_error_set(err, st, "out of memory");
+        if (st == INFERD_OK)
+            continue;
+        if (!faults++)
+            first = st;
+        if (pos < sizeof msg)
+            pos += (size_t)snprintf(msg + pos, sizeof msg - pos, "%s%s", faults > 1 ? "; " : "",
+                                    one.message);
+    }
+    return faults ? inferd_error_set(err, first, "%s: %s", origin, msg) : INFERD_OK;
+}
+
 /* Whether element a's buffers reach element b (a is upstream of b). */
 static bool upstream(const inferd_pipeline *p, size_t a, size_t b, unsigned char *seen)
 {
@@ -489,6 +514,8 @@ inferd_status inferd_pipeline_new(inferd_registry *reg, const char *json, size_t
     }
     if (st == INFERD_OK)
         st = build_links(p, d, origin, err);
+    if (st == INFERD_OK)
+        st = check_properties(p, d, origin, err);
     if (st == INFERD_OK)
         st = check_data_sources(p, d, origin, err);
     if (st == INFERD_OK)

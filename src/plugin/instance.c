@@ -181,6 +181,27 @@ static inferd_status plugin_failed(const inferd_instance *inst, const char *call
     return st;
 }
 
+inferd_status inferd__component_check_props(const inferd_component *c, const char *name,
+                                            const inferd_value *props, inferd_error *err)
+{
+    inferd_prop_spec *merged = NULL;
+    const inferd_prop_spec *specs = c->props;
+    if (c->kind == INFERD_KIND_ELEMENT) {
+        if (!(merged = merge_element_specs(c->props)))
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        specs = merged;
+    }
+    char owner[300];
+    snprintf(owner, sizeof owner, "%s %s (%s)", inferd_component_kind_name(c->kind), name,
+             c->name);
+    static const inferd_prop_spec none[] = {INFERD_PROP_END};
+    inferd_props *checked = NULL;
+    inferd_status st = inferd_props_validate(specs ? specs : none, owner, props, &checked, err);
+    inferd_props_free(checked);
+    free(merged);
+    return st;
+}
+
 inferd_status inferd_instance_create(inferd_registry *reg, const char *component,
                                      const char *name, const inferd_value *props,
                                      inferd_instance **out, inferd_error *err)

@@ -66,6 +66,12 @@ bool inferd__port_takes(const inferd_port_spec *port, const inferd_buffer *buf);
 /* What buf carries, for messages: its payload's format, or "no payload". */
 const char *inferd__buffer_formats(const inferd_buffer *buf, char *out, size_t size);
 
+/* Checks props against what instance `name` of c would take (an element's
+ * properties with the common ones), as inferd_instance_create does, without
+ * creating anything: every fault of the document in err. */
+inferd_status inferd__component_check_props(const inferd_component *c, const char *name,
+                                            const inferd_value *props, inferd_error *err);
+
 /* The plugin that registered comp; caller holds reg->lock. */
 plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_component *comp);
 

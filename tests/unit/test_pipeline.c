@@ -481,6 +481,15 @@ static void bad_pipelines_are_refused(void **state)
          "cannot open /nonexistent/dir/x"},
         {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": 3}}}", INFERD_EINVAL,
          "element a: property 'next': wrong type (got 3; allowed: a list of strings"},
+        /* Every element's property faults at once, element by element. */
+        {"{\"s\": {\"a\": {\"factory\": \"appsrc\", \"next\": \"e\"}, \"e\": {\"factory\": "
+         "\"test_element\", \"props\": {\"height\": 5}, \"next\": \"o\"}, \"o\": "
+         "{\"factory\": \"appsink\"}, \"b\": {\"factory\": \"appsrc\", \"next\": \"r\"}, "
+         "\"r\": {\"factory\": \"image_resize\", \"props\": {\"resizeWidht\": 8}, \"next\": "
+         "\"p\"}, \"p\": {\"factory\": \"appsink\"}}}", INFERD_ERANGE,
+         "test.json: element e (test_element): property 'height': out of range (got 5; allowed: "
+         "int in [6, 4096]); element r (image_resize): unknown property 'resizeWidht' (did you "
+         "mean 'resizeWidth'?"},
         /* dataSource: an element upstream, every fault at once. */
         {"{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"j\"}, \"j\": {\"factory\": "
          "\"json_serialize\", \"props\": {\"dataSource\": \"inn\"}, \"next\": \"k\"}, \"k\": "
