@@ -142,19 +142,20 @@ static void *feeder(void *arg)
         inferd_error err = {0};
         void *data = NULL;
         size_t len = 0;
-        if (read_all(s->inputs[i], &data, &len, &err) != INFERD_OK) {
-            pthread_mutex_lock(&s->lock);
-            print_input_error(s->inputs[i], &err);
-            s->failures++;
-            pthread_mutex_unlock(&s->lock);
-            continue;
-        }
-        const char *mime = inferd_image_codec_mime(inferd_image_sniff(data, len));
         inferd_buffer *buf = inferd_buffer_new();
-        if (!buf || inferd_buffer_set_value(buf, mime ? mime : "application/octet-stream",
-                                            inferd_value_bytes_take(data, len), &err) != INFERD_OK) {
-            inferd_buffer_unref(buf);
+        if (!buf)
             break;
+        if (read_all(s->inputs[i], &data, &len, &err) != INFERD_OK) {
+            /* The error goes through the pipeline as this input's frame, so
+             * that it is printed after the results of the inputs before it. */
+            inferd_buffer_set_error(buf, &err);
+        } else {
+            const char *mime = inferd_image_codec_mime(inferd_image_sniff(data, len));
+            if (inferd_buffer_set_value(buf, mime ? mime : "application/octet-stream",
+                                        inferd_value_bytes_take(data, len), &err) != INFERD_OK) {
+                inferd_buffer_unref(buf);
+                break;
+            }
         }
         /* Frame ids are given in push order from 0: record the name first. */
         pthread_mutex_lock(&s->lock);

@@ -125,6 +125,18 @@ expect_line 4 '"code":"range".*PNG image 60000x60000 (3600000000 pixels) exceeds
 expect_line 5 '"label":"red"'
 pass "truncated, empty, zero-width and bomb images get clear errors; the next input is answered"
 
+# An input that cannot be read comes out in its place: after the results of
+# the inputs before it, before those after it.
+rc=0
+"$TEST_INFERD" run "$ex/colours.json" "$TEST_DATA/colour_02_red.png" "$T/missing.png" \
+  "$TEST_DATA/colour_04_blue.png" > "$T/order.jsonl" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "an unreadable input: exit $rc, want 1"
+sed -n 1p "$T/order.jsonl" | grep -q '"input":"[^"]*colour_02_red.png".*"label":"red"' &&
+  sed -n 2p "$T/order.jsonl" | grep -qF '{"input":"'"$T"'/missing.png","error":{"code":"io","message":"cannot open '"$T"'/missing.png: No such file or directory"}}' &&
+  sed -n 3p "$T/order.jsonl" | grep -q '"input":"[^"]*colour_04_blue.png".*"label":"blue"' ||
+  fail "the output order: $(cat "$T/order.jsonl")"
+pass "inferd run: an unreadable input's error comes in its place, between the results around it"
+
 # A pipeline that reads a folder itself (filesrc) and writes a file
 # (filesink): the example, pointed at a folder of scratch images.
 mkdir -p "$T/scr"
