@@ -61,12 +61,15 @@ typedef struct draft {
     const inferd_value *next;         /* borrowed from decl, may be NULL: an array of strings */
     const inferd_component *comp;
     inferd_props *decl;               /* owned: the element's keys, checked */
+    inferd_value *aliased;            /* owned: props with the seed's names turned, or NULL */
 } draft;
 
 static void free_drafts(draft *d, size_t n)
 {
-    for (size_t i = 0; d && i < n; i++)
+    for (size_t i = 0; d && i < n; i++) {
         inferd_props_free(d[i].decl);
+        inferd_value_free(d[i].aliased);
+    }
     free(d);
 }
 
@@ -172,6 +175,14 @@ static inferd_status read_drafts(inferd_registry *reg, const char *origin, const
         }
         inferd_props_bind(decl, &e);
         const inferd_component *c = inferd_registry_find(reg, e.factory, NULL);
+        const char *alias = c ? NULL : pl_alias_factory(e.factory);
+        inferd_value *aliased = NULL;
+        if (alias && (c = inferd_registry_find(reg, alias, NULL)) &&
+            pl_alias_props(e.factory, key, origin, e.props, &aliased, &one) != INFERD_OK) {
+            inferd_props_free(decl);
+            add_fault(err, &faults, &one);
+            continue;
+        }
         if (!c)
             inferd_error_set(&one, INFERD_ENOTFOUND, "%s: element %s: unknown factory \"%s\" (no "
                              "such component is registered; `inferd plugin list` shows what "
@@ -185,7 +196,8 @@ static inferd_status read_drafts(inferd_registry *reg, const char *origin, const
             add_fault(err, &faults, &one);
             continue;
         }
-        d[n++] = (draft){.name = key, .props = e.props, .next = e.next, .comp = c, .decl = decl};
+        d[n++] = (draft){.name = key, .props = aliased ? aliased : e.props, .next = e.next,
+                         .comp = c, .decl = decl, .aliased = aliased};
     }
     if (faults)
         st = err ? err->code : INFERD_EINVAL;

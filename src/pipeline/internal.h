@@ -69,4 +69,14 @@ typedef struct pl_item {
 inferd_status inferd__pipeline_route(void *ctx, inferd_instance *from, size_t port,
                                      inferd_buffer *buf, inferd_error *err);
 
+/* Aliases (aliases.c): the pipeline seed's element names. inferd's factory
+ * for one of them, or NULL. */
+const char *pl_alias_factory(const char *factory);
+/* props of an element of an aliased factory with the seed's property names
+ * turned into inferd's (*out, owned; NULL when nothing is aliased); a
+ * property with no counterpart is EINVAL, all of them in one message, each
+ * with what to do. */
+inferd_status pl_alias_props(const char *factory, const char *element, const char *origin,
+                             const inferd_value *props, inferd_value **out, inferd_error *err);
+
 #endif

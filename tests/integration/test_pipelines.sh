@@ -137,6 +137,38 @@ sed -n 1p "$T/order.jsonl" | grep -q '"input":"[^"]*colour_02_red.png".*"label":
   fail "the output order: $(cat "$T/order.jsonl")"
 pass "inferd run: an unreadable input's error comes in its place, between the results around it"
 
+# A pipeline file written for the pipeline seed's framework, with its element
+# names (mxpi_imagedecoder, mxpi_imageresize, mxpi_tensorinfer,
+# mxpi_dataserialize with outputDataKeys): it runs.
+cat > "$T/seed.json" <<'JSON'
+{"colours": {
+  "stream_config": {"deviceId": "0"},
+  "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+  "mxpi_imagedecoder0": {"props": {"deviceId": "0"}, "factory": "mxpi_imagedecoder", "next": "mxpi_imageresize0"},
+  "mxpi_imageresize0": {"props": {"dataSource": "mxpi_imagedecoder0", "resizeHeight": "64", "resizeWidth": "64"},
+                        "factory": "mxpi_imageresize", "next": "tensor0"},
+  "tensor0": {"factory": "image_to_tensor", "next": "mxpi_tensorinfer0"},
+  "mxpi_tensorinfer0": {"props": {"modelPath": "colour_classifier.onnx"}, "factory": "mxpi_tensorinfer", "next": "label0"},
+  "label0": {"factory": "classify_topk", "props": {"labels": "black,white,red,green,blue,yellow,cyan,magenta"},
+             "next": "mxpi_dataserialize0"},
+  "mxpi_dataserialize0": {"props": {"outputDataKeys": "label0"}, "factory": "mxpi_dataserialize", "next": "appsink0"},
+  "appsink0": {"factory": "appsink"}}}
+JSON
+"$TEST_INFERD" run "$T/seed.json" "$TEST_DATA/colour_02_red.png" > "$T/seed.out" 2>/dev/null ||
+  fail "the seed-format pipeline: $(cat "$T/seed.out")"
+grep -q '"label0":{"labels":\[{"label":"red"' "$T/seed.out" || fail "the seed-format pipeline's result: $(cat "$T/seed.out")"
+# Its properties that have no counterpart: all at once, each with what to do.
+sed -e 's/"deviceId": "0"}, "factory": "mxpi_imagedecoder"/"imageFormat": "jpg", "cvProcessor": "opencv"}, "factory": "mxpi_imagedecoder"/' \
+    -e 's/"modelPath": "colour_classifier.onnx"}/"modelPath": "colour_classifier.onnx", "waitingTime": "5000"}/' \
+    "$T/seed.json" > "$T/seed_bad.json"
+rc=0
+"$TEST_INFERD" run "$T/seed_bad.json" "$TEST_DATA/colour_02_red.png" > "$T/seed_bad.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] &&
+  grep -qF "element mxpi_imagedecoder0 (mxpi_imagedecoder, as image_decoder): property 'imageFormat' has no counterpart: remove it: the codec is read from the bytes (JPEG or PNG); element mxpi_imagedecoder0 (mxpi_imagedecoder, as image_decoder): property 'cvProcessor' has no counterpart" "$T/seed_bad.out" &&
+  grep -qF "element mxpi_tensorinfer0 (mxpi_tensorinfer, as tensor_infer): property 'waitingTime' has no counterpart: remove it: batching is the estimators'" "$T/seed_bad.out" ||
+  fail "seed properties without counterpart: exit $rc: $(cat "$T/seed_bad.out")"
+pass "a pipeline file in the seed framework's format runs with its element names; properties without counterpart are refused all at once, each with what to do"
+
 # A pipeline that reads a folder itself (filesrc) and writes a file
 # (filesink): the example, pointed at a folder of scratch images.
 mkdir -p "$T/scr"
