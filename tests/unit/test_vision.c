@@ -676,6 +676,45 @@ static void resize_contract_modes(void **state)
                "limit 2 is below multiple 32");
 }
 
+/* image_encoder: PNG decodes back to the same pixels; JPEG to nearly them;
+ * its attribute says what it made. */
+static void encoder_round_trips(void **state)
+{
+    inferd_buffer *in = image_buffer(pattern_image(INFERD_PIXEL_RGB8, 9, 7));
+    const inferd_image *src = inferd_buffer_image(in);
+    element *e = make("image_encoder", "enc", "{\"codec\": \"png\"}");
+    inferd_buffer *out = run(e, in);
+    assert_string_equal(inferd_buffer_format(out), "image/png");
+    const void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(inferd_value_get_bytes(inferd_buffer_value(out), &bytes, &len, NULL),
+                     INFERD_OK);
+    inferd_image *back = NULL;
+    assert_int_equal(inferd_image_decode(bytes, len, INFERD_PIXEL_RGB8, 0, &back, NULL),
+                     INFERD_OK);
+    for (uint32_t y = 0; y < 7; y++)
+        assert_memory_equal(back->data + y * back->stride, src->data + y * src->stride, 9 * 3);
+    inferd_image_free(back);
+    const inferd_value *t = find_meta(out, "enc", "metadata/attribute");
+    assert_int_equal(meta_int(t, "bytes"), (int64_t)len);
+    assert_int_equal(meta_int(t, "width"), 9);
+    inferd_buffer_unref(out);
+    destroy(e);
+
+    e = make("image_encoder", "jpg", "{\"quality\": 95}");
+    out = run(e, in);
+    assert_string_equal(inferd_buffer_format(out), "image/jpeg");
+    assert_int_equal(inferd_value_get_bytes(inferd_buffer_value(out), &bytes, &len, NULL),
+                     INFERD_OK);
+    assert_int_equal(inferd_image_sniff(bytes, len), INFERD_CODEC_JPEG);
+    inferd_buffer_unref(out);
+    destroy(e);
+    inferd_buffer_unref(in);
+
+    make_fails("image_encoder", "{\"codec\": \"gif\"}", INFERD_EINVAL, "one of jpeg, png");
+    make_fails("image_encoder", "{\"quality\": 0}", INFERD_ERANGE, "property 'quality'");
+}
+
 static void resize_refuses_bad_input(void **state)
 {
     element *r = make("image_resize", "r1", "{\"resizeWidth\": 4}");
@@ -1185,6 +1224,7 @@ int main(void)
         cmocka_unit_test(resize_nearest),
         cmocka_unit_test(resize_keep_aspect_pads),
         cmocka_unit_test(resize_contract_modes),
+        cmocka_unit_test(encoder_round_trips),
         cmocka_unit_test(resize_refuses_bad_input),
         cmocka_unit_test(crop_by_properties_and_clamping),
         cmocka_unit_test(crop_by_area_source),

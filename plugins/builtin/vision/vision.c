@@ -1,5 +1,6 @@
 /* vision.c: the built-in "vision" plugin: its descriptor (INFERD_PLUGIN with
- * the elements image_decoder, image_resize, image_crop, object_crop and
+ * the elements image_decoder, image_encoder, image_resize, image_crop,
+ * object_crop and
  * image_to_tensor, each implemented in its own file) and the helpers the
  * elements share (vision.h).
  */
@@ -154,6 +155,9 @@ INFERD_PLUGIN("vision", "1.0.0",
               VISION_ELEMENT("image_to_tensor",
                              "turns an image into a normalised [1,C,H,W] or [1,H,W,C] tensor",
                              vision_to_tensor),
+              VISION_ELEMENT("image_encoder",
+                             "encodes an image as JPEG (quality) or PNG bytes",
+                             vision_encoder),
               VISION_ELEMENT("object_crop",
                              "the per-object fan-out: one buffer per object of a "
                              "metadata/object list, its part of the frame's image "

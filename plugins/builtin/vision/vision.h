@@ -42,6 +42,13 @@ inferd_status vision_crop_process(inferd_instance *self, inferd_buffer *const *i
 void vision_crop_deinit(inferd_instance *self);
 
 /* image_to_tensor: images -> one normalised tensor (metadata/tensor). */
+extern const inferd_prop_spec vision_encoder_props[];
+extern const inferd_port_spec vision_encoder_in[], vision_encoder_out[];
+inferd_status vision_encoder_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status vision_encoder_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                     inferd_error *err);
+void vision_encoder_deinit(inferd_instance *self);
+
 extern const inferd_prop_spec vision_object_crop_props[];
 extern const inferd_port_spec vision_object_crop_in[], vision_object_crop_out[];
 inferd_status vision_object_crop_init(inferd_instance *self, const inferd_props *p,
