@@ -85,6 +85,22 @@ typedef struct inferd_pipeline_stats {
 } inferd_pipeline_stats;
 INFERD_API void inferd_pipeline_get_stats(inferd_pipeline *p, inferd_pipeline_stats *out);
 
+/* Each element's counters, in file order. in: buffers it received; out:
+ * buffers it handed on (to an element or the application); errors: frames
+ * its processing failed; dropped: buffers lost at it by a stop without
+ * drain; the time its process calls took (total and the last one). */
+typedef struct inferd_pipeline_element_stats {
+    const char *name;    /* borrowed from the pipeline */
+    const char *factory; /* borrowed */
+    uint64_t in, out, errors, dropped;
+    size_t queue_depth, queue_capacity; /* its input queue now */
+    uint64_t process_calls, process_us, last_process_us;
+} inferd_pipeline_element_stats;
+INFERD_API size_t inferd_pipeline_element_count(const inferd_pipeline *p);
+/* false when i is out of range. */
+INFERD_API bool inferd_pipeline_element_stats_at(inferd_pipeline *p, size_t i,
+                                                 inferd_pipeline_element_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

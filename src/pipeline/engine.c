@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "inferd/log.h"
 
 #define LOG "pipeline"
@@ -87,15 +88,20 @@ static inferd_status send_out(pl_element *el, size_t port, inferd_buffer *buf, i
             inferd_buffer_set_error(buf, &e);
         }
         st = enqueue(p, to->in_queue, in, buf, -1, err);
-        if (st != INFERD_OK && buf)
-            atomic_fetch_add(&p->dropped, 1);
+        if (buf) {
+            atomic_fetch_add(st == INFERD_OK ? &el->count_out : &el->count_dropped, 1);
+            if (st != INFERD_OK)
+                atomic_fetch_add(&p->dropped, 1);
+        }
         return st;
     }
     if (el->app_queue) {
         bool failed = buf && inferd_buffer_error(buf);
         st = enqueue(p, el->app_queue, port, buf, -1, err);
-        if (buf)
+        if (buf) {
             atomic_fetch_add(st == INFERD_OK ? &p->delivered : &p->dropped, 1);
+            atomic_fetch_add(st == INFERD_OK ? &el->count_out : &el->count_dropped, 1);
+        }
         if (st == INFERD_OK && failed)
             atomic_fetch_add(&p->errors, 1);
         return st;
@@ -150,11 +156,18 @@ static void run_process(pl_element *el, inferd_buffer **inputs)
     }
     inferd_error err = {0};
     size_t n = el->is_source ? 1 : el->n_in;
-    if (inferd_instance_process(el->inst, inputs, n, &err) != INFERD_OK) {
+    uint64_t t0 = inferd__now_us();
+    inferd_status st = inferd_instance_process(el->inst, inputs, n, &err);
+    uint64_t took = inferd__now_us() - t0;
+    atomic_fetch_add(&el->process_us, took);
+    atomic_fetch_add(&el->process_calls, 1);
+    atomic_store(&el->last_process_us, took);
+    if (st != INFERD_OK) {
         /* Failing because the pipeline is being discarded is no news: the
          * frame was counted as dropped where its push failed. */
         if (atomic_load(&el->pipeline->discard))
             return;
+        atomic_fetch_add(&el->count_errors, 1);
         for (size_t i = 0; i < n; i++)
             if (inputs[i]) {
                 inferd_buffer_set_error(inputs[i], &err);
@@ -244,8 +257,10 @@ static void handle_sync(pl_element *el, size_t port, inferd_buffer *buf)
 
 static void handle(pl_element *el, size_t port, inferd_buffer *buf)
 {
+    atomic_fetch_add(&el->count_in, 1);
     if (atomic_load(&el->pipeline->discard)) {
         atomic_fetch_add(&el->pipeline->dropped, 1);
+        atomic_fetch_add(&el->count_dropped, 1);
         inferd_buffer_unref(buf);
         return;
     }
@@ -486,4 +501,28 @@ void inferd_pipeline_get_stats(inferd_pipeline *p, inferd_pipeline_stats *out)
     out->delivered = atomic_load(&p->delivered);
     out->errors = atomic_load(&p->errors);
     out->dropped = atomic_load(&p->dropped);
+}
+
+size_t inferd_pipeline_element_count(const inferd_pipeline *p) { return p->n; }
+
+bool inferd_pipeline_element_stats_at(inferd_pipeline *p, size_t i,
+                                      inferd_pipeline_element_stats *out)
+{
+    if (i >= p->n)
+        return false;
+    pl_element *el = &p->elems[i];
+    *out = (inferd_pipeline_element_stats){
+        .name = el->name,
+        .factory = el->comp->name,
+        .in = atomic_load(&el->count_in),
+        .out = atomic_load(&el->count_out),
+        .errors = atomic_load(&el->count_errors),
+        .dropped = atomic_load(&el->count_dropped),
+        .queue_depth = el->in_queue ? inferd_queue_length(el->in_queue) : 0,
+        .queue_capacity = el->in_queue ? inferd_queue_capacity(el->in_queue) : 0,
+        .process_calls = atomic_load(&el->process_calls),
+        .process_us = atomic_load(&el->process_us),
+        .last_process_us = atomic_load(&el->last_process_us),
+    };
+    return true;
 }

@@ -46,6 +46,9 @@ typedef struct pl_element {
     size_t n_pending;
     atomic_uint_fast64_t next_frame;    /* sources: the next frame id */
     atomic_bool ended;                  /* sources: inferd_pipeline_end was called */
+    /* Counters for inferd_pipeline_element_stats. */
+    atomic_uint_fast64_t count_in, count_out, count_errors, count_dropped, process_us, process_calls,
+        last_process_us;
 } pl_element;
 
 struct inferd_pipeline {

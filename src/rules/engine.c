@@ -229,8 +229,9 @@ inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
             st = inferd_error_set(err, INFERD_EIO, "cannot create %s: %s", e->cache_dir,
                                   strerror(errno));
     }
-    if (st == INFERD_OK && db_path && (st = rstore_open(db_path, &e->store, err)) == INFERD_OK)
-        st = rstore_load(e->store, restore_stream, restore_rule, e, err);
+    if (st == INFERD_OK && db_path && (st = state_store_open(db_path, &e->store, err)) == INFERD_OK &&
+        (st = state_load_streams(e->store, restore_stream, e, err)) == INFERD_OK)
+        st = state_load(e->store, STATE_RULES, restore_rule, e, err);
     if (st != INFERD_OK) {
         rules_engine_free(e);
         return st;
@@ -276,7 +277,7 @@ void rules_engine_free(rules_engine *e)
     }
     e->rules = NULL, e->streams = NULL;
     pthread_mutex_unlock(&e->lock);
-    rstore_close(e->store);
+    state_store_close(e->store);
     rules_files_free(e);
     free(e->cache_dir);
     pthread_cond_destroy(&e->changed);
@@ -296,7 +297,7 @@ inferd_status rules_stream_create(rules_engine *e, const char *sql, char **name_
         st = inferd_error_set(err, INFERD_EEXIST, "stream %s already exists (PUT "
                               "/streams/%s replaces it)", s->name, s->name);
     if (st == INFERD_OK && e->store)
-        st = rstore_put_stream(e->store, s->name, s->sql, err);
+        st = state_put_stream(e->store, s->name, s->sql, err);
     if (st == INFERD_OK && name_out && !(*name_out = strdup(s->name)))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     if (st != INFERD_OK) {
@@ -325,7 +326,7 @@ inferd_status rules_stream_update(rules_engine *e, const char *name, const char 
         st = inferd_error_set(err, INFERD_EINVAL, "the statement creates stream %s, not %s",
                               s->name, name);
     if (st == INFERD_OK && e->store)
-        st = rstore_put_stream(e->store, s->name, s->sql, err);
+        st = state_put_stream(e->store, s->name, s->sql, err);
     if (st != INFERD_OK) {
         rstream_free(s);
         pthread_mutex_unlock(&e->lock);
@@ -376,7 +377,7 @@ inferd_status rules_stream_delete(rules_engine *e, const char *name, inferd_erro
         st = inferd_error_set(err, INFERD_EBUSY, "stream %s is read by rule%s %s: delete them "
                               "first", name, strchr(users, ',') ? "s" : "", users);
     if (st == INFERD_OK && e->store)
-        st = rstore_delete_stream(e->store, name, err);
+        st = state_delete_stream(e->store, name, err);
     if (st == INFERD_OK) {
         unlink_stream(e, s);
         rstream_free(s);
@@ -441,7 +442,7 @@ static inferd_status record_rule(rules_engine *e, rrule *r, inferd_error *err)
     char *json = NULL;
     inferd_status st = inferd_value_to_json(r->def, INFERD_JSON_COMPACT, &json, NULL, err);
     if (st == INFERD_OK)
-        st = rstore_put_rule(e->store, r->id, json, r->want_running, err);
+        st = state_put(e->store, STATE_RULES, r->id, json, r->want_running, err);
     free(json);
     return st;
 }
@@ -538,7 +539,7 @@ inferd_status rules_rule_delete(rules_engine *e, const char *id, inferd_error *e
     rrule *r = claim_rule(e, id);
     inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
     if (st == INFERD_OK && e->store)
-        st = rstore_delete_rule(e->store, id, err);
+        st = state_delete(e->store, STATE_RULES, id, err);
     if (st == INFERD_OK) {
         /* Listed and busy while it stops (its stream stays until its thread
          * lets go of it); calls waiting for it then find no rule. */
@@ -563,7 +564,7 @@ static inferd_status set_running(rules_engine *e, const char *id, bool stop, boo
     rrule *r = claim_rule(e, id);
     inferd_status st = r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
     if (st == INFERD_OK && e->store)
-        st = rstore_set_running(e->store, id, start, err);
+        st = state_set_running(e->store, STATE_RULES, id, start, err);
     if (st == INFERD_OK) {
         r->want_running = start;
         if (stop)

@@ -18,11 +18,11 @@
 #include "mqtt/mqtt.h"
 #include "rules/rules.h"
 #include "sql/sql.h"
+#include "state/store.h"
 
 typedef struct rstream rstream;
 typedef struct rrule rrule;
 typedef struct raction raction;
-typedef struct rstore rstore;
 
 /* Wall-clock milliseconds since the epoch: what windows align to and what
  * status timestamps show. */
@@ -270,7 +270,7 @@ struct rules_engine {
     inferd_registry *reg;      /* borrowed */
     inferd_estimators *est;    /* borrowed, may be NULL */
     struct inferd_portables *portables; /* borrowed, may be NULL */
-    rstore *store;             /* owned; NULL: nothing persists */
+    state_store *store;        /* owned; NULL: nothing persists */
     pthread_mutex_t lock;
     pthread_cond_t changed;    /* a rule stopped being busy */
     rstream *streams;          /* owned, name order */
@@ -305,22 +305,6 @@ inferd_status rules_mqtt_check_server(const char *server, const char *where, inf
  * "inferd-<pid>-<who>-<n>" (who: "stream-tfdemo", "rule-r1-0"). */
 void rules_mqtt_client_id(rules_engine *e, const mqtt_options *opts, const char *who, char *buf,
                           size_t size);
-
-/* ---- the store (store.c) ------------------------------------------------------- */
-
-inferd_status rstore_open(const char *path, rstore **out, inferd_error *err);
-void rstore_close(rstore *s);
-inferd_status rstore_put_stream(rstore *s, const char *name, const char *sql, inferd_error *err);
-inferd_status rstore_delete_stream(rstore *s, const char *name, inferd_error *err);
-inferd_status rstore_put_rule(rstore *s, const char *id, const char *definition, bool running,
-                              inferd_error *err);
-inferd_status rstore_set_running(rstore *s, const char *id, bool running, inferd_error *err);
-inferd_status rstore_delete_rule(rstore *s, const char *id, inferd_error *err);
-/* Calls fn for every stream (name order) then every rule (id order). */
-typedef void (*rstore_stream_fn)(void *ctx, const char *name, const char *sql);
-typedef void (*rstore_rule_fn)(void *ctx, const char *id, const char *definition, bool running);
-inferd_status rstore_load(rstore *s, rstore_stream_fn sfn, rstore_rule_fn rfn, void *ctx,
-                          inferd_error *err);
 
 /* files.c: the folders file streams and file actions are confined to. */
 inferd_status rules_files_open(rules_engine *e, const char *state_dir, inferd_error *err);

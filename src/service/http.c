@@ -61,6 +61,20 @@ struct svc_request {
     size_t data_len;
     inferd_http_header *headers;     /* owned */
     size_t n_headers;
+    svc_stream *stream;              /* a streamed body; the response owns a reference */
+};
+
+/* A body written while it is sent (svc_reply_stream): bytes wait in buf
+ * until MHD's reader takes them. Two references: the writer's (until
+ * svc_stream_close) and the response's (until MHD frees it, when the
+ * connection ends: then `gone`, and conn must not be touched again). */
+struct svc_stream {
+    pthread_mutex_t lock;
+    struct MHD_Connection *conn;
+    char *buf;                       /* owned: bytes [off, len) not yet sent */
+    size_t off, len, cap, max;
+    bool closed, gone, waiting;      /* waiting: the connection is suspended for data */
+    int refs;
 };
 
 /* ---- request accessors ------------------------------------------------------ */
@@ -384,7 +398,8 @@ static bool match(const char *pattern, svc_request *r)
 
 static const svc_route *const route_tables[] = {svc_core_routes, svc_plugin_routes,
                                                 svc_portable_routes, svc_rules_routes,
-                                                svc_estimator_routes, svc_kserve_routes};
+                                                svc_estimator_routes, svc_kserve_routes,
+                                                svc_pipeline_routes};
 
 static bool loopback(struct MHD_Connection *conn)
 {
@@ -577,8 +592,12 @@ static void dispatch(svc_request *r)
 
 /* ---- the MHD side ----------------------------------------------------------------- */
 
+static void stream_done(void *cls);
+
 static void request_free(svc_request *r)
 {
+    if (r->stream) /* never sent: the response's reference is still here */
+        stream_done(r->stream);
     free(r->path);
     free(r->segments);
     free(r->estimator);
@@ -594,8 +613,154 @@ static void request_free(svc_request *r)
     free(r);
 }
 
+/* ---- streamed bodies --------------------------------------------------------------- */
+
+static void stream_unref(svc_stream *st)
+{
+    pthread_mutex_lock(&st->lock);
+    bool last = --st->refs == 0;
+    pthread_mutex_unlock(&st->lock);
+    if (!last)
+        return;
+    free(st->buf);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* Resumes the connection when the reader waits for data. Under st->lock. */
+static void stream_wake(svc_stream *st)
+{
+    if (st->waiting && !st->gone) {
+        st->waiting = false;
+        MHD_resume_connection(st->conn);
+    }
+}
+
+/* MHD's reader: what is buffered, the end after a close, or nothing yet, in
+ * which case the connection sleeps (suspended) until a write or the close:
+ * no thread and no poll spins for a quiet stream. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    svc_stream *st = cls;
+    pthread_mutex_lock(&st->lock);
+    size_t n = st->len - st->off;
+    if (n > 0) {
+        if (n > max)
+            n = max;
+        memcpy(out, st->buf + st->off, n);
+        st->off += n;
+        if (st->off == st->len)
+            st->off = st->len = 0;
+        pthread_mutex_unlock(&st->lock);
+        return (ssize_t)n;
+    }
+    if (st->closed) {
+        pthread_mutex_unlock(&st->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    st->waiting = true;
+    MHD_suspend_connection(st->conn);
+    pthread_mutex_unlock(&st->lock);
+    return 0;
+}
+
+static void stream_done(void *cls)
+{
+    svc_stream *st = cls;
+    pthread_mutex_lock(&st->lock);
+    st->gone = true;
+    st->waiting = false;
+    pthread_mutex_unlock(&st->lock);
+    stream_unref(st);
+}
+
+svc_stream *svc_reply_stream(svc_request *r, unsigned status, const char *content_type,
+                             size_t max_buffered)
+{
+    svc_stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    st->conn = r->conn;
+    st->max = max_buffered;
+    st->refs = 2;
+    pthread_mutex_lock(&r->lock);
+    r->stream = st;
+    pthread_mutex_unlock(&r->lock);
+    reply_set(r, status, content_type, NULL, 0);
+    return st;
+}
+
+int svc_stream_write(svc_stream *st, const void *data, size_t len)
+{
+    pthread_mutex_lock(&st->lock);
+    int rc = 0;
+    if (st->gone || st->closed) {
+        rc = -1;
+    } else if (st->len - st->off + len > st->max && st->len > st->off) {
+        rc = 1; /* a slow client: this piece is dropped, the stream goes on */
+    } else {
+        if (st->len + len > st->cap) {
+            if (st->off > 0) { /* reclaim what was sent */
+                memmove(st->buf, st->buf + st->off, st->len - st->off);
+                st->len -= st->off;
+                st->off = 0;
+            }
+            size_t cap = st->cap ? st->cap : 4096;
+            while (cap < st->len + len)
+                cap *= 2;
+            char *b = cap > st->cap ? realloc(st->buf, cap) : st->buf;
+            if (!b)
+                rc = 1;
+            else {
+                st->buf = b;
+                st->cap = cap;
+            }
+        }
+        if (rc == 0) {
+            memcpy(st->buf + st->len, data, len);
+            st->len += len;
+            stream_wake(st);
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+void svc_stream_close(svc_stream *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->lock);
+    st->closed = true;
+    stream_wake(st);
+    pthread_mutex_unlock(&st->lock);
+    stream_unref(st);
+}
+
 static enum MHD_Result send_reply(svc_request *r)
 {
+    if (r->stream) {
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, r->stream, stream_done);
+        if (!resp) {
+            stream_done(r->stream); /* the response's reference */
+            r->stream = NULL;
+            return MHD_NO;
+        }
+        r->stream = NULL; /* the response holds its reference now */
+        if (r->content_type)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        for (size_t i = 0; i < r->n_headers; i++)
+            MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+        enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
+        MHD_destroy_response(resp);
+        return ok;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r->data_len, r->data, MHD_RESPMEM_MUST_FREE);
     if (!resp)

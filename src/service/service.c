@@ -35,6 +35,8 @@ static void svc_free(svc *s)
     s->workers = NULL;
     rules_engine_free(s->rules); /* before the estimators and functions its rules call */
     s->rules = NULL;
+    svc_pipelines_free(s->pipelines); /* its elements may use the plugins below */
+    s->pipelines = NULL;
     inferd_estimators_free(s->est);
     svc_kserve_free(s->kserve);
     if (s->background) {
@@ -88,9 +90,12 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
         if (dir && asprintf(&db, "%s/inferd.db", dir) < 0)
             db = NULL;
         st = rules_engine_open(cfg, reg, s->est, portables, db, &s->rules, err);
-        free(db);
         if (st != INFERD_OK)
             inferd_error_prefix(err, "streams and rules");
+        /* Pipelines persist in the same database. */
+        if (st == INFERD_OK && (st = svc_pipelines_open(s, db, &s->pipelines, err)) != INFERD_OK)
+            inferd_error_prefix(err, "pipelines");
+        free(db);
     }
     if (st == INFERD_OK)
         st = inferd_http_start(s, &s->http, err);
@@ -110,6 +115,9 @@ void svc_stop(svc *s, uint64_t timeout_ms)
     if (!s)
         return;
     s->ready = 0;
+    /* Results streams last as long as their clients listen: end them, so
+     * that the drain waits only for requests. */
+    svc_pipelines_close_listeners(s->pipelines);
     inferd_http_drain(s->http, timeout_ms);
     /* The handlers on the pool use the rules and the plugins: done first. */
     svc_workers_free(s->workers);
@@ -119,6 +127,8 @@ void svc_stop(svc *s, uint64_t timeout_ms)
      * answer 503 "stopping"). */
     rules_engine_free(s->rules); /* its rules call the estimators */
     s->rules = NULL;
+    svc_pipelines_free(s->pipelines); /* answers the frames still waiting */
+    s->pipelines = NULL;
     inferd_estimators_stop(s->est);
     svc_kserve_stop(s->kserve);
     svc_free(s);

@@ -31,6 +31,7 @@ typedef struct svc_kserve svc_kserve;   /* kserve.c */
 typedef struct svc_workers svc_workers; /* workers.c */
 typedef struct svc_background svc_background; /* background.c */
 typedef struct svc_metrics svc_metrics; /* metrics.c */
+typedef struct svc_pipelines svc_pipelines; /* pipelines.c */
 
 struct svc {
     const inferd_config *cfg;   /* borrowed */
@@ -42,6 +43,7 @@ struct svc {
     svc_metrics *metrics;       /* owned */
     struct inferd_portables *portables; /* borrowed; NULL: no portable plugins */
     struct rules_engine *rules; /* owned: streams and rules */
+    svc_pipelines *pipelines;   /* owned: the pipelines it keeps and runs */
     struct inferd_http *http;   /* owned */
     uint64_t started_ms;        /* monotonic */
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
@@ -108,11 +110,55 @@ void svc_reply_status(svc_request *r, inferd_status st, const inferd_error *err)
  * resumes the connection and sends it. */
 void svc_suspend(svc_request *r);
 
+/* A streamed reply (Server-Sent Events): the status and headers go now,
+ * the body is written later from any thread, for as long as the client
+ * listens. Returns the writer's handle (NULL: a 500 was sent instead). At
+ * most max_buffered bytes wait for a slow client. */
+typedef struct svc_stream svc_stream;
+svc_stream *svc_reply_stream(svc_request *r, unsigned status, const char *content_type,
+                             size_t max_buffered);
+/* 0: queued; 1: dropped (the client is max_buffered behind, or out of
+ * memory); -1: the client has gone (close the handle). */
+int svc_stream_write(svc_stream *st, const void *data, size_t len);
+/* Ends the body after what is queued, and lets go of the handle. */
+void svc_stream_close(svc_stream *st);
+
 /* For plugin route handlers: a request view of r (valid while r is) and a
  * reply from a handler's response (its contents are taken). */
 #include "plugin/http_exchange.h"
 void svc_exchange_request(svc_request *r, inferd_http_request *out);
 void svc_reply_exchange(svc_request *r, inferd_http_response *resp);
+
+/* ---- the images a request carries (image_request.c) --------------------------- */
+
+typedef struct svc_image_part {
+    void *data;          /* owned: the encoded image */
+    size_t len, cap;
+    bool has_area;
+    inferd_rect area;
+} svc_image_part;
+
+typedef struct svc_images {
+    svc_image_part *parts; /* owned */
+    size_t n, cap;
+    inferd_value *options; /* owned object: the caller makes it */
+    /* The first error met (HTTP status, code, message); 0: none. */
+    unsigned status;
+    const char *code;
+    char message[600];
+} svc_images;
+
+/* Reads r's images and options by its Content-Type (raw image, multipart,
+ * JSON); a fault is left in p->status. */
+void svc_images_parse(svc_request *r, svc_images *p);
+/* Checks every image's size before decoding (max_pixels, max_request_pixels,
+ * 413) and reserves them from max_inflight_pixels (503); *pixels: what was
+ * reserved (the caller gives it back). false with p->status set. */
+bool svc_images_admit(svc *s, svc_images *p, uint64_t *pixels);
+/* Records the first fault; returns false. */
+bool svc_images_fail(svc_images *p, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void svc_images_free(svc_images *p);
 
 /* ---- routes ----------------------------------------------------------------- */
 
@@ -144,6 +190,7 @@ extern const svc_route svc_estimator_routes[];  /* api_estimators.c */
 extern const svc_route svc_kserve_routes[];     /* kserve.c */
 extern const svc_route svc_portable_routes[];   /* api_portables.c: /plugins/portables, functions */
 extern const svc_route svc_rules_routes[];      /* api_rules.c: /streams, /rules, /push */
+extern const svc_route svc_pipeline_routes[];   /* api_pipelines.c: /v1/pipelines */
 /* api_portables.c: destroys the function instances made for exec calls. */
 void svc_functions_free(void);
 
@@ -168,6 +215,74 @@ void svc_background_stop(svc_background *b);
 void svc_background_free(svc_background *b);
 /* Serves r if a plugin route has its path: true when it took it (replied). */
 bool svc_background_dispatch(svc_background *b, svc_request *r);
+
+/* pipelines.c: named pipelines kept in the state database (db_path NULL:
+ * nothing persists); the recorded ones come back (running ones started). */
+inferd_status svc_pipelines_open(svc *s, const char *db_path, svc_pipelines **out,
+                                 inferd_error *err);
+/* Ends every results stream (before the server drains its connections). */
+void svc_pipelines_close_listeners(svc_pipelines *m);
+/* Stops every pipeline (discarding what is in flight) and frees m. */
+void svc_pipelines_free(svc_pipelines *m);
+/* definition: a pipeline document (JSON text), checked by building it.
+ * EEXIST when the name is taken. start: run it now. */
+inferd_status svc_pipelines_create(svc_pipelines *m, const char *name, const char *definition,
+                                   bool start, inferd_error *err);
+/* Builds the new definition, then drains the old run and starts the new
+ * one (when it ran): each frame is answered by the old or the new. */
+inferd_status svc_pipelines_replace(svc_pipelines *m, const char *name, const char *definition,
+                                    inferd_error *err);
+inferd_status svc_pipelines_delete(svc_pipelines *m, const char *name, inferd_error *err);
+/* start true: start it (recorded as running); false: drain and stop it. */
+inferd_status svc_pipelines_set_running(svc_pipelines *m, const char *name, bool start,
+                                        inferd_error *err);
+/* Pushes buf (taken) into the pipeline's source (NULL: its only appsrc).
+ * r non-NULL: r (suspended) is answered with the frame's result, or 504
+ * after timeout_ms; NULL: asynchronous. *frame: the frame's id. A full
+ * pipeline waits up to timeout_ms (EBUSY then). */
+inferd_status svc_pipelines_push(svc_pipelines *m, const char *name, const char *source,
+                                 inferd_buffer *buf, svc_request *r, int timeout_ms,
+                                 uint64_t *frame, inferd_error *err);
+/* Replies to r with a Server-Sent Events stream of the pipeline's results. */
+inferd_status svc_pipelines_listen(svc_pipelines *m, const char *name, svc_request *r,
+                                   inferd_error *err);
+inferd_value *svc_pipelines_list(svc_pipelines *m, bool *ok);
+inferd_status svc_pipelines_describe(svc_pipelines *m, const char *name, inferd_value **out,
+                                     bool *ok, inferd_error *err);
+
+/* pipelines.c: named pipelines kept in the state database (db_path NULL:
+ * nothing persists); the recorded ones come back (running ones started). */
+inferd_status svc_pipelines_open(svc *s, const char *db_path, svc_pipelines **out,
+                                 inferd_error *err);
+/* Ends every results stream (before the server drains its connections). */
+void svc_pipelines_close_listeners(svc_pipelines *m);
+/* Stops every pipeline (discarding what is in flight) and frees m. */
+void svc_pipelines_free(svc_pipelines *m);
+/* definition: a pipeline document (JSON text), checked by building it.
+ * EEXIST when the name is taken. start: run it now. */
+inferd_status svc_pipelines_create(svc_pipelines *m, const char *name, const char *definition,
+                                   bool start, inferd_error *err);
+/* Builds the new definition, then drains the old run and starts the new
+ * one (when it ran): each frame is answered by the old or the new. */
+inferd_status svc_pipelines_replace(svc_pipelines *m, const char *name, const char *definition,
+                                    inferd_error *err);
+inferd_status svc_pipelines_delete(svc_pipelines *m, const char *name, inferd_error *err);
+/* start true: start it (recorded as running); false: drain and stop it. */
+inferd_status svc_pipelines_set_running(svc_pipelines *m, const char *name, bool start,
+                                        inferd_error *err);
+/* Pushes buf (taken) into the pipeline's source (NULL: its only appsrc).
+ * r non-NULL: r (suspended) is answered with the frame's result, or 504
+ * after timeout_ms; NULL: asynchronous. *frame: the frame's id. A full
+ * pipeline waits up to timeout_ms (EBUSY then). */
+inferd_status svc_pipelines_push(svc_pipelines *m, const char *name, const char *source,
+                                 inferd_buffer *buf, svc_request *r, int timeout_ms,
+                                 uint64_t *frame, inferd_error *err);
+/* Replies to r with a Server-Sent Events stream of the pipeline's results. */
+inferd_status svc_pipelines_listen(svc_pipelines *m, const char *name, svc_request *r,
+                                   inferd_error *err);
+inferd_value *svc_pipelines_list(svc_pipelines *m, bool *ok);
+inferd_status svc_pipelines_describe(svc_pipelines *m, const char *name, inferd_value **out,
+                                     bool *ok, inferd_error *err);
 
 /* metrics.c */
 inferd_status svc_metrics_new(svc_metrics **out);
