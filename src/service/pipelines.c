@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/clock.h"
 #include "inferd/log.h"
@@ -95,6 +94,8 @@ struct svc_pipelines {
     entry *entries;          /* name order */
     pthread_t ticker;
     bool has_ticker;
+    pthread_cond_t tick;     /* wakes the ticker before next_tick_ms */
+    uint64_t next_tick_ms;   /* when the ticker wakes next */
     atomic_bool closing;
 };
 
@@ -235,7 +236,7 @@ static void result_arrived(run *ru, uint64_t frame, inferd_buffer *buf, answer *
 
 /* The push of frame returned: r waits for it (NULL: asynchronous). Under
  * m->lock; *out gets the answer when the result came first. */
-static bool waiter_registered(run *ru, uint64_t frame, svc_request *r, int timeout_ms,
+static bool waiter_registered(svc_pipelines *m, run *ru, uint64_t frame, svc_request *r, int timeout_ms,
                               answer *out)
 {
     waiter *w = take_waiter(ru, frame);
@@ -254,6 +255,8 @@ static bool waiter_registered(run *ru, uint64_t frame, svc_request *r, int timeo
     *w = (waiter){.next = ru->waiters, .frame = frame, .r = r, .registered = true,
                   .deadline_ms = now + (uint64_t)timeout_ms, .since_ms = now};
     ru->waiters = w;
+    if (r && w->deadline_ms < m->next_tick_ms) /* sooner than the ticker would look */
+        pthread_cond_signal(&m->tick);
     return true;
 }
 
@@ -407,13 +410,19 @@ static entry *find(svc_pipelines *m, const char *name)
     return NULL;
 }
 
-/* Builds (checks) a pipeline from a definition. */
+/* Builds (checks) a pipeline from a definition. What the document asks
+ * for and cannot be (an unknown factory, a model file that is not there)
+ * is the document's fault: EINVAL, a 400, not the daemon's. */
 static inferd_status build(svc_pipelines *m, const char *name, const char *definition,
                            inferd_pipeline **out, inferd_error *err)
 {
     char origin[160];
     snprintf(origin, sizeof origin, "pipeline %s", name);
-    return inferd_pipeline_new(m->s->reg, definition, strlen(definition), origin, out, err);
+    inferd_status st =
+        inferd_pipeline_new(m->s->reg, definition, strlen(definition), origin, out, err);
+    if (st != INFERD_OK && st != INFERD_ENOMEM && st != INFERD_EINTERNAL)
+        err->code = st = INFERD_EINVAL;
+    return st;
 }
 
 /* Holds new pushes to e and waits for those in flight. Under m->lock (it
@@ -690,7 +699,7 @@ inferd_status svc_pipelines_push(svc_pipelines *m, const char *name, const char 
     pthread_mutex_lock(&m->lock);
     if (st == INFERD_OK) {
         *frame = ru->base + id;
-        if (!waiter_registered(ru, id, r, timeout_ms, &ans))
+        if (!waiter_registered(m, ru, id, r, timeout_ms, &ans))
             st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(&m->lock);
@@ -809,8 +818,8 @@ static void *tick(void *arg)
 {
     svc_pipelines *m = arg;
     uint64_t last_beat = inferd__now_ms();
+    pthread_mutex_lock(&m->lock);
     while (!atomic_load(&m->closing)) {
-        usleep(TICK_MS * 1000);
         uint64_t now = inferd__now_ms();
         bool beat = now - last_beat >= HEARTBEAT_MS;
         if (beat)
@@ -819,15 +828,13 @@ static void *tick(void *arg)
         svc_request *late[64];
         uint64_t late_frame[64];
         size_t n_late = 0;
-        pthread_mutex_lock(&m->lock);
+        uint64_t next = now + TICK_MS;
         for (entry *e = m->entries; e; e = e->next) {
             if (beat) {
                 static const char ping[] = ": ping\n\n";
                 broadcast(e, ping, sizeof ping - 1);
             }
-            if (!e->run)
-                continue;
-            for (waiter **at = &e->run->waiters; *at;) {
+            for (waiter **at = e->run ? &e->run->waiters : NULL; at && *at;) {
                 waiter *w = *at;
                 if (w->r && now >= w->deadline_ms && n_late < 64) {
                     late[n_late] = w->r;
@@ -841,16 +848,25 @@ static void *tick(void *arg)
                     free(w);
                     continue;
                 }
+                if (w->r && w->deadline_ms < next)
+                    next = w->deadline_ms;
                 at = &w->next;
             }
         }
+        m->next_tick_ms = next;
         pthread_mutex_unlock(&m->lock);
         for (size_t i = 0; i < n_late; i++)
             svc_reply_error(late[i], MHD_HTTP_GATEWAY_TIMEOUT, "timeout",
                             "frame %llu: no result within its timeout; it goes on, and its "
                             "result reaches the listeners of /results",
                             (unsigned long long)late_frame[i]);
+        pthread_mutex_lock(&m->lock);
+        if (!atomic_load(&m->closing) && n_late == 0) {
+            struct timespec until = inferd__abs_us(m->next_tick_ms * 1000u);
+            pthread_cond_timedwait(&m->tick, &m->lock, &until);
+        }
     }
+    pthread_mutex_unlock(&m->lock);
     return NULL;
 }
 
@@ -898,6 +914,7 @@ inferd_status svc_pipelines_open(svc *s, const char *db_path, svc_pipelines **ou
     m->s = s;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->changed, NULL);
+    inferd__cond_init(&m->tick);
     inferd_status st = INFERD_OK;
     if (db_path && (st = state_store_open(db_path, &m->store, err)) == INFERD_OK) {
         restore_ctx c = {m, 0};
@@ -936,6 +953,7 @@ void svc_pipelines_free(svc_pipelines *m)
     atomic_store(&m->closing, true);
     pthread_mutex_lock(&m->lock);
     pthread_cond_broadcast(&m->changed);
+    pthread_cond_signal(&m->tick);
     pthread_mutex_unlock(&m->lock);
     if (m->has_ticker)
         pthread_join(m->ticker, NULL);
@@ -947,6 +965,7 @@ void svc_pipelines_free(svc_pipelines *m)
     }
     state_store_close(m->store);
     pthread_cond_destroy(&m->changed);
+    pthread_cond_destroy(&m->tick);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
