@@ -44,7 +44,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 2
-#define INFERD_ABI_MINOR 1
+#define INFERD_ABI_MINOR 2
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -360,12 +360,20 @@ typedef struct inferd_plugin {
     X(contract_fill) X(geometry_to_image) X(image_resample) X(model_metadata)                 \
     X(props_validate) X(props_free)
 
+/* Appended in ABI 2.2: whether a producer should end (its pipeline stops). */
+#define INFERD_HOST_API_V2_2(X) X(instance_stopping)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 INFERD_API const char *inferd_instance_name(const inferd_instance *self);
 INFERD_API const inferd_component *inferd_instance_component(const inferd_instance *self);
 /* The plugin's own data for this instance; NULL until set. */
 INFERD_API void *inferd_instance_state(const inferd_instance *self);
+/* True once the host wants the instance's work to end: a producer's pipeline
+ * is stopping (drained or not), so its process call should return soon, also
+ * while it waits for a camera or a network (ABI 2.2). False outside a
+ * pipeline. */
+INFERD_API bool inferd_instance_stopping(const inferd_instance *self);
 /* A filter: an element with one input and one output that changes each
  * buffer (its payload or metadata) in place; the host does the rest (as
  * GStreamer's base transform): it checks there is one buffer and that its
@@ -493,6 +501,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V1_3(INFERD__API_FIELD)
     INFERD_HOST_API_V2_0(INFERD__API_FIELD)
     INFERD_HOST_API_V2_1(INFERD__API_FIELD)
+    INFERD_HOST_API_V2_2(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

@@ -141,5 +141,6 @@
 #define inferd_model_metadata (inferd__api->model_metadata)
 #define inferd_props_validate (inferd__api->props_validate)
 #define inferd_props_free (inferd__api->props_free)
+#define inferd_instance_stopping (inferd__api->instance_stopping)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,16 @@ void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ct
 {
     inst->push = fn;
     inst->push_ctx = ctx;
+}
+
+void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *flag)
+{
+    inst->stopping = flag;
+}
+
+bool inferd_instance_stopping(const inferd_instance *self)
+{
+    return self && self->stopping && atomic_load(self->stopping);
 }
 
 void inferd_instance_set_emit(inferd_instance *inst, inferd_emit_fn fn, void *ctx)

@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdatomic.h>
 
 #include "inferd/registry.h"
 
@@ -47,6 +49,7 @@ struct inferd_instance {
     bool initialized, started;
     inferd_push_fn push;
     void *push_ctx;
+    const _Atomic bool *stopping;       /* borrowed, or NULL: inferd_instance_stopping */
     inferd_emit_fn emit;
     void *emit_ctx;
 };
@@ -74,5 +77,8 @@ inferd_status inferd__component_check_props(const inferd_component *c, const cha
 
 /* The plugin that registered comp; caller holds reg->lock. */
 plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_component *comp);
+
+/* The flag inferd_instance_stopping reads (a pipeline's stopping flag). */
+void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *flag);
 
 #endif
