@@ -360,8 +360,9 @@ typedef struct inferd_plugin {
     X(contract_fill) X(geometry_to_image) X(image_resample) X(model_metadata)                 \
     X(props_validate) X(props_free)
 
-/* Appended in ABI 2.2: whether a producer should end (its pipeline stops). */
-#define INFERD_HOST_API_V2_2(X) X(instance_stopping)
+/* Appended in ABI 2.2: whether a producer should end (its pipeline stops);
+ * how many outputs an element has in its pipeline (a tee's branches). */
+#define INFERD_HOST_API_V2_2(X) X(instance_stopping) X(instance_output_count)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
@@ -374,6 +375,10 @@ INFERD_API void *inferd_instance_state(const inferd_instance *self);
  * while it waits for a camera or a network (ABI 2.2). False outside a
  * pipeline. */
 INFERD_API bool inferd_instance_stopping(const inferd_instance *self);
+/* The number of output ports the element has in its pipeline: its static
+ * ones and the dynamic ones its links made (a tee pushes to each); 0
+ * outside a pipeline (ABI 2.2). */
+INFERD_API size_t inferd_instance_output_count(const inferd_instance *self);
 /* A filter: an element with one input and one output that changes each
  * buffer (its payload or metadata) in place; the host does the rest (as
  * GStreamer's base transform): it checks there is one buffer and that its

@@ -142,5 +142,6 @@
 #define inferd_props_validate (inferd__api->props_validate)
 #define inferd_props_free (inferd__api->props_free)
 #define inferd_instance_stopping (inferd__api->instance_stopping)
+#define inferd_instance_output_count (inferd__api->instance_output_count)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -28,5 +28,7 @@ int cmd_describe(int argc, char **argv);
 struct inferd_prop_spec;
 void cli_print_specs(const struct inferd_prop_spec *specs, int indent);
 int cmd_run(int argc, char **argv);
+/* A client of a running daemon's /v1/pipelines (cmd_pipeline.c). */
+int cmd_pipeline(int argc, char **argv);
 
 #endif

@@ -89,8 +89,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     n *= size;
     /* The status is needed while the body comes: a stream's lines are only
      * results when it is 2xx. (A 100 Continue comes first; the last wins.) */
-    if (n > 9 && strncmp(line, "HTTP/", 5) == 0)
-        r->status = strtol(memchr(line, ' ', n) ? (char *)memchr(line, ' ', n) : line, NULL, 10);
+    if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        const char *space = memchr(line, ' ', n);
+        r->status = space ? strtol(space, NULL, 10) : 0;
+    }
     header_value(line, n, "Content-Type", r->type, sizeof r->type);
     header_value(line, n, "X-Inferd-Frame", r->frame, sizeof r->frame);
     return n;
@@ -216,6 +218,17 @@ static char *pipeline_path(client *c, const char *name, const char *tail)
 
 /* ---- output -------------------------------------------------------------------------------- */
 
+/* Fields of the daemon's answers ("?" and 0 when absent). */
+static const char *str_of(const inferd_value *obj, const char *key)
+{
+    return inferd_value_string_or(inferd_value_object_get(obj, key), "?");
+}
+
+static long long int_of(const inferd_value *obj, const char *key)
+{
+    return (long long)inferd_value_int_or(inferd_value_object_get(obj, key), 0);
+}
+
 /* A table: cells row by row, the first row the header, each column as wide
  * as its widest cell; the first n_text columns to the left, numbers to the
  * right. */
@@ -224,6 +237,7 @@ typedef struct table {
     size_t n, cols;
 } table;
 
+static void table_add(table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void table_add(table *t, const char *fmt, ...)
 {
     char **grown = realloc(t->cells, (t->n + 1) * sizeof *grown);
@@ -238,19 +252,25 @@ static void table_add(table *t, const char *fmt, ...)
     t->n++;
 }
 
+static void table_start(table *t, const char *const *heads, size_t cols)
+{
+    t->cols = cols;
+    for (size_t i = 0; i < cols; i++)
+        table_add(t, "%s", heads[i]);
+}
+
 /* obj[key] as a cell: "-" when absent (a stopped pipeline has no counters). */
 static void table_add_int(table *t, const inferd_value *obj, const char *key)
 {
-    const inferd_value *v = inferd_value_object_get(obj, key);
-    if (v)
-        table_add(t, "%lld", (long long)inferd_value_int_or(v, 0));
+    if (inferd_value_object_get(obj, key))
+        table_add(t, "%lld", int_of(obj, key));
     else
         table_add(t, "-");
 }
 
 static void table_print(table *t, size_t n_text)
 {
-    int width[16] = {0};
+    int width[16] = {0}; /* the tables here have 8 columns at most */
     for (size_t i = 0; i < t->n; i++) {
         int len = t->cells[i] ? (int)strlen(t->cells[i]) : 0;
         if (len > width[i % t->cols])
@@ -281,13 +301,11 @@ static void print_body(const reply *r)
  * start is an error (the daemon keeps it, stopped, with the reason). */
 static int print_state(const inferd_value *d)
 {
-    const char *name = inferd_value_string_or(inferd_value_object_get(d, "name"), "?");
-    const char *state = inferd_value_string_or(inferd_value_object_get(d, "state"), "?");
-    printf("%s: %s\n", name, state);
-    if (strcmp(state, "failed") != 0)
+    printf("%s: %s\n", str_of(d, "name"), str_of(d, "state"));
+    if (strcmp(str_of(d, "state"), "failed") != 0)
         return 0;
-    fprintf(stderr, "inferd: pipeline %s failed to start: %s\n", name,
-            inferd_value_string_or(inferd_value_object_get(d, "error"), "no reason given"));
+    fprintf(stderr, "inferd: pipeline %s failed to start: %s\n", str_of(d, "name"),
+            str_of(d, "error"));
     return EXIT_RUNTIME;
 }
 
@@ -300,15 +318,15 @@ static int do_list(client *c, const subcommand *sc)
     if (rc == 0 && (c->given & OPT_JSON)) {
         print_body(&r);
     } else if (rc == 0) {
-        table t = {.cols = 5};
-        table_add(&t, "NAME"), table_add(&t, "STATE"), table_add(&t, "PUSHED");
-        table_add(&t, "DELIVERED"), table_add(&t, "ERRORS");
+        static const char *const heads[] = {"NAME", "STATE", "PUSHED", "DELIVERED", "ERRORS"};
+        table t = {0};
+        table_start(&t, heads, 5);
         const inferd_value *all = inferd_value_object_get(r.json, "pipelines");
         for (size_t i = 0; i < inferd_value_array_len(all); i++) {
             const inferd_value *p = inferd_value_array_get(all, i);
             const inferd_value *counters = inferd_value_object_get(p, "counters");
-            table_add(&t, "%s", inferd_value_string_or(inferd_value_object_get(p, "name"), "?"));
-            table_add(&t, "%s", inferd_value_string_or(inferd_value_object_get(p, "state"), "?"));
+            table_add(&t, "%s", str_of(p, "name"));
+            table_add(&t, "%s", str_of(p, "state"));
             table_add_int(&t, counters, "pushed");
             table_add_int(&t, counters, "delivered");
             table_add_int(&t, counters, "errors");
@@ -329,49 +347,37 @@ static int do_show(client *c, const subcommand *sc)
     if (rc == 0 && (c->given & OPT_JSON)) {
         print_body(&r);
     } else if (rc == 0) {
-        printf("name:      %s\n", inferd_value_string_or(inferd_value_object_get(d, "name"), "?"));
-        printf("state:     %s\n", inferd_value_string_or(inferd_value_object_get(d, "state"), "?"));
+        printf("name:      %s\nstate:     %s\n", str_of(d, "name"), str_of(d, "state"));
         if (inferd_value_object_get(d, "error"))
-            printf("error:     %s\n",
-                   inferd_value_string_or(inferd_value_object_get(d, "error"), "?"));
-        if (counters)
+            printf("error:     %s\n", str_of(d, "error"));
+        if (counters) /* only while it runs */
             printf("frames:    pushed %lld, delivered %lld, errors %lld, dropped %lld\n",
-                   (long long)inferd_value_int_or(inferd_value_object_get(counters, "pushed"), 0),
-                   (long long)inferd_value_int_or(inferd_value_object_get(counters, "delivered"), 0),
-                   (long long)inferd_value_int_or(inferd_value_object_get(counters, "errors"), 0),
-                   (long long)inferd_value_int_or(inferd_value_object_get(counters, "dropped"), 0));
-        printf("requests:  answered %lld, timed out %lld\n",
-               (long long)inferd_value_int_or(inferd_value_object_get(d, "frames_answered"), 0),
-               (long long)inferd_value_int_or(inferd_value_object_get(d, "frames_timed_out"), 0));
-        printf("listeners: %lld (events dropped: %lld)\n",
-               (long long)inferd_value_int_or(inferd_value_object_get(d, "listeners"), 0),
-               (long long)inferd_value_int_or(inferd_value_object_get(d, "listener_drops"), 0));
-        /* Elements exist only while it runs. */
-        if (elements) {
-            table t = {.cols = 8};
-            static const char *const heads[] = {"NAME",   "FACTORY", "IN",    "OUT",
-                                                "ERRORS", "DROPPED", "QUEUE", "LATENCY_MS"};
-            putchar('\n');
-            for (size_t i = 0; i < t.cols; i++)
-                table_add(&t, "%s", heads[i]);
-            for (size_t i = 0; i < inferd_value_array_len(elements); i++) {
-                const inferd_value *e = inferd_value_array_get(elements, i);
-                table_add(&t, "%s", inferd_value_string_or(inferd_value_object_get(e, "name"), "?"));
-                table_add(&t, "%s",
-                          inferd_value_string_or(inferd_value_object_get(e, "factory"), "?"));
-                table_add_int(&t, e, "in");
-                table_add_int(&t, e, "out");
-                table_add_int(&t, e, "errors");
-                table_add_int(&t, e, "dropped");
-                table_add(&t, "%lld/%lld",
-                          (long long)inferd_value_int_or(inferd_value_object_get(e, "queue_depth"), 0),
-                          (long long)inferd_value_int_or(
-                              inferd_value_object_get(e, "queue_capacity"), 0));
-                table_add(&t, "%.3f",
-                          inferd_value_double_or(inferd_value_object_get(e, "latency_avg_ms"), 0));
-            }
-            table_print(&t, 2);
+                   int_of(counters, "pushed"), int_of(counters, "delivered"),
+                   int_of(counters, "errors"), int_of(counters, "dropped"));
+        printf("requests:  answered %lld, timed out %lld\n", int_of(d, "frames_answered"),
+               int_of(d, "frames_timed_out"));
+        printf("listeners: %lld (events dropped: %lld)\n", int_of(d, "listeners"),
+               int_of(d, "listener_drops"));
+    }
+    if (rc == 0 && !(c->given & OPT_JSON) && elements) {
+        static const char *const heads[] = {"NAME",   "FACTORY", "IN",    "OUT",
+                                            "ERRORS", "DROPPED", "QUEUE", "LATENCY_MS"};
+        table t = {0};
+        table_start(&t, heads, 8);
+        for (size_t i = 0; i < inferd_value_array_len(elements); i++) {
+            const inferd_value *e = inferd_value_array_get(elements, i);
+            table_add(&t, "%s", str_of(e, "name"));
+            table_add(&t, "%s", str_of(e, "factory"));
+            table_add_int(&t, e, "in");
+            table_add_int(&t, e, "out");
+            table_add_int(&t, e, "errors");
+            table_add_int(&t, e, "dropped");
+            table_add(&t, "%lld/%lld", int_of(e, "queue_depth"), int_of(e, "queue_capacity"));
+            table_add(&t, "%.3f",
+                      inferd_value_double_or(inferd_value_object_get(e, "latency_avg_ms"), 0));
         }
+        putchar('\n');
+        table_print(&t, 2);
     }
     reply_free(&r);
     free(path);
@@ -396,7 +402,7 @@ static char *read_file(const char *path, size_t *len)
     }
     bool ok = f && buf && feof(f) && !ferror(f);
     if (!ok)
-        fprintf(stderr, "inferd: cannot read %s: %s\n", path, strerror(f ? EIO : errno));
+        fprintf(stderr, "inferd: cannot read %s: %s\n", path, strerror(errno));
     if (f)
         fclose(f);
     if (!ok) {
@@ -455,11 +461,9 @@ static int do_define(client *c, const subcommand *sc)
 static int do_change(client *c, const subcommand *sc)
 {
     char *path = pipeline_path(c, c->args[0], sc->tail);
+    const char *body = strcmp(sc->method, "POST") == 0 ? "" : NULL; /* an empty POST */
     reply r = {0};
-    int rc = path ? request_json(c, sc->method, path, NULL, strcmp(sc->method, "POST") == 0 ? ""
-                                                                                            : NULL,
-                                 0, &r)
-                  : EXIT_RUNTIME;
+    int rc = path ? request_json(c, sc->method, path, NULL, body, 0, &r) : EXIT_RUNTIME;
     if (rc == 0 && strcmp(sc->method, "DELETE") == 0)
         printf("%s: deleted\n", c->args[0]);
     else if (rc == 0)
@@ -574,52 +578,59 @@ static int do_results(client *c, const subcommand *sc)
 
 static const subcommand commands[] = {
     {"list", "", 0, 0, OPT_JSON, NULL, NULL, do_list,
-     "the pipelines: name, state, frames pushed and delivered, errors"},
+     "the pipelines: name, state, frames pushed and\n"
+     "delivered, errors"},
     {"show", "NAME", 1, 1, OPT_JSON, NULL, NULL, do_show,
-     "a pipeline's state and counters, and while it runs each element's:\n"
-     "frames in and out, errors, drops, queue depth/capacity, average latency"},
+     "a pipeline's state and counters and, while it\n"
+     "runs, each element's: frames in and out, errors,\n"
+     "drops, queue depth/capacity, average latency (ms)"},
     {"create", "FILE [--stopped]", 1, 1, OPT_STOPPED, NULL, NULL, do_define,
-     "add the pipeline of FILE (a pipeline document, or {\"name\": ...,\n"
-     "\"pipeline\": {...}, \"start\": ...}) and start it; --stopped: do not start it"},
+     "add the pipeline of FILE (a pipeline document, or\n"
+     "{\"name\", \"pipeline\", \"start\"}) and start it;\n"
+     "--stopped: add it stopped"},
     {"replace", "NAME FILE", 2, 2, 0, NULL, NULL, do_define,
-     "give NAME the document of FILE (the daemon drains it, then swaps)"},
+     "give NAME the document of FILE (the daemon drains\n"
+     "NAME, then swaps)"},
     {"delete", "NAME", 1, 1, 0, "DELETE", "", do_change, "stop and remove a pipeline"},
     {"start", "NAME", 1, 1, 0, "POST", "/start", do_change, "start a stopped pipeline"},
-    {"stop", "NAME", 1, 1, 0, "POST", "/stop", do_change, "stop a pipeline (it is kept)"},
+    {"stop", "NAME", 1, 1, 0, "POST", "/stop", do_change, "stop a pipeline (it stays defined)"},
     {"push", "NAME IMAGE... [--async]", 2, -1, OPT_ASYNC, NULL, NULL, do_push,
-     "send PNG or JPEG files as frames, one at a time; prints each result\n"
-     "on a line (bytes: {\"frame\", \"bytes\", \"type\"}); --async: the frame ids\n"
-     "at once, the results go to `results`"},
+     "send PNG or JPEG images as frames, one at a time;\n"
+     "prints each result on a line (a result in bytes:\n"
+     "{\"frame\", \"bytes\", \"type\"}); --async: prints the\n"
+     "frame ids at once, the results go to `results`"},
     {"results", "NAME [--count N]", 1, 1, OPT_COUNT, NULL, NULL, do_results,
-     "follow the results of every frame as they come, one JSON line each;\n"
-     "--count N: stop after N"},
+     "follow the results as they come, one JSON line\n"
+     "each; --count N: stop after N"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static const char options_text[] =
     "Options:\n"
-    "  --url URL          the daemon (default: $INFERD_URL, else " DEFAULT_URL ")\n"
-    "  --token TOKEN      bearer token, needed from other hosts (default: $INFERD_TOKEN)\n"
-    "  --json             list, show: the daemon's JSON as it is\n"
-    "  -h, --help         this text; after a command, that command's\n"
+    "  --url URL        the daemon (default: $INFERD_URL, else " DEFAULT_URL ")\n"
+    "  --token TOKEN    bearer token, needed from other hosts (default:\n"
+    "                   $INFERD_TOKEN)\n"
+    "  --json           list, show: the daemon's JSON as it is\n"
+    "  -h, --help       this text; after a command, that command's\n"
     "\n"
     "Exit codes: 0 success, 1 the daemon answered an error or cannot be reached,\n"
     "2 usage error.\n";
 
-/* "  SYNOPSIS   about", the about's lines in a column of their own. */
-static void print_command(FILE *to, const subcommand *sc)
+#define ABOUT_COLUMN 29
+
+/* The lines of text, the first after `at` columns already written, each
+ * starting at column `column` (on a line of its own when at is past it). */
+static void print_about(FILE *to, const char *text, int at, int column)
 {
-    char synopsis[64];
-    snprintf(synopsis, sizeof synopsis, "%s%s%s", sc->name, sc->synopsis[0] ? " " : "",
-             sc->synopsis);
-    fprintf(to, "  %-26s", synopsis);
-    if (strlen(synopsis) > 26)
-        fprintf(to, "\n  %-26s", "");
-    for (const char *line = sc->about; *line;) {
-        size_t n = strcspn(line, "\n");
-        fprintf(to, "%s%.*s\n", line == sc->about ? " " : "                             ",
-                (int)n, line);
-        line += n + (line[n] == '\n');
+    if (at >= column) {
+        fputc('\n', to);
+        at = 0;
+    }
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        fprintf(to, "%*s%.*s\n", column - at, "", (int)n, text);
+        at = 0;
+        text += n + (text[n] == '\n');
     }
 }
 
@@ -628,24 +639,32 @@ static void print_usage(FILE *to, const subcommand *sc)
     if (sc) {
         fprintf(to, "usage: inferd pipeline %s%s%s [OPTIONS]\n\n", sc->name,
                 sc->synopsis[0] ? " " : "", sc->synopsis);
-        print_command(to, sc);
+        print_about(to, sc->about, 0, 2);
     } else {
         fputs("usage: inferd pipeline COMMAND [ARGS] [OPTIONS]\n\n"
               "The pipelines of a running daemon, over its HTTP API (/v1/pipelines).\n\n"
               "Commands:\n", to);
         for (size_t i = 0; i < N_COMMANDS; i++)
-            print_command(to, &commands[i]);
+            print_about(to, commands[i].about,
+                        fprintf(to, "  %s%s%s", commands[i].name,
+                                commands[i].synopsis[0] ? " " : "", commands[i].synopsis),
+                        ABOUT_COLUMN);
     }
     fprintf(to, "\n%s", options_text);
 }
 
-/* Prints what is wrong and the usage (of sc, or of all); returns EXIT_USAGE. */
+/* Says what is wrong, with the usage lines of sc (NULL: of every command);
+ * returns EXIT_USAGE. */
 static int usage_error(const subcommand *sc, const char *fmt, const char *arg)
 {
     fprintf(stderr, "inferd: pipeline%s%s: ", sc ? " " : "", sc ? sc->name : "");
     fprintf(stderr, fmt, arg);
-    fputs("\n", stderr);
-    print_usage(stderr, sc);
+    fputc('\n', stderr);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!sc || sc == &commands[i])
+            fprintf(stderr, "%s inferd pipeline %s%s%s\n", !sc && i ? "      " : "usage:",
+                    commands[i].name, commands[i].synopsis[0] ? " " : "", commands[i].synopsis);
+    fprintf(stderr, "Try 'inferd pipeline %s%s--help'.\n", sc ? sc->name : "", sc ? " " : "");
     return EXIT_USAGE;
 }
 
@@ -676,6 +695,8 @@ int cmd_pipeline(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     const char *url = getenv("INFERD_URL"), *token = getenv("INFERD_TOKEN"), *count = NULL;
+    /* The first option error, told with the usage of the command it is for. */
+    const char *bad = NULL, *bad_arg = NULL;
     unsigned given = 0;
     bool help = false;
     int o;
@@ -690,14 +711,19 @@ int cmd_pipeline(int argc, char **argv)
         case 'a': given |= OPT_ASYNC; break;
         case 'n': given |= OPT_COUNT, count = optarg; break;
         case 'h': help = true; break;
-        case ':': return usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+        default:
+            if (!bad) {
+                bad = o == ':' ? "option '%s' needs a value" : "unknown option '%s'";
+                bad_arg = argv[optind - 1];
+            }
         }
     }
     const subcommand *sc = NULL;
     for (size_t i = 0; optind < argc && i < N_COMMANDS; i++)
         if (strcmp(argv[optind], commands[i].name) == 0)
             sc = &commands[i];
+    if (bad)
+        return usage_error(sc, bad, bad_arg);
     if (help) {
         print_usage(stdout, sc);
         return 0;

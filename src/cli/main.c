@@ -33,6 +33,10 @@ static const char usage_text[] =
     "  run PIPELINE.json [FILE|FOLDER|-]...\n"
     "                          run a pipeline over files, the images of folders, or standard\n"
     "                          input; prints one JSON line per input (docs/pipelines.md)\n"
+    "  pipeline COMMAND [ARGS] [--url URL]\n"
+    "                          the pipelines of a running daemon: list, show, create, replace,\n"
+    "                          delete, start, stop, push images, follow results\n"
+    "                          (inferd pipeline --help)\n"
     "  config [OPTIONS]        print the effective configuration and where each value came from\n"
     "  describe SURFACE [--json]\n"
     "                          the declaration of what you write: rule, stream, an action kind\n"
@@ -308,5 +312,7 @@ int main(int argc, char **argv)
         return cmd_describe(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "pipeline") == 0)
+        return cmd_pipeline(argc - 1, argv + 1);
     return cli_usage_error("unknown command '%s'", cmd);
 }

@@ -462,6 +462,7 @@ static inferd_status create_instances(inferd_pipeline *p, const draft *d, const 
         el->sync = inferd_props_int(inferd_instance_props(el->inst), "status") == 1;
         inferd_instance_set_push(el->inst, inferd__pipeline_route, el);
         inferd_instance_set_stop_flag(el->inst, &p->stopping);
+        inferd_instance_set_output_count(el->inst, el->n_out);
         /* A source's queue takes what the application pushes; every element's
          * dynamic output left unlinked goes to the application (appsink). */
         if (!(el->in_queue = inferd_queue_new(p->queue_capacity)))

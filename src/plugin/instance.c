@@ -84,6 +84,9 @@ void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *fl
     inst->stopping = flag;
 }
 
+void inferd_instance_set_output_count(inferd_instance *inst, size_t n) { inst->n_outputs = n; }
+size_t inferd_instance_output_count(const inferd_instance *self) { return self->n_outputs; }
+
 bool inferd_instance_stopping(const inferd_instance *self)
 {
     return self && self->stopping && atomic_load(self->stopping);

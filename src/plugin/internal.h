@@ -50,6 +50,7 @@ struct inferd_instance {
     inferd_push_fn push;
     void *push_ctx;
     const _Atomic bool *stopping;       /* borrowed, or NULL: inferd_instance_stopping */
+    size_t n_outputs;                   /* in its pipeline: inferd_instance_output_count */
     inferd_emit_fn emit;
     void *emit_ctx;
 };
@@ -80,5 +81,6 @@ plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_componen
 
 /* The flag inferd_instance_stopping reads (a pipeline's stopping flag). */
 void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *flag);
+void inferd_instance_set_output_count(inferd_instance *inst, size_t n);
 
 #endif

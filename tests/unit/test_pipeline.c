@@ -378,6 +378,48 @@ static void drain_delivers_everything(void **state)
     inferd_pipeline_free(p);
 }
 
+/* tee: every frame on every branch, each branch with a buffer of its own
+ * (the payload shared, the metadata apart); the element counters count. */
+static void tee_branches(void **state)
+{
+    inferd_pipeline *p = build("{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"t\"},"
+                               " \"t\": {\"factory\": \"tee\", \"next\": [\"a\", \"b\"]},"
+                               " \"a\": {\"factory\": \"appsink\"},"
+                               " \"b\": {\"factory\": \"appsink\"}}}");
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(inferd_pipeline_push(p, NULL, text_buffer("x"), NULL, -1, &err),
+                         INFERD_OK);
+    for (int i = 0; i < 3; i++) {
+        inferd_buffer *a = NULL, *b = NULL;
+        assert_int_equal(inferd_pipeline_pull(p, "a", 5000, &a, &err), INFERD_OK);
+        assert_int_equal(inferd_pipeline_pull(p, "b", 5000, &b, &err), INFERD_OK);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(a != b);
+        assert_int_equal(inferd_buffer_frame_id(a), (uint64_t)i);
+        assert_int_equal(inferd_buffer_frame_id(b), (uint64_t)i);
+        assert_string_equal(inferd_value_string_or(inferd_buffer_value(b), ""), "x");
+        /* What branch a adds is not on branch b's buffer. */
+        assert_int_equal(inferd_buffer_add_meta_value(a, "only_a", "metadata/class",
+                                                      inferd_value_int(1), &err), INFERD_OK);
+        assert_false(inferd_buffer_find_meta(b, "only_a", NULL, NULL));
+        inferd_buffer_unref(a);
+        inferd_buffer_unref(b);
+    }
+    inferd_pipeline_element_stats es;
+    assert_int_equal(inferd_pipeline_element_count(p), 4);
+    assert_true(inferd_pipeline_element_stats_at(p, 1, &es));
+    assert_string_equal(es.name, "t");
+    assert_string_equal(es.factory, "tee");
+    assert_int_equal(es.in, 3);
+    assert_int_equal(es.out, 6);
+    assert_int_equal(es.process_calls, 3);
+    assert_false(inferd_pipeline_element_stats_at(p, 4, &es));
+    inferd_pipeline_free(p);
+}
+
 static void filesink_writes_lines(void **state)
 {
     char path[64];
@@ -527,6 +569,7 @@ int main(void)
         cmocka_unit_test(back_pressure_and_discard),
         cmocka_unit_test(drain_delivers_everything),
         cmocka_unit_test(filesink_writes_lines),
+        cmocka_unit_test(tee_branches),
         cmocka_unit_test(bad_pipelines_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

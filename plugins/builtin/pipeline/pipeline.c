@@ -6,6 +6,7 @@
  *   json_serialize  the frame's metadata as one JSON object (result/json)
  *   filesrc         reads an image file, or every image of a folder (a producer)
  *   filesink        appends each result to a file, one JSON object a line
+ *   tee             one input to every linked output (branches)
  *
  * appsrc has no input port: the engine feeds it. appsink's only output is
  * dynamic and left unlinked: the engine hands what it pushes there to the
@@ -175,6 +176,34 @@ static inferd_status serialize_process(inferd_instance *self, inferd_buffer *con
 
 static const inferd_port_spec json_out[] = {INFERD_PORT_STATIC("result/json"), INFERD_PORT_END};
 
+/* ---- tee: one input, many branches ------------------------------------------ */
+
+/* Each branch gets its own buffer derived from the input, showing its
+ * payload (carry_payload: no pixels copied): what one branch adds to its
+ * frame stays out of the others', as GStreamer's tee keeps branches apart. */
+static inferd_status tee_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                 inferd_error *err)
+{
+    if (n < 1 || !in[0])
+        return inferd_error_set(err, INFERD_EINVAL, "no input buffer");
+    size_t outs = inferd_instance_output_count(self);
+    for (size_t o = 0; o < (outs ? outs : 1); o++) {
+        inferd_buffer *b = inferd_buffer_derive(in[0]);
+        if (!b)
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        inferd_status st = carry_payload(b, in[0], err);
+        if (st == INFERD_OK)
+            st = inferd_instance_push(self, o, b, err);
+        else
+            inferd_buffer_unref(b);
+        if (st != INFERD_OK)
+            return st;
+    }
+    return INFERD_OK;
+}
+
+static const inferd_port_spec tee_out[] = {INFERD_PORT_DYNAMIC("ANY"), INFERD_PORT_END};
+
 /* ---- filesrc: a producer ---------------------------------------------------- */
 
 #define FILESRC_MAX_BYTES (256u << 20)
@@ -292,6 +321,8 @@ static inferd_status filesrc_process(inferd_instance *self, inferd_buffer *const
         return err ? err->code : INFERD_EIO;
     inferd_status st = INFERD_OK;
     for (size_t i = 0; i < count; i++) {
+        if (st == INFERD_OK && inferd_instance_stopping(self))
+            st = inferd_error_set(err, INFERD_ESTATE, "stopped after %zu of %zu files", i, count);
         if (st == INFERD_OK) {
             inferd_buffer *b = filesrc_read(self, list[i]);
             st = b ? inferd_instance_push(self, 0, b, err)
@@ -379,6 +410,11 @@ INFERD_PLUGIN("pipeline", "1.0.0",
                              serialize_process, serialize_deinit),
               INFERD_ELEMENT("filesink", filesink_props, json_in, NULL, filesink_init,
                              filesink_process, filesink_deinit),
+              INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = "tee",
+                               .description = "sends each frame to every linked output, each "
+                                              "branch with its own buffer (the payload shared)",
+                               .inputs = any_in, .outputs = tee_out,
+                               .ops = INFERD_ELEMENT_OPS(NULL, tee_process, NULL)),
               INFERD_COMPONENT(INFERD_KIND_ELEMENT, .name = "filesrc",
                                .description = "reads an image file, or every image of a folder",
                                .props = filesrc_props, .outputs = filesrc_out,
