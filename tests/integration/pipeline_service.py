@@ -244,6 +244,46 @@ def first(pipeline_file):
         fail(f"after start: {st} {b}")
     ok("stop: frames 503 saying it is stopped; start: frames answered again")
     lis.sock.close()
+    overlay(doc)
+
+
+def overlay(doc):
+    """The frame drawn: a pipeline ending in overlay and image_encoder answers
+    with a PNG whose pixels differ from the picture on every true dot and
+    equal it far from all of them."""
+    import io
+    from PIL import Image
+    s = json.loads(json.dumps(doc))["count_dots"]
+    s["count"]["next"] = "draw"
+    s["draw"] = {"factory": "overlay", "props": {"counts": False, "pointRadius": 3},
+                 "next": "png"}
+    s["png"] = {"factory": "image_encoder", "props": {"codec": "png"}, "next": "out"}
+    del s["json"]
+    st, b, _ = call("POST", "/v1/pipelines", {"name": "drawn", "pipeline": {"drawn": s}}, JSON)
+    expect(st, b, 201, what="POST the overlay pipeline")
+    d = max(DOTS, key=lambda x: x["count"])
+    st, png, hd = frame("drawn", d)
+    if st != 200 or hd.get("Content-Type") != "image/png" or not hd.get("X-Inferd-Frame"):
+        fail(f"overlay frame: {st} {hd.get('Content-Type')} {png[:200]}")
+    drawn = Image.open(io.BytesIO(png)).convert("RGB")
+    src = Image.open(io.BytesIO(read(d["file"]))).convert("RGB")
+    if drawn.size != src.size:
+        fail(f"overlay: size {drawn.size}, the picture's {src.size}")
+    for dot in d["dots"]:
+        x, y = round(dot["x"]), round(dot["y"])
+        if drawn.getpixel((x, y)) == src.getpixel((x, y)):
+            fail(f"overlay: nothing drawn on the dot at {x},{y}")
+    far = 0
+    for y in range(0, src.size[1], 4):
+        for x in range(0, src.size[0], 4):
+            if all((x - t["x"]) ** 2 + (y - t["y"]) ** 2 > 15 ** 2 for t in d["dots"]):
+                far += 1
+                if drawn.getpixel((x, y)) != src.getpixel((x, y)):
+                    fail(f"overlay: pixel {x},{y}, far from every dot, changed")
+    st, b, _ = call("DELETE", "/v1/pipelines/drawn")
+    expect(st, b, 200, what="DELETE drawn")
+    ok(f"overlay + image_encoder: the frame comes back as a PNG with all {d['count']} dots "
+       f"drawn over and {far} pixels far from them untouched")
 
 
 def multipart_of(dots):

@@ -420,6 +420,82 @@ static void tee_branches(void **state)
     inferd_pipeline_free(p);
 }
 
+/* overlay on a black 64x48 picture: pixels checked where the box's outline,
+ * the point, the mask and the count's text must be, and where nothing is. */
+static bool lit(const inferd_image *im, uint32_t x, uint32_t y)
+{
+    const uint8_t *p = im->data + y * im->stride + x * 3;
+    return p[0] || p[1] || p[2];
+}
+
+static inferd_image *overlay_run(const char *props)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"s\": {\"in\": {\"factory\": \"appsrc\", \"next\": \"draw\"},"
+             " \"draw\": {\"factory\": \"overlay\", \"props\": %s, \"next\": \"out\"},"
+             " \"out\": {\"factory\": \"appsink\"}}}", props);
+    inferd_pipeline *p = build(json);
+    inferd_error err = {0};
+    assert_int_equal(inferd_pipeline_start(p, &err), INFERD_OK);
+    inferd_image *img = NULL, *mask = NULL;
+    assert_int_equal(inferd_image_new(INFERD_PIXEL_RGB8, 64, 48, &img, &err), INFERD_OK);
+    assert_int_equal(inferd_image_new(INFERD_PIXEL_GRAY8, 2, 2, &mask, &err), INFERD_OK);
+    mask->data[0] = 255; /* the top-left quarter */
+    inferd_buffer *b = inferd_buffer_new();
+    assert_int_equal(inferd_buffer_set_image(b, img, &err), INFERD_OK);
+    const char *objects = "{\"count\": 1, \"objects\": [{\"x\": 40, \"y\": 26, \"width\": 20,"
+                          " \"height\": 16, \"label\": \"a\", \"score\": 0.5}]}";
+    const char *points = "{\"count\": 1, \"points\": [{\"x\": 50.5, \"y\": 10.5}]}";
+    inferd_value *v = NULL;
+    assert_int_equal(inferd_value_from_json(objects, strlen(objects), 0, &v, &err), INFERD_OK);
+    assert_int_equal(inferd_buffer_add_meta_value(b, "det", "metadata/object", v, &err), INFERD_OK);
+    assert_int_equal(inferd_value_from_json(points, strlen(points), 0, &v, &err), INFERD_OK);
+    assert_int_equal(inferd_buffer_add_meta_value(b, "cnt", "metadata/points", v, &err), INFERD_OK);
+    assert_int_equal(inferd_buffer_add_meta_image(b, "seg", "metadata/semanticseg", mask, &err),
+                     INFERD_OK);
+    assert_int_equal(inferd_pipeline_push(p, NULL, b, NULL, -1, &err), INFERD_OK);
+    inferd_buffer *r = NULL;
+    assert_int_equal(inferd_pipeline_pull(p, NULL, 5000, &r, &err), INFERD_OK);
+    assert_non_null(r);
+    assert_null(inferd_buffer_error(r));
+    const inferd_image *drawn = inferd_buffer_image(r);
+    assert_non_null(drawn);
+    inferd_image *copy = NULL;
+    assert_int_equal(inferd_image_new(INFERD_PIXEL_RGB8, 64, 48, &copy, &err), INFERD_OK);
+    for (uint32_t y = 0; y < 48; y++)
+        memcpy(copy->data + y * copy->stride, drawn->data + y * drawn->stride, 64 * 3);
+    /* The metadata follows the drawn picture. */
+    assert_true(inferd_buffer_find_meta(r, "det", "metadata/object", NULL));
+    inferd_buffer_unref(r);
+    inferd_pipeline_free(p);
+    return copy;
+}
+
+static void overlay_draws(void **state)
+{
+    inferd_image *im = overlay_run("{\"counts\": false, \"labels\": false, "
+                                   "\"lineWidth\": 2, \"pointRadius\": 2}");
+    /* The box [40, 60) x [26, 42), 2 px wide: its edges lit, its inside not. */
+    assert_true(lit(im, 40, 30) && lit(im, 41, 30) && lit(im, 59, 30) && lit(im, 50, 26) &&
+                lit(im, 50, 41));
+    assert_false(lit(im, 42, 30) || lit(im, 50, 34) || lit(im, 57, 39));
+    /* The point at (50.5, 10.5), radius 2: its centre and neighbours lit. */
+    assert_true(lit(im, 50, 10) && lit(im, 51, 10) && lit(im, 50, 12));
+    assert_false(lit(im, 54, 10) || lit(im, 50, 14));
+    /* The mask's top-left quarter: tinted at half strength; the rest not. */
+    assert_true(lit(im, 5, 5) && lit(im, 31, 23));
+    assert_false(lit(im, 32, 5) || lit(im, 5, 24) || lit(im, 20, 40));
+    inferd_image_free(im);
+    /* With counts and labels: the text's background at the top left, the
+     * label over the box; still nothing far from everything. */
+    im = overlay_run("{\"maskOpacity\": 0}");
+    assert_true(lit(im, 0, 0) && lit(im, 1, 17));
+    assert_true(lit(im, 40, 9)); /* the label's background, above the box */
+    assert_false(lit(im, 35, 45));
+    inferd_image_free(im);
+}
+
 static void filesink_writes_lines(void **state)
 {
     char path[64];
@@ -570,6 +646,7 @@ int main(void)
         cmocka_unit_test(drain_delivers_everything),
         cmocka_unit_test(filesink_writes_lines),
         cmocka_unit_test(tee_branches),
+        cmocka_unit_test(overlay_draws),
         cmocka_unit_test(bad_pipelines_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

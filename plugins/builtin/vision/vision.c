@@ -1,6 +1,6 @@
 /* vision.c: the built-in "vision" plugin: its descriptor (INFERD_PLUGIN with
  * the elements image_decoder, image_encoder, image_resize, image_crop,
- * object_crop and
+ * object_crop, overlay and
  * image_to_tensor, each implemented in its own file) and the helpers the
  * elements share (vision.h).
  */
@@ -162,4 +162,8 @@ INFERD_PLUGIN("vision", "1.0.0",
                              "the per-object fan-out: one buffer per object of a "
                              "metadata/object list, its part of the frame's image "
                              "(object_join gathers the results)",
-                             vision_object_crop))
+                             vision_object_crop),
+              VISION_ELEMENT("overlay",
+                             "draws the frame's results on its picture: points, boxes with "
+                             "labels, masks, counts, classes and text",
+                             vision_overlay))

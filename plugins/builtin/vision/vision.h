@@ -57,6 +57,14 @@ inferd_status vision_object_crop_process(inferd_instance *self, inferd_buffer *c
                                          size_t n, inferd_error *err);
 void vision_object_crop_deinit(inferd_instance *self);
 
+/* overlay: the frame's results drawn on its picture. */
+extern const inferd_prop_spec vision_overlay_props[];
+extern const inferd_port_spec vision_overlay_in[], vision_overlay_out[];
+inferd_status vision_overlay_init(inferd_instance *self, const inferd_props *p, inferd_error *err);
+inferd_status vision_overlay_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
+                                     inferd_error *err);
+void vision_overlay_deinit(inferd_instance *self);
+
 extern const inferd_prop_spec vision_to_tensor_props[];
 extern const inferd_port_spec vision_to_tensor_in[], vision_to_tensor_out[];
 inferd_status vision_to_tensor_init(inferd_instance *self, const inferd_props *p,
