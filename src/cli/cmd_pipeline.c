@@ -181,8 +181,9 @@ static int request(client *c, const char *method, const char *path, const char *
             rc = EXIT_RUNTIME;
         }
     } else {
-        fprintf(stderr, "inferd: %s %s: %s\n", r->status ? "lost the connection to" : "cannot reach",
-                c->url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        fprintf(stderr, "inferd: %s %s: %s\n",
+                r->status ? "lost the connection to" : "cannot reach", c->url,
+                errbuf[0] ? errbuf : curl_easy_strerror(cc));
         rc = EXIT_RUNTIME;
     }
     curl_slist_free_all(headers);
@@ -709,7 +710,7 @@ int cmd_pipeline(int argc, char **argv)
         case 'j': given |= OPT_JSON; break;
         case 's': given |= OPT_STOPPED; break;
         case 'a': given |= OPT_ASYNC; break;
-        case 'n': given |= OPT_COUNT, count = optarg; break;
+        case 'n': given |= OPT_COUNT; count = optarg; break;
         case 'h': help = true; break;
         default:
             if (!bad) {
@@ -736,7 +737,7 @@ int cmd_pipeline(int argc, char **argv)
     client c = {.token = token && *token ? token : NULL, .given = given,
                 .args = argv + optind + 1, .n_args = argc - optind - 1};
     char name[32];
-    for (unsigned i = 0; i < 4; i++)
+    for (unsigned i = 0; i < sizeof option_names / sizeof option_names[0]; i++)
         if ((given & (1u << i)) && !(sc->options & (1u << i)))
             return usage_error(sc, "%s is not an option of this command", option_names[i]);
     if (c.n_args < sc->min_args)
