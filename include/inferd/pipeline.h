@@ -100,6 +100,12 @@ INFERD_API size_t inferd_pipeline_element_count(const inferd_pipeline *p);
 /* false when i is out of range. */
 INFERD_API bool inferd_pipeline_element_stats_at(inferd_pipeline *p, size_t i,
                                                  inferd_pipeline_element_stats *out);
+/* The element's own counters (inferd_instance_count: a sink's retries, a
+ * camera's reconnects): fn(ctx, name, value) for each. */
+INFERD_API void inferd_pipeline_element_counters(inferd_pipeline *p, size_t i,
+                                                 void (*fn)(void *ctx, const char *name,
+                                                            int64_t value),
+                                                 void *ctx);
 
 #ifdef __cplusplus
 }

@@ -361,8 +361,9 @@ typedef struct inferd_plugin {
     X(props_validate) X(props_free)
 
 /* Appended in ABI 2.2: whether a producer should end (its pipeline stops);
- * how many outputs an element has in its pipeline (a tee's branches). */
-#define INFERD_HOST_API_V2_2(X) X(instance_stopping) X(instance_output_count)
+ * how many outputs an element has in its pipeline (a tee's branches); an
+ * instance's own counters. */
+#define INFERD_HOST_API_V2_2(X) X(instance_stopping) X(instance_output_count) X(instance_count)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
@@ -379,6 +380,13 @@ INFERD_API bool inferd_instance_stopping(const inferd_instance *self);
  * ones and the dynamic ones its links made (a tee pushes to each); 0
  * outside a pipeline (ABI 2.2). */
 INFERD_API size_t inferd_instance_output_count(const inferd_instance *self);
+/* Adds delta to the instance's counter `name` (made at its first use; at
+ * most INFERD_INSTANCE_COUNTERS names, a name of up to 31 bytes): what an
+ * element wants its users to see (a sink's retries and drops, a camera's
+ * reconnects), shown with its pipeline element's counters (GET
+ * /v1/pipelines/{name}). Thread-safe (ABI 2.2). */
+#define INFERD_INSTANCE_COUNTERS 8
+INFERD_API void inferd_instance_count(inferd_instance *self, const char *name, int64_t delta);
 /* A filter: an element with one input and one output that changes each
  * buffer (its payload or metadata) in place; the host does the rest (as
  * GStreamer's base transform): it checks there is one buffer and that its

@@ -143,5 +143,6 @@
 #define inferd_props_free (inferd__api->props_free)
 #define inferd_instance_stopping (inferd__api->instance_stopping)
 #define inferd_instance_output_count (inferd__api->instance_output_count)
+#define inferd_instance_count (inferd__api->instance_count)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

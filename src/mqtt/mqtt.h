@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "inferd/config.h"
 #include "inferd/status.h"
 
 typedef struct mqtt_client mqtt_client;
@@ -75,6 +76,16 @@ typedef struct mqtt_stats {
     int64_t last_error_ms;     /* wall clock (ms since the epoch) of last_error, 0 if none */
 } mqtt_stats;
 void mqtt_client_stats(mqtt_client *c, mqtt_stats *out);
+
+/* The options of a connection profile of the configuration: conf_key NULL
+ * or "default" is mqtt.server; another names mqtt.profiles.<key> (server,
+ * username, password, clientId, protocolVersion). The strings are
+ * borrowed from cfg. EINVAL for a profile that is not there or a server
+ * that is not tcp:// or mqtt://. */
+inferd_status mqtt_profile(const inferd_config *cfg, const char *conf_key,
+                           mqtt_options *opts, inferd_error *err);
+/* EINVAL unless server is tcp:// or mqtt:// (where names the setting). */
+inferd_status mqtt_check_server(const char *server, const char *where, inferd_error *err);
 
 /* The server string with defaults applied for messages ("tcp://127.0.0.1:1883"). */
 const char *mqtt_client_server(const mqtt_client *c);

@@ -526,3 +526,11 @@ bool inferd_pipeline_element_stats_at(inferd_pipeline *p, size_t i,
     };
     return true;
 }
+
+void inferd_pipeline_element_counters(inferd_pipeline *p, size_t i,
+                                      void (*fn)(void *ctx, const char *name, int64_t value),
+                                      void *ctx)
+{
+    if (i < p->n)
+        inferd__instance_counters(p->elems[i].inst, fn, ctx);
+}

@@ -87,6 +87,39 @@ void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *fl
 void inferd_instance_set_output_count(inferd_instance *inst, size_t n) { inst->n_outputs = n; }
 size_t inferd_instance_output_count(const inferd_instance *self) { return self->n_outputs; }
 
+void inferd_instance_count(inferd_instance *self, const char *name, int64_t delta)
+{
+    if (!self || !name)
+        return;
+    size_t n = atomic_load(&self->n_counters);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(self->counters[i].name, name) == 0) {
+            atomic_fetch_add(&self->counters[i].value, delta);
+            return;
+        }
+    /* A new name: made under the lock, published by n_counters. */
+    pthread_mutex_lock(&self->counters_lock);
+    n = atomic_load(&self->n_counters);
+    size_t i = 0;
+    while (i < n && strcmp(self->counters[i].name, name) != 0)
+        i++;
+    if (i == n && n < INFERD_INSTANCE_COUNTERS) {
+        snprintf(self->counters[i].name, sizeof self->counters[i].name, "%s", name);
+        atomic_store(&self->n_counters, n + 1);
+    }
+    pthread_mutex_unlock(&self->counters_lock);
+    if (i < INFERD_INSTANCE_COUNTERS)
+        atomic_fetch_add(&self->counters[i].value, delta);
+}
+
+void inferd__instance_counters(inferd_instance *inst,
+                               void (*fn)(void *ctx, const char *name, int64_t value), void *ctx)
+{
+    size_t n = atomic_load(&inst->n_counters);
+    for (size_t i = 0; i < n; i++)
+        fn(ctx, inst->counters[i].name, atomic_load(&inst->counters[i].value));
+}
+
 bool inferd_instance_stopping(const inferd_instance *self)
 {
     return self && self->stopping && atomic_load(self->stopping);
@@ -234,6 +267,8 @@ inferd_status inferd_instance_create(inferd_registry *reg, const char *component
     }
     inst->reg = reg;
     inst->component = c;
+    /* Statically initialised: the early returns below need no destroy. */
+    inst->counters_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     const inferd_prop_spec *specs = c->props;
     if (c->kind == INFERD_KIND_ELEMENT) {
         if (!(inst->merged_specs = merge_element_specs(c->props))) {
@@ -295,6 +330,7 @@ void inferd_instance_destroy(inferd_instance *inst)
     inst->plugin->live_instances--;
     pthread_mutex_unlock(&inst->reg->lock);
     inferd_props_free(inst->props);
+    pthread_mutex_destroy(&inst->counters_lock);
     free(inst->merged_specs);
     free(inst->name);
     free(inst);

@@ -51,6 +51,12 @@ struct inferd_instance {
     void *push_ctx;
     const _Atomic bool *stopping;       /* borrowed, or NULL: inferd_instance_stopping */
     size_t n_outputs;                   /* in its pipeline: inferd_instance_output_count */
+    pthread_mutex_t counters_lock;      /* guards adding a counter's name */
+    struct {
+        char name[32];
+        _Atomic int64_t value;
+    } counters[INFERD_INSTANCE_COUNTERS];
+    _Atomic size_t n_counters;          /* names set (each before n_counters counts it) */
     inferd_emit_fn emit;
     void *emit_ctx;
 };
@@ -82,5 +88,8 @@ plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_componen
 /* The flag inferd_instance_stopping reads (a pipeline's stopping flag). */
 void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *flag);
 void inferd_instance_set_output_count(inferd_instance *inst, size_t n);
+/* fn(ctx, name, value) for each of the instance's own counters. */
+void inferd__instance_counters(inferd_instance *inst,
+                               void (*fn)(void *ctx, const char *name, int64_t value), void *ctx);
 
 #endif

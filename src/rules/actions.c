@@ -143,7 +143,7 @@ static const inferd_prop_spec mqtt_specs[] = {
 static inferd_status mqtt_settings(rules_engine *e, const settings *s, mqtt_options *mo,
                                    inferd_error *err)
 {
-    inferd_status st = rules_mqtt_profile(e, s->conf_key, mo, err);
+    inferd_status st = mqtt_profile(e->cfg, s->conf_key, mo, err);
     if (st != INFERD_OK)
         return st;
     if (!s->topic[0] || strpbrk(s->topic, "+#"))
@@ -156,7 +156,7 @@ static inferd_status mqtt_settings(rules_engine *e, const settings *s, mqtt_opti
         mo->username = s->username;
     if (s->password)
         mo->password = s->password;
-    return rules_mqtt_check_server(mo->server, "mqtt: server", err);
+    return mqtt_check_server(mo->server, "mqtt: server", err);
 }
 
 static inferd_status mqtt_check(rules_engine *e, const settings *s, inferd_error *err)

@@ -116,39 +116,6 @@ static void unlink_stream(rules_engine *e, rstream *s)
 
 /* ---- MQTT profiles ------------------------------------------------------------------ */
 
-inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
-                                 inferd_error *err)
-{
-    memset(opts, 0, sizeof *opts);
-    opts->server = inferd_config_string(e->cfg, "mqtt.server");
-    if (!conf_key || strcmp(conf_key, "default") == 0)
-        return rules_mqtt_check_server(opts->server, "mqtt.server", err);
-    /* Checked with the configuration (mqtt.profiles' declared fields). */
-    const inferd_value *profiles = NULL;
-    inferd_config_get(e->cfg, "mqtt.profiles", &profiles, NULL);
-    const inferd_value *p = profiles ? inferd_value_object_get(profiles, conf_key) : NULL;
-    if (!inferd_value_is(p, INFERD_VALUE_OBJECT))
-        return inferd_error_set(err, INFERD_EINVAL, "no MQTT connection profile \"%s\" in the "
-                                "config key mqtt.profiles", conf_key);
-    opts->protocol = (int)inferd_value_int_or(inferd_value_object_get(p, "protocolVersion"), 0);
-    opts->server = inferd_value_string_or(inferd_value_object_get(p, "server"), opts->server);
-    opts->username = inferd_value_string_or(inferd_value_object_get(p, "username"), NULL);
-    opts->password = inferd_value_string_or(inferd_value_object_get(p, "password"), NULL);
-    opts->client_id = inferd_value_string_or(inferd_value_object_get(p, "clientId"), NULL);
-    char where[300];
-    snprintf(where, sizeof where, "mqtt.profiles.%s.server", conf_key);
-    return rules_mqtt_check_server(opts->server, where, err);
-}
-
-inferd_status rules_mqtt_check_server(const char *server, const char *where, inferd_error *err)
-{
-    if (strncmp(server, "tcp://", 6) != 0 && strncmp(server, "mqtt://", 7) != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "%s \"%s\" must be tcp://host:port or "
-                                "mqtt://host:port (TLS and websockets are not supported)",
-                                where, server);
-    return INFERD_OK;
-}
-
 void rules_mqtt_client_id(rules_engine *e, const mqtt_options *opts, const char *who, char *buf,
                           size_t size)
 {

@@ -292,15 +292,9 @@ struct rules_engine {
 void rules_retire_rule(rrule *r);
 void rules_retire_action(raction *a);
 
-/* The MQTT options of a profile: conf_key NULL or "default" is mqtt.server;
- * another names mqtt.profiles.<key>. *server etc. are borrowed from cfg. */
-inferd_status rules_mqtt_profile(rules_engine *e, const char *conf_key, mqtt_options *opts,
-                                 inferd_error *err);
 rstream *rules_find_stream(rules_engine *e, const char *name);
 /* rules.buffer_max_bytes: each rule queue's byte bound (0: none). */
 size_t rules_buffer_max_bytes(const rules_engine *e);
-/* EINVAL unless server is tcp:// or mqtt:// (where names the setting). */
-inferd_status rules_mqtt_check_server(const char *server, const char *where, inferd_error *err);
 /* The client id of one connection: "<profile clientId>-<who>", or
  * "inferd-<pid>-<who>-<n>" (who: "stream-tfdemo", "rule-r1-0"). */
 void rules_mqtt_client_id(rules_engine *e, const mqtt_options *opts, const char *who, char *buf,

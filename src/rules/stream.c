@@ -120,7 +120,7 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     rules_engine *e = s->e;
     if (strcmp(s->type, "mqtt") == 0) {
         mqtt_options mo;
-        if ((st = rules_mqtt_profile(e, s->conf_key, &mo, err)))
+        if ((st = mqtt_profile(e->cfg, s->conf_key, &mo, err)))
             return inferd_error_prefix(err, "stream %s", s->name);
         return INFERD_OK;
     }
@@ -484,7 +484,7 @@ static inferd_status source_start(rstream *s, inferd_error *err)
     atomic_store(&s->stopping, false);
     if (strcmp(s->type, "mqtt") == 0) {
         mqtt_options mo;
-        inferd_status st = rules_mqtt_profile(e, s->conf_key, &mo, err);
+        inferd_status st = mqtt_profile(e->cfg, s->conf_key, &mo, err);
         char name[300], id[300], who[280];
         snprintf(name, sizeof name, "stream %s", s->name);
         snprintf(who, sizeof who, "stream-%s", s->name);

@@ -739,6 +739,17 @@ inferd_status svc_pipelines_listen(svc_pipelines *m, const char *name, svc_reque
 
 static double ms(uint64_t us) { return (double)us / 1000.0; }
 
+typedef struct counters_ctx {
+    inferd_value *obj;
+    bool *ok;
+} counters_ctx;
+
+static void put_counter(void *ctx, const char *name, int64_t value)
+{
+    counters_ctx *c = ctx;
+    inferd__put(c->obj, name, inferd_value_int(value), c->ok);
+}
+
 static inferd_value *describe(entry *e, bool full, bool *ok)
 {
     inferd_value *o = inferd_value_object();
@@ -781,6 +792,12 @@ static inferd_value *describe(entry *e, bool full, bool *ok)
                                                 ? ms(es.process_us) / (double)es.process_calls
                                                 : 0.0), ok);
             inferd__put(x, "latency_last_ms", inferd_value_double(ms(es.last_process_us)), ok);
+            counters_ctx cc = {inferd_value_object(), ok};
+            inferd_pipeline_element_counters(e->run->p, i, put_counter, &cc);
+            if (inferd_value_object_len(cc.obj) > 0)
+                inferd__put(x, "counters", cc.obj, ok);
+            else
+                inferd_value_free(cc.obj);
             inferd__push(els, x, ok);
         }
         inferd__put(o, "elements", els, ok);
