@@ -7,7 +7,6 @@
  * Every action takes "sendSingle": true sends each result row as its own
  * message; false (the default) sends the rows of one emission as a JSON
  * array. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "core/build_value.h"
 #include "core/footprint.h"
 #include "inferd/log.h"
+#include "net/http_post.h"
 #include "rules/internal.h"
 
 #define LOG "rules"
@@ -256,14 +256,6 @@ void rules_describe_connection(const char *prefix, const mqtt_stats *ms, inferd_
 
 /* ---- http ------------------------------------------------------------------------ */
 
-typedef struct http_action {
-    CURL *curl;
-    struct curl_slist *headers;
-    const char *url, *method;
-    long timeout_ms;
-    int64_t retry_count, retry_interval_ms; /* eKuiper's sink properties */
-} http_action;
-
 static const inferd_prop_spec http_specs[] = {
     {.name = "url", .type = INFERD_PROP_TYPE_STRING, .description = "http:// or https://",
      INFERD_PROP_AT(settings, url)},
@@ -282,143 +274,49 @@ static const inferd_prop_spec http_specs[] = {
     INFERD_PROP_END,
 };
 
+static http_post_options http_options(const settings *s)
+{
+    return (http_post_options){s->url, s->method, s->headers, s->timeout_ms, s->retry_count,
+                               s->retry_interval_ms};
+}
+
 static inferd_status http_check(rules_engine *e, const settings *s, inferd_error *err)
 {
     (void)e;
-    if (strncmp(s->url, "http://", 7) != 0 && strncmp(s->url, "https://", 8) != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "http: url \"%s\" must start with http:// "
-                                "or https://", s->url);
-    if (strcasecmp(s->method, "POST") != 0 && strcasecmp(s->method, "PUT") != 0 &&
-        strcasecmp(s->method, "PATCH") != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "http: method must be POST, PUT or PATCH, "
-                                "got \"%s\"", s->method);
-    const char *key;
-    inferd_value *v;
-    for (size_t i = 0; inferd_value_object_entry(s->headers, i, &key, &v); i++)
-        if (!inferd_value_is(v, INFERD_VALUE_STRING) || strpbrk(key, ":\r\n") ||
-            strpbrk(inferd_value_string_or(v, ""), "\r\n"))
-            return inferd_error_set(err, INFERD_EINVAL, "http: header \"%s\" must be a string "
-                                    "without line breaks", key);
-    return INFERD_OK;
+    http_post_options o = http_options(s);
+    return http_post_check(&o, "http", err);
 }
 
 static inferd_status http_open(raction *a, const settings *s, inferd_error *err)
 {
-    http_action *h = calloc(1, sizeof *h);
-    if (!h)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = http_check(a->rule->e, s, err);
-    h->url = s->url;
-    h->method = s->method;
-    h->timeout_ms = (long)s->timeout_ms;
-    h->retry_count = s->retry_count;
-    h->retry_interval_ms = s->retry_interval_ms;
-    if (st == INFERD_OK && !(h->curl = curl_easy_init()))
-        st = inferd_error_set(err, INFERD_ENOMEM, "http: cannot make a curl handle");
-    const inferd_value *hd = s->headers;
-    const char *key;
-    inferd_value *v;
-    bool has_type = false;
-    for (size_t i = 0; st == INFERD_OK && hd && inferd_value_object_entry(hd, i, &key, &v); i++) {
-        char line[2048];
-        snprintf(line, sizeof line, "%s: %s", key, inferd_value_string_or(v, ""));
-        has_type |= strcasecmp(key, "Content-Type") == 0;
-        struct curl_slist *l = curl_slist_append(h->headers, line);
-        if (!l)
-            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-        else
-            h->headers = l;
-    }
-    if (st == INFERD_OK && !has_type) {
-        struct curl_slist *l = curl_slist_append(h->headers, "Content-Type: application/json");
-        if (!l)
-            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-        else
-            h->headers = l;
-    }
-    if (st != INFERD_OK) {
-        curl_slist_free_all(h->headers);
-        if (h->curl)
-            curl_easy_cleanup(h->curl);
-        free(h);
-        return st;
-    }
-    a->impl = h;
-    return INFERD_OK;
+    http_post_options o = http_options(s);
+    return http_post_new(&o, "http", (http_post **)&a->impl, err);
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
+/* A stopping rule gives up retrying at its drain deadline. */
+static bool past_drain_deadline(void *ctx)
 {
-    (void)p, (void)ctx;
-    return size * n;
+    raction *a = ctx;
+    uint64_t deadline = atomic_load(&a->drain_deadline_us);
+    return deadline && inferd__now_us() > deadline;
 }
 
-/* One try. *retry: whether the failure may pass (the far end unreachable,
- * a timeout, 5xx, 408, 429); a 4xx is the message's and is not retried. */
-static inferd_status http_try(http_action *h, const char *json, size_t len, bool *retry,
-                              inferd_error *err)
-{
-    CURL *c = h->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, h->url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, h->method);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(c);
-    *retry = true;
-    if (rc != CURLE_OK)
-        return inferd_error_set(err, INFERD_EIO, "http: %s %s: %s", h->method, h->url,
-                                curl_easy_strerror(rc));
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (code >= 200 && code < 300)
-        return INFERD_OK;
-    *retry = code >= 500 || code == 408 || code == 429;
-    /* EINVAL: the message's fault, never kept in a cache to send again */
-    return inferd_error_set(err, *retry ? INFERD_EIO : INFERD_EINVAL,
-                            "http: %s %s: the server answered %ld", h->method, h->url, code);
-}
-
-/* Tries 1 + retryCount times, waiting retryInterval and then twice as long
- * each time (30 s at most) between tries, so that a receiver that is down
- * for a while loses nothing. A stopping rule gives up at its drain
- * deadline. */
 static inferd_status http_send(raction *a, const inferd_value *item, const char *json, size_t len,
                                inferd_error *err)
 {
-    http_action *h = a->impl;
     (void)item;
-    uint64_t wait_ms = (uint64_t)h->retry_interval_ms;
-    for (int64_t attempt = 0;; attempt++) {
-        bool retry = false;
-        inferd_status st = http_try(h, json, len, &retry, err);
-        if (st == INFERD_OK || !retry || attempt >= h->retry_count)
-            return st;
-        inferd_log_debug(LOG, "rule %s: %s; trying again in %llu ms (%lld of %lld)",
-                         a->rule->id, err->message, (unsigned long long)wait_ms,
-                         (long long)attempt + 1, (long long)h->retry_count);
-        for (uint64_t end = inferd__now_us() + wait_ms * 1000; inferd__now_us() < end;) {
-            uint64_t deadline = atomic_load(&a->drain_deadline_us);
-            if (deadline && inferd__now_us() > deadline)
-                return st; /* stopping, and out of time */
-            usleep(20000);
-        }
-        wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
-    }
+    unsigned retries = 0;
+    inferd_status st = http_post_send(a->impl, json, len, NULL, past_drain_deadline, a, &retries,
+                                      err);
+    if (retries)
+        inferd_log_debug(LOG, "rule %s: http: sent after %u retries (%s)", a->rule->id, retries,
+                         st == INFERD_OK ? "ok" : err->message);
+    return st;
 }
 
 static void http_close(raction *a)
 {
-    http_action *h = a->impl;
-    if (!h)
-        return;
-    curl_slist_free_all(h->headers);
-    curl_easy_cleanup(h->curl);
-    free(h);
+    http_post_free(a->impl);
     a->impl = NULL;
 }
 
