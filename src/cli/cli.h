@@ -18,6 +18,12 @@ typedef struct cli_options {
 /* Parses the options every command shares and loads the configuration
  * (file, environment, flags). Returns 0, or the exit code to end with. */
 int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *opts);
+/* The registry every command uses: the built-in plugins, the active ones of
+ * the configuration, and the daemon's connector elements (mqtt_source,
+ * mqtt_sink, http_sink). *out is NULL on failure. */
+struct inferd_registry;
+inferd_status cli_open_registry(const inferd_config *cfg, struct inferd_registry **out,
+                                inferd_error *err);
 /* Prints "inferd: <message>" and the --help hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, const char *arg);
 

@@ -262,8 +262,7 @@ int cmd_plugin(int argc, char **argv)
     inferd_error err = {0};
     inferd_registry *reg = NULL;
     inferd_portables *portables = NULL;
-    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
+    if (cli_open_registry(cfg, &reg, &err) != INFERD_OK ||
         inferd_portables_open(cfg, reg, install || remove, &portables, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: %s\n", err.message);
         inferd_portables_free(portables);

@@ -237,8 +237,7 @@ int cmd_run(int argc, char **argv)
 
     inferd_error err = {0};
     inferd_registry *reg = NULL;
-    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
+    if (cli_open_registry(cfg, &reg, &err) != INFERD_OK ||
         inferd_pipeline_load(reg, o.args[0], &s.p, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: %s\n", err.message);
         rc = EXIT_USAGE;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "connectors/connectors.h"
 #include "core/build_value.h"
 #include "core/secrets.h"
 #include "inferd/config.h"
@@ -66,6 +67,23 @@ static const char usage_text[] =
     "lists the keys.\n"
     "\n"
     "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
+
+inferd_status cli_open_registry(const inferd_config *cfg, inferd_registry **out,
+                                inferd_error *err)
+{
+    inferd_registry *reg = NULL;
+    inferd_status st = inferd_registry_new(&reg, err);
+    if (st == INFERD_OK)
+        st = inferd_registry_load_config(reg, cfg, err);
+    if (st == INFERD_OK)
+        st = connectors_register(reg, cfg, err);
+    if (st != INFERD_OK) {
+        inferd_registry_free(reg);
+        reg = NULL;
+    }
+    *out = reg;
+    return st;
+}
 
 int cli_usage_error(const char *fmt, const char *arg)
 {
@@ -258,8 +276,7 @@ static int cmd_serve(int argc, char **argv)
     inferd_portables *portables = NULL;
     svc *s = NULL;
     bool bad_config = false;
-    if (inferd_registry_new(&reg, &err) != INFERD_OK ||
-        inferd_registry_load_config(reg, cfg, &err) != INFERD_OK ||
+    if (cli_open_registry(cfg, &reg, &err) != INFERD_OK ||
         inferd_portables_open(cfg, reg, true, &portables, &err) != INFERD_OK ||
         (inferd_portables_start(portables), false) ||
         svc_start(cfg, reg, portables, &s, &bad_config, &err) != INFERD_OK) {

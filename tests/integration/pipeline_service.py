@@ -320,9 +320,10 @@ def after_restart():
     ok("DELETE: 200, its results stream ends, then 404 for it, its frames and a second DELETE")
 
 
-if MODE == "first":
-    first(sys.argv[4])
-elif MODE == "after_restart":
-    after_restart()
-else:
-    fail(f"unknown mode {MODE}")
+if __name__ == "__main__":
+    if MODE == "first":
+        first(sys.argv[4])
+    elif MODE == "after_restart":
+        after_restart()
+    else:
+        fail(f"unknown mode {MODE}")
