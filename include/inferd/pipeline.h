@@ -71,10 +71,18 @@ INFERD_API void inferd_pipeline_end(inferd_pipeline *p, const char *source);
 INFERD_API inferd_status inferd_pipeline_pull(inferd_pipeline *p, const char *sink, int timeout_ms,
                                               inferd_buffer **out, inferd_error *err);
 
-/* Stops the pipeline. drain true: ends every source and waits for what is in
- * flight to reach the sinks (results stay pullable); false: discards it.
- * Then joins the threads. Idempotent. */
+/* Stops the pipeline: its producers are asked to end (a camera's stream, a
+ * file not read to its end); drain true: ends every source and waits for
+ * what is in flight to reach the sinks (results stay pullable); false:
+ * discards it. Then joins the threads. Idempotent. */
 INFERD_API void inferd_pipeline_stop(inferd_pipeline *p, bool drain);
+
+/* Waits for the pipeline to end on its own: its producers (filesrc, a
+ * video file) at the end of their input, its appsrc sources after
+ * inferd_pipeline_end; then joins the threads. A producer of a live stream
+ * never ends: stop that pipeline instead (its producers are asked to end,
+ * inferd_instance_stopping). */
+INFERD_API void inferd_pipeline_wait(inferd_pipeline *p);
 
 /* Counters for status and metrics. */
 typedef struct inferd_pipeline_stats {

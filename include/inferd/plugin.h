@@ -362,8 +362,9 @@ typedef struct inferd_plugin {
 
 /* Appended in ABI 2.2: whether a producer should end (its pipeline stops);
  * how many outputs an element has in its pipeline (a tee's branches); an
- * instance's own counters. */
-#define INFERD_HOST_API_V2_2(X) X(instance_stopping) X(instance_output_count) X(instance_count)
+ * instance's own counters; a model's own input contract. */
+#define INFERD_HOST_API_V2_2(X)                                                            \
+    X(instance_stopping) X(instance_output_count) X(instance_count) X(contract_from_model)
 
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
@@ -440,6 +441,16 @@ INFERD_API inferd_status inferd_model_run(inferd_model *model, const inferd_tens
  * string, owned by the caller; empty when the backend has none (ABI 2.1). */
 INFERD_API inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,
                                                inferd_error *err);
+
+/* The input contract a model asks for: its metadata's "inferd.input" (a JSON
+ * object of contract keys, inferd/contract.h) with `given` laid over it key
+ * by key (NULL: nothing), checked by the contract's declaration (errors name
+ * the model and the key); the defaults where neither says. Not yet fitted
+ * to the model's input: inferd_contract_fit does that (ABI 2.2). */
+INFERD_API inferd_status inferd_contract_from_model(const inferd_model *model, const char *name,
+                                                    const inferd_value *given,
+                                                    inferd_input_contract *out,
+                                                    inferd_error *err);
 
 /* Estimates (ABI 1.2). An item is borrowed by the estimator from the call
  * of estimate_batch until it is completed. */

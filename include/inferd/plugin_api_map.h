@@ -144,5 +144,6 @@
 #define inferd_instance_stopping (inferd__api->instance_stopping)
 #define inferd_instance_output_count (inferd__api->instance_output_count)
 #define inferd_instance_count (inferd__api->instance_count)
+#define inferd_contract_from_model (inferd__api->contract_from_model)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

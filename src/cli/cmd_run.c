@@ -272,7 +272,7 @@ int cmd_run(int argc, char **argv)
         if (feeding)
             pthread_join(t, NULL);
         /* Without a sink (a filesink), wait for the producers to finish. */
-        inferd_pipeline_stop(s.p, true);
+        inferd_pipeline_wait(s.p);
         inferd_pipeline_stats stats;
         inferd_pipeline_get_stats(s.p, &stats);
         if (inferd_pipeline_sink_count(s.p) == 0)

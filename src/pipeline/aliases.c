@@ -10,7 +10,7 @@
 
 typedef struct prop_alias {
     const char *from;   /* the seed's name */
-    const char *to;     /* inferd's, or NULL: no counterpart */
+    const char *to;     /* inferd's; NULL: no counterpart; "": accepted, changes nothing */
     const char *advice; /* with to NULL: what to do */
 } prop_alias;
 
@@ -45,6 +45,12 @@ static const prop_alias serialize_props[] = {
     {"eraseHeaderVecFlag", NULL, "remove it: results carry no header"},
     {NULL, NULL, NULL},
 };
+/* appsrc and appsink keep their names; GStreamer's read size means nothing
+ * where a frame travels whole, as one buffer. */
+static const prop_alias app_props[] = {
+    {"blocksize", "", NULL},
+    {NULL, NULL, NULL},
+};
 static const prop_alias none[] = {{NULL, NULL, NULL}};
 
 static const factory_alias aliases[] = {
@@ -54,6 +60,8 @@ static const factory_alias aliases[] = {
     {"mxpi_tensorinfer", "tensor_infer", infer_props},
     {"mxpi_dataserialize", "json_serialize", serialize_props},
     {"mxpi_synchronize", "synchronize", none},
+    {"appsrc", "appsrc", app_props},
+    {"appsink", "appsink", app_props},
     {NULL, NULL, NULL},
 };
 
@@ -94,6 +102,8 @@ inferd_status pl_alias_props(const char *factory, const char *element, const cha
             faults++;
             continue;
         }
+        if (pa && !pa->to[0])
+            continue; /* accepted, and nothing to do */
         if (inferd_value_object_set(copy, pa ? pa->to : key, inferd_value_copy(v), NULL) !=
             INFERD_OK) {
             inferd_value_free(copy);

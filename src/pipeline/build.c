@@ -174,8 +174,12 @@ static inferd_status read_drafts(inferd_registry *reg, const char *origin, const
             continue;
         }
         inferd_props_bind(decl, &e);
+        /* A seed name: its inferd factory, unless a component of that name is
+         * registered (a user's own wins); appsrc and appsink share theirs. */
         const inferd_component *c = inferd_registry_find(reg, e.factory, NULL);
-        const char *alias = c ? NULL : pl_alias_factory(e.factory);
+        const char *alias = pl_alias_factory(e.factory);
+        if (c && alias && strcmp(alias, e.factory) != 0)
+            alias = NULL;
         inferd_value *aliased = NULL;
         if (alias && (c = inferd_registry_find(reg, alias, NULL)) &&
             pl_alias_props(e.factory, key, origin, e.props, &aliased, &one) != INFERD_OK) {

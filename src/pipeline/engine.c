@@ -472,6 +472,16 @@ void inferd_pipeline_stop(inferd_pipeline *p, bool drain)
     atomic_store(&p->running, false);
 }
 
+void inferd_pipeline_wait(inferd_pipeline *p)
+{
+    for (size_t e = 0; e < p->n; e++)
+        if (p->elems[e].thread_started) {
+            pthread_join(p->elems[e].thread, NULL);
+            p->elems[e].thread_started = false;
+        }
+    atomic_store(&p->running, false);
+}
+
 void inferd_pipeline_free(inferd_pipeline *p)
 {
     if (!p)

@@ -310,3 +310,53 @@ void inferd__models_shutdown(inferd_registry *reg)
     }
     pthread_mutex_unlock(&reg->models_lock);
 }
+
+inferd_status inferd_contract_from_model(const inferd_model *model, const char *name,
+                                         const inferd_value *given, inferd_input_contract *out,
+                                         inferd_error *err)
+{
+    static const inferd_prop_spec contract_fields[] = {INFERD_CONTRACT_FIELDS, INFERD_PROP_END};
+    static const inferd_prop_spec specs[] = {
+        {.name = "inferd.input", .type = INFERD_PROP_TYPE_OBJECT,
+         .description = "the model's input contract", .fields = contract_fields},
+        INFERD_PROP_END,
+    };
+    inferd_value *md = NULL, *doc = NULL, *merged = NULL;
+    inferd_props *mp = NULL;
+    inferd_status st = inferd_model_metadata(model, &md, err);
+    const char *text = inferd_value_string_or(inferd_value_object_get(md, "inferd.input"), NULL);
+    char owner[4200];
+    snprintf(owner, sizeof owner, "model %s: metadata", name);
+    if (st == INFERD_OK && text) {
+        /* Checked as a document {"inferd.input": {...}}, so that a fault is
+         * named by the metadata key that holds it. */
+        inferd_value *parsed = NULL;
+        st = inferd_value_from_json(text, strlen(text), 0, &parsed, err);
+        if (st == INFERD_OK && !(doc = inferd_value_object()))
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        if (st == INFERD_OK)
+            st = inferd_value_object_set(doc, "inferd.input", parsed, err);
+        else
+            inferd_value_free(parsed);
+        if (st == INFERD_OK)
+            st = inferd_props_validate(specs, owner, doc, &mp, err);
+        else
+            inferd_error_prefix(err, "%s 'inferd.input'", owner);
+        merged = st == INFERD_OK ? inferd_value_copy(inferd_props_get(mp, "inferd.input")) : NULL;
+    } else if (st == INFERD_OK) {
+        merged = inferd_value_object();
+    }
+    if (st == INFERD_OK && !merged)
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    const char *key;
+    inferd_value *v;
+    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(given, k, &key, &v); k++)
+        st = inferd_value_object_set(merged, key, inferd_value_copy(v), err);
+    if (st == INFERD_OK)
+        st = inferd_contract_from_value(merged, out, err);
+    inferd_value_free(merged);
+    inferd_props_free(mp);
+    inferd_value_free(doc);
+    inferd_value_free(md);
+    return st;
+}

@@ -138,21 +138,21 @@ sed -n 1p "$T/order.jsonl" | grep -q '"input":"[^"]*colour_02_red.png".*"label":
 pass "inferd run: an unreadable input's error comes in its place, between the results around it"
 
 # A pipeline file written for the pipeline seed's framework, with its element
-# names (mxpi_imagedecoder, mxpi_imageresize, mxpi_tensorinfer,
-# mxpi_dataserialize with outputDataKeys): it runs.
+# names (mxpi_imagedecoder, mxpi_imageresize, mxpi_tensorinfer taking the
+# resized picture, mxpi_dataserialize with outputDataKeys) and appsrc's and
+# appsink's blocksize: it runs unchanged.
 cat > "$T/seed.json" <<'JSON'
 {"colours": {
   "stream_config": {"deviceId": "0"},
-  "appsrc0": {"factory": "appsrc", "next": "mxpi_imagedecoder0"},
+  "appsrc0": {"props": {"blocksize": "409600"}, "factory": "appsrc", "next": "mxpi_imagedecoder0"},
   "mxpi_imagedecoder0": {"props": {"deviceId": "0"}, "factory": "mxpi_imagedecoder", "next": "mxpi_imageresize0"},
   "mxpi_imageresize0": {"props": {"dataSource": "mxpi_imagedecoder0", "resizeHeight": "64", "resizeWidth": "64"},
-                        "factory": "mxpi_imageresize", "next": "tensor0"},
-  "tensor0": {"factory": "image_to_tensor", "next": "mxpi_tensorinfer0"},
+                        "factory": "mxpi_imageresize", "next": "mxpi_tensorinfer0"},
   "mxpi_tensorinfer0": {"props": {"modelPath": "colour_classifier.onnx"}, "factory": "mxpi_tensorinfer", "next": "label0"},
   "label0": {"factory": "classify_topk", "props": {"labels": "black,white,red,green,blue,yellow,cyan,magenta"},
              "next": "mxpi_dataserialize0"},
   "mxpi_dataserialize0": {"props": {"outputDataKeys": "label0"}, "factory": "mxpi_dataserialize", "next": "appsink0"},
-  "appsink0": {"factory": "appsink"}}}
+  "appsink0": {"props": {"blocksize": "4096000"}, "factory": "appsink"}}}
 JSON
 "$TEST_INFERD" run "$T/seed.json" "$TEST_DATA/colour_02_red.png" > "$T/seed.out" 2>/dev/null ||
   fail "the seed-format pipeline: $(cat "$T/seed.out")"

@@ -42,55 +42,6 @@ void est_deinit(inferd_instance *self)
     }
 }
 
-/* The contract of the model's metadata (ONNX metadata_props key
- * "inferd.input": a JSON object of contract keys), with the config's input
- * keys laid over it: the config wins, key by key. */
-static inferd_status contract_of(est_model *m, const inferd_props *p, inferd_error *err)
-{
-    static const inferd_prop_spec specs[] = {
-        {.name = "inferd.input", .type = INFERD_PROP_TYPE_OBJECT,
-         .description = "the model's input contract", .fields = est_input_fields},
-        INFERD_PROP_END,
-    };
-    inferd_value *md = NULL, *doc = NULL, *merged = NULL;
-    inferd_props *mp = NULL;
-    inferd_status st = inferd_model_metadata(m->model, &md, err);
-    const char *text = inferd_value_string_or(inferd_value_object_get(md, "inferd.input"), NULL);
-    char owner[4200];
-    snprintf(owner, sizeof owner, "model %s: metadata", m->path);
-    if (st == INFERD_OK && text) {
-        inferd_value *given = NULL;
-        st = inferd_value_from_json(text, strlen(text), 0, &given, err);
-        if (st == INFERD_OK && !(doc = inferd_value_object()))
-            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-        if (st == INFERD_OK)
-            st = inferd_value_object_set(doc, "inferd.input", given, err);
-        else
-            inferd_value_free(given);
-        if (st == INFERD_OK)
-            st = inferd_props_validate(specs, owner, doc, &mp, err);
-        else
-            inferd_error_prefix(err, "%s 'inferd.input'", owner);
-        merged = st == INFERD_OK ? inferd_value_copy(inferd_props_get(mp, "inferd.input")) : NULL;
-    } else if (st == INFERD_OK) {
-        merged = inferd_value_object();
-    }
-    if (st == INFERD_OK && !merged)
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    const inferd_value *cfg = inferd_props_get(p, "input");
-    const char *key;
-    inferd_value *v;
-    for (size_t k = 0; st == INFERD_OK && inferd_value_object_entry(cfg, k, &key, &v); k++)
-        st = inferd_value_object_set(merged, key, inferd_value_copy(v), err);
-    if (st == INFERD_OK)
-        st = inferd_contract_from_value(merged, &m->contract, err);
-    inferd_value_free(merged);
-    inferd_props_free(mp);
-    inferd_value_free(doc);
-    inferd_value_free(md);
-    return st;
-}
-
 /* The model must take one image that the contract fits and give float32
  * outputs; a refusal names the model, the input, its shape and what is
  * needed. */
@@ -104,7 +55,10 @@ static inferd_status check_model(est_model *m, const inferd_props *p, inferd_err
                                 "model %s has %zu input(s) and %zu output(s): an estimator needs "
                                 "one input (the image) and at least one output", m->path, n_in,
                                 n_out);
-    if ((st = inferd_model_io(m->model, 0, 0, in, err)) || (st = contract_of(m, p, err)))
+    /* The model's metadata contract, the config's input keys laid over it. */
+    if ((st = inferd_model_io(m->model, 0, 0, in, err)) ||
+        (st = inferd_contract_from_model(m->model, m->path, inferd_props_get(p, "input"),
+                                         &m->contract, err)))
         return st;
     if ((st = inferd_contract_fit(&m->contract, m->path, in->dtype, in->ndim, in->shape, err))) {
         inferd_error_prefix(err, "input '%s'", in->name);
