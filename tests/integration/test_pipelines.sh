@@ -169,6 +169,29 @@ rc=0
   fail "seed properties without counterpart: exit $rc: $(cat "$T/seed_bad.out")"
 pass "a pipeline file in the seed framework's format runs with its element names; properties without counterpart are refused all at once, each with what to do"
 
+# tensor_infer given the picture itself, stretched by its input contract to
+# 512x384: the points come back on the picture's own dots (the transform).
+cat > "$T/picture_in.json" <<'JSON'
+{"s": {"in": {"factory": "appsrc", "next": "decode"},
+ "decode": {"factory": "image_decoder", "props": {"format": "rgb"}, "next": "infer"},
+ "infer": {"factory": "tensor_infer", "props": {"modelPath": "dot_density.onnx",
+           "input": {"resize": "stretch", "width": 512, "height": 384}}, "next": "count"},
+ "count": {"factory": "density_count", "next": "json"},
+ "json": {"factory": "json_serialize", "next": "out"},
+ "out": {"factory": "appsink"}}}
+JSON
+"$TEST_INFERD" run "$T/picture_in.json" "$TEST_DATA/dots_03_5.png" > "$T/picture_in.out" 2>/dev/null ||
+  fail "tensor_infer with a picture: $(cat "$T/picture_in.out")"
+python3 - "$T/picture_in.out" "$TEST_DATA/truth.json" <<'PY' || fail "tensor_infer with a picture: points"
+import json, math, sys
+r = json.loads(open(sys.argv[1]).read())
+t = next(d for d in json.load(open(sys.argv[2]))["dots"] if d["file"] == "dots_03_5.png")
+assert r["count"]["count"] == t["count"], r
+for p in r["count"]["points"]:
+    assert min(math.hypot(p["x"] - 0.5 - d["x"], p["y"] - 0.5 - d["y"]) for d in t["dots"]) < 3, p
+PY
+pass "tensor_infer takes a picture: stretched by its input contract, the points mapped back onto the dots"
+
 # A pipeline that reads a folder itself (filesrc) and writes a file
 # (filesink): the example, pointed at a folder of scratch images.
 mkdir -p "$T/scr"
