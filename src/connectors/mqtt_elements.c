@@ -118,6 +118,21 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
     pthread_mutex_unlock(&s->lock);
 }
 
+static void source_deinit(inferd_instance *self)
+{
+    source *s = inferd_instance_state(self);
+    if (!s)
+        return;
+    mqtt_client_free(s->client); /* no callback after this */
+    for (size_t i = 0; i < s->n; i++)
+        message_free(&s->ring[(s->head + i) % s->cap]);
+    pthread_cond_destroy(&s->arrived);
+    pthread_mutex_destroy(&s->lock);
+    free(s->ring);
+    free(s->topic);
+    free(s);
+}
+
 static inferd_status source_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
 {
     source *s = calloc(1, sizeof *s);
@@ -139,22 +154,12 @@ static inferd_status source_init(inferd_instance *self, const inferd_props *p, i
     inferd__cond_init(&s->arrived);
     inferd_instance_set_state(self, s);
     /* Connected now, subscribed when the pipeline runs (process). */
-    return connect(self, p, &s->client, err);
-}
-
-static void source_deinit(inferd_instance *self)
-{
-    source *s = inferd_instance_state(self);
-    if (!s)
-        return;
-    mqtt_client_free(s->client); /* no callback after this */
-    for (size_t i = 0; i < s->n; i++)
-        message_free(&s->ring[(s->head + i) % s->cap]);
-    pthread_cond_destroy(&s->arrived);
-    pthread_mutex_destroy(&s->lock);
-    free(s->ring);
-    free(s->topic);
-    free(s);
+    inferd_status st = connect(self, p, &s->client, err);
+    if (st != INFERD_OK) { /* the host never calls deinit after a failed init */
+        source_deinit(self);
+        inferd_instance_set_state(self, NULL);
+    }
+    return st;
 }
 
 /* A message as a frame: its payload as the `payload` setting says, or an
@@ -259,6 +264,16 @@ typedef struct sink {
     bool retain;
 } sink;
 
+static void sink_deinit(inferd_instance *self)
+{
+    sink *k = inferd_instance_state(self);
+    if (!k)
+        return;
+    mqtt_client_free(k->client); /* flushes what is queued, ~1 s at most */
+    free(k->topic);
+    free(k);
+}
+
 static inferd_status sink_init(inferd_instance *self, const inferd_props *p, inferd_error *err)
 {
     sink *k = calloc(1, sizeof *k);
@@ -276,17 +291,12 @@ static inferd_status sink_init(inferd_instance *self, const inferd_props *p, inf
     k->qos = (int)inferd_props_int(p, "qos");
     k->retain = inferd_props_bool(p, "retain");
     inferd_instance_set_state(self, k);
-    return connect(self, p, &k->client, err);
-}
-
-static void sink_deinit(inferd_instance *self)
-{
-    sink *k = inferd_instance_state(self);
-    if (!k)
-        return;
-    mqtt_client_free(k->client); /* flushes what is queued, ~1 s at most */
-    free(k->topic);
-    free(k);
+    inferd_status st = connect(self, p, &k->client, err);
+    if (st != INFERD_OK) { /* the host never calls deinit after a failed init */
+        sink_deinit(self);
+        inferd_instance_set_state(self, NULL);
+    }
+    return st;
 }
 
 static inferd_status sink_process(inferd_instance *self, inferd_buffer *const *in, size_t n,
