@@ -34,3 +34,27 @@ for f in "$T"/models_*.json; do
   "$TEST_INFERD" config --config "$f" >"$T/out" 2>&1 || fail "docs/models.md: $f refused: $(cat "$T/out")"
 done
 pass "docs/models.md: the example gives the output shown; its configurations parse and pass inferd config"
+
+# README "Pipelines as a service": its block run as written (the daemon's
+# address and the build's paths replaced by this test's), and the picture
+# it answers is the one the README shows, pixel for pixel.
+start_daemon
+/usr/bin/python3 - "$TEST_SRCDIR/README.md" "$T/readme_pipeline.sh" <<'PY' || fail "README: no pipeline block"
+import re, sys
+page = open(sys.argv[1]).read()
+section = page[page.index("### Pipelines as a service"):]
+block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+open(sys.argv[2], "w").write(block)
+PY
+sed -i -e "s|http://127.0.0.1:8080|$BASE|g" -e "s|build/inferd|$TEST_INFERD|g" \
+  -e "s|build/tests/data|$TEST_DATA|g" -e "s|examples/|$TEST_SRCDIR/examples/|g" "$T/readme_pipeline.sh"
+(cd "$T" && INFERD_URL="$BASE" bash -e readme_pipeline.sh) > "$T/readme.out" 2>&1 ||
+  fail "README pipeline block: $(cat "$T/readme.out")"
+/usr/bin/python3 - "$T/drawn.png" "$TEST_SRCDIR/docs/img/overlay.png" <<'PY' || fail "README: the picture differs from docs/img/overlay.png"
+import sys
+from PIL import Image
+a, b = (Image.open(p).convert("RGB") for p in sys.argv[1:3])
+assert a.size == b.size and a.tobytes() == b.tobytes(), (a.size, b.size)
+PY
+stop_daemon
+pass "README: the pipelines-as-a-service block runs and answers the picture the README shows"
