@@ -23,6 +23,13 @@ PKGS=(
   libzip-dev             # reads portable plugin packages (zip) entry by entry, links included
   libsqlite3-dev         # the state database: installed portable plugins (streams, rules)
   libmosquitto-dev       # the MQTT client of streams and rules
+  libavformat-dev        # video_source (plugins/builtin/media): FFmpeg's demuxers and protocols
+  libavcodec-dev         # video_source: FFmpeg's decoders
+  libswscale-dev         # video_source: frames to RGB
+  libavutil-dev          # video_source: FFmpeg's utilities
+  ffmpeg                 # the video_source test makes its videos and serves a live HTTP stream
+  vlc-bin                # cvlc: the video_source test's RTSP server on loopback
+  vlc-plugin-base        # VLC's RTSP/RTP stream output and MPEG-TS (de)muxers (39 packages, 25 MiB)
   mosquitto              # the broker the stream/rule tests run on a loopback port
   mosquitto-clients      # mosquitto_pub/sub in tests and the docs
   python3-pytest         # the Python SDK's own tests

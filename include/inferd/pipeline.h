@@ -83,6 +83,10 @@ INFERD_API void inferd_pipeline_stop(inferd_pipeline *p, bool drain);
  * never ends: stop that pipeline instead (its producers are asked to end,
  * inferd_instance_stopping). */
 INFERD_API void inferd_pipeline_wait(inferd_pipeline *p);
+/* True once a started pipeline has ended on its own: every element's work
+ * is done (its producers reached the end of their input, its sources were
+ * ended), and nothing more will come out. */
+INFERD_API bool inferd_pipeline_ended(inferd_pipeline *p);
 
 /* Counters for status and metrics. */
 typedef struct inferd_pipeline_stats {

@@ -182,10 +182,14 @@ static bool print_result(run_state *s, inferd_buffer *r)
     pthread_mutex_lock(&s->lock);
     uint64_t id = inferd_buffer_frame_id(r);
     const char *name = id < s->n_inputs && s->names[id] ? s->names[id] : NULL;
-    /* A pipeline that reads its own files (filesrc) names them in metadata. */
+    /* A pipeline that reads its own input names it in metadata: filesrc its
+     * file, video_source its video. */
     inferd_meta m;
-    for (size_t k = 0; !name && inferd_buffer_meta_at(r, k, &m); k++)
+    for (size_t k = 0; !name && inferd_buffer_meta_at(r, k, &m); k++) {
         name = inferd_value_string_or(inferd_value_object_get(m.value, "file"), NULL);
+        if (!name)
+            name = inferd_value_string_or(inferd_value_object_get(m.value, "source"), NULL);
+    }
     if (!name)
         name = "?";
     const inferd_error *e = inferd_buffer_error(r);

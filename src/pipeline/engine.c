@@ -316,9 +316,18 @@ static void end_stream(pl_element *el)
         enqueue(el->pipeline, el->app_queue, 0, NULL, -1, &ignored);
 }
 
+static void *work(pl_element *el);
+
 static void *worker(void *arg)
 {
     pl_element *el = arg;
+    work(el);
+    atomic_fetch_add(&el->pipeline->finished, 1);
+    return NULL;
+}
+
+static void *work(pl_element *el)
+{
     if (el->producer) {
         produce(el);
         end_stream(el);
@@ -470,6 +479,11 @@ void inferd_pipeline_stop(inferd_pipeline *p, bool drain)
             p->elems[e].thread_started = false;
         }
     atomic_store(&p->running, false);
+}
+
+bool inferd_pipeline_ended(inferd_pipeline *p)
+{
+    return atomic_load(&p->running) && atomic_load(&p->finished) == p->n;
 }
 
 void inferd_pipeline_wait(inferd_pipeline *p)

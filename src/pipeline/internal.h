@@ -59,6 +59,7 @@ struct inferd_pipeline {
     size_t queue_capacity;
     atomic_bool running, stopping, discard;
     atomic_uint_fast64_t pushed, delivered, errors, dropped;
+    atomic_size_t finished;             /* element threads that have returned */
 };
 
 /* A queue item: a buffer arriving on an input port; buf NULL is the end of

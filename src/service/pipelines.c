@@ -754,7 +754,11 @@ static inferd_value *describe(entry *e, bool full, bool *ok)
 {
     inferd_value *o = inferd_value_object();
     inferd__put_str(o, "name", e->name, ok);
-    inferd__put_str(o, "state", e->run ? "running" : e->failed ? "failed" : "stopped", ok);
+    /* ended: its producers reached the end of their input (a video file). */
+    inferd__put_str(o, "state", e->run ? (inferd_pipeline_ended(e->run->p) ? "ended" : "running")
+                                : e->failed ? "failed"
+                                            : "stopped",
+                    ok);
     if (e->failed)
         inferd__put_str(o, "error", e->error, ok);
     inferd__put(o, "listeners", inferd_value_int((int64_t)e->n_listeners), ok);

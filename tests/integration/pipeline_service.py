@@ -328,6 +328,28 @@ def after_restart():
     expect(st, b, 404, "not_found", "no pipeline", "DELETE again")
     ok("DELETE: 200, its results stream ends, then 404 for it, its frames and a second DELETE")
 
+    # A pipeline that reads its own input (filesrc over the images' folder)
+    # ends with it: state "ended", every picture delivered.
+    import glob
+    n = len([f for f in glob.glob(DATA + "/*") if f.endswith((".png", ".jpg"))])
+    doc = {"folder": {"files": {"factory": "filesrc", "props": {"location": DATA},
+                                "next": "decode"},
+                      "decode": {"factory": "image_decoder", "next": "json"},
+                      "json": {"factory": "json_serialize", "next": "out"},
+                      "out": {"factory": "appsink"}}}
+    st, b, _ = call("POST", "/v1/pipelines", doc, JSON)
+    expect(st, b, 201, what="POST a filesrc pipeline")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        st, b, _ = call("GET", "/v1/pipelines/folder")
+        if b["state"] == "ended":
+            break
+        time.sleep(0.05)
+    if b["state"] != "ended" or b["counters"]["delivered"] != n:
+        fail(f"a filesrc pipeline at the end of its folder ({n} pictures): {b}")
+    call("DELETE", "/v1/pipelines/folder")
+    ok(f"a pipeline that reads its own folder ends with it: state ended, {n} pictures delivered")
+
 
 if __name__ == "__main__":
     if MODE == "first":

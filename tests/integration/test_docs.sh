@@ -42,9 +42,10 @@ start_daemon
 /usr/bin/python3 - "$TEST_SRCDIR/README.md" "$T/readme_pipeline.sh" <<'PY' || fail "README: no pipeline block"
 import re, sys
 page = open(sys.argv[1]).read()
-section = page[page.index("### Pipelines as a service"):]
-block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-open(sys.argv[2], "w").write(block)
+section = page[page.index("### Pipelines as a service"):page.index("## Plugins")]
+blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+assert len(blocks) == 2, len(blocks)
+open(sys.argv[2], "w").write("".join(blocks))
 PY
 sed -i -e "s|http://127.0.0.1:8080|$BASE|g" -e "s|build/inferd|$TEST_INFERD|g" \
   -e "s|build/tests/data|$TEST_DATA|g" -e "s|examples/|$TEST_SRCDIR/examples/|g" "$T/readme_pipeline.sh"
@@ -56,5 +57,12 @@ from PIL import Image
 a, b = (Image.open(p).convert("RGB") for p in sys.argv[1:3])
 assert a.size == b.size and a.tobytes() == b.tobytes(), (a.size, b.size)
 PY
+/usr/bin/python3 - "$T/readme.out" <<'PY' || fail "README: the video's results: $(cat "$T/readme.out")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(lines) == 3, lines
+for l in lines:
+    assert l["pipeline"] == "video_count" and l["count"]["count"] >= 0 and "ptsMs" in l["src"], l
+PY
 stop_daemon
-pass "README: the pipelines-as-a-service block runs and answers the picture the README shows"
+pass "README: the pipelines-as-a-service blocks run: the picture is the one the README shows, the video is counted live"

@@ -1,10 +1,11 @@
 /* video_input.h: one video, a file or a network stream, opened and decoded
  * with FFmpeg's libraries (libavformat, libavcodec), and its frames made
- * into RGB images (libswscale). The media plugin's only contact with FFmpeg.
+ * into RGB images (libswscale): the media plugin's FFmpeg side.
  *
  * A video_input is used by one thread at a time. Every blocking FFmpeg call
- * it makes can be cut short: by its abort check (the pipeline stops), and,
- * for a network stream, by its timeout.
+ * it makes ends soon once the pipeline stops (or quit is set), through
+ * FFmpeg's interrupt callback; a network stream's silence ends one after
+ * its timeout.
  */
 #ifndef INFERD_MEDIA_VIDEO_INPUT_H
 #define INFERD_MEDIA_VIDEO_INPUT_H
@@ -23,7 +24,8 @@ typedef struct video_open_options {
     const char *location;  /* a path, or a URL (borrowed) */
     const char *shown;     /* location as messages name it (a password hidden) */
     bool network;          /* a URL: the timeout applies, network protocols allowed */
-    int64_t timeout_ms;    /* network only: opening, and each read, give up after this */
+    int64_t timeout_ms;    /* network only: connecting or reading gives up after this much
+                              silence */
     /* Any blocking call returns soon once this instance stops or *quit is set. */
     const inferd_instance *self;
     const atomic_bool *quit;
