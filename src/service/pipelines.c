@@ -469,6 +469,21 @@ static inferd_status busy(const char *name, inferd_error *err)
                             "retry when it is done", name);
 }
 
+/* Finds name and holds it (*out) for a change; ENOTFOUND, or EBUSY while
+ * another change holds it. */
+static inferd_status hold_named(svc_pipelines *m, const char *name, entry **out,
+                                inferd_error *err)
+{
+    pthread_mutex_lock(&m->lock);
+    entry *e = find(m, name);
+    bool held = e && hold(m, e);
+    pthread_mutex_unlock(&m->lock);
+    *out = held ? e : NULL;
+    return held ? INFERD_OK
+           : e  ? busy(name, err)
+                : inferd_error_set(err, INFERD_ENOTFOUND, "no pipeline %s", name);
+}
+
 /* Starts e's stored definition (it is held: swapping). Never under m->lock. */
 static inferd_status entry_start(svc_pipelines *m, entry *e, inferd_error *err)
 {
@@ -606,15 +621,11 @@ inferd_status svc_pipelines_replace(svc_pipelines *m, const char *name, const ch
 
 inferd_status svc_pipelines_delete(svc_pipelines *m, const char *name, inferd_error *err)
 {
-    pthread_mutex_lock(&m->lock);
-    entry *e = find(m, name);
-    if (!e || !hold(m, e)) {
-        pthread_mutex_unlock(&m->lock);
-        return e ? busy(name, err) : inferd_error_set(err, INFERD_ENOTFOUND, "no pipeline %s",
-                                                      name);
-    }
-    pthread_mutex_unlock(&m->lock);
-    inferd_status st = m->store ? state_delete(m->store, STATE_PIPELINES, name, err) : INFERD_OK;
+    entry *e = NULL;
+    inferd_status st = hold_named(m, name, &e, err);
+    if (st != INFERD_OK)
+        return st;
+    st = m->store ? state_delete(m->store, STATE_PIPELINES, name, err) : INFERD_OK;
     if (st != INFERD_OK) {
         pthread_mutex_lock(&m->lock);
         release(m, e);
@@ -636,16 +647,13 @@ inferd_status svc_pipelines_delete(svc_pipelines *m, const char *name, inferd_er
 inferd_status svc_pipelines_set_running(svc_pipelines *m, const char *name, bool start,
                                         inferd_error *err)
 {
+    entry *e = NULL;
+    inferd_status st = hold_named(m, name, &e, err);
+    if (st != INFERD_OK)
+        return st;
     pthread_mutex_lock(&m->lock);
-    entry *e = find(m, name);
-    if (!e || !hold(m, e)) {
-        pthread_mutex_unlock(&m->lock);
-        return e ? busy(name, err) : inferd_error_set(err, INFERD_ENOTFOUND, "no pipeline %s",
-                                                      name);
-    }
     bool running = e->run != NULL;
     pthread_mutex_unlock(&m->lock);
-    inferd_status st = INFERD_OK;
     if (start && !running)
         st = entry_start(m, e, err);
     else if (!start && running)

@@ -250,40 +250,6 @@ inferd_value *svc_pipelines_list(svc_pipelines *m, bool *ok);
 inferd_status svc_pipelines_describe(svc_pipelines *m, const char *name, inferd_value **out,
                                      bool *ok, inferd_error *err);
 
-/* pipelines.c: named pipelines kept in the state database (db_path NULL:
- * nothing persists); the recorded ones come back (running ones started). */
-inferd_status svc_pipelines_open(svc *s, const char *db_path, svc_pipelines **out,
-                                 inferd_error *err);
-/* Ends every results stream (before the server drains its connections). */
-void svc_pipelines_close_listeners(svc_pipelines *m);
-/* Stops every pipeline (discarding what is in flight) and frees m. */
-void svc_pipelines_free(svc_pipelines *m);
-/* definition: a pipeline document (JSON text), checked by building it.
- * EEXIST when the name is taken. start: run it now. */
-inferd_status svc_pipelines_create(svc_pipelines *m, const char *name, const char *definition,
-                                   bool start, inferd_error *err);
-/* Builds the new definition, then drains the old run and starts the new
- * one (when it ran): each frame is answered by the old or the new. */
-inferd_status svc_pipelines_replace(svc_pipelines *m, const char *name, const char *definition,
-                                    inferd_error *err);
-inferd_status svc_pipelines_delete(svc_pipelines *m, const char *name, inferd_error *err);
-/* start true: start it (recorded as running); false: drain and stop it. */
-inferd_status svc_pipelines_set_running(svc_pipelines *m, const char *name, bool start,
-                                        inferd_error *err);
-/* Pushes buf (taken) into the pipeline's source (NULL: its only appsrc).
- * r non-NULL: r (suspended) is answered with the frame's result, or 504
- * after timeout_ms; NULL: asynchronous. *frame: the frame's id. A full
- * pipeline waits up to timeout_ms (EBUSY then). */
-inferd_status svc_pipelines_push(svc_pipelines *m, const char *name, const char *source,
-                                 inferd_buffer *buf, svc_request *r, int timeout_ms,
-                                 uint64_t *frame, inferd_error *err);
-/* Replies to r with a Server-Sent Events stream of the pipeline's results. */
-inferd_status svc_pipelines_listen(svc_pipelines *m, const char *name, svc_request *r,
-                                   inferd_error *err);
-inferd_value *svc_pipelines_list(svc_pipelines *m, bool *ok);
-inferd_status svc_pipelines_describe(svc_pipelines *m, const char *name, inferd_value **out,
-                                     bool *ok, inferd_error *err);
-
 /* metrics.c */
 inferd_status svc_metrics_new(svc_metrics **out);
 void svc_metrics_free(svc_metrics *m);

@@ -408,6 +408,9 @@ static void tee_branches(void **state)
         inferd_buffer_unref(a);
         inferd_buffer_unref(b);
     }
+    /* A call is counted when it returns, after its pushes: the threads are
+     * joined first. */
+    inferd_pipeline_stop(p, true);
     inferd_pipeline_element_stats es;
     assert_int_equal(inferd_pipeline_element_count(p), 4);
     assert_true(inferd_pipeline_element_stats_at(p, 1, &es));

@@ -39,8 +39,7 @@ inferd_status vision_object_crop_init(inferd_instance *self, const inferd_props 
                                       inferd_error *err)
 {
     fanout *f = calloc(1, sizeof *f);
-    const char *source = inferd_props_string(p, "dataSource");
-    if (!f || (source[0] && strcmp(source, "auto") != 0 && !(f->source = vision_strdup(source)))) {
+    if (!f || !vision_data_source(p, &f->source)) {
         free(f);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }

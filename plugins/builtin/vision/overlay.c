@@ -55,8 +55,7 @@ inferd_status vision_overlay_init(inferd_instance *self, const inferd_props *p,
                                   inferd_error *err)
 {
     overlay *o = calloc(1, sizeof *o);
-    const char *source = inferd_props_string(p, "dataSource");
-    if (!o || (source[0] && strcmp(source, "auto") != 0 && !(o->source = vision_strdup(source)))) {
+    if (!o || !vision_data_source(p, &o->source)) {
         free(o);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }

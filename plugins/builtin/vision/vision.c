@@ -125,6 +125,15 @@ const char *vision_a(const char *word)
     return word && strchr("aeiou", word[0]) && word[0] ? "an" : "a";
 }
 
+bool vision_data_source(const inferd_props *p, char **out)
+{
+    const char *source = inferd_props_string(p, "dataSource");
+    *out = NULL;
+    if (!source[0] || strcmp(source, "auto") == 0)
+        return true;
+    return (*out = vision_strdup(source)) != NULL;
+}
+
 char *vision_strdup(const char *s)
 {
     size_t len = strlen(s);

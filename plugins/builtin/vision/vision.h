@@ -116,6 +116,9 @@ inferd_status vision_set_string(inferd_value *obj, const char *key, const char *
 const char *vision_a(const char *word);
 
 /* A copy of s (malloc'd), or NULL when memory is exhausted. */
+/* The dataSource property: *out a copy of the element named, or NULL for
+ * "auto" (the element linked to the input); false when out of memory. */
+bool vision_data_source(const inferd_props *p, char **out);
 char *vision_strdup(const char *s);
 
 #endif /* INFERD_VISION_H */
