@@ -146,6 +146,12 @@ def first(pipeline_file):
         time.sleep(0.02)
     if not good:
         fail(f"element counters after 4 frames: {b}")
+    import base64
+    d = DOTS[4]
+    st, b, _ = call("POST", "/v1/pipelines/count_dots/frames",
+                    {"images": [base64.b64encode(read(d["file"])).decode()]}, JSON)
+    if st != 200 or b["count"]["count"] != d["count"]:
+        fail(f"a frame as JSON base64: {st} {b}")
     st, b, _ = call("POST", "/v1/pipelines/count_dots/frames", b"not an image", "image/png")
     expect(st, b, 415, "unsupported_media_type", "neither JPEG nor PNG", "a frame that is no image")
     png = read(DOTS[0]["file"])
@@ -155,8 +161,8 @@ def first(pipeline_file):
     expect(st, b, 400, "bad_request", "did you mean 'timeout'", "a misspelt query option")
     st, b, _ = call("POST", "/v1/pipelines/nope/frames", png, "image/png")
     expect(st, b, 404, "not_found", "no pipeline nope", "a frame for no pipeline")
-    ok("frames: each answered with its own count; per-element counters (in, out, calls, "
-       "latency) move; no image 415, a truncated one 400 from the decoder, a misspelt option "
+    ok("frames: each answered with its own count (raw and JSON bodies); per-element counters "
+       "(in, out, calls, latency) move; no image 415, a truncated one 400 from the decoder, a misspelt option "
        "400, an unknown pipeline 404")
 
     # ---- asynchronous frames and the results stream
