@@ -409,6 +409,18 @@ static void kill_process(portable_host *h, bool gentle, char *how, size_t cap)
     unlink(h->sock_path);
 }
 
+/* An event of the plugin's life on the bus (made whole, or not at all). */
+static void publish(bool ok, const char *name, inferd_value *payload)
+{
+    inferd_error e = {0};
+    if (!ok) {
+        inferd_value_free(payload);
+        inferd_log_error(LOG, "out of memory: event %s dropped", name);
+    } else if (inferd_event_publish(name, payload, &e) != INFERD_OK) {
+        inferd_log_warn(LOG, "event %s: %s", name, e.message);
+    }
+}
+
 /* The process failed (why): fail its calls, then restart it later, or not. */
 static void failed(portable_host *h, const char *why, bool final)
 {
@@ -455,6 +467,15 @@ static void failed(portable_host *h, const char *why, bool final)
         inferd_log_error(LOG, "%s; restarting it in %llu ms", msg, (unsigned long long)delay_ms);
     else
         inferd_log_error(LOG, "%s", msg);
+    /* Event plugins (an alerting plugin) learn of it at once. */
+    bool ok = true;
+    inferd_value *ev = inferd_value_object();
+    inferd__put_str(ev, "plugin", h->name, &ok);
+    inferd__put_str(ev, "reason", msg, &ok);
+    inferd__put(ev, "restarting", inferd_value_bool(again), &ok);
+    if (again)
+        inferd__put(ev, "restartInMs", inferd_value_int((int64_t)delay_ms), &ok);
+    publish(ok, "plugin_crashed", ev);
     fail_all(h, INFERD_EPLUGIN, msg);
 }
 
@@ -708,13 +729,25 @@ void portable_host_close(portable_host *h, portable_inst *pi)
 static void replay_step_done(portable_host *h)
 {
     pthread_mutex_lock(&h->mu);
+    bool restarted = false;
+    uint64_t restarts = h->restarts;
     if (h->replay_left > 0 && --h->replay_left == 0 && h->state == PORTABLE_STARTING) {
         h->state = PORTABLE_RUNNING;
         h->running_since_us = inferd__now_us();
         h->ping_due_us = h->running_since_us + h->t.heartbeat_ms * 1000;
+        restarted = h->restarts > 0;
         pthread_cond_broadcast(&h->cond);
     }
     pthread_mutex_unlock(&h->mu);
+    if (restarted) {
+        inferd_log_info(LOG, "portable plugin %s is running again (restart %llu)", h->name,
+                        (unsigned long long)restarts);
+        bool ok = true;
+        inferd_value *ev = inferd_value_object();
+        inferd__put_str(ev, "plugin", h->name, &ok);
+        inferd__put(ev, "restarts", inferd_value_int((int64_t)restarts), &ok);
+        publish(ok, "plugin_restarted", ev);
+    }
 }
 
 typedef struct replay_ctx {

@@ -500,18 +500,47 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
 
 /* ---- describing ------------------------------------------------------------------------ */
 
+/* What state an installed plugin is in, with its last error. */
+static void status_of(const installed *it, portable_status *s)
+{
+    *s = (portable_status){.state = PORTABLE_FAILED};
+    snprintf(s->last_error, sizeof s->last_error, "%.500s", it->error);
+    if (it->host)
+        portable_host_status(it->host, s);
+    else if (!it->error[0])
+        s->state = PORTABLE_STOPPED;
+}
+
+inferd_status inferd_portables_health(inferd_portables *p, const char *name,
+                                      void (*down)(void *ctx, const char *reason), void *ctx)
+{
+    pthread_mutex_lock(&p->mu);
+    bool found = false;
+    for (installed *it = p->list; it; it = it->next) {
+        if (name && strcmp(it->name, name) != 0)
+            continue;
+        found = true;
+        portable_status s;
+        status_of(it, &s);
+        if (s.state == PORTABLE_RUNNING)
+            continue;
+        char reason[700];
+        snprintf(reason, sizeof reason, "portable plugin %s is %s%s%s", it->name,
+                 portable_state_name(s.state), s.last_error[0] ? ": " : "", s.last_error);
+        down(ctx, reason);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return found || !name ? INFERD_OK : INFERD_ENOTFOUND;
+}
+
 static inferd_value *describe(const installed *it)
 {
     inferd_value *o = it->m ? portable_manifest_describe(it->m) : inferd_value_object();
     if (!o)
         return NULL;
     inferd__put(o, "name", inferd_value_string(it->name), NULL);
-    portable_status s = {.state = PORTABLE_FAILED};
-    snprintf(s.last_error, sizeof s.last_error, "%.500s", it->error);
-    if (it->host)
-        portable_host_status(it->host, &s);
-    else if (!it->error[0])
-        s.state = PORTABLE_STOPPED;
+    portable_status s;
+    status_of(it, &s);
     inferd__put(o, "status", inferd_value_string(portable_state_name(s.state)), NULL);
     inferd__put(o, "pid", s.pid ? inferd_value_int(s.pid) : inferd_value_null(), NULL);
     inferd__put(o, "restarts", inferd_value_int((int64_t)s.restarts), NULL);

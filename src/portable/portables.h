@@ -54,6 +54,12 @@ inferd_value *inferd_portables_describe(inferd_portables *p, const char *name);
 inferd_value *inferd_portables_list(inferd_portables *p);
 /* The state folder (state.dir with its default applied), borrowed. */
 const char *inferd_portables_state_dir(const inferd_portables *p);
+/* Readiness: down(ctx, reason) for each installed plugin (name NULL: every
+ * one; else that one) whose process is not running ("portable plugin pyai
+ * is restarting: ... exited with signal 9"). ENOTFOUND when name is not
+ * installed. */
+inferd_status inferd_portables_health(inferd_portables *p, const char *name,
+                                      void (*down)(void *ctx, const char *reason), void *ctx);
 /* Whether plugin name is a portable one. */
 bool inferd_portables_has(inferd_portables *p, const char *name);
 

@@ -165,6 +165,8 @@ static void restore_rule(void *ctx, const char *id, const char *definition, bool
         inferd_log_error(LOG, "rule %s no longer works: %s (GET /rules/%s/status shows it; "
                          "replace it with PUT or delete it)", id, err.message, id);
         r = rrule_broken(e, id, def, err.message);
+        if (r) /* what it should do, for readiness; it cannot start */
+            r->want_running = running;
     }
     inferd_value_free(def);
     if (r)
@@ -209,9 +211,9 @@ inferd_status rules_engine_open(const inferd_config *cfg, inferd_registry *reg,
     size_t started = 0;
     for (rrule *r = e->rules; r; r = r->next) {
         inferd_error e2 = {0};
-        if (r->want_running && rrule_start(r, &e2) == INFERD_OK)
+        if (r->want_running && !r->broken && rrule_start(r, &e2) == INFERD_OK)
             started++;
-        else if (r->want_running)
+        else if (r->want_running && !r->broken)
             inferd_log_error(LOG, "%s", e2.message);
     }
     size_t ns = 0, nr = 0;
@@ -713,6 +715,31 @@ bool rules_engine_each(rules_engine *e, void (*fn)(void *ctx, const rules_rule_c
     }
     pthread_mutex_unlock(&e->lock);
     return true;
+}
+
+inferd_status rules_engine_health(rules_engine *e, const char *id,
+                                 void (*down)(void *ctx, const char *reason), void *ctx)
+{
+    /* A /ready probe never waits behind a long change of the rules: then
+     * it cannot tell, and says nothing. */
+    if (!lock_briefly(e))
+        return INFERD_OK;
+    bool found = false;
+    for (rrule *r = e->rules; r; r = r->next) {
+        if (id && strcmp(r->id, id) != 0)
+            continue;
+        found = true;
+        if (!r->want_running || atomic_load(&r->state) == RRULE_RUNNING)
+            continue;
+        char reason[1200];
+        pthread_mutex_lock(&r->msg_lock);
+        snprintf(reason, sizeof reason, "rule %s is %s%s%.1000s", r->id, rrule_state_name(r),
+                 r->message[0] ? ": " : "", r->message);
+        pthread_mutex_unlock(&r->msg_lock);
+        down(ctx, reason);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return found || !id ? INFERD_OK : INFERD_ENOTFOUND;
 }
 
 bool rules_engine_totals(rules_engine *e, rules_totals *out)

@@ -136,6 +136,8 @@ struct rrule {
     bool send_error;
     rrestart restart;
     bool want_running;         /* recorded in the store */
+    bool broken;               /* recorded, but no longer makes a rule (rrule_broken): not
+                                  started again at start-up */
     bool busy;                 /* under e->lock: a call works on it (it may have let go of
                                   e->lock to wait for the rule's thread); others wait */
 

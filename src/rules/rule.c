@@ -31,6 +31,26 @@ void rrule_set_message(rrule *r, const char *fmt, ...)
     pthread_mutex_unlock(&r->msg_lock);
 }
 
+/* A rule's state, and a rule_status event on the bus when it changed
+ * (set the message first: the event carries it). */
+static void set_state(rrule *r, rrule_state state)
+{
+    if ((rrule_state)atomic_exchange(&r->state, state) == state)
+        return;
+    bool ok = true;
+    inferd_value *ev = inferd_value_object();
+    inferd__put_str(ev, "rule", r->id, &ok);
+    inferd__put_str(ev, "status", state_names[state], &ok);
+    pthread_mutex_lock(&r->msg_lock);
+    inferd__put_str(ev, "message", r->message, &ok);
+    pthread_mutex_unlock(&r->msg_lock);
+    inferd_error e = {0};
+    if (!ok)
+        inferd_value_free(ev);
+    else if (inferd_event_publish("rule_status", ev, &e) != INFERD_OK)
+        inferd_log_warn(LOG, "rule %s: event rule_status: %s", r->id, e.message);
+}
+
 void rrule_source_exception(rrule *r, const char *msg)
 {
     rstats_exception(&r->source_stats, "%s", msg);
@@ -240,7 +260,7 @@ static rrule *rule_alloc(rules_engine *e, const char *id, const inferd_value *de
     inferd__cond_init(&r->wake);
     rstats_init(&r->source_stats);
     rstats_init(&r->op_stats);
-    atomic_init(&r->state, RRULE_STOPPED);
+    atomic_init(&r->state, RRULE_STOPPED); /* no event: it is being made */
     r->buffer_length = 1024;
     r->concurrency = 1;
     if (!(r->id = strdup(id)) || !(r->def = inferd_value_copy(def)) ||
@@ -268,8 +288,9 @@ rrule *rrule_broken(rules_engine *e, const char *id, const inferd_value *def, co
         }
     }
     sql_query_free(q);
-    atomic_store(&r->state, RRULE_FAILED);
+    r->broken = true;
     rrule_set_message(r, "%s", message);
+    set_state(r, RRULE_FAILED);
     return r;
 }
 
@@ -823,7 +844,7 @@ static void *rule_thread(void *arg)
         inferd_status st = setup(r, &run, &err);
         if (st == INFERD_OK && !atomic_load(&r->stop)) {
             rrule_set_message(r, "%s", "");
-            atomic_store(&r->state, RRULE_RUNNING);
+            set_state(r, RRULE_RUNNING);
             inferd_log_info(LOG, "rule %s: running, reading stream %s", r->id, r->stream->name);
             if (run.n_workers > 1)
                 pool_loop(r, run.workers, run.n_workers);
@@ -838,7 +859,7 @@ static void *rule_thread(void *arg)
         if (attempt >= r->restart.attempts) {
             rrule_set_message(r, "%s", err.message);
             inferd_log_error(LOG, "rule %s: failed to start: %s", r->id, err.message);
-            atomic_store(&r->state, RRULE_FAILED);
+            set_state(r, RRULE_FAILED);
             return NULL;
         }
         attempt++;
@@ -851,7 +872,7 @@ static void *rule_thread(void *arg)
         nap(r, wait);
         delay = fmin(delay * r->restart.multiplier, (double)r->restart.max_delay_ms);
     }
-    atomic_store(&r->state, RRULE_STOPPED);
+    set_state(r, RRULE_STOPPED);
     return NULL;
 }
 
@@ -867,8 +888,8 @@ inferd_status rrule_start(rrule *r, inferd_error *err)
     }
     rstream *s = rules_find_stream(r->e, r->stream_name);
     if (!s) {
-        atomic_store(&r->state, RRULE_FAILED);
         rrule_set_message(r, "stream \"%s\" does not exist", r->stream_name);
+        set_state(r, RRULE_FAILED);
         return inferd_error_set(err, INFERD_ESTATE, "rule %s: stream \"%s\" does not exist",
                                 r->id, r->stream_name);
     }
@@ -877,13 +898,13 @@ inferd_status rrule_start(rrule *r, inferd_error *err)
     rstats_reset(&r->source_stats);
     rstats_reset(&r->op_stats);
     atomic_store(&r->stop, false);
-    atomic_store(&r->state, RRULE_STARTING);
     rrule_set_message(r, "%s", "starting");
+    set_state(r, RRULE_STARTING);
     r->last_start_ms = rules_wall_ms();
     atomic_fetch_add(&r->starts, 1);
     if (pthread_create(&r->thread, NULL, rule_thread, r) != 0) {
-        atomic_store(&r->state, RRULE_FAILED);
         rrule_set_message(r, "cannot start a thread");
+        set_state(r, RRULE_FAILED);
         return inferd_error_set(err, INFERD_EIO, "rule %s: cannot start a thread", r->id);
     }
     r->has_thread = true;
@@ -896,7 +917,7 @@ inferd_status rrule_start(rrule *r, inferd_error *err)
 void rrule_stop(rrule *r, pthread_mutex_t *held)
 {
     if (!r->has_thread) {
-        atomic_store(&r->state, RRULE_STOPPED);
+        set_state(r, RRULE_STOPPED);
         return;
     }
     atomic_store(&r->stop, true);
@@ -913,8 +934,8 @@ void rrule_stop(rrule *r, pthread_mutex_t *held)
     if (held)
         pthread_mutex_lock(held);
     r->has_thread = false;
-    atomic_store(&r->state, RRULE_STOPPED);
     rrule_set_message(r, "%s", "");
+    set_state(r, RRULE_STOPPED);
     r->last_stop_ms = rules_wall_ms();
     r->stream = NULL;
 }

@@ -113,6 +113,11 @@ typedef struct rules_totals {
 /* /metrics must never wait on a change of streams or rules (one may hold
  * the engine for a plugin's call): these give up, returning false with
  * nothing filled or called, when the engine stays busy for 50 ms. */
+/* Readiness: down(ctx, reason) for each rule (id NULL: every one; else
+ * that one) that should run and does not ("rule r1 is failed: ..."). A rule
+ * that was stopped on purpose is not down. ENOTFOUND for an unknown id. */
+inferd_status rules_engine_health(rules_engine *e, const char *id,
+                                 void (*down)(void *ctx, const char *reason), void *ctx);
 bool rules_engine_totals(rules_engine *e, rules_totals *out);
 /* Each rule's counters since it last started, in id order (for /metrics). */
 typedef struct rules_rule_counts {

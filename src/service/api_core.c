@@ -8,6 +8,7 @@
 
 #include "inferd/version.h"
 #include "core/clock.h"
+#include "service/health.h"
 #include "service/service.h"
 
 static void health(svc_request *r)
@@ -18,18 +19,34 @@ static void health(svc_request *r)
     svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
+/* 200 when everything health.required names is up; else 503 with each
+ * reason (a load balancer takes the daemon out meanwhile). */
 static void ready(svc_request *r)
 {
-    svc *s = svc_of(r);
-    if (!s->ready) {
-        svc_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
-                        "the service is starting or stopping");
+    inferd_value *reasons = svc_not_ready(svc_of(r));
+    if (!reasons) {
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
         return;
     }
     bool ok = true;
     inferd_value *b = inferd_value_object();
-    inferd__put_str(b, "status", "ready", &ok);
-    svc_reply_built(r, MHD_HTTP_OK, b, ok);
+    size_t n = inferd_value_array_len(reasons);
+    if (n == 0) {
+        inferd_value_free(reasons);
+        inferd__put_str(b, "status", "ready", &ok);
+        svc_reply_built(r, MHD_HTTP_OK, b, ok);
+        return;
+    }
+    /* The error's usual shape, and every reason. */
+    inferd_value *err = inferd_value_object();
+    char msg[600];
+    snprintf(msg, sizeof msg, "%.500s%s", inferd_value_string_or(inferd_value_array_get(reasons, 0), ""),
+             n > 1 ? " (and more: see reasons)" : "");
+    inferd__put_str(err, "code", "not_ready", &ok);
+    inferd__put_str(err, "message", msg, &ok);
+    inferd__put(b, "error", err, &ok);
+    inferd__put(b, "reasons", reasons, &ok);
+    svc_reply_built(r, MHD_HTTP_SERVICE_UNAVAILABLE, b, ok);
 }
 
 static void version(svc_request *r)

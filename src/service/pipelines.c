@@ -37,6 +37,7 @@
 #include "core/clock.h"
 #include "inferd/log.h"
 #include "inferd/pipeline.h"
+#include "service/health.h"
 #include "service/service.h"
 #include "state/store.h"
 
@@ -741,6 +742,25 @@ inferd_status svc_pipelines_listen(svc_pipelines *m, const char *name, svc_reque
     }
     pthread_mutex_unlock(&m->lock);
     return INFERD_OK;
+}
+
+inferd_status svc_pipelines_health(svc_pipelines *m, const char *name,
+                                   void (*down)(void *ctx, const char *reason), void *ctx)
+{
+    pthread_mutex_lock(&m->lock);
+    bool found = false;
+    for (entry *e = m->entries; e; e = e->next) {
+        if (name && strcmp(e->name, name) != 0)
+            continue;
+        found = true;
+        if (!e->failed)
+            continue; /* running, stopped on purpose, or at the end of its input */
+        char reason[sizeof e->error + 64];
+        snprintf(reason, sizeof reason, "pipeline %s failed: %s", e->name, e->error);
+        down(ctx, reason);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return found || !name ? INFERD_OK : INFERD_ENOTFOUND;
 }
 
 /* ---- what it looks like ------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "portable/portables.h"
 #include "rules/rules.h"
+#include "service/health.h"
 #include "service/http.h"
 #include "service/service.h"
 
@@ -97,6 +98,8 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
             inferd_error_prefix(err, "pipelines");
         free(db);
     }
+    if (st == INFERD_OK && (st = svc_health_check(s, err)) != INFERD_OK)
+        *bad_config = true;
     if (st == INFERD_OK)
         st = inferd_http_start(s, &s->http, err);
     if (st == INFERD_OK)

@@ -17,7 +17,8 @@
  *   BG_RESERVED    a background component that declares GET /metrics
  *   BG_CLASH       a background component that declares GET /teapot
  *   EV_RECORD      event components that append every plugin_failed,
- *                  estimation_done or config_reload event to the file named by
+ *                  estimation_done, config_reload, plugin_crashed,
+ *                  plugin_restarted or rule_status event to the file named by
  *                  their property path, one JSON line each
  *   OWN_NAMES      defines and exports functions named like the daemon's own
  *                  private ones (proto_send, sql_eval, mqtt_client_new); its
@@ -310,7 +311,13 @@ INFERD_PLUGIN("test_ev_record", "1.0",
               INFERD_EVENT("test_ev_record_done", "estimation_done", ev_props, ev_init,
                            ev_handle, ev_deinit),
               INFERD_EVENT("test_ev_record_reload", "config_reload", ev_props, ev_init,
-                           ev_handle, ev_deinit))
+                           ev_handle, ev_deinit),
+              INFERD_EVENT("test_ev_record_crashed", "plugin_crashed", ev_props, ev_init,
+                           ev_handle, ev_deinit),
+              INFERD_EVENT("test_ev_record_restarted", "plugin_restarted", ev_props, ev_init,
+                           ev_handle, ev_deinit),
+              INFERD_EVENT("test_ev_record_rule", "rule_status", ev_props, ev_init, ev_handle,
+                           ev_deinit))
 #elif defined(OWN_NAMES)
 /* Exported on purpose (the worst case): the plugin's calls must still reach
  * these, not the daemon's functions of the same names. */
