@@ -378,15 +378,49 @@ void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, 
 
 /* ---- install / remove -------------------------------------------------------------- */
 
+/* EEXIST saying what holds the name: this package, one removed whose
+ * components are still in use (a replacement, a subscriber, a background
+ * component keep it loaded until the daemon restarts), or a C plugin (its
+ * file). Under p->mu. */
+static inferd_status name_taken(inferd_portables *p, const char *name, inferd_error *err)
+{
+    const inferd_plugin_info *held = inferd_registry_find_plugin(p->reg, name);
+    if (find(p, name))
+        return inferd_error_set(err, INFERD_EEXIST, "portable plugin %s is installed already: "
+                                "remove it first (DELETE /plugins/portables/%s)", name, name);
+    if (!held)
+        return INFERD_OK;
+    if (held->path && strncmp(held->path, p->plugins_dir, strlen(p->plugins_dir)) == 0)
+        return inferd_error_set(err, INFERD_EEXIST, "portable plugin %s was removed, but its "
+                                "components are still in use (an estimator replacement, an "
+                                "event subscriber or a background component keep it loaded): "
+                                "restart the daemon before installing it again", name);
+    return inferd_error_set(err, INFERD_EEXIST, "the name %s is taken by the C plugin %s (%s)",
+                            name, held->path ? held->path : "?",
+                            inferd_plugin_is_builtin(held) ? "built in" : "loaded");
+}
+
+inferd_status inferd_portables_check_name(inferd_portables *p, const char *name,
+                                          inferd_error *err)
+{
+    if (!name || !portable_name_valid(name))
+        return inferd_error_set(err, INFERD_EINVAL,
+                                "\"%s\" is not a plugin name: 1 to 64 letters, digits, '_' or "
+                                "'-', starting with a letter or a digit", name ? name : "");
+    pthread_mutex_lock(&p->mu);
+    inferd_status st = name_taken(p, name, err);
+    pthread_mutex_unlock(&p->mu);
+    return st;
+}
+
 inferd_status inferd_portables_install(inferd_portables *p, const char *name, const char *zip,
                                        inferd_value **desc, inferd_error *err)
 {
     if (desc)
         *desc = NULL;
-    if (!name || !portable_name_valid(name))
-        return inferd_error_set(err, INFERD_EINVAL,
-                                "\"%s\" is not a plugin name: 1 to 64 letters, digits, '_' or "
-                                "'-', starting with a letter or a digit", name ? name : "");
+    inferd_status valid = inferd_portables_check_name(p, name, err);
+    if (valid == INFERD_EINVAL)
+        return valid;
     struct stat sb;
     if (!zip || zip[0] != '/')
         return inferd_error_set(err, INFERD_EINVAL, "the package must be an absolute path, not "
@@ -396,10 +430,10 @@ inferd_status inferd_portables_install(inferd_portables *p, const char *name, co
                                 errno && stat(zip, &sb) != 0 ? strerror(errno)
                                                              : "not a regular file");
     pthread_mutex_lock(&p->mu);
-    if (find(p, name) || inferd_registry_find_plugin(p->reg, name)) {
+    inferd_status taken = name_taken(p, name, err);
+    if (taken != INFERD_OK) {
         pthread_mutex_unlock(&p->mu);
-        return inferd_error_set(err, INFERD_EEXIST, "a plugin named %s is installed already%s",
-                                name, find(p, name) ? ": remove it first" : " (a C plugin)");
+        return taken;
     }
     installed *it = calloc(1, sizeof *it);
     inferd_status st = it ? INFERD_OK : INFERD_ENOMEM;

@@ -45,6 +45,10 @@ void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, 
 inferd_status inferd_portables_install(inferd_portables *p, const char *name, const char *zip,
                                        inferd_value **desc, inferd_error *err);
 /* Stops, unregisters, deletes and forgets it. */
+/* Whether name may be installed: EINVAL for a name that is not one,
+ * EEXIST saying what holds it. */
+inferd_status inferd_portables_check_name(inferd_portables *p, const char *name,
+                                          inferd_error *err);
 inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inferd_error *err);
 /* {"name", "version", "language", "executable", "description", "components", "status",
  * "pid", "restarts", "calls", "callFailures", "lastError", "folder", "installedAt"}; NULL when

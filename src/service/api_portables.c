@@ -5,10 +5,15 @@
  *
  * Installing runs on the HTTP thread that took the request: it waits for
  * install.sh and the plugin's handshake, both bounded by their timeouts. */
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "portable/portables.h"
 #include "rules/rules.h"
@@ -23,10 +28,82 @@ static bool have_portables(svc_request *r)
     return false;
 }
 
+/* The outcome of an install, as HTTP: a name taken is 409, what is wrong
+ * with the package 400 bad_package. */
+static void reply_installed(svc_request *r, inferd_status st, inferd_value *desc,
+                            const inferd_error *err)
+{
+    if (st == INFERD_OK)
+        svc_reply_json(r, MHD_HTTP_CREATED, desc);
+    else if (st == INFERD_EEXIST)
+        svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err->message);
+    else if (st == INFERD_ENOMEM || st == INFERD_EINTERNAL)
+        svc_reply_status(r, st, err);
+    else /* the package's fault: what is wrong with it */
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_package", "%s", err->message);
+}
+
+/* An uploaded package (the zip as the body, ?name=NAME): kept as
+ * <state>/uploads/NAME.zip (the "file" it was installed from), removed
+ * again when the install fails, so nothing is left behind. */
+static void install_upload(svc_request *r)
+{
+    svc *s = svc_of(r);
+    const char *name = svc_query(r, "name");
+    size_t len = 0;
+    const void *body = svc_body(r, &len);
+    if (!name || !name[0]) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "an uploaded package needs its name: POST "
+                        "/plugins/portables?name=NAME with the zip as the body");
+        return;
+    }
+    if (len == 0) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is empty: send the "
+                        "package's zip");
+        return;
+    }
+    char *dir = NULL, *path = NULL;
+    if (asprintf(&dir, "%s/uploads", inferd_portables_state_dir(s->portables)) < 0)
+        dir = NULL;
+    if (dir && asprintf(&path, "%s/%s.zip", dir, name) < 0)
+        path = NULL;
+    FILE *f = NULL;
+    inferd_error err = {0};
+    inferd_status st = INFERD_OK;
+    if (!path)
+        st = inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+    else if ((st = inferd_portables_check_name(s->portables, name, &err)) != INFERD_OK)
+        ; /* said: nothing written */
+    else if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || !(f = fopen(path, "wb")))
+        st = inferd_error_set(&err, INFERD_EIO, "cannot write %s: %s", path, strerror(errno));
+    bool written = f != NULL;
+    if (written) {
+        /* Both always run: the file is closed whether the write went well. */
+        bool short_write = fwrite(body, 1, len, f) != len;
+        if ((fclose(f) != 0) || short_write)
+            st = inferd_error_set(&err, INFERD_EIO, "cannot write %s", path);
+    }
+    inferd_value *desc = NULL;
+    if (st == INFERD_OK)
+        st = inferd_portables_install(s->portables, name, path, &desc, &err);
+    if (st != INFERD_OK && written)
+        unlink(path);
+    reply_installed(r, st, desc, &err);
+    free(path);
+    free(dir);
+}
+
 static void portables_install(svc_request *r)
 {
     if (!have_portables(r))
         return;
+    const char *type = svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (type && (strncasecmp(type, "application/zip", 15) == 0 ||
+                 strncasecmp(type, "application/octet-stream", 24) == 0)) {
+        install_upload(r);
+        return;
+    }
     inferd_value *doc = svc_body_object(r);
     if (!doc)
         return;
@@ -36,10 +113,12 @@ static void portables_install(svc_request *r)
     if (!inferd_value_is(name, INFERD_VALUE_STRING) || !inferd_value_is(file, INFERD_VALUE_STRING)) {
         svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                         "the body needs \"name\" and \"file\" strings: {\"name\": \"pyai\", "
-                        "\"file\": \"file:///tmp/pyai.zip\"}");
+                        "\"file\": \"file:///tmp/pyai.zip\"}, or the zip itself "
+                        "(Content-Type: application/zip, ?name=pyai)");
     } else if (strncmp(path, "file://", 7) != 0 || path[7] != '/') {
         svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                        "\"file\" must be a file:/// URL of a zip on this machine, not \"%s\"",
+                        "\"file\" must be a file:/// URL of a zip on this machine, not \"%s\" "
+                        "(or upload the zip: Content-Type: application/zip, ?name=NAME)",
                         path);
     } else {
         inferd_value *desc = NULL;
@@ -47,14 +126,7 @@ static void portables_install(svc_request *r)
         inferd_status st = inferd_portables_install(svc_of(r)->portables,
                                                     inferd_value_string_or(name, ""), path + 7,
                                                     &desc, &err);
-        if (st == INFERD_OK)
-            svc_reply_json(r, MHD_HTTP_CREATED, desc);
-        else if (st == INFERD_EEXIST)
-            svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err.message);
-        else if (st == INFERD_ENOMEM || st == INFERD_EINTERNAL)
-            svc_reply_status(r, st, &err);
-        else /* the package's fault: what is wrong with it */
-            svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_package", "%s", err.message);
+        reply_installed(r, st, desc, &err);
     }
     inferd_value_free(doc);
 }
@@ -106,6 +178,13 @@ static void portables_delete(svc_request *r)
     if (st != INFERD_OK) {
         svc_reply_status(r, st, &err);
         return;
+    }
+    /* An uploaded package goes with it. */
+    char *upload = NULL;
+    if (asprintf(&upload, "%s/uploads/%s.zip", inferd_portables_state_dir(s->portables),
+                 svc_param(r, 0)) >= 0) {
+        unlink(upload);
+        free(upload);
     }
     bool ok = true;
     inferd_value *b = inferd_value_object();

@@ -468,7 +468,7 @@ static bool host_allowed(const svc_request *r, const char *host)
     return listed(r, "http.allowed_hosts", name, len);
 }
 
-/* A JSON body, or none. curl -d's form type is taken from clients that are
+/* A JSON body (or a package's zip), or none. curl -d's form type is taken from clients that are
  * not browsers (no Origin, no Sec-Fetch-*): eKuiper's users post JSON so.
  * text/plain and multipart/form-data, which any web page may send without
  * asking, are refused. */
@@ -479,6 +479,11 @@ static bool json_body_type(const svc_request *r, bool browser)
         return true;
     size_t len = strcspn(type, "; \t");
     if ((len == 16 && strncasecmp(type, "application/json", len) == 0))
+        return true;
+    /* A package upload. Like JSON, not a type a page may send without the
+     * browser asking the server first (CORS preflight), which it refuses. */
+    if ((len == 15 && strncasecmp(type, "application/zip", len) == 0) ||
+        (len == 24 && strncasecmp(type, "application/octet-stream", len) == 0))
         return true;
     return !browser && len == 33 &&
            strncasecmp(type, "application/x-www-form-urlencoded", len) == 0;

@@ -40,7 +40,7 @@ for p in pypeople monitor teapot; do
 done
 [ -x "$T/state/plugins/teapot/install.sh" ] || fail "teapot's install.sh lost its mode"
 "$TEST_INFERD" plugin install "$PKG/teapot.zip" 2>"$T/cli.err" && fail "a second install of teapot passed"
-grep -q "a plugin named teapot is installed already" "$T/cli.err" || fail "second install: $(cat "$T/cli.err")"
+grep -q "portable plugin teapot is installed already: remove it first" "$T/cli.err" || fail "second install: $(cat "$T/cli.err")"
 "$TEST_INFERD" plugin list >"$T/list.out" || fail "plugin list"
 grep -q "^teapot v1.0.0" "$T/list.out" && grep -q "estimator  *numpyPeopleCount" "$T/list.out" \
   || fail "plugin list does not show the portable plugins: $(cat "$T/list.out")"
