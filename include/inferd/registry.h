@@ -104,6 +104,12 @@ INFERD_API const inferd_prop_spec *inferd_component_request_options(const inferd
 INFERD_API inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
                                                     const char *path, const inferd_value *options,
                                                     inferd_model **out, inferd_error *err);
+/* The same, reading the file again even when a session of it is open with
+ * the same options (a reload: requests on the old session finish there,
+ * new ones get the file as it is now). Later opens may share it. */
+INFERD_API inferd_status inferd_registry_model_load(inferd_registry *reg, const char *backend,
+                                                    const char *path, const inferd_value *options,
+                                                    inferd_model **out, inferd_error *err);
 /* The path a model was loaded from (NULL from memory); its backend's name. */
 INFERD_API const char *inferd_model_path(const inferd_model *model);
 INFERD_API const char *inferd_model_backend(const inferd_model *model);

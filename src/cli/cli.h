@@ -36,5 +36,7 @@ void cli_print_specs(const struct inferd_prop_spec *specs, int indent);
 int cmd_run(int argc, char **argv);
 /* A client of a running daemon's /v1/pipelines (cmd_pipeline.c). */
 int cmd_pipeline(int argc, char **argv);
+/* A client of a running daemon's KServe models (cmd_model.c). */
+int cmd_model(int argc, char **argv);
 
 #endif

@@ -38,6 +38,9 @@ static const char usage_text[] =
     "                          the pipelines of a running daemon: list, show, create, replace,\n"
     "                          delete, start, stop, push images, follow results\n"
     "                          (inferd pipeline --help)\n"
+    "  model COMMAND [ARGS] [--url URL]\n"
+    "                          the KServe models of a running daemon: list, info, load, unload,\n"
+    "                          stats (inferd model --help)\n"
     "  config [OPTIONS]        print the effective configuration and where each value came from\n"
     "  describe SURFACE [--json]\n"
     "                          the declaration of what you write: rule, stream, an action kind\n"
@@ -331,5 +334,7 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "pipeline") == 0)
         return cmd_pipeline(argc - 1, argv + 1);
+    if (strcmp(cmd, "model") == 0)
+        return cmd_model(argc - 1, argv + 1);
     return cli_usage_error("unknown command '%s'", cmd);
 }

@@ -103,8 +103,10 @@ static const inferd_prop_spec config_keys[] = {
                        "\"maxBatchBytes\": 16777216, \"maxDelayUs\": 0, \"workers\": 0, "
                        "\"maxQueue\": 1024, \"backendOptions\": {...}, ...the component's "
                        "properties}} (docs/service.md)", "{}"),
-    INFERD_PROP_STRING("models.dir", "the models the KServe v2 API serves, every *.onnx in it "
-                       "('': the default models, <libdir>/../share/inferd/models)", ""),
+    INFERD_PROP_STRING("models.dir", "the model repository the KServe v2 API serves: every "
+                       "NAME.onnx, and every folder NAME/<version>/model.onnx with an optional "
+                       "NAME/config.json ('': the default models, "
+                       "<libdir>/../share/inferd/models)", ""),
     INFERD_PROP_OBJECT("models.backend_options", "the onnxruntime backend's options for every "
                        "model of models.dir, e.g. {\"intra_op_threads\": 1} "
                        "(docs/backends.md)", "{}"),

@@ -82,7 +82,7 @@ static inferd_status backend_for(inferd_registry *reg, const char *name, backend
 
 static inferd_status model_open(inferd_registry *reg, const char *backend, const char *path,
                                 const void *data, size_t len, const inferd_value *options,
-                                inferd_model **out, inferd_error *err);
+                                bool fresh, inferd_model **out, inferd_error *err);
 
 inferd_status inferd_model_open(inferd_instance *self, const char *backend, const char *path,
                                 const void *data, size_t len, const inferd_value *options,
@@ -91,7 +91,7 @@ inferd_status inferd_model_open(inferd_instance *self, const char *backend, cons
     if (!self || !backend || (!path && !data))
         return inferd_error_set(err, INFERD_EINVAL, "model_open needs the caller, a backend, "
                                                     "and a path or data");
-    return model_open(self->reg, backend, path, data, len, options, out, err);
+    return model_open(self->reg, backend, path, data, len, options, false, out, err);
 }
 
 inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
@@ -100,7 +100,16 @@ inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backe
 {
     if (!reg || !backend || !path)
         return inferd_error_set(err, INFERD_EINVAL, "model_open needs a backend and a path");
-    return model_open(reg, backend, path, NULL, 0, options, out, err);
+    return model_open(reg, backend, path, NULL, 0, options, false, out, err);
+}
+
+inferd_status inferd_registry_model_load(inferd_registry *reg, const char *backend,
+                                         const char *path, const inferd_value *options,
+                                         inferd_model **out, inferd_error *err)
+{
+    if (!reg || !backend || !path)
+        return inferd_error_set(err, INFERD_EINVAL, "model_load needs a backend and a path");
+    return model_open(reg, backend, path, NULL, 0, options, true, out, err);
 }
 
 const char *inferd_model_path(const inferd_model *model) { return model->e.path; }
@@ -122,9 +131,11 @@ static inferd_status canonical_options(const inferd_props *props, char **out, in
     return st;
 }
 
+/* fresh: read the file again even when a session of it is open (a reload),
+ * never sharing one that is. */
 static inferd_status model_open(inferd_registry *reg, const char *backend, const char *path,
                                 const void *data, size_t len, const inferd_value *options,
-                                inferd_model **out, inferd_error *err)
+                                bool fresh, inferd_model **out, inferd_error *err)
 {
     /* A bare file name that is not here names one of the default models. */
     char resolved[8192];
@@ -150,7 +161,7 @@ static inferd_status model_open(inferd_registry *reg, const char *backend, const
     }
     if (st == INFERD_OK)
         st = canonical_options(props, &options_json, err);
-    for (model_entry *m = reg->models; st == INFERD_OK && path && m; m = m->next) {
+    for (model_entry *m = reg->models; st == INFERD_OK && path && !fresh && m; m = m->next) {
         if (m->path && strcmp(m->backend_name, backend) == 0 && strcmp(m->path, path) == 0 &&
             strcmp(m->options_json, options_json) == 0) {
             m->refs++;

@@ -1,16 +1,19 @@
 /* service/kserve.c: the KServe v2 inference protocol (Triton's HTTP/REST
- * API) over the ONNX models of models.dir.
+ * API) over the model repository of models.dir (kserve_repo.h: NAME.onnx
+ * files as version 1, and Triton's folders NAME/<version>/model.onnx with
+ * an optional NAME/config.json), with Triton's extensions for it: the
+ * repository (index, load, unload), statistics and model configuration.
  *
- * Every *.onnx of models.dir is opened at start through the onnxruntime
- * backend and served as version "1" of the model named by its file name
- * without ".onnx". A file that fails to load is logged and listed as not
- * ready; the others are served.
- *
- * Metadata and health are answered in the HTTP thread. An inference request
- * is suspended and queued for a small pool of our own (KS_WORKERS threads, at
- * most KS_MAX_QUEUE waiting; beyond that 503 overloaded): the worker parses
- * the body, runs the model and replies, so no HTTP thread waits on a model
- * or on a large JSON body.
+ * Metadata, health, statistics and the index are answered in the HTTP
+ * thread. An inference request takes a reference to the model version it
+ * names (or the highest), is suspended and queued for a small pool of our
+ * own (KS_WORKERS threads, at most KS_MAX_QUEUE waiting; beyond that 503
+ * overloaded): the worker parses the body, runs the model, replies, counts
+ * the request in the version's statistics and lets go of the version, so
+ * no HTTP thread waits on a model or on a large JSON body, and a reload or
+ * unload never closes a session a request still uses. Loads and unloads
+ * are management routes on the service's worker pool (a load opens
+ * sessions, which takes seconds).
  *
  * Binary tensor data (Triton's extension): with the request header
  * Inference-Header-Content-Length: N the first N bytes of the body are the
@@ -24,30 +27,22 @@
  * Errors keep inferd's shape {"error": {"code", "message"}} (Triton's own
  * server answers {"error": "message"}).
  */
-#include <dirent.h>
-#include <errno.h>
-#include <float.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "inferd/log.h"
-#include "core/clock.h"
+#include "inferd/props.h"
 #include "core/build_value.h"
 #include "inferd/tensor.h"
 #include "inferd/version.h"
+#include "service/kserve_repo.h"
 #include "service/kserve_request.h"
 #include "service/service.h"
 
 #define LOG "kserve"
-#define KS_BACKEND "onnxruntime"
-#define KS_PLATFORM "onnxruntime_onnx"
-#define KS_VERSION "1"
 /* The default models run in about a millisecond on small inputs and ONNX
  * Runtime spreads one run over the cores itself: two runs at a time keep
  * the cores busy without oversubscribing them. */
@@ -56,20 +51,17 @@
  * rather than a growing delay. */
 #define KS_MAX_QUEUE 64
 
-
-
 typedef struct ks_job {
-    svc_request *r;     /* borrowed: suspended until the worker replies */
-    ks_model *m;        /* borrowed from the svc_kserve */
-    uint64_t queued_us; /* monotonic */
+    svc_request *r;      /* borrowed: suspended until the worker replies */
+    ks_version *v;       /* a reference, let go after the reply */
+    uint64_t started_ns; /* monotonic: the request's headers */
+    uint64_t queued_ns;
     struct ks_job *next;
 } ks_job;
 
 struct svc_kserve {
-    svc *s;           /* borrowed */
-    inferd_value *options; /* owned: models.backend_options (NULL: none given) */
-    ks_model *models; /* owned, sorted by name */
-    size_t n_models;
+    svc *s;              /* borrowed */
+    ks_repo *repo;       /* owned */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     ks_job *head, *tail; /* owned, under lock */
@@ -78,6 +70,13 @@ struct svc_kserve {
     pthread_t workers[KS_WORKERS];
     size_t n_workers;
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 /* ---- building replies ----------------------------------------------------------- */
 
@@ -91,6 +90,16 @@ static void reply_value(svc_request *r, unsigned status, inferd_value *v, bool o
     svc_reply_json(r, status, v);
 }
 
+/* A value the repository made, or its error. */
+static void reply_made(svc_request *r, inferd_status st, inferd_value *v,
+                       const inferd_error *err)
+{
+    if (st == INFERD_OK)
+        svc_reply_json(r, 200, v);
+    else
+        svc_reply_status(r, st, err);
+}
+
 static inferd_value *shape_value(size_t ndim, const int64_t *shape, bool *ok)
 {
     inferd_value *a = inferd_value_array();
@@ -101,149 +110,40 @@ static inferd_value *shape_value(size_t ndim, const int64_t *shape, bool *ok)
     return a;
 }
 
-/* "a, b, c" into buf (truncated with "..."), for messages that list names. */
-
-static const char *model_name_at(const void *items, size_t i)
+/* The version of the route's model (its first '*'; versioned: the second
+ * '*' names the version, else the highest), referenced; NULL after the
+ * error reply (404 unknown or unloaded, 503 failed to load). */
+static ks_version *version_or_reply(svc_request *r, bool versioned)
 {
-    return ((const ks_model *)items)[i].name;
-}
-
-/* ---- the models ---------------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool is_model_file(const char *dir, const char *name)
-{
-    size_t n = strlen(name);
-    if (n <= 5 || strcmp(name + n - 5, ".onnx") != 0)
-        return false;
-    char path[8192];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The *.onnx file names of dir, sorted (owned: each and the array). */
-static inferd_status list_models(const char *dir, char ***out, size_t *n_out, inferd_error *err)
-{
-    *out = NULL;
-    *n_out = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return inferd_error_set(err, INFERD_EIO, "cannot open the folder '%s': %s", dir,
-                                strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    inferd_status st = INFERD_OK;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (!is_model_file(dir, e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 8;
-            char **grown = realloc(names, cap * sizeof *grown);
-            if (!grown) {
-                st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-                break;
-            }
-            names = grown;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (st != INFERD_OK) {
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        return st;
-    }
-    if (n)
-        qsort(names, n, sizeof *names, cmp_str);
-    *out = names;
-    *n_out = n;
-    return INFERD_OK;
-}
-
-static inferd_status read_io(ks_model *m, inferd_error *err)
-{
-    m->n_in = inferd_model_io_count(m->model, 0);
-    m->n_out = inferd_model_io_count(m->model, 1);
-    m->in = calloc(m->n_in + 1, sizeof *m->in);
-    m->out = calloc(m->n_out + 1, sizeof *m->out);
-    if (!m->in || !m->out)
-        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = INFERD_OK;
-    for (size_t i = 0; i < m->n_in && st == INFERD_OK; i++)
-        st = inferd_model_io(m->model, 0, i, &m->in[i], err);
-    for (size_t i = 0; i < m->n_out && st == INFERD_OK; i++)
-        st = inferd_model_io(m->model, 1, i, &m->out[i], err);
-    return st;
-}
-
-/* Opens m->path; on failure keeps the reason in m->load_error and logs it. */
-static void load_model(svc_kserve *k, ks_model *m)
-{
+    ks_version *v = NULL;
     inferd_error err = {0};
-    inferd_status st = inferd_registry_model_open(k->s->reg, KS_BACKEND, m->path, k->options,
-                                                  &m->model, &err);
-    if (st == INFERD_OK && (st = read_io(m, &err)) != INFERD_OK) {
-        inferd_model_close(m->model);
-        m->model = NULL;
-    }
-    if (st == INFERD_OK) {
-        inferd_log_debug(LOG, "model %s: %s (%zu input(s), %zu output(s))", m->name, m->path,
-                         m->n_in, m->n_out);
-        return;
-    }
-    free(m->in);
-    free(m->out);
-    m->in = m->out = NULL;
-    m->n_in = m->n_out = 0;
-    m->load_error = strdup(err.message[0] ? err.message : inferd_status_name(st));
-    inferd_log_warn(LOG, "model %s (%s) is not served: %s", m->name, m->path, err.message);
+    inferd_status st = ks_repo_acquire(svc_of(r)->kserve->repo, svc_param(r, 0),
+                                       versioned ? svc_param(r, 1) : NULL, &v, &err);
+    if (st != INFERD_OK)
+        svc_reply_status(r, st, &err);
+    return v;
 }
 
-static ks_model *find_model(svc_kserve *k, const char *name)
+/* A small request body (load, unload, index) checked by its declaration;
+ * NULL after a 400. An empty body is {}. */
+static inferd_props *body_props(svc_request *r, const inferd_prop_spec *specs, const char *owner)
 {
-    for (size_t i = 0; k && name && i < k->n_models; i++)
-        if (strcmp(k->models[i].name, name) == 0)
-            return &k->models[i];
-    return NULL;
-}
-
-/* The model of the route's first '*', or NULL after a 404 (or a 503 when
- * loaded is needed and it did not load). versioned: the route's second '*'
- * is a version, and only "1" exists. */
-static ks_model *model_or_reply(svc_request *r, bool versioned, bool loaded)
-{
-    svc_kserve *k = svc_of(r)->kserve;
-    const char *name = svc_param(r, 0);
-    ks_model *m = find_model(k, name);
-    if (!m) {
-        char list[320];
-        svc_reply_error(r, 404, "not_found", "no model '%s'; the models are: %s", name ? name : "",
-                        ks_name_list(k ? k->models : NULL, k ? k->n_models : 0, model_name_at, list,
-                                  sizeof list));
-        return NULL;
-    }
-    const char *version = versioned ? svc_param(r, 1) : NULL;
-    if (versioned && (!version || strcmp(version, KS_VERSION) != 0)) {
-        svc_reply_error(r, 404, "not_found", "model '%s' has no version '%s'; its only version is "
-                        KS_VERSION, m->name, version ? version : "");
-        return NULL;
-    }
-    if (loaded && !m->model) {
-        svc_reply_error(r, 503, "not_ready", "model '%s' is not ready: it failed to load: %s",
-                        m->name, m->load_error);
-        return NULL;
-    }
-    return m;
+    size_t len = 0;
+    const char *body = svc_body(r, &len);
+    inferd_value *given = NULL;
+    inferd_props *props = NULL;
+    inferd_error err = {0};
+    inferd_status st = INFERD_OK;
+    if (len && (st = inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &given,
+                                            &err)) != INFERD_OK)
+        inferd_error_prefix(&err, "%s is not valid JSON", owner);
+    if (st == INFERD_OK)
+        st = inferd_props_validate(specs, owner, given, &props, &err);
+    inferd_value_free(given);
+    if (st != INFERD_OK)
+        svc_reply_error(r, st == INFERD_ENOMEM ? 500 : 400,
+                        st == INFERD_ENOMEM ? "internal" : "bad_request", "%s", err.message);
+    return props;
 }
 
 /* ---- health, server and model metadata --------------------------------------- */
@@ -256,20 +156,19 @@ static void h_live(svc_request *r)
     reply_value(r, 200, v, ok);
 }
 
+/* Ready when the service takes requests and no model failed to load (an
+ * unloaded one does not count: it was asked for). */
 static void h_ready(svc_request *r)
 {
     svc *s = svc_of(r);
+    char why[INFERD_ERROR_MESSAGE_MAX];
     if (!s->ready) {
         svc_reply_error(r, 503, "not_ready", "inferd is starting or stopping");
         return;
     }
-    for (size_t i = 0; s->kserve && i < s->kserve->n_models; i++) {
-        const ks_model *m = &s->kserve->models[i];
-        if (!m->model) {
-            svc_reply_error(r, 503, "not_ready", "model '%s' is not ready: it failed to load: %s",
-                            m->name, m->load_error);
-            return;
-        }
+    if (ks_repo_failure(s->kserve->repo, why, sizeof why)) {
+        svc_reply_error(r, 503, "not_ready", "%s", why);
+        return;
     }
     bool ok = true;
     inferd_value *v = inferd_value_object();
@@ -279,23 +178,36 @@ static void h_ready(svc_request *r)
 
 static void h_server(svc_request *r)
 {
+    static const char *const extensions[] = {"binary_tensor_data", "model_repository",
+                                             "statistics", "model_configuration"};
     bool ok = true;
     inferd_value *v = inferd_value_object(), *ext = inferd_value_array();
     inferd__put(v, "name", inferd_value_string("inferd"), &ok);
     inferd__put(v, "version", inferd_value_string(inferd_version()), &ok);
-    inferd__push(ext, inferd_value_string("binary_tensor_data"), &ok);
+    for (size_t i = 0; i < sizeof extensions / sizeof extensions[0]; i++)
+        inferd__push(ext, inferd_value_string(extensions[i]), &ok);
     inferd__put(v, "extensions", ext, &ok);
     reply_value(r, 200, v, ok);
 }
 
-static inferd_value *io_value(const inferd_tensor_info *io, size_t n, bool *ok)
+/* The inputs or outputs as the metadata lists them ({name, datatype,
+ * shape}), or as Triton's model configuration does ({name, data_type
+ * TYPE_..., dims}, without the batch dimension when batched). */
+static inferd_value *io_value(const inferd_tensor_info *io, size_t n, bool config, bool batched,
+                              bool *ok)
 {
     inferd_value *a = inferd_value_array();
     for (size_t i = 0; i < n; i++) {
+        const char *dtype = inferd_dtype_name(io[i].dtype);
+        char triton[32];
+        snprintf(triton, sizeof triton, "TYPE_%s", dtype);
+        size_t skip = config && batched ? 1 : 0;
         inferd_value *o = inferd_value_object();
         inferd__put(o, "name", inferd_value_string(io[i].name), ok);
-        inferd__put(o, "datatype", inferd_value_string(inferd_dtype_name(io[i].dtype)), ok);
-        inferd__put(o, "shape", shape_value(io[i].ndim, io[i].shape, ok), ok);
+        inferd__put(o, config ? "data_type" : "datatype",
+                    inferd_value_string(config ? triton : dtype), ok);
+        inferd__put(o, config ? "dims" : "shape",
+                    shape_value(io[i].ndim - skip, io[i].shape + skip, ok), ok);
         inferd__push(a, o, ok);
     }
     if (!a)
@@ -305,17 +217,18 @@ static inferd_value *io_value(const inferd_tensor_info *io, size_t n, bool *ok)
 
 static void model_metadata(svc_request *r, bool versioned)
 {
-    ks_model *m = model_or_reply(r, versioned, true);
-    if (!m)
+    ks_version *mv = version_or_reply(r, versioned);
+    if (!mv)
         return;
+    const ks_model *m = &mv->m;
     bool ok = true;
-    inferd_value *v = inferd_value_object(), *versions = inferd_value_array();
+    inferd_value *v = inferd_value_object();
     inferd__put(v, "name", inferd_value_string(m->name), &ok);
-    inferd__push(versions, inferd_value_string(KS_VERSION), &ok);
-    inferd__put(v, "versions", versions, &ok);
+    inferd__put(v, "versions", ks_repo_versions(mv->repo, mv, &ok), &ok);
     inferd__put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
-    inferd__put(v, "inputs", io_value(m->in, m->n_in, &ok), &ok);
-    inferd__put(v, "outputs", io_value(m->out, m->n_out, &ok), &ok);
+    inferd__put(v, "inputs", io_value(m->in, m->n_in, false, false, &ok), &ok);
+    inferd__put(v, "outputs", io_value(m->out, m->n_out, false, false, &ok), &ok);
+    ks_version_release(mv);
     reply_value(r, 200, v, ok);
 }
 
@@ -324,67 +237,169 @@ static void h_model_version(svc_request *r) { model_metadata(r, true); }
 
 static void model_ready(svc_request *r, bool versioned)
 {
-    ks_model *m = model_or_reply(r, versioned, true);
-    if (!m)
+    ks_version *mv = version_or_reply(r, versioned);
+    if (!mv)
         return;
     bool ok = true;
     inferd_value *v = inferd_value_object();
-    inferd__put(v, "name", inferd_value_string(m->name), &ok);
+    inferd__put(v, "name", inferd_value_string(mv->m.name), &ok);
     inferd__put(v, "ready", inferd_value_bool(true), &ok);
+    ks_version_release(mv);
     reply_value(r, 200, v, ok);
 }
 
 static void h_model_ready(svc_request *r) { model_ready(r, false); }
 static void h_model_version_ready(svc_request *r) { model_ready(r, true); }
 
+/* The backend options a version was opened with, as Triton's config
+ * parameters ({"key": {"string_value": "..."}}). */
+static inferd_value *parameters_value(const inferd_value *options, bool *ok)
+{
+    inferd_value *p = inferd_value_object();
+    const char *key;
+    inferd_value *item;
+    for (size_t i = 0; inferd_value_object_entry(options, i, &key, &item); i++) {
+        char *text = NULL;
+        const char *s = inferd_value_string_or(item, NULL);
+        if (!s && inferd_value_to_json(item, INFERD_JSON_COMPACT, &text, NULL, NULL) != INFERD_OK)
+            *ok = false;
+        inferd_value *o = inferd_value_object();
+        inferd__put(o, "string_value", inferd_value_string(s ? s : text ? text : ""), ok);
+        inferd__put(p, key, o, ok);
+        free(text);
+    }
+    if (!p)
+        *ok = false;
+    return p;
+}
+
+/* Triton's model configuration, as far as inferd knows it. */
+static void model_config(svc_request *r, bool versioned)
+{
+    ks_version *mv = version_or_reply(r, versioned);
+    if (!mv)
+        return;
+    const ks_model *m = &mv->m;
+    bool ok = true, batched = mv->max_batch > 0;
+    inferd_value *v = inferd_value_object(), *policy = inferd_value_object();
+    inferd__put(v, "name", inferd_value_string(m->name), &ok);
+    inferd__put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
+    inferd__put(v, "backend", inferd_value_string(KS_BACKEND), &ok);
+    inferd__put(policy, "all", inferd_value_object(), &ok); /* every version serves */
+    inferd__put(v, "version_policy", policy, &ok);
+    inferd__put(v, "max_batch_size", inferd_value_int(mv->max_batch), &ok);
+    inferd__put(v, "input", io_value(m->in, m->n_in, true, batched, &ok), &ok);
+    inferd__put(v, "output", io_value(m->out, m->n_out, true, batched, &ok), &ok);
+    inferd__put(v, "parameters", parameters_value(mv->options, &ok), &ok);
+    ks_version_release(mv);
+    reply_value(r, 200, v, ok);
+}
+
+static void h_config(svc_request *r) { model_config(r, false); }
+static void h_config_version(svc_request *r) { model_config(r, true); }
+
+/* ---- the repository and statistics extensions ---------------------------------- */
+
+static const inferd_prop_spec index_body[] = {
+    INFERD_PROP_BOOL("ready", "list only the models ready for inference", false),
+    INFERD_PROP_END,
+};
+
 /* Triton's model repository index: every model and its state. The body may
  * be empty or {"ready": true} (only the ready ones). */
 static void h_repository_index(svc_request *r)
 {
-    size_t len = 0;
-    const char *body = svc_body(r, &len);
-    bool only_ready = false;
-    if (len) {
-        inferd_value *req = NULL;
-        inferd_error err = {0};
-        if (inferd_value_from_json(body, len, svc_of(r)->max_json_depth, &req, &err) != INFERD_OK) {
-            svc_reply_error(r, 400, "bad_request", "the request is not valid JSON: %s",
-                            err.message);
-            return;
-        }
-        const inferd_value *ready = inferd_value_object_get(req, "ready");
-        if (!inferd_value_is(req, INFERD_VALUE_OBJECT) ||
-            (ready && !inferd_value_is(ready, INFERD_VALUE_BOOL))) {
-            inferd_value_free(req);
-            svc_reply_error(r, 400, "bad_request",
-                            "the request must be an object such as {\"ready\": true}");
-            return;
-        }
-        only_ready = inferd_value_bool_or(ready, false);
-        inferd_value_free(req);
-    }
-    svc_kserve *k = svc_of(r)->kserve;
+    inferd_props *props = body_props(r, index_body, "the index request (such as "
+                                                    "{\"ready\": true})");
+    if (!props)
+        return;
     bool ok = true;
-    inferd_value *list = inferd_value_array();
-    for (size_t i = 0; k && i < k->n_models; i++) {
-        const ks_model *m = &k->models[i];
-        if (only_ready && !m->model)
-            continue;
-        inferd_value *o = inferd_value_object();
-        inferd__put(o, "name", inferd_value_string(m->name), &ok);
-        inferd__put(o, "version", inferd_value_string(KS_VERSION), &ok);
-        inferd__put(o, "state", inferd_value_string(m->model ? "READY" : "UNAVAILABLE"), &ok);
-        if (!m->model)
-            inferd__put(o, "reason", inferd_value_string(m->load_error), &ok);
-        inferd__push(list, o, &ok);
-    }
+    inferd_value *list = ks_repo_index(svc_of(r)->kserve->repo, inferd_props_bool(props, "ready"),
+                                       &ok);
+    inferd_props_free(props);
     reply_value(r, 200, list, ok);
 }
 
-/* ---- parsing an inference request -------------------------------------------- */
+/* Triton's load and unload bodies: {"parameters": {...}}. inferd takes no
+ * load parameter (Triton's "config" and "file:" ones replace the files:
+ * change models.dir instead), and accepts the unload one (there are no
+ * ensembles, so no dependents). */
+static const inferd_prop_spec no_parameters[] = {INFERD_PROP_END};
+static const inferd_prop_spec unload_parameters[] = {
+    INFERD_PROP_BOOL("unload_dependents", "Triton's: also unload the models an ensemble loaded "
+                     "(inferd has none: no effect)", false),
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec load_body[] = {
+    {.name = "parameters", .type = INFERD_PROP_TYPE_OBJECT, .fields = no_parameters,
+     .description = "none are taken"},
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec unload_body[] = {
+    {.name = "parameters", .type = INFERD_PROP_TYPE_OBJECT, .fields = unload_parameters,
+     .description = "unload_dependents"},
+    INFERD_PROP_END,
+};
 
-/* One inference, from the parsed request to the reply. */
-/* ---- the reply ------------------------------------------------------------------ */
+static void change_model(svc_request *r, bool load)
+{
+    inferd_props *props = body_props(r, load ? load_body : unload_body,
+                                     load ? "the load request" : "the unload request");
+    if (!props)
+        return;
+    inferd_props_free(props);
+    const char *name = svc_param(r, 0);
+    inferd_value *state = NULL;
+    inferd_error err = {0};
+    inferd_status st = (load ? ks_repo_load : ks_repo_unload)(svc_of(r)->kserve->repo, name,
+                                                              &state, &err);
+    if (st == INFERD_OK && load)
+        inferd_log_info(LOG, "model %s: loaded on request", name);
+    reply_made(r, st, state, &err);
+}
+
+static void h_load(svc_request *r) { change_model(r, true); }
+static void h_unload(svc_request *r) { change_model(r, false); }
+
+/* Statistics of every model, of the route's model, or of its version. */
+static void stats(svc_request *r, size_t params)
+{
+    inferd_value *v = NULL;
+    inferd_error err = {0};
+    inferd_status st = ks_repo_stats(svc_of(r)->kserve->repo, params > 0 ? svc_param(r, 0) : NULL,
+                                     params > 1 ? svc_param(r, 1) : NULL, &v, &err);
+    reply_made(r, st, v, &err);
+}
+
+static void h_stats_all(svc_request *r) { stats(r, 0); }
+static void h_stats(svc_request *r) { stats(r, 1); }
+static void h_stats_version(svc_request *r) { stats(r, 2); }
+
+bool svc_kserve_metrics(svc_kserve *k, char **buf, size_t *len, size_t *cap)
+{
+    char *text = NULL;
+    size_t n = 0;
+    if (!k)
+        return true;
+    FILE *f = open_memstream(&text, &n);
+    if (!f)
+        return false;
+    ks_repo_metrics(k->repo, f);
+    bool ok = fclose(f) == 0 && text;
+    if (ok && *len + n + 1 > *cap) {
+        char *grown = realloc(*buf, *len + n + 1);
+        if ((ok = grown != NULL)) {
+            *buf = grown;
+            *cap = *len + n + 1;
+        }
+    }
+    if (ok) {
+        memcpy(*buf + *len, text, n + 1);
+        *len += n;
+    }
+    free(text);
+    return ok;
+}
 
 /* Element i of t as a JSON value. */
 static inferd_value *element_value(const inferd_tensor *t, size_t i)
@@ -410,14 +425,15 @@ static inferd_value *element_value(const inferd_tensor *t, size_t i)
     }
 }
 
-static void reply_outputs(svc_request *r, ks_call *c)
+/* The reply of a run: true when it is the outputs (not a 500). */
+static bool reply_outputs(svc_request *r, ks_call *c, const char *version)
 {
     const ks_model *m = c->m;
     bool ok = true;
     size_t binary_len = 0;
     inferd_value *res = inferd_value_object(), *outs = inferd_value_array();
     inferd__put(res, "model_name", inferd_value_string(m->name), &ok);
-    inferd__put(res, "model_version", inferd_value_string(KS_VERSION), &ok);
+    inferd__put(res, "model_version", inferd_value_string(version), &ok);
     const inferd_value *id = inferd_value_object_get(c->req, "id");
     if (id)
         inferd__put(res, "id", inferd_value_copy(id), &ok);
@@ -448,7 +464,7 @@ static void reply_outputs(svc_request *r, ks_call *c)
         any_binary |= c->binary[c->order[k]];
     if (!any_binary || !ok) {
         reply_value(r, 200, res, ok);
-        return;
+        return ok;
     }
     char *json = NULL;
     size_t json_len = 0;
@@ -459,7 +475,7 @@ static void reply_outputs(svc_request *r, ks_call *c)
     if (!buf) {
         free(json);
         svc_reply_error(r, 500, "internal", "out of memory");
-        return;
+        return false;
     }
     memcpy(buf, json, json_len);
     free(json);
@@ -475,38 +491,66 @@ static void reply_outputs(svc_request *r, ks_call *c)
     snprintf(header, sizeof header, "%zu", json_len);
     svc_reply_header(r, KS_BINARY_HEADER, header);
     svc_reply_bytes(r, 200, "application/octet-stream", buf, at);
+    return true;
 }
 
 /* In a worker: parses, runs and replies to one request. */
-static void run_job(ks_job *job)
+
+/* ---- running a request ------------------------------------------------------------- */
+
+/* With maxBatchSize the first dimension of every input is the batch: at
+ * most maxBatchSize, and the request's inferences (Triton's
+ * inference_count); without, a request is one inference. */
+static inferd_status batch_of(const ks_version *v, const ks_call *c, uint64_t *batch,
+                              inferd_error *err)
 {
-    uint64_t start = inferd__now_us();
-    ks_call c = {.m = job->m};
-    const ks_model *m = job->m;
+    *batch = 1;
+    for (size_t j = 0; v->max_batch > 0 && j < v->m.n_in; j++) {
+        int64_t b = c->in[j]->shape[0];
+        if (b > v->max_batch)
+            return inferd_error_set(err, INFERD_EINVAL, "input '%s' of model '%s' carries a "
+                                    "batch of %lld; its maxBatchSize is %lld", v->m.in[j].name,
+                                    v->m.name, (long long)b, (long long)v->max_batch);
+        if (j == 0)
+            *batch = (uint64_t)b;
+    }
+    return INFERD_OK;
+}
+
+/* Parses, runs and replies to one request (its error, when it fails:
+ * false). Fills the phases of t and the inferences it carried. */
+static bool run_call(ks_job *job, ks_call *c, ks_timing *t, uint64_t *batch)
+{
+    uint64_t start = now_ns();
+    const ks_model *m = c->m;
     inferd_error err = {0};
-    c.in = calloc(m->n_in + 1, sizeof *c.in);
-    c.out = calloc(m->n_out + 1, sizeof *c.out);
-    c.binary = calloc(m->n_out + 1, sizeof *c.binary);
-    c.order = calloc(m->n_out + 1, sizeof *c.order);
-    if (!c.in || !c.out || !c.binary || !c.order) {
-        ks_call_free(&c);
+    t->queue = start - job->queued_ns;
+    c->in = calloc(m->n_in + 1, sizeof *c->in);
+    c->out = calloc(m->n_out + 1, sizeof *c->out);
+    c->binary = calloc(m->n_out + 1, sizeof *c->binary);
+    c->order = calloc(m->n_out + 1, sizeof *c->order);
+    if (!c->in || !c->out || !c->binary || !c->order) {
         svc_reply_error(job->r, 500, "internal", "out of memory");
-        return;
+        return false;
     }
     size_t len = 0;
     const char *body = svc_body(job->r, &len);
-    if (ks_parse_request(&c, body, len, svc_header(job->r, "Content-Encoding"),
-                         svc_header(job->r, KS_BINARY_HEADER), svc_of(job->r)->max_json_depth,
-                         &err) != INFERD_OK) {
-        ks_call_free(&c);
+    inferd_status st = ks_parse_request(c, body, len, svc_header(job->r, "Content-Encoding"),
+                                        svc_header(job->r, KS_BINARY_HEADER),
+                                        svc_of(job->r)->max_json_depth, &err);
+    if (st == INFERD_OK)
+        st = batch_of(job->v, c, batch, &err);
+    if (st != INFERD_OK) {
         svc_reply_error(job->r, 400, "bad_request", "%s", err.message);
-        return;
+        return false;
     }
-    uint64_t parsed = inferd__now_us();
-    inferd_status st = inferd_model_run(m->model, (const inferd_tensor *const *)c.in, m->n_in,
-                                        c.out, m->n_out, &err);
-    uint64_t ran = inferd__now_us();
-    svc_set_timings(job->r, parsed - start, start - job->queued_us, ran - parsed);
+    uint64_t parsed = now_ns();
+    st = inferd_model_run(m->model, (const inferd_tensor *const *)c->in, m->n_in, c->out,
+                          m->n_out, &err);
+    uint64_t ran = now_ns();
+    t->input = parsed - start;
+    t->infer = ran - parsed;
+    svc_set_timings(job->r, t->input / 1000, t->queue / 1000, t->infer / 1000);
     if (st != INFERD_OK) {
         /* The request passed every check of the model's declared inputs
          * (datatype, rank, fixed dimensions): what fails now fails inside
@@ -518,14 +562,46 @@ static void run_job(ks_job *job)
         else
             svc_reply_error(job->r, 500, "model_error", "model '%s' failed to run: %s", m->name,
                             err.message);
-    } else {
-        reply_outputs(job->r, &c);
-        inferd_log_debug(LOG, "model %s: queued %llu us, parsed %llu us, ran %llu us, replied %llu "
-                         "us", m->name, (unsigned long long)(start - job->queued_us),
-                         (unsigned long long)(parsed - start), (unsigned long long)(ran - parsed),
-                         (unsigned long long)(inferd__now_us() - ran));
+        return false;
     }
+    bool replied = reply_outputs(job->r, c, job->v->label);
+    t->output = now_ns() - ran;
+    inferd_log_debug(LOG, "model %s version %s: queued %llu us, parsed %llu us, ran %llu us, "
+                     "replied %llu us", m->name, job->v->label,
+                     (unsigned long long)(t->queue / 1000), (unsigned long long)(t->input / 1000),
+                     (unsigned long long)(t->infer / 1000), (unsigned long long)(t->output / 1000));
+    return replied;
+}
+
+/* In a worker: one request, counted in its version's statistics; then
+ * the version is let go (the last user of a replaced one closes it). */
+static void run_job(ks_job *job)
+{
+    ks_call c = {.m = &job->v->m};
+    ks_timing t = {0};
+    uint64_t batch = 1;
+    bool ok = run_call(job, &c, &t, &batch);
     ks_call_free(&c);
+    t.total = now_ns() - job->started_ns;
+    ks_version_record(job->v, ok, batch, &t);
+    ks_version_release(job->v);
+}
+
+/* A job that will not run: a 503 (stopping, or the queue is full),
+ * counted as the version's failure. */
+static void refuse(ks_job *job, bool stopping)
+{
+    ks_timing t = {.total = now_ns() - job->started_ns};
+    ks_version_record(job->v, false, 0, &t);
+    if (stopping)
+        svc_reply_error(job->r, 503, "not_ready", "inferd is stopping; model '%s' did not run",
+                        job->v->m.name);
+    else
+        svc_reply_error(job->r, 503, "overloaded", "%d KServe inference requests are already "
+                        "waiting; retry later (model '%s' did not run)", KS_MAX_QUEUE,
+                        job->v->m.name);
+    ks_version_release(job->v);
+    free(job);
 }
 
 static void *worker_main(void *arg)
@@ -550,31 +626,28 @@ static void *worker_main(void *arg)
     }
 }
 
+
 static void infer(svc_request *r, bool versioned)
 {
-    ks_model *m = model_or_reply(r, versioned, true);
-    if (!m)
+    ks_version *v = version_or_reply(r, versioned);
+    if (!v)
         return;
     svc_kserve *k = svc_of(r)->kserve;
     ks_job *job = calloc(1, sizeof *job);
     if (!job) {
+        ks_version_release(v);
         svc_reply_error(r, 500, "internal", "out of memory");
         return;
     }
     job->r = r;
-    job->m = m;
-    job->queued_us = inferd__now_us();
+    job->v = v;
+    job->started_ns = svc_started_us(r) * 1000u;
+    job->queued_ns = now_ns();
     pthread_mutex_lock(&k->lock);
     if (k->stopping || k->queued >= KS_MAX_QUEUE) {
         bool stopping = k->stopping;
         pthread_mutex_unlock(&k->lock);
-        free(job);
-        if (stopping)
-            svc_reply_error(r, 503, "not_ready", "inferd is stopping");
-        else
-            svc_reply_error(r, 503, "overloaded", "%d KServe inference requests are already "
-                            "waiting; retry later (model '%s' did not run)", KS_MAX_QUEUE,
-                            m->name);
+        refuse(job, stopping);
         return;
     }
     /* Suspended before a worker can see the job, so its reply always
@@ -588,7 +661,7 @@ static void infer(svc_request *r, bool versioned)
     size_t waiting = ++k->queued;
     pthread_cond_signal(&k->wake);
     pthread_mutex_unlock(&k->lock);
-    inferd_log_debug(LOG, "model %s: request queued (%zu waiting)", m->name, waiting);
+    inferd_log_debug(LOG, "model %s: request queued (%zu waiting)", v->m.name, waiting);
 }
 
 static void h_infer(svc_request *r) { infer(r, false); }
@@ -610,9 +683,7 @@ void svc_kserve_stop(svc_kserve *k)
     /* Every suspended request gets its reply before the server closes. */
     while (queued) {
         ks_job *next = queued->next;
-        svc_reply_error(queued->r, 503, "not_ready", "inferd is stopping; model '%s' did not run",
-                        queued->m->name);
-        free(queued);
+        refuse(queued, true);
         queued = next;
     }
     /* The runs in progress finish and reply. */
@@ -628,18 +699,7 @@ void svc_kserve_free(svc_kserve *k)
     svc_kserve_stop(k);
     pthread_cond_destroy(&k->wake);
     pthread_mutex_destroy(&k->lock);
-    for (size_t i = 0; i < k->n_models; i++) {
-        ks_model *m = &k->models[i];
-        if (m->model)
-            inferd_model_close(m->model);
-        free(m->in);
-        free(m->out);
-        free(m->load_error);
-        free(m->name);
-        free(m->path);
-    }
-    free(k->models);
-    inferd_value_free(k->options);
+    ks_repo_free(k->repo);
     free(k);
 }
 
@@ -656,55 +716,10 @@ inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err)
     k->s = s;
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->wake, NULL);
-    /* Checked here against the backend's declared options, once: a mistake
-     * stops the start rather than leaving every model unready. */
     const inferd_value *opts = NULL;
-    inferd_status checked = inferd_config_get(s->cfg, "models.backend_options", &opts, err);
-    const inferd_component *backend = inferd_registry_find(s->reg, KS_BACKEND, NULL);
-    inferd_props *props = NULL;
-    if (checked == INFERD_OK && backend && inferd_value_object_len(opts) > 0) {
-        checked = inferd_props_validate(backend->props, "config models.backend_options", opts,
-                                        &props, err);
-        if (checked == INFERD_OK && !(k->options = inferd_value_copy(opts)))
-            checked = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    }
-    inferd_props_free(props);
-    if (checked != INFERD_OK) {
-        svc_kserve_free(k);
-        return checked;
-    }
-
-    char **files = NULL;
-    size_t n_files = 0;
-    inferd_error list_err = {0};
-    if (list_models(dir, &files, &n_files, &list_err) != INFERD_OK) {
-        /* A folder the user named must exist; the default one may be
-         * missing (a build without its models): then there are none. */
-        if (configured || list_err.code == INFERD_ENOMEM) {
-            svc_kserve_free(k);
-            return inferd_error_set(err, list_err.code == INFERD_ENOMEM ? INFERD_ENOMEM
-                                                                         : INFERD_EINVAL,
-                                    "models.dir: %s", list_err.message);
-        }
-        inferd_log_warn(LOG, "no models to serve: %s", list_err.message);
-    }
-    inferd_status st = INFERD_OK;
-    if (n_files && !(k->models = calloc(n_files, sizeof *k->models)))
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_files && st == INFERD_OK; i++) {
-        ks_model *m = &k->models[k->n_models];
-        m->name = strndup(files[i], strlen(files[i]) - strlen(".onnx"));
-        if (!m->name || asprintf(&m->path, "%s/%s", dir, files[i]) < 0) {
-            m->path = NULL;
-            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-        }
-        k->n_models++;
-        if (st == INFERD_OK)
-            load_model(k, m);
-    }
-    for (size_t i = 0; i < n_files; i++)
-        free(files[i]);
-    free(files);
+    inferd_status st = inferd_config_get(s->cfg, "models.backend_options", &opts, err);
+    if (st == INFERD_OK)
+        st = ks_repo_open(s->reg, dir, configured, opts, &k->repo, err);
     for (size_t i = 0; i < KS_WORKERS && st == INFERD_OK; i++) {
         int rc = pthread_create(&k->workers[i], NULL, worker_main, k);
         if (rc != 0)
@@ -717,26 +732,35 @@ inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err)
         svc_kserve_free(k);
         return st;
     }
-    size_t ready = 0;
-    for (size_t i = 0; i < k->n_models; i++)
-        ready += k->models[i].model != NULL;
-    inferd_log_info(LOG, "serving %zu model(s) from %s (%zu ready)", k->n_models, dir, ready);
+    size_t models = 0, ready = 0;
+    ks_repo_counts(k->repo, &models, &ready);
+    inferd_log_info(LOG, "serving %zu model(s) from %s (%zu ready)", models, dir, ready);
     *out = k;
     return INFERD_OK;
 }
 
 /* ---- routes ------------------------------------------------------------------------ */
 
+/* /v2/models/stats before /v2/models/{m}: the first match wins (a model
+ * named "stats" has its metadata at /v2/models/stats/versions/{v}, as in
+ * Triton). */
 const svc_route svc_kserve_routes[] = {
     {"GET", "/v2/health/live", h_live, 0},
     {"GET", "/v2/health/ready", h_ready, 0},
     {"GET", "/v2", h_server, 0},
+    {"GET", "/v2/models/stats", h_stats_all, 0},
     {"GET", "/v2/models/*", h_model, 0},
     {"GET", "/v2/models/*/ready", h_model_ready, 0},
+    {"GET", "/v2/models/*/config", h_config, 0},
+    {"GET", "/v2/models/*/stats", h_stats, 0},
     {"GET", "/v2/models/*/versions/*", h_model_version, 0},
     {"GET", "/v2/models/*/versions/*/ready", h_model_version_ready, 0},
+    {"GET", "/v2/models/*/versions/*/config", h_config_version, 0},
+    {"GET", "/v2/models/*/versions/*/stats", h_stats_version, 0},
     {"POST", "/v2/models/*/infer", h_infer, 0},
     {"POST", "/v2/models/*/versions/*/infer", h_infer_version, 0},
     {"POST", "/v2/repository/index", h_repository_index, 0},
+    {"POST", "/v2/repository/models/*/load", h_load, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"POST", "/v2/repository/models/*/unload", h_unload, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {NULL, NULL, NULL, 0},
 };

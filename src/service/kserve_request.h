@@ -17,11 +17,11 @@
 /* The datatypes a request may name, in the order the messages list them. */
 #define KS_DATATYPES "BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64"
 
+/* A model as a request sees it (kserve_repo.h's ks_version owns one). */
 typedef struct ks_model {
-    char *name;                   /* owned: the file name without .onnx */
-    char *path;                   /* owned */
-    inferd_model *model;          /* owned; NULL when it failed to load */
-    char *load_error;             /* owned: why it did not load (NULL when it did) */
+    char *name;                   /* the model's name */
+    char *path;                   /* its file */
+    inferd_model *model;
     size_t n_in, n_out;
     inferd_tensor_info *in, *out; /* owned arrays; their names are borrowed from model */
 } ks_model;

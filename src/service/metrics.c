@@ -458,6 +458,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     put(&o, "inferd_ready %d\n", s->ready ? 1 : 0);
     render_requests(&o, s->metrics);
     render_estimators(&o, s->est);
+    o.failed |= !o.failed && !svc_kserve_metrics(s->kserve, &o.buf, &o.len, &o.cap);
     render_events(&o);
     render_plugins(&o, s->reg);
     render_portables(&o, s->portables);

@@ -199,13 +199,16 @@ bool svc_path_reserved(const char *path);
 
 /* ---- parts ------------------------------------------------------------------- */
 
-/* kserve.c: every *.onnx of models.dir, loaded at start. */
+/* kserve.c: the models of models.dir (kserve_repo.h), loaded at start. */
 inferd_status svc_kserve_new(svc *s, svc_kserve **out, inferd_error *err);
 /* Fails the queued inference requests (503) and waits for the running ones:
  * after it every request it took has its reply. Called after the drain,
  * before the server closes; svc_kserve_free calls it too. */
 void svc_kserve_stop(svc_kserve *k);
 void svc_kserve_free(svc_kserve *k);
+/* Appends the per-model series of /metrics to *buf (*len bytes used of
+ * *cap, NUL-terminated; it may grow it). false when out of memory. */
+bool svc_kserve_metrics(svc_kserve *k, char **buf, size_t *len, size_t *cap);
 
 /* background.c: background components (started after the server is up,
  * closed before it stops), their routes, and the event subscribers. */
