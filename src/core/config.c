@@ -83,9 +83,10 @@ static const inferd_prop_spec config_keys[] = {
     INFERD_PROP_STRLIST("http.allowed_hosts", "Host header names the management routes answer "
                         "besides IP addresses and localhost (a DNS rebinding guard)", ""),
     INFERD_PROP_STRLIST("health.required", "what must be up for /ready to answer 200: "
-                        "portables (every portable plugin's process), rules (every rule that "
-                        "should run), pipelines (every pipeline that should run), or one of "
-                        "them: portable:NAME, rule:ID, pipeline:NAME", "portables"),
+                        "portables (every portable plugin's process), models (every model of "
+                        "models.dir loads), rules (every rule that should run), pipelines "
+                        "(every pipeline that should run), or one of them: portable:NAME, "
+                        "model:NAME, rule:ID, pipeline:NAME", "portables,models"),
     INFERD_PROP_UINT("image.max_pixels", "largest image accepted, width x height (413 beyond)",
                      67108864, 1, 1073741824),
     INFERD_PROP_UINT("image.max_request_pixels", "most pixels of all the images of one "

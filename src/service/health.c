@@ -15,7 +15,7 @@ typedef struct kind {
     const char *all, *one;
 } kind;
 static const kind kinds[] = {{"portables", "portable"}, {"rules", "rule"},
-                             {"pipelines", "pipeline"}};
+                             {"pipelines", "pipeline"}, {"models", "model"}};
 
 static const kind *kind_of(const char *entry, const char **name)
 {
@@ -39,8 +39,8 @@ inferd_status svc_health_check(const struct svc *s, inferd_error *err)
         const char *entry = inferd_props_list_at(p, "health.required", i), *name;
         if (!kind_of(entry, &name))
             return inferd_error_set(err, INFERD_EINVAL, "health.required: \"%s\" is not one of "
-                                    "portables, rules, pipelines, portable:NAME, rule:ID, "
-                                    "pipeline:NAME", entry);
+                                    "portables, rules, pipelines, models, portable:NAME, "
+                                    "rule:ID, pipeline:NAME, model:NAME", entry);
     }
     return INFERD_OK;
 }
@@ -54,6 +54,11 @@ static void down(void *ctx, const char *reason)
 {
     gather *g = ctx;
     inferd__push(g->reasons, inferd_value_string(reason), &g->ok);
+}
+
+void svc_health_add(void *reasons, const char *reason)
+{
+    inferd__push(reasons, inferd_value_string(reason), NULL);
 }
 
 inferd_value *svc_not_ready(struct svc *s)
@@ -73,6 +78,8 @@ inferd_value *svc_not_ready(struct svc *s)
             st = s->rules ? rules_engine_health(s->rules, name, down, &g) : INFERD_OK;
         else if (k == &kinds[2])
             st = s->pipelines ? svc_pipelines_health(s->pipelines, name, down, &g) : INFERD_OK;
+        else if (k == &kinds[3])
+            st = s->kserve ? svc_kserve_health(s->kserve, name, down, &g) : INFERD_OK;
         if (st == INFERD_ENOTFOUND) {
             char reason[300];
             snprintf(reason, sizeof reason, "%.40s %.200s (health.required) does not exist",

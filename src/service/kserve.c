@@ -39,6 +39,7 @@
 #include "inferd/tensor.h"
 #include "inferd/version.h"
 #include "service/kserve_repo.h"
+#include "service/health.h"
 #include "service/kserve_request.h"
 #include "service/service.h"
 
@@ -158,22 +159,32 @@ static void h_live(svc_request *r)
 
 /* Ready when the service takes requests and no model failed to load (an
  * unloaded one does not count: it was asked for). */
+inferd_status svc_kserve_health(svc_kserve *k, const char *name,
+                                void (*down)(void *ctx, const char *reason), void *ctx)
+{
+    return ks_repo_health(k->repo, name, down, ctx);
+}
+
+/* Ready as /ready is (health.required), and with every model loaded:
+ * Triton's strict readiness. */
 static void h_ready(svc_request *r)
 {
     svc *s = svc_of(r);
-    char why[INFERD_ERROR_MESSAGE_MAX];
-    if (!s->ready) {
-        svc_reply_error(r, 503, "not_ready", "inferd is starting or stopping");
-        return;
+    inferd_value *reasons = svc_not_ready(s);
+    if (reasons && s->ready)
+        ks_repo_health(s->kserve->repo, NULL, svc_health_add, reasons);
+    const char *first = inferd_value_string_or(inferd_value_array_get(reasons, 0), NULL);
+    if (!reasons)
+        svc_reply_error(r, 500, "internal", "out of memory");
+    else if (first)
+        svc_reply_error(r, 503, "not_ready", "%s", first);
+    else {
+        bool ok = true;
+        inferd_value *v = inferd_value_object();
+        inferd__put(v, "ready", inferd_value_bool(true), &ok);
+        reply_value(r, 200, v, ok);
     }
-    if (ks_repo_failure(s->kserve->repo, why, sizeof why)) {
-        svc_reply_error(r, 503, "not_ready", "%s", why);
-        return;
-    }
-    bool ok = true;
-    inferd_value *v = inferd_value_object();
-    inferd__put(v, "ready", inferd_value_bool(true), &ok);
-    reply_value(r, 200, v, ok);
+    inferd_value_free(reasons);
 }
 
 static void h_server(svc_request *r)

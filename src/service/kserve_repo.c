@@ -19,6 +19,7 @@
 
 #include "core/build_value.h"
 #include "inferd/log.h"
+#include "inferd/plugin.h"
 #include "inferd/props.h"
 
 #define LOG "kserve"
@@ -864,18 +865,40 @@ inferd_value *ks_repo_versions(ks_repo *r, const ks_version *v, bool *ok)
     return a;
 }
 
-bool ks_repo_failure(ks_repo *r, char *msg, size_t size)
+inferd_status ks_repo_health(ks_repo *r, const char *name,
+                             void (*down)(void *ctx, const char *reason), void *ctx)
 {
-    bool failed = false;
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n && !failed; i++) {
+    bool found = false;
+    for (size_t i = 0; i < r->n; i++) {
         const ks_entry *e = r->entries[i];
-        if ((failed = !e->n_served && e->reason))
-            snprintf(msg, size, "model '%s' is not ready: it failed to load: %s", e->name,
-                     e->reason);
+        if (name && strcmp(e->name, name) != 0)
+            continue;
+        found = true;
+        if (e->n_served || !e->reason)
+            continue; /* serving, or unloaded on purpose */
+        char msg[INFERD_ERROR_MESSAGE_MAX + 128];
+        snprintf(msg, sizeof msg, "model '%s' is not ready: it failed to load: %s", e->name,
+                 e->reason);
+        down(ctx, msg);
     }
     pthread_mutex_unlock(&r->lock);
-    return failed;
+    return found || !name ? INFERD_OK : INFERD_ENOTFOUND;
+}
+
+/* A model's life on the event bus (made whole, or not at all). */
+static void publish(const char *event, const char *name, inferd_value *versions)
+{
+    bool ok = true;
+    inferd_value *ev = inferd_value_object();
+    inferd__put_str(ev, "model", name, &ok);
+    if (versions)
+        inferd__put(ev, "versions", versions, &ok);
+    inferd_error e = {0};
+    if (!ok)
+        inferd_value_free(ev);
+    else if (inferd_event_publish(event, ev, &e) != INFERD_OK)
+        inferd_log_warn(LOG, "event %s: %s", event, e.message);
 }
 
 /* Under lock: {"name", "state", "versions", "reason"?}. */
@@ -913,6 +936,9 @@ inferd_status ks_repo_load(ks_repo *r, const char *name, inferd_value **out, inf
     inferd_status st = load_model(r, name, err);
     if (st == INFERD_OK)
         st = describe_name(r, name, out, err);
+    if (st == INFERD_OK)
+        publish("model_loaded", name,
+                inferd_value_copy(inferd_value_object_get(*out, "versions")));
     pthread_mutex_unlock(&r->change);
     return st;
 }
@@ -940,8 +966,10 @@ inferd_status ks_repo_unload(ks_repo *r, const char *name, inferd_value **out,
      * closes the session. */
     release_all(old, n_old);
     inferd_status st = e ? describe_name(r, name, out, err) : unknown_model(r, name, err);
-    if (e && st == INFERD_OK)
+    if (e && st == INFERD_OK) {
         inferd_log_info(LOG, "model %s: unloaded", name);
+        publish("model_unloaded", name, NULL);
+    }
     pthread_mutex_unlock(&r->change);
     return st;
 }

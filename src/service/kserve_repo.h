@@ -81,8 +81,11 @@ void ks_version_release(ks_version *v);
 void ks_version_record(ks_version *v, bool ok, uint64_t batch, const ks_timing *t);
 /* The labels of the versions v's model serves, ascending (a JSON array). */
 inferd_value *ks_repo_versions(ks_repo *r, const ks_version *v, bool *ok);
-/* The first model that failed to load, as a message; false when none. */
-bool ks_repo_failure(ks_repo *r, char *msg, size_t size);
+/* Readiness: down(ctx, reason) for each model (name NULL: every one) that
+ * failed to load and serves nothing (one unloaded on purpose is not down).
+ * ENOTFOUND for an unknown name. */
+inferd_status ks_repo_health(ks_repo *r, const char *name,
+                             void (*down)(void *ctx, const char *reason), void *ctx);
 
 /* (Re)loads model name from its files: {"name", "state", "versions"}.
  * ENOTFOUND: models.dir has no such model; EINVAL: it did not load (what

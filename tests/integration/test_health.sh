@@ -6,7 +6,7 @@
 # health.required entry is a configuration error (exit 2). The events
 # plugin_crashed, plugin_restarted and rule_status reach an event plugin.
 source "$(dirname "$0")/lib.sh"
-: "${TEST_PLUGIN_DIR:?}" "${TEST_SRCDIR:?}"
+: "${TEST_PLUGIN_DIR:?}" "${TEST_SRCDIR:?}" "${TEST_MODELS:?}"
 
 wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
   local end=$((SECONDS + $1)); shift
@@ -80,12 +80,36 @@ wait_for 5 ready_is 200 || fail "/ready after deleting r2: $(cat "$T/ready")"
 pass "rules: rule_status events (running, stopped, failed with the reason); a rule that should run and cannot makes /ready 503 with why, one stopped on purpose does not"
 stop_daemon
 
+# ---- models: one that fails to load makes /ready (and KServe's) 503 while
+# health.required has models (the default); load and unload are events.
+mkdir -p "$T/models"
+cp "$TEST_MODELS/dot_density.onnx" "$T/models/good.onnx"
+echo "not a model" > "$T/models/broken.onnx"
+export INFERD_PLUGIN_SETTINGS="{\"test_ev_record_loaded\": {\"path\": \"$T/loaded.jsonl\"},
+  \"test_ev_record_unloaded\": {\"path\": \"$T/unloaded.jsonl\"}}"
+INFERD_HEALTH_REQUIRED=models INFERD_MODELS_DIR="$T/models" \
+  start_daemon --plugin-dir "$TEST_PLUGIN_DIR" --active test_ev_record
+ready_is 503 "model 'broken' is not ready: it failed to load" || fail "/ready with a broken model: $(cat "$T/ready")"
+code=$(curl -s -o "$T/kready" -w '%{http_code}' "$BASE/v2/health/ready")
+[ "$code" = 503 ] && grep -q "model 'broken' is not ready" "$T/kready" || fail "/v2/health/ready: $code $(cat "$T/kready")"
+curl -s -o /dev/null -X POST "$BASE/v2/repository/models/good/unload"
+curl -s -o /dev/null -X POST "$BASE/v2/repository/models/good/load"
+wait_for 5 test -s "$T/loaded.jsonl" || fail "no model_loaded event"
+wait_for 5 test -s "$T/unloaded.jsonl" || fail "no model_unloaded event"
+grep -q '{"model":"good","versions":\["1"\]}' "$T/loaded.jsonl" && grep -q '{"model":"good"}' "$T/unloaded.jsonl" ||
+  fail "model events: $(cat "$T/loaded.jsonl" "$T/unloaded.jsonl")"
+stop_daemon
+INFERD_HEALTH_REQUIRED=portables INFERD_MODELS_DIR="$T/models" start_daemon
+ready_is 200 || fail "/ready without models required: $(cat "$T/ready")"
+stop_daemon
+pass "models: a model that fails to load makes /ready and /v2/health/ready 503 with why (unless health.required leaves models out); load and unload are model_loaded and model_unloaded events"
+
 # ---- one named thing, and what a bad entry gets.
 INFERD_HEALTH_REQUIRED=portable:nope start_daemon
 ready_is 503 'portable nope (health.required) does not exist' || fail "portable:nope: $(cat "$T/ready")"
 stop_daemon
 rc=0
 INFERD_HEALTH_REQUIRED=plugins "$TEST_INFERD" serve --listen 127.0.0.1:0 >"$T/bad.out" 2>&1 || rc=$?
-[ "$rc" = 2 ] && grep -qF 'health.required: "plugins" is not one of portables, rules, pipelines, portable:NAME, rule:ID, pipeline:NAME' "$T/bad.out" ||
+[ "$rc" = 2 ] && grep -qF 'health.required: "plugins" is not one of portables, rules, pipelines, models, portable:NAME, rule:ID, pipeline:NAME, model:NAME' "$T/bad.out" ||
   fail "a bad health.required entry: exit $rc: $(cat "$T/bad.out")"
 pass "health.required names one thing (a missing one is a reason), a bad entry exits 2 with what is allowed"

@@ -18,7 +18,8 @@
  *   BG_CLASH       a background component that declares GET /teapot
  *   EV_RECORD      event components that append every plugin_failed,
  *                  estimation_done, config_reload, plugin_crashed,
- *                  plugin_restarted or rule_status event to the file named by
+ *                  plugin_restarted, rule_status, model_loaded or
+ *                  model_unloaded event to the file named by
  *                  their property path, one JSON line each
  *   OWN_NAMES      defines and exports functions named like the daemon's own
  *                  private ones (proto_send, sql_eval, mqtt_client_new); its
@@ -317,7 +318,11 @@ INFERD_PLUGIN("test_ev_record", "1.0",
               INFERD_EVENT("test_ev_record_restarted", "plugin_restarted", ev_props, ev_init,
                            ev_handle, ev_deinit),
               INFERD_EVENT("test_ev_record_rule", "rule_status", ev_props, ev_init, ev_handle,
-                           ev_deinit))
+                           ev_deinit),
+              INFERD_EVENT("test_ev_record_loaded", "model_loaded", ev_props, ev_init, ev_handle,
+                           ev_deinit),
+              INFERD_EVENT("test_ev_record_unloaded", "model_unloaded", ev_props, ev_init,
+                           ev_handle, ev_deinit))
 #elif defined(OWN_NAMES)
 /* Exported on purpose (the worst case): the plugin's calls must still reach
  * these, not the daemon's functions of the same names. */
