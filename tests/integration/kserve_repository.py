@@ -87,8 +87,16 @@ def post(c, path):
 
 
 def scale_stats(c):
-    """{version: model_stat} of model scale."""
-    return {s["version"]: s for s in c.get_json("/v2/models/scale/stats")["model_stats"]}
+    """{version: model_stat} of model scale, once they stand still: a worker
+    counts a request just after its reply went out."""
+    prev = None
+    for _ in range(100):
+        cur = {s["version"]: s for s in c.get_json("/v2/models/scale/stats")["model_stats"]}
+        if cur == prev:
+            return cur
+        prev = cur
+        time.sleep(0.02)
+    return cur
 
 
 def count(stats, version, key):
@@ -252,9 +260,18 @@ def check_unload(base, log):
     for t in threads:
         t.join()
     assert results == [200000.0, 200002.0, 200004.0, 200006.0], results
-    index = {m["name"]: m for m in c.get_model_repository_index()}
+    # A worker lets go of the session just after its reply went out: look
+    # again a little while.
+    deadline = time.monotonic() + 5
+    while True:
+        index = {m["name"]: m for m in c.get_model_repository_index()}
+        if index["slow"]["state"] != "UNLOADING" or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert index["slow"] == {"name": "slow", "version": "1", "state": "UNAVAILABLE",
                              "reason": "unloaded"}, index["slow"]
+    while "model slow: version 1 closed" not in open(log).read() and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert "model slow: version 1 closed" in open(log).read(), "the session was not closed"
     ok("unload with 4 requests in: state UNLOADING, a new request gets 404 not loaded, the 4 "
        "finish with their answers, then the session closes and the model is UNAVAILABLE")
