@@ -110,6 +110,10 @@ INFERD_API inferd_status inferd_registry_model_open(inferd_registry *reg, const 
 INFERD_API inferd_status inferd_registry_model_load(inferd_registry *reg, const char *backend,
                                                     const char *path, const inferd_value *options,
                                                     inferd_model **out, inferd_error *err);
+/* Every model open now is read from its file again at its next open (its
+ * current users keep their session): before a reload, when files may have
+ * changed. */
+INFERD_API void inferd_registry_models_refresh(inferd_registry *reg);
 /* The path a model was loaded from (NULL from memory); its backend's name. */
 INFERD_API const char *inferd_model_path(const inferd_model *model);
 INFERD_API const char *inferd_model_backend(const inferd_model *model);

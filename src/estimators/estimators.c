@@ -38,6 +38,14 @@
 
 typedef struct est_entry est_entry;
 
+/* The instance serving an entry, counted by the batches running on it: a
+ * reload puts a new one in, and the old one goes when its last batch has
+ * returned. users is under the entry's lock. */
+typedef struct est_inst {
+    inferd_instance *inst;              /* owned */
+    unsigned users;
+} est_inst;
+
 /* One submit: its callback and its validated options, shared by its items. */
 typedef struct job {
     inferd_estimate_cb cb;
@@ -65,7 +73,9 @@ struct est_entry {
     const inferd_component *comp;       /* borrowed from its plugin */
     const inferd_plugin_info *plugin;   /* borrowed from the registry */
     bool builtin, replaces;
-    inferd_instance *inst;              /* owned */
+    est_inst *cur;                      /* owned, under lock: what new batches run on */
+    inferd_registry *reg;               /* borrowed: a reload makes the instance again */
+    inferd_value *props;                /* owned: the instance's properties */
     const char *device_class;           /* "cpu" or "gpu" (static) */
     size_t max_batch;                   /* effective: min(config maxBatch, model_batch) */
     size_t config_batch, model_batch;   /* maxBatch as configured; the model's (0: any) */
@@ -189,14 +199,28 @@ static void complete(inferd_estimate *item, inferd_value *result, const inferd_e
 
 /* ---- batcher ------------------------------------------------------------------ */
 
-static void run_batch(est_entry *e, inferd_estimate **items, size_t n)
+static void est_inst_free(est_inst *ei)
+{
+    if (ei)
+        inferd_instance_destroy(ei->inst);
+    free(ei);
+}
+
+/* A batch is done with ei (under e->lock): an instance a reload put out
+ * goes with its last batch. Returns what to free once unlocked, or NULL. */
+static est_inst *inst_release(est_entry *e, est_inst *ei)
+{
+    return --ei->users == 0 && ei != e->cur ? ei : NULL;
+}
+
+static void run_batch(est_entry *e, est_inst *ei, inferd_estimate **items, size_t n)
 {
     const inferd_estimator_ops *ops = e->comp->ops;
     uint64_t t0 = inferd__now_us();
     for (size_t i = 0; i < n; i++)
         items[i]->started_us = t0;
     inferd_error err = {0};
-    inferd_status st = ops->estimate_batch(e->inst, items, n, &err);
+    inferd_status st = ops->estimate_batch(ei->inst, items, n, &err);
     if (st != INFERD_OK) {
         if (!err.message[0])
             inferd_error_set(&err, st, "no message");
@@ -273,9 +297,17 @@ static void *worker(void *arg)
         e->stats.batches++;
         e->stats.batched += n;
         bucket_add(&e->stats, n);
+        est_inst *use = e->cur;
+        use->users++;
         pthread_mutex_unlock(&e->lock);
-        run_batch(e, batch, n);
+        run_batch(e, use, batch, n);
         pthread_mutex_lock(&e->lock);
+        est_inst *gone = inst_release(e, use);
+        if (gone) { /* replaced while this batch ran: its last batch destroys it */
+            pthread_mutex_unlock(&e->lock);
+            est_inst_free(gone);
+            pthread_mutex_lock(&e->lock);
+        }
     }
     pthread_mutex_unlock(&e->lock);
     free(batch);
@@ -478,7 +510,8 @@ static void entry_free(est_entry *e)
         return;
     entry_stop(e);
     free(e->threads);
-    inferd_instance_destroy(e->inst);
+    est_inst_free(e->cur);
+    inferd_value_free(e->props);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     free(e->name);
@@ -553,15 +586,16 @@ static inferd_status configure(est_entry *e, const inferd_config *cfg, const inf
 static inferd_status entry_start(est_entry *e, inferd_registry *reg, const inferd_config *cfg,
                                  const inferd_value *settings, inferd_error *err)
 {
-    inferd_value *props = NULL;
-    inferd_status st = configure(e, cfg, settings, &props, err);
+    e->reg = reg;
+    inferd_status st = configure(e, cfg, settings, &e->props, err);
+    if (st == INFERD_OK && !(e->cur = calloc(1, sizeof *e->cur)))
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     if (st == INFERD_OK)
-        st = inferd_instance_create(reg, e->comp->name, e->name, props, &e->inst, err);
-    inferd_value_free(props);
+        st = inferd_instance_create(reg, e->comp->name, e->name, e->props, &e->cur->inst, err);
     if (st != INFERD_OK)
         return st;
     /* The model decides: a batch never holds more than it takes. */
-    e->model_batch = inferd__instance_batch_limit(e->inst);
+    e->model_batch = inferd__instance_batch_limit(e->cur->inst);
     e->max_batch = e->model_batch && e->model_batch < e->config_batch ? e->model_batch
                                                                        : e->config_batch;
     if (!(e->threads = calloc(e->workers, sizeof *e->threads)))
@@ -735,6 +769,42 @@ inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *c
         return st;
     }
     *out = est;
+    return INFERD_OK;
+}
+
+inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i, inferd_error *err)
+{
+    if (i >= est->n)
+        return inferd_error_set(err, INFERD_ENOTFOUND, "no estimator %zu", i);
+    est_entry *e = est->e[i];
+    /* Its model files are read again, not shared from what is open. */
+    inferd_registry_models_refresh(e->reg);
+    est_inst *fresh = calloc(1, sizeof *fresh);
+    if (!fresh)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_status st = inferd_instance_create(e->reg, e->comp->name, e->name, e->props,
+                                              &fresh->inst, err);
+    if (st != INFERD_OK) { /* the old instance goes on serving */
+        free(fresh);
+        inferd_error_prefix(err, "estimator %s was not reloaded (it serves on as it was)",
+                            e->name);
+        return st;
+    }
+    /* The workers' batch arrays were sized for max_batch: a model taking
+     * fewer lowers it; one taking more keeps it (said in the log). */
+    size_t limit = inferd__instance_batch_limit(fresh->inst);
+    pthread_mutex_lock(&e->lock);
+    est_inst *old = e->cur;
+    e->cur = fresh;
+    e->model_batch = limit;
+    if (limit && limit < e->max_batch)
+        e->max_batch = limit;
+    size_t max_batch = e->max_batch;
+    bool unused = old->users == 0; /* else its last batch frees it */
+    pthread_mutex_unlock(&e->lock);
+    if (unused)
+        est_inst_free(old);
+    inferd_log_info(LOG, "%s: reloaded (model batch %zu, batch %zu)", e->name, limit, max_batch);
     return INFERD_OK;
 }
 

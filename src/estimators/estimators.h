@@ -37,6 +37,11 @@ INFERD_API void inferd_estimators_stop(inferd_estimators *est);
 /* Stops (if not yet), destroys the instances, frees. */
 INFERD_API void inferd_estimators_free(inferd_estimators *est);
 
+/* Makes estimator i's instance again from its settings, its model files
+ * read again: batches running on the old one finish there, new ones run on
+ * the new. On failure (a model that does not load) the old serves on. */
+INFERD_API inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i,
+                                                  inferd_error *err);
 INFERD_API size_t inferd_estimators_count(const inferd_estimators *est);
 /* The i-th broker name, in name order. */
 INFERD_API const char *inferd_estimators_name(const inferd_estimators *est, size_t i);

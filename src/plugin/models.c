@@ -30,6 +30,7 @@ struct model_entry {
     char *backend_name, *path, *options_json; /* owned; path NULL from memory */
     void *model;                    /* the backend's */
     unsigned refs;                  /* guarded by reg->models_lock */
+    bool stale;                     /* its file may have changed: not shared again */
 };
 
 /* inferd_model is a model_entry seen from outside. */
@@ -103,6 +104,14 @@ inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backe
     return model_open(reg, backend, path, NULL, 0, options, false, out, err);
 }
 
+void inferd_registry_models_refresh(inferd_registry *reg)
+{
+    pthread_mutex_lock(&reg->models_lock);
+    for (model_entry *m = reg->models; m; m = m->next)
+        m->stale = true;
+    pthread_mutex_unlock(&reg->models_lock);
+}
+
 inferd_status inferd_registry_model_load(inferd_registry *reg, const char *backend,
                                          const char *path, const inferd_value *options,
                                          inferd_model **out, inferd_error *err)
@@ -162,7 +171,8 @@ static inferd_status model_open(inferd_registry *reg, const char *backend, const
     if (st == INFERD_OK)
         st = canonical_options(props, &options_json, err);
     for (model_entry *m = reg->models; st == INFERD_OK && path && !fresh && m; m = m->next) {
-        if (m->path && strcmp(m->backend_name, backend) == 0 && strcmp(m->path, path) == 0 &&
+        if (m->path && !m->stale && strcmp(m->backend_name, backend) == 0 &&
+            strcmp(m->path, path) == 0 &&
             strcmp(m->options_json, options_json) == 0) {
             m->refs++;
             pthread_mutex_unlock(&reg->models_lock);

@@ -3,6 +3,7 @@
  *   GET  /v1/estimators          the named estimators and who serves them
  *   GET  /v1/estimators/{name}   one of them
  *   POST /v1/estimators/{name}   estimate one or more images
+ *   POST /v1/estimators/{name}/reload   read its model again (management)
  *
  * A POST body is raw image bytes (image/jpeg, image/png), multipart/form-data
  * with one or more image parts (other fields are options), or JSON
@@ -248,9 +249,28 @@ static void estimate(svc_request *r)
     svc_images_free(&p);
 }
 
+/* POST /v1/estimators/{name}/reload: its model read again (a new file in
+ * place); requests running finish on the old, new ones use the new. */
+static void reload(svc_request *r)
+{
+    svc *s = svc_of(r);
+    long idx = find_estimator(r);
+    if (idx < 0)
+        return;
+    inferd_error err = {0};
+    inferd_status st = inferd_estimators_reload(s->est, (size_t)idx, &err);
+    if (st == INFERD_OK)
+        svc_reply_json(r, MHD_HTTP_OK, inferd_estimators_describe(s->est, (size_t)idx));
+    else if (st == INFERD_ENOMEM || st == INFERD_EINTERNAL)
+        svc_reply_status(r, st, &err);
+    else /* what the model or the settings do not allow: the files' fault */
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err.message);
+}
+
 const svc_route svc_estimator_routes[] = {
     {"GET", "/v1/estimators", list, 0},
     {"GET", "/v1/estimators/*", get_one, 0},
     {"POST", "/v1/estimators/*", estimate, 0},
+    {"POST", "/v1/estimators/*/reload", reload, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {NULL, NULL, NULL, 0},
 };
