@@ -110,6 +110,12 @@ INFERD_API inferd_status inferd_registry_model_open(inferd_registry *reg, const 
 INFERD_API inferd_status inferd_registry_model_load(inferd_registry *reg, const char *backend,
                                                     const char *path, const inferd_value *options,
                                                     inferd_model **out, inferd_error *err);
+/* fn for every counter of every live instance (inferd_instance_count):
+ * its plugin, its instance, the counter's name and value; /metrics' plugin
+ * series. Holds the registry's lock: fn must not call back into it. */
+typedef void (*inferd_count_fn)(void *ctx, const char *plugin, const char *instance,
+                                const char *counter, int64_t value);
+INFERD_API void inferd_registry_each_count(inferd_registry *reg, inferd_count_fn fn, void *ctx);
 /* Every model open now is read from its file again at its next open (its
  * current users keep their session): before a reload, when files may have
  * changed. */

@@ -120,6 +120,18 @@ void inferd__instance_counters(inferd_instance *inst,
         fn(ctx, inst->counters[i].name, atomic_load(&inst->counters[i].value));
 }
 
+void inferd_registry_each_count(inferd_registry *reg, inferd_count_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (inferd_instance *i = reg->live; i; i = i->live_next) {
+        size_t n = atomic_load(&i->n_counters);
+        for (size_t k = 0; k < n; k++)
+            fn(ctx, i->plugin->info.name, i->name, i->counters[k].name,
+               atomic_load(&i->counters[k].value));
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
 bool inferd_instance_stopping(const inferd_instance *self)
 {
     return self && self->stopping && atomic_load(self->stopping);
@@ -292,6 +304,10 @@ inferd_status inferd_instance_create(inferd_registry *reg, const char *component
     pthread_mutex_lock(&reg->lock);
     inst->plugin = inferd__registry_owner(reg, c);
     inst->plugin->live_instances++;
+    inst->live_next = reg->live;
+    if (reg->live)
+        reg->live->live_prev = inst;
+    reg->live = inst;
     pthread_mutex_unlock(&reg->lock);
 
     inferd_error_clear(err);
@@ -328,6 +344,12 @@ void inferd_instance_destroy(inferd_instance *inst)
     }
     pthread_mutex_lock(&inst->reg->lock);
     inst->plugin->live_instances--;
+    if (inst->live_prev)
+        inst->live_prev->live_next = inst->live_next;
+    else
+        inst->reg->live = inst->live_next;
+    if (inst->live_next)
+        inst->live_next->live_prev = inst->live_prev;
     pthread_mutex_unlock(&inst->reg->lock);
     inferd_props_free(inst->props);
     pthread_mutex_destroy(&inst->counters_lock);

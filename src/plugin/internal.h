@@ -32,6 +32,7 @@ struct inferd_registry {
     pthread_mutex_t models_lock;
     model_entry *models;      /* owned list */
     backend_entry *backends;  /* owned list, one instance per backend component */
+    struct inferd_instance *live; /* every instance (borrowed), under lock: their counters */
 };
 
 /* Unloads every model and destroys the backend instances (registry_free). */
@@ -59,6 +60,7 @@ struct inferd_instance {
     _Atomic size_t n_counters;          /* names set (each before n_counters counts it) */
     inferd_emit_fn emit;
     void *emit_ctx;
+    struct inferd_instance *live_prev, *live_next; /* the registry's list, under its lock */
 };
 
 /* An estimator instance's batch limit (inferd_estimator_limit_batch). */

@@ -340,6 +340,29 @@ static void render_plugins(out *o, const inferd_registry *reg)
     }
 }
 
+typedef struct count_ctx {
+    out *o;
+} count_ctx;
+
+static void render_count(void *ctx, const char *plugin, const char *instance,
+                         const char *counter, int64_t value)
+{
+    count_ctx *c = ctx;
+    char a[256], b[256], d[128];
+    put(c->o, "inferd_plugin_count{plugin=\"%s\",instance=\"%s\",name=\"%s\"} %" PRId64 "\n",
+        esc(plugin, a, sizeof a), esc(instance, b, sizeof b), esc(counter, d, sizeof d), value);
+}
+
+/* What plugins count themselves (inferd_instance_count), per instance. */
+static void render_counts(out *o, inferd_registry *reg)
+{
+    help(o, "inferd_plugin_count", "gauge",
+         "what a plugin's instance counts itself (a sink's sent and dropped, a camera's "
+         "reconnects), by plugin, instance and name");
+    count_ctx c = {o};
+    inferd_registry_each_count(reg, render_count, &c);
+}
+
 /* Per portable plugin: whether it runs, its restarts, calls and failures. */
 static void render_portables(out *o, inferd_portables *p)
 {
@@ -461,6 +484,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     o.failed |= !o.failed && !svc_kserve_metrics(s->kserve, &o.buf, &o.len, &o.cap);
     render_events(&o);
     render_plugins(&o, s->reg);
+    render_counts(&o, s->reg);
     render_portables(&o, s->portables);
     render_rules_or_last(&o, s->metrics, s->rules);
     if (o.failed) {

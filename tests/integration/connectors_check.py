@@ -141,10 +141,18 @@ def check_http():
                  counters("hook", "sink"))
     if c.get("retries") != 3 or c.get("failed") or c.get("dropped"):
         fail(f"http_sink counters after a receiver that failed 3 times: {c}")
+    st, text, _ = call("GET", "/metrics")
+    for line in ('inferd_plugin_count{plugin="connectors",instance="sink",name="sent"} 3',
+                 'inferd_plugin_count{plugin="connectors",instance="sink",name="retries"} 3'):
+        if line not in text.decode():
+            fail(f"/metrics lacks {line}")
     call("DELETE", "/v1/pipelines/hook")
+    st, text, _ = call("GET", "/metrics")
+    if 'instance="sink"' in text.decode():
+        fail("/metrics still has the deleted pipeline's sink")
     r.shutdown()
     ok("http_sink: the receiver failed 3 times then recovered: all 3 results arrived in order, "
-       "right; counters sent 3, retries 3, none failed or dropped")
+       "right; counters sent 3, retries 3, none failed or dropped, on the element and /metrics")
 
     # A slow receiver (0.5 s a request) and 12 frames at once: the queue of 2
     # keeps the newest, the rest are dropped and counted; nothing vanishes.
