@@ -153,10 +153,8 @@ inferd_status vision_crop_process(inferd_instance *self, inferd_buffer *const *i
     const cropper *c = inferd_instance_state(self);
     inferd_buffer *in;
     const inferd_image *src;
-    inferd_status st = vision_one_input(in_bufs, n, &in, err);
-    if (st != INFERD_OK)
-        return st;
-    if (vision_forward_error(self, in, &st, err))
+    inferd_status st;
+    if (!vision_begin(self, in_bufs, n, &in, &st, err))
         return st;
     if ((st = vision_input_image(in, &src, err)) != INFERD_OK)
         return st;

@@ -57,10 +57,8 @@ inferd_status vision_decoder_process(inferd_instance *self, inferd_buffer *const
 {
     const decoder *d = inferd_instance_state(self);
     inferd_buffer *in;
-    inferd_status st = vision_one_input(in_bufs, n, &in, err);
-    if (st != INFERD_OK)
-        return st;
-    if (vision_forward_error(self, in, &st, err))
+    inferd_status st;
+    if (!vision_begin(self, in_bufs, n, &in, &st, err))
         return st;
 
     const void *bytes = NULL;

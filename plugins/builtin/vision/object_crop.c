@@ -137,10 +137,8 @@ inferd_status vision_object_crop_process(inferd_instance *self, inferd_buffer *c
 {
     const fanout *f = inferd_instance_state(self);
     inferd_buffer *in;
-    inferd_status st = vision_one_input(in_bufs, n, &in, err);
-    if (st != INFERD_OK)
-        return st;
-    if (vision_forward_error(self, in, &st, err))
+    inferd_status st;
+    if (!vision_begin(self, in_bufs, n, &in, &st, err))
         return st;
     const inferd_value *arr = find_objects(f, in, err);
     if (!arr)

@@ -33,23 +33,21 @@ const char *vision_payload_text(const inferd_buffer *buf, char *text, size_t siz
     return text;
 }
 
-inferd_status vision_one_input(inferd_buffer *const *in, size_t n, inferd_buffer **out,
-                               inferd_error *err)
+bool vision_begin(inferd_instance *self, inferd_buffer *const *in_bufs, size_t n,
+                  inferd_buffer **in, inferd_status *st, inferd_error *err)
 {
-    if (n != 1 || !in || !in[0])
-        return inferd_error_set(err, INFERD_EINVAL, "expected one input buffer, got %zu%s", n,
-                                n == 1 ? " (NULL)" : "");
-    *out = in[0];
-    return INFERD_OK;
-}
-
-int vision_forward_error(inferd_instance *self, inferd_buffer *in, inferd_status *st,
-                         inferd_error *err)
-{
-    if (!inferd_buffer_error(in))
-        return 0;
-    *st = inferd_instance_push(self, 0, inferd_buffer_ref(in), err);
-    return 1;
+    if (n != 1 || !in_bufs || !in_bufs[0]) {
+        *st = inferd_error_set(err, INFERD_EINVAL, "expected one input buffer, got %zu%s", n,
+                               n == 1 ? " (NULL)" : "");
+        return false;
+    }
+    *in = in_bufs[0];
+    if (inferd_buffer_error(*in)) {
+        *st = inferd_instance_push(self, 0, inferd_buffer_ref(*in), err);
+        return false;
+    }
+    *st = INFERD_OK;
+    return true;
 }
 
 inferd_status vision_input_image(const inferd_buffer *in, const inferd_image **img,

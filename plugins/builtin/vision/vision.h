@@ -82,16 +82,12 @@ void vision_to_tensor_deinit(inferd_instance *self);
  * "image/rgb image", "metadata/tensor tensors", "no payload". */
 const char *vision_payload_text(const inferd_buffer *buf, char *text, size_t size);
 
-/* The one input of a single-input element: INFERD_EINVAL unless there is
- * exactly one, non-NULL input. */
-inferd_status vision_one_input(inferd_buffer *const *in, size_t n, inferd_buffer **out,
-                               inferd_error *err);
-
-/* If the input carries an error (an earlier stage failed), sends it on
- * unchanged so that the error reaches the sink, and returns true (*st is the
- * push's status). Elements do no work on such a buffer. */
-int vision_forward_error(inferd_instance *self, inferd_buffer *in, inferd_status *st,
-                         inferd_error *err);
+/* Every element's start: its one input (*in; EINVAL unless there is
+ * exactly one, non-NULL), and an input that carries an error (an earlier
+ * stage failed) sent on unchanged so that it reaches the sink. True: go on
+ * with *in (*st is INFERD_OK); false: the call is done, *st says how. */
+bool vision_begin(inferd_instance *self, inferd_buffer *const *in_bufs, size_t n,
+                  inferd_buffer **in, inferd_status *st, inferd_error *err);
 
 /* The decoded image of a buffer, or INFERD_ETYPE "expected an image payload,
  * got image/jpeg bytes". Also refuses (INFERD_EUNSUPPORTED) an image whose
