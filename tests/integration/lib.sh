@@ -133,3 +133,28 @@ stop_broker() {
   wait "$BROKER_PID" 2>/dev/null || true
   BROKER_PID=""
 }
+
+# expect_exit CODE STDERR_PATTERN CMD...: CMD exits CODE and its first stderr
+# line matches the pattern.
+expect_exit() {
+  local want=$1 line=$2; shift 2
+  local rc=0
+  "$@" >"$T/out" 2>"$T/err" || rc=$?
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $(cat "$T/err")"
+  local first
+  first=$(head -1 "$T/err")
+  # shellcheck disable=SC2053 # a pattern on purpose
+  [[ "$first" == $line ]] || fail "'$*' stderr: '$first', want '$line'"
+}
+
+# expect_json METHOD PATH STATUS PYTHON_EXPR [CURL_ARGS...]: one request; the
+# answer's JSON body (j) satisfies the expression.
+expect_json() {
+  local method=$1 path=$2 want=$3 expr=$4; shift 4
+  local code
+  code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$method" "$@" "$BASE$path") ||
+    fail "curl $method $path failed"
+  [ "$code" = "$want" ] || fail "$method $path: status $code, want $want; body: $(cat "$T/body")"
+  /usr/bin/python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($expr) else 1)" "$T/body" ||
+    fail "$method $path: body does not satisfy $expr: $(cat "$T/body")"
+}

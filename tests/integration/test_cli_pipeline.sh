@@ -8,18 +8,6 @@
 doc="$TEST_SRCDIR/examples/pipelines/count_dots.json"
 img="$TEST_DATA/dots_05_20.png"
 
-# expect_exit CODE FIRST_LINE CMD...: CMD exits CODE and the first line of its
-# stderr matches FIRST_LINE (a bash pattern: * for what varies).
-expect_exit() {
-  local want=$1 line=$2; shift 2
-  local rc=0
-  "$@" >"$T/out" 2>"$T/err" || rc=$?
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $(cat "$T/err")"
-  local first
-  first=$(head -1 "$T/err")
-  # shellcheck disable=SC2053 # a pattern on purpose
-  [[ "$first" == $line ]] || fail "'$*' stderr: '$first', want '$line'"
-}
 # expect_out OUTPUT CMD...: CMD exits 0 and prints OUTPUT.
 expect_out() {
   local want=$1; shift

@@ -9,17 +9,6 @@
 here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 
-# expect_json METHOD PATH STATUS PY_EXPR [CURL_ARGS...]: the reply's JSON
-# (`j`) must satisfy the Python expression.
-expect_json() {
-  local method=$1 path=$2 want=$3 expr=$4; shift 4
-  local code
-  code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$method" "$@" "$BASE$path") ||
-    fail "curl $method $path failed"
-  [ "$code" = "$want" ] || fail "$method $path: status $code, want $want; body: $(cat "$T/body")"
-  $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($expr) else 1)" "$T/body" ||
-    fail "$method $path: body does not satisfy $expr: $(cat "$T/body")"
-}
 
 # ---- the default models ------------------------------------------------------------
 start_daemon

@@ -11,29 +11,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
 M="$T/models"
 
-# expect_json METHOD PATH STATUS PY_EXPR [CURL_ARGS...]: the reply's JSON
-# (`j`) must satisfy the Python expression.
-expect_json() {
-  local method=$1 path=$2 want=$3 expr=$4; shift 4
-  local code
-  code=$(curl -s -o "$T/body" -w '%{http_code}' -X "$method" "$@" "$BASE$path") ||
-    fail "curl $method $path failed"
-  [ "$code" = "$want" ] || fail "$method $path: status $code, want $want; body: $(cat "$T/body")"
-  $PY -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($expr) else 1)" "$T/body" ||
-    fail "$method $path: body does not satisfy $expr: $(cat "$T/body")"
-}
-# expect_exit CODE FIRST_LINE CMD...: CMD exits CODE and the first line of its
-# stderr matches FIRST_LINE (a bash pattern).
-expect_exit() {
-  local want=$1 line=$2; shift 2
-  local rc=0
-  "$@" >"$T/out" 2>"$T/err" || rc=$?
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $(cat "$T/err")"
-  local first
-  first=$(head -1 "$T/err")
-  # shellcheck disable=SC2053 # a pattern on purpose
-  [[ "$first" == $line ]] || fail "'$*' stderr: '$first', want '$line'"
-}
 make_model() { $PY "$here/kserve_repository.py" make "$1" "$2" || fail "cannot make $1"; }
 infer_x='{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}'
 model() { "$TEST_INFERD" model "$@"; }
