@@ -956,6 +956,24 @@ static void on_publish(portable_host *h, proto_frame *f)
                         event[0] ? e.message : "no event name");
 }
 
+/* An instance's own counter (inferd_instance_count): on the element and on
+ * /metrics, as a C plugin's. */
+static void on_count(portable_host *h, proto_frame *f)
+{
+    const char *ref = inferd_value_string_or(inferd_value_object_get(f->header, "instance"), "");
+    const char *name = inferd_value_string_or(inferd_value_object_get(f->header, "name"), "");
+    int64_t delta = inferd_value_int_or(inferd_value_object_get(f->header, "delta"), 1);
+    uint64_t id = ref[0] == 'i' ? strtoull(ref + 1, NULL, 10) : 0;
+    pthread_mutex_lock(&h->mu);
+    portable_inst *pi = find_inst(h, id);
+    if (pi && name[0])
+        inferd_instance_count(pi->inst, name, delta); /* no lock inside: atomic counters */
+    pthread_mutex_unlock(&h->mu);
+    if (!pi || !name[0])
+        inferd_log_warn(LOG, "%s: count \"%s\" for %s dropped", h->name, name,
+                        pi ? "no name" : "an unknown instance");
+}
+
 static void on_log(portable_host *h, proto_frame *f)
 {
     const char *lv = inferd_value_string_or(inferd_value_object_get(f->header, "level"), "info");
@@ -987,6 +1005,8 @@ static bool on_frame(portable_host *h, proto_frame *f, char *why, size_t cap)
         on_emit(h, f);
     else if (strcmp(type, "publish") == 0)
         on_publish(h, f);
+    else if (strcmp(type, "count") == 0)
+        on_count(h, f);
     else if (strcmp(type, "log") == 0)
         on_log(h, f);
     else {

@@ -24,7 +24,15 @@ grep -q "\"file\":\"$INFERD_STATE_DIR/uploads/pyai.zip\"" "$T/body" || fail "upl
 code=$(curl -s -o "$T/call" -w '%{http_code}' -H 'Content-Type: image/png' \
   --data-binary @"$TEST_DATA/colour_02_red.png" "$BASE/v1/functions/labelImage/exec")
 [ "$code" = 200 ] || fail "calling the uploaded plugin: $code $(cat "$T/call")"
-pass "an uploaded zip installs and runs at once; its functions answer"
+# Its own counter (ctx.count in label_func.py), on /metrics.
+for _ in $(seq 50); do
+  curl -s "$BASE/metrics" > "$T/metrics"
+  grep -q 'inferd_plugin_count{plugin="pyai",instance="labelImage",name="labelled"} 1' "$T/metrics" && break
+  sleep 0.05
+done
+grep -q 'inferd_plugin_count{plugin="pyai",instance="labelImage",name="labelled"} 1' "$T/metrics" ||
+  fail "pyai's own counter: $(grep plugin_count "$T/metrics")"
+pass "an uploaded zip installs and runs at once; its functions answer; its own counter reaches /metrics"
 
 code=$(upload pyai "$T/packages/pyai.zip")
 [ "$code" = 409 ] && grep -qF 'portable plugin pyai is installed already: remove it first (DELETE /plugins/portables/pyai)' "$T/body" ||

@@ -36,6 +36,8 @@ class _Sender(Protocol):
 
     def publish(self, event: str, payload: Any) -> None: ...
 
+    def count(self, instance_id: str, name: str, delta: int) -> None: ...
+
 
 class Context:
     """What a component instance knows about itself, and its ways to the host.
@@ -75,6 +77,16 @@ class Context:
         if not isinstance(event, str) or not event:
             raise ValueError("publish needs an event name")
         self._sender.publish(event, payload)
+
+    def count(self, name: str, delta: int = 1) -> None:
+        """Adds delta to this instance's own counter ``name`` (at most 8 names
+        an instance, 31 bytes each): on ``/metrics`` as ``inferd_plugin_count``
+        and with a pipeline element's counters."""
+        if not isinstance(name, str) or not name or len(name.encode()) > 31:
+            raise ValueError("count needs a name of 1 to 31 bytes")
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise ValueError("count's delta is an integer")
+        self._sender.count(self.instance_id, name, delta)
 
     def __repr__(self) -> str:
         return f"Context({self.plugin_name}/{self.component}, instance {self.instance_id})"

@@ -585,6 +585,11 @@ class _Runtime:
     def publish(self, event: str, payload: Any) -> None:
         self._submit({"type": "publish", "event": event, "payload": payload}, wait=True)
 
+    def count(self, instance_id: str, name: str, delta: int) -> None:
+        # Counting never waits for the host.
+        self._submit({"type": "count", "instance": instance_id, "name": name, "delta": delta},
+                     wait=False)
+
     async def _writer(self) -> None:
         """The only writer of the socket: whole frames, one after the other."""
         while True:

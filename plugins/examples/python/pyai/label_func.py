@@ -19,7 +19,10 @@ class LabelImageFunc(Function):
     def exec(self, args: List[Any], ctx: Context) -> Any:
         # A plain method: the SDK runs it on its thread pool, so decoding a
         # large image never delays the daemon's heartbeat.
-        return label(args[0])
+        labels = label(args[0])
+        # Its own metric: /metrics shows it as inferd_plugin_count.
+        ctx.count("labelled")
+        return labels
 
     def is_aggregate(self) -> bool:
         return False
