@@ -4,7 +4,7 @@
 # positions, a crop area with target T2, colour names, scratch counts and
 # boxes), and what a bad input gets.
 . "$(dirname "$0")/lib.sh"
-: "${TEST_DATA:?}" "${TEST_SRCDIR:?}"
+: "${TEST_DATA:?}" "${TEST_SRCDIR:?}" "${TEST_MODELS:?}"
 ex="$TEST_SRCDIR/examples/pipelines"
 
 run_pipeline() { # run_pipeline NAME FILES... -> $T/NAME.jsonl
@@ -191,6 +191,45 @@ for p in r["count"]["points"]:
     assert min(math.hypot(p["x"] - 0.5 - d["x"], p["y"] - 0.5 - d["y"]) for d in t["dots"]) < 3, p
 PY
 pass "tensor_infer takes a picture: stretched by its input contract, the points mapped back onto the dots"
+
+# tensor_infer given a picture, with models exported the usual other ways
+# (models/variants.py): uint8 NHWC with a fixed batch of 1, a fixed 224x224
+# input, BGR with mean/std said in the model's metadata, and the same model
+# without the metadata (told by the input property, and not told at all).
+/usr/bin/python3 "$TEST_SRCDIR/models/variants.py" --out "$T/var" >/dev/null || fail "models/variants.py"
+cp "$TEST_MODELS/colour_classifier.labels" "$T/var/colours.labels"
+picture_pipeline() { # NAME MODEL POST(count|label) [INPUT_JSON]
+  local post
+  if [ "$3" = count ]; then
+    post='"count": {"factory": "density_count", "props": {"target": "T2"}, "next": "json"}'
+  else
+    post="\"count\": {\"factory\": \"classify_topk\", \"props\": {\"labelsFile\": \"$T/var/colours.labels\"}, \"next\": \"json\"}"
+  fi
+  cat > "$T/$1.json" <<JSON
+{"s": {"in": {"factory": "appsrc", "next": "decode"},
+ "decode": {"factory": "image_decoder", "props": {"format": "rgb"}, "next": "infer"},
+ "infer": {"factory": "tensor_infer", "props": {"modelPath": "$T/var/$2"${4:+, \"input\": $4}}, "next": "count"},
+ $post,
+ "json": {"factory": "json_serialize", "next": "out"},
+ "out": {"factory": "appsink"}}}
+JSON
+}
+picture_pipeline u8 dot_density_u8_nhwc.onnx count
+"$TEST_INFERD" run "$T/u8.json" "$TEST_DATA/dots_03_5.png" > "$T/u8.out" 2>&1 || fail "uint8 NHWC: $(cat "$T/u8.out")"
+grep -q '"count":{"count":5' "$T/u8.out" || fail "uint8 NHWC, fixed batch 1: $(cat "$T/u8.out")"
+picture_pipeline fixed colour_classifier_224.onnx label
+picture_pipeline meta colour_classifier_bgr_meta.onnx label
+picture_pipeline told colour_classifier_bgr.onnx label \
+  '{"channelOrder": "bgr", "scale": 1, "mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395]}'
+for n in fixed meta told; do
+  "$TEST_INFERD" run "$T/$n.json" "$TEST_DATA/colour_02_red.png" > "$T/$n.out" 2>&1 || fail "$n: $(cat "$T/$n.out")"
+  grep -q '"labels":\[{"label":"red"' "$T/$n.out" || fail "$n: $(cat "$T/$n.out")"
+done
+# Not told: the BGR model fed RGB in [0, 1] answers, but not red.
+picture_pipeline untold colour_classifier_bgr.onnx label
+"$TEST_INFERD" run "$T/untold.json" "$TEST_DATA/colour_02_red.png" > "$T/untold.out" 2>&1 || fail "untold: $(cat "$T/untold.out")"
+grep -q '"labels":\[{"label":"red"' "$T/untold.out" && fail "a BGR mean/std model fed RGB [0, 1] still said red: the test proves nothing"
+pass "tensor_infer with a picture: uint8 NHWC at a fixed batch of 1 counts 5; a fixed 224x224 input, BGR mean/std from the model's metadata or from the input property each say red (and without either it does not)"
 
 # A pipeline that reads a folder itself (filesrc) and writes a file
 # (filesink): the example, pointed at a folder of scratch images.
