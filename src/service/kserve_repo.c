@@ -69,7 +69,6 @@ struct ks_entry {
     size_t n_found;
     char *reason;         /* owned: why its last load failed while nothing served */
     bool unloaded;        /* by request */
-    unsigned loads;       /* that succeeded */
     ks_stats *stats;      /* owned list, one per version it ever served */
 };
 
@@ -637,7 +636,6 @@ static inferd_status commit(ks_entry *e, ks_plan *p, ks_version ***old, size_t *
     free(e->reason);
     e->reason = NULL;
     e->unloaded = false;
-    e->loads++;
     return INFERD_OK;
 }
 

@@ -921,14 +921,9 @@ static void *tick(void *arg)
 
 /* ---- the manager's life ------------------------------------------------------------------- */
 
-typedef struct restore_ctx {
-    svc_pipelines *m;
-    size_t failed;
-} restore_ctx;
-
 static void restore_one(void *ctx, const char *id, const char *definition, bool running)
 {
-    restore_ctx *c = ctx;
+    svc_pipelines *m = ctx;
     inferd_error err = {0};
     /* Recorded entries come back as they were, also when they no longer
      * build (a model gone): then stopped with the reason, to be fixed by PUT. */
@@ -937,18 +932,18 @@ static void restore_one(void *ctx, const char *id, const char *definition, bool 
         if (e)
             free(e->name);
         free(e);
-        c->failed++;
+        inferd_log_error(LOG, "pipeline %s: out of memory: not restored (it stays in the "
+                         "database)", id);
         return;
     }
-    pthread_mutex_lock(&c->m->lock);
-    entry **at = &c->m->entries;
+    pthread_mutex_lock(&m->lock);
+    entry **at = &m->entries;
     while (*at)
         at = &(*at)->next;
     *at = e; /* loaded in id order */
-    pthread_mutex_unlock(&c->m->lock);
-    if (running && entry_start(c->m, e, &err) != INFERD_OK) {
+    pthread_mutex_unlock(&m->lock);
+    if (running && entry_start(m, e, &err) != INFERD_OK) {
         inferd_log_error(LOG, "pipeline %s did not start again: %s", id, err.message);
-        c->failed++;
     } else if (running) {
         inferd_log_info(LOG, "pipeline %s started again", id);
     }
@@ -966,8 +961,7 @@ inferd_status svc_pipelines_open(svc *s, const char *db_path, svc_pipelines **ou
     inferd__cond_init(&m->tick);
     inferd_status st = INFERD_OK;
     if (db_path && (st = state_store_open(db_path, &m->store, err)) == INFERD_OK) {
-        restore_ctx c = {m, 0};
-        st = state_load(m->store, STATE_PIPELINES, restore_one, &c, err);
+        st = state_load(m->store, STATE_PIPELINES, restore_one, m, err);
     }
     if (st == INFERD_OK) {
         if (pthread_create(&m->ticker, NULL, tick, m) != 0)

@@ -80,6 +80,28 @@ wait_for 5 ready_is 200 || fail "/ready after deleting r2: $(cat "$T/ready")"
 pass "rules: rule_status events (running, stopped, failed with the reason); a rule that should run and cannot makes /ready 503 with why, one stopped on purpose does not"
 stop_daemon
 
+# ---- a pipeline whose model is gone after a restart: kept, failed with
+# why, and /ready says so while health.required has pipelines.
+cp "$TEST_MODELS/dot_density.onnx" "$T/pipe_model.onnx"
+INFERD_HEALTH_REQUIRED=pipelines start_daemon
+code=$(curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' -d "{\"p\": {
+  \"in\": {\"factory\": \"appsrc\", \"next\": \"decode\"},
+  \"decode\": {\"factory\": \"image_decoder\", \"next\": \"infer\"},
+  \"infer\": {\"factory\": \"tensor_infer\", \"props\": {\"modelPath\": \"$T/pipe_model.onnx\"}, \"next\": \"out\"},
+  \"out\": {\"factory\": \"appsink\"}}}" "$BASE/v1/pipelines")
+[ "$code" = 201 ] || fail "POST the pipeline: $code $(cat "$T/body")"
+ready_is 200 || fail "/ready with p running: $(cat "$T/ready")"
+stop_daemon
+rm "$T/pipe_model.onnx"
+INFERD_HEALTH_REQUIRED=pipelines start_daemon
+ready_is 503 "pipeline p failed: " || fail "/ready with p's model gone: $(cat "$T/ready")"
+grep -q "pipe_model.onnx" "$T/ready" || fail "/ready does not say why p failed: $(cat "$T/ready")"
+curl -s "$BASE/v1/pipelines/p" | grep -q '"state":"failed"' || fail "p's state after the restart"
+curl -s -o /dev/null -X DELETE "$BASE/v1/pipelines/p"
+ready_is 200 || fail "/ready after deleting p: $(cat "$T/ready")"
+stop_daemon
+pass "pipelines: one whose model is gone after a restart is kept, failed with why; /ready says so until it is deleted"
+
 # ---- models: one that fails to load makes /ready (and KServe's) 503 while
 # health.required has models (the default); load and unload are events.
 mkdir -p "$T/models"
