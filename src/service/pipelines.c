@@ -280,6 +280,24 @@ typedef struct dispatcher_arg {
     const char *sink;        /* borrowed from the pipeline */
 } dispatcher_arg;
 
+/* "event: result\ndata: {json}\n\n" of a result (*out malloc'd): its
+ * length, or -1 when it could not be made. */
+static int result_event(const entry *e, const char *sink, uint64_t frame, const inferd_buffer *buf,
+                        char **out)
+{
+    bool ok = true;
+    inferd_value *v = result_value(e, sink, frame, buf, &ok);
+    char *json = NULL;
+    if (ok)
+        inferd_value_to_json(v, INFERD_JSON_COMPACT, &json, NULL, NULL);
+    inferd_value_free(v);
+    int len = json ? asprintf(out, "event: result\ndata: %s\n\n", json) : -1;
+    if (len < 0)
+        *out = NULL;
+    free(json);
+    return len;
+}
+
 /* One appsink's results: to the listeners, and the primary sink's to the
  * frames' waiters. Ends at the end of the stream, or when the run stops. */
 static void *dispatch(void *arg)
@@ -301,15 +319,14 @@ static void *dispatch(void *arg)
         if (st != INFERD_OK || !buf)
             break;
         uint64_t frame = inferd_buffer_frame_id(buf);
-        bool ok = true;
-        inferd_value *v = result_value(e, a.sink, ru->base + frame, buf, &ok);
-        char *json = NULL;
-        if (ok)
-            inferd_value_to_json(v, INFERD_JSON_COMPACT, &json, NULL, NULL);
-        inferd_value_free(v);
+        /* The event text only when someone listens: a result nobody reads
+         * is not turned into JSON. (A listener that comes meanwhile misses
+         * this one frame, as one coming a moment later would.) */
+        pthread_mutex_lock(&a.m->lock);
+        bool listened = e->n_listeners > 0;
+        pthread_mutex_unlock(&a.m->lock);
         char *event = NULL;
-        int len = json ? asprintf(&event, "event: result\ndata: %s\n\n", json) : -1;
-        free(json);
+        int len = listened ? result_event(e, a.sink, ru->base + frame, buf, &event) : 0;
         answer ans = {0};
         pthread_mutex_lock(&a.m->lock);
         if (len > 0)
@@ -319,9 +336,8 @@ static void *dispatch(void *arg)
         else
             inferd_buffer_unref(buf);
         pthread_mutex_unlock(&a.m->lock);
-        if (len > 0)
-            free(event);
-        else
+        free(event);
+        if (len < 0)
             inferd_log_warn(LOG, "%s: frame %llu's result could not be made into an event",
                             e->name, (unsigned long long)(ru->base + frame));
         answer_send(e, &ans);
