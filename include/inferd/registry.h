@@ -73,9 +73,14 @@ INFERD_API inferd_status inferd_registry_load_builtins(inferd_registry *reg, inf
  * from its plugins.dir. */
 INFERD_API inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
                                                      inferd_error *err);
-/* Unloads one plugin by name: INFERD_EBUSY while any of its instances live. */
+/* Unloads one plugin by name: INFERD_EBUSY while any of its instances live
+ * (the message names them). Its components are no longer found; its code
+ * stays mapped and its info valid until the registry is freed. */
 INFERD_API inferd_status inferd_registry_unload(inferd_registry *reg, const char *plugin_name,
                                                 inferd_error *err);
+/* The same, waiting up to timeout_ms for the plugin's last instances to go. */
+INFERD_API inferd_status inferd_registry_unload_wait(inferd_registry *reg, const char *plugin_name,
+                                                     uint64_t timeout_ms, inferd_error *err);
 
 /* Failed calls into a plugin's components so far (init, process, exec,
  * estimate_batch, handle, start, ...). */

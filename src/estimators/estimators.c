@@ -43,6 +43,7 @@ typedef struct est_entry est_entry;
  * returned. users is under the entry's lock. */
 typedef struct est_inst {
     inferd_instance *inst;              /* owned */
+    const inferd_component *comp;       /* borrowed: what inst is of */
     unsigned users;
 } est_inst;
 
@@ -75,9 +76,12 @@ struct est_entry {
     bool builtin, replaces;
     est_inst *cur;                      /* owned, under lock: what new batches run on */
     inferd_registry *reg;               /* borrowed: a reload makes the instance again */
+    const inferd_config *cfg;           /* borrowed: a rebind configures again */
+    inferd_value *given;                /* owned: estimators.<name> as configured (or NULL) */
     inferd_value *props;                /* owned: the instance's properties */
     const char *device_class;           /* "cpu" or "gpu" (static) */
     size_t max_batch;                   /* effective: min(config maxBatch, model_batch) */
+    size_t batch_cap;                   /* the workers' batch arrays: max_batch at start */
     size_t config_batch, model_batch;   /* maxBatch as configured; the model's (0: any) */
     size_t workers, max_queue, max_batch_bytes;
     uint64_t max_delay_us;
@@ -215,7 +219,7 @@ static est_inst *inst_release(est_entry *e, est_inst *ei)
 
 static void run_batch(est_entry *e, est_inst *ei, inferd_estimate **items, size_t n)
 {
-    const inferd_estimator_ops *ops = e->comp->ops;
+    const inferd_estimator_ops *ops = ei->comp->ops;
     uint64_t t0 = inferd__now_us();
     for (size_t i = 0; i < n; i++)
         items[i]->started_us = t0;
@@ -224,8 +228,7 @@ static void run_batch(est_entry *e, est_inst *ei, inferd_estimate **items, size_
     if (st != INFERD_OK) {
         if (!err.message[0])
             inferd_error_set(&err, st, "no message");
-        inferd_error_prefix(&err, "estimator %s (%s, plugin %s)", e->name, e->comp->name,
-                            e->plugin->name);
+        inferd_error_prefix(&err, "estimator %s (%s)", e->name, ei->comp->name);
         inferd_log_warn(LOG, "%s", err.message);
         plugin_failed(e, err.message);
     }
@@ -360,7 +363,9 @@ inferd_status inferd_estimators_submit(inferd_estimators *est, size_t i,
     }
     char owner[200];
     snprintf(owner, sizeof owner, "estimator %s", e->name);
+    pthread_mutex_lock(&e->lock); /* a rebind changes them */
     inferd_status st = inferd_props_validate(e->options, owner, options, &j->options, err);
+    pthread_mutex_unlock(&e->lock);
     /* Any bad option (unknown, wrong type, out of range) is bad input. */
     if (st == INFERD_ENOTFOUND || st == INFERD_ETYPE || st == INFERD_ERANGE) {
         st = INFERD_EINVAL;
@@ -512,6 +517,7 @@ static void entry_free(est_entry *e)
     free(e->threads);
     est_inst_free(e->cur);
     inferd_value_free(e->props);
+    inferd_value_free(e->given);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     free(e->name);
@@ -536,7 +542,8 @@ void inferd_estimators_free(inferd_estimators *est)
 
 /* Splits estimators.<name> into batcher settings and component properties,
  * resolving deviceClass "global" and filling gpuDeviceId. */
-static inferd_status configure(est_entry *e, const inferd_config *cfg, const inferd_value *given,
+static inferd_status configure(est_entry *e, const inferd_component *comp,
+                               const inferd_config *cfg, const inferd_value *given,
                                inferd_value **props_out, inferd_error *err)
 {
     inferd_value *batcher = inferd_value_object(), *props = inferd_value_object();
@@ -564,10 +571,10 @@ static inferd_status configure(est_entry *e, const inferd_config *cfg, const inf
         if (e->workers == 0)
             e->workers = default_workers();
         e->max_queue = (size_t)inferd_props_int(b, "maxQueue");
-        if (spec_declared(e->comp->props, "deviceClass"))
+        if (spec_declared(comp->props, "deviceClass"))
             st = inferd_value_object_set(props, "deviceClass",
                                          inferd_value_string(e->device_class), err);
-        if (st == INFERD_OK && spec_declared(e->comp->props, "gpuDeviceId") &&
+        if (st == INFERD_OK && spec_declared(comp->props, "gpuDeviceId") &&
             !inferd_value_object_get(props, "gpuDeviceId"))
             st = inferd_value_object_set(props, "gpuDeviceId",
                                          inferd_value_int(inferd_config_int(cfg, "device.gpu_id")),
@@ -587,17 +594,23 @@ static inferd_status entry_start(est_entry *e, inferd_registry *reg, const infer
                                  const inferd_value *settings, inferd_error *err)
 {
     e->reg = reg;
-    inferd_status st = configure(e, cfg, settings, &e->props, err);
+    e->cfg = cfg;
+    if (settings && !(e->given = inferd_value_copy(settings)))
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    inferd_status st = configure(e, e->comp, cfg, settings, &e->props, err);
     if (st == INFERD_OK && !(e->cur = calloc(1, sizeof *e->cur)))
         st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    if (st == INFERD_OK)
+    if (st == INFERD_OK) {
+        e->cur->comp = e->comp;
         st = inferd_instance_create(reg, e->comp->name, e->name, e->props, &e->cur->inst, err);
+    }
     if (st != INFERD_OK)
         return st;
     /* The model decides: a batch never holds more than it takes. */
     e->model_batch = inferd__instance_batch_limit(e->cur->inst);
     e->max_batch = e->model_batch && e->model_batch < e->config_batch ? e->model_batch
                                                                        : e->config_batch;
+    e->batch_cap = e->max_batch;
     if (!(e->threads = calloc(e->workers, sizeof *e->threads)))
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     for (; e->n_threads < e->workers; e->n_threads++) {
@@ -772,6 +785,17 @@ inferd_status inferd_estimators_new(inferd_registry *reg, const inferd_config *c
     return INFERD_OK;
 }
 
+/* A new instance's batch limit (under e->lock): the batch follows it, up to
+ * maxBatch and what the workers' arrays hold (a model taking more than the
+ * one the daemon started with keeps the start's batch). */
+static void set_model_batch(est_entry *e, size_t limit)
+{
+    e->model_batch = limit;
+    e->max_batch = limit && limit < e->config_batch ? limit : e->config_batch;
+    if (e->max_batch > e->batch_cap)
+        e->max_batch = e->batch_cap;
+}
+
 inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i, inferd_error *err)
 {
     if (i >= est->n)
@@ -782,7 +806,10 @@ inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i, inferd_
     est_inst *fresh = calloc(1, sizeof *fresh);
     if (!fresh)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = inferd_instance_create(e->reg, e->comp->name, e->name, e->props,
+    pthread_mutex_lock(&e->lock);
+    fresh->comp = e->comp;
+    pthread_mutex_unlock(&e->lock);
+    inferd_status st = inferd_instance_create(e->reg, fresh->comp->name, e->name, e->props,
                                               &fresh->inst, err);
     if (st != INFERD_OK) { /* the old instance goes on serving */
         free(fresh);
@@ -790,21 +817,150 @@ inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i, inferd_
                             e->name);
         return st;
     }
-    /* The workers' batch arrays were sized for max_batch: a model taking
-     * fewer lowers it; one taking more keeps it (said in the log). */
     size_t limit = inferd__instance_batch_limit(fresh->inst);
     pthread_mutex_lock(&e->lock);
     est_inst *old = e->cur;
     e->cur = fresh;
-    e->model_batch = limit;
-    if (limit && limit < e->max_batch)
-        e->max_batch = limit;
+    set_model_batch(e, limit);
     size_t max_batch = e->max_batch;
     bool unused = old->users == 0; /* else its last batch frees it */
     pthread_mutex_unlock(&e->lock);
     if (unused)
         est_inst_free(old);
     inferd_log_info(LOG, "%s: reloaded (model batch %zu, batch %zu)", e->name, limit, max_batch);
+    return INFERD_OK;
+}
+
+/* ---- plugins activated and deactivated at run time ---------------------------------- */
+
+/* Makes e served by comp of plugin: its properties for comp, a new
+ * instance; the old instance goes after its last batch (as a reload). */
+static inferd_status rebind(est_entry *e, const inferd_component *comp,
+                            const inferd_plugin_info *plugin, bool replaces, inferd_error *err)
+{
+    inferd_value *props = NULL;
+    est_inst *fresh = calloc(1, sizeof *fresh);
+    if (!fresh)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    fresh->comp = comp;
+    inferd_status st = configure(e, comp, e->cfg, e->given, &props, err);
+    if (st == INFERD_OK)
+        st = inferd_instance_create(e->reg, comp->name, e->name, props, &fresh->inst, err);
+    if (st != INFERD_OK) {
+        inferd_value_free(props);
+        free(fresh);
+        return inferd_error_prefix(err, "estimator %s stays with %s (plugin %s)", e->name,
+                                   e->comp->name, e->plugin->name);
+    }
+    size_t limit = inferd__instance_batch_limit(fresh->inst);
+    const inferd_prop_spec *o = inferd_component_request_options(comp);
+    pthread_mutex_lock(&e->lock);
+    est_inst *old = e->cur;
+    inferd_value *old_props = e->props;
+    e->cur = fresh;
+    e->props = props;
+    e->comp = comp;
+    e->plugin = plugin;
+    e->builtin = inferd_plugin_is_builtin(plugin);
+    e->replaces = replaces;
+    e->options = o ? o : no_options;
+    set_model_batch(e, limit);
+    bool unused = old->users == 0; /* else its last batch frees it */
+    pthread_mutex_unlock(&e->lock);
+    inferd_value_free(old_props);
+    if (unused)
+        est_inst_free(old);
+    inferd_log_info(LOG, "%s: now served by %s (plugin %s %s%s)", e->name, comp->name,
+                    plugin->name, plugin->version, replaces ? ", replacing the built-in" : "");
+    return INFERD_OK;
+}
+
+/* The built-in component that serves name, or NULL. */
+static const inferd_component *builtin_for(inferd_registry *reg, const char *name,
+                                           const inferd_plugin_info **plugin)
+{
+    for (size_t p = 0; p < inferd_registry_plugin_count(reg); p++) {
+        const inferd_plugin_info *info = inferd_registry_plugin_at(reg, p);
+        for (size_t c = 0; inferd_plugin_is_builtin(info) && c < info->descriptor->n_components;
+             c++) {
+            const inferd_component *comp = inferd_plugin_component(info->descriptor, c);
+            if (comp->kind == INFERD_KIND_ESTIMATOR && !(comp->flags & INFERD_COMPONENT_FAMILY) &&
+                comp->broker_name && strcmp(comp->broker_name, name) == 0) {
+                *plugin = info;
+                return comp;
+            }
+        }
+    }
+    return NULL;
+}
+
+inferd_status inferd_estimators_attach(inferd_estimators *est, const inferd_plugin_info *plugin,
+                                       size_t *taken, inferd_error *err)
+{
+    *taken = 0;
+    const inferd_plugin *d = plugin->descriptor;
+    /* Every name first: a clash changes nothing. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t c = 0; c < d->n_components; c++) {
+            const inferd_component *comp = inferd_plugin_component(d, c);
+            if (comp->kind != INFERD_KIND_ESTIMATOR || (comp->flags & INFERD_COMPONENT_FAMILY))
+                continue;
+            long i = inferd_estimators_find(est, comp->broker_name);
+            if (i < 0) {
+                if (pass == 1)
+                    inferd_log_warn(LOG, "%s (plugin %s) serves %s, a name this daemon did not "
+                                    "start with: it serves it from the next start", comp->name,
+                                    plugin->name, comp->broker_name);
+                continue;
+            }
+            est_entry *e = est->e[i];
+            pthread_mutex_lock(&e->lock);
+            bool other = !e->builtin && e->plugin != plugin;
+            char who[200];
+            snprintf(who, sizeof who, "%s (plugin %s)", e->comp->name, e->plugin->name);
+            pthread_mutex_unlock(&e->lock);
+            if (pass == 0 && other)
+                return inferd_error_set(err, INFERD_EEXIST, "estimator %s: %s serves it "
+                                        "already; %s (plugin %s) cannot replace it too: "
+                                        "deactivate that one first", e->name, who, comp->name,
+                                        plugin->name);
+            if (pass == 1) {
+                inferd_status st = rebind(e, comp, plugin, true, err);
+                if (st != INFERD_OK)
+                    return st;
+                (*taken)++;
+            }
+        }
+    return INFERD_OK;
+}
+
+inferd_status inferd_estimators_detach(inferd_estimators *est, inferd_registry *reg,
+                                       const inferd_plugin_info *plugin, size_t *given_back,
+                                       inferd_error *err)
+{
+    *given_back = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < est->n; i++) {
+            est_entry *e = est->e[i];
+            pthread_mutex_lock(&e->lock);
+            bool ours = e->plugin == plugin;
+            pthread_mutex_unlock(&e->lock);
+            if (!ours)
+                continue;
+            const inferd_plugin_info *bp = NULL;
+            const inferd_component *bc = builtin_for(reg, e->name, &bp);
+            if (!bc)
+                return inferd_error_set(err, INFERD_EBUSY, "estimator %s is served by plugin %s "
+                                        "alone (no built-in serves that name): it would be "
+                                        "gone; plugin %s stays", e->name, plugin->name,
+                                        plugin->name);
+            if (pass == 1) {
+                inferd_status st = rebind(e, bc, bp, false, err);
+                if (st != INFERD_OK)
+                    return st;
+                (*given_back)++;
+            }
+        }
     return INFERD_OK;
 }
 
@@ -827,7 +983,12 @@ long inferd_estimators_find(const inferd_estimators *est, const char *name)
 
 const inferd_plugin_info *inferd_estimators_plugin(const inferd_estimators *est, size_t i)
 {
-    return i < est->n ? est->e[i]->plugin : NULL;
+    if (i >= est->n)
+        return NULL;
+    pthread_mutex_lock(&est->e[i]->lock);
+    const inferd_plugin_info *p = est->e[i]->plugin;
+    pthread_mutex_unlock(&est->e[i]->lock);
+    return p;
 }
 
 const inferd_prop_spec *inferd_estimators_options(const inferd_estimators *est, size_t i)
@@ -844,9 +1005,19 @@ void inferd_estimators_stats(const inferd_estimators *est, size_t i, inferd_esti
     pthread_mutex_unlock(&e->lock);
 }
 
+static inferd_value *describe_locked(const est_entry *e);
+
 inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i)
 {
-    const est_entry *e = est->e[i];
+    est_entry *e = est->e[i];
+    pthread_mutex_lock(&e->lock); /* a rebind changes what serves it */
+    inferd_value *o = describe_locked(e);
+    pthread_mutex_unlock(&e->lock);
+    return o;
+}
+
+static inferd_value *describe_locked(const est_entry *e)
+{
     inferd_value *o = inferd_value_object();
     inferd_value *comp = inferd_describe_component(e->comp);
     inferd_value *opts = comp ? inferd_value_copy(inferd_value_object_get(comp, "request_options"))

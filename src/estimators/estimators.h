@@ -42,6 +42,20 @@ INFERD_API void inferd_estimators_free(inferd_estimators *est);
  * the new. On failure (a model that does not load) the old serves on. */
 INFERD_API inferd_status inferd_estimators_reload(inferd_estimators *est, size_t i,
                                                   inferd_error *err);
+/* A plugin activated at run time: each estimator it declares for a name
+ * served by a built-in takes that name over (as rebinding: in-flight
+ * batches finish on the old instance, new ones run on the new). A name the
+ * daemon did not start with is served from the next start (said in the
+ * log). EEXIST when another plugin replaces a name already. *taken: how
+ * many names it serves now. */
+INFERD_API inferd_status inferd_estimators_attach(inferd_estimators *est,
+                                                  const inferd_plugin_info *plugin,
+                                                  size_t *taken, inferd_error *err);
+/* Before a plugin is deactivated: the names it serves go back to their
+ * built-in components. EBUSY when one has none (it would be gone). */
+INFERD_API inferd_status inferd_estimators_detach(inferd_estimators *est, inferd_registry *reg,
+                                                  const inferd_plugin_info *plugin,
+                                                  size_t *given_back, inferd_error *err);
 INFERD_API size_t inferd_estimators_count(const inferd_estimators *est);
 /* The i-th broker name, in name order. */
 INFERD_API const char *inferd_estimators_name(const inferd_estimators *est, size_t i);

@@ -14,6 +14,8 @@ typedef struct plugin_entry {
     char *path;               /* owned */
     void *handle;             /* dlopen handle, NULL for in-memory descriptors */
     unsigned live_instances;  /* guarded by the registry lock */
+    char *retired_name, *retired_version; /* owned, once unloaded (the descriptor may go) */
+    struct plugin_entry *retired_next;
     atomic_uint_least64_t errors; /* failed calls into the plugin (for /metrics) */
 } plugin_entry;
 
@@ -33,6 +35,11 @@ struct inferd_registry {
     model_entry *models;      /* owned list */
     backend_entry *backends;  /* owned list, one instance per backend component */
     struct inferd_instance *live; /* every instance (borrowed), under lock: their counters */
+    /* Unloaded plugins, kept until the registry goes: what borrowed their
+     * info (an estimator's last batch, an event) may still read it, and
+     * their code stays mapped, as objects they made (option specs of queued
+     * requests) may point into it. */
+    plugin_entry *retired;
 };
 
 /* Unloads every model and destroys the backend instances (registry_free). */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "inferd/log.h"
@@ -113,6 +114,8 @@ static void plugin_entry_free(plugin_entry *p)
 {
     if (p->handle)
         dlclose(p->handle);
+    free(p->retired_name);
+    free(p->retired_version);
     free(p->path);
     free(p);
 }
@@ -134,6 +137,11 @@ void inferd_registry_free(inferd_registry *reg)
         plugin_entry_free(p);
     }
     free(reg->plugins);
+    while (reg->retired) {
+        plugin_entry *p = reg->retired;
+        reg->retired = p->retired_next;
+        plugin_entry_free(p);
+    }
     pthread_mutex_destroy(&reg->models_lock);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
@@ -558,21 +566,55 @@ inferd_status inferd_registry_unload(inferd_registry *reg, const char *name, inf
             continue;
         if (p->live_instances > 0) {
             unsigned n = p->live_instances;
+            char users[256] = "";
+            size_t len = 0;
+            for (const inferd_instance *in = reg->live; in && len < sizeof users; in = in->live_next)
+                if (in->plugin == p)
+                    len += (size_t)snprintf(users + len, sizeof users - len, "%s%s",
+                                            len ? ", " : "", in->name);
             pthread_mutex_unlock(&reg->lock);
             return inferd_error_set(err, INFERD_EBUSY,
-                                    "plugin %s is in use by %u instance(s): stop them first", name,
-                                    n);
+                                    "plugin %s is in use by %u instance%s (%s): stop what uses "
+                                    "them first (a pipeline, a rule)", name, n, n == 1 ? "" : "s",
+                                    users);
+        }
+        char *rn = strdup(p->info.name), *rv = strdup(p->info.version ? p->info.version : "");
+        if (!rn || !rv) {
+            pthread_mutex_unlock(&reg->lock);
+            free(rn);
+            free(rv);
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
         }
         memmove(&reg->plugins[i], &reg->plugins[i + 1],
                 (reg->n_plugins - i - 1) * sizeof reg->plugins[0]);
         reg->n_plugins--;
+        /* Retired, not freed (see struct inferd_registry): its names are
+         * its own now, as the descriptor of a portable plugin goes. */
+        p->retired_name = rn;
+        p->retired_version = rv;
+        p->info.name = rn;
+        p->info.version = rv;
+        p->retired_next = reg->retired;
+        reg->retired = p;
         pthread_mutex_unlock(&reg->lock);
         inferd_log_info(LOG, "unloaded plugin %s", name);
-        plugin_entry_free(p);
         return INFERD_OK;
     }
     pthread_mutex_unlock(&reg->lock);
     return inferd_error_set(err, INFERD_ENOTFOUND, "no plugin named %s is loaded", name);
+}
+
+inferd_status inferd_registry_unload_wait(inferd_registry *reg, const char *name,
+                                          uint64_t timeout_ms, inferd_error *err)
+{
+    /* What a plugin's last users let go of goes soon (an estimator's last
+     * batch, an event subscriber's drain): a short poll, bounded. */
+    for (uint64_t waited = 0;; waited += 5) {
+        inferd_status st = inferd_registry_unload(reg, name, err);
+        if (st != INFERD_EBUSY || waited >= timeout_ms)
+            return st;
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    }
 }
 
 size_t inferd_registry_plugin_count(const inferd_registry *reg) { return reg->n_plugins; }

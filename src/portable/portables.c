@@ -31,6 +31,7 @@ typedef struct installed {
     portable_proxy *proxy;     /* owned */
     portable_host *host;       /* owned; NULL before start */
     bool registered;
+    bool inactive;             /* deactivated (recorded): not registered, not started */
     char error[INFERD_ERROR_MESSAGE_MAX]; /* why it could not be loaded ("" when fine) */
     struct installed *next;
 } installed;
@@ -121,7 +122,26 @@ static inferd_status db_open(inferd_portables *p, inferd_error *err)
                      " installed_at INTEGER NOT NULL)",
                      NULL, NULL, NULL) != SQLITE_OK)
         return db_error(p->db, "creating table portables", err);
+    /* Added by later versions: a database made before has them added once
+     * (the error for a column there already is the expected one). */
+    sqlite3_exec(p->db, "ALTER TABLE portables ADD COLUMN active INTEGER NOT NULL DEFAULT 1",
+                 NULL, NULL, NULL);
     return INFERD_OK;
+}
+
+static inferd_status db_set_active(inferd_portables *p, const char *name, bool active,
+                                   inferd_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "UPDATE portables SET active = ? WHERE name = ?", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_error(p->db, "recording the plugin's activation", err);
+    sqlite3_bind_int(s, 1, active);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? INFERD_OK : db_error(p->db, "recording the plugin's activation",
+                                                    err);
 }
 
 static inferd_status db_insert(inferd_portables *p, const installed *it, inferd_error *err)
@@ -303,8 +323,8 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
 
     /* The recorded plugins, in name order. */
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, "SELECT name, file, installed_at FROM portables ORDER BY name "
-                                  "DESC", -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(p->db, "SELECT name, file, installed_at, active FROM portables "
+                                  "ORDER BY name DESC", -1, &s, NULL) != SQLITE_OK) {
         st = db_error(p->db, "reading portables", err);
         inferd_portables_free(p);
         return st;
@@ -316,13 +336,16 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         it->name = strdup((const char *)sqlite3_column_text(s, 0));
         it->file = strdup((const char *)sqlite3_column_text(s, 1));
         it->installed_at = sqlite3_column_int64(s, 2);
+        it->inactive = sqlite3_column_int(s, 3) == 0;
         it->dir = it->name ? path_join(p->plugins_dir, it->name) : NULL;
         inferd_error e = {0};
         if (!it->name || !it->file || !it->dir) {
             installed_free(p, it);
             break;
         }
-        if (load(p, it, &e) != INFERD_OK) {
+        if (it->inactive) /* its manifest only, for describing it */
+            portable_manifest_load(it->dir, it->name, &it->m, &e);
+        else if (load(p, it, &e) != INFERD_OK) {
             snprintf(it->error, sizeof it->error, "%s", e.message);
             inferd_log_error(LOG, "portable plugin %s is not loaded: %s", it->name, e.message);
         }
@@ -532,6 +555,89 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
     return INFERD_OK;
 }
 
+/* Takes its components out of the registry (waiting a little for the last
+ * instances the service let go of) and stops its process; the manifest
+ * stays. EBUSY when instances live on (a pipeline's element). */
+static inferd_status unregister(inferd_portables *p, installed *it, inferd_error *err)
+{
+    inferd_status st = it->registered ? inferd_registry_unload_wait(p->reg, it->name, 5000, err)
+                                      : INFERD_OK;
+    if (st != INFERD_OK)
+        return st;
+    it->registered = false;
+    portable_host_free(it->host);
+    it->host = NULL;
+    portable_proxy_free(it->proxy);
+    it->proxy = NULL;
+    return INFERD_OK;
+}
+
+static inferd_status deactivate(inferd_portables *p, installed *it, inferd_error *err)
+{
+    inferd_status st = p->hook && it->registered ? p->hook(p->hook_ctx, it->name, false, err)
+                                                  : INFERD_OK;
+    if (st != INFERD_OK)
+        return st;
+    if ((st = unregister(p, it, err)) != INFERD_OK) {
+        inferd_error e2 = {0};
+        if (p->hook && p->hook(p->hook_ctx, it->name, true, &e2) != INFERD_OK)
+            inferd_log_error(LOG, "%s: %s", it->name, e2.message);
+        return st;
+    }
+    it->inactive = true;
+    it->error[0] = '\0';
+    return db_set_active(p, it->name, false, err);
+}
+
+static inferd_status activate(inferd_portables *p, installed *it, inferd_error *err)
+{
+    portable_manifest_free(it->m); /* load() reads it again, with the registry */
+    it->m = NULL;
+    inferd_status st = load(p, it, err);
+    if (st == INFERD_OK && (st = start_host(p, it, false, err)) == INFERD_OK)
+        st = portable_host_wait_running(it->host, p->t.start_ms + 1000, err);
+    if (st == INFERD_OK && p->hook)
+        st = p->hook(p->hook_ctx, it->name, true, err);
+    if (st == INFERD_OK && (st = db_set_active(p, it->name, true, err)) != INFERD_OK && p->hook) {
+        inferd_error e2 = {0};
+        p->hook(p->hook_ctx, it->name, false, &e2);
+    }
+    if (st != INFERD_OK) {
+        inferd_error e2 = {0};
+        if (unregister(p, it, &e2) != INFERD_OK)
+            inferd_log_error(LOG, "%s: %s", it->name, e2.message);
+        if (!it->m) { /* keep something to describe */
+            inferd_error e3 = {0};
+            portable_manifest_load(it->dir, it->name, &it->m, &e3);
+        }
+        return st;
+    }
+    portable_host_set_restart(it->host, true);
+    it->inactive = false;
+    it->error[0] = '\0';
+    return INFERD_OK;
+}
+
+inferd_status inferd_portables_set_active(inferd_portables *p, const char *name, bool active,
+                                          inferd_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    installed *it = find(p, name);
+    inferd_status st = INFERD_OK;
+    if (!it)
+        st = inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is installed",
+                              name);
+    else if (active == !it->inactive)
+        st = inferd_error_set(err, INFERD_EEXIST, "portable plugin %s is %s already", name,
+                              active ? "active" : "inactive");
+    else
+        st = active ? activate(p, it, err) : deactivate(p, it, err);
+    pthread_mutex_unlock(&p->mu);
+    if (st == INFERD_OK)
+        inferd_log_info(LOG, "portable plugin %s is %s", name, active ? "active" : "inactive");
+    return st;
+}
+
 /* ---- describing ------------------------------------------------------------------------ */
 
 /* What state an installed plugin is in, with its last error. */
@@ -539,7 +645,9 @@ static void status_of(const installed *it, portable_status *s)
 {
     *s = (portable_status){.state = PORTABLE_FAILED};
     snprintf(s->last_error, sizeof s->last_error, "%.500s", it->error);
-    if (it->host)
+    if (it->inactive)
+        s->state = PORTABLE_STOPPED;
+    else if (it->host)
         portable_host_status(it->host, s);
     else if (!it->error[0])
         s->state = PORTABLE_STOPPED;
@@ -554,6 +662,8 @@ inferd_status inferd_portables_health(inferd_portables *p, const char *name,
         if (name && strcmp(it->name, name) != 0)
             continue;
         found = true;
+        if (it->inactive)
+            continue; /* off on purpose, not down */
         portable_status s;
         status_of(it, &s);
         if (s.state == PORTABLE_RUNNING)
@@ -575,7 +685,10 @@ static inferd_value *describe(const installed *it)
     inferd__put(o, "name", inferd_value_string(it->name), NULL);
     portable_status s;
     status_of(it, &s);
-    inferd__put(o, "status", inferd_value_string(portable_state_name(s.state)), NULL);
+    inferd__put(o, "status", inferd_value_string(it->inactive ? "inactive"
+                                                              : portable_state_name(s.state)),
+                NULL);
+    inferd__put(o, "active", inferd_value_bool(!it->inactive), NULL);
     inferd__put(o, "pid", s.pid ? inferd_value_int(s.pid) : inferd_value_null(), NULL);
     inferd__put(o, "restarts", inferd_value_int((int64_t)s.restarts), NULL);
     inferd__put(o, "calls", inferd_value_int((int64_t)s.calls), NULL);

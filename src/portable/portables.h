@@ -64,7 +64,14 @@ const char *inferd_portables_state_dir(const inferd_portables *p);
  * installed. */
 inferd_status inferd_portables_health(inferd_portables *p, const char *name,
                                       void (*down)(void *ctx, const char *reason), void *ctx);
-/* Whether plugin name is a portable one. */
+/* Deactivates (active false: the service lets go of it through the hook,
+ * its process stops, its components are unregistered; the package stays
+ * installed) or activates it again (registered, started, handed to the
+ * hook). Recorded: a deactivated plugin stays so across restarts. EEXIST
+ * when it is so already; EBUSY when something still uses it. */
+inferd_status inferd_portables_set_active(inferd_portables *p, const char *name, bool active,
+                                          inferd_error *err);
+/* Whether plugin name is a portable one (installed, active or not). */
 bool inferd_portables_has(inferd_portables *p, const char *name);
 
 #endif

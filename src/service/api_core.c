@@ -1,5 +1,5 @@
 /* service/api_core.c: the service's own routes: /health, /ready,
- * /version, /metrics, and plugin management (/v1/plugins). */
+ * /version, /metrics. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,57 +80,5 @@ const svc_route svc_core_routes[] = {
     {"GET", "/ready", ready, 0},
     {"GET", "/version", version, 0},
     {"GET", "/metrics", metrics, 0},
-    {NULL, NULL, NULL, 0},
-};
-
-/* ---- plugin management ------------------------------------------------------------ */
-
-/* A plugin's description plus what the service made of it: the estimators
- * it serves and its error count; NULL when it cannot be made whole. */
-static inferd_value *describe(svc *s, const inferd_plugin_info *p, bool full)
-{
-    bool ok = true;
-    inferd_value *d = inferd_describe_plugin(p, full), *served = inferd_value_array();
-    inferd__put(d, "builtIn", inferd_value_bool(inferd_plugin_is_builtin(p)), &ok);
-    inferd__put(d, "errors", inferd_value_int((int64_t)inferd_registry_plugin_errors(p)), &ok);
-    for (size_t i = 0; i < inferd_estimators_count(s->est); i++)
-        if (inferd_estimators_plugin(s->est, i) == p)
-            inferd__push(served, inferd_value_string(inferd_estimators_name(s->est, i)), &ok);
-    inferd__put(d, "estimators", served, &ok);
-    if (!ok) {
-        inferd_value_free(d);
-        return NULL;
-    }
-    return d;
-}
-
-static void plugins_list(svc_request *r)
-{
-    svc *s = svc_of(r);
-    bool ok = true;
-    inferd_value *arr = inferd_value_array(), *b = inferd_value_object();
-    for (size_t i = 0; i < inferd_registry_plugin_count(s->reg); i++)
-        inferd__push(arr, describe(s, inferd_registry_plugin_at(s->reg, i), false), &ok);
-    inferd__put(b, "plugins", arr, &ok);
-    svc_reply_built(r, MHD_HTTP_OK, b, ok);
-}
-
-static void plugin_get(svc_request *r)
-{
-    svc *s = svc_of(r);
-    const char *name = svc_param(r, 0);
-    const inferd_plugin_info *p = inferd_registry_find_plugin(s->reg, name);
-    if (!p) {
-        svc_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found",
-                        "no plugin named '%s' is loaded (GET /v1/plugins lists them)", name);
-        return;
-    }
-    inferd_value *d = describe(s, p, true);
-    svc_reply_built(r, MHD_HTTP_OK, d, d != NULL);
-}
-
-const svc_route svc_plugin_routes[] = {
-    {"GET", "/v1/plugins", plugins_list, SVC_ROUTE_MANAGEMENT},
-    {"GET", "/v1/plugins/*", plugin_get, SVC_ROUTE_MANAGEMENT},
     {NULL, NULL, NULL, 0},
 };

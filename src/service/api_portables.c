@@ -43,6 +43,16 @@ static void reply_installed(svc_request *r, inferd_status st, inferd_value *desc
         svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_package", "%s", err->message);
 }
 
+/* An install changes the plugin set: its components go live (the hook). */
+static inferd_status locked_install(svc *s, const char *name, const char *zip,
+                                    inferd_value **desc, inferd_error *err)
+{
+    pthread_rwlock_wrlock(&s->plugins_rw);
+    inferd_status st = inferd_portables_install(s->portables, name, zip, desc, err);
+    pthread_rwlock_unlock(&s->plugins_rw);
+    return st;
+}
+
 /* An uploaded package (the zip as the body, ?name=NAME): kept as
  * <state>/uploads/NAME.zip (the "file" it was installed from), removed
  * again when the install fails, so nothing is left behind. */
@@ -86,7 +96,7 @@ static void install_upload(svc_request *r)
     }
     inferd_value *desc = NULL;
     if (st == INFERD_OK)
-        st = inferd_portables_install(s->portables, name, path, &desc, &err);
+        st = locked_install(s, name, path, &desc, &err);
     if (st != INFERD_OK && written)
         unlink(path);
     reply_installed(r, st, desc, &err);
@@ -123,9 +133,8 @@ static void portables_install(svc_request *r)
     } else {
         inferd_value *desc = NULL;
         inferd_error err = {0};
-        inferd_status st = inferd_portables_install(svc_of(r)->portables,
-                                                    inferd_value_string_or(name, ""), path + 7,
-                                                    &desc, &err);
+        inferd_status st = locked_install(svc_of(r), inferd_value_string_or(name, ""), path + 7,
+                                          &desc, &err);
         reply_installed(r, st, desc, &err);
     }
     inferd_value_free(doc);
@@ -154,27 +163,21 @@ static void portables_get(svc_request *r)
                         "lists them)", svc_param(r, 0));
 }
 
-static bool forget_plugin(const char *plugin);
-
 static void portables_delete(svc_request *r)
 {
     if (!have_portables(r))
         return;
     inferd_error err = {0};
     svc *s = svc_of(r);
-    inferd_status st = s->rules ? rules_plugin_in_use(s->rules, svc_param(r, 0), &err) : INFERD_OK;
+    /* The service lets go of it first (svc_plugin_detach, the hook): a
+     * stream or rule that uses it refuses the removal. */
+    pthread_rwlock_wrlock(&s->plugins_rw);
+    inferd_status st = inferd_portables_remove(s->portables, svc_param(r, 0), &err);
+    pthread_rwlock_unlock(&s->plugins_rw);
     if (st == INFERD_EBUSY) {
         svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err.message);
         return;
     }
-    /* /v1/functions/.../exec keeps an instance of each function it called:
-     * let go of this plugin's, or it could never be unloaded. */
-    if (!forget_plugin(svc_param(r, 0))) {
-        svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "a call to a function of %s is in "
-                        "progress: remove it when it is done", svc_param(r, 0));
-        return;
-    }
-    st = inferd_portables_remove(s->portables, svc_param(r, 0), &err);
     if (st != INFERD_OK) {
         svc_reply_status(r, st, &err);
         return;
@@ -196,8 +199,8 @@ static void portables_delete(svc_request *r)
 /* ---- functions ------------------------------------------------------------------ */
 
 /* One instance per function, made at its first call and kept until the
- * service stops (svc_functions_free) or its plugin is removed
- * (forget_plugin). Calls of one function take turns on its instance (a
+ * service stops (svc_functions_free) or its plugin goes
+ * (svc_functions_forget). Calls of one function take turns on its instance (a
  * component's instance is called from one thread at a time, as in rules);
  * refs counts the calls holding it, so a removal never frees it under one. */
 typedef struct fn_inst {
@@ -232,11 +235,8 @@ void svc_functions_free(void)
     pthread_mutex_unlock(&fn_mu);
 }
 
-/* Drops the instances of plugin's functions, so that the plugin can be
- * unloaded; false when a call still holds one (the removal must wait). */
-static bool forget_plugin(const char *plugin)
+void svc_functions_forget(const char *plugin)
 {
-    bool idle = true;
     pthread_mutex_lock(&fn_mu);
     for (fn_inst **p = &fns; *p;) {
         fn_inst *f = *p;
@@ -248,11 +248,8 @@ static bool forget_plugin(const char *plugin)
         f->gone = true;
         if (f->refs == 0)
             fn_free(f);
-        else
-            idle = false;
     }
     pthread_mutex_unlock(&fn_mu);
-    return idle;
 }
 
 static void function_release(fn_inst *f)

@@ -483,7 +483,9 @@ char *svc_metrics_render(svc *s, size_t *len)
     render_estimators(&o, s->est);
     o.failed |= !o.failed && !svc_kserve_metrics(s->kserve, &o.buf, &o.len, &o.cap);
     render_events(&o);
+    pthread_rwlock_rdlock(&s->plugins_rw); /* no plugin comes or goes meanwhile */
     render_plugins(&o, s->reg);
+    pthread_rwlock_unlock(&s->plugins_rw);
     render_counts(&o, s->reg);
     render_portables(&o, s->portables);
     render_rules_or_last(&o, s->metrics, s->rules);

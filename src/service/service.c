@@ -46,6 +46,7 @@ static void svc_free(svc *s)
     }
     svc_functions_free();
     svc_metrics_free(s->metrics);
+    svc_plugins_fini(s);
     free(s);
 }
 
@@ -61,6 +62,7 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
     s->cfg = cfg;
     s->reg = reg;
     s->portables = portables;
+    svc_plugins_init(s);
     s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");
     s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
     s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");

@@ -15,6 +15,7 @@
 #ifndef INFERD_SERVICE_H
 #define INFERD_SERVICE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,7 @@ struct svc {
     struct inferd_portables *portables; /* borrowed; NULL: no portable plugins */
     struct rules_engine *rules; /* owned: streams and rules */
     svc_pipelines *pipelines;   /* owned: the pipelines it keeps and runs */
+    pthread_rwlock_t plugins_rw; /* written by a change of the plugin set (api_plugins.c) */
     struct inferd_http *http;   /* owned */
     uint64_t started_ms;        /* monotonic */
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
@@ -185,7 +187,7 @@ typedef struct svc_route {
 } svc_route;
 /* Each file's routes, {NULL}-terminated. */
 extern const svc_route svc_core_routes[];       /* api_core.c: health, ready, version, metrics */
-extern const svc_route svc_plugin_routes[];     /* api_core.c: /v1/plugins */
+extern const svc_route svc_plugin_routes[];     /* api_plugins.c: /v1/plugins */
 extern const svc_route svc_estimator_routes[];  /* api_estimators.c */
 extern const svc_route svc_kserve_routes[];     /* kserve.c */
 extern const svc_route svc_portable_routes[];   /* api_portables.c: /plugins/portables, functions */
@@ -193,6 +195,23 @@ extern const svc_route svc_rules_routes[];      /* api_rules.c: /streams, /rules
 extern const svc_route svc_pipeline_routes[];   /* api_pipelines.c: /v1/pipelines */
 /* api_portables.c: destroys the function instances made for exec calls. */
 void svc_functions_free(void);
+/* Lets go of those of plugin's functions (one in a call goes after it). */
+void svc_functions_forget(const char *plugin);
+
+/* api_plugins.c: what the service makes of a plugin that comes or goes at
+ * run time (a C plugin activated, a portable one installed, upgraded,
+ * removed): its background and event components, routes and
+ * subscriptions, the estimator names it replaces, the function instances
+ * of /v1/functions. attach: all or nothing. detach: EBUSY (nothing
+ * changed) while a stream or rule uses it, or when an estimator name would
+ * be left without a component. Callers hold plugins_rw for writing. */
+inferd_status svc_plugin_attach(svc *s, const char *plugin, inferd_error *err);
+inferd_status svc_plugin_detach(svc *s, const char *plugin, inferd_error *err);
+/* The events plugin_activated, plugin_deactivated, plugin_upgraded. */
+void svc_plugin_publish(const char *event, const char *plugin, const char *version);
+/* plugins_rw, and the portable plugins' hook (svc_start / svc_free). */
+void svc_plugins_init(svc *s);
+void svc_plugins_fini(svc *s);
 
 /* Whether a path belongs to the built-in API (a plugin route may not take it). */
 bool svc_path_reserved(const char *path);
@@ -216,6 +235,15 @@ inferd_status svc_background_new(svc *s, svc_background **out, inferd_error *err
 inferd_status svc_background_start(svc_background *b, inferd_error *err);
 void svc_background_stop(svc_background *b);
 void svc_background_free(svc_background *b);
+/* A plugin activated at run time: makes and starts (when the others run)
+ * its background and event components, then its routes and subscriptions
+ * appear at once. *added: how many. A route clash or a failing start
+ * leaves nothing of it. */
+inferd_status svc_background_attach(svc_background *b, const char *plugin, size_t *added,
+                                    inferd_error *err);
+/* Takes plugin's components away: its routes answer 404 from now on, the
+ * running handlers finish, then they are closed. Returns how many. */
+size_t svc_background_detach(svc_background *b, const char *plugin);
 /* Serves r if a plugin route has its path: true when it took it (replied). */
 bool svc_background_dispatch(svc_background *b, svc_request *r);
 
