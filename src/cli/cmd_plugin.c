@@ -1,4 +1,5 @@
-/* cli/cmd_plugin.c: `inferd plugin list` and `inferd plugin inspect NAME`. */
+/* cli/cmd_plugin.c: `inferd plugin list|inspect|install|remove` (the plugin and state
+ * folders) and `inferd plugin activate|deactivate|upgrade` (a running daemon). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "core/build_value.h"
 #include "inferd/registry.h"
 #include "portable/portables.h"
@@ -232,17 +234,111 @@ static int portable_change(inferd_portables *p, bool install, char **args, int n
     return 0;
 }
 
+/* ---- a running daemon's plugins (activate, deactivate, upgrade) ----------------------- */
+
+enum { LIVE_JSON = 1 << 0 };
+static const cli_flag live_flags[] = {{"json", false}};
+
+static int do_live(cli_client *c, const cli_command *cmd)
+{
+    char *path = cli_path(c, "/v1/plugins/", c->args[0], cmd->tail);
+    cli_reply r = {0};
+    int rc = path ? cli_request_json(c, "POST", path, "application/json", "{}", 2, &r)
+                  : EXIT_RUNTIME;
+    if (rc == 0 && (c->given & LIVE_JSON))
+        cli_print_body(&r);
+    else if (rc == 0 && strcmp(cmd->name, "activate") == 0)
+        printf("plugin %s %s is active\n", cli_str(r.json, "name"), cli_str(r.json, "version"));
+    else if (rc == 0)
+        printf("plugin %s is inactive\n", cli_str(r.json, "name"));
+    cli_reply_free(&r);
+    free(path);
+    return rc;
+}
+
+static int do_upgrade(cli_client *c, const cli_command *cmd)
+{
+    (void)cmd;
+    FILE *f = fopen(c->args[1], "rb");
+    if (!f) {
+        fprintf(stderr, "inferd: %s: %s\n", c->args[1], strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    char *zip = NULL;
+    size_t len = 0, cap = 0;
+    for (size_t got = 1; got > 0;) {
+        if (len == cap) {
+            char *grown = realloc(zip, cap = cap ? cap * 2 : 65536);
+            if (!grown)
+                break;
+            zip = grown;
+        }
+        len += (got = fread(zip + len, 1, cap - len, f));
+    }
+    bool read_all = !ferror(f) && feof(f);
+    fclose(f);
+    if (!read_all) {
+        free(zip);
+        fprintf(stderr, "inferd: %s: cannot read it whole\n", c->args[1]);
+        return EXIT_RUNTIME;
+    }
+    char *path = cli_path(c, "/plugins/portables/", c->args[0], "");
+    cli_reply r = {0};
+    int rc = path ? cli_request_json(c, "PUT", path, "application/zip", zip, len, &r)
+                  : EXIT_RUNTIME;
+    if (rc == 0 && (c->given & LIVE_JSON))
+        cli_print_body(&r);
+    else if (rc == 0)
+        printf("portable plugin %s upgraded from %s to %s\n", cli_str(r.json, "name"),
+               cli_str(r.json, "previousVersion"), cli_str(r.json, "version"));
+    cli_reply_free(&r);
+    free(path);
+    free(zip);
+    return rc;
+}
+
+static const cli_command live_commands[] = {
+    {"activate", "NAME", 1, 1, LIVE_JSON, NULL, "/activate", do_live,
+     "activate a C plugin of plugins.dir (its file name)\n"
+     "or an installed portable plugin: its routes,\n"
+     "subscriptions and estimator replacements go live"},
+    {"deactivate", "NAME", 1, 1, LIVE_JSON, NULL, "/deactivate", do_live,
+     "take them away (requests in flight finish); refused\n"
+     "while a rule or a pipeline uses the plugin"},
+    {"upgrade", "NAME FILE.zip", 2, 2, LIVE_JSON, NULL, NULL, do_upgrade,
+     "install a new version of a portable plugin beside\n"
+     "the old, move every user to it, stop the old; one\n"
+     "that fails is rolled back and the old serves on"},
+};
+
+static const cli_family live_family = {
+    .name = "plugin",
+    .summary = "Change the plugins of a running daemon, over its HTTP API (/v1/plugins, "
+               "/plugins/portables). list, inspect, install and remove work on the plugin "
+               "folder and the state folder instead: inferd plugin --help.",
+    .commands = live_commands,
+    .n_commands = sizeof live_commands / sizeof live_commands[0],
+    .flags = live_flags,
+    .n_flags = sizeof live_flags / sizeof live_flags[0],
+    .flags_help = "  --json           the daemon's JSON as it is\n",
+};
+
 int cmd_plugin(int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "activate") == 0 || strcmp(argv[1], "deactivate") == 0 ||
+                      strcmp(argv[1], "upgrade") == 0))
+        return cli_client_main(&live_family, argc, argv);
     if (argc < 2)
         return cli_usage_error("%s", "plugin needs a subcommand: list, inspect NAME, install "
-                                     "FILE.zip [NAME] or remove NAME");
+                                     "FILE.zip [NAME], remove NAME, or against a running "
+                                     "daemon activate NAME, deactivate NAME, upgrade NAME "
+                                     "FILE.zip");
     const char *sub = argv[1];
     bool list = strcmp(sub, "list") == 0, install = strcmp(sub, "install") == 0;
     bool remove = strcmp(sub, "remove") == 0;
     if (!list && !install && !remove && strcmp(sub, "inspect") != 0)
-        return cli_usage_error("unknown plugin subcommand '%s' (use list, inspect, install or "
-                               "remove)", sub);
+        return cli_usage_error("unknown plugin subcommand '%s' (use list, inspect, install, "
+                               "remove, activate, deactivate or upgrade)", sub);
     inferd_config *cfg = NULL;
     cli_options o;
     int rc = cli_load_config(argc - 1, argv + 1, &cfg, &o);

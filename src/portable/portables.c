@@ -560,7 +560,7 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
  * stays. EBUSY when instances live on (a pipeline's element). */
 static inferd_status unregister(inferd_portables *p, installed *it, inferd_error *err)
 {
-    inferd_status st = it->registered ? inferd_registry_unload_wait(p->reg, it->name, 5000, err)
+    inferd_status st = it->registered ? inferd_registry_unload_wait(p->reg, it->name, 2000, err)
                                       : INFERD_OK;
     if (st != INFERD_OK)
         return st;

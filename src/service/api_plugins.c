@@ -22,7 +22,7 @@
 #define LOG "plugins"
 /* How long a deactivation waits for the last instances of the plugin that
  * the service let go of (an estimator's batch in flight, an event drain). */
-#define UNLOAD_WAIT_MS 5000
+#define UNLOAD_WAIT_MS 2000
 
 /* ---- what the service makes of a plugin ------------------------------------------ */
 
