@@ -81,8 +81,8 @@ static size_t count_routes(const inferd_component *c)
     return n;
 }
 
-/* Checks c's routes against the built-in API, against those of the
- * components in a list (live, then fresh), and against each other. */
+/* Checks c's routes against the built-in API, against those of the live
+ * components and of the fresh ones before c, and against each other. */
 static inferd_status check_routes(const bg_component *c, const bg_component *live,
                                   const bg_component *fresh, inferd_error *err)
 {
@@ -96,10 +96,10 @@ static inferd_status check_routes(const bg_component *c, const bg_component *liv
             if (strcmp(o->path, rt->path) == 0 && strcasecmp(o->method, rt->method) == 0)
                 return inferd_error_set(err, INFERD_EEXIST, WHO_FMT ": route %s %s is "
                                         "declared twice", WHO(c), rt->method, rt->path);
+        /* The live ones, then the fresh ones before c: a clash is c's. */
         for (int pass = 0; pass < 2; pass++)
-            for (const bg_component *o = pass ? fresh : live; o; o = o->next)
-                for (const inferd_route_spec *ort = o->comp->routes;
-                     o != c && ort && ort->method; ort++)
+            for (const bg_component *o = pass ? fresh : live; o && o != c; o = o->next)
+                for (const inferd_route_spec *ort = o->comp->routes; ort && ort->method; ort++)
                     if (strcmp(ort->path, rt->path) == 0)
                         return inferd_error_set(err, INFERD_EEXIST,
                                                 WHO_FMT ": route %s %s: path %s is already "
