@@ -81,6 +81,10 @@ INFERD_API inferd_status inferd_registry_unload(inferd_registry *reg, const char
 /* The same, waiting up to timeout_ms for the plugin's last instances to go. */
 INFERD_API inferd_status inferd_registry_unload_wait(inferd_registry *reg, const char *plugin_name,
                                                      uint64_t timeout_ms, inferd_error *err);
+/* A plugin upgraded in place (a portable one): the version it reports from
+ * now on (borrowed: it must outlive the plugin's registration). */
+INFERD_API void inferd_registry_set_plugin_version(inferd_registry *reg, const char *plugin_name,
+                                                  const char *version);
 
 /* Failed calls into a plugin's components so far (init, process, exec,
  * estimate_batch, handle, start, ...). */

@@ -617,6 +617,15 @@ inferd_status inferd_registry_unload_wait(inferd_registry *reg, const char *name
     }
 }
 
+void inferd_registry_set_plugin_version(inferd_registry *reg, const char *name, const char *version)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->n_plugins; i++)
+        if (strcmp(reg->plugins[i]->info.name, name) == 0)
+            reg->plugins[i]->info.version = version;
+    pthread_mutex_unlock(&reg->lock);
+}
+
 size_t inferd_registry_plugin_count(const inferd_registry *reg) { return reg->n_plugins; }
 
 const inferd_plugin_info *inferd_registry_plugin_at(const inferd_registry *reg, size_t i)

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -90,6 +91,7 @@ struct portable_host {
     bool ping_out;
     unsigned replay_left;
     uint64_t next_id;
+    unsigned active;      /* calls between portable_host_enter and _leave */
     pending *pend;
     portable_inst *insts;
     unsigned rand_state;
@@ -1314,6 +1316,42 @@ inferd_status portable_host_wait_running(portable_host *h, uint64_t timeout_ms, 
         return inferd_error_set(err, INFERD_ETIMEOUT, "portable plugin %s is still starting "
                                 "after %llu ms", h->name, (unsigned long long)timeout_ms);
     return inferd_error_set(err, INFERD_EPLUGIN, "%s", last[0] ? last : "it is not running");
+}
+
+void portable_host_enter(portable_host *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->active++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+void portable_host_leave(portable_host *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->active--;
+    pthread_mutex_unlock(&h->mu);
+}
+
+bool portable_host_drain(portable_host *h, uint64_t timeout_ms)
+{
+    /* Replies are taken on the host's thread, which does not signal an
+     * empty list: a short poll, bounded (an upgrade's last step). */
+    for (uint64_t waited = 0;; waited += 2) {
+        pthread_mutex_lock(&h->mu);
+        bool idle = h->active == 0 && !h->pend;
+        pthread_mutex_unlock(&h->mu);
+        if (idle || waited >= timeout_ms)
+            return idle;
+        nanosleep(&(struct timespec){.tv_nsec = 2 * 1000 * 1000}, NULL);
+    }
+}
+
+bool portable_host_inst_started(portable_host *h, const portable_inst *pi)
+{
+    pthread_mutex_lock(&h->mu);
+    bool started = pi->started;
+    pthread_mutex_unlock(&h->mu);
+    return started;
 }
 
 void portable_host_set_restart(portable_host *h, bool restart)

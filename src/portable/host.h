@@ -21,6 +21,7 @@
 #include "portable/proto.h"
 
 typedef struct portable_host portable_host;
+typedef struct portable_inst portable_inst; /* an instance, replayed after every restart */
 
 typedef struct portable_timeouts {
     uint64_t start_ms;         /* from spawn to hello */
@@ -77,13 +78,21 @@ void portable_host_stop(portable_host *h);
 /* Stops h, then frees it (its instances must be closed). NULL is fine. */
 void portable_host_free(portable_host *h);
 void portable_host_status(portable_host *h, portable_status *out);
+/* A call of the host's instances is under way (from before it picks the
+ * host to after its portable_host_call* returns): an upgrade's drain waits
+ * for these and for the replies still pending. */
+void portable_host_enter(portable_host *h);
+void portable_host_leave(portable_host *h);
+/* Waits up to timeout_ms until no call is under way or pending; true when so. */
+bool portable_host_drain(portable_host *h, uint64_t timeout_ms);
+/* Whether pi was started (a background or source instance). */
+bool portable_host_inst_started(portable_host *h, const portable_inst *pi);
 /* Whether a failure restarts the process (an install's first start does not). */
 void portable_host_set_restart(portable_host *h, bool restart);
 const char *portable_host_name(const portable_host *h);
 
 /* ---- instances (replayed after every restart) -------------------------------- */
 
-typedef struct portable_inst portable_inst;
 /* Records an instance of a component and opens it in the plugin when it
  * runs (now, synchronously; or at its next start). inst: the host instance
  * (borrowed; sources emit through it). */

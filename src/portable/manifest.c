@@ -687,6 +687,54 @@ static inferd_value *describe_decl(const portable_decl *d)
     return o;
 }
 
+/* What a declaration promises its users (its description aside). */
+static inferd_value *decl_shape(const portable_decl *d)
+{
+    inferd_value *o = describe_decl(d);
+    inferd_value_object_remove(o, "description", NULL);
+    inferd_value *props = (inferd_value *)inferd_value_object_get(o, "props");
+    for (size_t i = 0; i < inferd_value_array_len(props); i++)
+        inferd_value_object_remove((inferd_value *)inferd_value_array_get(props, i),
+                                   "description", NULL);
+    return o;
+}
+
+bool portable_manifest_same_decls(const portable_manifest *a, const portable_manifest *b,
+                                  char *why, size_t cap)
+{
+    for (size_t i = 0; i < a->n_decls; i++) {
+        const portable_decl *da = &a->decls[i], *db = NULL;
+        for (size_t j = 0; j < b->n_decls && !db; j++)
+            if (strcmp(b->decls[j].name, da->name) == 0)
+                db = &b->decls[j];
+        if (!db) {
+            snprintf(why, cap, "%s %s is gone", inferd_component_kind_name(da->kind), da->name);
+            return false;
+        }
+        inferd_value *sa = decl_shape(da), *sb = decl_shape(db);
+        bool same = da->kind == db->kind && sa && sb && inferd_value_equal(sa, sb);
+        inferd_value_free(sa);
+        inferd_value_free(sb);
+        if (!same) {
+            snprintf(why, cap, "%s %s is declared otherwise (its kind, arguments, properties, "
+                     "routes, event or estimator)", inferd_component_kind_name(da->kind),
+                     da->name);
+            return false;
+        }
+    }
+    for (size_t j = 0; j < b->n_decls; j++) {
+        bool known = false;
+        for (size_t i = 0; i < a->n_decls && !known; i++)
+            known = strcmp(a->decls[i].name, b->decls[j].name) == 0;
+        if (!known) {
+            snprintf(why, cap, "%s %s is new", inferd_component_kind_name(b->decls[j].kind),
+                     b->decls[j].name);
+            return false;
+        }
+    }
+    return true;
+}
+
 inferd_value *portable_manifest_describe(const portable_manifest *m)
 {
     if (!m)

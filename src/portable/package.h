@@ -58,6 +58,11 @@ inferd_status portable_manifest_parse(const char *name, const char *text, size_t
  * owner-execute bit set. */
 inferd_status portable_manifest_load(const char *dir, const char *name, portable_manifest **out,
                                      inferd_error *err);
+/* Whether b declares the same components as a (names, kinds, arguments,
+ * properties, routes, events, estimators; descriptions may differ): what
+ * an upgrade in place needs. When not, why says the first difference. */
+bool portable_manifest_same_decls(const portable_manifest *a, const portable_manifest *b,
+                                  char *why, size_t cap);
 
 /* Frees m and everything in it. NULL is allowed. */
 void portable_manifest_free(portable_manifest *m);

@@ -18,6 +18,7 @@
 #include "inferd/log.h"
 #include "portable/host.h"
 #include "portable/package.h"
+#include "plugin/internal.h"
 #include "portable/proxy.h"
 
 #define LOG "portable"
@@ -28,6 +29,8 @@ typedef struct installed {
     char *file;                /* owned: the zip it came from */
     int64_t installed_at;      /* unix seconds */
     portable_manifest *m;      /* owned; NULL when the package is broken (error says why) */
+    portable_manifest *decl_m; /* owned: after an upgrade, the first version's, which the
+                                  registry's components (the proxy) were made of; else NULL */
     portable_proxy *proxy;     /* owned */
     portable_host *host;       /* owned; NULL before start */
     bool registered;
@@ -126,6 +129,8 @@ static inferd_status db_open(inferd_portables *p, inferd_error *err)
      * (the error for a column there already is the expected one). */
     sqlite3_exec(p->db, "ALTER TABLE portables ADD COLUMN active INTEGER NOT NULL DEFAULT 1",
                  NULL, NULL, NULL);
+    /* The folder under plugins/ (NULL: the name); an upgrade unpacks beside. */
+    sqlite3_exec(p->db, "ALTER TABLE portables ADD COLUMN folder TEXT", NULL, NULL, NULL);
     return INFERD_OK;
 }
 
@@ -192,6 +197,7 @@ static void installed_free(inferd_portables *p, installed *it)
     portable_host_free(it->host);
     portable_proxy_free(it->proxy);
     portable_manifest_free(it->m);
+    portable_manifest_free(it->decl_m);
     free(it->name), free(it->dir), free(it->file);
     free(it);
 }
@@ -323,8 +329,9 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
 
     /* The recorded plugins, in name order. */
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(p->db, "SELECT name, file, installed_at, active FROM portables "
-                                  "ORDER BY name DESC", -1, &s, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(p->db, "SELECT name, file, installed_at, active, "
+                                  "coalesce(folder, name) FROM portables ORDER BY name DESC",
+                           -1, &s, NULL) != SQLITE_OK) {
         st = db_error(p->db, "reading portables", err);
         inferd_portables_free(p);
         return st;
@@ -337,7 +344,8 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         it->file = strdup((const char *)sqlite3_column_text(s, 1));
         it->installed_at = sqlite3_column_int64(s, 2);
         it->inactive = sqlite3_column_int(s, 3) == 0;
-        it->dir = it->name ? path_join(p->plugins_dir, it->name) : NULL;
+        const char *folder = (const char *)sqlite3_column_text(s, 4);
+        it->dir = folder && !strchr(folder, '/') ? path_join(p->plugins_dir, folder) : NULL;
         inferd_error e = {0};
         if (!it->name || !it->file || !it->dir) {
             installed_free(p, it);
@@ -397,6 +405,16 @@ void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, 
 {
     p->hook = hook;
     p->hook_ctx = ctx;
+}
+
+/* An uploaded package (kept in <state>/uploads/ as the file a version came
+ * from) goes with its version. */
+static void forget_upload(inferd_portables *p, const char *file)
+{
+    size_t n = strlen(p->state_dir);
+    if (file && strncmp(file, p->state_dir, n) == 0 && strncmp(file + n, "/uploads/", 9) == 0 &&
+        unlink(file) != 0 && errno != ENOENT)
+        inferd_log_warn(LOG, "removing %s: %s", file, strerror(errno));
 }
 
 /* ---- install / remove -------------------------------------------------------------- */
@@ -546,6 +564,7 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
             break;
         }
     char *dir = strdup(it->dir);
+    forget_upload(p, it->file);
     installed_free(p, it);
     if (dir && portable_remove_tree(dir) != 0)
         inferd_log_warn(LOG, "removing %s: %s", dir, strerror(errno));
@@ -636,6 +655,144 @@ inferd_status inferd_portables_set_active(inferd_portables *p, const char *name,
     if (st == INFERD_OK)
         inferd_log_info(LOG, "portable plugin %s is %s", name, active ? "active" : "inactive");
     return st;
+}
+
+/* ---- upgrade ------------------------------------------------------------------------ */
+
+static inferd_status db_upgraded(inferd_portables *p, const installed *it, const char *version,
+                                 const char *file, const char *folder, inferd_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(p->db, "UPDATE portables SET version = ?, file = ?, folder = ? "
+                                  "WHERE name = ?", -1, &s, NULL) != SQLITE_OK)
+        return db_error(p->db, "recording the upgrade", err);
+    sqlite3_bind_text(s, 1, version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, file, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, folder, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, it->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE && sqlite3_changes(p->db) == 1
+               ? INFERD_OK
+               : db_error(p->db, "recording the upgrade", err);
+}
+
+/* Checks and unpacks zip beside it, and starts it (no restart on failure);
+ * *m2, *h2: the new version's manifest and running process. */
+static inferd_status prepare_upgrade(inferd_portables *p, installed *it, const char *zip,
+                                     const char *dir2, portable_manifest **m2,
+                                     portable_host **h2, inferd_error *err)
+{
+    const portable_manifest *decl_m = it->decl_m ? it->decl_m : it->m;
+    inferd_status st = portable_package_extract(zip, dir2, err);
+    if (st == INFERD_OK)
+        st = portable_manifest_load(dir2, it->name, m2, err);
+    char why[300];
+    if (st == INFERD_OK && !portable_manifest_same_decls(decl_m, *m2, why, sizeof why))
+        st = inferd_error_set(err, INFERD_EINVAL, "version %s declares its components otherwise "
+                              "than the running %s: %s. An upgrade in place keeps the "
+                              "declarations (its users hold them); remove the plugin and "
+                              "install the new version instead", (*m2)->version,
+                              it->m->version, why);
+    if (st == INFERD_OK)
+        st = portable_package_run_install(dir2, it->name, p->install_timeout_ms, err);
+    portable_host_config hc = {.dir = dir2, .manifest = *m2, .python = p->python,
+                               .sdk_dir = p->sdk_dir, .sock_dir = p->sock_dir, .t = p->t,
+                               .limits = limits_of(p, it->name), .restart = false};
+    if (st == INFERD_OK && (st = portable_host_start(&hc, h2, err)) == INFERD_OK)
+        st = portable_host_wait_running(*h2, p->t.start_ms + 1000, err);
+    return st;
+}
+
+inferd_status inferd_portables_upgrade(inferd_portables *p, const char *name, const char *zip,
+                                       inferd_value **desc, inferd_error *err)
+{
+    if (desc)
+        *desc = NULL;
+    struct stat sb;
+    if (!zip || zip[0] != '/' || stat(zip, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return inferd_error_set(err, INFERD_ENOTFOUND, "package %s: not a regular file",
+                                zip ? zip : "");
+    pthread_mutex_lock(&p->mu);
+    installed *it = find(p, name);
+    inferd_status st = INFERD_OK;
+    if (!it)
+        st = inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is installed "
+                              "(install it: POST /plugins/portables)", name);
+    else if (it->inactive)
+        st = inferd_error_set(err, INFERD_ESTATE, "portable plugin %s is inactive: activate it "
+                              "first, or remove it and install the new version", name);
+    else if (!it->registered || !it->host)
+        st = inferd_error_set(err, INFERD_ESTATE, "portable plugin %s is not loaded (%s): "
+                              "remove it and install the new version", name,
+                              it->error[0] ? it->error : "broken");
+    if (st != INFERD_OK) {
+        pthread_mutex_unlock(&p->mu);
+        return st;
+    }
+    /* The new version's folder: beside the old, named by the time. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char folder[128];
+    snprintf(folder, sizeof folder, "%s@%lld%03ld", name, (long long)now.tv_sec,
+             now.tv_nsec / 1000000);
+    char *dir2 = path_join(p->plugins_dir, folder), *file2 = strdup(zip);
+    portable_manifest *m2 = NULL;
+    portable_host *h2 = NULL;
+    if (!dir2 || !file2)
+        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    else
+        st = prepare_upgrade(p, it, zip, dir2, &m2, &h2, err);
+    /* Every user moves to it at once; then it is recorded. */
+    bool moved = st == INFERD_OK &&
+                 (st = portable_proxy_move(it->proxy, h2, err)) == INFERD_OK;
+    if (moved && (st = db_upgraded(p, it, m2->version, zip, folder, err)) != INFERD_OK) {
+        inferd_error e2 = {0}; /* back to the old process, which still runs */
+        if (portable_proxy_move(it->proxy, it->host, &e2) != INFERD_OK)
+            inferd_log_error(LOG, "%s: moving back after a failed record: %s", name, e2.message);
+    }
+    if (st != INFERD_OK) {
+        portable_host_free(h2);
+        portable_manifest_free(m2);
+        if (dir2)
+            portable_remove_tree(dir2);
+        free(dir2);
+        free(file2);
+        const char *running = it->m->version;
+        pthread_mutex_unlock(&p->mu);
+        return inferd_error_prefix(err, "portable plugin %s was not upgraded (version %s serves "
+                                   "on)", name, running);
+    }
+    /* Calls under way finish on the old process; then it stops. */
+    portable_host *old = it->host;
+    portable_host_set_restart(old, false);
+    if (!portable_host_drain(old, p->t.call_ms))
+        inferd_log_warn(LOG, "%s: calls to the old version still open after %llu ms fail",
+                        name, (unsigned long long)p->t.call_ms);
+    portable_host_free(old);
+    it->host = h2;
+    portable_host_set_restart(h2, true);
+    char *previous = strdup(it->m->version);
+    if (!it->decl_m)
+        it->decl_m = it->m; /* the registry's components are made of it */
+    else
+        portable_manifest_free(it->m); /* an intermediate version's: its process is gone */
+    it->m = m2;
+    inferd_registry_set_plugin_version(p->reg, name, m2->version);
+    if (portable_remove_tree(it->dir) != 0)
+        inferd_log_warn(LOG, "removing %s: %s", it->dir, strerror(errno));
+    free(it->dir);
+    it->dir = dir2;
+    forget_upload(p, it->file);
+    free(it->file);
+    it->file = file2;
+    pthread_mutex_unlock(&p->mu);
+    inferd_log_info(LOG, "upgraded portable plugin %s from %s to %s (%s)", name,
+                    previous ? previous : "?", m2->version, zip);
+    if (desc && (*desc = inferd_portables_describe(p, name)))
+        inferd__put_str(*desc, "previousVersion", previous ? previous : "?", NULL);
+    free(previous);
+    return INFERD_OK;
 }
 
 /* ---- describing ------------------------------------------------------------------------ */

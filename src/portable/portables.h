@@ -64,6 +64,16 @@ const char *inferd_portables_state_dir(const inferd_portables *p);
  * installed. */
 inferd_status inferd_portables_health(inferd_portables *p, const char *name,
                                       void (*down)(void *ctx, const char *reason), void *ctx);
+/* Upgrades plugin name in place to the package zip (a path): unpacks it
+ * beside the running version, runs its install.sh, starts it and waits for
+ * its handshake, then opens every instance of the running version in it
+ * and moves them all at once (a call goes to one version or the other);
+ * calls under way finish on the old process, which then stops. The new
+ * version must declare the same components (EINVAL saying what differs).
+ * Any failure leaves the old version serving and nothing of the new.
+ * *desc (optional): its description with "previousVersion". */
+inferd_status inferd_portables_upgrade(inferd_portables *p, const char *name, const char *zip,
+                                       inferd_value **desc, inferd_error *err);
 /* Deactivates (active false: the service lets go of it through the hook,
  * its process stops, its components are unregistered; the package stays
  * installed) or activates it again (registered, started, handed to the

@@ -8,6 +8,7 @@
 #include "core/build_value.h"
 #include "portable/proxy.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,18 @@
 
 #define LOG "portable"
 
+typedef struct proxy_inst proxy_inst;
+
 struct portable_proxy {
     _Atomic(portable_host *) host; /* borrowed: set by proxy_bind, read by any instance */
     const portable_manifest *m;    /* borrowed */
+    /* An upgrade (portable_proxy_move) holds swap for writing while it moves
+     * every instance to the new process; a call holds it for reading only
+     * while it picks its host and instance; opening and closing an
+     * instance hold it throughout. insts: every instance, under list_mu. */
+    pthread_rwlock_t swap;
+    pthread_mutex_t list_mu;
+    proxy_inst *insts;
     inferd_plugin desc;
     inferd_component *comps;       /* owned, one per decl */
     inferd_route_spec **routes;    /* owned, one array per decl (NULL when none) */
@@ -40,11 +50,32 @@ static portable_proxy *proxy_of(const inferd_component *c, const portable_decl *
 static portable_host *host_of(const portable_proxy *p) { return atomic_load(&p->host); }
 
 /* An instance's state. */
-typedef struct proxy_inst {
+struct proxy_inst {
     portable_proxy *proxy;
     const portable_decl *decl;
+    inferd_instance *self;      /* borrowed: the host instance */
+    inferd_value *props;        /* owned: what it was opened with (an upgrade opens it again) */
+    portable_inst *pi;          /* in host_of(proxy); changed under swap (write) */
+    struct proxy_inst *next;    /* the proxy's list */
+};
+
+/* Where one call goes: the host and the plugin's instance, held until
+ * leave (an upgrade's drain waits for it). */
+typedef struct bound {
+    portable_host *h;
     portable_inst *pi;
-} proxy_inst;
+} bound;
+
+static bound enter(proxy_inst *s)
+{
+    pthread_rwlock_rdlock(&s->proxy->swap);
+    bound b = {host_of(s->proxy), s->pi};
+    portable_host_enter(b.h);
+    pthread_rwlock_unlock(&s->proxy->swap);
+    return b;
+}
+
+static void leave(bound b) { portable_host_leave(b.h); }
 
 /* The props as an object; NULL when it cannot be made whole. */
 static inferd_value *props_value(const inferd_props *props)
@@ -81,9 +112,19 @@ static inferd_status proxy_init(inferd_instance *self, const inferd_props *props
     }
     s->proxy = p;
     s->decl = decl;
+    s->self = self;
+    s->props = pv;
+    pthread_rwlock_rdlock(&p->swap);
     inferd_status st = portable_host_open(host_of(p), decl, pv, self, &s->pi, err);
-    inferd_value_free(pv);
+    if (st == INFERD_OK) {
+        pthread_mutex_lock(&p->list_mu);
+        s->next = p->insts;
+        p->insts = s;
+        pthread_mutex_unlock(&p->list_mu);
+    }
+    pthread_rwlock_unlock(&p->swap);
     if (st != INFERD_OK) {
+        inferd_value_free(pv);
         free(s);
         return st;
     }
@@ -96,7 +137,18 @@ static void proxy_deinit(inferd_instance *self)
     proxy_inst *s = inferd_instance_state(self);
     if (!s)
         return;
-    portable_host_close(host_of(s->proxy), s->pi);
+    portable_proxy *p = s->proxy;
+    pthread_rwlock_rdlock(&p->swap);
+    pthread_mutex_lock(&p->list_mu);
+    for (proxy_inst **pp = &p->insts; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&p->list_mu);
+    portable_host_close(host_of(p), s->pi);
+    pthread_rwlock_unlock(&p->swap);
+    inferd_value_free(s->props);
     free(s);
     inferd_instance_set_state(self, NULL);
 }
@@ -104,14 +156,20 @@ static void proxy_deinit(inferd_instance *self)
 static inferd_status proxy_start(inferd_instance *self, inferd_error *err)
 {
     proxy_inst *s = inferd_instance_state(self);
-    return portable_host_start_inst(host_of(s->proxy), s->pi, err);
+    bound b = enter(s);
+    inferd_status st = portable_host_start_inst(b.h, b.pi, err);
+    leave(b);
+    return st;
 }
 
 static void proxy_stop(inferd_instance *self)
 {
     proxy_inst *s = inferd_instance_state(self);
-    if (s)
-        portable_host_stop_inst(host_of(s->proxy), s->pi);
+    if (s) {
+        bound b = enter(s);
+        portable_host_stop_inst(b.h, b.pi);
+        leave(b);
+    }
 }
 
 static void proxy_close(inferd_instance *self) /* background: stop and deinit */
@@ -153,8 +211,9 @@ static inferd_status call_args(inferd_instance *self, const char *op,
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     proto_frame reply = {0};
-    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, op, fields, blobs.v, blobs.n,
-                                          &reply, err);
+    bound b = enter(s);
+    inferd_status st = portable_host_call(b.h, b.pi, op, fields, blobs.v, blobs.n, &reply, err);
+    leave(b);
     proto_blobs_clear(&blobs);
     if (st == INFERD_OK && result) {
         const inferd_value *r = inferd_value_object_get(reply.header, "result");
@@ -189,8 +248,10 @@ static inferd_status proxy_collect(inferd_instance *self, const inferd_value *it
         proto_blobs_clear(&blobs);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, "collect", fields, blobs.v,
-                                          blobs.n, NULL, err);
+    bound b = enter(s);
+    inferd_status st = portable_host_call(b.h, b.pi, "collect", fields, blobs.v, blobs.n, NULL,
+                                          err);
+    leave(b);
     proto_blobs_clear(&blobs);
     return st;
 }
@@ -216,7 +277,9 @@ static inferd_status proxy_handle(inferd_instance *self, const inferd_value *con
         proto_blobs_clear(&blobs);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
-    st = portable_host_call(host_of(s->proxy), s->pi, "events", fields, blobs.v, blobs.n, NULL, err);
+    bound b = enter(s);
+    st = portable_host_call(b.h, b.pi, "events", fields, blobs.v, blobs.n, NULL, err);
+    leave(b);
     proto_blobs_clear(&blobs);
     return st;
 }
@@ -365,8 +428,10 @@ static inferd_status proxy_estimate(inferd_instance *self, inferd_estimate *cons
     }
     /* The reply completes the items from the host's thread; a refused call
      * leaves them to the host's batcher, which fails them with err. */
-    st = portable_host_call_async(host_of(s->proxy), s->pi, "estimate", fields, blobs.v, blobs.n,
-                                  est_reply, c, err);
+    bound b = enter(s);
+    st = portable_host_call_async(b.h, b.pi, "estimate", fields, blobs.v, blobs.n, est_reply, c,
+                                  err);
+    leave(b);
     proto_blobs_clear(&blobs);
     if (st != INFERD_OK) {
         c->n = 0;
@@ -433,8 +498,10 @@ static inferd_status proxy_route(inferd_instance *self, const inferd_http_reques
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
     proto_frame reply = {0};
-    inferd_status st = portable_host_call(host_of(s->proxy), s->pi, "route", fields, blobs.v,
-                                          blobs.n, &reply, err);
+    bound bd = enter(s);
+    inferd_status st = portable_host_call(bd.h, bd.pi, "route", fields, blobs.v, blobs.n, &reply,
+                                          err);
+    leave(bd);
     proto_blobs_clear(&blobs);
     if (st != INFERD_OK)
         return st;
@@ -499,6 +566,13 @@ inferd_status portable_proxy_new(const portable_manifest *m, const inferd_regist
     if (!p)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     p->m = m;
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    /* A steady stream of calls must not keep an upgrade waiting forever. */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&p->swap, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&p->list_mu, NULL);
     p->comps = calloc(m->n_decls ? m->n_decls : 1, sizeof *p->comps);
     p->routes = calloc(m->n_decls ? m->n_decls : 1, sizeof *p->routes);
     if (!p->comps || !p->routes) {
@@ -564,5 +638,42 @@ void portable_proxy_free(portable_proxy *p)
     free(p->routes);
     free(p->comps);
     free(p->version);
+    pthread_rwlock_destroy(&p->swap);
+    pthread_mutex_destroy(&p->list_mu);
     free(p);
+}
+
+inferd_status portable_proxy_move(portable_proxy *p, portable_host *to, inferd_error *err)
+{
+    pthread_rwlock_wrlock(&p->swap);
+    portable_host *from = host_of(p);
+    size_t n = 0;
+    for (proxy_inst *s = p->insts; s; s = s->next)
+        n++;
+    portable_inst **fresh = calloc(n ? n : 1, sizeof *fresh);
+    inferd_status st = fresh ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    size_t done = 0;
+    for (proxy_inst *s = p->insts; s && st == INFERD_OK; s = s->next, done++) {
+        st = portable_host_open(to, s->decl, s->props, s->self, &fresh[done], err);
+        if (st == INFERD_OK && portable_host_inst_started(from, s->pi) &&
+            (st = portable_host_start_inst(to, fresh[done], err)) != INFERD_OK)
+            portable_host_close(to, fresh[done]);
+        if (st != INFERD_OK)
+            inferd_error_prefix(err, "its %s %s (instance %s)",
+                                inferd_component_kind_name(s->decl->kind), s->decl->name,
+                                inferd_instance_name(s->self));
+    }
+    if (st != INFERD_OK) {
+        /* The last one failed and is closed; the ones before it go. */
+        for (size_t i = 0; i + 1 < done; i++)
+            portable_host_close(to, fresh[i]);
+    } else {
+        size_t i = 0;
+        for (proxy_inst *s = p->insts; s; s = s->next)
+            s->pi = fresh[i++];
+        atomic_store(&p->host, to);
+    }
+    pthread_rwlock_unlock(&p->swap);
+    free(fresh);
+    return st;
 }

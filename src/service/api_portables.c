@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "portable/portables.h"
@@ -28,116 +29,184 @@ static bool have_portables(svc_request *r)
     return false;
 }
 
-/* The outcome of an install, as HTTP: a name taken is 409, what is wrong
- * with the package 400 bad_package. */
-static void reply_installed(svc_request *r, inferd_status st, inferd_value *desc,
-                            const inferd_error *err)
+/* The outcome of an install or an upgrade, as HTTP: a name taken or a
+ * plugin in the wrong state is 409, what is wrong with the package 400
+ * bad_package. */
+static void reply_changed(svc_request *r, unsigned ok_status, inferd_status st,
+                          inferd_value *desc, const inferd_error *err)
 {
     if (st == INFERD_OK)
-        svc_reply_json(r, MHD_HTTP_CREATED, desc);
-    else if (st == INFERD_EEXIST)
+        svc_reply_json(r, ok_status, desc);
+    else if (st == INFERD_EEXIST || st == INFERD_ESTATE)
         svc_reply_error(r, MHD_HTTP_CONFLICT, "conflict", "%s", err->message);
+    else if (st == INFERD_ENOTFOUND && ok_status == MHD_HTTP_OK)
+        svc_reply_error(r, MHD_HTTP_NOT_FOUND, "not_found", "%s", err->message);
     else if (st == INFERD_ENOMEM || st == INFERD_EINTERNAL)
         svc_reply_status(r, st, err);
     else /* the package's fault: what is wrong with it */
         svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_package", "%s", err->message);
 }
 
-/* An install changes the plugin set: its components go live (the hook). */
-static inferd_status locked_install(svc *s, const char *name, const char *zip,
-                                    inferd_value **desc, inferd_error *err)
-{
-    pthread_rwlock_wrlock(&s->plugins_rw);
-    inferd_status st = inferd_portables_install(s->portables, name, zip, desc, err);
-    pthread_rwlock_unlock(&s->plugins_rw);
-    return st;
-}
-
-/* An uploaded package (the zip as the body, ?name=NAME): kept as
- * <state>/uploads/NAME.zip (the "file" it was installed from), removed
- * again when the install fails, so nothing is left behind. */
-static void install_upload(svc_request *r)
+/* Where a request's package is: an uploaded one (the zip as the body,
+ * application/zip or octet-stream) is written to
+ * <state>/uploads/NAME@<ms>.zip and kept as the "file" the plugin came
+ * from (removed again when the change fails: nothing is left behind);
+ * else the body is {"file": "file:///...zip"} (and, for an install, its
+ * "name"). NULL after replying the error. *upload: whether it was written. */
+static char *package_of(svc_request *r, const char *name, bool *upload)
 {
     svc *s = svc_of(r);
-    const char *name = svc_query(r, "name");
-    size_t len = 0;
-    const void *body = svc_body(r, &len);
-    if (!name || !name[0]) {
+    *upload = false;
+    const char *type = svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (type && (strncasecmp(type, "application/zip", 15) == 0 ||
+                 strncasecmp(type, "application/octet-stream", 24) == 0)) {
+        size_t len = 0;
+        const void *body = svc_body(r, &len);
+        inferd_error err = {0};
+        inferd_status st = inferd_portables_check_name(s->portables, name, &err);
+        if (st == INFERD_EINVAL) {
+            svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", err.message);
+            return NULL;
+        }
+        if (len == 0) {
+            svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is empty: send "
+                            "the package's zip");
+            return NULL;
+        }
+        char *dir = NULL, *path = NULL;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (asprintf(&dir, "%s/uploads", inferd_portables_state_dir(s->portables)) < 0)
+            dir = NULL;
+        if (dir && asprintf(&path, "%s/%s@%lld%03ld.zip", dir, name, (long long)now.tv_sec,
+                            now.tv_nsec / 1000000) < 0)
+            path = NULL;
+        FILE *f = NULL;
+        if (path && (mkdir(dir, 0700) == 0 || errno == EEXIST))
+            f = fopen(path, "wb");
+        bool written = f != NULL;
+        if (f) {
+            /* Both always run: the file is closed whether the write went well. */
+            bool short_write = fwrite(body, 1, len, f) != len;
+            written = fclose(f) == 0 && !short_write;
+        }
+        if (!written) {
+            svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot write %s: %s",
+                            path ? path : "the upload", strerror(errno));
+            if (path)
+                unlink(path);
+            free(path);
+            free(dir);
+            return NULL;
+        }
+        free(dir);
+        *upload = true;
+        return path;
+    }
+    inferd_value *doc = svc_body_object(r);
+    if (!doc)
+        return NULL;
+    const char *file = inferd_value_string_or(inferd_value_object_get(doc, "file"), NULL);
+    char *path = NULL;
+    if (!file)
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "the body needs a \"file\" string: {\"file\": \"file:///tmp/pyai.zip\"}"
+                        ", or is the zip itself (Content-Type: application/zip)");
+    else if (strncmp(file, "file://", 7) != 0 || file[7] != '/')
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "\"file\" must be a file:/// URL of a zip on this machine, not \"%s\" "
+                        "(or upload the zip: Content-Type: application/zip)", file);
+    else if (!(path = strdup(file + 7)))
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+    inferd_value_free(doc);
+    return path;
+}
+
+/* The name of a JSON install body, or of ?name= (an upload). */
+static char *install_name(svc_request *r)
+{
+    const char *type = svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (type && (strncasecmp(type, "application/zip", 15) == 0 ||
+                 strncasecmp(type, "application/octet-stream", 24) == 0)) {
+        const char *name = svc_query(r, "name");
+        if (name && name[0])
+            return strdup(name);
         svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
                         "an uploaded package needs its name: POST "
                         "/plugins/portables?name=NAME with the zip as the body");
-        return;
+        return NULL;
     }
-    if (len == 0) {
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the body is empty: send the "
-                        "package's zip");
-        return;
-    }
-    char *dir = NULL, *path = NULL;
-    if (asprintf(&dir, "%s/uploads", inferd_portables_state_dir(s->portables)) < 0)
-        dir = NULL;
-    if (dir && asprintf(&path, "%s/%s.zip", dir, name) < 0)
-        path = NULL;
-    FILE *f = NULL;
-    inferd_error err = {0};
-    inferd_status st = INFERD_OK;
-    if (!path)
-        st = inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
-    else if ((st = inferd_portables_check_name(s->portables, name, &err)) != INFERD_OK)
-        ; /* said: nothing written */
-    else if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || !(f = fopen(path, "wb")))
-        st = inferd_error_set(&err, INFERD_EIO, "cannot write %s: %s", path, strerror(errno));
-    bool written = f != NULL;
-    if (written) {
-        /* Both always run: the file is closed whether the write went well. */
-        bool short_write = fwrite(body, 1, len, f) != len;
-        if ((fclose(f) != 0) || short_write)
-            st = inferd_error_set(&err, INFERD_EIO, "cannot write %s", path);
-    }
-    inferd_value *desc = NULL;
-    if (st == INFERD_OK)
-        st = locked_install(s, name, path, &desc, &err);
-    if (st != INFERD_OK && written)
-        unlink(path);
-    reply_installed(r, st, desc, &err);
-    free(path);
-    free(dir);
+    inferd_value *doc = svc_body_object(r);
+    if (!doc)
+        return NULL;
+    const inferd_value *name = inferd_value_object_get(doc, "name");
+    bool both = inferd_value_is(name, INFERD_VALUE_STRING) &&
+                inferd_value_is(inferd_value_object_get(doc, "file"), INFERD_VALUE_STRING);
+    char *out = both ? strdup(inferd_value_string_or(name, "")) : NULL;
+    if (!both)
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+                        "the body needs \"name\" and \"file\" strings: {\"name\": \"pyai\", "
+                        "\"file\": \"file:///tmp/pyai.zip\"}, or the zip itself "
+                        "(Content-Type: application/zip, ?name=pyai)");
+    inferd_value_free(doc);
+    return out;
 }
 
 static void portables_install(svc_request *r)
 {
     if (!have_portables(r))
         return;
-    const char *type = svc_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (type && (strncasecmp(type, "application/zip", 15) == 0 ||
-                 strncasecmp(type, "application/octet-stream", 24) == 0)) {
-        install_upload(r);
+    svc *s = svc_of(r);
+    char *name = install_name(r);
+    if (!name)
+        return;
+    inferd_error err = {0};
+    bool upload = false;
+    /* A name taken is said before anything is written. */
+    inferd_status st = inferd_portables_check_name(s->portables, name, &err);
+    if (st != INFERD_OK) {
+        reply_changed(r, MHD_HTTP_CREATED, st, NULL, &err);
+        free(name);
         return;
     }
-    inferd_value *doc = svc_body_object(r);
-    if (!doc)
-        return;
-    const inferd_value *name = inferd_value_object_get(doc, "name");
-    const inferd_value *file = inferd_value_object_get(doc, "file");
-    const char *path = inferd_value_string_or(file, "");
-    if (!inferd_value_is(name, INFERD_VALUE_STRING) || !inferd_value_is(file, INFERD_VALUE_STRING)) {
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                        "the body needs \"name\" and \"file\" strings: {\"name\": \"pyai\", "
-                        "\"file\": \"file:///tmp/pyai.zip\"}, or the zip itself "
-                        "(Content-Type: application/zip, ?name=pyai)");
-    } else if (strncmp(path, "file://", 7) != 0 || path[7] != '/') {
-        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-                        "\"file\" must be a file:/// URL of a zip on this machine, not \"%s\" "
-                        "(or upload the zip: Content-Type: application/zip, ?name=NAME)",
-                        path);
-    } else {
+    char *zip = package_of(r, name, &upload);
+    if (zip) {
         inferd_value *desc = NULL;
-        inferd_error err = {0};
-        inferd_status st = locked_install(svc_of(r), inferd_value_string_or(name, ""), path + 7,
-                                          &desc, &err);
-        reply_installed(r, st, desc, &err);
+        /* Its components go live with it (the hook): a change of the plugin set. */
+        pthread_rwlock_wrlock(&s->plugins_rw);
+        st = inferd_portables_install(s->portables, name, zip, &desc, &err);
+        pthread_rwlock_unlock(&s->plugins_rw);
+        if (st != INFERD_OK && upload)
+            unlink(zip);
+        reply_changed(r, MHD_HTTP_CREATED, st, desc, &err);
     }
-    inferd_value_free(doc);
+    free(zip);
+    free(name);
+}
+
+/* PUT /plugins/portables/{name}: an upgrade in place (inferd_portables_upgrade). */
+static void portables_upgrade(svc_request *r)
+{
+    if (!have_portables(r))
+        return;
+    svc *s = svc_of(r);
+    const char *name = svc_param(r, 0);
+    bool upload = false;
+    char *zip = package_of(r, name, &upload);
+    if (!zip)
+        return;
+    inferd_value *desc = NULL;
+    inferd_error err = {0};
+    pthread_rwlock_wrlock(&s->plugins_rw);
+    inferd_status st = inferd_portables_upgrade(s->portables, name, zip, &desc, &err);
+    pthread_rwlock_unlock(&s->plugins_rw);
+    if (st != INFERD_OK && upload)
+        unlink(zip);
+    if (st == INFERD_OK)
+        svc_plugin_publish("plugin_upgraded", name,
+                           inferd_value_string_or(inferd_value_object_get(desc, "version"), ""));
+    reply_changed(r, MHD_HTTP_OK, st, desc, &err);
+    free(zip);
 }
 
 static void portables_list(svc_request *r)
@@ -181,13 +250,6 @@ static void portables_delete(svc_request *r)
     if (st != INFERD_OK) {
         svc_reply_status(r, st, &err);
         return;
-    }
-    /* An uploaded package goes with it. */
-    char *upload = NULL;
-    if (asprintf(&upload, "%s/uploads/%s.zip", inferd_portables_state_dir(s->portables),
-                 svc_param(r, 0)) >= 0) {
-        unlink(upload);
-        free(upload);
     }
     bool ok = true;
     inferd_value *b = inferd_value_object();
@@ -374,6 +436,7 @@ const svc_route svc_portable_routes[] = {
     {"POST", "/plugins/functions", portables_install, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/plugins/portables", portables_list, SVC_ROUTE_MANAGEMENT},
     {"GET", "/plugins/portables/*", portables_get, SVC_ROUTE_MANAGEMENT},
+    {"PUT", "/plugins/portables/*", portables_upgrade, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"DELETE", "/plugins/portables/*", portables_delete, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/v1/functions/*/exec", function_exec, SVC_ROUTE_WORKER},
     {NULL, NULL, NULL, 0},

@@ -14,13 +14,13 @@ upload() { # upload NAME FILE [TYPE] -> $T/body, prints the status
     --data-binary @"$2" "$BASE/plugins/portables${1:+?name=$1}"
 }
 left_behind() { # what an install of NAME left in the state folder
-  ls "$INFERD_STATE_DIR/uploads/$1.zip" "$INFERD_STATE_DIR/plugins/$1" 2>/dev/null || true
+  ls -d "$INFERD_STATE_DIR/uploads/$1@"*.zip "$INFERD_STATE_DIR/plugins/$1" 2>/dev/null || true
 }
 
 start_daemon
 code=$(upload pyai "$T/packages/pyai.zip")
 [ "$code" = 201 ] && grep -q '"status":"running"' "$T/body" || fail "upload pyai: $code $(cat "$T/body")"
-grep -q "\"file\":\"$INFERD_STATE_DIR/uploads/pyai.zip\"" "$T/body" || fail "upload's file: $(cat "$T/body")"
+grep -q "\"file\":\"$INFERD_STATE_DIR/uploads/pyai@[0-9]*.zip\"" "$T/body" || fail "upload's file: $(cat "$T/body")"
 code=$(curl -s -o "$T/call" -w '%{http_code}' -H 'Content-Type: image/png' \
   --data-binary @"$TEST_DATA/colour_02_red.png" "$BASE/v1/functions/labelImage/exec")
 [ "$code" = 200 ] || fail "calling the uploaded plugin: $code $(cat "$T/call")"
