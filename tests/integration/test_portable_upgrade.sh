@@ -127,3 +127,20 @@ mosquitto_pub -p "$MQTT_PORT" -t nums -q 1 -m '{"n": 1000}'
 sub_wait again 1 10
 [ "$(sub_lines again)" = '{"r":{"v":1,"x":1000}}' ] || fail "after the restart: $(sub_lines again)"
 pass "inferd plugin upgrade NAME FILE.zip (a downgrade here), its refusal exit 1; after a restart the version it left runs the rule"
+
+# ---- deactivate and activate a portable plugin ---------------------------------------
+expect POST /v1/plugins/ver/deactivate "" 409 'rule r'
+expect DELETE /rules/r "" 200
+expect POST /v1/plugins/ver/deactivate "" 200 '"active":false'
+expect GET /plugins/portables/ver "" 200 '"status":"inactive"'
+expect POST /v1/functions/ver/exec '{"args": [1]}' 404 "no function named 'ver'"
+expect GET /ready "" 200
+stop_daemon
+start_daemon
+expect GET /plugins/portables/ver "" 200 '"active":false'
+expect POST /v1/plugins/ver/deactivate "" 409 'portable plugin ver is inactive already'
+expect POST /v1/plugins/ver/activate "" 200 '"version":"1.0.0"'
+expect POST /v1/functions/ver/exec '{"args": [7]}' 200 '"result":{"v":1,"x":7}'
+expect GET /plugins/portables/ver "" 200 '"status":"running"'
+pass "a portable plugin deactivated: refused while a rule calls it (409 naming it), then its process stops and its functions go, /ready stays 200, and it stays so across a restart; activated again it runs"
+stop_daemon
