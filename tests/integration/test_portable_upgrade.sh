@@ -6,7 +6,10 @@
 # be rolled back (one whose process dies at start, one that cannot open the
 # rule's instance, one that declares other components), each with its
 # reason, the running version serving on and nothing of the new left; the
-# upgrade survives a restart. Packages: portable_versions.py.
+# upgrade survives a restart. Then a portable plugin deactivated and
+# activated (POST /v1/plugins/{name}/deactivate|activate), and packages
+# installed and removed while serving: their routes and estimator
+# replacements come and go at once. Packages: portable_versions.py.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/rules_lib.sh"
 PKG="$T/packages"
@@ -143,4 +146,21 @@ expect POST /v1/plugins/ver/activate "" 200 '"version":"1.0.0"'
 expect POST /v1/functions/ver/exec '{"args": [7]}' 200 '"result":{"v":1,"x":7}'
 expect GET /plugins/portables/ver "" 200 '"status":"running"'
 pass "a portable plugin deactivated: refused while a rule calls it (409 naming it), then its process stops and its functions go, /ready stays 200, and it stays so across a restart; activated again it runs"
+
+# ---- a package installed while the daemon runs is live at once ----------------------
+/usr/bin/python3 "$TEST_SRCDIR/plugins/examples/python/pack.py" "$PKG" teapot pypeople >/dev/null ||
+  fail "pack.py"
+expect GET /teapot "" 404
+expect POST /plugins/portables "{\"name\":\"teapot\", \"file\": \"file://$PKG/teapot.zip\"}" 201 '"status":"running"'
+expect GET /teapot "" 418 'I am teapot'
+expect POST /plugins/portables "{\"name\":\"pypeople\", \"file\": \"file://$PKG/pypeople.zip\"}" 201 '"status":"running"'
+expect GET /v1/estimators/peopleCountEstimator "" 200 '"plugin":"pypeople"'
+grep -q '"replaced":true' "$T/body" || fail "not replaced: $(cat "$T/body")"
+expect DELETE /plugins/portables/pypeople "" 200
+expect GET /v1/estimators/peopleCountEstimator "" 200 '"plugin":"estimators"'
+expect DELETE /plugins/portables/teapot "" 200
+expect GET /teapot "" 404
+expect POST /plugins/portables "{\"name\":\"teapot\", \"file\": \"file://$PKG/teapot.zip\"}" 201 '"status":"running"'
+expect GET /teapot "" 418 'I am teapot'
+pass "installed while serving, a background plugin's routes and an estimator replacement are live at once; removed, they go (the built-in serves again) and the same name installs again without a restart"
 stop_daemon
