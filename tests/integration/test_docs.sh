@@ -13,6 +13,14 @@ start_daemon --active teapot
 stop_daemon
 pass "docs/service.md: every curl example gives the output the page shows"
 
+# docs/plugins.md: activating and deactivating plugins at run time (REST and
+# the CLI, the inferd of this build first on PATH).
+INFERD_STATE_DIR="$T/state" start_daemon
+PATH="$(dirname "$TEST_INFERD"):$PATH" /usr/bin/python3 "$TEST_SRCDIR/tests/integration/docs_examples.py" \
+  "$TEST_SRCDIR/docs/plugins.md" "$BASE" "$T" || fail "docs/plugins.md examples"
+stop_daemon
+pass "docs/plugins.md: activation at run time gives the output the page shows"
+
 # docs/models.md: its example runs against the contract it shows, and every
 # {"estimators": ...} configuration on the page parses and passes `inferd config`
 # (the config keys; the estimator settings themselves are checked at serve).
