@@ -44,7 +44,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 2
-#define INFERD_ABI_MINOR 2
+#define INFERD_ABI_MINOR 3
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -366,6 +366,11 @@ typedef struct inferd_plugin {
 #define INFERD_HOST_API_V2_2(X)                                                            \
     X(instance_stopping) X(instance_output_count) X(instance_count) X(contract_from_model)
 
+/* Appended in ABI 2.3: a plugin's own metrics (counters, gauges and
+ * histograms with labels) on /metrics. */
+#define INFERD_HOST_API_V2_3(X)                                                            \
+    X(metric_describe) X(metric_add) X(metric_set) X(metric_observe)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 INFERD_API const char *inferd_instance_name(const inferd_instance *self);
@@ -388,6 +393,41 @@ INFERD_API size_t inferd_instance_output_count(const inferd_instance *self);
  * /v1/pipelines/{name}). Thread-safe (ABI 2.2). */
 #define INFERD_INSTANCE_COUNTERS 8
 INFERD_API void inferd_instance_count(inferd_instance *self, const char *name, int64_t delta);
+
+/* ---- a plugin's own metrics (ABI 2.3) ----------------------------------------
+ * Prometheus series on /metrics named inferd_plugin_<plugin>_<name> (the
+ * plugin's name with anything but letters and digits as '_'), labelled
+ * instance="<the instance's name>" and with the labels given: a NULL-ended
+ * array of key, value strings ({"route", "/a", "status", "200", NULL}), or
+ * NULL for none. A metric is made at its first use, with the kind of the
+ * function that uses it; inferd_metric_describe gives it its help text and,
+ * for a histogram, its bucket bounds (ascending; default: Prometheus's
+ * 0.005 .. 10) before that. Names and label keys are [a-zA-Z_][a-zA-Z0-9_]*
+ * (at most 63 bytes), values at most 127 bytes; an instance has at most
+ * INFERD_METRIC_FAMILIES metrics, each at most INFERD_METRIC_SERIES label
+ * sets, at most 8 labels. Each returns 0, or -1 when refused (a bad name, a
+ * kind other than the metric's, a counter decreased, a limit reached: the
+ * first refusal of an instance is logged). Thread-safe. The series go with
+ * the instance. */
+typedef enum inferd_metric_kind {
+    INFERD_METRIC_COUNTER,   /* only goes up: inferd_metric_add */
+    INFERD_METRIC_GAUGE,     /* any value: inferd_metric_set, inferd_metric_add */
+    INFERD_METRIC_HISTOGRAM, /* observations into buckets: inferd_metric_observe */
+} inferd_metric_kind;
+#define INFERD_METRIC_FAMILIES 32
+#define INFERD_METRIC_SERIES 64
+INFERD_API int inferd_metric_describe(inferd_instance *self, const char *name,
+                                      inferd_metric_kind kind, const char *help,
+                                      const double *buckets, size_t n_buckets);
+/* A counter (made as one when new) or a gauge: adds delta (>= 0 for a counter). */
+INFERD_API int inferd_metric_add(inferd_instance *self, const char *name,
+                                 const char *const *labels, double delta);
+/* A gauge: sets it. */
+INFERD_API int inferd_metric_set(inferd_instance *self, const char *name,
+                                 const char *const *labels, double value);
+/* A histogram: one observation. */
+INFERD_API int inferd_metric_observe(inferd_instance *self, const char *name,
+                                     const char *const *labels, double value);
 /* A filter: an element with one input and one output that changes each
  * buffer (its payload or metadata) in place; the host does the rest (as
  * GStreamer's base transform): it checks there is one buffer and that its
@@ -526,6 +566,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V2_0(INFERD__API_FIELD)
     INFERD_HOST_API_V2_1(INFERD__API_FIELD)
     INFERD_HOST_API_V2_2(INFERD__API_FIELD)
+    INFERD_HOST_API_V2_3(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

@@ -145,5 +145,9 @@
 #define inferd_instance_output_count (inferd__api->instance_output_count)
 #define inferd_instance_count (inferd__api->instance_count)
 #define inferd_contract_from_model (inferd__api->contract_from_model)
+#define inferd_metric_describe (inferd__api->metric_describe)
+#define inferd_metric_add (inferd__api->metric_add)
+#define inferd_metric_set (inferd__api->metric_set)
+#define inferd_metric_observe (inferd__api->metric_observe)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

@@ -125,6 +125,21 @@ INFERD_API inferd_status inferd_registry_model_load(inferd_registry *reg, const 
 typedef void (*inferd_count_fn)(void *ctx, const char *plugin, const char *instance,
                                 const char *counter, int64_t value);
 INFERD_API void inferd_registry_each_count(inferd_registry *reg, inferd_count_fn fn, void *ctx);
+/* One series of a plugin's own metrics (inferd_metric_*), as fn sees it. */
+typedef struct inferd_metric_sample {
+    const char *plugin, *instance, *name, *help; /* help "" when none */
+    inferd_metric_kind kind;
+    const char *labels;        /* the instance's and the given ones, rendered:
+                                  instance="x",route="/a" (escaped for Prometheus) */
+    double value;              /* counter, gauge; a histogram's sum */
+    uint64_t count;            /* a histogram's observations */
+    const double *bounds;      /* a histogram's bucket bounds (n_bounds, ascending) */
+    const uint64_t *buckets;   /* its counts per bucket (not cumulative), n_bounds + 1 */
+    size_t n_bounds;
+} inferd_metric_sample;
+typedef void (*inferd_metric_fn)(void *ctx, const inferd_metric_sample *s);
+/* fn for every series of every live instance; holds the registry's lock. */
+INFERD_API void inferd_registry_each_metric(inferd_registry *reg, inferd_metric_fn fn, void *ctx);
 /* Every model open now is read from its file again at its next open (its
  * current users keep their session): before a reload, when files may have
  * changed. */

@@ -352,6 +352,7 @@ void inferd_instance_destroy(inferd_instance *inst)
         inst->live_next->live_prev = inst->live_prev;
     pthread_mutex_unlock(&inst->reg->lock);
     inferd_props_free(inst->props);
+    inferd__instance_metrics_free(inst);
     pthread_mutex_destroy(&inst->counters_lock);
     free(inst->merged_specs);
     free(inst->name);

@@ -67,6 +67,7 @@ struct inferd_instance {
     _Atomic size_t n_counters;          /* names set (each before n_counters counts it) */
     inferd_emit_fn emit;
     void *emit_ctx;
+    struct plugin_metrics *metrics;     /* owned; NULL until its first metric (metrics.c) */
     struct inferd_instance *live_prev, *live_next; /* the registry's list, under its lock */
 };
 
@@ -97,6 +98,9 @@ plugin_entry *inferd__registry_owner(inferd_registry *reg, const inferd_componen
 /* The flag inferd_instance_stopping reads (a pipeline's stopping flag). */
 void inferd_instance_set_stop_flag(inferd_instance *inst, const _Atomic bool *flag);
 void inferd_instance_set_output_count(inferd_instance *inst, size_t n);
+/* The instance's own metrics go with it (metrics.c). */
+void inferd__instance_metrics_free(inferd_instance *inst);
+
 /* fn(ctx, name, value) for each of the instance's own counters. */
 void inferd__instance_counters(inferd_instance *inst,
                                void (*fn)(void *ctx, const char *name, int64_t value), void *ctx);

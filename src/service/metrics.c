@@ -363,6 +363,99 @@ static void render_counts(out *o, inferd_registry *reg)
     inferd_registry_each_count(reg, render_count, &c);
 }
 
+/* ---- a plugin's own metrics (inferd_metric_*) ---------------------------------------- */
+
+/* One series, its lines rendered, under its family's full name. */
+typedef struct own_entry {
+    char *family;               /* owned: inferd_plugin_<plugin>_<name> */
+    char *help, *lines;         /* owned */
+    inferd_metric_kind kind;
+} own_entry;
+
+typedef struct own_ctx {
+    own_entry *e;
+    size_t n, cap;
+    bool failed;
+} own_ctx;
+
+static void collect_own(void *ctx, const inferd_metric_sample *s)
+{
+    own_ctx *c = ctx;
+    own_entry *e = c->failed ? NULL : grow((void **)&c->e, &c->n, &c->cap, sizeof *e);
+    if (!e) {
+        c->failed = true;
+        return;
+    }
+    /* The plugin's name as a metric name's part: letters and digits, else '_'. */
+    char plugin[128];
+    size_t k = 0;
+    for (; s->plugin[k] && k < sizeof plugin - 1; k++) {
+        char ch = s->plugin[k];
+        plugin[k] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+                        ? ch : '_';
+    }
+    plugin[k] = '\0';
+    e->kind = s->kind;
+    out o = {.buf = malloc(256), .cap = 256};
+    if (asprintf(&e->family, "inferd_plugin_%s_%s", plugin, s->name) < 0)
+        e->family = NULL;
+    /* HELP text escapes a backslash and a line end (Prometheus's text format). */
+    e->help = malloc(2 * strlen(s->help) + 1);
+    for (size_t i = 0, j = 0; e->help; i++) {
+        char ch = s->help[i];
+        if (ch == '\\' || ch == '\n')
+            e->help[j++] = '\\';
+        e->help[j++] = ch == '\n' ? 'n' : ch;
+        if (!ch)
+            break;
+    }
+    if (o.buf && e->family && s->kind != INFERD_METRIC_HISTOGRAM) {
+        put(&o, "%s{%s} %.15g\n", e->family, s->labels, s->value);
+    } else if (o.buf && e->family) {
+        uint64_t cum = 0;
+        for (size_t b = 0; b < s->n_bounds; b++) {
+            cum += s->buckets[b];
+            put(&o, "%s_bucket{%s,le=\"%.15g\"} %" PRIu64 "\n", e->family, s->labels,
+                s->bounds[b], cum);
+        }
+        put(&o, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", e->family, s->labels, s->count);
+        put(&o, "%s_sum{%s} %.15g\n", e->family, s->labels, s->value);
+        put(&o, "%s_count{%s} %" PRIu64 "\n", e->family, s->labels, s->count);
+    }
+    e->lines = o.buf;
+    if (!e->family || !e->help || !o.buf || o.failed)
+        c->failed = true;
+}
+
+static int by_family(const void *a, const void *b)
+{
+    return strcmp(((const own_entry *)a)->family, ((const own_entry *)b)->family);
+}
+
+/* Every plugin's own metrics, each family's series together under one HELP
+ * and TYPE (instances of a plugin share the names). */
+static void render_own(out *o, inferd_registry *reg)
+{
+    own_ctx c = {0};
+    inferd_registry_each_metric(reg, collect_own, &c);
+    if (!c.failed && c.n > 1)
+        qsort(c.e, c.n, sizeof *c.e, by_family); /* a family's series in any order */
+    static const char *const kinds[] = {"counter", "gauge", "histogram"};
+    for (size_t i = 0; !c.failed && i < c.n; i++) {
+        if (i == 0 || strcmp(c.e[i].family, c.e[i - 1].family) != 0)
+            help(o, c.e[i].family, kinds[c.e[i].kind],
+                 c.e[i].help[0] ? c.e[i].help : "a plugin's own metric");
+        put(o, "%s", c.e[i].lines);
+    }
+    o->failed |= c.failed;
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.e[i].family);
+        free(c.e[i].help);
+        free(c.e[i].lines);
+    }
+    free(c.e);
+}
+
 /* Per portable plugin: whether it runs, its restarts, calls and failures. */
 static void render_portables(out *o, inferd_portables *p)
 {
@@ -487,6 +580,7 @@ char *svc_metrics_render(svc *s, size_t *len)
     render_plugins(&o, s->reg);
     pthread_rwlock_unlock(&s->plugins_rw);
     render_counts(&o, s->reg);
+    render_own(&o, s->reg);
     render_portables(&o, s->portables);
     render_rules_or_last(&o, s->metrics, s->rules);
     if (o.failed) {
