@@ -976,6 +976,61 @@ static void on_count(portable_host *h, proto_frame *f)
                         pi ? "no name" : "an unknown instance");
 }
 
+/* A metric message: the instance's own metric (inferd_metric_*). */
+static void on_metric(portable_host *h, proto_frame *f)
+{
+    const inferd_value *hd = f->header;
+    const char *ref = inferd_value_string_or(inferd_value_object_get(hd, "instance"), "");
+    const char *op = inferd_value_string_or(inferd_value_object_get(hd, "op"), "");
+    const char *name = inferd_value_string_or(inferd_value_object_get(hd, "name"), "");
+    double value = inferd_value_double_or(inferd_value_object_get(hd, "value"), 0);
+    /* The labels as key, value pairs; more than the host takes are passed on
+     * (one pair too many), so that the refusal is the metric's own. */
+    const inferd_value *lv = inferd_value_object_get(hd, "labels");
+    const char *labels[2 * 9 + 1] = {0};
+    size_t n = 0;
+    const char *key;
+    inferd_value *v;
+    bool bad = lv && !inferd_value_is(lv, INFERD_VALUE_OBJECT);
+    for (size_t i = 0; !bad && n < 2 * 9 && inferd_value_object_entry(lv, i, &key, &v); i++) {
+        labels[n++] = key;
+        labels[n++] = inferd_value_string_or(v, NULL);
+        bad = labels[n - 1] == NULL;
+    }
+    uint64_t id = ref[0] == 'i' ? strtoull(ref + 1, NULL, 10) : 0;
+    bool known = strcmp(op, "add") == 0 || strcmp(op, "set") == 0 ||
+                 strcmp(op, "observe") == 0 || strcmp(op, "describe") == 0;
+    pthread_mutex_lock(&h->mu);
+    portable_inst *pi = bad ? NULL : find_inst(h, id);
+    if (pi && strcmp(op, "add") == 0)
+        inferd_metric_add(pi->inst, name, labels, value); /* a refusal is logged there */
+    else if (pi && strcmp(op, "set") == 0)
+        inferd_metric_set(pi->inst, name, labels, value);
+    else if (pi && strcmp(op, "observe") == 0)
+        inferd_metric_observe(pi->inst, name, labels, value);
+    else if (pi && strcmp(op, "describe") == 0) {
+        static const char *const kinds[] = {"counter", "gauge", "histogram"};
+        const char *kind = inferd_value_string_or(inferd_value_object_get(hd, "kind"), "");
+        const inferd_value *bv = inferd_value_object_get(hd, "buckets");
+        double bounds[65];
+        size_t nb = inferd_value_array_len(bv);
+        for (size_t i = 0; i < nb && i < 65; i++)
+            bounds[i] = inferd_value_double_or(inferd_value_array_get(bv, i), 0);
+        int k = 0;
+        while (k < 3 && strcmp(kind, kinds[k]) != 0)
+            k++;
+        /* An unknown kind is passed on as one: refused (and said) there. */
+        inferd_metric_describe(pi->inst, name, (inferd_metric_kind)k,
+                               inferd_value_string_or(inferd_value_object_get(hd, "help"), NULL),
+                               bv ? bounds : NULL, nb > 65 ? 65 : nb);
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (!pi || !known)
+        inferd_log_warn(LOG, "%s: metric \"%s\" (%s) dropped: %s", h->name, name, op,
+                        bad ? "its labels are not an object of strings"
+                        : !pi ? "an unknown instance" : "an unknown op");
+}
+
 static void on_log(portable_host *h, proto_frame *f)
 {
     const char *lv = inferd_value_string_or(inferd_value_object_get(f->header, "level"), "info");
@@ -1009,6 +1064,8 @@ static bool on_frame(portable_host *h, proto_frame *f, char *why, size_t cap)
         on_publish(h, f);
     else if (strcmp(type, "count") == 0)
         on_count(h, f);
+    else if (strcmp(type, "metric") == 0)
+        on_metric(h, f);
     else if (strcmp(type, "log") == 0)
         on_log(h, f);
     else {

@@ -70,6 +70,24 @@ grep -q 'temperature: 100' "$T/daemon.log" && fail "temperature 100 logged as bo
 expect_http GET /teapot/temperature 200 '{"temperature": 100}'
 pass "the log says 'I boil water, temperature: N' up to 99, then that the water is ready"
 
+# Its own metrics (ABI 2.3): a counter by route, a gauge, a histogram with its buckets.
+curl -sf "$BASE/metrics" >"$T/metrics" || fail "GET /metrics"
+for line in '# TYPE inferd_plugin_teapot_requests_total counter' \
+            'inferd_plugin_teapot_requests_total{instance="teapot",route="/teapot/version"} 1' \
+            '# HELP inferd_plugin_teapot_temperature_celsius the water'"'"'s temperature' \
+            'inferd_plugin_teapot_temperature_celsius{instance="teapot"} 100' \
+            '# TYPE inferd_plugin_teapot_boil_step_seconds histogram' \
+            'inferd_plugin_teapot_boil_step_seconds_bucket{instance="teapot",le="1e-06"} *' \
+            'inferd_plugin_teapot_boil_step_seconds_bucket{instance="teapot",le="0.01"} *'; do
+  grep -q "^$(printf '%s' "$line" | sed 's/[][\.^$]/\\&/g; s/\*$/[0-9]*/')\$" "$T/metrics" ||
+    fail "/metrics lacks: $line: $(grep teapot "$T/metrics")"
+done
+steps=$(sed -n 's/^inferd_plugin_teapot_boil_step_seconds_count{instance="teapot"} //p' "$T/metrics")
+[ "${steps:-0}" -ge 100 ] || fail "boil steps counted: '$steps'"
+routes=$(grep -c '^inferd_plugin_teapot_requests_total{' "$T/metrics")
+[ "$routes" = 3 ] || fail "series of requests_total: $routes"
+pass "the teapot's own metrics on /metrics: requests by route (3 series), the temperature (100), $steps boil steps in its histogram"
+
 stop_daemon
 lines=$(grep -c 'boiling water is ready' "$T/daemon.log")
 sleep 0.1

@@ -27,12 +27,21 @@ code=$(curl -s -o "$T/call" -w '%{http_code}' -H 'Content-Type: image/png' \
 # Its own counter (ctx.count in label_func.py), on /metrics.
 for _ in $(seq 50); do
   curl -s "$BASE/metrics" > "$T/metrics"
-  grep -q 'inferd_plugin_count{plugin="pyai",instance="labelImage",name="labelled"} 1' "$T/metrics" && break
+  grep -q 'inferd_plugin_count{plugin="pyai",instance="labelImage",name="labelled"} 1' "$T/metrics" &&
+    grep -q 'inferd_plugin_pyai_label_seconds_count{instance="labelImage"} 1' "$T/metrics" && break
   sleep 0.05
 done
 grep -q 'inferd_plugin_count{plugin="pyai",instance="labelImage",name="labelled"} 1' "$T/metrics" ||
   fail "pyai's own counter: $(grep plugin_count "$T/metrics")"
-pass "an uploaded zip installs and runs at once; its functions answer; its own counter reaches /metrics"
+# Its own metrics (ctx.metric_add, ctx.metric_observe in label_func.py).
+best=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"][0]["label"])' "$T/call")
+grep -qx '# TYPE inferd_plugin_pyai_labels_total counter' "$T/metrics" &&
+  grep -qx "inferd_plugin_pyai_labels_total{instance=\"labelImage\",label=\"$best\"} 1" "$T/metrics" &&
+  grep -qx '# TYPE inferd_plugin_pyai_label_seconds histogram' "$T/metrics" &&
+  grep -qx 'inferd_plugin_pyai_label_seconds_count{instance="labelImage"} 1' "$T/metrics" &&
+  grep -qx 'inferd_plugin_pyai_label_seconds_bucket{instance="labelImage",le="+Inf"} 1' "$T/metrics" ||
+  fail "pyai's own metrics: $(grep inferd_plugin_pyai "$T/metrics")"
+pass "an uploaded zip installs and runs at once; its functions answer; its own counter, and its labelled counter and histogram (ctx.metric_add, ctx.metric_observe) reach /metrics"
 
 code=$(upload pyai "$T/packages/pyai.zip")
 [ "$code" = 409 ] && grep -qF 'portable plugin pyai is installed already: remove it first (DELETE /plugins/portables/pyai)' "$T/body" ||

@@ -38,6 +38,8 @@ class _Sender(Protocol):
 
     def count(self, instance_id: str, name: str, delta: int) -> None: ...
 
+    def metric(self, fields: dict) -> None: ...
+
 
 class Context:
     """What a component instance knows about itself, and its ways to the host.
@@ -87,6 +89,48 @@ class Context:
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise ValueError("count's delta is an integer")
         self._sender.count(self.instance_id, name, delta)
+
+    # ---- its own metrics on /metrics (inferd_metric_* in C) -----------------------
+    # As inferd_plugin_<plugin>_<name>{instance="...", labels...}. The host
+    # checks names, labels and limits; a refusal is logged there once.
+
+    def metric_describe(self, name: str, kind: str, help: str = "",
+                        buckets: "list[float] | None" = None) -> None:
+        """Gives metric ``name`` its kind (``counter``, ``gauge``,
+        ``histogram``), help text and, for a histogram, its bucket bounds
+        (ascending; default Prometheus's 0.005 .. 10), before its first use."""
+        if kind not in ("counter", "gauge", "histogram"):
+            raise ValueError("a metric's kind is counter, gauge or histogram")
+        fields = {"op": "describe", "name": name, "kind": kind, "help": str(help)}
+        if buckets is not None:
+            fields["buckets"] = [float(b) for b in buckets]
+        self._metric(fields)
+
+    def metric_add(self, name: str, value: float = 1, labels: "dict | None" = None) -> None:
+        """Adds value to a counter (made as one at its first use) or a gauge."""
+        self._metric({"op": "add", "name": name, "value": value}, labels)
+
+    def metric_set(self, name: str, value: float, labels: "dict | None" = None) -> None:
+        """Sets a gauge."""
+        self._metric({"op": "set", "name": name, "value": value}, labels)
+
+    def metric_observe(self, name: str, value: float, labels: "dict | None" = None) -> None:
+        """One observation of a histogram."""
+        self._metric({"op": "observe", "name": name, "value": value}, labels)
+
+    def _metric(self, fields: dict, labels: "dict | None" = None) -> None:
+        if not isinstance(fields["name"], str) or not fields["name"]:
+            raise ValueError("a metric needs a name")
+        if "value" in fields and (isinstance(fields["value"], bool) or
+                                  not isinstance(fields["value"], (int, float))):
+            raise ValueError("a metric's value is a number")
+        if labels is not None:
+            if not isinstance(labels, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+                raise ValueError("labels are a dict of str to str")
+            fields["labels"] = dict(labels)
+        fields["instance"] = self.instance_id
+        self._sender.metric(fields)
 
     def __repr__(self) -> str:
         return f"Context({self.plugin_name}/{self.component}, instance {self.instance_id})"

@@ -590,6 +590,10 @@ class _Runtime:
         self._submit({"type": "count", "instance": instance_id, "name": name, "delta": delta},
                      wait=False)
 
+    def metric(self, fields: dict) -> None:
+        # Nor do metrics.
+        self._submit(dict(fields, type="metric"), wait=False)
+
     async def _writer(self) -> None:
         """The only writer of the socket: whole frames, one after the other."""
         while True:

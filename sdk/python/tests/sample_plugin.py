@@ -100,6 +100,26 @@ class Publish(Function):
         return None
 
 
+class Metrics(Function):
+    """Its own metrics; returns what the Context refused before sending."""
+
+    def exec(self, args, ctx):
+        ctx.metric_describe("lat", "histogram", "how long", [0.1, 1])
+        ctx.metric_add("calls_total", 2, {"route": "/a"})
+        ctx.metric_set("temp", 21.5)
+        ctx.metric_observe("lat", 0.5)
+        refused = []
+        for bad in (lambda: ctx.metric_add("x", 1, {"k": 1}),
+                    lambda: ctx.metric_add("x", "1"),
+                    lambda: ctx.metric_add("", 1),
+                    lambda: ctx.metric_describe("x", "summary")):
+            try:
+                bad()
+            except ValueError as e:
+                refused.append(str(e))
+        return refused
+
+
 class Sum(EstimatorReplacementPlugin):
     """Per item: the sum of the pixels inside the area, read through numpy."""
 
@@ -213,7 +233,8 @@ if __name__ == "__main__":
         sinks={"collector": Collector},
         functions={"echo": Echo, "aecho": AsyncEcho(), "describe": Describe, "reverse": Reverse,
                    "fail": Fail, "sleep": Sleep, "asleep": AsyncSleep, "agg": Aggregate,
-                   "numpy": Numpy, "notjson": NotJson, "log": Log, "publish": Publish},
+                   "numpy": Numpy, "notjson": NotJson, "log": Log, "publish": Publish,
+                   "metrics": Metrics},
         events={"monitor": Monitor},
         backgrounds={"bg": Background},
         estimators={"sum": Sum},

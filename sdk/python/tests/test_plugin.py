@@ -13,7 +13,7 @@ import pytest
 from host_harness import SHM_MIN, Img, frame_bytes
 
 FUNCTIONS = ["echo", "aecho", "describe", "reverse", "fail", "sleep", "asleep", "agg", "numpy",
-             "notjson", "log", "publish"]
+             "notjson", "log", "publish", "metrics"]
 
 
 def open_instance(host, iid, kind, component, props=None):
@@ -241,6 +241,23 @@ def test_publish(host):
     assert host.ok("exec", instance="p", args=[b"\x01\x02"]) is None
     msg = host.messages("publish", 1)[0]
     assert msg["event"] == "test_published" and msg["payload"] == {"x": b"\x01\x02"}
+
+
+def test_metrics(host):
+    open_instance(host, "m", "function", "metrics")
+    refused = host.ok("exec", instance="m", args=[])
+    assert refused == ["labels are a dict of str to str", "a metric's value is a number",
+                       "a metric needs a name",
+                       "a metric's kind is counter, gauge or histogram"]
+    msgs = host.messages("metric", 4)
+    for m in msgs:
+        assert m["instance"] == "m"
+    assert msgs[0] == {"type": "metric", "instance": "m", "op": "describe", "name": "lat",
+                       "kind": "histogram", "help": "how long", "buckets": [0.1, 1.0]}
+    assert (msgs[1]["op"], msgs[1]["name"], msgs[1]["value"], msgs[1]["labels"]) == \
+        ("add", "calls_total", 2, {"route": "/a"})
+    assert (msgs[2]["op"], msgs[2]["value"], "labels" in msgs[2]) == ("set", 21.5, False)
+    assert (msgs[3]["op"], msgs[3]["name"], msgs[3]["value"]) == ("observe", "lat", 0.5)
 
 
 # ---- estimators, events, backgrounds, sources, sinks ----------------------------------
