@@ -1,7 +1,10 @@
 /* bench/portable/portable_bench.c: what a call into a Python portable plugin
  * costs, by payload and transport, in process (no HTTP).
  *
- *   build/bench/portable_bench [-o CSV] [PACKAGE_DIR]
+ *   build/bench/portable_bench [-o CSV] [-r ROW] [PACKAGE_DIR]
+ *
+ * -r runs only the rows whose payload name contains ROW ("1 KB", "base64"):
+ * to profile one of them.
  *
  * Zips PACKAGE_DIR (default: this source tree's bench/portable/benchlen) with
  * libzip, installs it into a fresh state.dir under /tmp the way `inferd
@@ -15,7 +18,12 @@
  *                decoded by the plugin (the eKuiper way of passing images)
  *
  * benchLen only measures its payload (and decodes the base64 one), so the
- * rows compare transport. Each row runs with 1 thread and with 4 threads
+ * rows compare transport. The first row is the raw limit of a call's
+ * round trip here: the same 1 KB written to a Python process (the same
+ * interpreter) that reads it with a blocking recv and answers 8 bytes, over
+ * a socketpair, with nothing else: no framing, no JSON, no event loop, no
+ * thread pool. What a portable call costs beyond it is the protocol's and
+ * the SDK's. Each row runs with 1 thread and with 4 threads
  * calling at once (one instance each, calls in flight together on the one
  * plugin connection), after a warm-up, and times every call with
  * CLOCK_MONOTONIC, and takes the CPU time per call of both processes (the
@@ -26,6 +34,10 @@
  * state.dir replaced by the temporary folder, which is removed at the end.
  */
 #include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
@@ -197,6 +209,61 @@ static void run_row(inferd_instance *const *insts, int threads, const payload *p
     free(lat);
 }
 
+/* The raw limit: n round trips of SMALL_LEN bytes to a bare Python echo. */
+extern char **environ;
+static void raw_row(int n, FILE *csv)
+{
+    static const char script[] =
+        "import socket, sys\n"
+        "s = socket.socket(fileno=int(sys.argv[1]))\n"
+        "buf = bytearray(%d)\n"
+        "while True:\n"
+        "    if s.recv_into(buf, len(buf), socket.MSG_WAITALL) < len(buf): break\n"
+        "    s.sendall(b'01234567')\n";
+    char code[512], fdarg[16];
+    snprintf(code, sizeof code, script, SMALL_LEN);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        die("socketpair", NULL);
+    const char *py = getenv("INFERD_PORTABLE_PYTHON");
+    py = py && *py ? py : "python3";
+    int child_fd = dup(sv[1]); /* without CLOEXEC: the child's */
+    snprintf(fdarg, sizeof fdarg, "%d", child_fd);
+    char *argv[] = {(char *)py, "-c", code, fdarg, NULL};
+    pid_t pid;
+    if (child_fd < 0 || posix_spawnp(&pid, py, NULL, NULL, argv, environ) != 0)
+        die("spawning python", NULL);
+    close(child_fd);
+    close(sv[1]);
+    char msg[SMALL_LEN], ans[8];
+    memset(msg, 'a', sizeof msg);
+    double *lat = malloc((size_t)n * sizeof *lat);
+    if (!lat)
+        die("latencies", NULL);
+    double first = 0;
+    for (int i = -200; i < n; i++) { /* 200 to warm up */
+        double t0 = now_ns();
+        if (i == 0)
+            first = t0;
+        if (send(sv[0], msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg ||
+            recv(sv[0], ans, sizeof ans, MSG_WAITALL) != (ssize_t)sizeof ans)
+            die("the raw echo", NULL);
+        if (i >= 0)
+            lat[i] = (now_ns() - t0) / 1e6;
+    }
+    double rate = n / ((now_ns() - first) / 1e9);
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+    double p50 = percentile(lat, n, 0.50), p99 = percentile(lat, n, 0.99);
+    printf("| %-13s | %-27s | %7d | %5d | %8.0f | %7.3f | %7.3f | %16s | %18s |\n", "1 KB raw",
+           "bare socket echo (limit)", 1, n, rate, p50, p99, "-", "-");
+    if (csv)
+        fprintf(csv, "1 KB raw,bare socket echo (limit),1,%d,%.1f,%.4f,%.4f,,\n", n, rate, p50,
+                p99);
+    free(lat);
+}
+
 /* Zips the regular files at the top of dir (the manifest, main.py, ...) into
  * zip_path, as `inferd plugin install` expects a package. */
 static void write_package(const char *dir, const char *zip_path)
@@ -238,13 +305,15 @@ static void write_package(const char *dir, const char *zip_path)
 
 int main(int argc, char **argv)
 {
-    const char *csv_path = NULL, *pkg_dir = BENCHLEN_DIR;
+    const char *csv_path = NULL, *pkg_dir = BENCHLEN_DIR, *only = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "o:h")) != -1) {
+    while ((opt = getopt(argc, argv, "o:r:h")) != -1) {
         if (opt == 'o') {
             csv_path = optarg;
+        } else if (opt == 'r') {
+            only = optarg;
         } else {
-            fprintf(stderr, "usage: portable_bench [-o CSV] [PACKAGE_DIR]\n");
+            fprintf(stderr, "usage: portable_bench [-o CSV] [-r ROW] [PACKAGE_DIR]\n");
             return 2;
         }
     }
@@ -340,9 +409,11 @@ int main(int argc, char **argv)
            "| p99 ms  | host CPU ms/call | plugin CPU ms/call |\n");
     printf("|---------------|-----------------------------|---------|-------|----------|---------"
            "|---------|------------------|--------------------|\n");
+    if (!only || strstr("1 KB raw", only))
+        raw_row(2000, csv);
     int thread_counts[] = {1, MAX_THREADS};
     for (size_t i = 0; i < sizeof pls / sizeof pls[0]; i++)
-        for (size_t t = 0; t < 2; t++)
+        for (size_t t = 0; t < 2 && (!only || strstr(pls[i].name, only)); t++)
             run_row(insts, thread_counts[t], &pls[i], plugin_clock, csv);
     if (csv)
         fclose(csv);

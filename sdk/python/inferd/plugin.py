@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -168,7 +169,8 @@ class _HostLogHandler(logging.Handler):
 class _Instance:
     """One open component instance, under the host's id."""
 
-    __slots__ = ("id", "kind", "component", "obj", "ctx", "running", "task")
+    __slots__ = ("id", "kind", "component", "obj", "ctx", "running", "task", "quick", "inline",
+                 "pooled", "plain_exec")
 
     def __init__(self, iid: str, kind: str, component: str, obj: Any, ctx: Context) -> None:
         self.id = iid
@@ -178,6 +180,21 @@ class _Instance:
         self.ctx = ctx
         self.running = False  # source/background: started and not stopped
         self.task: Optional[asyncio.Task] = None  # an async source's open()
+        # A plain exec runs on the pool; one that has answered INLINE_AFTER
+        # calls in a row within QUICK_S each runs on the loop from then on (no
+        # thread hop: the call costs half), until one takes over SLOW_S: then
+        # it goes back to the pool for good (pooled).
+        self.quick = 0
+        self.inline = False
+        self.pooled = False
+        # A function's exec when it is a plain method (the hot path), else None.
+        fn = getattr(obj, "exec", None) if kind == "function" else None
+        self.plain_exec = fn if callable(fn) and not inspect.iscoroutinefunction(fn) else None
+
+
+INLINE_AFTER = 20     # quick pool calls in a row before a plain exec runs on the loop
+QUICK_S = 0.0005      # what "quick" is
+SLOW_S = 0.002        # an inline call this long sends the function back to the pool
 
 
 def _field(h: dict, name: str, typ: type, what: str = "") -> Any:
@@ -207,6 +224,12 @@ class _Runtime:
         self._loop_thread = 0
         self._sock: Optional[socket.socket] = None
         self._outq: Optional[asyncio.Queue] = None
+        # Frames go out whole, one after the other. The loop's writer sends
+        # what is queued; while it has any (_wbusy), a pool thread queues its
+        # reply too, else it sends it itself under _wlock (_send_from_thread):
+        # a plain function's answer then needs no turn of the loop.
+        self._wlock = threading.Lock()
+        self._wbusy = False
         self._exit: Optional[asyncio.Future] = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=config.workers, thread_name_prefix="inferd-call")
@@ -444,7 +467,146 @@ class _Runtime:
         if handler is None:
             self._reply(cid, False, {"code": "unsupported", "message": f"unknown op {op!r}"})
             return
+        if op == "exec":
+            iid = h.get("instance")
+            inst = self.instances.get(iid) if isinstance(iid, str) else None
+            fn = inst.plain_exec if inst is not None else None
+            if fn is not None:
+                # The hot path: on the loop when it has always been quick, else
+                # straight to the pool, answered from there.
+                if inst.inline:
+                    self._exec_plain(cid, inst, fn, h, True)
+                else:
+                    self._executor.submit(self._exec_plain, cid, inst, fn, h, False)
+                return
         self._spawn(self._serve(cid, str(op), handler, h))
+
+    def _exec_plain(self, cid: int, inst: "_Instance", fn: Callable, h: dict, inline: bool) -> None:
+        """A plain exec on a pool thread (its reply sent from there) or on the
+        loop (queued for the writer), as _serve would."""
+        start = time.monotonic()
+        try:
+            result = self._counted(fn, (self._args(h), inst.ctx)) if not inline else fn(
+                self._args(h), inst.ctx)
+        except Exception as exc:
+            inst.ctx.logger.debug("exec failed", exc_info=exc)
+            code, message = _error_of(exc)
+            frame = self._error_frame(cid, code, message)
+            self._send_on_loop(frame) if inline else self._send_from_thread(frame)
+            if isinstance(exc, MemoryError):
+                print(f"inferd plugin {self.config.name}: out of memory in exec (the daemon's "
+                      "portable.memory_limit_mb): exiting with status 3 to be restarted",
+                      file=sys.stderr)
+                self._loop.call_soon_threadsafe(self._begin_shutdown, 3)
+            return
+        took = time.monotonic() - start
+        if inline and took > SLOW_S:
+            inst.inline, inst.pooled = False, True
+        elif not inline and not inst.pooled:
+            inst.quick = inst.quick + 1 if took <= QUICK_S else 0
+            inst.inline = inst.quick >= INLINE_AFTER
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            async def finish() -> None:
+                try:
+                    value = await result
+                except Exception as exc:
+                    code, message = _error_of(exc)
+                    self._reply(cid, False, {"code": code, "message": message})
+                    return
+                await self._reply_result(cid, "exec", value)
+            if inline:
+                self._spawn(finish())
+            else:
+                self._loop.call_soon_threadsafe(self._spawn, finish())
+            return
+        blobs: list = []
+        try:
+            header = {"type": "reply", "id": cid, "ok": True, "result": encode_value(result, blobs)}
+            frame = encode_frame(header, blobs)
+        except (TypeError, ValueError, OverflowError) as e:
+            frame = self._error_frame(cid, "plugin", f"exec returned a value that cannot be sent: {e}")
+        except OSError as e:
+            frame = self._error_frame(cid, "io", f"shared memory for the reply: {e}")
+        self._send_on_loop(frame) if inline else self._send_from_thread(frame)
+
+    @staticmethod
+    def _error_frame(cid: int, code: str, message: str) -> tuple[bytes, Optional[int]]:
+        header = {"type": "reply", "id": cid, "ok": False, "error": {"code": code, "message": message}}
+        try:
+            return encode_frame(header, [])
+        except ValueError:  # a message that is not valid text (a lone surrogate)
+            header["error"]["message"] = ascii(message)
+            return encode_frame(header, [])
+
+    def _send_on_loop(self, frame: tuple[bytes, Optional[int]]) -> None:
+        """Sends a whole frame from the loop: what one non-blocking send takes
+        when the writer has nothing queued, the rest through the writer."""
+        data, fd = frame
+        if self._wbusy or self._broken or self._finished:
+            self._queue_frame(data, fd, None)
+            return
+        with self._wlock:  # a pool thread may be sending
+            busy = self._wbusy
+            n = 0
+            if not busy:
+                try:
+                    anc = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+                           if fd is not None else [])
+                    n = (self._sock.sendmsg([data], anc, socket.MSG_NOSIGNAL) if anc
+                         else self._sock.send(data, socket.MSG_NOSIGNAL))
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                except OSError as e:
+                    busy = True  # said below, not sent
+                    self._connection_lost(f"writing to the host failed ({e})")
+                if not busy and n < len(data):
+                    self._wbusy = True  # the rest goes first: nothing else is sent meanwhile
+        if busy:
+            self._queue_frame(data, fd, None)
+            return
+        if n == len(data) or n > 0:
+            if fd is not None:
+                os.close(fd)  # sent with the first byte
+            fd = None
+        if n < len(data):
+            self._outq.put_nowait((data[n:], fd, None))
+
+    def _send_from_thread(self, frame: tuple[bytes, Optional[int]]) -> None:
+        """Sends a whole frame from a pool thread: itself when the loop's writer
+        has nothing queued, else behind what it has (see _wlock)."""
+        data, fd = frame
+        with self._wlock:
+            direct = not self._wbusy and not self._broken and not self._finished
+            if direct:
+                try:
+                    self._send_blocking(data, fd)
+                except OSError as e:
+                    why = f"writing to the host failed ({e})"
+                    self._loop.call_soon_threadsafe(self._connection_lost, why)
+        if direct:
+            if fd is not None:
+                os.close(fd)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._queue_frame, data, fd, None)
+        except (RuntimeError, AttributeError):  # the loop is closed: the plugin is ending
+            if fd is not None:
+                os.close(fd)
+
+    def _send_blocking(self, data: bytes, fd: Optional[int]) -> None:
+        """All of data on the non-blocking socket, waiting for room when it is
+        full (a pool thread may wait; _wlock keeps the frame whole)."""
+        view = memoryview(data)
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))] if fd is not None else []
+        while view:
+            try:
+                n = (self._sock.sendmsg([view], anc, socket.MSG_NOSIGNAL) if anc
+                     else self._sock.send(view, socket.MSG_NOSIGNAL))
+            except (BlockingIOError, InterruptedError):
+                select.select([], [self._sock], [], 1.0)
+                continue
+            anc = []
+            view = view[n:]
 
     # ---- calling the plugin's code ---------------------------------------------
 
@@ -548,6 +710,8 @@ class _Runtime:
         if self._broken or self._finished:
             self._settle(fd, done)
             return
+        with self._wlock:  # a pool thread's frame is out whole first
+            self._wbusy = True
         self._outq.put_nowait((data, fd, done))
 
     def _submit(self, header: dict, wait: bool) -> None:
@@ -606,6 +770,9 @@ class _Runtime:
             finally:
                 self._settle(fd, done)
                 self._outq.task_done()
+                if self._outq.empty():
+                    with self._wlock:
+                        self._wbusy = not self._outq.empty()
 
     async def _write(self, data: bytes, fd: Optional[int]) -> None:
         view = memoryview(data)
