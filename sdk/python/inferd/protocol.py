@@ -100,26 +100,65 @@ def encode_value(value: Any, blobs: list, depth: int = 0) -> Any:
 
 
 class _Blobs:
-    """The blobs of one received frame, and whether an Image still uses them."""
+    """The blobs of one received frame, and whether an Image still uses them.
 
-    def __init__(self, whole: memoryview, views: list[memoryview], mapping: mmap.mmap | None) -> None:
-        self.whole = whole
-        self.views = views
-        self.mapping = mapping
-        self.kept = False  # an Image holds a view: the mapping must outlive this frame
+    Inline blobs are views of the frame's body. Blobs in shared memory are
+    read from the descriptor: a bytes value with one pread (the kernel copies
+    from its pages: no mapping, no page fault per page), an Image over a
+    mapping made the first time one asks (no copy)."""
+
+    def __init__(self, body: memoryview, sizes: list[int], fd: int | None, size: int) -> None:
+        self.body = body
+        self.offsets, off = [], 0
+        for s in sizes:
+            self.offsets.append((off, s))
+            off += s
+        self.fd = fd          # owned: shared memory, until release
+        self.size = size      # its size
+        self.mapping: mmap.mmap | None = None
+        self.whole: memoryview | None = None
+        self.kept = False     # an Image holds a view: the mapping must outlive this frame
+
+    def _check(self, i: Any) -> tuple[int, int]:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(self.offsets):
+            raise ProtocolError(f'{{"$blob": {i!r}}} names no blob of the frame '
+                                f"(it has {len(self.offsets)})")
+        return self.offsets[i]
 
     def get(self, i: Any) -> memoryview:
-        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(self.views):
-            raise ProtocolError(f'{{"$blob": {i!r}}} names no blob of the frame '
-                                f"(it has {len(self.views)})")
-        return self.views[i]
+        """Blob i as a view of the frame (shared memory mapped on demand)."""
+        off, size = self._check(i)
+        if self.fd is None:
+            return self.body[off:off + size]
+        if self.mapping is None and self.size > 0:
+            try:
+                self.mapping = mmap.mmap(self.fd, self.size, flags=mmap.MAP_SHARED,
+                                         prot=mmap.PROT_READ)
+            except OSError as e:
+                raise ProtocolError(f"shared memory: {e}") from None
+            self.whole = memoryview(self.mapping)
+        return self.whole[off:off + size] if self.whole is not None else memoryview(b"")
+
+    def get_bytes(self, i: Any) -> bytes:
+        """Blob i copied out."""
+        off, size = self._check(i)
+        if self.fd is None:
+            return bytes(self.body[off:off + size])
+        try:
+            data = os.pread(self.fd, size, off)
+        except OSError as e:
+            raise ProtocolError(f"shared memory: {e}") from None
+        if len(data) != size:
+            raise ProtocolError(f"shared memory: {len(data)} of {size} bytes read")
+        return data
 
     def release(self) -> None:
-        """Unmaps the shared memory now unless an Image keeps a view of it."""
+        """Closes the descriptor; unmaps now unless an Image keeps a view."""
+        if self.fd is not None:
+            os.close(self.fd)  # a mapping stays valid without it
+            self.fd = None
         if self.kept or self.mapping is None:
             return
-        for v in self.views:
-            v.release()
         self.whole.release()
         try:
             self.mapping.close()
@@ -147,7 +186,7 @@ def decode_value(value: Any, blobs: _Blobs) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
             if "$blob" in value:
-                return bytes(blobs.get(value["$blob"]))
+                return blobs.get_bytes(value["$blob"])
             if "$image" in value:
                 return _decode_image(value["$image"], blobs)
         return {k: decode_value(v, blobs) for k, v in value.items()}
@@ -293,31 +332,22 @@ class FrameReader:
                 raise ProtocolError(f"blobs[{i}] has no size")
             sizes.append(size)
         total = sum(sizes)
-        mapping = None
-        if shm:
-            if not self._fds:
-                raise ProtocolError('a frame says "shm" but came without a descriptor')
-            if body:
-                raise ProtocolError(f'a frame says "shm" but has a {len(body)}-byte body')
-            fd = self._fds.popleft()
-            try:
-                have = os.fstat(fd).st_size
-                if total > have:
-                    raise ProtocolError(f"the blobs add up to {total} bytes, the shared memory "
-                                        f"holds {have}")
-                if have > 0:
-                    mapping = mmap.mmap(fd, have, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-            except OSError as e:
-                raise ProtocolError(f"shared memory: {e}") from None
-            finally:
-                os.close(fd)  # the mapping stays valid without it
-            whole = memoryview(mapping) if mapping is not None else memoryview(b"")
-        else:
+        if not shm:
             if total != len(body):
                 raise ProtocolError(f"the blobs add up to {total} bytes, the frame carries {len(body)}")
-            whole = memoryview(body)
-        views, off = [], 0
-        for size in sizes:
-            views.append(whole[off:off + size])
-            off += size
-        return _Blobs(whole, views, mapping)
+            return _Blobs(memoryview(body), sizes, None, total)
+        if not self._fds:
+            raise ProtocolError('a frame says "shm" but came without a descriptor')
+        if body:
+            raise ProtocolError(f'a frame says "shm" but has a {len(body)}-byte body')
+        fd = self._fds.popleft()
+        try:
+            have = os.fstat(fd).st_size
+        except OSError as e:
+            os.close(fd)
+            raise ProtocolError(f"shared memory: {e}") from None
+        if total > have:
+            os.close(fd)
+            raise ProtocolError(f"the blobs add up to {total} bytes, the shared memory "
+                                f"holds {have}")
+        return _Blobs(memoryview(b""), sizes, fd, have)

@@ -179,5 +179,5 @@ def test_image_and_rect_checks():
 def test_decode_leaves_other_dollar_keys_alone():
     from inferd.protocol import _Blobs
 
-    v = decode_value({"$ref": 1, "a": [{"$other": 2}]}, _Blobs(memoryview(b""), [], None))
+    v = decode_value({"$ref": 1, "a": [{"$other": 2}]}, _Blobs(memoryview(b""), [], None, 0))
     assert v == {"$ref": 1, "a": [{"$other": 2}]}
