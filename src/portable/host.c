@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,8 +44,16 @@ typedef struct pending {
     uint64_t deadline_us;
     portable_reply_fn fn;
     void *ctx;
+    int shm_fd;           /* a pooled memfd the call's blobs went in (-1: none) */
     struct pending *next;
 } pending;
+
+/* Pooled memfds: a call's blobs of PROTO_SHM_MIN bytes or more go into one
+ * (no memfd made, no page allocated and freed per call); it is the
+ * plugin's until it answers. One larger than SHM_POOL_MAX_BYTES is not
+ * kept. */
+#define SHM_POOL 4
+#define SHM_POOL_MAX_BYTES (16u << 20)
 
 struct portable_inst {
     uint64_t id;
@@ -91,6 +100,8 @@ struct portable_host {
     bool ping_out;
     unsigned replay_left;
     uint64_t next_id;
+    int shm_pool[SHM_POOL]; /* memfds free for a call's blobs, under mu */
+    size_t n_shm_pool;
     unsigned active;      /* calls between portable_host_enter and _leave */
     pending *pend;
     portable_inst *insts;
@@ -127,6 +138,35 @@ static pending *take_pending(portable_host *h, uint64_t id)
     return NULL;
 }
 
+/* A memfd back to the pool when the plugin has answered the call it
+ * carried (reusable), else closed: a call that timed out or a connection
+ * that failed may still have a reader of it. */
+static void shm_release(portable_host *h, int fd, bool reusable)
+{
+    if (fd < 0)
+        return;
+    struct stat sb;
+    if (reusable && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size <= SHM_POOL_MAX_BYTES) {
+        pthread_mutex_lock(&h->mu);
+        bool kept = h->n_shm_pool < SHM_POOL;
+        if (kept)
+            h->shm_pool[h->n_shm_pool++] = fd;
+        pthread_mutex_unlock(&h->mu);
+        if (kept)
+            return;
+    }
+    close(fd);
+}
+
+/* A memfd for a call's blobs: from the pool, or new; -1 with errno. */
+static int shm_take(portable_host *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int fd = h->n_shm_pool > 0 ? h->shm_pool[--h->n_shm_pool] : -1;
+    pthread_mutex_unlock(&h->mu);
+    return fd >= 0 ? fd : memfd_create("inferd-blob", MFD_CLOEXEC);
+}
+
 /* Fails every pending call with why (callbacks run without mu). */
 static void fail_all(portable_host *h, inferd_status code, const char *why)
 {
@@ -140,6 +180,7 @@ static void fail_all(portable_host *h, inferd_status code, const char *why)
         inferd_error e = {0};
         inferd_error_set(&e, code, "%s", why);
         p->fn(p->ctx, NULL, code, &e);
+        shm_release(h, p->shm_fd, false);
         free(p);
     }
 }
@@ -498,6 +539,16 @@ static inferd_status call_async(portable_host *h, portable_inst *pi, const char 
 {
     inferd_value *hdr = fields ? fields : inferd_value_object();
     pending *p = calloc(1, sizeof *p);
+    /* Blobs through shared memory go into a pooled memfd, but an estimate's
+     * images do not: the plugin may keep an Image over its memory. */
+    int shm_fd = -1;
+    if (p && proto_blobs_total(blobs, n) >= PROTO_SHM_MIN && strcmp(op, "estimate") != 0 &&
+        (shm_fd = shm_take(h)) < 0) {
+        free(p);
+        inferd_value_free(hdr);
+        return inferd_error_set(err, INFERD_EIO, "portable plugin %s: shared memory: %s",
+                                h->name, strerror(errno));
+    }
     pthread_mutex_lock(&h->mu);
     bool ok = h->conn_fd >= 0 && (internal || h->state == PORTABLE_RUNNING) && !h->stopping;
     char why[600];
@@ -511,7 +562,7 @@ static inferd_status call_async(portable_host *h, portable_inst *pi, const char 
     uint64_t id = ++h->next_id;
     if (ok && p && hdr) {
         *p = (pending){.id = id, .deadline_us = inferd__now_us() + timeout_ms * 1000, .fn = fn,
-                       .ctx = ctx, .next = h->pend};
+                       .ctx = ctx, .shm_fd = shm_fd, .next = h->pend};
         h->pend = p;
         if (!internal)
             h->calls++;
@@ -520,6 +571,7 @@ static inferd_status call_async(portable_host *h, portable_inst *pi, const char 
     if (!ok || !p || !hdr) {
         free(p);
         inferd_value_free(hdr);
+        shm_release(h, shm_fd, true); /* never sent */
         if (!ok) {
             if (!internal) {
                 pthread_mutex_lock(&h->mu);
@@ -547,7 +599,8 @@ static inferd_status call_async(portable_host *h, portable_inst *pi, const char 
         pthread_mutex_unlock(&h->mu);
         st = fd < 0 ? inferd_error_set(err, INFERD_ESTATE, "portable plugin %s: not connected",
                                        h->name)
-                    : proto_send(fd, hdr, blobs, n, inferd__now_us() + timeout_ms * 1000, err);
+                    : proto_send(fd, hdr, blobs, n, shm_fd, inferd__now_us() + timeout_ms * 1000,
+                                 err);
         pthread_mutex_unlock(&h->wmu);
     }
     inferd_value_free(hdr);
@@ -559,6 +612,7 @@ static inferd_status call_async(portable_host *h, portable_inst *pi, const char 
         pthread_mutex_unlock(&h->mu);
         if (!mine) /* already failed by the host's thread: its callback reported it */
             return INFERD_OK;
+        shm_release(h, mine->shm_fd, false); /* part of it may have gone */
         free(mine);
         return inferd_error_prefix(err, "portable plugin %s: %s", h->name, op);
     }
@@ -833,7 +887,7 @@ static void send_plain(portable_host *h, inferd_value *msg)
     inferd_error e = {0};
     pthread_mutex_lock(&h->wmu);
     if (h->conn_fd >= 0)
-        proto_send(h->conn_fd, msg, NULL, 0, inferd__now_us() + 1000000, &e);
+        proto_send(h->conn_fd, msg, NULL, 0, -1, inferd__now_us() + 1000000, &e);
     pthread_mutex_unlock(&h->wmu);
     inferd_value_free(msg);
 }
@@ -923,6 +977,7 @@ static void on_reply(portable_host *h, proto_frame *f)
                                                 "the plugin failed without a message"));
         p->fn(p->ctx, NULL, st, &err);
     }
+    shm_release(h, p->shm_fd, true); /* answered: the plugin is done with it */
     free(p);
 }
 
@@ -1166,6 +1221,7 @@ static void expire_calls(portable_host *h, uint64_t now)
         inferd_error e = {0};
         inferd_error_set(&e, INFERD_ETIMEOUT, "portable plugin %s: the call timed out", h->name);
         p->fn(p->ctx, NULL, INFERD_ETIMEOUT, &e);
+        shm_release(h, p->shm_fd, false);
         free(p);
     }
 }
@@ -1455,6 +1511,8 @@ void portable_host_free(portable_host *h)
     }
     close_fd(&h->wake[0]);
     close_fd(&h->wake[1]);
+    while (h->n_shm_pool > 0)
+        close(h->shm_pool[--h->n_shm_pool]);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->wmu);

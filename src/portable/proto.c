@@ -224,9 +224,9 @@ static uint32_t get_u32(const uint8_t *p)
  * pwrite, not through a mapping: the kernel fills whole pages as it
  * allocates them (no page fault per page, no zeroing of what is
  * overwritten at once), which halves the cost of a large blob. */
-static int make_shm(const proto_blob *blobs, size_t n)
+static int make_shm(const proto_blob *blobs, size_t n, int reuse)
 {
-    int fd = memfd_create("inferd-blob", MFD_CLOEXEC);
+    int fd = reuse >= 0 ? reuse : memfd_create("inferd-blob", MFD_CLOEXEC);
     off_t off = 0;
     for (size_t i = 0; fd >= 0 && i < n; i++) {
         const uint8_t *p = blobs[i].data;
@@ -237,7 +237,8 @@ static int make_shm(const proto_blob *blobs, size_t n)
                 continue;
             if (w <= 0) {
                 int saved = w < 0 ? errno : EIO;
-                close(fd);
+                if (fd != reuse)
+                    close(fd);
                 errno = saved;
                 return -1;
             }
@@ -247,12 +248,18 @@ static int make_shm(const proto_blob *blobs, size_t n)
     return fd;
 }
 
-inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *blobs, size_t n,
-                         uint64_t deadline_us, inferd_error *err)
+size_t proto_blobs_total(const proto_blob *blobs, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += blobs[i].size;
+    return total;
+}
+
+inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *blobs, size_t n,
+                         int reuse_fd, uint64_t deadline_us, inferd_error *err)
+{
+    size_t total = proto_blobs_total(blobs, n);
     if (total > PROTO_MAX_BODY)
         return inferd_error_set(err, INFERD_ERANGE,
                                 "protocol: %zu bytes of blobs in one frame (at most %u)", total,
@@ -296,7 +303,7 @@ inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *b
     }
 
     int shm_fd = -1;
-    if (shm && (shm_fd = make_shm(blobs, n)) < 0) {
+    if (shm && (shm_fd = make_shm(blobs, n, reuse_fd)) < 0) {
         free(text);
         return inferd_error_set(err, INFERD_EIO, "shared memory for %zu bytes: %s", total,
                                 strerror(errno));
@@ -308,7 +315,7 @@ inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *b
     uint8_t *buf = malloc(len);
     if (!buf) {
         free(text);
-        if (shm_fd >= 0)
+        if (shm_fd >= 0 && shm_fd != reuse_fd)
             close(shm_fd);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
@@ -324,7 +331,7 @@ inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *b
     int rc = send_all(fd, buf, len, shm_fd, deadline_us);
     int saved = errno;
     free(buf);
-    if (shm_fd >= 0)
+    if (shm_fd >= 0 && shm_fd != reuse_fd)
         close(shm_fd);
     if (rc != 0)
         return inferd_error_set(err, INFERD_EIO, "sending to the plugin: %s",

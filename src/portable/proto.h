@@ -54,9 +54,15 @@ inferd_status proto_decode_value(const inferd_value *v, const proto_frame *f, in
 
 /* Sends one frame: header (borrowed; "blobs" and "shm" are added to a copy)
  * and blobs. fd may be non-blocking: a full socket is waited for until
- * deadline_us (monotonic; 0: forever). The caller serialises senders. */
+ * deadline_us (monotonic; 0: forever). The caller serialises senders.
+ * shm_fd >= 0: blobs that go through shared memory are written into that
+ * memfd (from offset 0; it may be larger) instead of a new one, and it stays
+ * the caller's: a memfd used again once the plugin has answered the call
+ * that carried it (docs/portable-protocol.md). */
 inferd_status proto_send(int fd, const inferd_value *header, const proto_blob *blobs, size_t n,
-                         uint64_t deadline_us, inferd_error *err);
+                         int shm_fd, uint64_t deadline_us, inferd_error *err);
+/* The total of blobs' sizes; whether it goes through shared memory. */
+size_t proto_blobs_total(const proto_blob *blobs, size_t n);
 
 /* Incremental reader for a non-blocking socket. */
 typedef struct proto_reader {
