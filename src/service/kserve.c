@@ -292,11 +292,14 @@ static void model_config(svc_request *r, bool versioned)
         return;
     const ks_model *m = &mv->m;
     bool ok = true, batched = mv->max_batch > 0;
-    inferd_value *v = inferd_value_object(), *policy = inferd_value_object();
+    inferd_value *v = inferd_value_object();
+    /* The versionPolicy of config.json; none: every version serves. */
+    inferd_value *policy = mv->policy ? inferd_value_copy(mv->policy) : inferd_value_object();
+    if (!mv->policy)
+        inferd__put(policy, "all", inferd_value_object(), &ok);
     inferd__put(v, "name", inferd_value_string(m->name), &ok);
     inferd__put(v, "platform", inferd_value_string(KS_PLATFORM), &ok);
     inferd__put(v, "backend", inferd_value_string(KS_BACKEND), &ok);
-    inferd__put(policy, "all", inferd_value_object(), &ok); /* every version serves */
     inferd__put(v, "version_policy", policy, &ok);
     inferd__put(v, "max_batch_size", inferd_value_int(mv->max_batch), &ok);
     inferd__put(v, "input", io_value(m->in, m->n_in, true, batched, &ok), &ok);

@@ -31,6 +31,26 @@
 /* NAME/config.json. backendOptions is checked against the backend's own
  * options, which only the registry knows: ks_repo_open copies this and
  * sets its fields. */
+/* versionPolicy: one of latest, all, specific, as Triton's version_policy. */
+static const inferd_prop_spec latest_fields[] = {
+    INFERD_PROP_UINT("numVersions", "how many of the highest versions serve", 1, 1, 1000000),
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec specific_fields[] = {
+    {.name = "versions", .type = INFERD_PROP_TYPE_NUMLIST, .default_value = "",
+     .description = "the version numbers that serve (each must have its folder)"},
+    INFERD_PROP_END,
+};
+static const inferd_prop_spec policy_fields[] = {
+    {.name = "latest", .type = INFERD_PROP_TYPE_OBJECT, .fields = latest_fields,
+     .flags = INFERD_PROP_OPTIONAL, .description = "the highest numVersions versions serve"},
+    {.name = "all", .type = INFERD_PROP_TYPE_OBJECT, .flags = INFERD_PROP_OPTIONAL,
+     .description = "every version serves ({})"},
+    {.name = "specific", .type = INFERD_PROP_TYPE_OBJECT, .fields = specific_fields,
+     .flags = INFERD_PROP_OPTIONAL, .description = "the versions listed serve"},
+    INFERD_PROP_END,
+};
+
 static const inferd_prop_spec config_specs[] = {
     INFERD_PROP_UINT("maxBatchSize", "the most items a request may carry in the first dimension "
                      "of its inputs (the batch), reported as max_batch_size by /config; every "
@@ -39,6 +59,10 @@ static const inferd_prop_spec config_specs[] = {
     INFERD_PROP_OBJECT("backendOptions", "the onnxruntime backend's options for this model "
                        "(intra_op_threads, provider cpu or cuda, device_id, ...: "
                        "docs/backends.md), laid over models.backend_options key by key", "{}"),
+    {.name = "versionPolicy", .type = INFERD_PROP_TYPE_OBJECT, .fields = policy_fields,
+     .flags = INFERD_PROP_OPTIONAL,
+     .description = "which versions serve: {\"all\": {}} (the default), {\"latest\": "
+                    "{\"numVersions\": N}}, or {\"specific\": {\"versions\": [1, 3]}}"},
     INFERD_PROP_END,
 };
 #define N_CONFIG_SPECS (sizeof config_specs / sizeof config_specs[0])
@@ -385,6 +409,7 @@ static void version_free(ks_version *v)
     free(v->m.name);
     free(v->m.path);
     inferd_value_free(v->options);
+    inferd_value_free(v->policy);
     free(v);
 }
 
@@ -456,6 +481,7 @@ typedef struct ks_plan {
     size_t n_versions;
     int64_t max_batch;
     inferd_value *options; /* owned: the backend options as given (NULL: none) */
+    inferd_value *policy;  /* owned: versionPolicy checked, as Triton writes it (NULL: all) */
     ks_version **opened;   /* owned: n_versions, until they serve */
 } ks_plan;
 
@@ -467,6 +493,7 @@ static void plan_free(ks_plan *p)
     free(p->where);
     free(p->versions);
     inferd_value_free(p->options);
+    inferd_value_free(p->policy);
 }
 
 /* base with over's keys laid over it, key by key (a new object). */
@@ -508,7 +535,100 @@ static inferd_status read_json_file(const char *path, inferd_value **out, inferd
     return st;
 }
 
-/* The folder's config.json, checked: max_batch and the options. */
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Keeps the versions of p that versionPolicy names: given, what config.json
+ * says (which of the three it is); policy, the same checked by its fields
+ * (their values, defaults in). p->policy gets it as Triton writes it. */
+static inferd_status apply_policy(ks_plan *p, const inferd_value *given,
+                                  const inferd_value *policy, const char *path, inferd_error *err)
+{
+    const inferd_value *latest = inferd_value_object_get(given, "latest")
+                                     ? inferd_value_object_get(policy, "latest") : NULL;
+    const inferd_value *all = inferd_value_object_get(given, "all");
+    const inferd_value *specific = inferd_value_object_get(given, "specific")
+                                       ? inferd_value_object_get(policy, "specific") : NULL;
+    if (!!latest + !!all + !!specific != 1)
+        return inferd_error_set(err, INFERD_EINVAL, "%s: versionPolicy takes one of latest, all "
+                                "and specific, not %zu of them", path,
+                                (size_t)(!!latest + !!all + !!specific));
+    bool ok = true;
+    inferd_value *out = inferd_value_object(), *inner = inferd_value_object();
+    if (latest) {
+        int64_t n = inferd_value_int_or(inferd_value_object_get(latest, "numVersions"), 1);
+        if ((size_t)n < p->n_versions) {
+            memmove(p->versions, p->versions + (p->n_versions - (size_t)n),
+                    (size_t)n * sizeof *p->versions);
+            p->n_versions = (size_t)n;
+        }
+        inferd__put(inner, "num_versions", inferd_value_int(n), &ok);
+        inferd__put(out, "latest", inner, &ok);
+    } else if (specific) {
+        const inferd_value *list = inferd_value_object_get(specific, "versions");
+        size_t n = inferd_value_array_len(list);
+        if (n == 0) {
+            inferd_value_free(out);
+            inferd_value_free(inner);
+            return inferd_error_set(err, INFERD_EINVAL, "%s: versionPolicy.specific.versions "
+                                    "names no version", path);
+        }
+        int64_t *keep = calloc(n ? n : 1, sizeof *keep);
+        inferd_value *arr = inferd_value_array();
+        if (!keep || !arr) {
+            free(keep);
+            inferd_value_free(arr);
+            inferd_value_free(out);
+            inferd_value_free(inner);
+            return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+            double d = inferd_value_double_or(inferd_value_array_get(list, i), 0);
+            bool have = false;
+            for (size_t k = 0; k < p->n_versions && !have; k++)
+                have = (double)p->versions[k] == d;
+            if (d < 1 || d != (double)(int64_t)d || !have) {
+                free(keep);
+                inferd_value_free(arr);
+                inferd_value_free(out);
+                inferd_value_free(inner);
+                if (d < 1 || d != (double)(int64_t)d)
+                    return inferd_error_set(err, INFERD_EINVAL, "%s: versionPolicy.specific."
+                                            "versions: %g is not a version number (1, 2, ...)",
+                                            path, d);
+                return inferd_error_set(err, INFERD_EINVAL, "%s: versionPolicy.specific names "
+                                        "version %g, which has no folder (%s/%g/" KS_MODEL_FILE
+                                        ")", path, d, p->where, d);
+            }
+            keep[i] = (int64_t)d;
+        }
+        qsort(keep, n, sizeof *keep, cmp_i64);
+        size_t u = 0;
+        for (size_t i = 0; i < n; i++)
+            if (u == 0 || keep[u - 1] != keep[i])
+                keep[u++] = keep[i];
+        for (size_t i = 0; i < u; i++)
+            inferd__push(arr, inferd_value_int(keep[i]), &ok);
+        free(p->versions);
+        p->versions = keep;
+        p->n_versions = u;
+        inferd__put(inner, "versions", arr, &ok);
+        inferd__put(out, "specific", inner, &ok);
+    } else {
+        inferd__put(out, "all", inner, &ok);
+    }
+    if (!ok) {
+        inferd_value_free(out);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    p->policy = out;
+    return INFERD_OK;
+}
+
+/* The folder's config.json, checked: max_batch, the options, the versions. */
 static inferd_status read_config(ks_repo *r, ks_plan *p, inferd_error *err)
 {
     char *path = NULL;
@@ -525,6 +645,9 @@ static inferd_status read_config(ks_repo *r, ks_plan *p, inferd_error *err)
         if (!p->options)
             st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
+    const inferd_value *policy = inferd_value_object_get(given, "versionPolicy");
+    if (st == INFERD_OK && policy)
+        st = apply_policy(p, policy, inferd_props_get(props, "versionPolicy"), path, err);
     inferd_props_free(props);
     inferd_value_free(given);
     free(path);
@@ -589,6 +712,8 @@ static inferd_status plan_open(ks_repo *r, ks_plan *p, size_t i, inferd_error *e
     }
     if (made && p->options)
         made = (v->options = inferd_value_copy(p->options)) != NULL;
+    if (made && p->policy)
+        made = (v->policy = inferd_value_copy(p->policy)) != NULL;
     /* Its own session, read from the file as it is now: a reload's old
      * version finishes its requests on the old one. */
     inferd_status st = made ? INFERD_OK : inferd_error_set(err, INFERD_ENOMEM, "out of memory");

@@ -41,6 +41,7 @@ typedef struct ks_version {
     char label[24];        /* the number as the protocol writes it: "2" */
     int64_t max_batch;     /* config.json maxBatchSize when it loaded (0: none) */
     inferd_value *options; /* owned: the backend options it was opened with, as given */
+    inferd_value *policy;  /* owned: Triton's version_policy it was loaded by ({"all": {}}) */
     /* kserve_repo.c's, under the repository's lock: */
     ks_repo *repo;
     ks_entry *entry;

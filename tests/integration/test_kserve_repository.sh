@@ -77,6 +77,29 @@ expect_json POST /v2/repository/index 200 "[m['version'] for m in j if m['name']
 rm -r "$M/scale/5"
 pass "a reload that fails answers 400 with the backend's reason; versions 1 and 2 go on serving"
 
+# versionPolicy (Triton's version_policy): latest N, specific, all; each bad one 400.
+cp "$M/scale/config.json" "$T/scale_config.json"
+echo '{"maxBatchSize": 8, "versionPolicy": {"latest": {"numVersions": 1}}}' >"$M/scale/config.json"
+expect_json POST /v2/repository/models/scale/load 200 "j == {'name': 'scale', 'state': 'READY', 'versions': ['2']}"
+expect_json GET /v2/models/scale/config 200 "j['version_policy'] == {'latest': {'num_versions': 1}}"
+expect_json POST /v2/models/scale/versions/1/infer 404 "\"has no version '1'\" in j['error']['message']" -d "$infer_x"
+echo '{"maxBatchSize": 8, "versionPolicy": {"specific": {"versions": [1]}}}' >"$M/scale/config.json"
+expect_json POST /v2/repository/models/scale/load 200 "j['versions'] == ['1']"
+expect_json POST /v2/models/scale/infer 200 "j['model_version'] == '1' and j['outputs'][0]['data'] == [1.0, 2.0]" -d "$infer_x"
+expect_json GET /v2/models/scale/config 200 "j['version_policy'] == {'specific': {'versions': [1]}}"
+for bad in '{"specific": {"versions": [3]}}|names version 3, which has no folder' \
+           '{"latest": {"numVersions": 1}, "all": {}}|versionPolicy takes one of latest, all and specific, not 2 of them' \
+           '{"latest": {"numVersions": 0}}|numVersions' \
+           '{"lastest": {}}|unknown property '"'"'versionPolicy.lastest'"'"' (did you mean '"'"'latest'"'"'?'; do
+  echo "{\"versionPolicy\": ${bad%%|*}}" >"$M/scale/config.json"
+  expect_json POST /v2/repository/models/scale/load 400 "j['error']['code'] == 'bad_request'"
+  grep -qF -- "${bad#*|}" "$T/body" || fail "versionPolicy ${bad%%|*}: $(cat "$T/body")"
+done
+expect_json POST /v2/models/scale/infer 200 "j['model_version'] == '1'" -d "$infer_x"
+cp "$T/scale_config.json" "$M/scale/config.json"
+expect_json POST /v2/repository/models/scale/load 200 "j['versions'] == ['1', '2']"
+pass "versionPolicy: latest 1 serves version 2 only (version 1 404), specific [1] serves 1; a version without its folder, two policies, numVersions 0, a misspelt key: 400 each, what served goes on"
+
 $PY "$here/kserve_repository.py" unload "$BASE" "$T/daemon.log" || fail "kserve_repository.py unload"
 expect_json GET /v2/models/slow/ready 404 "'is not loaded' in j['error']['message']"
 expect_json GET /v2/health/ready 200 "j == {'ready': True}"
