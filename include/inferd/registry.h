@@ -73,6 +73,10 @@ INFERD_API inferd_status inferd_registry_load_builtins(inferd_registry *reg, inf
  * from its plugins.dir. */
 INFERD_API inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_config *cfg,
                                                      inferd_error *err);
+/* The file of plugin name (a file name, with or without .so) in dir:
+ * dir/NAME.so or dir/NAME/NAME.so, into path; false when there is none. */
+INFERD_API bool inferd_registry_plugin_file(const char *dir, const char *name, char *path,
+                                            size_t size);
 /* Unloads one plugin by name: INFERD_EBUSY while any of its instances live
  * (the message names them). Its components are no longer found; its code
  * stays mapped and its info valid until the registry is freed. */

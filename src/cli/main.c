@@ -21,6 +21,7 @@
 #include "service/http.h"
 #include "portable/portables.h"
 #include "service/service.h"
+#include "worker/worker.h"
 
 static const char usage_text[] =
     "usage: inferd [--help] [--version] COMMAND [ARGS]\n"
@@ -53,6 +54,12 @@ static const char usage_text[] =
     "                          install a portable plugin package into state.dir (with no\n"
     "                          daemon running on it; docs/portable-plugins.md)\n"
     "  plugin remove NAME      remove an installed portable plugin\n"
+    "  plugin activate|deactivate NAME, plugin upgrade NAME FILE.zip [--url URL]\n"
+    "                          change the plugins of a running daemon (inferd plugin\n"
+    "                          activate --help)\n"
+    "  worker [--describe] PLUGIN.so\n"
+    "                          a C plugin in a process of its own: what the daemon runs for\n"
+    "                          plugins.isolated (docs/plugins.md)\n"
     "\n"
     "Options of every command:\n"
     "  -c, --config FILE       JSON config file (also INFERD_CONFIG)\n"
@@ -336,5 +343,7 @@ int main(int argc, char **argv)
         return cmd_pipeline(argc - 1, argv + 1);
     if (strcmp(cmd, "model") == 0)
         return cmd_model(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return worker_main(argc - 1, argv + 1);
     return cli_usage_error("unknown command '%s'", cmd);
 }

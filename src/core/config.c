@@ -66,6 +66,10 @@ static const inferd_prop_spec config_keys[] = {
                        "the plugin folder ('': <libdir>/inferd/plugins next to libinferd)", ""),
     INFERD_PROP_STRLIST("active_plugins",
                         "plugins to activate from plugins.dir, in order (file names)", ""),
+    INFERD_PROP_STRLIST("plugins.isolated",
+                        "C plugins of plugins.dir (file names) that run each in a worker process "
+                        "of its own, supervised as portable plugins are (a crash takes down the "
+                        "worker, not the daemon); function components only", ""),
     INFERD_PROP_UINT("http.max_body_bytes", "largest request body accepted (413 beyond)",
                      67108864, 1024, 4294967296),
     INFERD_PROP_UINT("http.max_json_depth", "deepest nesting of a JSON request body (400 beyond)",

@@ -117,8 +117,18 @@ inferd_status inferd_registry_load_config(inferd_registry *reg, const inferd_con
     const char **active = calloc(n_active, sizeof *active);
     if (!active)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n_active; i++)
-        active[i] = inferd_props_list_at(props, "active_plugins", i);
+    /* One named in plugins.isolated too runs in its worker instead
+     * (portable/portables.c), not in this process. */
+    size_t n = 0;
+    for (size_t i = 0; i < n_active; i++) {
+        const char *name = inferd_props_list_at(props, "active_plugins", i);
+        bool isolated = false;
+        for (size_t k = 0; k < inferd_props_list_len(props, "plugins.isolated") && !isolated; k++)
+            isolated = strcmp(inferd_props_list_at(props, "plugins.isolated", k), name) == 0;
+        if (!isolated)
+            active[n++] = name;
+    }
+    n_active = n;
     const char *dir = inferd_config_string(cfg, "plugins.dir");
     st = inferd_registry_activate(reg, *dir ? dir : inferd_default_plugin_dir(), active, n_active,
                                   err);

@@ -494,8 +494,7 @@ inferd_status inferd_registry_load_file(inferd_registry *reg, const char *path, 
     return st;
 }
 
-/* Resolves an active-list name to a file in dir; returns false if none. */
-static bool resolve_active(const char *dir, const char *name, char *path, size_t size)
+bool inferd_registry_plugin_file(const char *dir, const char *name, char *path, size_t size)
 {
     struct stat sb;
     size_t n = strlen(name);
@@ -541,7 +540,7 @@ inferd_status inferd_registry_activate(inferd_registry *reg, const char *dir,
                                     "active plugin name '%s' must be a plain file name",
                                     active[i] ? active[i] : "");
         }
-        if (!resolve_active(dir, active[i], path, sizeof path)) {
+        if (!inferd_registry_plugin_file(dir, active[i], path, sizeof path)) {
             char have[512];
             list_dir(dir, have, sizeof have);
             return inferd_error_set(err, INFERD_ENOTFOUND,

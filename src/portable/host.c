@@ -73,6 +73,7 @@ typedef struct line_buf {
 
 struct portable_host {
     char *name, *dir, *exe, *python, *sdk_dir, *sock_path;
+    char **args;          /* owned, NULL-ended: after exe (a worker's), or NULL */
     const portable_manifest *manifest;
     portable_timeouts t;
     portable_limits limits;
@@ -323,7 +324,9 @@ static inferd_status spawn(portable_host *h, inferd_error *err)
                                 "the Python interpreter %s (portable.python) is not installed "
                                 "(looked in /usr/local/bin, /usr/bin, /bin)", h->python);
     }
-    char *argv[3] = {python ? interp : h->exe, python ? h->exe : NULL, NULL};
+    char *argv[8] = {python ? interp : h->exe, python ? h->exe : NULL, NULL};
+    for (size_t i = 0; !python && h->args && h->args[i] && i < 6; i++)
+        argv[i + 1] = h->args[i];
 
     char env_sock[4200], env_name[200], env_home[4200], env_pp[4200], env_call[64];
     snprintf(env_sock, sizeof env_sock, "INFERD_SOCKET=%s", h->sock_path);
@@ -1370,7 +1373,14 @@ inferd_status portable_host_start(const portable_host_config *cfg, portable_host
     snprintf(sock_name, sizeof sock_name, "%s.sock", m->name);
     h->name = strdup(m->name);
     h->dir = strdup(cfg->dir);
-    h->exe = join_path(cfg->dir, m->executable);
+    h->exe = cfg->exe ? strdup(cfg->exe) : join_path(cfg->dir, m->executable);
+    size_t n_args = 0;
+    while (cfg->args && cfg->args[n_args])
+        n_args++;
+    bool args_ok = true;
+    if (n_args && (args_ok = (h->args = calloc(n_args + 1, sizeof *h->args)) != NULL))
+        for (size_t i = 0; i < n_args && args_ok; i++)
+            args_ok = (h->args[i] = strdup(cfg->args[i])) != NULL;
     h->python = strdup(cfg->python && cfg->python[0] ? cfg->python : "python3");
     h->sdk_dir = strdup(cfg->sdk_dir ? cfg->sdk_dir : "");
     h->sock_path = join_path(cfg->sock_dir, sock_name);
@@ -1386,7 +1396,7 @@ inferd_status portable_host_start(const portable_host_config *cfg, portable_host
     pthread_mutex_init(&h->mu, NULL);
     inferd__cond_init(&h->cond);
     pthread_mutex_init(&h->wmu, NULL);
-    if (!h->name || !h->dir || !h->exe || !h->python || !h->sdk_dir || !h->sock_path ||
+    if (!h->name || !h->dir || !h->exe || !h->python || !h->sdk_dir || !h->sock_path || !args_ok ||
         pipe2(h->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         portable_host_free(h);
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
@@ -1516,6 +1526,9 @@ void portable_host_free(portable_host *h)
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->wmu);
+    for (size_t i = 0; h->args && h->args[i]; i++)
+        free(h->args[i]);
+    free(h->args);
     free(h->name), free(h->dir), free(h->exe), free(h->python), free(h->sdk_dir);
     free(h->sock_path);
     free(h);

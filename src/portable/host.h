@@ -51,6 +51,10 @@ typedef struct portable_host_config {
     portable_timeouts t;
     portable_limits limits;
     bool restart;                       /* false: a failure is final (install's trial run) */
+    /* A program other than the manifest's executable, with its arguments
+     * (NULL-ended): an isolated C plugin's worker (`inferd worker FILE`). */
+    const char *exe;
+    const char *const *args;
 } portable_host_config;
 
 typedef enum portable_state {

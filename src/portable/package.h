@@ -124,6 +124,15 @@ int portable_remove_tree(const char *path);
 int portable_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                    const char *dir, int out_fd, int err_fd);
 
+/* isolated.c: a C plugin that runs in a worker (plugins.isolated). The
+ * daemon's own executable (/proc/self/exe), malloc'd, or NULL. */
+char *portable_self_exe(void);
+/* Runs `inferd worker --describe so`: *name (the plugin's) and *manifest
+ * (its portable manifest as JSON text), both malloc'd; or why not (its
+ * components, a plugin that does not load, one whose loading crashes). */
+inferd_status portable_isolated_describe(const char *so, char **name, char **manifest,
+                                         inferd_error *err);
+
 /* The manifest's declaration, as the one validator checks it (`inferd
  * describe manifest`; the short forms and x- keys are read before it). */
 const inferd_prop_spec *portable_manifest_specs(void);

@@ -35,6 +35,8 @@ typedef struct installed {
     portable_host *host;       /* owned; NULL before start */
     bool registered;
     bool inactive;             /* deactivated (recorded): not registered, not started */
+    char *worker_so;           /* owned: a C plugin isolated in a worker (plugins.isolated):
+                                  its file; NULL for a package */
     char error[INFERD_ERROR_MESSAGE_MAX]; /* why it could not be loaded ("" when fine) */
     struct installed *next;
 } installed;
@@ -198,6 +200,7 @@ static void installed_free(inferd_portables *p, installed *it)
     portable_proxy_free(it->proxy);
     portable_manifest_free(it->m);
     portable_manifest_free(it->decl_m);
+    free(it->worker_so);
     free(it->name), free(it->dir), free(it->file);
     free(it);
 }
@@ -233,7 +236,18 @@ static inferd_status start_host(inferd_portables *p, installed *it, bool restart
     portable_host_config hc = {.dir = it->dir, .manifest = it->m, .python = p->python,
                                .sdk_dir = p->sdk_dir, .sock_dir = p->sock_dir, .t = p->t,
                                .limits = limits_of(p, it->m->name), .restart = restart};
+    /* An isolated C plugin's process is this program's worker. */
+    char *self = it->worker_so ? portable_self_exe() : NULL;
+    const char *args[] = {"worker", it->worker_so, NULL};
+    if (it->worker_so) {
+        if (!self)
+            return inferd_error_set(err, INFERD_EIO, "plugin %s: cannot find inferd's own "
+                                    "executable (/proc/self/exe) to run its worker", it->name);
+        hc.exe = self;
+        hc.args = args;
+    }
     inferd_status st = portable_host_start(&hc, &it->host, err);
+    free(self);
     if (st == INFERD_OK)
         portable_proxy_bind(it->proxy, it->host);
     return st;
@@ -248,6 +262,62 @@ static installed *find(inferd_portables *p, const char *name)
 }
 
 /* ---- open / start / free --------------------------------------------------------- */
+
+/* The C plugins of plugins.isolated: each described by its worker, then
+ * registered as a portable plugin whose process is that worker (started
+ * with the others by inferd_portables_start). Not recorded: the
+ * configuration names them at every start. */
+static inferd_status open_isolated(inferd_portables *p, const inferd_config *cfg,
+                                   inferd_error *err)
+{
+    const inferd_props *props = inferd_config_props(cfg);
+    const char *dir = inferd_config_string(cfg, "plugins.dir");
+    dir = dir && *dir ? dir : inferd_default_plugin_dir();
+    for (size_t i = 0; i < inferd_props_list_len(props, "plugins.isolated"); i++) {
+        const char *want = inferd_props_list_at(props, "plugins.isolated", i);
+        char path[4096];
+        if (!inferd_registry_plugin_file(dir, want, path, sizeof path))
+            return inferd_error_set(err, INFERD_ENOTFOUND, "plugins.isolated: plugin '%s' is "
+                                    "not in the plugin folder %s", want, dir);
+        char *name = NULL, *text = NULL;
+        inferd_status st = portable_isolated_describe(path, &name, &text, err);
+        installed *it = st == INFERD_OK ? calloc(1, sizeof *it) : NULL;
+        if (st == INFERD_OK && !it)
+            st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        if (st == INFERD_OK && (find(p, name) || inferd_registry_find_plugin(p->reg, name)))
+            st = inferd_error_set(err, INFERD_EEXIST, "the name %s is taken", name);
+        if (st == INFERD_OK)
+            st = portable_manifest_parse(name, text, strlen(text), &it->m, err);
+        if (st == INFERD_OK) {
+            it->name = name;
+            name = NULL;
+            it->worker_so = strdup(path);
+            it->file = strdup(path);
+            char *slash = strrchr(path, '/');
+            if (slash)
+                *slash = '\0';
+            it->dir = strdup(path);
+            if (!it->worker_so || !it->file || !it->dir)
+                st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+        }
+        if (st == INFERD_OK && (st = portable_proxy_new(it->m, p->reg, &it->proxy, err)) ==
+                                   INFERD_OK &&
+            (st = inferd_registry_add(p->reg, portable_proxy_descriptor(it->proxy),
+                                      it->worker_so, err)) == INFERD_OK)
+            it->registered = true;
+        free(name);
+        free(text);
+        if (st != INFERD_OK) {
+            installed_free(p, it);
+            return inferd_error_prefix(err, "plugins.isolated: %s", want);
+        }
+        it->next = p->list;
+        p->list = it;
+        inferd_log_info(LOG, "plugin %s %s runs isolated in a worker process (%s)", it->name,
+                        it->m->version, it->worker_so);
+    }
+    return INFERD_OK;
+}
 
 inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *reg, bool exclusive,
                                     inferd_portables **out, inferd_error *err)
@@ -361,6 +431,10 @@ inferd_status inferd_portables_open(const inferd_config *cfg, inferd_registry *r
         p->list = it;
     }
     sqlite3_finalize(s);
+    if ((st = open_isolated(p, cfg, err)) != INFERD_OK) {
+        inferd_portables_free(p);
+        return st;
+    }
     *out = p;
     return INFERD_OK;
 }
@@ -405,6 +479,14 @@ void inferd_portables_set_hook(inferd_portables *p, inferd_portables_hook hook, 
 {
     p->hook = hook;
     p->hook_ctx = ctx;
+}
+
+/* What an isolated C plugin answers to what only a package can do. */
+static inferd_status not_a_package(const installed *it, inferd_error *err)
+{
+    return inferd_error_set(err, INFERD_EINVAL, "plugin %s is a C plugin running isolated in a "
+                            "worker (plugins.isolated: %s), not a package: change the "
+                            "configuration and restart instead", it->name, it->worker_so);
 }
 
 /* An uploaded package (kept in <state>/uploads/ as the file a version came
@@ -550,8 +632,9 @@ inferd_status inferd_portables_remove(inferd_portables *p, const char *name, inf
         return inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is "
                                 "installed", name);
     }
-    inferd_status st = p->hook && it->registered ? p->hook(p->hook_ctx, name, false, err)
-                                                  : INFERD_OK;
+    inferd_status st = it->worker_so ? not_a_package(it, err)
+                       : p->hook && it->registered ? p->hook(p->hook_ctx, name, false, err)
+                                                   : INFERD_OK;
     if (st == INFERD_OK)
         st = db_delete(p, name, err);
     if (st != INFERD_OK) {
@@ -646,6 +729,8 @@ inferd_status inferd_portables_set_active(inferd_portables *p, const char *name,
     if (!it)
         st = inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is installed",
                               name);
+    else if (it->worker_so)
+        st = not_a_package(it, err);
     else if (active == !it->inactive)
         st = inferd_error_set(err, INFERD_EEXIST, "portable plugin %s is %s already", name,
                               active ? "active" : "inactive");
@@ -719,6 +804,8 @@ inferd_status inferd_portables_upgrade(inferd_portables *p, const char *name, co
     if (!it)
         st = inferd_error_set(err, INFERD_ENOTFOUND, "no portable plugin named %s is installed "
                               "(install it: POST /plugins/portables)", name);
+    else if (it->worker_so)
+        st = not_a_package(it, err);
     else if (it->inactive)
         st = inferd_error_set(err, INFERD_ESTATE, "portable plugin %s is inactive: activate it "
                               "first, or remove it and install the new version", name);
@@ -853,6 +940,8 @@ static inferd_value *describe(const installed *it)
     inferd__put(o, "lastError",
                 s.last_error[0] ? inferd_value_string(s.last_error) : inferd_value_null(), NULL);
     inferd__put(o, "folder", inferd_value_string(it->dir), NULL);
+    if (it->worker_so)
+        inferd__put(o, "isolated", inferd_value_bool(true), NULL);
     inferd__put(o, "file", inferd_value_string(it->file), NULL);
     inferd__put(o, "installedAt", inferd_value_int(it->installed_at), NULL);
     return o;
