@@ -187,7 +187,8 @@ static void installed_free(inferd_portables *p, installed *it)
     portable_host_stop(it->host);
     if (it->registered) {
         inferd_error e = {0};
-        if (inferd_registry_unload(p->reg, it->name, &e) != INFERD_OK) {
+        /* What the service let go of may take a moment (a batch in flight). */
+        if (inferd_registry_unload_wait(p->reg, it->name, 2000, &e) != INFERD_OK) {
             /* Instances of its components live on (a running service's
              * estimator or event subscriber): they keep the descriptor and
              * the stopped host, whose calls now fail; the next start of the
@@ -860,12 +861,13 @@ inferd_status inferd_portables_upgrade(inferd_portables *p, const char *name, co
     it->host = h2;
     portable_host_set_restart(h2, true);
     char *previous = strdup(it->m->version);
+    /* The registry reports the new version before the old one's text goes. */
+    inferd_registry_set_plugin_version(p->reg, name, m2->version);
     if (!it->decl_m)
         it->decl_m = it->m; /* the registry's components are made of it */
     else
         portable_manifest_free(it->m); /* an intermediate version's: its process is gone */
     it->m = m2;
-    inferd_registry_set_plugin_version(p->reg, name, m2->version);
     if (portable_remove_tree(it->dir) != 0)
         inferd_log_warn(LOG, "removing %s: %s", it->dir, strerror(errno));
     free(it->dir);
