@@ -1173,6 +1173,10 @@ static void read_conn(portable_host *h)
             if (h->conn_fd < 0)
                 return; /* refused */
         }
+        /* Less came than there was room for: the socket is empty now, and
+         * the next poll says when it is not (no read just to hear EAGAIN). */
+        if ((size_t)n < h->rd.last_room)
+            break;
     }
 }
 

@@ -367,6 +367,7 @@ long proto_reader_fill(proto_reader *r, int fd)
         r->cap = cap;
     }
     struct iovec iov = {.iov_base = r->buf + r->len, .iov_len = r->cap - r->len};
+    r->last_room = iov.iov_len;
     union {
         char buf[CMSG_SPACE(sizeof(int) * 16)];
         struct cmsghdr align;

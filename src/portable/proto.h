@@ -70,6 +70,7 @@ typedef struct proto_reader {
     size_t len, cap;
     int fds[16];  /* descriptors received and not yet taken by a frame */
     size_t n_fds;
+    size_t last_room; /* what the last fill could have taken: less came, the socket is empty */
 } proto_reader;
 void proto_reader_init(proto_reader *r);
 void proto_reader_clear(proto_reader *r); /* frees the buffer, closes queued fds */
