@@ -6,8 +6,12 @@
 # is replaced; bytes cross in shared memory; what cannot run isolated is
 # refused at start with why. The plugin: tests/plugins/crasher.c.
 . "$(dirname "$0")/lib.sh"
-: "${TEST_PLUGIN_DIR:?}"
-export INFERD_PLUGINS_DIR="$TEST_PLUGIN_DIR" INFERD_STATE_DIR="$T/state"
+: "${TEST_PLUGIN_DIR:?}" "${TEST_BUILD_DIR:?}"
+mkdir -p "$T/plugins"
+cp "$TEST_PLUGIN_DIR"/crasher.so "$TEST_PLUGIN_DIR"/test_good.so "$TEST_PLUGIN_DIR"/test_bad_magic.so \
+   "$TEST_BUILD_DIR/lib/inferd/plugins/teapot.so" "$T/plugins/"
+export INFERD_PLUGINS_DIR="$T/plugins" INFERD_STATE_DIR="$T/state"
+export INFERD_PLUGIN_SETTINGS='{"teapot": {"intervalMs": 150}}'
 export INFERD_PORTABLE_HEARTBEAT_MS=200 INFERD_PORTABLE_HEARTBEAT_TIMEOUT_MS=1500
 export INFERD_PORTABLE_CALL_TIMEOUT_MS=1000
 # The worker is this build's inferd: under AddressSanitizer it reserves
@@ -31,7 +35,7 @@ wait_ready() {
   fail "/ready did not come back: $(curl -s "$BASE/ready")"
 }
 
-INFERD_PLUGINS_ISOLATED=crasher start_daemon
+INFERD_PLUGINS_ISOLATED=crasher,teapot start_daemon
 grep -q 'plugin crasher 1.0.0 runs isolated in a worker process' "$T/daemon.log" || fail "no isolation line"
 [ "$(call hi)" = 200 ] || fail "crash(hi): $(cat "$T/body")"
 pid=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["pid"])' "$T/body")
@@ -91,6 +95,19 @@ got = base64.b64decode(json.load(open(sys.argv[2]))["result"])
 assert got == sent[::-1], (len(got), len(sent))
 PY
 [ "$(call fail)" = 500 ] && grep -q 'asked to fail' "$T/body" || fail "crash(fail): $(cat "$T/body")"
+# A background component in its worker: its routes, its timer, its props.
+expect_http GET /teapot 418 "I am teapot"
+expect_http GET /teapot/version 200 "T800"
+t1=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
+sleep 0.5
+t2=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
+[ "$t2" -gt "$t1" ] || fail "the isolated teapot's water did not warm: $t1 then $t2"
+tpid=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+kill -KILL "$tpid"
+wait_ready
+expect_http GET /teapot 418 "I am teapot"
+pass "the teapot isolated: its routes answer through its worker, its timer warms the water ($t1 -> $t2), killed it comes back and answers"
+
 expect_json DELETE /plugins/portables/crasher 400 '"is a C plugin running isolated in a worker (plugins.isolated" in j["error"]["message"]'
 expect_json POST /v1/plugins/crasher/deactivate 400 '"not a package" in j["error"]["message"]'
 pass "200 KB of bytes reversed through the worker; the plugin's own error; DELETE and deactivate refused (it is configured, not installed)"
@@ -102,7 +119,7 @@ refuse() { # refuse NAME NEEDLE
   INFERD_PLUGINS_ISOLATED=$1 timeout 20 "$TEST_INFERD" serve --listen 127.0.0.1:0 >"$T/out" 2>&1 || rc=$?
   [ "$rc" = 1 ] && grep -qF -- "$2" "$T/out" || fail "plugins.isolated=$1: exit $rc: $(tail -3 "$T/out")"
 }
-refuse test_bg "plugins.isolated: test_bg: plugin test_bg: component test_bg is a background; only function components run isolated"
-refuse nope "plugins.isolated: plugin 'nope' is not in the plugin folder $TEST_PLUGIN_DIR"
+refuse test_good "component test_element is an element, which cannot run isolated (functions, sinks, event and background components can)"
+refuse nope "plugins.isolated: plugin 'nope' is not in the plugin folder $T/plugins"
 refuse test_bad_magic "plugins.isolated: test_bad_magic: "
-pass "a plugin with a background component, a name not in plugins.dir, a file that is no plugin: the daemon does not start, saying why"
+pass "a plugin with an element, a name not in plugins.dir, a file that is no plugin: the daemon does not start, saying why"
