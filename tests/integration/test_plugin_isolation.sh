@@ -104,7 +104,12 @@ t2=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; 
 [ "$t2" -gt "$t1" ] || fail "the isolated teapot's water did not warm: $t1 then $t2"
 tpid=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 kill -KILL "$tpid"
-wait_ready
+for _ in $(seq 1 100); do # until the daemon has a new worker running
+  now=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["pid"] if j["status"] == "running" else "")')
+  [ -n "$now" ] && [ "$now" != "$tpid" ] && break
+  sleep 0.05
+done
+[ -n "$now" ] && [ "$now" != "$tpid" ] || fail "the teapot's worker did not come back"
 expect_http GET /teapot 418 "I am teapot"
 pass "the teapot isolated: its routes answer through its worker, its timer warms the water ($t1 -> $t2), killed it comes back and answers"
 
