@@ -43,6 +43,24 @@ pid=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["
 expect_json GET /plugins/portables/crasher 200 'j["isolated"] and j["status"] == "running" and j["language"] == "native"'
 pass "an isolated plugin's function runs in its worker (pid $pid), not in the daemon ($DAEMON_PID)"
 
+# A background component in its worker: its routes, its timer, its props.
+expect_http GET /teapot 418 "I am teapot"
+expect_http GET /teapot/version 200 "T800"
+t1=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
+sleep 0.5
+t2=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
+[ "$t2" -gt "$t1" ] || fail "the isolated teapot's water did not warm: $t1 then $t2"
+tpid=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+kill -KILL "$tpid"
+for _ in $(seq 1 100); do # until the daemon has a new worker running
+  now=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["pid"] if j["status"] == "running" else "")')
+  [ -n "$now" ] && [ "$now" != "$tpid" ] && break
+  sleep 0.05
+done
+[ -n "$now" ] && [ "$now" != "$tpid" ] || fail "the teapot's worker did not come back"
+expect_http GET /teapot 418 "I am teapot"
+pass "the teapot isolated: its routes answer through its worker, its timer warms the water ($t1 -> $t2), killed it comes back and answers"
+
 segv_says="signal 11 (Segmentation fault)"
 # In the sanitizers' build (make test's second run) their handler reports
 # the null store and the worker exits 1 instead.
@@ -95,24 +113,6 @@ got = base64.b64decode(json.load(open(sys.argv[2]))["result"])
 assert got == sent[::-1], (len(got), len(sent))
 PY
 [ "$(call fail)" = 500 ] && grep -q 'asked to fail' "$T/body" || fail "crash(fail): $(cat "$T/body")"
-# A background component in its worker: its routes, its timer, its props.
-expect_http GET /teapot 418 "I am teapot"
-expect_http GET /teapot/version 200 "T800"
-t1=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
-sleep 0.5
-t2=$(curl -s "$BASE/teapot/temperature" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["temperature"])')
-[ "$t2" -gt "$t1" ] || fail "the isolated teapot's water did not warm: $t1 then $t2"
-tpid=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
-kill -KILL "$tpid"
-for _ in $(seq 1 100); do # until the daemon has a new worker running
-  now=$(curl -s "$BASE/plugins/portables/teapot" | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["pid"] if j["status"] == "running" else "")')
-  [ -n "$now" ] && [ "$now" != "$tpid" ] && break
-  sleep 0.05
-done
-[ -n "$now" ] && [ "$now" != "$tpid" ] || fail "the teapot's worker did not come back"
-expect_http GET /teapot 418 "I am teapot"
-pass "the teapot isolated: its routes answer through its worker, its timer warms the water ($t1 -> $t2), killed it comes back and answers"
-
 expect_json DELETE /plugins/portables/crasher 400 '"is a C plugin running isolated in a worker (plugins.isolated" in j["error"]["message"]'
 expect_json POST /v1/plugins/crasher/deactivate 400 '"not a package" in j["error"]["message"]'
 pass "200 KB of bytes reversed through the worker; the plugin's own error; DELETE and deactivate refused (it is configured, not installed)"
