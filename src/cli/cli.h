@@ -26,6 +26,8 @@ inferd_status cli_open_registry(const inferd_config *cfg, struct inferd_registry
                                 inferd_error *err);
 /* Prints "inferd: <message>" and the --help hint; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, const char *arg);
+/* Prints cmd's --help ("serve", "plugin", ...; else the global one). */
+void cli_print_help(const char *cmd);
 
 int cmd_plugin(int argc, char **argv);
 int cmd_describe(int argc, char **argv);

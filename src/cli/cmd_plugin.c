@@ -153,22 +153,29 @@ static void print_component(const inferd_component *c, const inferd_plugin_info 
     }
 }
 
+static int print_plugin(const inferd_plugin_info *p, bool json, const char *note)
+{
+    if (json) {
+        inferd_value *d = inferd_describe_plugin(p, true);
+        if (note)
+            inferd__put(d, "active", inferd_value_bool(false), NULL);
+        print_json(d);
+        return 0;
+    }
+    printf("plugin %s %s (ABI %u.%u) %s%s\n\n", p->name, p->version, p->abi_major, p->abi_minor,
+           p->path, note ? note : "");
+    for (size_t c = 0; c < p->descriptor->n_components; c++) {
+        print_component(inferd_plugin_component(p->descriptor, c), p);
+        printf("\n");
+    }
+    return 0;
+}
+
 static int plugin_inspect(const inferd_registry *reg, const char *dir, const char *name, bool json)
 {
     const inferd_plugin_info *p = inferd_registry_find_plugin(reg, name);
-    if (p) {
-        if (json) {
-            print_json(inferd_describe_plugin(p, true));
-            return 0;
-        }
-        printf("plugin %s %s (ABI %u.%u) %s\n\n", p->name, p->version, p->abi_major,
-               p->abi_minor, p->path);
-        for (size_t c = 0; c < p->descriptor->n_components; c++) {
-            print_component(inferd_plugin_component(p->descriptor, c), p);
-            printf("\n");
-        }
-        return 0;
-    }
+    if (p)
+        return print_plugin(p, json, NULL);
     const inferd_component *c = inferd_registry_find(reg, name, &p);
     if (c) {
         if (json)
@@ -177,17 +184,23 @@ static int plugin_inspect(const inferd_registry *reg, const char *dir, const cha
             print_component(c, p);
         return 0;
     }
+    /* A file of the folder that is not active: loaded on its own to be shown. */
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.so", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        fclose(f);
-        fprintf(stderr, "inferd: plugin %s is in %s but not active: add it to active_plugins "
-                        "(or INFERD_ACTIVE_PLUGINS, or --active %s)\n", name, dir, name);
-    } else {
-        fprintf(stderr, "inferd: no plugin or component named %s (`inferd plugin list` shows "
-                        "what is loaded)\n", name);
+    if (inferd_registry_plugin_file(dir, name, path, sizeof path)) {
+        inferd_registry *own = NULL;
+        inferd_error err = {0};
+        int rc = EXIT_RUNTIME;
+        if (inferd_registry_new(&own, &err) == INFERD_OK &&
+            inferd_registry_load_file(own, path, &err) == INFERD_OK)
+            rc = print_plugin(inferd_registry_plugin_at(own, 0), json,
+                              "  (inactive: add it to active_plugins)");
+        else
+            fprintf(stderr, "inferd: %s\n", err.message);
+        inferd_registry_free(own);
+        return rc;
     }
+    fprintf(stderr, "inferd: no plugin or component named %s, and no file %s.so in %s "
+                    "(`inferd plugin list` shows what is there)\n", name, name, dir);
     return EXIT_RUNTIME;
 }
 
@@ -325,6 +338,11 @@ static const cli_family live_family = {
 
 int cmd_plugin(int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      strcmp(argv[1], "help") == 0)) {
+        cli_print_help("plugin");
+        return 0;
+    }
     if (argc >= 2 && (strcmp(argv[1], "activate") == 0 || strcmp(argv[1], "deactivate") == 0 ||
                       strcmp(argv[1], "upgrade") == 0))
         return cli_client_main(&live_family, argc, argv);

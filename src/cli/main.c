@@ -95,6 +95,67 @@ inferd_status cli_open_registry(const inferd_config *cfg, inferd_registry **out,
     return st;
 }
 
+/* The options every command that reads the configuration takes. */
+#define COMMON_OPTIONS                                                                      \
+    "Options:\n"                                                                             \
+    "  -c, --config FILE       JSON config file (also INFERD_CONFIG)\n"                        \
+    "  -l, --listen ADDR       HOST:PORT (listen, INFERD_LISTEN); port 0 picks a free one\n"    \
+    "      --log-level SPEC    e.g. info or info,http=debug (log.level, INFERD_LOG_LEVEL)\n"   \
+    "      --log-format FMT    text or json (log.format, INFERD_LOG_FORMAT)\n"                 \
+    "      --plugin-dir DIR    the plugin folder (plugins.dir, INFERD_PLUGINS_DIR)\n"          \
+    "      --active LIST       plugins to activate, comma-separated (active_plugins)\n"        \
+    "  -h, --help              this text\n"
+
+/* Each command's --help. */
+static const struct {
+    const char *cmd;
+    const char *text;
+} command_help[] = {
+    {"serve",
+     "usage: inferd serve [OPTIONS]\n\n"
+     "Runs the daemon: the HTTP API (default 127.0.0.1:8080) with the estimators, KServe v2,\n"
+     "pipelines, plugins, and streams and rules over MQTT (docs/service.md, docs/rules.md).\n"
+     "It logs to standard error; SIGTERM or SIGINT stop it (requests in flight finish),\n"
+     "SIGHUP reads the configuration again (docs/operating.md).\n\n" COMMON_OPTIONS},
+    {"config",
+     "usage: inferd config [--json] [OPTIONS]\n\n"
+     "Prints every config key with its effective value, where the value came from\n"
+     "(default, the file, INFERD_<KEY>, a flag), what it takes and its variable;\n"
+     "secrets print as ***. --json: an object of key -> {value, source}.\n\n"
+     COMMON_OPTIONS "      --json              the keys as JSON\n"},
+    {"run",
+     "usage: inferd run PIPELINE.json [FILE|FOLDER|-]... [OPTIONS]\n\n"
+     "Runs a pipeline over files, the images of folders, or standard input (-), and\n"
+     "prints one JSON line per input (docs/pipelines.md).\n\n" COMMON_OPTIONS},
+    {"plugin",
+     "usage: inferd plugin COMMAND [ARGS] [OPTIONS]\n\n"
+     "On the plugin folder and the state folder (no daemon needed):\n"
+     "  list [--json]              the loaded plugins, their files, versions and components,\n"
+     "                             and the plugin files that are not active\n"
+     "  inspect NAME [--json]      a plugin (active or not: a file of plugins.dir) or a\n"
+     "                             component: properties, ports, arity, routes\n"
+     "  install FILE.zip [NAME]    install a portable plugin package (no daemon running on\n"
+     "                             the state folder; docs/portable-plugins.md)\n"
+     "  remove NAME                remove an installed portable plugin\n"
+     "Against a running daemon (--url URL, --token TOKEN; inferd plugin activate --help):\n"
+     "  activate NAME, deactivate NAME, upgrade NAME FILE.zip\n\n" COMMON_OPTIONS},
+};
+
+/* The help of cmd (a command, or a plugin subcommand), or the global one. */
+static const char *help_for(const char *cmd)
+{
+    static const char *const plugin_subs[] = {"list", "inspect", "install", "remove", NULL};
+    for (size_t i = 0; cmd && plugin_subs[i]; i++)
+        if (strcmp(cmd, plugin_subs[i]) == 0)
+            cmd = "plugin";
+    for (size_t i = 0; cmd && i < sizeof command_help / sizeof command_help[0]; i++)
+        if (strcmp(cmd, command_help[i].cmd) == 0)
+            return command_help[i].text;
+    return usage_text;
+}
+
+void cli_print_help(const char *cmd) { fputs(help_for(cmd), stdout); }
+
 int cli_usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "inferd: ");
@@ -134,7 +195,7 @@ int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *o)
         case 'P': overrides[3][1] = optarg; break;
         case 'A': overrides[4][1] = optarg; break;
         case 'j': o->json = true; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
+        case 'h': fputs(help_for(argc > 0 ? argv[0] : NULL), stdout); exit(0);
         default: return cli_usage_error("%s", "bad option");
         }
     }
@@ -156,7 +217,13 @@ int cli_load_config(int argc, char **argv, inferd_config **out, cli_options *o)
             return EXIT_USAGE;
         }
     }
-    if (inferd_log_configure(inferd_config_string(cfg, "log.level"), &err) != INFERD_OK) {
+    /* A command other than serve says what it does on stdout: its log says
+     * only what goes wrong, unless log.level was asked for. */
+    const char *level = inferd_config_string(cfg, "log.level");
+    if (argc > 0 && strcmp(argv[0], "serve") != 0 &&
+        strcmp(inferd_config_source(cfg, "log.level"), "default") == 0)
+        level = "warn";
+    if (inferd_log_configure(level, &err) != INFERD_OK) {
         fprintf(stderr, "inferd: log.level (from %s): %s\n",
                 inferd_config_source(cfg, "log.level"), err.message);
         inferd_config_free(cfg);
@@ -184,10 +251,17 @@ static int load_config_no_args(int argc, char **argv, inferd_config **out)
 static int cmd_config(int argc, char **argv)
 {
     inferd_config *cfg = NULL;
-    int rc = load_config_no_args(argc, argv, &cfg);
+    cli_options o;
+    int rc = cli_load_config(argc, argv, &cfg, &o);
+    if (rc == 0 && o.n_args > 0) {
+        inferd_config_free(cfg);
+        return cli_usage_error("unexpected argument '%s'", o.args[0]);
+    }
     if (rc != 0)
         return rc;
     const inferd_prop_spec *keys = inferd_config_keys();
+    inferd_value *all = o.json ? inferd_value_object() : NULL;
+    bool ok = true;
     for (size_t i = 0; keys[i].name; i++) {
         char env[128], allowed[256];
         char *json = NULL;
@@ -202,6 +276,13 @@ static int cmd_config(int argc, char **argv)
             v = inferd_value_string("***");
         }
         inferd__mask_secrets(v);
+        if (all) { /* {"key": {"value": v, "source": "..."}} */
+            inferd_value *e = inferd_value_object();
+            inferd__put(e, "value", v ? v : inferd_value_null(), &ok);
+            inferd__put_str(e, "source", inferd_config_source(cfg, keys[i].name), &ok);
+            inferd__put(all, keys[i].name, e, &ok);
+            continue;
+        }
         inferd_value_to_json(v, INFERD_JSON_COMPACT, &json, NULL, NULL);
         inferd_value_free(v);
         printf("%-26s = %-20s  (%s)\n", keys[i].name, json ? json : "?",
@@ -211,8 +292,17 @@ static int cmd_config(int argc, char **argv)
                inferd_config_env_name(keys[i].name, env, sizeof env));
         free(json);
     }
+    if (all) {
+        char *text = NULL;
+        if (ok && inferd_value_to_json(all, INFERD_JSON_PRETTY, &text, NULL, NULL) == INFERD_OK)
+            printf("%s\n", text);
+        else
+            rc = EXIT_RUNTIME;
+        free(text);
+        inferd_value_free(all);
+    }
     inferd_config_free(cfg);
-    return 0;
+    return rc;
 }
 
 /* SIGHUP: reads the configuration again. The log settings apply at once

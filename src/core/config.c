@@ -7,6 +7,7 @@
  * message as a bad element property.
  */
 #include "inferd/config.h"
+#include "core/names.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,6 +16,9 @@
 #include <string.h>
 
 extern char **environ;
+
+/* More than the daemon has keys: for the environment's did-you-mean. */
+#define N_KEYS_MAX 128
 
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const device_classes[] = {"cpu", "gpu", NULL};
@@ -321,11 +325,23 @@ static inferd_status apply_env(inferd_config *cfg, char *const *envp, inferd_err
             if (strlen(env_name) == name_len && strncmp(env_name, envp[e], name_len) == 0)
                 found = (long)i;
         }
-        if (found < 0)
+        if (found < 0) {
+            /* The variable of the closest key, when it looks like a typo of one. */
+            char names[N_KEYS_MAX][64], given[128];
+            const char *table[N_KEYS_MAX];
+            size_t n = 0;
+            for (size_t i = 0; config_keys[i].name && n < N_KEYS_MAX; i++, n++) {
+                inferd_config_env_name(config_keys[i].name, names[n], sizeof names[n]);
+                table[n] = names[n];
+            }
+            snprintf(given, sizeof given, "%.*s", (int)name_len, envp[e]);
+            const char *near = inferd__closest_name(table, sizeof table[0], n, given);
             return inferd_error_set(err, INFERD_ENOTFOUND,
-                                    "unknown environment variable %.*s: no such config key "
-                                    "(run `inferd config` for the keys)",
-                                    (int)name_len, envp[e]);
+                                    "unknown environment variable %s: no such config key "
+                                    "(%s%s%srun `inferd config` for the keys)", given,
+                                    near ? "did you mean " : "", near ? near : "",
+                                    near ? "? " : "");
+        }
         snprintf(env_name, sizeof env_name, "%.*s", (int)name_len, envp[e]);
         inferd_status st = inferd_config_set(cfg, config_keys[found].name, eq + 1, NULL, err);
         if (st != INFERD_OK) {

@@ -825,20 +825,53 @@ static const char *closest(const inferd_prop_spec *specs, size_t n, const char *
     return inferd__closest_name(specs, sizeof *specs, n, name);
 }
 
+/* The names of specs that start with prefix (all when it is ""), ", "
+ * between them, into buf: as many as fit, then "and N more". Returns how
+ * many were left out. */
+static size_t list_names(const inferd_prop_spec *specs, size_t n, const char *prefix,
+                         size_t plen, char *buf, size_t cap)
+{
+    size_t pos = 0, left = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(specs[i].name, prefix, plen) != 0)
+            continue;
+        int w = left ? -1 : snprintf(buf + pos, cap - 24 - pos, "%s%s", pos ? ", " : "",
+                                     specs[i].name);
+        if (w < 0 || (size_t)w >= cap - 24 - pos) {
+            buf[pos] = '\0';
+            left++;
+            continue;
+        }
+        pos += (size_t)w;
+    }
+    if (left)
+        snprintf(buf + pos, cap - pos, ", and %zu more", left);
+    return left;
+}
+
 static void unknown_property(const inferd_prop_spec *specs, size_t n, const char *owner,
                              const char *path, const char *name, faults *f)
 {
-    char known[320], hint[160] = "";
-    size_t pos = 0;
-    known[0] = '\0';
-    for (size_t i = 0; i < n && pos < sizeof known; i++)
-        pos += (size_t)snprintf(known + pos, sizeof known - pos, "%s%s", i ? ", " : "",
-                                specs[i].name);
+    /* The known names when they fit in a message; when there are too many
+     * (the daemon's config keys), those of name's group ("portable." for
+     * "portable.memory"), else how many there are: never a list cut short. */
+    char known[240], hint[160] = "", what[300];
+    const char *dot = strchr(name, '.');
+    size_t plen = dot ? (size_t)(dot - name) + 1 : 0;
+    if (n == 0)
+        snprintf(what, sizeof what, "known: none");
+    else if (list_names(specs, n, "", 0, known, sizeof known) == 0)
+        snprintf(what, sizeof what, "known: %s", known);
+    else if (plen && (list_names(specs, n, name, plen, known, sizeof known), known[0]))
+        snprintf(what, sizeof what, "known under '%.*s': %s", (int)plen, name, known);
+    else
+        snprintf(what, sizeof what, "%zu properties are known", n);
     const char *near = closest(specs, n, name);
     if (near)
         snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
-    fault(f, INFERD_ENOTFOUND, owner, "unknown property '%s%s%s' (%sknown: %s)",
-          path ? path : "", path ? "." : "", name, hint, n ? known : "none");
+    fault(f, INFERD_ENOTFOUND, owner, "unknown property '%s%s%s' (%s%s)", path ? path : "",
+          path ? "." : "", name, hint, what);
 }
 
 /* Fills values[i] for each spec from given (an object, or NULL): every

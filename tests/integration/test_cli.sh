@@ -11,8 +11,25 @@ pass "--version prints '$out'"
 for word in serve run config --listen INFERD_LISTEN "Exit codes"; do
   grep -qF -- "$word" "$T/help" || fail "--help does not mention $word"
 done
-"$TEST_INFERD" serve --help | grep -q 'usage: inferd' || fail "serve --help"
 pass "--help documents commands, flags and exit codes"
+
+# Each command's own --help (not the global one), exit 0.
+for cmd in "serve|usage: inferd serve [OPTIONS]" "config|usage: inferd config [--json] [OPTIONS]" \
+           "run|usage: inferd run PIPELINE.json [FILE|FOLDER|-]... [OPTIONS]" \
+           "plugin|usage: inferd plugin COMMAND [ARGS] [OPTIONS]" \
+           "plugin list|usage: inferd plugin COMMAND [ARGS] [OPTIONS]" \
+           "plugin inspect|usage: inferd plugin COMMAND [ARGS] [OPTIONS]" \
+           "pipeline|usage: inferd pipeline COMMAND [ARGS] [OPTIONS]" \
+           "model|usage: inferd model COMMAND [ARGS] [OPTIONS]" \
+           "plugin activate|usage: inferd plugin activate NAME [OPTIONS]" \
+           "describe|usage: inferd describe SURFACE [--json]" \
+           "worker|usage: inferd worker [--describe] PLUGIN.so"; do
+  # shellcheck disable=SC2086 # the command's words on purpose
+  out=$("$TEST_INFERD" ${cmd%%|*} --help) || fail "${cmd%%|*} --help exited non-zero"
+  [ "$(printf '%s\n' "$out" | head -1)" = "${cmd#*|}" ] ||
+    fail "${cmd%%|*} --help: $(printf '%s\n' "$out" | head -2)"
+done
+pass "every command and plugin subcommand has its own --help (exit 0)"
 
 # Usage errors: exit 2 with a message.
 expect_exit() { # expect_exit CODE NEEDLE CMD...
@@ -87,3 +104,39 @@ grep -q "state.dir $T/state is in use by a running inferd daemon" "$T/second.log
 kill -INT "$DAEMON_PID"; wait "$DAEMON_PID" || fail "SIGINT exit code"; DAEMON_PID=""
 pass "json logs; a used port is refused; SIGINT stops cleanly"
 echo "test_cli: all passed"
+
+# What a command other than serve prints: no informational log lines.
+"$TEST_INFERD" plugin list --active teapot >"$T/out" 2>"$T/err" || fail "plugin list"
+[ ! -s "$T/err" ] || fail "plugin list wrote to stderr: $(cat "$T/err")"
+"$TEST_INFERD" plugin list --active teapot --log-level info >/dev/null 2>"$T/err" || fail "plugin list --log-level info"
+grep -q 'loaded plugin teapot' "$T/err" || fail "--log-level info did not log: $(cat "$T/err")"
+pass "plugin list logs nothing on stderr unless log.level asks for it"
+
+# inferd config --json: each key with its value and where it came from; secrets masked.
+INFERD_HTTP_TOKEN=s3cret "$TEST_INFERD" config --json --listen 127.0.0.1:9999 >"$T/out" || fail "config --json"
+/usr/bin/python3 - "$T/out" <<'PY' || fail "config --json: $(head -c 400 "$T/out")"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert c["listen"] == {"value": "127.0.0.1:9999", "source": "--listen"}, c["listen"]
+assert c["http.token"]["value"] == "***" and c["http.token"]["source"].startswith("env"), c["http.token"]
+assert c["log.level"] == {"value": "info", "source": "default"}, c["log.level"]
+assert "portable.python" in c and "mqtt.server" in c
+PY
+grep -q s3cret "$T/out" && fail "config --json printed the token"
+pass "config --json: an object of every key with value and source, the token as ***"
+
+# Unknown keys: did-you-mean, and the keys of the group, never a list cut short.
+echo '{"portable.memory_limit": 5}' >"$T/bad.json"
+expect_exit 2 "inferd: config file $T/bad.json: unknown property 'portable.memory_limit' (did you mean 'portable.memory_limit_mb'? known under 'portable.': portable.python, portable.sdk_dir, " \
+  "$TEST_INFERD" config -c "$T/bad.json"
+grep -qE ', and [0-9]+ more\)$' "$T/out" || fail "the group's list does not say how many it left out: $(cat "$T/out")"
+echo '{"mqtt.serverr": "x"}' >"$T/bad.json"
+expect_exit 2 "unknown property 'mqtt.serverr' (did you mean 'mqtt.server'? known under 'mqtt.': mqtt.server, mqtt.profiles)" \
+  "$TEST_INFERD" config -c "$T/bad.json"
+echo '{"zzz": 1}' >"$T/bad.json"
+expect_exit 2 "unknown property 'zzz' (" "$TEST_INFERD" config -c "$T/bad.json"
+grep -qE 'unknown property .zzz. \([0-9]+ properties are known\)' "$T/out" || fail "no count: $(cat "$T/out")"
+INFERD_PORTABLE_PYTHN=x expect_exit 2 \
+  "unknown environment variable INFERD_PORTABLE_PYTHN: no such config key (did you mean INFERD_PORTABLE_PYTHON? run \`inferd config\` for the keys)" \
+  "$TEST_INFERD" config
+pass "an unknown key gets did-you-mean and its group's keys (portable.*, mqtt.*), or how many keys there are; an unknown variable its nearest name"

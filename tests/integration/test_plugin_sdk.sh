@@ -127,9 +127,17 @@ PY
 pass "inspect shows properties, ranges, defaults and ports, in text and JSON"
 
 # An installed but inactive plugin; a broken one; a missing one.
-rc=0; "$inferd" plugin inspect sample --plugin-dir "$T/myplugins" >"$T/out" 2>&1 || rc=$?
-[ "$rc" = 1 ] && grep -q "plugin sample is in $T/myplugins but not active" "$T/out" \
-  || fail "inactive plugin: rc $rc: $(cat "$T/out")"
+# inspect shows an inactive plugin too (loaded on its own), and says so.
+rc=0; "$inferd" plugin inspect sample --plugin-dir "$T/myplugins" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" = 0 ] && head -1 "$T/out" | grep -q "^plugin sample 1.0.0 (ABI .*) .*/sample.so  (inactive: add it to active_plugins)$" &&
+  grep -q "^element mxpi_sampleplugin" "$T/out" && [ ! -s "$T/err" ] \
+  || fail "inactive plugin: rc $rc: $(cat "$T/out" "$T/err")"
+"$inferd" plugin inspect sample --plugin-dir "$T/myplugins" --json |
+  /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["active"] is False and d["components"][0]["name"] == "mxpi_sampleplugin", d' \
+  || fail "inactive plugin --json"
+rc=0; "$inferd" plugin inspect nope --plugin-dir "$T/myplugins" >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "no plugin or component named nope, and no file nope.so in $T/myplugins" "$T/out" \
+  || fail "missing plugin: rc $rc: $(cat "$T/out")"
 cp "$TEST_PLUGIN_DIR/test_newer_minor.so" "$T/myplugins/"
 rc=0; "$inferd" plugin list --plugin-dir "$T/myplugins" --active sample,test_newer_minor \
   >"$T/out" 2>&1 || rc=$?
