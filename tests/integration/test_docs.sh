@@ -21,6 +21,17 @@ PATH="$(dirname "$TEST_INFERD"):$PATH" /usr/bin/python3 "$TEST_SRCDIR/tests/inte
 stop_daemon
 pass "docs/plugins.md: activation at run time gives the output the page shows"
 
+# docs/pipelines.md: its first example, as the page gives it, from another folder.
+/usr/bin/python3 - "$TEST_SRCDIR/docs/pipelines.md" "$T/count_dots.json" <<'PY' || fail "docs/pipelines.md: no first example"
+import re, sys
+block = re.findall(r"```json\n(.*?)```", open(sys.argv[1]).read(), re.S)[0]
+open(sys.argv[2], "w").write(block)
+PY
+(cd "$T" && "$TEST_INFERD" run count_dots.json dots.png) >"$T/run.out" || fail "inferd run the first example"
+/usr/bin/python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); assert r["count"]["count"] == 5, r' "$T/run.out" ||
+  fail "the first example counted: $(head -c 300 "$T/run.out")"
+pass "docs/pipelines.md: the first example runs as written from any folder and counts the 5 dots"
+
 # docs/models.md: its example runs against the contract it shows, and every
 # {"estimators": ...} configuration on the page parses and passes `inferd config`
 # (the config keys; the estimator settings themselves are checked at serve).
