@@ -34,6 +34,7 @@ PKGS=(
   mosquitto-clients      # mosquitto_pub/sub in tests and the docs
   python3-pytest         # the Python SDK's own tests
   curl                   # integration tests talk to the daemon with curl
+  systemd                # systemd-analyze: the test of packaging/systemd/inferd.service
   wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark
   npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)
   python3                # model and test-image generators

@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,7 @@
 #include "inferd/version.h"
 #include "service/http.h"
 #include "portable/portables.h"
+#include "service/health.h"
 #include "service/service.h"
 #include "worker/worker.h"
 
@@ -305,11 +309,51 @@ static int cmd_config(int argc, char **argv)
     return rc;
 }
 
-/* SIGHUP: reads the configuration again. The log settings apply at once
- * (cli_load_config configures logging); other changed keys need a restart,
- * and the config_reload event says which. The running service keeps its
- * config. */
-static void reload(int argc, char **argv, const inferd_config *running)
+/* systemd's readiness protocol (sd_notify(3)), without libsystemd: one
+ * datagram to $NOTIFY_SOCKET ("@" is the abstract namespace). Nothing when
+ * the daemon was not started by systemd. */
+static void notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !path[0] || (path[0] != '/' && path[0] != '@'))
+        return;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof addr.sun_path)
+        return;
+    memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@')
+        addr.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        inferd_log_warn("serve", "telling systemd \"%s\": %s", state, strerror(errno));
+    close(fd);
+}
+
+/* READY=1 once /ready would answer 200 (what health.required names is up),
+ * with the reason in STATUS= meanwhile; true once sent. */
+static bool notify_when_ready(svc *s, const char *listening)
+{
+    inferd_value *reasons = svc_not_ready(s);
+    size_t n = inferd_value_array_len(reasons);
+    char msg[700];
+    if (n == 0)
+        snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s", listening);
+    else
+        snprintf(msg, sizeof msg, "STATUS=not ready: %.600s",
+                 inferd_value_string_or(inferd_value_array_get(reasons, 0), "?"));
+    inferd_value_free(reasons);
+    notify(msg);
+    return n == 0;
+}
+
+/* SIGHUP: reads the configuration again. The log settings, the request
+ * limits and the management token apply at once (svc_reconfigure); other
+ * changed keys need a restart, and the config_reload event says which. */
+static void reload(int argc, char **argv, const inferd_config *running, svc *s)
 {
     inferd_value *ev = inferd_value_object();
     inferd_config *fresh = NULL;
@@ -324,12 +368,10 @@ static void reload(int argc, char **argv, const inferd_config *running)
             const inferd_value *a = NULL, *b = NULL;
             inferd_config_get(running, keys[i].name, &a, NULL);
             inferd_config_get(fresh, keys[i].name, &b, NULL);
-            if (inferd_value_equal(a, b))
-                continue;
-            inferd__push(changed, inferd_value_string(keys[i].name), NULL);
-            if (strncmp(keys[i].name, "log.", 4) != 0)
-                inferd__push(restart, inferd_value_string(keys[i].name), NULL);
+            if (!inferd_value_equal(a, b))
+                inferd__push(changed, inferd_value_string(keys[i].name), NULL);
         }
+        svc_reconfigure(s, fresh, restart);
         inferd_log_info("serve", "configuration reloaded (SIGHUP): %zu key(s) changed, %zu of "
                         "them need a restart", inferd_value_array_len(changed),
                         inferd_value_array_len(restart));
@@ -390,13 +432,33 @@ static int cmd_serve(int argc, char **argv)
                     inferd_version(), strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
                     strchr(host, ':') ? "]" : "", svc_port(s));
 
+    char listening[300];
+    snprintf(listening, sizeof listening, "listening on http://%s%s%s:%u",
+             strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
+             strchr(host, ':') ? "]" : "", svc_port(s));
+    /* Until ready, look again every 200 ms (a portable plugin starting, a
+     * model that failed); then only the signals. */
+    bool ready = notify_when_ready(s, listening);
     int sig = 0;
     for (;;) {
-        sigwait(&sigs, &sig);
+        struct timespec tick = {.tv_nsec = 200 * 1000 * 1000};
+        if (ready) {
+            if (sigwait(&sigs, &sig) != 0)
+                sig = 0;
+        } else {
+            sig = sigtimedwait(&sigs, NULL, &tick); /* -1: the tick, or EINTR */
+        }
+        if (sig <= 0) {
+            ready = ready || notify_when_ready(s, listening);
+            continue;
+        }
         if (sig != SIGHUP)
             break;
-        reload(argc, argv, cfg);
+        notify("RELOADING=1");
+        reload(argc, argv, cfg, s);
+        ready = notify_when_ready(s, listening);
     }
+    notify("STOPPING=1");
     inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     svc_stop(s, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
     inferd_portables_free(portables);

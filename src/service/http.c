@@ -493,6 +493,8 @@ static bool json_body_type(const svc_request *r, bool browser)
  * elsewhere they need the bearer token. Wherever they come from, what a
  * web page can make a browser send is refused: a foreign Origin, a
  * cross-site fetch, a Host name that is not ours, a body that is not JSON. */
+static bool check_token(svc_request *r, const char *token, bool token_loopback);
+
 static bool management_allowed(svc_request *r)
 {
     const char *origin = svc_header(r, "Origin");
@@ -522,9 +524,26 @@ static bool management_allowed(svc_request *r)
                         "application/json");
         return false;
     }
-    if (loopback(r->conn) && !inferd_config_bool(r->s->cfg, "http.token_loopback"))
+    /* The token as it is now (SIGHUP may change it): a copy, compared below. */
+    svc *s = r->s;
+    pthread_mutex_lock(&s->live_mu);
+    bool token_loopback = s->token_loopback;
+    char *token = strdup(s->token ? s->token : "");
+    pthread_mutex_unlock(&s->live_mu);
+    if (!token) {
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+        return false;
+    }
+    bool allowed = check_token(r, token, token_loopback);
+    free(token);
+    return allowed;
+}
+
+/* The bearer token's part of management_allowed (replies when it refuses). */
+static bool check_token(svc_request *r, const char *token, bool token_loopback)
+{
+    if (loopback(r->conn) && !token_loopback)
         return true;
-    const char *token = inferd_config_string(r->s->cfg, "http.token");
     if (!token[0]) {
         svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden",
                         loopback(r->conn)

@@ -26,6 +26,53 @@
 
 uint16_t svc_port(const svc *s) { return inferd_http_port(s->http); }
 
+/* The keys svc_reconfigure applies; log.* apply in the CLI. */
+static const char *const live_keys[] = {
+    "http.max_body_bytes", "http.max_json_depth", "http.max_images", "image.max_pixels",
+    "image.max_request_pixels", "image.max_inflight_pixels", "http.token", "http.token_loopback",
+    NULL};
+
+bool svc_key_is_live(const char *key)
+{
+    if (strncmp(key, "log.", 4) == 0)
+        return true;
+    for (size_t i = 0; live_keys[i]; i++)
+        if (strcmp(live_keys[i], key) == 0)
+            return true;
+    return false;
+}
+
+static void set_live(svc *s, const inferd_config *cfg)
+{
+    s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");
+    s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
+    s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");
+    s->max_pixels = (uint64_t)inferd_config_int(cfg, "image.max_pixels");
+    s->max_request_pixels = (uint64_t)inferd_config_int(cfg, "image.max_request_pixels");
+    s->max_inflight_pixels = (uint64_t)inferd_config_int(cfg, "image.max_inflight_pixels");
+    char *token = strdup(inferd_config_string(cfg, "http.token"));
+    pthread_mutex_lock(&s->live_mu);
+    if (token) { /* out of memory keeps the one there was */
+        free(s->token);
+        s->token = token;
+    }
+    s->token_loopback = inferd_config_bool(cfg, "http.token_loopback");
+    pthread_mutex_unlock(&s->live_mu);
+}
+
+void svc_reconfigure(svc *s, const inferd_config *fresh, inferd_value *restart)
+{
+    set_live(s, fresh);
+    const inferd_prop_spec *keys = inferd_config_keys();
+    for (size_t i = 0; restart && keys[i].name; i++) {
+        const inferd_value *a = NULL, *b = NULL;
+        inferd_config_get(s->cfg, keys[i].name, &a, NULL);
+        inferd_config_get(fresh, keys[i].name, &b, NULL);
+        if (!svc_key_is_live(keys[i].name) && !inferd_value_equal(a, b))
+            inferd__push(restart, inferd_value_string(keys[i].name), NULL);
+    }
+}
+
 static void svc_free(svc *s)
 {
     if (!s)
@@ -47,6 +94,8 @@ static void svc_free(svc *s)
     svc_functions_free();
     svc_metrics_free(s->metrics);
     svc_plugins_fini(s);
+    free(s->token);
+    pthread_mutex_destroy(&s->live_mu);
     free(s);
 }
 
@@ -63,13 +112,9 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
     s->reg = reg;
     s->portables = portables;
     svc_plugins_init(s);
-    s->max_body = (uint64_t)inferd_config_int(cfg, "http.max_body_bytes");
-    s->max_json_depth = (size_t)inferd_config_int(cfg, "http.max_json_depth");
-    s->max_images = (size_t)inferd_config_int(cfg, "http.max_images");
-    s->max_pixels = (uint64_t)inferd_config_int(cfg, "image.max_pixels");
-    s->max_request_pixels = (uint64_t)inferd_config_int(cfg, "image.max_request_pixels");
-    s->max_inflight_pixels = (uint64_t)inferd_config_int(cfg, "image.max_inflight_pixels");
-    inferd_status st = svc_metrics_new(&s->metrics);
+    pthread_mutex_init(&s->live_mu, NULL);
+    set_live(s, cfg);
+    inferd_status st = s->token ? svc_metrics_new(&s->metrics) : INFERD_ENOMEM;
     if (st == INFERD_OK)
         st = svc_workers_new((size_t)inferd_config_int(cfg, "http.workers"),
                              (size_t)inferd_config_int(cfg, "http.worker_queue"), &s->workers,

@@ -49,9 +49,14 @@ struct svc {
     struct inferd_http *http;   /* owned */
     uint64_t started_ms;        /* monotonic */
     volatile int ready;         /* 1 between start and stop: /ready answers 200 */
-    size_t max_json_depth, max_images;
-    uint64_t max_body, max_pixels;
-    uint64_t max_request_pixels, max_inflight_pixels;
+    /* What SIGHUP changes while serving (svc_reconfigure): the limits,
+     * read by any thread, and the management token, under live_mu. */
+    _Atomic size_t max_json_depth, max_images;
+    _Atomic uint64_t max_body, max_pixels;
+    _Atomic uint64_t max_request_pixels, max_inflight_pixels;
+    pthread_mutex_t live_mu;
+    char *token;                /* owned: http.token ("" none) */
+    bool token_loopback;        /* http.token_loopback */
     _Atomic uint64_t inflight_pixels; /* decoded pixels of estimation requests in flight */
 };
 
@@ -197,6 +202,14 @@ extern const svc_route svc_pipeline_routes[];   /* api_pipelines.c: /v1/pipeline
 void svc_functions_free(void);
 /* Lets go of those of plugin's functions (one in a call goes after it). */
 void svc_functions_forget(const char *plugin);
+
+/* service.c: the keys a running service takes from a configuration read
+ * again (SIGHUP): the request limits and the management token. The names
+ * of the others that differ from the running ones go into *restart (an
+ * array, may be NULL): they need a restart. */
+void svc_reconfigure(svc *s, const inferd_config *fresh, inferd_value *restart);
+/* Whether a config key is one svc_reconfigure applies (or the log's). */
+bool svc_key_is_live(const char *key);
 
 /* api_plugins.c: what the service makes of a plugin that comes or goes at
  * run time (a C plugin activated, a portable one installed, upgraded,
