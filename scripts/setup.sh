@@ -17,6 +17,8 @@ PKGS=(
   libspng-dev            # PNG decode/encode
   zlib1g-dev             # libspng's deflate
   libmicrohttpd-dev      # the HTTP server of `inferd serve`
+  libgnutls28-dev        # HTTPS: checking clients' certificates (mutual TLS)
+  openssl                # the TLS tests make their certificates
   libcmocka-dev          # unit tests
   libcurl4-openssl-dev   # HTTP clients: the rules' http action, the monitoring example plugin
   libssl-dev             # libcrypto: the SQL digests (md5, sha1, sha256, sha384, sha512)

@@ -428,12 +428,13 @@ static int cmd_serve(int argc, char **argv)
         inferd_config_free(cfg);
         return bad_config ? EXIT_USAGE : EXIT_RUNTIME;
     }
-    inferd_log_info("serve", "inferd %s listening on http://%s%s%s:%u (try /health, /version)",
-                    inferd_version(), strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
-                    strchr(host, ':') ? "]" : "", svc_port(s));
+    const char *scheme = svc_tls(s) ? "https" : "http";
+    inferd_log_info("serve", "inferd %s listening on %s://%s%s%s:%u (try /health, /version)",
+                    inferd_version(), scheme, strchr(host, ':') ? "[" : "",
+                    host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", svc_port(s));
 
     char listening[300];
-    snprintf(listening, sizeof listening, "listening on http://%s%s%s:%u",
+    snprintf(listening, sizeof listening, "listening on %s://%s%s%s:%u", scheme,
              strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
              strchr(host, ':') ? "]" : "", svc_port(s));
     /* Until ready, look again every 200 ms (a portable plugin starting, a

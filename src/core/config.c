@@ -59,6 +59,12 @@ static const inferd_prop_spec config_keys[] = {
                      "get 503", 64, 1, 100000),
     INFERD_PROP_UINT("http.max_connections", "open connections in all; beyond, new ones are "
                      "closed at once", 4096, 16, 1000000),
+    INFERD_PROP_STRING("http.tls_cert", "PEM file of the server's certificate (chain): with "
+                       "http.tls_key, the API is served over HTTPS only", ""),
+    INFERD_PROP_STRING("http.tls_key", "PEM file of the server certificate's private key", ""),
+    INFERD_PROP_STRING("http.tls_client_ca", "PEM file of the CA that signs clients' "
+                       "certificates: with it, only clients that present one are served "
+                       "(mutual TLS)", ""),
     INFERD_PROP_UINT("http.max_connections_per_ip", "open connections from one address (0: no "
                      "limit), so that one client cannot hold every connection (slowloris)", 256,
                      0, 1000000),

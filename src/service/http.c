@@ -11,6 +11,8 @@
 #include "core/clock.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -37,6 +39,7 @@ struct inferd_http {
     struct MHD_Daemon *mhd;
     uint16_t port;
     svc *s;
+    char *tls_cert, *tls_key, *tls_ca; /* owned: the PEM texts (NULL: plain HTTP; no CA) */
 };
 
 struct svc_request {
@@ -51,6 +54,7 @@ struct svc_request {
     char *body;                      /* owned */
     size_t body_len, body_cap;
     bool too_large, dispatched;
+    char cert_refused[200];          /* why a client certificate was refused ("" none) */
     uint64_t started_us, decode_us, queue_us, infer_us;
 
     pthread_mutex_t lock;            /* guards the reply and suspended */
@@ -565,6 +569,10 @@ static bool check_token(svc_request *r, const char *token, bool token_loopback)
 
 static void dispatch(svc_request *r)
 {
+    if (r->cert_refused[0]) {
+        svc_reply_error(r, MHD_HTTP_FORBIDDEN, "forbidden", "%s", r->cert_refused);
+        return;
+    }
     if (r->too_large) {
         svc_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
                         "the request body is larger than http.max_body_bytes (%llu bytes)",
@@ -821,6 +829,27 @@ static bool body_append(svc_request *r, const char *data, size_t len)
     return true;
 }
 
+/* Mutual TLS: the client's certificate must verify against
+ * http.tls_client_ca (libmicrohttpd asks for one but takes a connection
+ * without). why: "" when it does. */
+static void check_client_cert(struct MHD_Connection *conn, char *why, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned status = 0;
+    int rc = session ? gnutls_certificate_verify_peers2(session, &status) : GNUTLS_E_INTERNAL_ERROR;
+    if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND)
+        snprintf(why, cap, "this server takes clients with a certificate signed by "
+                 "http.tls_client_ca; none was presented");
+    else if (rc != GNUTLS_E_SUCCESS)
+        snprintf(why, cap, "the client certificate could not be checked (%s)",
+                 gnutls_strerror(rc));
+    else if (status != 0)
+        snprintf(why, cap, "the client certificate is not signed by http.tls_client_ca%s",
+                 status & GNUTLS_CERT_EXPIRED ? " (or has expired)" : "");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_ctx)
@@ -849,7 +878,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->s->max_body)
             r->too_large = true;
-        if (!r->too_large)
+        if (http->tls_ca)
+            check_client_cert(conn, r->cert_refused, sizeof r->cert_refused);
+        if (!r->too_large && !r->cert_refused[0])
             return MHD_YES;
     } else if (*upload_size > 0) {
         if (!body_append(r, upload, *upload_size))
@@ -969,6 +1000,58 @@ inferd_status inferd_http_parse_listen(const char *text, char *host, size_t host
     }
 }
 
+static void free_http(inferd_http *http)
+{
+    free(http->tls_cert);
+    free(http->tls_key);
+    free(http->tls_ca);
+    free(http);
+}
+
+/* The text of a PEM file named by config key (NULL when the key is empty). */
+static inferd_status read_pem(const inferd_config *cfg, const char *key, char **out,
+                              inferd_error *err)
+{
+    *out = NULL;
+    const char *path = inferd_config_string(cfg, key);
+    if (!path || !path[0])
+        return INFERD_OK;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return inferd_error_set(err, INFERD_EINVAL, "%s: %s: %s", key, path, strerror(errno));
+    char *text = malloc((1u << 20) + 1);
+    size_t n = text ? fread(text, 1, 1u << 20, f) : 0;
+    bool bad = ferror(f) || n == 0 || n == 1u << 20;
+    fclose(f);
+    if (!text)
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    text[n] = '\0';
+    if (bad || !strstr(text, "-----BEGIN ")) {
+        free(text);
+        return inferd_error_set(err, INFERD_EINVAL, "%s: %s is not a PEM file (-----BEGIN ...)",
+                                key, path);
+    }
+    *out = text;
+    return INFERD_OK;
+}
+
+/* HTTPS: http.tls_cert and http.tls_key together, http.tls_client_ca with them. */
+static inferd_status read_tls(inferd_http *http, const inferd_config *cfg, inferd_error *err)
+{
+    inferd_status st = read_pem(cfg, "http.tls_cert", &http->tls_cert, err);
+    if (st == INFERD_OK)
+        st = read_pem(cfg, "http.tls_key", &http->tls_key, err);
+    if (st == INFERD_OK)
+        st = read_pem(cfg, "http.tls_client_ca", &http->tls_ca, err);
+    if (st == INFERD_OK && !http->tls_cert != !http->tls_key)
+        st = inferd_error_set(err, INFERD_EINVAL, "http.tls_cert and http.tls_key go together: "
+                              "HTTPS needs the certificate and its key");
+    if (st == INFERD_OK && http->tls_ca && !http->tls_cert)
+        st = inferd_error_set(err, INFERD_EINVAL, "http.tls_client_ca needs HTTPS: set "
+                              "http.tls_cert and http.tls_key too");
+    return st;
+}
+
 inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
 {
     const char *listen = inferd_config_string(s->cfg, "listen");
@@ -1008,6 +1091,14 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    inferd_status tls = read_tls(http, s->cfg, err);
+    if (tls != INFERD_OK) {
+        freeaddrinfo(ai);
+        free_http(http);
+        return tls;
+    }
+    if (http->tls_cert)
+        flags |= MHD_USE_TLS;
     /* [::] means every address, IPv4 ones included (as 0.0.0.0 does for
      * IPv4): the socket then takes both. */
     if (ai->ai_family == AF_INET6)
@@ -1028,13 +1119,22 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
                                  MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned)inferd_config_int(s->cfg, "http.idle_timeout_s"),
                                  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                                 MHD_OPTION_END);
+                                 /* Ignored without MHD_USE_TLS; NULL ends no list here. */
+                                 http->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+                                 http->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, http->tls_key,
+                                 http->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+                                 http->tls_ca, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!http->mhd) {
-        free(http);
+        bool with_tls = http->tls_cert != NULL;
+        free_http(http);
         return inferd_error_set(err, INFERD_EIO,
-                                "cannot listen on %s (address in use, or not an address of "
-                                "this machine?)", listen);
+                                with_tls ? "cannot listen on %s with TLS (address in use, or "
+                                           "http.tls_cert and http.tls_key not a certificate "
+                                           "and its key?)"
+                                         : "cannot listen on %s (address in use, or not an "
+                                           "address of this machine?)",
+                                listen);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(http->mhd, MHD_DAEMON_INFO_BIND_PORT);
     http->port = info ? info->port : port;
@@ -1068,5 +1168,7 @@ void inferd_http_stop(inferd_http *http)
     if (!http)
         return;
     MHD_stop_daemon(http->mhd);
-    free(http);
+    free_http(http);
 }
+
+bool inferd_http_is_tls(const inferd_http *http) { return http && http->tls_cert; }

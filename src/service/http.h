@@ -11,6 +11,7 @@
 #ifndef INFERD_SERVICE_HTTP_H
 #define INFERD_SERVICE_HTTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "inferd/config.h"
@@ -29,6 +30,8 @@ inferd_status inferd_http_parse_listen(const char *text, char *host, size_t host
 inferd_status inferd_http_start(struct svc *s, inferd_http **out, inferd_error *err);
 /* The port actually bound (useful with port 0). */
 uint16_t inferd_http_port(const inferd_http *http);
+/* Whether it serves HTTPS (http.tls_cert). */
+bool inferd_http_is_tls(const inferd_http *http);
 /* Stops accepting and lets in-flight requests finish for up to timeout_ms. */
 void inferd_http_drain(inferd_http *http, uint64_t timeout_ms);
 /* Closes every connection and frees http. Suspended requests must have been

@@ -26,6 +26,8 @@
 
 uint16_t svc_port(const svc *s) { return inferd_http_port(s->http); }
 
+bool svc_tls(const svc *s) { return inferd_http_is_tls(s->http); }
+
 /* The keys svc_reconfigure applies; log.* apply in the CLI. */
 static const char *const live_keys[] = {
     "http.max_body_bytes", "http.max_json_depth", "http.max_images", "image.max_pixels",

@@ -310,6 +310,8 @@ inferd_status svc_start(const inferd_config *cfg, inferd_registry *reg,
                         struct inferd_portables *portables, svc **out, bool *bad_config,
                         inferd_error *err);
 uint16_t svc_port(const svc *s);
+/* Whether the API is served over HTTPS (http.tls_cert). */
+bool svc_tls(const svc *s);
 void svc_stop(svc *s, uint64_t timeout_ms);
 
 #endif

@@ -40,8 +40,8 @@ start_daemon() {
   "$TEST_INFERD" serve --listen "${LISTEN:-127.0.0.1:0}" "$@" 2>"$T/daemon.log" &
   DAEMON_PID=$!
   for _ in $(seq 1 200); do
-    if grep -q 'listening on http://' "$T/daemon.log" 2>/dev/null; then
-      BASE=$(grep -o 'http://[^ ]*' "$T/daemon.log" | head -1)
+    if grep -q 'listening on https\?://' "$T/daemon.log" 2>/dev/null; then
+      BASE=$(grep -o 'https\?://[^ ]*' "$T/daemon.log" | head -1)
       PORT=${BASE##*:}
       return 0
     fi

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# HTTPS for the API (http.tls_cert, http.tls_key) and mutual TLS
+# (http.tls_client_ca), with certificates made here by openssl: a CA, the
+# server's (localhost, 127.0.0.1), a client's signed by the CA, and one
+# that is not. Each misconfiguration stops the start with why.
+. "$(dirname "$0")/lib.sh"
+cd "$T" || fail "cd"
+
+mk() { openssl "$@" >>"$T/openssl.log" 2>&1 || fail "openssl $*: $(tail -3 "$T/openssl.log")"; }
+mk req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=inferd test CA"
+mk req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+mk x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
+mk req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=a client"
+mk x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
+mk req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 2 -subj "/CN=rogue"
+
+# ---- HTTPS ----------------------------------------------------------------------------------
+INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/server.key" start_daemon
+case "$BASE" in https://127.0.0.1:*) ;; *) fail "the daemon says $BASE, not https://" ;; esac
+[ "$(curl -s --cacert ca.pem -o "$T/body" -w '%{http_code}' "$BASE/health")" = 200 ] &&
+  grep -q '"status":"ok"' "$T/body" || fail "GET /health over HTTPS: $(cat "$T/body")"
+code=$(curl -s --cacert ca.pem -o "$T/body" -w '%{http_code}' -H 'Content-Type: image/png' \
+       --data-binary @"$TEST_DATA/dots_03_5.png" "$BASE/v1/estimators/peopleCountEstimator")
+[ "$code" = 200 ] && grep -q '"count":5' "$T/body" || fail "an estimation over HTTPS: $code $(cat "$T/body")"
+rc=0; curl -s -o /dev/null "${BASE/https/http}/health" || rc=$?
+[ "$rc" != 0 ] || fail "plain HTTP was answered on the HTTPS port"
+rc=0; curl -s -o /dev/null "$BASE/health" || rc=$?
+[ "$rc" = 60 ] || fail "a client that does not trust the CA: curl exit $rc, want 60 (certificate problem)"
+stop_daemon
+pass "HTTPS: the daemon says https://, answers with the CA's certificate (health, an estimation); plain HTTP and an untrusting client get no answer"
+
+# ---- mutual TLS ------------------------------------------------------------------------------
+INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/server.key" \
+  INFERD_HTTP_TLS_CLIENT_CA="$T/ca.pem" start_daemon
+code=$(curl -s --cacert ca.pem --cert client.pem --key client.key -o "$T/body" -w '%{http_code}' "$BASE/v1/estimators")
+[ "$code" = 200 ] || fail "a client with the CA's certificate: $code $(cat "$T/body")"
+code=$(curl -s --cacert ca.pem -o "$T/body" -w '%{http_code}' "$BASE/v1/estimators")
+[ "$code" = 403 ] && grep -qF 'this server takes clients with a certificate signed by http.tls_client_ca; none was presented' "$T/body" ||
+  fail "a client without a certificate: $code $(cat "$T/body")"
+code=$(curl -s --cacert ca.pem --cert rogue.pem --key rogue.key -o "$T/body" -w '%{http_code}' "$BASE/v1/estimators")
+[ "$code" = 403 ] && grep -qF 'the client certificate is not signed by http.tls_client_ca' "$T/body" ||
+  fail "a client with a certificate of another CA: $code $(cat "$T/body")"
+stop_daemon
+pass "mutual TLS: a client certificate of the CA is served; none, or one of another CA, gets 403 saying so"
+
+# ---- what stops the start --------------------------------------------------------------------
+refuse() { # refuse NEEDLE ENV=VALUE...
+  local needle=$1 rc=0; shift
+  env "$@" timeout 20 "$TEST_INFERD" serve --listen 127.0.0.1:0 >"$T/out" 2>&1 || rc=$?
+  [ "$rc" != 0 ] && grep -qF -- "$needle" "$T/out" || fail "$*: exit $rc: $(tail -2 "$T/out")"
+}
+refuse "http.tls_cert and http.tls_key go together" INFERD_HTTP_TLS_CERT="$T/server.pem"
+refuse "http.tls_client_ca needs HTTPS" INFERD_HTTP_TLS_CLIENT_CA="$T/ca.pem"
+refuse "http.tls_key: $T/nope.key: No such file or directory" INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/nope.key"
+refuse "http.tls_key: $T/san.ext is not a PEM file" INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/san.ext"
+refuse "with TLS (address in use, or http.tls_cert and http.tls_key not a certificate and its key?)" \
+  INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/rogue.key"
+pass "a certificate without its key, a client CA without HTTPS, a missing file, a file that is no PEM, a key of another certificate: the daemon does not start, saying why"
