@@ -33,6 +33,12 @@ static const inferd_prop_spec mqtt_profile_fields[] = {
      .description = "a prefix: each connection adds its own name"},
     {.name = "protocolVersion", .type = INFERD_PROP_TYPE_INT, .imin = 4, .imax = 5,
      .flags = INFERD_PROP_OPTIONAL, .description = "4 (MQTT 3.1.1) or 5"},
+    {.name = "tlsCa", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "ssl:// servers: the CA file (default: mqtt.tls_ca)"},
+    {.name = "tlsCert", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "ssl:// servers: a client certificate file (default: mqtt.tls_cert)"},
+    {.name = "tlsKey", .type = INFERD_PROP_TYPE_STRING, .flags = INFERD_PROP_OPTIONAL,
+     .description = "ssl:// servers: its key file (default: mqtt.tls_key)"},
     INFERD_PROP_END,
 };
 
@@ -180,7 +186,12 @@ static const inferd_prop_spec config_keys[] = {
                      "beyond): with bufferLength 1024 a rule then holds at most 1 GiB of them",
                      1048576, 1, INT64_MAX),
     INFERD_PROP_STRING("mqtt.server", "the MQTT broker of streams and rules that name no other "
-                       "(tcp://host:port)", "tcp://127.0.0.1:1883"),
+                       "(tcp://host:port, or ssl://host:port for TLS)", "tcp://127.0.0.1:1883"),
+    INFERD_PROP_STRING("mqtt.tls_ca", "ssl:// brokers: the PEM file of the CA that signs their "
+                       "certificates ('': the system's, /etc/ssl/certs)", ""),
+    INFERD_PROP_STRING("mqtt.tls_cert", "ssl:// brokers that ask for one: the client "
+                       "certificate (PEM)", ""),
+    INFERD_PROP_STRING("mqtt.tls_key", "the client certificate's key (PEM)", ""),
     {.name = "mqtt.profiles", .type = INFERD_PROP_TYPE_MAP, .fields = mqtt_profile_fields,
      .default_value = "{}", .description = "named MQTT connections chosen with CONF_KEY "
      "(streams) or confKey (actions): {\"edge\": {\"server\": \"tcp://10.0.0.2:1883\", "

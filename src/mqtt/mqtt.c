@@ -91,9 +91,10 @@ typedef struct mqtt_sub {
 
 struct mqtt_client {
     struct mosquitto *mosq; /* owned */
-    char *server;           /* owned: "tcp://host:port" */
+    char *server;           /* owned: "tcp://host:port" (or ssl://) */
     char *host;             /* owned */
     int port;
+    bool tls;               /* an ssl:// server */
     char *name;             /* owned: names the client in log lines */
     int protocol;           /* 4 or 5 */
     unsigned keepalive_s, reconnect_min_ms, reconnect_max_ms;
@@ -540,7 +541,20 @@ static void *net_main(void *arg)
 
 /* ---- checking the options --------------------------------------------------- */
 
-#define SERVER_FORM "want tcp://HOST[:PORT] or mqtt://HOST[:PORT]"
+#define SERVER_FORM "want tcp://HOST[:PORT], mqtt://HOST[:PORT], or ssl://HOST[:PORT] for TLS"
+
+/* A scheme of a broker's address: 0 plain, 1 TLS, -1 not one. */
+static int scheme_tls(const char *server, size_t len)
+{
+    static const char *const plain[] = {"tcp", "mqtt"}, *const tls[] = {"ssl", "mqtts", "tls"};
+    for (size_t i = 0; i < 2; i++)
+        if (strlen(plain[i]) == len && strncasecmp(server, plain[i], len) == 0)
+            return 0;
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(tls[i]) == len && strncasecmp(server, tls[i], len) == 0)
+            return 1;
+    return -1;
+}
 
 static inferd_status parse_server(mqtt_client *c, const char *server, inferd_error *err)
 {
@@ -551,19 +565,20 @@ static inferd_status parse_server(mqtt_client *c, const char *server, inferd_err
         return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s' has no scheme: " SERVER_FORM,
                                 server);
     size_t scheme_len = (size_t)(sep - server);
-    if (!(scheme_len == 3 && strncasecmp(server, "tcp", 3) == 0) &&
-        !(scheme_len == 4 && strncasecmp(server, "mqtt", 4) == 0))
+    int tls = scheme_tls(server, scheme_len);
+    if (tls < 0)
         return inferd_error_set(err, INFERD_EINVAL,
-                                "MQTT server '%s': scheme '%.*s' is not supported (only tcp:// "
-                                "and mqtt://; TLS and WebSockets are not)",
-                                server, (int)scheme_len, server);
+                                "MQTT server '%s': scheme '%.*s' is not supported (tcp:// and "
+                                "mqtt://, ssl://, mqtts:// or tls:// for TLS; WebSockets are "
+                                "not)", server, (int)scheme_len, server);
+    c->tls = tls == 1;
     char host[256];
-    int port = 1883;
+    int port = c->tls ? 8883 : 1883;
     const char *rest, *addr = sep + 3;
     if (!*addr || *addr == ':' || *addr == '/')
         return inferd_error_set(err, INFERD_EINVAL, "MQTT server '%s' has no host: " SERVER_FORM,
                                 server);
-    switch (net_split_hostport(addr, strlen(addr), 1, 1883, host, sizeof host, &port, &rest)) {
+    switch (net_split_hostport(addr, strlen(addr), 1, port, host, sizeof host, &port, &rest)) {
     case NET_ADDRESS_OK:
         break;
     case NET_ADDRESS_BAD_V6:
@@ -585,7 +600,8 @@ static inferd_status parse_server(mqtt_client *c, const char *server, inferd_err
                                 server);
     c->host = strdup(host);
     bool v6 = strchr(host, ':') != NULL;
-    if (!c->host || asprintf(&c->server, v6 ? "tcp://[%s]:%d" : "tcp://%s:%d", c->host, port) < 0) {
+    if (!c->host || asprintf(&c->server, v6 ? "%s://[%s]:%d" : "%s://%s:%d",
+                             c->tls ? "ssl" : "tcp", c->host, port) < 0) {
         c->server = NULL;
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
     }
@@ -687,6 +703,27 @@ inferd_status mqtt_client_new(const mqtt_options *opts, mqtt_client **out, infer
     /* Other threads publish: they only queue, our thread writes. */
     mosquitto_threaded_set(c->mosq, true);
     int rc = MOSQ_ERR_SUCCESS;
+    if (c->tls && !opts->tls_cert != !opts->tls_key) {
+        mqtt_client_free(c);
+        return inferd_error_set(err, INFERD_EINVAL, "MQTT %s: a client certificate and its key "
+                                "go together (tls_cert and tls_key)", opts->server);
+    }
+    if (c->tls) {
+        /* The broker's certificate is checked against the CA, and its name
+         * against the host (libmosquitto does both unless told otherwise). */
+        rc = mosquitto_tls_set(c->mosq, opts->tls_ca, opts->tls_ca ? NULL : "/etc/ssl/certs",
+                               opts->tls_cert, opts->tls_key, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            int e = errno;
+            mqtt_client_free(c);
+            return inferd_error_set(err, INFERD_EINVAL, "MQTT %s: TLS files (CA %s, certificate "
+                                    "%s, key %s): %s", opts->server,
+                                    opts->tls_ca ? opts->tls_ca : "/etc/ssl/certs",
+                                    opts->tls_cert ? opts->tls_cert : "none",
+                                    opts->tls_key ? opts->tls_key : "none",
+                                    rc == MOSQ_ERR_ERRNO ? strerror(e) : mosquitto_strerror(rc));
+        }
+    }
     if (opts->username)
         rc = mosquitto_username_pw_set(c->mosq, opts->username, opts->password);
     if (rc == MOSQ_ERR_SUCCESS && opts->keep_session && c->protocol == 5) {
@@ -911,6 +948,13 @@ inferd_status mqtt_profile(const inferd_config *cfg, const char *conf_key, mqtt_
 {
     memset(opts, 0, sizeof *opts);
     opts->server = inferd_config_string(cfg, "mqtt.server");
+    /* The TLS files of mqtt.server; a profile may name its own. */
+    const char *ca = inferd_config_string(cfg, "mqtt.tls_ca");
+    const char *cert = inferd_config_string(cfg, "mqtt.tls_cert");
+    const char *key = inferd_config_string(cfg, "mqtt.tls_key");
+    opts->tls_ca = ca && *ca ? ca : NULL;
+    opts->tls_cert = cert && *cert ? cert : NULL;
+    opts->tls_key = key && *key ? key : NULL;
     if (!conf_key || strcmp(conf_key, "default") == 0)
         return mqtt_check_server(opts->server, "mqtt.server", err);
     /* Checked with the configuration (mqtt.profiles' declared fields). */
@@ -925,6 +969,9 @@ inferd_status mqtt_profile(const inferd_config *cfg, const char *conf_key, mqtt_
     opts->username = inferd_value_string_or(inferd_value_object_get(p, "username"), NULL);
     opts->password = inferd_value_string_or(inferd_value_object_get(p, "password"), NULL);
     opts->client_id = inferd_value_string_or(inferd_value_object_get(p, "clientId"), NULL);
+    opts->tls_ca = inferd_value_string_or(inferd_value_object_get(p, "tlsCa"), opts->tls_ca);
+    opts->tls_cert = inferd_value_string_or(inferd_value_object_get(p, "tlsCert"), opts->tls_cert);
+    opts->tls_key = inferd_value_string_or(inferd_value_object_get(p, "tlsKey"), opts->tls_key);
     char where[300];
     snprintf(where, sizeof where, "mqtt.profiles.%s.server", conf_key);
     return mqtt_check_server(opts->server, where, err);
@@ -932,10 +979,11 @@ inferd_status mqtt_profile(const inferd_config *cfg, const char *conf_key, mqtt_
 
 inferd_status mqtt_check_server(const char *server, const char *where, inferd_error *err)
 {
-    if (strncmp(server, "tcp://", 6) != 0 && strncmp(server, "mqtt://", 7) != 0)
-        return inferd_error_set(err, INFERD_EINVAL, "%s \"%s\" must be tcp://host:port or "
-                                "mqtt://host:port (TLS and websockets are not supported)",
-                                where, server);
+    const char *sep = strstr(server, "://");
+    if (!sep || scheme_tls(server, (size_t)(sep - server)) < 0)
+        return inferd_error_set(err, INFERD_EINVAL, "%s \"%s\" must be tcp://host:port, "
+                                "mqtt://host:port, or ssl://host:port for TLS (websockets are "
+                                "not supported)", where, server);
     return INFERD_OK;
 }
 

@@ -22,8 +22,13 @@
 typedef struct mqtt_client mqtt_client;
 
 typedef struct mqtt_options {
-    const char *server;        /* "tcp://host:port" or "mqtt://host:port"; port 1883 if left
-                                  out. Other schemes (ssl, ws) are EINVAL. */
+    const char *server;        /* "tcp://host:port" or "mqtt://host:port" (port 1883 if left
+                                  out); "ssl://", "mqtts://" or "tls://" for TLS (port 8883).
+                                  Other schemes (ws) are EINVAL. */
+    /* TLS (an ssl:// server): the CA file that signs the broker's certificate
+     * (NULL: the system's, /etc/ssl/certs), and a client certificate and its
+     * key for a broker that asks for one (NULL: none). */
+    const char *tls_ca, *tls_cert, *tls_key;
     const char *client_id;     /* NULL: "inferd-<pid>-<n>" */
     const char *username, *password; /* NULL: none */
     int protocol;              /* 5 (default when 0) or 4 (MQTT 3.1.1) */

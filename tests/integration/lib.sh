@@ -102,6 +102,8 @@ start_broker() {
     echo "set_tcp_nodelay true"
     # As root mosquitto would switch to the mosquitto user, which cannot read $T.
     [ "$(id -u)" -ne 0 ] || echo "user root"
+    # BROKER_EXTRA: more lines for the listener (its TLS files, ...).
+    [ -z "${BROKER_EXTRA:-}" ] || printf '%s\n' "$BROKER_EXTRA"
   } >"$T/broker.conf"
   # Emptied first, as daemon.log: the "running" line must be this broker's.
   : >"$T/broker.log"

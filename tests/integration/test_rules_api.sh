@@ -25,7 +25,7 @@ mosquitto_passwd -b -c "$T/passwd" sensor s3cret 2>/dev/null || fail "mosquitto_
 SECURE_PID=$!
 for _ in $(seq 1 200); do grep -q ' running$' "$T/secure.log" && break; sleep 0.05; done
 SECURE="tcp://127.0.0.1:$SECURE_PORT"
-export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}, \"tls\": {\"server\": \"ssl://127.0.0.1:8883\"},
+export INFERD_MQTT_PROFILES="{\"local\": {\"server\": \"$MQTT_SERVER\", \"clientId\": \"inferd-local-profile\"}, \"ws\": {\"server\": \"ws://127.0.0.1:8080\"},
   \"secure\": {\"server\": \"$SECURE\", \"username\": \"sensor\", \"password\": \"s3cret\"},
   \"wrong\": {\"server\": \"$SECURE\", \"username\": \"sensor\", \"password\": \"nope\"}}"
 
@@ -61,7 +61,7 @@ expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP)"
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"tls\")"}' 400 'mqtt.profiles.tls.server "ssl://127.0.0.1:8883" must be tcp://host:port or mqtt://host:port (TLS and websockets are not supported)'
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"ws\")"}' 400 'mqtt.profiles.ws.server "ws://127.0.0.1:8080" must be tcp://host:port, mqtt://host:port, or ssl://host:port for TLS (websockets are not supported)'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 "stream demo: WITH: property 'QOS': out of range (got 3; allowed: int in [0, 2])"
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP); property 'QOS': not an integer"

@@ -409,8 +409,8 @@ static void test_bad_options(void **state)
     static const struct {
         const char *server, *needle;
     } bad[] = {
-        {"ssl://x", "scheme 'ssl' is not supported"},
         {"ws://h:80", "scheme 'ws' is not supported"},
+        {"wss://h:80", "scheme 'wss' is not supported"},
         {"tcp://:", "has no host"},
         {"tcp://host:99999", "port '99999' is not a number from 1 to 65535"},
         {"tcp://host:0", "port '0'"},
