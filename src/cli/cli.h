@@ -40,5 +40,6 @@ int cmd_run(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 /* A client of a running daemon's KServe models (cmd_model.c). */
 int cmd_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -61,6 +61,9 @@ static const char usage_text[] =
     "  plugin activate|deactivate NAME, plugin upgrade NAME FILE.zip [--url URL]\n"
     "                          change the plugins of a running daemon (inferd plugin\n"
     "                          activate --help)\n"
+    "  bench URL|--estimator NAME|--model NAME|--pipeline NAME [OPTIONS]\n"
+    "                          load for the HTTP API: a concurrency sweep, closed or open\n"
+    "                          loop, latency percentiles, errors by status (inferd bench --help)\n"
     "  worker [--describe] PLUGIN.so\n"
     "                          a C plugin in a process of its own: what the daemon runs for\n"
     "                          plugins.isolated (docs/plugins.md)\n"
@@ -498,5 +501,7 @@ int main(int argc, char **argv)
         return cmd_model(argc - 1, argv + 1);
     if (strcmp(cmd, "worker") == 0)
         return worker_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
     return cli_usage_error("unknown command '%s'", cmd);
 }

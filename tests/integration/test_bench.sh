@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# inferd bench against a running daemon: its requests/s agree with wrk's
+# within 10 % on the same load (4 clients calling a portable function that
+# sleeps 20 ms), open loop keeps its rate, --requests its count, errors are
+# counted by status (exit 1), the CSV has the table, bad options exit 2.
+. "$(dirname "$0")/lib.sh"
+: "${TEST_SRCDIR:?}" "${TEST_DATA:?}"
+PKG="$T/packages"
+mkdir -p "$PKG"
+/usr/bin/python3 "$TEST_SRCDIR/tests/integration/portable_packages.py" "$TEST_SRCDIR" "$PKG" >/dev/null ||
+  fail "portable_packages.py"
+export INFERD_STATE_DIR="$T/state"
+start_daemon
+curl -sf -o /dev/null -X POST "$BASE/plugins/portables" -d "{\"name\": \"slow\", \"file\": \"file://$PKG/slow.zip\"}" ||
+  fail "installing the slow plugin"
+echo '{"args": [20]}' >"$T/sleep20.json"
+URL="$BASE/v1/functions/sleepy/exec"
+
+# The same load, bench then wrk then bench: the mean of the two benches.
+bench_rps() {
+  "$TEST_INFERD" bench "$URL" --body "$T/sleep20.json" -c 4 -d 3 --warmup 0.5 --csv "$T/b.csv" >"$T/b.out" 2>/dev/null ||
+    fail "inferd bench: $(cat "$T/b.out")"
+  sed -n 2p "$T/b.csv" | cut -d, -f3
+}
+b1=$(bench_rps)
+wrk -t2 -c4 -d3s -s "$TEST_SRCDIR/bench/http/post_image.lua" "$URL" -- "$T/sleep20.json" application/json >"$T/wrk.out" 2>&1 ||
+  fail "wrk: $(cat "$T/wrk.out")"
+w=$(sed -n 's/^RESULT .* rps=\([0-9.]*\) .*/\1/p' "$T/wrk.out")
+grep -q 'non200=0 socket_errors=0' "$T/wrk.out" || fail "wrk saw errors: $(grep RESULT "$T/wrk.out")"
+b2=$(bench_rps)
+/usr/bin/python3 - "$b1" "$b2" "$w" <<'PY' || fail "inferd bench ($b1, $b2 requests/s) and wrk ($w) disagree by more than 10 %"
+import sys
+b1, b2, w = map(float, sys.argv[1:])
+b = (b1 + b2) / 2
+print(f"bench {b:.1f} requests/s (runs {b1:.1f}, {b2:.1f}), wrk {w:.1f}: {100 * (b - w) / w:+.1f} %")
+sys.exit(0 if abs(b - w) <= 0.10 * w else 1)
+PY
+grep -qE '^\|       4 \| +[0-9]+ \| +[0-9.]+ \| +[0-9.]+ \| +[0-9.]+ \| +[0-9.]+ \| +[0-9.]+ \| none$' "$T/b.out" ||
+  fail "the table: $(cat "$T/b.out")"
+[ "$(head -1 "$T/b.csv")" = "clients,requests,requests_per_s,p50_ms,p90_ms,p99_ms,max_ms,errors" ] || fail "CSV header"
+pass "inferd bench and wrk agree within 10 % on 4 clients of a 20 ms call; the table and the CSV"
+
+# Open loop: 50 requests a second for 2 s is about 100 requests, whatever the clients.
+"$TEST_INFERD" bench "$URL" --body "$T/sleep20.json" -c 2 -d 2 --warmup 0.2 --rate 50 --csv "$T/o.csv" >/dev/null 2>&1 ||
+  fail "open loop"
+n=$(sed -n 2p "$T/o.csv" | cut -d, -f2)
+[ "$n" -ge 90 ] && [ "$n" -le 110 ] || fail "open loop at 50/s for 2 s sent $n"
+"$TEST_INFERD" bench "$URL" --body "$T/sleep20.json" -c 1,2 -n 30 --warmup 0 --csv "$T/n.csv" >/dev/null 2>&1 || fail "--requests"
+[ "$(sed -n '2,3p' "$T/n.csv" | cut -d, -f1,2 | tr '\n' ' ')" = "1,30 2,30 " ] ||
+  [ "$(sed -n '2,3p' "$T/n.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 " ] && [ "$(sed -n 2p "$T/n.csv" | cut -d, -f2)" -ge 30 ] ||
+  fail "--requests 30 at 1 and 2 clients: $(cat "$T/n.csv")"
+pass "open loop keeps 50 requests/s ($n in 2 s); --requests runs each level of a sweep to its count"
+
+# Errors by status, and usage.
+rc=0; "$TEST_INFERD" bench "$BASE/v1/estimators/nope" --body "$TEST_DATA/dots_03_5.png" -d 1 --warmup 0 >"$T/e.out" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] && grep -qE '\| 404 x[0-9]+$' "$T/e.out" || fail "a 404 target: exit $rc: $(cat "$T/e.out")"
+expect_exit 2 "inferd: bench needs a URL, or --estimator, --model or --pipeline NAME (inferd bench --help)" "$TEST_INFERD" bench
+expect_exit 2 "inferd: bench: --concurrency 'x' is not a list of 1 to 256 clients (1,2,4)" "$TEST_INFERD" bench "$URL" -c x
+"$TEST_INFERD" bench --help | head -1 | grep -qx 'usage: inferd bench URL \[OPTIONS\]' || fail "bench --help"
+pass "errors are counted by status (a 404 target: exit 1); no target or a bad --concurrency: exit 2 with why"
