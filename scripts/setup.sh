@@ -38,6 +38,7 @@ PKGS=(
   curl                   # integration tests talk to the daemon with curl
   systemd                # systemd-analyze: the test of packaging/systemd/inferd.service
   wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark
+  haproxy                # the scale-out test: two daemons behind a load balancer
   npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)
   python3                # model and test-image generators
   python3-numpy          # generators: hand-set weights, synthetic images

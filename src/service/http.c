@@ -1149,6 +1149,7 @@ void inferd_http_drain(inferd_http *http, uint64_t timeout_ms)
     /* Stop accepting, then give in-flight requests until the deadline. */
     MHD_quiesce_daemon(http->mhd);
     uint64_t t0 = inferd__now_us();
+
     for (;;) {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(http->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
