@@ -131,7 +131,7 @@ expect_exit 2 "inferd: config file $T/bad.json: unknown property 'portable.memor
   "$TEST_INFERD" config -c "$T/bad.json"
 grep -qE ', and [0-9]+ more\)$' "$T/out" || fail "the group's list does not say how many it left out: $(cat "$T/out")"
 echo '{"mqtt.serverr": "x"}' >"$T/bad.json"
-expect_exit 2 "unknown property 'mqtt.serverr' (did you mean 'mqtt.server'? known under 'mqtt.': mqtt.server, mqtt.profiles)" \
+expect_exit 2 "unknown property 'mqtt.serverr' (did you mean 'mqtt.server'? known under 'mqtt.': mqtt.server, mqtt.tls_ca, mqtt.tls_cert, mqtt.tls_key, mqtt.profiles)" \
   "$TEST_INFERD" config -c "$T/bad.json"
 echo '{"zzz": 1}' >"$T/bad.json"
 expect_exit 2 "unknown property 'zzz' (" "$TEST_INFERD" config -c "$T/bad.json"
