@@ -31,6 +31,22 @@ fail() {
 }
 pass() { echo "ok - $*"; }
 
+# make_certs DIR: a test CA (ca.pem, ca.key), a certificate of it for
+# 127.0.0.1 and localhost (server.pem, server.key), a client certificate of
+# it (client.pem, client.key), and a self-signed one of another CA
+# (rogue.pem, rogue.key), all made by openssl in DIR.
+make_certs() {
+  local d=$1
+  mk() { openssl "$@" >>"$d/openssl.log" 2>&1 || fail "openssl $*: $(tail -3 "$d/openssl.log")"; }
+  mk req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj "/CN=inferd test CA"
+  mk req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=localhost"
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/san.ext"
+  mk x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -out "$d/server.pem" -days 2 -extfile "$d/san.ext"
+  mk req -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.csr" -subj "/CN=a client"
+  mk x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -out "$d/client.pem" -days 2
+  mk req -x509 -newkey rsa:2048 -nodes -keyout "$d/rogue.key" -out "$d/rogue.pem" -days 2 -subj "/CN=another CA"
+}
+
 # start_daemon [ARGS...]: starts `inferd serve --listen ${LISTEN:-127.0.0.1:0} ARGS`,
 # waits for its "listening on" line and sets BASE=http://HOST:PORT and PORT.
 start_daemon() {

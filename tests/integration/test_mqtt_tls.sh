@@ -7,25 +7,18 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/rules_lib.sh"
 cd "$T" || fail "cd"
-mk() { openssl "$@" >>"$T/openssl.log" 2>&1 || fail "openssl $*: $(tail -3 "$T/openssl.log")"; }
-mk req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=inferd test CA"
-mk req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
-mk x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.pem -days 2 -extfile san.ext
-mk req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=inferd"
-mk x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
-mk req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other-ca.pem -days 2 -subj "/CN=another CA"
+make_certs "$T"
 
 BROKER_EXTRA="cafile $T/ca.pem
-certfile $T/broker.pem
-keyfile $T/broker.key
+certfile $T/server.pem
+keyfile $T/server.key
 require_certificate true" start_broker
 TLS_ARGS=(--cafile "$T/ca.pem" --cert "$T/client.pem" --key "$T/client.key")
 mosquitto_pub -p "$MQTT_PORT" -t probe -m x -q 1 2>/dev/null && fail "the broker took a plain client"
 
 export INFERD_MQTT_SERVER="ssl://127.0.0.1:$MQTT_PORT" INFERD_MQTT_TLS_CA="$T/ca.pem" \
        INFERD_MQTT_TLS_CERT="$T/client.pem" INFERD_MQTT_TLS_KEY="$T/client.key"
-export INFERD_MQTT_PROFILES="{\"other\": {\"tlsCa\": \"$T/other-ca.pem\"}}"
+export INFERD_MQTT_PROFILES="{\"other\": {\"tlsCa\": \"$T/rogue.pem\"}}"
 start_daemon
 expect POST /streams '{"sql":"CREATE STREAM nums () WITH (DATASOURCE=\"nums\", FORMAT=\"JSON\")"}' 201
 expect POST /rules '{"id": "double", "sql": "SELECT n * 2 AS twice FROM nums", "actions": [{"mqtt": {"topic": "nums/out", "sendSingle": true, "qos": 1}}]}' 201

@@ -6,14 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$T" || fail "cd"
 
-mk() { openssl "$@" >>"$T/openssl.log" 2>&1 || fail "openssl $*: $(tail -3 "$T/openssl.log")"; }
-mk req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=inferd test CA"
-mk req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
-mk x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
-mk req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=a client"
-mk x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2
-mk req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 2 -subj "/CN=rogue"
+make_certs "$T"
 
 # ---- HTTPS ----------------------------------------------------------------------------------
 INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/server.key" start_daemon
