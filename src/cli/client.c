@@ -2,6 +2,7 @@
  * clients (client.h). */
 #include "cli/client.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -404,4 +405,33 @@ int cli_client_main(const cli_family *f, int argc, char **argv)
     curl_global_cleanup();
     free(c.url);
     return rc;
+}
+
+/* A whole file, NUL-terminated; NULL after saying why. */
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0;
+    *len = 0;
+    while (f && !feof(f) && !ferror(f)) {
+        if (*len + 1 >= cap) {
+            char *grown = realloc(buf, cap = cap ? cap * 2 : 1 << 16);
+            if (!grown)
+                break;
+            buf = grown;
+        }
+        *len += fread(buf + *len, 1, cap - *len - 1, f);
+    }
+    bool ok = f && buf && feof(f) && !ferror(f);
+    if (!ok)
+        fprintf(stderr, "inferd: cannot read %s: %s\n", path, strerror(errno));
+    if (f)
+        fclose(f);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    buf[*len] = '\0';
+    return buf;
 }

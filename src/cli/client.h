@@ -97,6 +97,10 @@ int cli_request_json(cli_client *c, const char *method, const char *path, const 
  * -> "/v1/pipelines/a%20b/start"). The caller frees it; NULL: no memory. */
 char *cli_path(cli_client *c, const char *prefix, const char *name, const char *tail);
 
+/* A whole file, NUL-terminated (malloc'd; *len without the NUL); NULL
+ * after saying why on stderr. */
+char *cli_read_file(const char *path, size_t *len);
+
 /* ---- output -------------------------------------------------------------------------------- */
 
 /* Fields of the daemon's answers ("?" and 0 when absent). */

@@ -23,6 +23,8 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
+#include "inferd/image.h"
 #include "core/clock.h"
 
 #define MAX_LEVELS 16
@@ -238,45 +240,12 @@ static uint64_t level(const opts *o, int clients, FILE *csv, bool *any)
     return bad;
 }
 
-static bool read_file(const char *path, void **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    bool ok = buf && !ferror(f);
-    fclose(f);
-    if (!ok) {
-        free(buf);
-        return false;
-    }
-    *out = buf;
-    *len = n;
-    return true;
-}
-
+/* An image's type by its codec (the daemon's own sniffing), else JSON or bytes. */
 static const char *sniff_type(const unsigned char *b, size_t n)
 {
-    if (n >= 8 && memcmp(b, "\x89PNG", 4) == 0)
-        return "image/png";
-    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8)
-        return "image/jpeg";
+    inferd_image_codec codec = inferd_image_sniff(b, n);
+    if (codec != INFERD_CODEC_UNKNOWN)
+        return inferd_image_codec_mime(codec);
     if (n >= 1 && (b[0] == '{' || b[0] == '['))
         return "application/json";
     return "application/octet-stream";
@@ -356,10 +325,8 @@ int cmd_bench(int argc, char **argv)
                     o.requests < 0))
         rc = cli_usage_error("%s", "bench: --duration, --timeout must be above 0; --warmup, "
                                    "--rate, --requests not below");
-    if (rc == 0 && body && !read_file(body, &o.body, &o.body_len)) {
-        fprintf(stderr, "inferd: bench: cannot read %s: %s\n", body, strerror(errno));
+    if (rc == 0 && body && !(o.body = cli_read_file(body, &o.body_len)))
         rc = 1;
-    }
     if (rc != 0) {
         curl_slist_free_all(o.headers);
         return rc;

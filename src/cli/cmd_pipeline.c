@@ -122,34 +122,6 @@ static int do_show(cli_client *c, const cli_command *sc)
     return rc;
 }
 
-/* A whole file, NUL-terminated; NULL after saying why. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0;
-    *len = 0;
-    while (f && !feof(f) && !ferror(f)) {
-        if (*len + 1 >= cap) {
-            char *grown = realloc(buf, cap = cap ? cap * 2 : 1 << 16);
-            if (!grown)
-                break;
-            buf = grown;
-        }
-        *len += fread(buf + *len, 1, cap - *len - 1, f);
-    }
-    bool ok = f && buf && feof(f) && !ferror(f);
-    if (!ok)
-        fprintf(stderr, "inferd: cannot read %s: %s\n", path, strerror(errno));
-    if (f)
-        fclose(f);
-    if (!ok) {
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = '\0';
-    return buf;
-}
 
 /* create FILE [--stopped], replace NAME FILE: the file as the body. */
 static int do_define(cli_client *c, const cli_command *sc)
@@ -157,7 +129,7 @@ static int do_define(cli_client *c, const cli_command *sc)
     bool create = strcmp(sc->name, "create") == 0;
     const char *file = c->args[create ? 0 : 1];
     size_t len;
-    char *text = read_file(file, &len), *path = NULL;
+    char *text = cli_read_file(file, &len), *path = NULL;
     if (!text)
         return EXIT_USAGE;
     if (c->given & OPT_STOPPED) {
@@ -245,7 +217,7 @@ static int do_push(cli_client *c, const cli_command *sc)
     int rc = path ? 0 : EXIT_RUNTIME;
     for (int i = 1; rc == 0 && i < c->n_args; i++) {
         size_t len;
-        char *image = read_file(c->args[i], &len);
+        char *image = cli_read_file(c->args[i], &len);
         /* The daemon takes raw bytes only as image/png or image/jpeg. */
         const char *type = image ? inferd_image_codec_mime(inferd_image_sniff(image, len)) : NULL;
         cli_reply r = {0};

@@ -272,29 +272,10 @@ static int do_live(cli_client *c, const cli_command *cmd)
 static int do_upgrade(cli_client *c, const cli_command *cmd)
 {
     (void)cmd;
-    FILE *f = fopen(c->args[1], "rb");
-    if (!f) {
-        fprintf(stderr, "inferd: %s: %s\n", c->args[1], strerror(errno));
+    size_t len = 0;
+    char *zip = cli_read_file(c->args[1], &len);
+    if (!zip)
         return EXIT_RUNTIME;
-    }
-    char *zip = NULL;
-    size_t len = 0, cap = 0;
-    for (size_t got = 1; got > 0;) {
-        if (len == cap) {
-            char *grown = realloc(zip, cap = cap ? cap * 2 : 65536);
-            if (!grown)
-                break;
-            zip = grown;
-        }
-        len += (got = fread(zip + len, 1, cap - len, f));
-    }
-    bool read_all = !ferror(f) && feof(f);
-    fclose(f);
-    if (!read_all) {
-        free(zip);
-        fprintf(stderr, "inferd: %s: cannot read it whole\n", c->args[1]);
-        return EXIT_RUNTIME;
-    }
     char *path = cli_path(c, "/plugins/portables/", c->args[0], "");
     cli_reply r = {0};
     int rc = path ? cli_request_json(c, "PUT", path, "application/zip", zip, len, &r)

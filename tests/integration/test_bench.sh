@@ -56,5 +56,6 @@ rc=0; "$TEST_INFERD" bench "$BASE/v1/estimators/nope" --body "$TEST_DATA/dots_03
 [ "$rc" = 1 ] && grep -qE '\| 404 x[0-9]+$' "$T/e.out" || fail "a 404 target: exit $rc: $(cat "$T/e.out")"
 expect_exit 2 "inferd: bench needs a URL, or --estimator, --model or --pipeline NAME (inferd bench --help)" "$TEST_INFERD" bench
 expect_exit 2 "inferd: bench: --concurrency 'x' is not a list of 1 to 256 clients (1,2,4)" "$TEST_INFERD" bench "$URL" -c x
+expect_exit 1 "inferd: cannot read $T/nope.png: No such file or directory" "$TEST_INFERD" bench "$URL" --body "$T/nope.png"
 "$TEST_INFERD" bench --help | head -1 | grep -qx 'usage: inferd bench URL \[OPTIONS\]' || fail "bench --help"
-pass "errors are counted by status (a 404 target: exit 1); no target or a bad --concurrency: exit 2 with why"
+pass "errors are counted by status (a 404 target: exit 1); no target or a bad --concurrency: exit 2 with why; a body that is not there: exit 1 saying so"
