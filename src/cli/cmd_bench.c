@@ -74,7 +74,6 @@ typedef struct opts {
 /* One level's shared state. */
 typedef struct run {
     const opts *o;
-    int clients;
     uint64_t start_us, measure_us, end_us; /* warm-up ends at measure_us */
     atomic_long next;                      /* open loop: the next slot; closed: requests sent */
     atomic_bool stop;
@@ -177,7 +176,7 @@ static double pct(const double *v, size_t n, double p)
 /* One level; prints its row (and CSV). Returns the requests not answered 2xx. */
 static uint64_t level(const opts *o, int clients, FILE *csv, bool *any)
 {
-    run r = {.o = o, .clients = clients};
+    run r = {.o = o};
     pthread_mutex_init(&r.mu, NULL);
     r.start_us = inferd__now_us();
     r.measure_us = r.start_us + (uint64_t)(o->warmup_s * 1e6);
