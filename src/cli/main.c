@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "connectors/connectors.h"
 #include "core/build_value.h"
+#include "core/clock.h"
 #include "core/secrets.h"
 #include "inferd/config.h"
 #include "inferd/log.h"
@@ -387,6 +388,31 @@ static void reload(int argc, char **argv, const inferd_config *running, svc *s)
     inferd_event_publish("config_reload", ev, NULL);
 }
 
+/* The grace before the drain: /ready answers 503 "stopping" while requests
+ * are still taken, so that a load balancer's health check takes the daemon
+ * out before it refuses connections. Another SIGTERM or SIGINT ends it;
+ * SIGHUP is ignored now. */
+static void grace(svc *s, uint64_t ms, const sigset_t *sigs)
+{
+    if (ms == 0)
+        return;
+    s->ready = 0;
+    inferd_log_info("serve", "/ready answers 503; taking requests %llu ms more "
+                    "(http.shutdown_grace_ms; SIGTERM again to stop now)", (unsigned long long)ms);
+    uint64_t end = inferd__now_us() + ms * 1000u;
+    for (uint64_t now; (now = inferd__now_us()) < end;) {
+        uint64_t left = end - now;
+        struct timespec t = {.tv_sec = (time_t)(left / 1000000u),
+                             .tv_nsec = (long)(left % 1000000u) * 1000};
+        int sig = sigtimedwait(sigs, NULL, &t);
+        if (sig == SIGTERM || sig == SIGINT) {
+            inferd_log_info("serve", "%s received again: stopping now",
+                            sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+    }
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     inferd_config *cfg = NULL;
@@ -464,6 +490,7 @@ static int cmd_serve(int argc, char **argv)
     }
     notify("STOPPING=1");
     inferd_log_info("serve", "%s received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    grace(s, (uint64_t)inferd_config_int(cfg, "http.shutdown_grace_ms"), &sigs);
     svc_stop(s, (uint64_t)inferd_config_int(cfg, "http.shutdown_timeout_ms"));
     inferd_portables_free(portables);
     inferd_registry_free(reg);

@@ -76,6 +76,10 @@ static const inferd_prop_spec config_keys[] = {
                      0, 1000000),
     INFERD_PROP_UINT("http.idle_timeout_s", "a connection that sends nothing for this long is "
                      "closed", 30, 1, 86400),
+    INFERD_PROP_UINT("http.shutdown_grace_ms",
+                     "how long a stopping daemon still takes new requests while /ready answers "
+                     "503, so that a load balancer's health check sees it go first (a second "
+                     "SIGTERM cuts it short)", 0, 0, 600000),
     INFERD_PROP_UINT("http.shutdown_timeout_ms",
                      "how long a stopping daemon waits for in-flight requests", 10000, 0, 3600000),
     INFERD_PROP_STRING("plugins.dir",
