@@ -2,7 +2,7 @@
 #   make run    set up, build, and run the daemon on its built-in defaults
 #   make test   set up, build, and run the whole test suite, then again under
 #               AddressSanitizer + UndefinedBehaviorSanitizer
-# Other targets: setup, build, asan, fuzz (FUZZ_SECONDS per target),
+# Other targets: setup, gpu-provider, build, asan, fuzz (FUZZ_SECONDS per target),
 # install (PREFIX, DESTDIR), clean.
 
 MAKEFLAGS += --no-print-directory
@@ -14,12 +14,17 @@ FUZZ   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build asan fuzz-build fuzz run test test-build test-asan install clean
+.PHONY: all setup gpu-provider build asan fuzz-build fuzz run test test-build test-asan install clean
 
 all: build
 
 setup:
 	@bash scripts/setup.sh
+
+# ONNX Runtime's CUDA provider beside the CPU build (179 MB from npm): the
+# tests check what deviceClass gpu does with it on this machine.
+gpu-provider: setup
+	@scripts/fetch_onnxruntime.sh --gpu
 
 build: setup
 	@cmake -S . -B $(BUILD) -DINFERD_WERROR=ON -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
@@ -44,7 +49,7 @@ run: build
 	./$(BUILD)/inferd serve
 
 # Every run must pass; the sanitizer run is last so its summary closes the output.
-test: build asan fuzz-build
+test: build asan fuzz-build gpu-provider
 	@echo "== tests: release build =="
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	@echo "== tests: fuzz targets, 5 s each =="

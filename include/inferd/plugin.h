@@ -44,7 +44,7 @@ extern "C" {
 
 #define INFERD_PLUGIN_MAGIC 0x44464e49u /* "INFD" little-endian */
 #define INFERD_ABI_MAJOR 2
-#define INFERD_ABI_MINOR 3
+#define INFERD_ABI_MINOR 4
 #define INFERD_PLUGIN_ENTRY_SYMBOL "inferd_plugin_entry"
 
 /* ---- components ---------------------------------------------------------- */
@@ -236,6 +236,11 @@ typedef struct inferd_backend_ops {
      * caller. */
     inferd_status (*metadata)(inferd_instance *self, void *model, inferd_value **out,
                               inferd_error *err);
+    /* ABI 2.4, optional (NULL: the backend does not say). Where the model
+     * runs: "cpu", "cuda:0", ... and, in *why, NULL, or why it runs
+     * somewhere else than its options asked (the library missing, no
+     * device). Both borrowed, valid while the model is loaded. */
+    const char *(*device)(inferd_instance *self, void *model, const char **why);
 } inferd_backend_ops;
 
 /* A component: kind, name, declarations, and the ops of its kind. */
@@ -371,6 +376,9 @@ typedef struct inferd_plugin {
 #define INFERD_HOST_API_V2_3(X)                                                            \
     X(metric_describe) X(metric_add) X(metric_set) X(metric_observe)
 
+/* Appended in ABI 2.4: where a model runs (its backend's device). */
+#define INFERD_HOST_API_V2_4(X) X(model_device)
+
 /* Instance services (also in the table). */
 /* The instance's name (the pipeline element's name, or the component's). */
 INFERD_API const char *inferd_instance_name(const inferd_instance *self);
@@ -479,6 +487,12 @@ INFERD_API inferd_status inferd_model_run(inferd_model *model, const inferd_tens
                                           inferd_error *err);
 /* The model's metadata (ONNX metadata_props) as a new object of name ->
  * string, owned by the caller; empty when the backend has none (ABI 2.1). */
+/* Where the model runs, as its backend says ("cpu", "cuda:0"), or NULL
+ * when the backend does not say; *why (why may be NULL) as the backend's
+ * device op gives it. Borrowed, valid while the model is open (ABI 2.4).
+ * The host also shows it for the instance that opened the model (an
+ * estimator's "device" in /v1/estimators). */
+INFERD_API const char *inferd_model_device(const inferd_model *model, const char **why);
 INFERD_API inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,
                                                inferd_error *err);
 
@@ -567,6 +581,7 @@ typedef struct inferd_host_api {
     INFERD_HOST_API_V2_1(INFERD__API_FIELD)
     INFERD_HOST_API_V2_2(INFERD__API_FIELD)
     INFERD_HOST_API_V2_3(INFERD__API_FIELD)
+    INFERD_HOST_API_V2_4(INFERD__API_FIELD)
 } inferd_host_api;
 #undef INFERD__API_FIELD
 

@@ -149,5 +149,6 @@
 #define inferd_metric_add (inferd__api->metric_add)
 #define inferd_metric_set (inferd__api->metric_set)
 #define inferd_metric_observe (inferd__api->metric_observe)
+#define inferd_model_device (inferd__api->model_device)
 
 #endif /* INFERD_PLUGIN_API_MAP_H */

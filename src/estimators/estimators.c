@@ -619,13 +619,16 @@ static inferd_status entry_start(est_entry *e, inferd_registry *reg, const infer
             return inferd_error_set(err, INFERD_EINTERNAL, "estimator %s: cannot start a worker: "
                                     "%s", e->name, strerror(rc));
     }
-    char model_batch[32] = "any";
+    char model_batch[32] = "any", device[64], why[512], runs[80] = "";
     if (e->model_batch)
         snprintf(model_batch, sizeof model_batch, "%zu", e->model_batch);
-    inferd_log_info(LOG, "%s: %s (plugin %s%s), device %s, batch %zu (maxBatch %zu, model %s, "
+    inferd__instance_device(e->cur->inst, device, sizeof device, why, sizeof why);
+    if (device[0])
+        snprintf(runs, sizeof runs, ", runs on %s", device);
+    inferd_log_info(LOG, "%s: %s (plugin %s%s), device %s%s, batch %zu (maxBatch %zu, model %s, "
                     "maxBatchBytes %zu), maxDelayUs %llu, workers %zu", e->name, e->comp->name,
                     e->plugin->name, e->replaces ? ", replacing the built-in" : "",
-                    e->device_class, e->max_batch, e->config_batch, model_batch,
+                    e->device_class, runs, e->max_batch, e->config_batch, model_batch,
                     e->max_batch_bytes, (unsigned long long)e->max_delay_us, e->workers);
     return INFERD_OK;
 }
@@ -1016,6 +1019,20 @@ inferd_value *inferd_estimators_describe(const inferd_estimators *est, size_t i)
     return o;
 }
 
+/* "device": where its models run as their backend says (absent when no
+ * backend said: a portable plugin, a model-less estimator), and
+ * "deviceFallback": why not where deviceClass asked. Nonzero on failure. */
+static int set_device(inferd_value *o, const est_entry *e)
+{
+    char device[64], why[512];
+    inferd__instance_device(e->cur->inst, device, sizeof device, why, sizeof why);
+    if (device[0] && inferd_value_object_set(o, "device", inferd_value_string(device), NULL))
+        return -1;
+    if (why[0] && inferd_value_object_set(o, "deviceFallback", inferd_value_string(why), NULL))
+        return -1;
+    return 0;
+}
+
 static inferd_value *describe_locked(const est_entry *e)
 {
     inferd_value *o = inferd_value_object();
@@ -1032,6 +1049,7 @@ static inferd_value *describe_locked(const est_entry *e)
         inferd_value_object_set(o, "replaced", inferd_value_bool(e->replaces && !e->builtin),
                                 NULL) ||
         inferd_value_object_set(o, "deviceClass", inferd_value_string(e->device_class), NULL) ||
+        set_device(o, e) ||
         inferd_value_object_set(o, "maxBatch", inferd_value_int((int64_t)e->max_batch), NULL) ||
         inferd_value_object_set(o, "modelBatch", inferd_value_int((int64_t)e->model_batch),
                                 NULL) ||

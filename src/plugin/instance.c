@@ -71,6 +71,37 @@ void inferd_estimator_limit_batch(inferd_instance *self, size_t max_items)
 }
 
 size_t inferd__instance_batch_limit(const inferd_instance *inst) { return inst->batch_limit; }
+
+void inferd__instance_set_device(inferd_instance *inst, const char *device, const char *why)
+{
+    pthread_mutex_lock(&inst->counters_lock);
+    /* Each device once, in the order first seen. */
+    size_t n = strlen(inst->device), k = strlen(device);
+    bool seen = false;
+    for (const char *p = inst->device; *p && !seen;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        seen = len == k && memcmp(p, device, k) == 0;
+        p += len + (comma != NULL);
+    }
+    if (!seen && n + (n > 0) + k < sizeof inst->device) {
+        if (n)
+            inst->device[n++] = ',';
+        memcpy(inst->device + n, device, k + 1);
+    }
+    if (why && !inst->device_why[0])
+        snprintf(inst->device_why, sizeof inst->device_why, "%s", why);
+    pthread_mutex_unlock(&inst->counters_lock);
+}
+
+void inferd__instance_device(inferd_instance *inst, char *device, size_t dsize, char *why,
+                             size_t wsize)
+{
+    pthread_mutex_lock(&inst->counters_lock);
+    snprintf(device, dsize, "%s", inst->device);
+    snprintf(why, wsize, "%s", inst->device_why);
+    pthread_mutex_unlock(&inst->counters_lock);
+}
 const inferd_props *inferd_instance_props(const inferd_instance *inst) { return inst->props; }
 
 void inferd_instance_set_push(inferd_instance *inst, inferd_push_fn fn, void *ctx)

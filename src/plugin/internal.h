@@ -68,11 +68,21 @@ struct inferd_instance {
     inferd_emit_fn emit;
     void *emit_ctx;
     struct plugin_metrics *metrics;     /* owned; NULL until its first metric (metrics.c) */
+    /* Where the models it opened run ("cuda:0", "cpu", "cpu,cuda:0": each
+     * once), and why one runs elsewhere than asked; under counters_lock. */
+    char device[64], device_why[512];
     struct inferd_instance *live_prev, *live_next; /* the registry's list, under its lock */
 };
 
 /* An estimator instance's batch limit (inferd_estimator_limit_batch). */
 size_t inferd__instance_batch_limit(const inferd_instance *inst);
+/* Records a device a model of inst runs on (inferd_model_open), and why
+ * (NULL: as asked). */
+void inferd__instance_set_device(inferd_instance *inst, const char *device, const char *why);
+/* Copies where inst's models run into device ("" when no backend said)
+ * and why one runs elsewhere than asked into why ("" for none). */
+void inferd__instance_device(inferd_instance *inst, char *device, size_t dsize, char *why,
+                             size_t wsize);
 
 /* Ports (ports.c). The spec that governs port i (static ports by index,
  * then the trailing dynamic one for every index after), or NULL. */

@@ -92,7 +92,13 @@ inferd_status inferd_model_open(inferd_instance *self, const char *backend, cons
     if (!self || !backend || (!path && !data))
         return inferd_error_set(err, INFERD_EINVAL, "model_open needs the caller, a backend, "
                                                     "and a path or data");
-    return model_open(self->reg, backend, path, data, len, options, false, out, err);
+    inferd_status st = model_open(self->reg, backend, path, data, len, options, false, out, err);
+    if (st == INFERD_OK) {
+        const char *why, *device = inferd_model_device(*out, &why);
+        if (device)
+            inferd__instance_set_device(self, device, why);
+    }
+    return st;
 }
 
 inferd_status inferd_registry_model_open(inferd_registry *reg, const char *backend,
@@ -265,6 +271,18 @@ inferd_status inferd_model_io(const inferd_model *model, int output, size_t i,
         return inferd_error_set(err, INFERD_ERANGE, "model %s has %zu %s, asked for #%zu",
                                 m->path ? m->path : "(memory)", n, output ? "outputs" : "inputs", i);
     return ops_of(m->backend)->io_info(m->backend->inst, m->model, output, i, info, err);
+}
+
+const char *inferd_model_device(const inferd_model *model, const char **why)
+{
+    const model_entry *m = &model->e;
+    const inferd_backend_ops *ops = ops_of(m->backend);
+    if (why)
+        *why = NULL;
+    if (ops->size < offsetof(inferd_backend_ops, device) + sizeof ops->device || !ops->device)
+        return NULL;
+    const char *dummy;
+    return ops->device(m->backend->inst, m->model, why ? why : &dummy);
 }
 
 inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,

@@ -284,6 +284,30 @@ static inferd_value *parameters_value(const inferd_value *options, bool *ok)
     return p;
 }
 
+/* Triton's instance_group: where the model actually runs, as its backend
+ * says (KIND_GPU with the GPU's number, KIND_CPU; nothing when it does not
+ * say). A model asked onto the GPU that fell back shows KIND_CPU. */
+static inferd_value *instance_group(const ks_model *m, bool *ok)
+{
+    const char *device = inferd_model_device(m->model, NULL);
+    inferd_value *list = inferd_value_array(), *g = inferd_value_object();
+    if (!device) {
+        inferd_value_free(g);
+        return list;
+    }
+    bool gpu = strncmp(device, "cuda:", 5) == 0;
+    inferd__put(g, "name", inferd_value_string(m->name), ok);
+    inferd__put(g, "kind", inferd_value_string(gpu ? "KIND_GPU" : "KIND_CPU"), ok);
+    inferd__put(g, "count", inferd_value_int(1), ok);
+    if (gpu) {
+        inferd_value *gpus = inferd_value_array();
+        inferd__push(gpus, inferd_value_int(strtoll(device + 5, NULL, 10)), ok);
+        inferd__put(g, "gpus", gpus, ok);
+    }
+    inferd__push(list, g, ok);
+    return list;
+}
+
 /* Triton's model configuration, as far as inferd knows it. */
 static void model_config(svc_request *r, bool versioned)
 {
@@ -302,6 +326,7 @@ static void model_config(svc_request *r, bool versioned)
     inferd__put(v, "backend", inferd_value_string(KS_BACKEND), &ok);
     inferd__put(v, "version_policy", policy, &ok);
     inferd__put(v, "max_batch_size", inferd_value_int(mv->max_batch), &ok);
+    inferd__put(v, "instance_group", instance_group(m, &ok), &ok);
     inferd__put(v, "input", io_value(m->in, m->n_in, true, batched, &ok), &ok);
     inferd__put(v, "output", io_value(m->out, m->n_out, true, batched, &ok), &ok);
     inferd__put(v, "parameters", parameters_value(mv->options, &ok), &ok);

@@ -41,7 +41,7 @@ expect_json GET /v2 200 "{'model_repository', 'statistics', 'model_configuration
 pass "index: versions and states; a bad config.json makes only that model UNAVAILABLE with the did-you-mean reason (503 on its routes); the flat file and the folder serve"
 
 expect_json GET /v2/models/scale/config 200 \
-  "j == {'name': 'scale', 'platform': 'onnxruntime_onnx', 'backend': 'onnxruntime', 'version_policy': {'all': {}}, 'max_batch_size': 8, 'input': [{'name': 'x', 'data_type': 'TYPE_FP32', 'dims': [2]}], 'output': [{'name': 'y', 'data_type': 'TYPE_FP32', 'dims': [2]}], 'parameters': {'intra_op_threads': {'string_value': '1'}}}"
+  "j == {'name': 'scale', 'platform': 'onnxruntime_onnx', 'backend': 'onnxruntime', 'version_policy': {'all': {}}, 'max_batch_size': 8, 'instance_group': [{'name': 'scale', 'kind': 'KIND_CPU', 'count': 1}], 'input': [{'name': 'x', 'data_type': 'TYPE_FP32', 'dims': [2]}], 'output': [{'name': 'y', 'data_type': 'TYPE_FP32', 'dims': [2]}], 'parameters': {'intra_op_threads': {'string_value': '1'}}}"
 expect_json GET /v2/models/colour_classifier/versions/1/config 200 \
   "j['max_batch_size'] == 0 and j['input'] == [{'name': 'image', 'data_type': 'TYPE_FP32', 'dims': [-1, 3, -1, -1]}] and j['parameters'] == {}"
 expect_json GET /v2/models/scale/versions/4/config 404 \

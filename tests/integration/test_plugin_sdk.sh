@@ -116,7 +116,7 @@ INFERD_ACTIVE_PLUGINS=sample "$inferd" plugin inspect sample --json --plugin-dir
 python3 - "$T/inspect.json" <<'PY' || fail "inspect --json content"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["name"] == "sample" and d["version"] == "1.0.0" and d["abi"] == "2.3", d
+assert d["name"] == "sample" and d["version"] == "1.0.0" and d["abi"] == "2.4", d
 c = d["components"][0]
 assert c["name"] == "mxpi_sampleplugin" and c["kind"] == "element", c
 props = {p["name"]: p for p in c["properties"]}

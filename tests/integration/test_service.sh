@@ -15,7 +15,7 @@ INFERD_ESTIMATORS='{"peopleCountEstimator": {"maxBatch": 16, "maxDelayUs": 20000
 # ---- built-in routes -------------------------------------------------------
 expect_http GET /health 200 '"status":"ok"'
 expect_http GET /ready 200 '"status":"ready"'
-expect_http GET /version 200 '"plugin_abi":"2.3"'
+expect_http GET /version 200 '"plugin_abi":"2.4"'
 expect_http GET /v1/estimators 200 '"name":"peopleCountEstimator"'
 expect_http GET /v1/estimators/imageLabelEstimator 200 '"builtIn":true'
 expect_http GET /v1/estimators/nope 404 "no estimator named 'nope'"

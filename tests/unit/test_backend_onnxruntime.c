@@ -528,7 +528,10 @@ static void bad_inputs_are_refused(void **state)
     inferd_registry_free(reg);
 }
 
-/* This ONNX Runtime has no CUDA provider: cuda warns and runs on the CPU. */
+/* provider cuda where the GPU cannot be used (no CUDA provider, a library
+ * or the driver missing, no device: whatever this machine lacks) loads on
+ * the CPU, warns once with the reason the model's device reports, and
+ * runs; where the GPU can be used, the model says cuda:0 and warns not. */
 static void cuda_falls_back_to_cpu_with_a_warning(void **state)
 {
     inferd_registry *reg = support_builtins();
@@ -542,11 +545,37 @@ static void cuda_falls_back_to_cpu_with_a_warning(void **state)
     inferd_instance *inst = NULL;
     inferd_error err = {0};
     assert_status(make_infer(reg, json, &inst, &err), INFERD_OK, &err);
+    /* The same options, opened directly: the model says where it runs. */
+    inferd_value *opts = NULL;
+    static const char opts_json[] = "{\"provider\": \"cuda\", \"device_id\": 0, "
+                                    "\"gpu_mem_limit\": 2147483648, "
+                                    "\"cudnn_conv_algo_search\": \"HEURISTIC\"}";
+    assert_status(inferd_value_from_json(opts_json, sizeof opts_json - 1,
+                                         INFERD_JSON_DEFAULT_MAX_DEPTH, &opts, &err),
+                  INFERD_OK, &err);
+    inferd_model *m = NULL;
+    assert_status(inferd_registry_model_open(reg, "onnxruntime",
+                                             model_path("colour_classifier.onnx"), opts, &m, &err),
+                  INFERD_OK, &err);
     capture_stop();
-    assert_int_equal(count_lines_with(logs.text, "WARN", "[onnxruntime] model "
-                                      "colour_classifier.onnx: provider cuda is not available "
-                                      "(CUDA execution provider is not enabled in this build.); "
-                                      "falling back to cpu"), 1);
+    const char *why = NULL, *device = inferd_model_device(m, &why);
+    assert_non_null(device);
+    if (strcmp(device, "cpu") == 0) {
+        assert_non_null(why);
+        char line[1400];
+        snprintf(line, sizeof line, "[onnxruntime] model colour_classifier.onnx: provider cuda is "
+                 "not available (%s); falling back to cpu", why);
+        /* Once per load (the element's and this one are two loads). */
+        int loads = count_lines_with(logs.text, "loaded", "colour_classifier.onnx");
+        assert_true(loads >= 1);
+        assert_int_equal(count_lines_with(logs.text, "WARN", line), loads);
+    } else {
+        assert_string_equal(device, "cuda:0");
+        assert_null(why);
+        assert_int_equal(count_lines_with(logs.text, "WARN", "provider cuda"), 0);
+    }
+    inferd_model_close(m);
+    inferd_value_free(opts);
     pushed out = {0};
     inferd_instance_set_push(inst, collect_push, &out);
     static const float red[][3] = {{0.9f, 0.1f, 0.1f}};

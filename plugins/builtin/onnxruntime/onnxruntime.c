@@ -11,9 +11,10 @@
  * ORT sessions allow concurrent Run calls.
  *
  * Options (the component's properties) are validated by the host; the
- * provider "cuda" falls back to the CPU with a warning when this ONNX
- * Runtime has no CUDA provider or the session cannot be made on the GPU.
- * docs/backends.md describes them.
+ * provider "cuda" falls back to the CPU with a warning, saying why, when
+ * ONNX Runtime's CUDA provider or a library it needs is missing or the
+ * session cannot be made on the GPU; the model's device op says where it
+ * runs. docs/backends.md describes them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strerror_r returning the message */
@@ -22,6 +23,7 @@
 
 #include <onnxruntime_c_api.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define LOG "onnxruntime"
 
@@ -186,6 +189,8 @@ typedef struct ort_model {
     size_t n_in, n_out;
     ort_io *in, *out;       /* owned arrays */
     const char **in_names, **out_names; /* owned arrays of borrowed names (Run wants these) */
+    char device[24];        /* where it runs: "cpu", "cuda:0" */
+    char *why;              /* owned: why on the CPU though cuda was asked; NULL: as asked */
 } ort_model;
 
 static void model_free(ort_model *m)
@@ -205,6 +210,7 @@ static void model_free(ort_model *m)
     free(m->in_names);
     free(m->out_names);
     free(m->label);
+    free(m->why);
     free(m);
 }
 
@@ -306,34 +312,89 @@ static GraphOptimizationLevel optimization_level(const char *name)
     return ORT_ENABLE_ALL;
 }
 
-/* Appends the CUDA provider with the seed's options. The OrtStatus of the
- * first failing call is returned (unreleased) for the caller's warning. */
+/* ---- the CUDA provider ------------------------------------------------------- */
+
+/* ONNX Runtime loads its CUDA provider, libonnxruntime_providers_cuda.so,
+ * from its own folder when a session asks for it, and on failure says only
+ * "Failed to load shared library". Loading it here first tells which file
+ * is missing. Once per process: what is installed does not change under a
+ * running daemon. */
+static pthread_once_t cuda_once = PTHREAD_ONCE_INIT;
+static char cuda_missing[512]; /* "" when the provider loads */
+
+static const char *library_hint(const char *lib)
+{
+    if (strncmp(lib, "libcuda.so", 10) == 0)
+        return "the NVIDIA driver's library: no NVIDIA driver is installed";
+    if (strncmp(lib, "libcudnn", 8) == 0)
+        return "cuDNN 9, which the CUDA provider needs";
+    if (strncmp(lib, "libcu", 5) == 0 || strncmp(lib, "libnv", 5) == 0)
+        return "a CUDA 13 runtime library, which the CUDA provider needs";
+    return "a library the CUDA provider needs";
+}
+
+static void cuda_check(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)OrtGetApiBase, &info) || !info.dli_fname)
+        return; /* ONNX Runtime will say */
+    char path[4096];
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dir = slash ? (int)(slash - info.dli_fname) : 1;
+    snprintf(path, sizeof path, "%.*s/libonnxruntime_providers_cuda.so", dir,
+             slash ? info.dli_fname : ".");
+    if (access(path, R_OK) != 0) {
+        snprintf(cuda_missing, sizeof cuda_missing,
+                 "ONNX Runtime's CUDA provider is not installed: %.300s does not exist "
+                 "(scripts/fetch_onnxruntime.sh --gpu brings it)", path);
+        return;
+    }
+    /* Kept loaded when it loads: ONNX Runtime's own dlopen then shares it. */
+    if (dlopen(path, RTLD_LAZY | RTLD_LOCAL))
+        return;
+    const char *e = dlerror();
+    e = e ? e : "unknown error";
+    /* "libcuda.so.1: cannot open shared object file: No such file or
+     * directory": the file that is missing comes first. */
+    const char *colon = strstr(e, ": cannot open shared object file");
+    if (colon && strncmp(e, path, (size_t)(colon - e)) != 0) {
+        char lib[256];
+        snprintf(lib, sizeof lib, "%.*s", (int)(colon - e), e);
+        snprintf(cuda_missing, sizeof cuda_missing,
+                 "%.100s is missing (%s); ONNX Runtime's CUDA provider %.250s cannot load "
+                 "without it", lib,
+                 library_hint(lib), path);
+    } else {
+        snprintf(cuda_missing, sizeof cuda_missing, "ONNX Runtime's CUDA provider %.250s cannot "
+                 "load: %.200s", path, e);
+    }
+}
+
+/* Appends the CUDA provider with the model's options. The OrtStatus of a
+ * failed call is returned (unreleased) for the caller's warning. The
+ * OrtCUDAProviderOptions (first) form: this ONNX Runtime build takes the
+ * provider only through it ("CUDA execution provider is not enabled in
+ * this build" from CreateCUDAProviderOptions). */
 static OrtStatus *append_cuda(OrtSessionOptions *so, const inferd_props *o)
 {
-    char device[32], limit[32];
-    snprintf(device, sizeof device, "%lld", (long long)inferd_props_int(o, "device_id"));
-    snprintf(limit, sizeof limit, "%lld", (long long)inferd_props_int(o, "gpu_mem_limit"));
-    const char *keys[] = {"device_id", "arena_extend_strategy", "cudnn_conv_algo_search",
-                          "do_copy_in_default_stream", "gpu_mem_limit"};
-    const char *values[] = {device, inferd_props_string(o, "arena_extend_strategy"),
-                            inferd_props_string(o, "cudnn_conv_algo_search"),
-                            inferd_props_bool(o, "do_copy_in_default_stream") ? "1" : "0", limit};
-    /* gpu_mem_limit 0 means no limit: leave ORT's default (SIZE_MAX). */
-    size_t n = inferd_props_int(o, "gpu_mem_limit") > 0 ? 5 : 4;
-    OrtCUDAProviderOptionsV2 *cuda = NULL;
-    OrtStatus *s = ort->CreateCUDAProviderOptions(&cuda);
-    if (!s)
-        s = ort->UpdateCUDAProviderOptions(cuda, keys, values, n);
-    if (!s)
-        s = ort->SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda);
-    if (cuda)
-        ort->ReleaseCUDAProviderOptions(cuda);
-    return s;
+    const char *search = inferd_props_string(o, "cudnn_conv_algo_search");
+    int64_t limit = inferd_props_int(o, "gpu_mem_limit");
+    OrtCUDAProviderOptions c;
+    memset(&c, 0, sizeof c);
+    c.device_id = (int)inferd_props_int(o, "device_id");
+    c.cudnn_conv_algo_search = strcmp(search, "HEURISTIC") == 0 ? OrtCudnnConvAlgoSearchHeuristic
+                               : strcmp(search, "DEFAULT") == 0 ? OrtCudnnConvAlgoSearchDefault
+                                                                : OrtCudnnConvAlgoSearchExhaustive;
+    c.gpu_mem_limit = limit > 0 ? (size_t)limit : SIZE_MAX; /* 0: no limit */
+    c.arena_extend_strategy =
+        strcmp(inferd_props_string(o, "arena_extend_strategy"), "kSameAsRequested") == 0;
+    c.do_copy_in_default_stream = inferd_props_bool(o, "do_copy_in_default_stream");
+    return ort->SessionOptionsAppendExecutionProvider_CUDA(so, &c);
 }
 
 /* Session options from the model's validated options. *cuda says whether the
  * CUDA provider was appended (it is not when this ORT cannot: a warning). */
-static inferd_status session_options(const ort_model *m, const inferd_props *o, bool want_cuda,
+static inferd_status session_options(ort_model *m, const inferd_props *o, bool want_cuda,
                                      OrtSessionOptions **out, bool *cuda, inferd_error *err)
 {
     OrtSessionOptions *so = NULL;
@@ -373,12 +434,17 @@ static inferd_status session_options(const ort_model *m, const inferd_props *o, 
         st = ort_check(ort->AddSessionConfigEntry(so, "session.inter_op.allow_spinning", spin),
                        err, "allow_spinning");
     if (st == INFERD_OK && want_cuda) {
-        OrtStatus *s = append_cuda(so, o);
-        if (s) {
+        pthread_once(&cuda_once, cuda_check);
+        OrtStatus *s = cuda_missing[0] ? NULL : append_cuda(so, o);
+        if (cuda_missing[0] || s) {
             char why[INFERD_ERROR_MESSAGE_MAX];
-            ort_message(s, why, sizeof why);
+            snprintf(why, sizeof why, "%s", cuda_missing);
+            if (s)
+                ort_message(s, why, sizeof why);
             inferd_log_warn(LOG, "model %s: provider cuda is not available (%s); falling back to "
                                  "cpu", m->label, why);
+            free(m->why);
+            m->why = strdup(why); /* NULL (out of memory) only loses the reason */
         } else {
             *cuda = true;
         }
@@ -447,6 +513,11 @@ static inferd_status ort_load(inferd_instance *self, const char *path, const voi
         /* The provider library is there but the GPU is not usable. */
         inferd_log_warn(LOG, "model %s: cannot create a CUDA session (%s); falling back to cpu",
                         m->label, err ? err->message : "no message");
+        char why[INFERD_ERROR_MESSAGE_MAX + 32];
+        snprintf(why, sizeof why, "cannot create a CUDA session: %s",
+                 err ? err->message : "no message");
+        free(m->why);
+        m->why = strdup(why);
         ort->ReleaseSessionOptions(so);
         so = NULL;
         st = session_options(m, options, false, &so, &cuda, err);
@@ -473,6 +544,10 @@ static inferd_status ort_load(inferd_instance *self, const char *path, const voi
         model_free(m);
         return st;
     }
+    if (cuda)
+        snprintf(m->device, sizeof m->device, "cuda:%d", (int)inferd_props_int(options, "device_id"));
+    else
+        snprintf(m->device, sizeof m->device, "cpu");
     inferd_log_debug(LOG, "session for %s: %zu input(s), %zu output(s), provider %s, "
                           "optimisation %s", m->label, m->n_in, m->n_out, cuda ? "cuda" : "cpu",
                      inferd_props_string(options, "graph_optimization_level"));
@@ -481,6 +556,13 @@ static inferd_status ort_load(inferd_instance *self, const char *path, const voi
 }
 
 static void ort_unload(inferd_instance *self, void *model) { model_free(model); }
+
+static const char *ort_device(inferd_instance *self, void *model, const char **why)
+{
+    const ort_model *m = model;
+    *why = m->why;
+    return m->device;
+}
 
 static size_t ort_io_count(inferd_instance *self, void *model, int output)
 {
@@ -707,7 +789,8 @@ static const char *const opt_levels[] = {"disable", "basic", "extended", "all", 
 
 static const inferd_prop_spec options[] = {
     INFERD_PROP_ENUM("provider", "where models run: cpu, or cuda (falls back to cpu with a "
-                     "warning when CUDA is not available)", "cpu", providers),
+                     "warning saying why when CUDA is not available: the provider, a library, "
+                     "the driver, a device)", "cpu", providers),
     INFERD_PROP_INT("device_id", "cuda: the GPU to use", 0, 0, 1024),
     INFERD_PROP_UINT("gpu_mem_limit", "cuda: the most bytes ONNX Runtime's GPU arena may hold "
                      "(0: no limit)", 0, 0, INT64_MAX),
@@ -735,4 +818,4 @@ static const inferd_prop_spec options[] = {
 
 INFERD_PLUGIN("onnxruntime", "1.0.0",
               INFERD_BACKEND("onnxruntime", options, ort_init, ort_deinit, ort_load, ort_unload,
-                             ort_io_count, ort_io_info, ort_run, ort_metadata))
+                             ort_io_count, ort_io_info, ort_run, ort_metadata, ort_device))
