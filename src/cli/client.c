@@ -106,6 +106,7 @@ int cli_request(cli_client *c, const char *method, const char *path, const char 
     if (c->token && asprintf(&auth, "Authorization: Bearer %s", c->token) >= 0)
         headers = curl_slist_append(headers, auth);
     curl_easy_reset(c->curl); /* keeps the connection for the next request */
+    cli_tls_apply(c->curl, &c->tls);
     curl_easy_setopt(c->curl, CURLOPT_URL, url);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
@@ -274,6 +275,7 @@ static void print_usage(FILE *to, const cli_family *f, const cli_command *cmd)
                 "  --url URL        the daemon (default: $INFERD_URL, else " CLI_DEFAULT_URL ")\n"
                 "  --token TOKEN    bearer token, needed from other hosts (default:\n"
                 "                   $INFERD_TOKEN)\n"
+                CLI_TLS_HELP
                 "%s"
                 "  -h, --help       this text; after a command, that command's\n"
                 "\n"
@@ -335,17 +337,21 @@ static int check_args(const cli_client *c, const cli_command *cmd)
 
 int cli_client_main(const cli_family *f, int argc, char **argv)
 {
-    enum { OPT_URL = 'u', OPT_TOKEN = 't', OPT_HELP = 'h', OPT_FLAG = 256 };
-    struct option opts[3 + CLI_MAX_FLAGS + 1] = {
+    enum { OPT_URL = 'u', OPT_TOKEN = 't', OPT_HELP = 'h', OPT_TLS = 128, OPT_FLAG = 256 };
+    enum { N_COMMON = 6 };
+    struct option opts[N_COMMON + CLI_MAX_FLAGS + 1] = {
         {"url", required_argument, NULL, OPT_URL},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"help", no_argument, NULL, OPT_HELP},
+        {"cacert", required_argument, NULL, OPT_TLS},
+        {"cert", required_argument, NULL, OPT_TLS + 1},
+        {"key", required_argument, NULL, OPT_TLS + 2},
     };
     for (size_t i = 0; i < f->n_flags && i < CLI_MAX_FLAGS; i++)
-        opts[3 + i] = (struct option){f->flags[i].name,
+        opts[N_COMMON + i] = (struct option){f->flags[i].name,
                                       f->flags[i].takes_value ? required_argument : no_argument,
                                       NULL, OPT_FLAG + (int)i};
-    cli_client c = {.family = f};
+    cli_client c = {.family = f, .tls = cli_tls_from_env()};
     const char *url = getenv("INFERD_URL"), *token = getenv("INFERD_TOKEN");
     /* The first option error, told with the usage of the command it is for. */
     const char *bad = NULL, *bad_arg = NULL;
@@ -360,6 +366,8 @@ int cli_client_main(const cli_family *f, int argc, char **argv)
             token = optarg;
         } else if (o == OPT_HELP) {
             help = true;
+        } else if (o >= OPT_TLS && o < OPT_TLS + 3) {
+            cli_tls_option(&c.tls, opts[3 + (o - OPT_TLS)].name, optarg);
         } else if (o >= OPT_FLAG && o < OPT_FLAG + CLI_MAX_FLAGS) {
             c.given |= 1u << (o - OPT_FLAG);
             c.value[o - OPT_FLAG] = optarg;
@@ -405,6 +413,37 @@ int cli_client_main(const cli_family *f, int argc, char **argv)
     curl_global_cleanup();
     free(c.url);
     return rc;
+}
+
+cli_tls cli_tls_from_env(void)
+{
+    const char *ca = getenv("INFERD_CACERT"), *cert = getenv("INFERD_CLIENT_CERT"),
+               *key = getenv("INFERD_CLIENT_KEY");
+    return (cli_tls){ca && *ca ? ca : NULL, cert && *cert ? cert : NULL, key && *key ? key : NULL};
+}
+
+bool cli_tls_option(cli_tls *t, const char *option, const char *v)
+{
+    option += strspn(option, "-");
+    if (strcmp(option, "cacert") == 0)
+        t->cacert = v;
+    else if (strcmp(option, "cert") == 0)
+        t->cert = v;
+    else if (strcmp(option, "key") == 0)
+        t->key = v;
+    else
+        return false;
+    return true;
+}
+
+void cli_tls_apply(CURL *h, const cli_tls *t)
+{
+    if (t->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, t->cacert);
+    if (t->cert)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, t->cert);
+    if (t->key)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, t->key);
 }
 
 /* A whole file, NUL-terminated; NULL after saying why. */

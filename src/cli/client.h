@@ -50,11 +50,32 @@ typedef struct cli_family {
     const char *flags_help;    /* the lines of --help about its flags */
 } cli_family;
 
+/* How a client trusts an HTTPS daemon and proves itself to one that asks
+ * (http.tls_client_ca): --cacert, --cert, --key, or $INFERD_CACERT,
+ * $INFERD_CLIENT_CERT, $INFERD_CLIENT_KEY. NULL: the system's CAs; none. */
+typedef struct cli_tls {
+    const char *cacert, *cert, *key;
+} cli_tls;
+/* The defaults from the environment. */
+cli_tls cli_tls_from_env(void);
+/* Takes --cacert, --cert or --key with its value v into t; false for
+ * another option. */
+bool cli_tls_option(cli_tls *t, const char *option, const char *v);
+/* Applies t to a libcurl handle. */
+void cli_tls_apply(CURL *h, const cli_tls *t);
+/* The lines of --help about them. */
+#define CLI_TLS_HELP                                                                        \
+    "  --cacert FILE    the CA that signed an HTTPS daemon's certificate (default:\n"        \
+    "                   $INFERD_CACERT, else the system's)\n"                                \
+    "  --cert FILE, --key FILE  a client certificate and its key, for a daemon that\n"      \
+    "                   asks for one (default: $INFERD_CLIENT_CERT, $INFERD_CLIENT_KEY)\n"
+
 struct cli_client {
     const cli_family *family;
     CURL *curl;
     char *url;                     /* owned: the daemon, without a trailing '/' */
     const char *token;             /* NULL: none */
+    cli_tls tls;
     unsigned given;                /* the flags given */
     const char *value[CLI_MAX_FLAGS]; /* their values (borrowed from argv) */
     char **args;                   /* after the subcommand's name (borrowed from argv) */

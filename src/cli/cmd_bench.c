@@ -47,6 +47,9 @@ static const char help_text[] =
     "  --type TYPE           its Content-Type (default: image/png, image/jpeg or\n"
     "                        application/json by the body's first bytes)\n"
     "  --header 'K: V'       another header (repeatable; a bearer token, ...)\n"
+    "  --cacert FILE         the CA of an HTTPS daemon (default: $INFERD_CACERT)\n"
+    "  --cert FILE, --key FILE  a client certificate and its key (default:\n"
+    "                        $INFERD_CLIENT_CERT, $INFERD_CLIENT_KEY)\n"
     "  -c, --concurrency L   clients at once: one number or a list, 1,2,4 (default 1)\n"
     "  -d, --duration T      each level's length, in seconds (default 10)\n"
     "  -n, --requests N      or: each level's number of requests\n"
@@ -69,6 +72,7 @@ typedef struct opts {
     double duration_s, warmup_s, rate, timeout_s;
     long requests;
     const char *csv;
+    cli_tls tls;
 } opts;
 
 /* One level's shared state. */
@@ -76,12 +80,14 @@ typedef struct run {
     const opts *o;
     uint64_t start_us, measure_us, end_us; /* warm-up ends at measure_us */
     atomic_long next;                      /* open loop: the next slot; closed: requests sent */
+    atomic_long measured;                  /* --requests: the measured requests taken */
     atomic_bool stop;
     pthread_mutex_t mu;
     double *lat_ms;                        /* measured latencies */
     size_t n, cap;
     uint64_t status[MAX_STATUS];           /* answers by status (0: no answer) */
     uint64_t sent_measured;
+    uint64_t last_done_us;                 /* when the last measured request ended */
     char last_error[256];
 } run;
 
@@ -107,6 +113,8 @@ static void record(run *r, uint64_t due_us, uint64_t done_us, long status, const
             r->lat_ms[r->n++] = (double)(done_us - due_us) / 1000.0;
         r->status[status > 0 && status < MAX_STATUS ? status : 0]++;
         r->sent_measured++;
+        if (done_us > r->last_done_us)
+            r->last_done_us = done_us;
         if (why && why[0])
             snprintf(r->last_error, sizeof r->last_error, "%s", why);
     }
@@ -129,6 +137,7 @@ static void *client(void *arg)
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     if (o->headers)
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, o->headers);
+    cli_tls_apply(h, &o->tls);
     if (o->body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, o->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
@@ -146,6 +155,10 @@ static void *client(void *arg)
             }
         }
         if (due >= r->end_us)
+            break;
+        /* --requests: exactly that many measured, over all clients. */
+        if (o->requests > 0 && due >= r->measure_us &&
+            atomic_fetch_add(&r->measured, 1) >= o->requests)
             break;
         err[0] = '\0';
         CURLcode rc = curl_easy_perform(h);
@@ -206,7 +219,9 @@ static uint64_t level(const opts *o, int clients, FILE *csv, bool *any)
     }
     for (int i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
-    uint64_t end = inferd__now_us();
+    /* The level's time ends with its last answer, not when this loop saw
+     * it (up to 200 ms later). */
+    uint64_t end = r.last_done_us ? r.last_done_us : inferd__now_us();
     fprintf(stderr, "\r%80s\r", "");
     qsort(r.lat_ms, r.n, sizeof *r.lat_ms, cmp_double);
     double secs = (double)(end - r.measure_us) / 1e6;
@@ -268,7 +283,8 @@ static bool parse_levels(const char *s, opts *o)
 
 int cmd_bench(int argc, char **argv)
 {
-    opts o = {.duration_s = 10, .warmup_s = 1, .timeout_s = 60, .levels = {1}, .n_levels = 1};
+    opts o = {.duration_s = 10, .warmup_s = 1, .timeout_s = 60, .levels = {1}, .n_levels = 1,
+              .tls = cli_tls_from_env()};
     const char *base = "http://127.0.0.1:8080", *target = NULL, *kind = NULL, *body = NULL;
     const char *type = NULL;
     int rc = 0;
@@ -296,6 +312,8 @@ int cmd_bench(int argc, char **argv)
             type = v;
         } else if (strcmp(a, "--header") == 0) {
             o.headers = curl_slist_append(o.headers, v);
+        } else if (cli_tls_option(&o.tls, a, v)) {
+            /* taken */
         } else if (!strcmp(a, "-c") || !strcmp(a, "--concurrency")) {
             if (!parse_levels(v, &o))
                 rc = cli_usage_error("bench: --concurrency '%s' is not a list of 1 to 256 "

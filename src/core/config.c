@@ -206,6 +206,11 @@ static const inferd_prop_spec config_keys[] = {
 
 /* The variable that names the config file; not a key itself. */
 #define CONFIG_PATH_ENV "INFERD_CONFIG"
+/* Not keys either: what the CLI clients (inferd pipeline, model, plugin,
+ * bench) read, which a shell that runs both may have set. */
+static const char *const client_env[] = {CONFIG_PATH_ENV, "INFERD_URL", "INFERD_TOKEN",
+                                         "INFERD_CACERT", "INFERD_CLIENT_CERT",
+                                         "INFERD_CLIENT_KEY", NULL};
 #define MAX_CONFIG_BYTES (4u << 20)
 
 struct inferd_config {
@@ -337,7 +342,11 @@ static inferd_status apply_env(inferd_config *cfg, char *const *envp, inferd_err
         if (strncmp(envp[e], "INFERD_", 7) != 0 || !eq)
             continue;
         size_t name_len = (size_t)(eq - envp[e]);
-        if (name_len == strlen(CONFIG_PATH_ENV) && strncmp(envp[e], CONFIG_PATH_ENV, name_len) == 0)
+        bool not_key = false;
+        for (size_t i = 0; client_env[i] && !not_key; i++)
+            not_key = strlen(client_env[i]) == name_len &&
+                      strncmp(envp[e], client_env[i], name_len) == 0;
+        if (not_key)
             continue;
         long found = -1;
         char env_name[128];

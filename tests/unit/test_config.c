@@ -132,6 +132,20 @@ static void bad_configs_are_refused(void **state)
     }
 }
 
+/* The CLI clients' variables are not config keys, and a shell that runs
+ * clients and the daemon may have them set: the daemon starts. */
+static void client_variables_are_not_keys(void **state)
+{
+    char *env[] = {"INFERD_URL=https://h:8080", "INFERD_TOKEN=t", "INFERD_CACERT=/ca.pem",
+                   "INFERD_CLIENT_CERT=/c.pem", "INFERD_CLIENT_KEY=/c.key", "INFERD_LOG_LEVEL=warn",
+                   NULL};
+    inferd_config *cfg = NULL;
+    inferd_error err = {0};
+    assert_int_equal(inferd_config_load(NULL, env, &cfg, &err), INFERD_OK);
+    assert_string_equal(inferd_config_string(cfg, "log.level"), "warn");
+    inferd_config_free(cfg);
+}
+
 static void missing_file_and_unknown_key(void **state)
 {
     inferd_config *cfg = NULL;
@@ -166,6 +180,7 @@ int main(void)
         cmocka_unit_test(file_then_env_then_flag),
         cmocka_unit_test(env_names),
         cmocka_unit_test(bad_configs_are_refused),
+        cmocka_unit_test(client_variables_are_not_keys),
         cmocka_unit_test(missing_file_and_unknown_key),
         cmocka_unit_test(every_key_is_declared_well),
     };
