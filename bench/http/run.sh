@@ -1,31 +1,33 @@
 #!/usr/bin/env bash
 # bench/http/run.sh: the estimation API under load. Drives a real
-# `inferd serve` with wrk (POST /v1/estimators/peopleCountEstimator?targets=T2,
-# a raw image/png body: a 640x480 PNG with 20 dots drawn here by
-# scripts/gen_images.py's own dot painter) at 1, 4 and 16 connections, for
+# `inferd serve` with the project's own load tool, `inferd bench` (POST
+# /v1/estimators/peopleCountEstimator?targets=T2, a raw image/png body: a
+# 640x480 PNG with 20 dots drawn here by scripts/gen_images.py's own dot
+# painter), closed loop at 1, 4 and 16 connections (one client each), for
 # several batcher settings (INFERD_ESTIMATORS: the defaults, maxBatch 1 =
 # batching off, then maxBatch 16 with maxBatchBytes 64 MiB, so that 640x480
 # images can group, and a few maxDelayUs), and compares each row with the
 # same work done in process without HTTP (build/bench/estimator_inproc: the
 # same image decoded and submitted to the same estimator runtime, as many
-# images in flight as wrk has connections).
+# images in flight as the load has connections).
 #
 #   bench/http/run.sh [BUILD_DIR]    # BUILD_DIR (from the current folder) defaults to build
 #
-# Needs wrk (scripts/setup.sh installs it) and a build of the whole tree
-# (BUILD_DIR/inferd, BUILD_DIR/bench/estimator_inproc, the default models).
+# Needs a build of the whole tree (BUILD_DIR/inferd, which serves and makes
+# the load, BUILD_DIR/bench/estimator_inproc, the default models).
 # Settings (environment): DURATION (s, default 10) and WARMUP (s, default 2)
-# per wrk run, INPROC_DURATION (default 3) and INPROC_WARMUP (default 1) per
-# in-process run (one just before and one just after each wrk run; their
+# per load run, INPROC_DURATION (default 3) and INPROC_WARMUP (default 1) per
+# in-process run (one just before and one just after each load run; their
 # mean is the row's in-process rate), CONNECTIONS (default "1 4 16"). About
 # 4 minutes with the defaults. Progress lines go to stderr, the table to
 # stdout.
 #
-# Every answer must be 200 (the Lua script counts the others; wrk's socket
-# errors count too) and the answer to a check request must hold the drawn
-# count, or the script stops with exit status 1. It prints one table (and
-# writes nothing in the tree):
-#   config, connections, requests/s, p50 and p99 ms (wrk's latency), the mean
+# Every answer must be 2xx (inferd bench counts the others by status, and a
+# request with no answer as an error too) and the answer to a check request
+# must hold the drawn count, or the script stops with exit status 1. It
+# prints one table (and writes nothing in the tree):
+#   config, connections, requests/s, p50 and p99 ms (inferd bench's latency:
+#   from sending a request to its full answer), the mean
 #   batch size (inferd_estimator_batch_size_sum/count deltas from /metrics over
 #   the measured run), the in-process images/s, HTTP / in-process, and CPU ms
 #   per image on each side (the daemon's utime + stime from /proc over the
@@ -38,7 +40,6 @@ BUILD=${1:-build}
 [ "$#" -le 1 ] || { echo "usage: bench/http/run.sh [BUILD_DIR]" >&2; exit 2; }
 INFERD="$BUILD/inferd"
 INPROC="$BUILD/bench/estimator_inproc"
-LUA="$ROOT/bench/http/post_image.lua"
 PY=/usr/bin/python3
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -60,7 +61,6 @@ CONFIGS=(
 
 NAME=bench/http
 . "$ROOT/bench/http/lib.sh"
-command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
 [ -x "$INFERD" ] || die "$INFERD is missing: build the tree first (cmake --build $BUILD)"
 [ -x "$INPROC" ] || die "$INPROC is missing: build the tree first (cmake --build $BUILD)"
 
@@ -78,16 +78,18 @@ IMAGE="$T/dots.png"
 URL_PATH="/v1/estimators/$ESTIMATOR?targets=T2"
 
 
-# run_wrk CONNECTIONS SECONDS: sets RESULT to the Lua script's RESULT line;
-# stops on any non-200 answer or socket error.
-run_wrk() {
-  local c=$1 secs=$2 threads=$(( $1 < 2 ? $1 : 2 ))
-  wrk -t"$threads" -c"$c" -d"${secs}s" --timeout 30s --latency -s "$LUA" \
-    "$BASE$URL_PATH" -- "$IMAGE" image/png >"$T/wrk.out" 2>&1 || { cat "$T/wrk.out" >&2; die "wrk failed"; }
-  RESULT=$(grep '^RESULT ' "$T/wrk.out") || { cat "$T/wrk.out" >&2; die "wrk printed no RESULT line"; }
-  if grep -q 'Non-2xx' "$T/wrk.out" || [[ "$RESULT" != *" non200=0 "* ]] || [[ "$RESULT" != *" socket_errors=0 "* ]]; then
-    cat "$T/wrk.out" >&2
-    die "not every answer was 200 ($c connections)"
+# A request gets 30 s (as it had under wrk): far above any latency of this
+# image, short enough that a stuck daemon stops the run in good time.
+LOAD_TIMEOUT=30
+
+# http_load CONNECTIONS SECONDS: run_load (lib.sh) with the image; sets RPS, P50,
+# P99; stops on any answer that is not 2xx or a request with no answer: a rate
+# that counts failures means nothing.
+http_load() {
+  run_load "$1" "$2" "$BASE$URL_PATH" "$IMAGE" image/png
+  if [ "$ERRORS" -ne 0 ]; then
+    load_show
+    die "not every answer was 2xx ($1 connections): $ERRORS of $REQUESTS failed (by status: $ERROR_DETAIL${LAST_ERROR:+; last error: $LAST_ERROR})"
   fi
 }
 
@@ -111,8 +113,8 @@ run_inproc() {
 }
 
 # ---- the runs --------------------------------------------------------------------
-echo "bench/http: $(nproc) CPUs, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), image 640x480 PNG" \
-     "($(stat -c %s "$IMAGE") bytes, $DOTS dots), wrk ${DURATION} s after ${WARMUP} s of warm-up," \
+echo "bench/http: $(nproc) CPUs, $("$INFERD" --version) bench, image 640x480 PNG" \
+     "($(stat -c %s "$IMAGE") bytes, $DOTS dots), inferd bench ${DURATION} s after ${WARMUP} s of warm-up," \
      "in process ${INPROC_DURATION} s after ${INPROC_WARMUP} s; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 ROWS=()
 for cfg in "${CONFIGS[@]}"; do
@@ -125,17 +127,17 @@ for cfg in "${CONFIGS[@]}"; do
   [ "$answer" = "{\"estimator\":\"$ESTIMATOR\",\"results\":[{\"count\":$DOTS}]}" ] \
     || die "$label: the check request answered $answer, not a count of $DOTS"
   for c in $CONNECTIONS; do
-    # In process just before and just after the wrk run, so that the
+    # In process just before and just after the load run, so that the
     # machine's other load (and its drift) hits both sides alike.
     run_inproc "$settings" "$c"
     in_before=$IN_RATE
     in_cpu_before=$IN_CPU
-    run_wrk "$c" "$WARMUP"
+    http_load "$c" "$WARMUP"
     settle 5
     images0=$(metric inferd_estimator_batch_size_sum)
     batches0=$(metric inferd_estimator_batch_size_count)
     cpu0=$(cpu_ticks)
-    run_wrk "$c" "$DURATION"
+    http_load "$c" "$DURATION"
     settle 5
     cpu1=$(cpu_ticks)
     images1=$(metric inferd_estimator_batch_size_sum)
@@ -147,9 +149,9 @@ for cfg in "${CONFIGS[@]}"; do
     run_inproc "$settings" "$c"
     in_rate=$(awk -v a="$in_before" -v b="$IN_RATE" 'BEGIN {printf "%.1f", (a + b) / 2}')
     in_cpu=$(awk -v a="$in_cpu_before" -v b="$IN_CPU" 'BEGIN {printf "%.1f", (a + b) / 2}')
-    rps=$(field rps "$RESULT")
+    rps=$RPS
     ROWS+=("$(printf '| %-19s | %5s | %10s | %8s | %8s | %10s | %13s | %12s | %11s | %14s |' \
-      "$label" "$c" "$rps" "$(field p50_ms "$RESULT")" "$(field p99_ms "$RESULT")" "$batch" \
+      "$label" "$c" "$rps" "$P50" "$P99" "$batch" \
       "$in_rate" "$(awk -v a="$rps" -v b="$in_rate" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
       "$cpu_ms" "$in_cpu")")
     echo "  $label, $c connections: HTTP $rps requests/s (batch $batch); in process" \

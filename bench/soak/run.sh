@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # bench/soak/run.sh: the daemon under a steady mixed load for a long time,
-# and what it holds over that time: estimations over HTTP (wrk, 2
-# connections), a rule fed over MQTT (mosquitto_pub in a loop, results
-# subscribed), /metrics scrapes and management calls (a rule stopped and
-# started, a stream replaced) every few seconds. Every SAMPLE seconds it
-# prints one row: elapsed time, the daemon's RSS and peak RSS, open
-# descriptors, threads, requests answered so far and non-2xx answers, rule
-# results received. A leak shows as a column that only grows.
+# and what it holds over that time: estimations over HTTP (`inferd bench`,
+# the project's own load tool, 2 clients in a closed loop), a rule fed over
+# MQTT (mosquitto_pub in a loop, results subscribed), /metrics scrapes and
+# management calls (a rule stopped and started, a stream replaced) every few
+# seconds. Every SAMPLE seconds it prints one row: elapsed time, the daemon's
+# RSS and peak RSS, open descriptors, threads, requests answered so far and
+# non-2xx answers, rule results received. A leak shows as a column that only
+# grows. At the end, inferd bench's own count of the estimations (requests/s,
+# p50/p99, errors) goes to stderr.
 #
 #   bench/soak/run.sh [BUILD_DIR]   # DURATION (s, default 3600), SAMPLE (s, default 60)
 #
-# Needs wrk, mosquitto and mosquitto-clients (scripts/setup.sh installs
-# them) and a built tree. Everything it makes is in a mktemp folder removed
-# on exit, with its daemon, broker and load. Exit status 1 when the daemon
-# dies or answers an estimation with something other than 200.
+# Needs mosquitto and mosquitto-clients (scripts/setup.sh installs them) and
+# a built tree (BUILD_DIR/inferd serves and makes the load). Everything it
+# makes is in a mktemp folder removed on exit, with its daemon, broker and
+# load. Exit status 1 when the daemon dies, answers an estimation with
+# something other than 2xx, or leaves one unanswered.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,12 +27,11 @@ DURATION=${DURATION:-3600}
 SAMPLE=${SAMPLE:-60}
 NAME=bench/soak
 . "$ROOT/bench/http/lib.sh"
-command -v wrk >/dev/null || die "wrk is not installed (scripts/setup.sh installs it)"
 [ -x /usr/sbin/mosquitto ] || die "mosquitto is not installed"
 [ -x "$INFERD" ] || die "$INFERD is missing: build the tree first"
-BROKER_PID="" PUB_PID="" SUB_PID="" WRK_PID=""
+BROKER_PID="" PUB_PID="" SUB_PID="" LOAD_PID=""
 stop_load() {
-  for p in $WRK_PID $PUB_PID $SUB_PID $BROKER_PID; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in $LOAD_PID $PUB_PID $SUB_PID $BROKER_PID; do kill -KILL "$p" 2>/dev/null || true; done
 }
 trap 'stop_load; cleanup' EXIT
 
@@ -68,14 +70,19 @@ disown "$SUB_PID"
   done ) &
 PUB_PID=$!
 disown "$PUB_PID"
-wrk -t 1 -c 2 -d "${DURATION}s" -s "$ROOT/bench/http/post_image.lua" \
-  "$BASE/v1/estimators/peopleCountEstimator?targets=T2" -- "$T/dots.png" image/png \
-  >"$T/wrk.out" 2>&1 &
-WRK_PID=$!
-disown "$WRK_PID"
+# The estimations: for the whole DURATION, with no warm-up of its own, so
+# that its count at the end holds every estimation the daemon answered (the
+# last "HTTP 2xx" total, give or take what came after that sample); its CSV
+# and table are read at the end (lib.sh's load_result), its progress line is
+# not shown.
+"$INFERD" bench "$BASE/v1/estimators/peopleCountEstimator?targets=T2" --body "$T/dots.png" \
+  --type image/png -c 2 -d "$DURATION" --warmup 0 --csv "$T/load.csv" \
+  >"$T/load.out" 2>"$T/load.err" &
+LOAD_PID=$!
+disown "$LOAD_PID"
 
 # ---- samples ------------------------------------------------------------------------------
-echo "soak: $DURATION s, a row every $SAMPLE s; wrk 2 connections of estimations, an MQTT message every 20 ms (about 30/s: mosquitto_pub starts each time) through a rule, scrapes and management calls" >&2
+echo "soak: $DURATION s, a row every $SAMPLE s; inferd bench 2 clients of estimations, an MQTT message every 20 ms (about 30/s: mosquitto_pub starts each time) through a rule, scrapes and management calls" >&2
 printf '| elapsed s | RSS MiB | peak MiB | fds | threads | HTTP 2xx | HTTP other | rule results |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
 start=$(date +%s)
@@ -104,5 +111,17 @@ while :; do
   [ "$now" -ge "$DURATION" ] && break
   sleep 2
 done
+# inferd bench ends on its own once its DURATION is over and its last
+# requests are answered (each gets 60 s at most); disowned, it is waited for
+# by polling, and the CSV it writes when it ends says how it went.
+for _ in $(seq 1 700); do
+  kill -0 "$LOAD_PID" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$LOAD_PID" 2>/dev/null && die "inferd bench was still running 70 s after its $DURATION s"
+LOAD_PID=""
+load_result
+echo "soak: inferd bench: $REQUESTS estimations, $RPS/s, p50 $P50 ms, p99 $P99 ms, errors: $ERROR_DETAIL" >&2
+[ "$ERRORS" -eq 0 ] || die "$ERRORS of $REQUESTS estimations got no 2xx (by status: $ERROR_DETAIL${LAST_ERROR:+; last error: $LAST_ERROR})"
 stop_load
 stop_daemon
