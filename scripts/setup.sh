@@ -37,7 +37,7 @@ PKGS=(
   python3-pytest         # the Python SDK's own tests
   curl                   # integration tests talk to the daemon with curl
   systemd                # systemd-analyze: the test of packaging/systemd/inferd.service
-  wrk                    # bench/http/run.sh: the HTTP load generator of the API benchmark
+  wrk                    # test_bench checks inferd bench against wrk on the same load
   haproxy                # the scale-out test: two daemons behind a load balancer
   npm                    # fetches ONNX Runtime (see scripts/fetch_onnxruntime.sh)
   python3                # model and test-image generators

@@ -57,8 +57,12 @@ pass "open loop keeps 50 requests/s ($n in 2 s); --requests runs each level of a
 # Errors by status, and usage.
 rc=0; "$TEST_INFERD" bench "$BASE/v1/estimators/nope" --body "$TEST_DATA/dots_03_5.png" -d 1 --warmup 0 >"$T/e.out" 2>/dev/null || rc=$?
 [ "$rc" = 1 ] && grep -qE '\| 404 x[0-9]+$' "$T/e.out" || fail "a 404 target: exit $rc: $(cat "$T/e.out")"
+# Failed requests are no throughput: 0.0 answers a second, no latency.
+grep -qE '^\| +1 \| +[0-9]+ \| +0\.0 \| +0\.000 \|' "$T/e.out" || fail "a 404 target's rate: $(cat "$T/e.out")"
+expect_exit 2 "inferd: bench: -d '10s' is not a number (seconds, a count or a rate, without units)" "$TEST_INFERD" bench "$URL" -d 10s
+expect_exit 2 "inferd: bench: -n needs a whole number" "$TEST_INFERD" bench "$URL" -n 2.5
 expect_exit 2 "inferd: bench needs a URL, or --estimator, --model or --pipeline NAME (inferd bench --help)" "$TEST_INFERD" bench
 expect_exit 2 "inferd: bench: --concurrency 'x' is not a list of 1 to 256 clients (1,2,4)" "$TEST_INFERD" bench "$URL" -c x
 expect_exit 1 "inferd: cannot read $T/nope.png: No such file or directory" "$TEST_INFERD" bench "$URL" --body "$T/nope.png"
 "$TEST_INFERD" bench --help | head -1 | grep -qx 'usage: inferd bench URL \[OPTIONS\]' || fail "bench --help"
-pass "errors are counted by status (a 404 target: exit 1); no target or a bad --concurrency: exit 2 with why; a body that is not there: exit 1 saying so"
+pass "errors are counted by status (a 404 target: exit 1, and 0.0 answers a second); no target, a bad --concurrency, -d 10s or -n 2.5: exit 2 with why; a body that is not there: exit 1 saying so"
