@@ -244,7 +244,8 @@ static uint64_t level(const opts *o, int clients, FILE *csv, bool *any)
     uint64_t end = r.last_done_us ? r.last_done_us : inferd__now_us();
     if (tty)
         fprintf(stderr, "\r%80s\r", "");
-    qsort(r.lat_ms, r.n, sizeof *r.lat_ms, cmp_double);
+    if (r.n) /* qsort takes no NULL, even for nothing */
+        qsort(r.lat_ms, r.n, sizeof *r.lat_ms, cmp_double);
     double secs = (double)(end - r.measure_us) / 1e6;
     double rps = secs > 0 ? (double)r.n / secs : 0;
     uint64_t bad = 0;
