@@ -600,6 +600,63 @@ inferd_status rules_rule_status(rules_engine *e, const char *id, inferd_value **
     return r ? INFERD_OK : inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
 }
 
+inferd_value *rules_rule_status_all(rules_engine *e)
+{
+    inferd_value *all = inferd_value_object();
+    bool ok = all != NULL;
+    pthread_mutex_lock(&e->lock);
+    for (rrule *r = e->rules; r && ok; r = r->next)
+        inferd__put(all, r->id, rrule_status(r), &ok);
+    pthread_mutex_unlock(&e->lock);
+    if (!ok) {
+        inferd_value_free(all);
+        return NULL;
+    }
+    return all;
+}
+
+inferd_status rules_rule_topo(rules_engine *e, const char *id, inferd_value **out,
+                              inferd_error *err)
+{
+    pthread_mutex_lock(&e->lock);
+    rrule *r = find_rule(e, id);
+    if (!r) {
+        pthread_mutex_unlock(&e->lock);
+        return inferd_error_set(err, INFERD_ENOTFOUND, "no rule %s", id);
+    }
+    /* One select stage between the stream and the actions; the sinks by
+     * their kind and place in "actions", as in the rule's status. */
+    char source[300];
+    snprintf(source, sizeof source, "source_%s", r->stream_name ? r->stream_name : "");
+    bool ok = true;
+    inferd_value *topo = inferd_value_object(), *sources = inferd_value_array(),
+                 *edges = inferd_value_object(), *from_source = inferd_value_array(),
+                 *sinks = inferd_value_array();
+    inferd__push(sources, inferd_value_string(source), &ok);
+    inferd__push(from_source, inferd_value_string("op_1_select"), &ok);
+    const inferd_value *actions = inferd_value_object_get(r->def, "actions");
+    for (size_t i = 0; i < inferd_value_array_len(actions); i++) {
+        const char *kind;
+        inferd_value *conf;
+        if (!inferd_value_object_entry(inferd_value_array_get(actions, i), 0, &kind, &conf))
+            continue;
+        char sink[300];
+        snprintf(sink, sizeof sink, "sink_%s_%zu", kind, i);
+        inferd__push(sinks, inferd_value_string(sink), &ok);
+    }
+    pthread_mutex_unlock(&e->lock);
+    inferd__put(edges, source, from_source, &ok);
+    inferd__put(edges, "op_1_select", sinks, &ok);
+    inferd__put(topo, "sources", sources, &ok);
+    inferd__put(topo, "edges", edges, &ok);
+    if (!ok) {
+        inferd_value_free(topo);
+        return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
+    }
+    *out = topo;
+    return INFERD_OK;
+}
+
 /* Whether component name (a function, source or sink) comes from plugin. */
 static bool from_plugin(rules_engine *e, const char *name, const char *plugin)
 {

@@ -99,6 +99,13 @@ inferd_status rules_rule_describe(rules_engine *e, const char *id, inferd_value 
  *  connection_last_error, dropped_total} */
 inferd_status rules_rule_status(rules_engine *e, const char *id, inferd_value **out,
                                 inferd_error *err);
+/* Every rule's status, as rules_rule_status gives it, by id ({"r1": {...}}). */
+inferd_value *rules_rule_status_all(rules_engine *e);
+/* The rule's stages as the seeds' engine draws them: {"sources":
+ * ["source_<stream>"], "edges": {"source_<stream>": ["op_1_select"],
+ * "op_1_select": ["sink_<kind>_<i>", ...]}}, named as in its status. */
+inferd_status rules_rule_topo(rules_engine *e, const char *id, inferd_value **out,
+                              inferd_error *err);
 
 /* EBUSY naming them when streams (a source component) or rules (a function
  * or a sink component) use a component of plugin; a plugin is not removed

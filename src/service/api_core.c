@@ -1,9 +1,10 @@
 /* service/api_core.c: the service's own routes: /health, /ready,
- * /version, /metrics. */
+ * /version, /metrics, and the seeds' stream engine's / and /ping. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "inferd/version.h"
@@ -64,6 +65,25 @@ static void version(svc_request *r)
     svc_reply_built(r, MHD_HTTP_OK, b, ok);
 }
 
+/* GET /: the seeds' stream engine's "getting information" (version, os,
+ * arch, upTimeSeconds), for its clients and dashboards. */
+static void root(svc_request *r)
+{
+    struct utsname u;
+    bool ok = true, named = uname(&u) == 0;
+    inferd_value *b = inferd_value_object();
+    inferd__put_str(b, "version", inferd_version(), &ok);
+    inferd__put_str(b, "os", named ? u.sysname : "unknown", &ok);
+    inferd__put_str(b, "arch", named ? u.machine : "unknown", &ok);
+    inferd__put(b, "upTimeSeconds",
+                inferd_value_int((int64_t)((inferd__now_ms() - svc_of(r)->started_ms) / 1000u)),
+                &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
+}
+
+/* GET /ping: 200 and nothing else, as the seeds' stream engine answers. */
+static void ping(svc_request *r) { svc_reply_bytes(r, MHD_HTTP_OK, "text/plain", NULL, 0); }
+
 static void metrics(svc_request *r)
 {
     size_t len = 0;
@@ -80,5 +100,7 @@ const svc_route svc_core_routes[] = {
     {"GET", "/ready", ready, 0},
     {"GET", "/version", version, 0},
     {"GET", "/metrics", metrics, 0},
+    {"GET", "/", root, 0},
+    {"GET", "/ping", ping, 0},
     {NULL, NULL, NULL, 0},
 };

@@ -1,6 +1,6 @@
 /* service/api_rules.c: streams and rules over REST, in the shape of the
  * seeds' stream engine: /streams, /rules, /rules/{id}/start|stop|restart,
- * /rules/{id}/status, /rules/validate; and POST /push/<path> for HTTP push
+ * /rules/{id}/status, /rules/{id}/topo, /rules/status/all, /rules/validate; and POST /push/<path> for HTTP push
  * streams. Definitions are management (loopback or the bearer token);
  * pushing data is not. docs/rules.md is the user's side. */
 #include <microhttpd.h>
@@ -181,6 +181,17 @@ static void rule_put(svc_request *r) { rule_define(r, true, false); }
 static void rule_validate(svc_request *r) { rule_define(r, false, true); }
 static void rule_get(svc_request *r) { reply_lookup(r, rules_rule_describe); }
 static void rule_status(svc_request *r) { reply_lookup(r, rules_rule_status); }
+static void rule_topo(svc_request *r) { reply_lookup(r, rules_rule_topo); }
+
+static void rule_status_all(svc_request *r)
+{
+    rules_engine *e = engine(r);
+    inferd_value *all = e ? rules_rule_status_all(e) : NULL;
+    if (all)
+        svc_reply_json(r, MHD_HTTP_OK, all);
+    else if (e)
+        svc_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+}
 
 static void rule_list(svc_request *r)
 {
@@ -218,7 +229,9 @@ const svc_route svc_rules_routes[] = {
     {"GET", "/rules/*", rule_get, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"PUT", "/rules/*", rule_put, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"DELETE", "/rules/*", rule_delete, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"GET", "/rules/status/all", rule_status_all, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/rules/*/status", rule_status, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"GET", "/rules/*/topo", rule_topo, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/rules/*/start", rule_start, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/rules/*/stop", rule_stop, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/rules/*/restart", rule_restart, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},

@@ -176,6 +176,13 @@ pass "a profile's clientId prefixes each connection's id: no two connections fig
 expect POST /rules/rerr/stop "" 200 'Rule rerr was stopped.'
 [ "$(status_field rerr status)" = stopped ] || fail "stop: $(cat "$T/body")"
 expect GET /rules "" 200 '{"id":"rdiv","status":"running"},{"id":"rerr","status":"stopped"}'
+# The seeds' engine's other reads, as its docs' curl requests make them.
+expect_json GET /rules/status/all 200 'sorted(j) == ["rdiv", "rerr"] and j["rdiv"]["status"] == "running" and j["rerr"]["status"] == "stopped" and "source_demo_0_records_in_total" in j["rdiv"]'
+expect GET /rules/rdiv/topo "" 200 '{"sources":["source_demo"],"edges":{"source_demo":["op_1_select"],"op_1_select":["sink_file_0","sink_log_1","sink_http_2"]}}'
+expect GET /rules/nope/topo "" 404 'no rule nope'
+[ "$(curl -s -o "$T/body" -w '%{http_code}' "$BASE/ping")" = 200 ] && [ ! -s "$T/body" ] || fail "GET /ping: $(cat "$T/body")"
+expect_json GET / 200 'set(j) == {"version", "os", "arch", "upTimeSeconds"} and j["os"] == "Linux"'
+pass "GET /rules/status/all (every rule's status by id), /rules/{id}/topo (source, select, sinks), /ping (200, empty) and / (version, os, arch, upTimeSeconds); an unknown rule's topo is 404"
 expect POST /rules/rerr/start "" 200
 wait_field rerr status running
 expect POST /rules/rerr/restart "" 200
