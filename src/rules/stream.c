@@ -24,7 +24,7 @@
 /* The WITH options (eKuiper's names; the parser upper-cases them), declared
  * and checked by the one validator. */
 typedef struct stream_decl {
-    const char *datasource, *format, *type, *conf_key, *shared, *timestamp;
+    const char *datasource, *format, *type, *conf_key, *shared, *timestamp, *key;
     int64_t qos;
 } stream_decl;
 
@@ -45,6 +45,9 @@ static const inferd_prop_spec option_specs[] = {
      .description = "of the subscription", INFERD_PROP_AT(stream_decl, qos)},
     {.name = "TIMESTAMP", .type = INFERD_PROP_TYPE_STRING, .description = "the field with a "
      "message's event time (ms)", INFERD_PROP_AT_OPTIONAL(stream_decl, timestamp)},
+    {.name = "KEY", .type = INFERD_PROP_TYPE_STRING, .description = "the stream's key field, "
+     "recorded and shown; reserved, as in the seed engine, where a stream's KEY is not used "
+     "either", INFERD_PROP_AT_OPTIONAL(stream_decl, key)},
     INFERD_PROP_END,
 };
 
@@ -103,6 +106,12 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     if (st == INFERD_OK && s->timestamp && !declared)
         st = inferd_error_set(err, INFERD_EINVAL, "stream %s: TIMESTAMP \"%s\" is not one of its "
                               "columns", s->name, s->timestamp);
+    bool key_declared = s->def->n_columns == 0;
+    for (size_t i = 0; d.key && !key_declared && i < s->def->n_columns; i++)
+        key_declared = strcmp(s->def->columns[i].name, d.key) == 0;
+    if (st == INFERD_OK && d.key && !key_declared)
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: KEY \"%s\" is not one of its "
+                              "columns", s->name, d.key);
     if (st == INFERD_OK && strcasecmp(format, "json") == 0)
         s->format = RFMT_JSON;
     else if (st == INFERD_OK && strcasecmp(format, "binary") == 0)

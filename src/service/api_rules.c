@@ -3,6 +3,7 @@
  * /rules/{id}/status, /rules/{id}/topo, /rules/status/all, /rules/validate; and POST /push/<path> for HTTP push
  * streams. Definitions are management (loopback or the bearer token);
  * pushing data is not. docs/rules.md is the user's side. */
+#include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,40 @@ static void stream_define(svc_request *r, bool update)
 static void stream_create(svc_request *r) { stream_define(r, false); }
 static void stream_put(svc_request *r) { stream_define(r, true); }
 static void stream_get(svc_request *r) { reply_lookup(r, rules_stream_describe); }
+
+/* GET /streams/{name}/schema: {"<field>": {"type": "<type>"}, ...} in the
+ * declared order, as the seed engine answers; {} for a schemaless stream. */
+static void stream_schema(svc_request *r)
+{
+    rules_engine *e = engine(r);
+    if (!e)
+        return;
+    inferd_value *d = NULL;
+    inferd_error err = {0};
+    inferd_status st = rules_stream_describe(e, svc_param(r, 0), &d, &err);
+    if (st != INFERD_OK) {
+        reply_status(r, st, &err);
+        return;
+    }
+    bool ok = true;
+    inferd_value *schema = inferd_value_object();
+    const inferd_value *fields = inferd_value_object_get(d, "fields");
+    for (size_t i = 0; i < inferd_value_array_len(fields); i++) {
+        const inferd_value *f = inferd_value_array_get(fields, i);
+        /* The seed engine writes the types in lower case ("bigint"). */
+        char type[64];
+        snprintf(type, sizeof type, "%s",
+                 inferd_value_string_or(inferd_value_object_get(f, "type"), ""));
+        for (char *p = type; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        inferd_value *t = inferd_value_object();
+        inferd__put_str(t, "type", type, &ok);
+        inferd__put(schema, inferd_value_string_or(inferd_value_object_get(f, "name"), ""), t,
+                    &ok);
+    }
+    inferd_value_free(d);
+    svc_reply_built(r, MHD_HTTP_OK, schema, ok);
+}
 
 static void stream_list(svc_request *r)
 {
@@ -220,6 +255,7 @@ const svc_route svc_rules_routes[] = {
     {"POST", "/streams", stream_create, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/streams", stream_list, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/streams/*", stream_get, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"GET", "/streams/*/schema", stream_schema, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"PUT", "/streams/*", stream_put, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"DELETE", "/streams/*", stream_delete, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/push/*", stream_push, 0},

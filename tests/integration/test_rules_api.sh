@@ -58,18 +58,28 @@ expect POST /plugins/portables "{\"name\": \"streamkit\", \"file\": \"file://$T/
 expect POST /streams '{"sql":"CREATE STREM demo () WITH (DATASOURCE=\"demo\")"}' 400 'line 1, column 8'
 expect POST /streams '{"sql":"CREATE STREAM demo (v BIGNUM) WITH (DATASOURCE=\"demo\")"}' 400 'BIGNUM'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400 'FORMAT must be "JSON" or "BINARY"'
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP)"
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY)"
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"ws\")"}' 400 'mqtt.profiles.ws.server "ws://127.0.0.1:8080" must be tcp://host:port, mqtt://host:port, or ssl://host:port for TLS (websockets are not supported)'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 "stream demo: WITH: property 'QOS': out of range (got 3; allowed: int in [0, 2])"
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP); property 'QOS': not an integer"
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY); property 'QOS': not an integer"
 expect POST /streams 'not json' 400 'the body is not JSON'
 expect POST /streams '{"statement": "CREATE STREAM x ()"}' 400 'the body must be {"sql"'
 expect GET /streams/nope "" 404 'no stream nope'
+expect POST /streams '{"sql":"CREATE STREAM demo (v BIGINT) WITH (DATASOURCE=\"demo\", KEY=\"id\")"}' 400 'stream demo: KEY "id" is not one of its columns'
 expect GET /streams "" 200 '[]'
-pass "bad streams: SQL with its position, a bad type, FORMAT, option, TYPE, CONF_KEY, push path, QOS, body: 400 each; nothing created"
+pass "bad streams: SQL with its position, a bad type, FORMAT, option, TYPE, CONF_KEY, push path, QOS, a KEY that is no column, body: 400 each; nothing created"
+
+# The seed engine's docs' first stream, as written (KEY is reserved there
+# too), and its schema route.
+expect POST /streams '{"sql":"create stream my_stream (id bigint, name string, score float) WITH ( datasource = \"topic/temperature\", FORMAT = \"json\", KEY = \"id\")"}' 201
+expect GET /streams/my_stream/schema "" 200 '{"id":{"type":"bigint"},"name":{"type":"string"},"score":{"type":"float"}}'
+expect GET /streams/my_stream "" 200 '"KEY":"id"'
+expect GET /streams/nope/schema "" 404 'no stream nope'
+expect DELETE /streams/my_stream "" 200
+pass "the seed engine's example stream with KEY is created as written; GET /streams/{name}/schema gives its columns and types in order"
 
 expect POST /streams '{"sql":"CREATE STREAM demo (v BIGINT, name STRING) WITH (DATASOURCE=\"demo/in\", CONF_KEY=\"local\", QOS=1)"}' 201
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURCE=\"other\")"}' 409 'stream demo already exists'
