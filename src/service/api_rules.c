@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_file.h"
 #include "rules/rules.h"
 #include "service/service.h"
+
+/* The most a ruleset to import may hold (a body is bounded by
+ * http.max_body_bytes already; this bounds a file). */
+#define RULESET_MAX_BYTES (16u << 20)
 
 /* The engine's status codes as HTTP: what exists already or is in use is a
  * conflict (409); the rest as everywhere else. */
@@ -251,6 +256,170 @@ static void rule_start(svc_request *r) { rule_control(r, "was started", rules_ru
 static void rule_stop(svc_request *r) { rule_control(r, "was stopped", rules_rule_stop); }
 static void rule_restart(svc_request *r) { rule_control(r, "was restarted", rules_rule_restart); }
 
+/* ---- rulesets: export and import (the seed engine's /ruleset) -------------------------- */
+
+/* POST /ruleset/export: {"streams": {"<name>": "CREATE STREAM ..."}, "tables": {},
+ * "rules": {"<id>": "<the rule's JSON as a string>"}}, as a file to keep.
+ * Secrets come out as "***", as GET /rules/{id} shows them: fill them in
+ * before importing elsewhere. */
+static void ruleset_export(svc_request *r)
+{
+    rules_engine *e = engine(r);
+    if (!e)
+        return;
+    bool ok = true;
+    inferd_value *set = inferd_value_object(), *streams = inferd_value_object(),
+                 *rules = inferd_value_object(), *names = rules_stream_list(e),
+                 *list = rules_rule_list(e);
+    for (size_t i = 0; ok && i < inferd_value_array_len(names); i++) {
+        const char *name = inferd_value_string_or(inferd_value_array_get(names, i), "");
+        inferd_value *d = NULL;
+        if (rules_stream_describe(e, name, &d, NULL) == INFERD_OK) /* else dropped meanwhile */
+            inferd__put_str(streams, name,
+                            inferd_value_string_or(inferd_value_object_get(d, "sql"), ""), &ok);
+        inferd_value_free(d);
+    }
+    for (size_t i = 0; ok && i < inferd_value_array_len(list); i++) {
+        const char *id =
+            inferd_value_string_or(inferd_value_object_get(inferd_value_array_get(list, i), "id"), "");
+        inferd_value *d = NULL;
+        char *json = NULL;
+        if (rules_rule_describe(e, id, &d, NULL) == INFERD_OK &&
+            inferd_value_to_json(d, INFERD_JSON_COMPACT, &json, NULL, NULL) == INFERD_OK)
+            inferd__put_str(rules, id, json, &ok);
+        free(json);
+        inferd_value_free(d);
+    }
+    inferd_value_free(names);
+    inferd_value_free(list);
+    inferd__put(set, "streams", streams, &ok);
+    inferd__put(set, "tables", inferd_value_object(), &ok);
+    inferd__put(set, "rules", rules, &ok);
+    svc_reply_built(r, MHD_HTTP_OK, set, ok);
+}
+
+static const char ruleset_body_help[] =
+    "the body must be {\"content\": \"<the ruleset's JSON as a string>\"} or {\"file\": "
+    "\"file:///path/ruleset.json\"}";
+
+/* The ruleset an import names: its "content", or the file of its "file"
+ * URL. NULL after replying 400. */
+static inferd_value *ruleset_of(svc_request *r, const inferd_value *doc)
+{
+    const char *content = inferd_value_string_or(inferd_value_object_get(doc, "content"), NULL);
+    const char *file = inferd_value_string_or(inferd_value_object_get(doc, "file"), NULL);
+    inferd_value *set = NULL;
+    inferd_error err = {0};
+    inferd_status st = INFERD_OK;
+    if (inferd_value_object_len(doc) != 1 || (!content && !file)) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "%s", ruleset_body_help);
+        return NULL;
+    }
+    if (file && (strncmp(file, "file://", 7) != 0 || file[7] != '/')) {
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "\"file\" must be a file:/// "
+                        "URL of a file on this machine, not \"%s\"", file);
+        return NULL;
+    }
+    if (content)
+        st = inferd_value_from_json(content, strlen(content), 0, &set, &err);
+    else if ((st = inferd__json_file_read(file + 7, RULESET_MAX_BYTES, &set, &err)) ==
+                 INFERD_OK && !set)
+        st = inferd_error_set(&err, INFERD_ENOTFOUND, "%s does not exist", file + 7);
+    if (st == INFERD_OK && !inferd_value_is(set, INFERD_VALUE_OBJECT))
+        st = inferd_error_set(&err, INFERD_EINVAL, "a ruleset is a JSON object of \"streams\", "
+                              "\"tables\" and \"rules\"");
+    if (st != INFERD_OK) {
+        inferd_value_free(set);
+        svc_reply_error(r, MHD_HTTP_BAD_REQUEST, "bad_request", "the ruleset: %s", err.message);
+        return NULL;
+    }
+    return set;
+}
+
+/* One entry the import did not create: why, under "<kind> <name>". */
+static void import_failed(inferd_value *failed, const char *kind, const char *name,
+                          const char *why, bool *ok)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s %.200s", kind, name);
+    inferd__put_str(failed, key, why, ok);
+}
+
+/* POST /ruleset/import: the streams first (each "CREATE STREAM"), then the
+ * rules (each its JSON as a string, or an object); one that exists already
+ * is left as it is, one that fails is named with why, and the others are
+ * created. 200 {"streams": n, "tables": 0, "rules": n, "skipped": [...],
+ * "failed": {...}}. */
+static void ruleset_import(svc_request *r)
+{
+    rules_engine *e = engine(r);
+    inferd_value *doc = e ? svc_body_object(r) : NULL;
+    inferd_value *set = doc ? ruleset_of(r, doc) : NULL;
+    inferd_value_free(doc);
+    if (!set)
+        return;
+    bool ok = true;
+    int64_t n_streams = 0, n_rules = 0;
+    inferd_value *skipped = inferd_value_array(), *failed = inferd_value_object();
+    const inferd_value *group;
+    const char *name;
+    inferd_value *item;
+    group = inferd_value_object_get(set, "streams");
+    for (size_t i = 0; ok && inferd_value_object_entry(group, i, &name, &item); i++) {
+        const char *sql = inferd_value_string_or(item, NULL);
+        inferd_error err = {0};
+        inferd_status st = sql ? rules_stream_create(e, sql, NULL, &err)
+                               : inferd_error_set(&err, INFERD_EINVAL, "not a CREATE STREAM "
+                                                  "statement as a string");
+        if (st == INFERD_OK)
+            n_streams++;
+        else if (st == INFERD_EEXIST)
+            inferd__push(skipped, inferd_value_string(name), &ok);
+        else
+            import_failed(failed, "stream", name, err.message, &ok);
+    }
+    group = inferd_value_object_get(set, "tables");
+    for (size_t i = 0; ok && inferd_value_object_entry(group, i, &name, &item); i++)
+        import_failed(failed, "table", name, "tables are not supported (CREATE TABLE)", &ok);
+    group = inferd_value_object_get(set, "rules");
+    for (size_t i = 0; ok && inferd_value_object_entry(group, i, &name, &item); i++) {
+        const char *text = inferd_value_string_or(item, NULL);
+        inferd_value *def = NULL;
+        inferd_error err = {0};
+        inferd_status st = INFERD_OK;
+        if (text)
+            st = inferd_value_from_json(text, strlen(text), 0, &def, &err);
+        else if (!(def = inferd_value_copy(item)))
+            st = inferd_error_set(&err, INFERD_ENOMEM, "out of memory");
+        if (st == INFERD_OK && !inferd_value_is(def, INFERD_VALUE_OBJECT))
+            st = inferd_error_set(&err, INFERD_EINVAL, "not a rule's JSON object");
+        /* The key names the rule where its JSON does not. */
+        if (st == INFERD_OK && !inferd_value_object_get(def, "id"))
+            st = inferd_value_object_set(def, "id", inferd_value_string(name), &err);
+        if (st == INFERD_OK)
+            st = rules_rule_create(e, def, &err);
+        inferd_value_free(def);
+        if (st == INFERD_OK)
+            n_rules++;
+        else if (st == INFERD_EEXIST)
+            inferd__push(skipped, inferd_value_string(name), &ok);
+        else
+            import_failed(failed, "rule", name, err.message, &ok);
+    }
+    inferd_value_free(set);
+    char msg[160];
+    snprintf(msg, sizeof msg, "imported %lld streams, 0 tables and %lld rules",
+             (long long)n_streams, (long long)n_rules);
+    inferd_value *b = inferd_value_object();
+    inferd__put(b, "streams", inferd_value_int(n_streams), &ok);
+    inferd__put(b, "tables", inferd_value_int(0), &ok);
+    inferd__put(b, "rules", inferd_value_int(n_rules), &ok);
+    inferd__put(b, "skipped", skipped, &ok);
+    inferd__put(b, "failed", failed, &ok);
+    inferd__put_str(b, "message", msg, &ok);
+    svc_reply_built(r, MHD_HTTP_OK, b, ok);
+}
+
 const svc_route svc_rules_routes[] = {
     {"POST", "/streams", stream_create, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/streams", stream_list, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
@@ -260,6 +429,8 @@ const svc_route svc_rules_routes[] = {
     {"DELETE", "/streams/*", stream_delete, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/push/*", stream_push, 0},
     {"POST", "/rules/validate", rule_validate, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"POST", "/ruleset/export", ruleset_export, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
+    {"POST", "/ruleset/import", ruleset_import, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"POST", "/rules", rule_create, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/rules", rule_list, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},
     {"GET", "/rules/*", rule_get, SVC_ROUTE_MANAGEMENT | SVC_ROUTE_WORKER},

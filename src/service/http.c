@@ -361,7 +361,8 @@ void svc_reply_exchange(svc_request *r, inferd_http_response *resp)
 bool svc_path_reserved(const char *path)
 {
     static const char *const exact[] = {"/", "/health", "/ready", "/version", "/metrics", "/ping"};
-    static const char *const trees[] = {"/v1", "/v2", "/plugins", "/streams", "/rules", "/push"};
+    static const char *const trees[] = {"/v1", "/v2", "/plugins", "/streams", "/rules",
+                                        "/ruleset", "/push"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(path, exact[i]) == 0)
             return true;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/build_value.h"
+#include "core/json_file.h"
 #include "inferd/log.h"
 #include "inferd/plugin.h"
 #include "inferd/props.h"
@@ -510,31 +511,6 @@ static inferd_value *merge_options(const inferd_value *base, const inferd_value 
     return m;
 }
 
-/* path's JSON object into *out; none (ENOENT) leaves *out NULL. */
-static inferd_status read_json_file(const char *path, inferd_value **out, inferd_error *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? INFERD_OK
-                               : inferd_error_set(err, INFERD_EIO, "%s: %s", path,
-                                                  strerror(errno));
-    char *text = malloc(KS_MAX_CONFIG_BYTES + 1);
-    size_t len = text ? fread(text, 1, KS_MAX_CONFIG_BYTES + 1, f) : 0;
-    bool failed = ferror(f);
-    fclose(f);
-    inferd_status st;
-    if (!text)
-        st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    else if (failed || len > KS_MAX_CONFIG_BYTES)
-        st = inferd_error_set(err, INFERD_EIO, "%s: %s", path,
-                              failed ? "read error" : "larger than 1 MiB");
-    else if ((st = inferd_value_from_json(text, len, 0, out, err)) != INFERD_OK)
-        inferd_error_prefix(err, "%s", path);
-    free(text);
-    return st;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -636,7 +612,7 @@ static inferd_status read_config(ks_repo *r, ks_plan *p, inferd_error *err)
     inferd_props *props = NULL;
     if (asprintf(&path, "%s/" KS_CONFIG_FILE, p->where) < 0)
         return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-    inferd_status st = read_json_file(path, &given, err);
+    inferd_status st = inferd__json_file_read(path, KS_MAX_CONFIG_BYTES, &given, err);
     if (st == INFERD_OK)
         st = inferd_props_validate(r->config_specs, path, given, &props, err);
     if (st == INFERD_OK) {
