@@ -17,6 +17,10 @@
  *   pi()                double
  *   rand()              double in [0, 1)
  *   sign(n)             int -1, 0 or 1
+ *   bitand bitor bitxor (x, y), bitnot(x)   ints
+ *   cosh sinh tanh (n)  double
+ *   degrees(rad) radians(deg)   double
+ *   trunc(n, digits)    cut towards zero; an int with digits >= 0 as is
  * Strings (lengths and positions count characters, not bytes)
  *   concat(x, ...)      strings, numbers and bools joined as text
  *   lower(s) upper(s)   ASCII letters
@@ -30,6 +34,12 @@
  *   lpad(s, n) rpad(s, n)   s with n spaces added on the left / right
  *   reverse(s)
  *   numbytes(s | bytes) int, the size in bytes
+ *   chr(code)           the character of a Unicode code point
+ *   regexp_matches(s, re)          bool: re matches somewhere in s
+ *   regexp_substr(s, re)           the first match, "" when none
+ *   regexp_replace(s, re, rep)     every match replaced; $1..$9 in rep are
+ *                       its groups. re is POSIX extended, with RE2's \d \w \s
+ *                       (\D \W \S outside brackets) rewritten to classes
  * Encoding
  *   encode(s | bytes, 'base64')  string
  *   decode(s, 'base64')          bytes
@@ -64,8 +74,10 @@
  *                  window: now - size and now)
  */
 #include <openssl/evp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1097,6 +1109,294 @@ static inferd_status bi_collect(ARGS) { return ret(out, inferd_value_copy(a[0]),
 static inferd_status bi_window_start(ARGS) { return ret(out, inferd_value_int(c->win_start), err); }
 static inferd_status bi_window_end(ARGS) { return ret(out, inferd_value_int(c->win_end), err); }
 
+/* A string grown by pieces (regexp_replace). */
+typedef struct sbuf {
+    char *data;
+    size_t len, cap;
+} sbuf;
+
+static inferd_status sbuf_add(sbuf *b, const char *p, size_t n, inferd_error *err)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return sql_oom(err);
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return INFERD_OK;
+}
+
+/* ---- more of the seed engine's functions: bits, hyperbolic, angles,
+ * trunc, chr, regular expressions ------------------------------------------ */
+
+/* bitand, bitor, bitxor: two integers. */
+static inferd_status bits(const char *fn, char op, const inferd_value *const *a,
+                          inferd_value **out, inferd_error *err)
+{
+    int64_t x, y;
+    inferd_status st = need_int(fn, a, 0, &x, err);
+    if (st || (st = need_int(fn, a, 1, &y, err)))
+        return st;
+    int64_t v = op == '&' ? (x & y) : op == '|' ? (x | y) : (x ^ y);
+    return ret(out, inferd_value_int(v), err);
+}
+
+static inferd_status bi_bitand(ARGS) { return bits("bitand", '&', a, out, err); }
+static inferd_status bi_bitor(ARGS) { return bits("bitor", '|', a, out, err); }
+static inferd_status bi_bitxor(ARGS) { return bits("bitxor", '^', a, out, err); }
+
+static inferd_status bi_bitnot(ARGS)
+{
+    int64_t x;
+    inferd_status st = need_int("bitnot", a, 0, &x, err);
+    return st ? st : ret(out, inferd_value_int(~x), err);
+}
+
+static double to_degrees(double r) { return r * 180.0 / M_PI; }
+static double to_radians(double d) { return d * M_PI / 180.0; }
+
+static inferd_status bi_cosh(ARGS) { return unary("cosh", cosh, D_ANY, a, out, err); }
+static inferd_status bi_sinh(ARGS) { return unary("sinh", sinh, D_ANY, a, out, err); }
+static inferd_status bi_tanh(ARGS) { return unary("tanh", tanh, D_ANY, a, out, err); }
+static inferd_status bi_degrees(ARGS) { return unary("degrees", to_degrees, D_ANY, a, out, err); }
+static inferd_status bi_radians(ARGS) { return unary("radians", to_radians, D_ANY, a, out, err); }
+
+/* trunc(x, digits): x cut (towards zero) to that many decimals. */
+static inferd_status bi_trunc(ARGS)
+{
+    double d;
+    int64_t digits;
+    inferd_status st = need_number("trunc", a, 0, &d, err);
+    if (st || (st = need_int("trunc", a, 1, &digits, err)))
+        return st;
+    if (inferd_value_is(a[0], INFERD_VALUE_INT) && digits >= 0)
+        return ret(out, inferd_value_copy(a[0]), err);
+    if (digits > 15)
+        return ret(out, inferd_value_double(d), err);
+    if (digits < -308)
+        return ret(out, inferd_value_double(0), err);
+    double scale = pow(10, (double)digits);
+    return ret(out, inferd_value_double(trunc(d * scale) / scale), err);
+}
+
+/* chr(code): the character of a Unicode code point, as UTF-8. */
+static inferd_status bi_chr(ARGS)
+{
+    int64_t cp;
+    inferd_status st = need_int("chr", a, 0, &cp, err);
+    if (st)
+        return st;
+    if (cp < 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return inferd_error_set(err, INFERD_EINVAL, "chr: %lld is not a Unicode code point",
+                                (long long)cp);
+    char u[4];
+    size_t len;
+    if (cp < 0x80) {
+        u[0] = (char)cp, len = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), len = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F)), len = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), len = 4;
+    }
+    return ret(out, inferd_value_string_n(u, len), err);
+}
+
+/* The seed engine's patterns are RE2's; POSIX extended expressions lack
+ * its \d \w \s classes (and their negations): they are rewritten, in and
+ * out of brackets. Anything else is given to regcomp as it is. What could
+ * make matching slow or large is refused, as RE2 has no such cases: a
+ * back-reference (\1: backtracking), more than two bounded repetitions or
+ * one above 100 ({n,m}: states multiply), a pattern over 1024 bytes. */
+#define REGEX_MAX_BYTES 1024
+#define REGEX_MAX_BOUND 100
+#define REGEX_MAX_BOUNDS 2
+static inferd_status compile_regex(const char *fn, const char *pattern, regex_t *re,
+                                   inferd_error *err)
+{
+    size_t n = strlen(pattern), bounds = 0;
+    if (n > REGEX_MAX_BYTES)
+        return inferd_error_set(err, INFERD_EINVAL, "%s: the regular expression has %zu bytes, "
+                                "more than %d", fn, n, REGEX_MAX_BYTES);
+    for (size_t i = 0; i < n; i++) {
+        if (pattern[i] == '\\' && i + 1 < n && pattern[i + 1] >= '1' && pattern[i + 1] <= '9')
+            return inferd_error_set(err, INFERD_EINVAL, "%s: back-references (\\%c) are not "
+                                    "supported", fn, pattern[i + 1]);
+        if (pattern[i] == '\\') {
+            i++;
+            continue;
+        }
+        if (pattern[i] != '{')
+            continue;
+        char *end;
+        long lo = strtol(pattern + i + 1, &end, 10), hi = lo;
+        if (*end == ',')
+            hi = end[1] == '}' ? 0 : strtol(end + 1, &end, 10);
+        if (++bounds > REGEX_MAX_BOUNDS || lo > REGEX_MAX_BOUND || hi > REGEX_MAX_BOUND)
+            return inferd_error_set(err, INFERD_EINVAL, "%s: at most %d bounded repetitions "
+                                    "{n,m} of at most %d are supported", fn, REGEX_MAX_BOUNDS,
+                                    REGEX_MAX_BOUND);
+    }
+    char *p = malloc(n * 16 + 1); /* the longest rewrite: \W -> [^[:alnum:]_] */
+    if (!p)
+        return sql_oom(err);
+    size_t o = 0;
+    bool in_bracket = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = pattern[i];
+        if (ch == '\\' && i + 1 < n && strchr("dDwWsS", pattern[i + 1])) {
+            static const char *const in[] = {"0-9", "[:alnum:]_", "[:space:]"};
+            const char *cls = in[strchr("dws", tolower((unsigned char)pattern[i + 1])) - "dws"];
+            bool neg = isupper((unsigned char)pattern[i + 1]);
+            if (in_bracket && neg) {
+                free(p);
+                return inferd_error_set(err, INFERD_EINVAL, "%s: \\%c inside [...] is not "
+                                        "supported", fn, pattern[i + 1]);
+            }
+            o += (size_t)sprintf(p + o, in_bracket ? "%s" : neg ? "[^%s]" : "[%s]", cls);
+            i++;
+            continue;
+        }
+        if (ch == '\\' && i + 1 < n) { /* an escaped character as it is */
+            p[o++] = ch;
+            p[o++] = pattern[++i];
+            continue;
+        }
+        if (!in_bracket && ch == '[') {
+            in_bracket = true;
+            p[o++] = ch;
+            if (i + 1 < n && pattern[i + 1] == '^')
+                p[o++] = pattern[++i];
+            if (i + 1 < n && pattern[i + 1] == ']') /* a leading ] is a member */
+                p[o++] = pattern[++i];
+            continue;
+        }
+        if (in_bracket && ch == ']')
+            in_bracket = false;
+        p[o++] = ch;
+    }
+    p[o] = '\0';
+    int rc = regcomp(re, p, REG_EXTENDED);
+    free(p);
+    if (rc != 0) {
+        char why[128];
+        regerror(rc, re, why, sizeof why);
+        return inferd_error_set(err, INFERD_EINVAL, "%s: bad regular expression '%s': %s", fn,
+                                pattern, why);
+    }
+    return INFERD_OK;
+}
+
+/* The string argument 0 and the compiled pattern of argument 1. */
+static inferd_status regex_args(const char *fn, const inferd_value *const *a, const char **s,
+                                regex_t *re, inferd_error *err)
+{
+    const char *pattern;
+    size_t len;
+    inferd_status st = need_string(fn, a, 0, s, &len, err);
+    if (st || (st = need_string(fn, a, 1, &pattern, &len, err)))
+        return st;
+    return compile_regex(fn, pattern, re, err);
+}
+
+static inferd_status bi_regexp_matches(ARGS)
+{
+    const char *s;
+    regex_t re;
+    inferd_status st = regex_args("regexp_matches", a, &s, &re, err);
+    if (st)
+        return st;
+    bool m = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ret(out, inferd_value_bool(m), err);
+}
+
+/* The first match, or "" when there is none. */
+static inferd_status bi_regexp_substr(ARGS)
+{
+    const char *s;
+    regex_t re;
+    inferd_status st = regex_args("regexp_substr", a, &s, &re, err);
+    if (st)
+        return st;
+    regmatch_t m;
+    bool found = regexec(&re, s, 1, &m, 0) == 0;
+    regfree(&re);
+    return ret(out, found ? inferd_value_string_n(s + m.rm_so, (size_t)(m.rm_eo - m.rm_so))
+                          : inferd_value_string(""), err);
+}
+
+/* Every match replaced by the replacement, where $1..$9 are its groups
+ * (RE2's and the seed engine's way; $$ is a $). */
+static inferd_status bi_regexp_replace(ARGS)
+{
+    const char *s, *rep;
+    size_t rlen;
+    regex_t re;
+    inferd_status st = need_string("regexp_replace", a, 2, &rep, &rlen, err);
+    if (st || (st = regex_args("regexp_replace", a, &s, &re, err)))
+        return st;
+    sbuf b = {0};
+    regmatch_t m[10];
+    const char *at = s;
+    int flags = 0;
+    bool after_match = false; /* an empty match right after a match does not count (RE2) */
+    while (st == INFERD_OK && regexec(&re, at, 10, m, flags) == 0) {
+        bool empty = m[0].rm_eo == m[0].rm_so;
+        if (empty && m[0].rm_so == 0 && after_match) {
+            if (!*at)
+                break;
+            st = sbuf_add(&b, at, 1, err);
+            at++, after_match = false, flags = REG_NOTBOL;
+            continue;
+        }
+        st = sbuf_add(&b, at, (size_t)m[0].rm_so, err);
+        for (size_t i = 0; st == INFERD_OK && i < rlen; i++) {
+            if (rep[i] == '$' && i + 1 < rlen && rep[i + 1] >= '0' && rep[i + 1] <= '9') {
+                regmatch_t g = m[rep[++i] - '0'];
+                if (g.rm_so >= 0)
+                    st = sbuf_add(&b, at + g.rm_so, (size_t)(g.rm_eo - g.rm_so), err);
+            } else if (rep[i] == '$' && i + 1 < rlen && rep[i + 1] == '$') {
+                st = sbuf_add(&b, "$", 1, err);
+                i++;
+            } else {
+                st = sbuf_add(&b, rep + i, 1, err);
+            }
+        }
+        at += m[0].rm_eo;
+        after_match = !empty;
+        /* An empty match moves one character on, copied; at the end it is
+         * the last one. */
+        if (empty) {
+            if (!*at)
+                break;
+            if (st == INFERD_OK)
+                st = sbuf_add(&b, at, 1, err);
+            at++;
+        }
+        flags = REG_NOTBOL;
+    }
+    regfree(&re);
+    if (st == INFERD_OK)
+        st = sbuf_add(&b, at, strlen(at), err);
+    if (st != INFERD_OK) {
+        free(b.data);
+        return st;
+    }
+    inferd_value *v = inferd_value_string_n(b.data ? b.data : "", b.len);
+    free(b.data);
+    return ret(out, v, err);
+}
+
 /* ---- the table ------------------------------------------------------------------ */
 
 /* name, arity, kind, takes NULLs, takes '*', call, bind-time check */
@@ -1110,12 +1410,15 @@ static const builtin builtins[] = {
     S(abs, 1, 1), S(ceil, 1, 1), S(floor, 1, 1), S(round, 1, 2), S(sqrt, 1, 1), S(power, 2, 2),
     S(mod, 2, 2), S(exp, 1, 1), S(ln, 1, 1), S(log, 1, 2), S(sin, 1, 1), S(cos, 1, 1),
     S(tan, 1, 1), S(asin, 1, 1), S(acos, 1, 1), S(atan, 1, 1), S(atan2, 2, 2), S(pi, 0, 0),
-    S(rand, 0, 0), S(sign, 1, 1),
+    S(rand, 0, 0), S(sign, 1, 1), S(bitand, 2, 2), S(bitor, 2, 2), S(bitxor, 2, 2),
+    S(bitnot, 1, 1), S(cosh, 1, 1), S(sinh, 1, 1), S(tanh, 1, 1), S(degrees, 1, 1),
+    S(radians, 1, 1), S(trunc, 2, 2),
     /* strings */
     S(concat, 1, -1), S(lower, 1, 1), S(upper, 1, 1), S(length, 1, 1), S(trim, 1, 1),
     S(ltrim, 1, 1), S(rtrim, 1, 1), S(substring, 2, 3), S(startswith, 2, 2), S(endswith, 2, 2),
     S(indexof, 2, 2), S(replace, 3, 3), S(split_value, 3, 3), S(lpad, 2, 2), S(rpad, 2, 2),
-    S(reverse, 1, 1), S(numbytes, 1, 1),
+    S(reverse, 1, 1), S(numbytes, 1, 1), S(chr, 1, 1), S(regexp_matches, 2, 2),
+    S(regexp_replace, 3, 3), S(regexp_substr, 2, 2),
     /* encoding, JSON, types */
     SV(encode, 2, 2, val_encode), SV(decode, 2, 2, val_decode), SN(to_json, 1, 1),
     S(parse_json, 1, 1), SV(json_path_query, 2, 2, val_json_path), S(object_keys, 1, 1),

@@ -770,6 +770,26 @@ static void math_functions(void **state)
     expect_eval_error("pi(1)", "function 'pi' takes 0 arguments, got 1");
     expect_eval_error("sqrt()", "function 'sqrt' takes 1 argument, got 0");
     expect_eval_error("round(1, 2, 3)", "function 'round' takes 1 to 2 arguments, got 3");
+    /* the seed engine's bit, hyperbolic, angle and trunc functions */
+    expect_eval("bitand(12, 10)", "8");
+    expect_eval("bitor(12, 10)", "14");
+    expect_eval("bitxor(12, 10)", "6");
+    expect_eval("bitnot(12)", "-13");
+    expect_eval("bitand(i, n)", "null");
+    expect_eval_error("bitand(1.5, 1)", "bitand: argument 1 must be an integer, got double");
+    expect_eval_error("bitnot('x')", "bitnot: argument 1 must be an integer, got string");
+    expect_eval("cosh(0)", "1.0");
+    expect_eval("sinh(0)", "0.0");
+    expect_eval("tanh(0)", "0.0");
+    assert_true(fabs(eval_double("tanh(1)") - tanh(1)) < 1e-15);
+    expect_eval("degrees(pi())", "180.0");
+    assert_true(fabs(eval_double("radians(180)") - M_PI) < 1e-15);
+    expect_eval("trunc(3.14159, 2)", "3.14");
+    expect_eval("trunc(-3.789, 1)", "-3.7");
+    expect_eval("trunc(1299, -2)", "1200.0");
+    expect_eval("trunc(7, 1)", "7");
+    expect_eval_error("trunc(1.5, 0.5)", "trunc: argument 2 must be an integer, got double");
+    expect_eval_error("trunc(1.5)", "function 'trunc' takes 2 arguments, got 1");
 }
 
 static void string_functions(void **state)
@@ -821,6 +841,41 @@ static void string_functions(void **state)
     expect_eval("reverse('abc')", "\"cba\"");
     expect_eval("reverse('héllo')", "\"olléh\"");
     expect_eval("numbytes('héllo')", "6");
+    expect_eval("chr(65)", "\"A\"");
+    expect_eval("chr(233)", "\"é\"");
+    expect_eval("chr(8364)", "\"€\"");
+    expect_eval("chr(128512)", "\"\xf0\x9f\x98\x80\"");
+    expect_eval_error("chr(55296)", "chr: 55296 is not a Unicode code point");
+    expect_eval_error("chr(-1)", "chr: -1 is not a Unicode code point");
+    expect_eval("regexp_matches('abc123', '[0-9]+')", "true");
+    expect_eval("regexp_matches('abc', '^b')", "false");
+    expect_eval("regexp_matches('abc123', '\\d{3}$')", "true");
+    expect_eval("regexp_matches('a b', 'a\\sb')", "true");
+    expect_eval("regexp_matches('ab', '\\W')", "false");
+    expect_eval("regexp_substr('abc123def45', '[0-9]+')", "\"123\"");
+    expect_eval("regexp_substr('abc', '\\d')", "\"\"");
+    expect_eval("regexp_substr('x=1;y=22', '[\\d]+;')", "\"1;\"");
+    expect_eval("regexp_replace('a1b22c333', '[0-9]+', '#')", "\"a#b#c#\"");
+    expect_eval("regexp_replace('john smith', '([a-z]+) ([a-z]+)', '$2, $1')",
+                "\"smith, john\"");
+    expect_eval("regexp_replace('cost 5', '([0-9])', '$$$1')", "\"cost $5\"");
+    expect_eval("regexp_replace('abc', 'x*', '-')", "\"-a-b-c-\"");
+    expect_eval("regexp_replace('abc', 'b*', '-')", "\"-a-c-\"");
+    expect_eval("regexp_replace('', 'x*', '-')", "\"-\"");
+    expect_eval("regexp_replace('^^', '^', 'x')", "\"x^^\"");
+    expect_eval("regexp_matches(n, 'a')", "null");
+    expect_eval_error("regexp_matches('a', '(')",
+                      "regexp_matches: bad regular expression '(': ");
+    expect_eval_error("regexp_matches('aa', '(a)\\1')",
+                      "regexp_matches: back-references (\\1) are not supported");
+    expect_eval_error("regexp_matches('a', '((a{50}){50}){50}')",
+                      "regexp_matches: at most 2 bounded repetitions {n,m} of at most 100");
+    expect_eval_error("regexp_matches('a', 'a{101}')", "of at most 100 are supported");
+    expect_eval("regexp_matches('aaa', '^a{2,3}$')", "true");
+    expect_eval_error("regexp_matches(1, 'a')",
+                      "regexp_matches: argument 1 must be a string, got int");
+    expect_eval_error("regexp_replace('a', 'a', 1)",
+                      "regexp_replace: argument 3 must be a string, got int");
     expect_eval_error("numbytes(1)", "numbytes: argument 1 must be a string or bytes, got int");
     expect_eval("LOWER(n)", "null");
     /* each string function names itself and the argument it refuses */
