@@ -1214,28 +1214,51 @@ static inferd_status bi_chr(ARGS)
 /* The seed engine's patterns are RE2's; POSIX extended expressions lack
  * its \d \w \s classes (and their negations): they are rewritten, in and
  * out of brackets. Anything else is given to regcomp as it is. What could
- * make matching slow or large is refused, as RE2 has no such cases: a
- * back-reference (\1: backtracking), more than two bounded repetitions or
- * one above 100 ({n,m}: states multiply), a pattern over 1024 bytes. */
+ * make glibc's matcher slow or huge is refused (RE2 refuses or lacks most
+ * of it): a back-reference (\1: backtracking), repetition operators in a
+ * row (a{2,3}++++ copies the pattern over and over), more than two bounded
+ * repetitions or one above 100 ({n,m}: states multiply), more than four
+ * groups repeated with + (each copies the group: ((x+)+)+ doubles and
+ * doubles), a pattern over 1024 bytes. */
 #define REGEX_MAX_BYTES 1024
 #define REGEX_MAX_BOUND 100
 #define REGEX_MAX_BOUNDS 2
-static inferd_status compile_regex(const char *fn, const char *pattern, regex_t *re,
-                                   inferd_error *err)
+#define REGEX_MAX_GROUP_PLUS 4
+static inferd_status check_regex(const char *fn, const char *pattern, inferd_error *err)
 {
-    size_t n = strlen(pattern), bounds = 0;
+    size_t n = strlen(pattern), bounds = 0, group_plus = 0;
     if (n > REGEX_MAX_BYTES)
         return inferd_error_set(err, INFERD_EINVAL, "%s: the regular expression has %zu bytes, "
                                 "more than %d", fn, n, REGEX_MAX_BYTES);
+    bool in_bracket = false, after_repeat = false;
     for (size_t i = 0; i < n; i++) {
-        if (pattern[i] == '\\' && i + 1 < n && pattern[i + 1] >= '1' && pattern[i + 1] <= '9')
+        char ch = pattern[i];
+        if (ch == '\\' && i + 1 < n && pattern[i + 1] >= '1' && pattern[i + 1] <= '9')
             return inferd_error_set(err, INFERD_EINVAL, "%s: back-references (\\%c) are not "
                                     "supported", fn, pattern[i + 1]);
-        if (pattern[i] == '\\') {
-            i++;
+        if (ch == '\\') {
+            i++, after_repeat = false;
             continue;
         }
-        if (pattern[i] != '{')
+        if (in_bracket) {
+            in_bracket = ch != ']';
+            continue;
+        }
+        if (ch == '[') {
+            in_bracket = true, after_repeat = false;
+            i += pattern[i + 1] == '^'; /* [^]...] and []...]: the ] is a member */
+            i += pattern[i + 1] == ']';
+            continue;
+        }
+        bool repeat = ch == '*' || ch == '+' || ch == '?' || ch == '{';
+        if (repeat && after_repeat)
+            return inferd_error_set(err, INFERD_EINVAL, "%s: repetition operators in a row "
+                                    "(such as ** or +?) are not supported", fn);
+        if (ch == '+' && i > 0 && pattern[i - 1] == ')' && ++group_plus > REGEX_MAX_GROUP_PLUS)
+            return inferd_error_set(err, INFERD_EINVAL, "%s: at most %d groups repeated with + "
+                                    "are supported", fn, REGEX_MAX_GROUP_PLUS);
+        after_repeat = repeat;
+        if (ch != '{')
             continue;
         char *end;
         long lo = strtol(pattern + i + 1, &end, 10), hi = lo;
@@ -1245,7 +1268,20 @@ static inferd_status compile_regex(const char *fn, const char *pattern, regex_t 
             return inferd_error_set(err, INFERD_EINVAL, "%s: at most %d bounded repetitions "
                                     "{n,m} of at most %d are supported", fn, REGEX_MAX_BOUNDS,
                                     REGEX_MAX_BOUND);
+        const char *close = strchr(pattern + i, '}');
+        if (close)
+            i = (size_t)(close - pattern);
     }
+    return INFERD_OK;
+}
+
+static inferd_status compile_regex(const char *fn, const char *pattern, regex_t *re,
+                                   inferd_error *err)
+{
+    inferd_status st = check_regex(fn, pattern, err);
+    if (st)
+        return st;
+    size_t n = strlen(pattern);
     char *p = malloc(n * 16 + 1); /* the longest rewrite: \W -> [^[:alnum:]_] */
     if (!p)
         return sql_oom(err);

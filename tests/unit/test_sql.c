@@ -872,6 +872,13 @@ static void string_functions(void **state)
                       "regexp_matches: at most 2 bounded repetitions {n,m} of at most 100");
     expect_eval_error("regexp_matches('a', 'a{101}')", "of at most 100 are supported");
     expect_eval("regexp_matches('aaa', '^a{2,3}$')", "true");
+    expect_eval_error("regexp_matches('a', 'x{2,3}++')", "repetition operators in a row");
+    expect_eval_error("regexp_matches('a', 'a*?')", "repetition operators in a row");
+    expect_eval("regexp_matches('xx', '^((((x+)+)+)+)+$')", "true");
+    expect_eval_error("regexp_matches('x', '(((((x+)+)+)+)+)+')",
+                      "at most 4 groups repeated with + are supported");
+    expect_eval("regexp_matches('a*+', '[*+]{2}')", "true");
+    expect_eval("regexp_matches('a{', 'a\\{')", "true");
     expect_eval_error("regexp_matches(1, 'a')",
                       "regexp_matches: argument 1 must be a string, got int");
     expect_eval_error("regexp_replace('a', 'a', 1)",
