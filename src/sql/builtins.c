@@ -183,22 +183,27 @@ static inferd_status whole(const char *fn, double (*f)(double), const inferd_val
 static inferd_status bi_ceil(ARGS) { return whole("ceil", ceil, a, out, err); }
 static inferd_status bi_floor(ARGS) { return whole("floor", floor, a, out, err); }
 
-static inferd_status bi_round(ARGS)
+/* round and trunc: n cut by cut (round half away from zero, or towards
+ * zero) to `digits` decimals (argument 2, else 0). */
+static inferd_status decimals(const char *fn, double (*cut)(double), const inferd_value *const *a,
+                              size_t n, inferd_value **out, inferd_error *err)
 {
     double d;
     int64_t digits = 0;
-    inferd_status st = need_number("round", a, 0, &d, err);
-    if (st || (n > 1 && (st = need_int("round", a, 1, &digits, err))))
+    inferd_status st = need_number(fn, a, 0, &d, err);
+    if (st || (n > 1 && (st = need_int(fn, a, 1, &digits, err))))
         return st;
     if (inferd_value_is(a[0], INFERD_VALUE_INT) && digits >= 0)
         return ret(out, inferd_value_copy(a[0]), err);
-    if (digits > 15) /* beyond a double's precision: nothing to round */
+    if (digits > 15) /* beyond a double's precision: nothing to cut */
         return ret(out, inferd_value_double(d), err);
     if (digits < -308)
         return ret(out, inferd_value_double(0), err);
     double scale = pow(10, (double)digits);
-    return ret(out, inferd_value_double(round(d * scale) / scale), err);
+    return ret(out, inferd_value_double(cut(d * scale) / scale), err);
 }
+
+static inferd_status bi_round(ARGS) { return decimals("round", round, a, n, out, err); }
 
 /* One-argument double functions; domain says which arguments are allowed. */
 typedef enum domain { D_ANY, D_NONNEG, D_POS, D_UNIT } domain;
@@ -1167,23 +1172,7 @@ static inferd_status bi_tanh(ARGS) { return unary("tanh", tanh, D_ANY, a, out, e
 static inferd_status bi_degrees(ARGS) { return unary("degrees", to_degrees, D_ANY, a, out, err); }
 static inferd_status bi_radians(ARGS) { return unary("radians", to_radians, D_ANY, a, out, err); }
 
-/* trunc(x, digits): x cut (towards zero) to that many decimals. */
-static inferd_status bi_trunc(ARGS)
-{
-    double d;
-    int64_t digits;
-    inferd_status st = need_number("trunc", a, 0, &d, err);
-    if (st || (st = need_int("trunc", a, 1, &digits, err)))
-        return st;
-    if (inferd_value_is(a[0], INFERD_VALUE_INT) && digits >= 0)
-        return ret(out, inferd_value_copy(a[0]), err);
-    if (digits > 15)
-        return ret(out, inferd_value_double(d), err);
-    if (digits < -308)
-        return ret(out, inferd_value_double(0), err);
-    double scale = pow(10, (double)digits);
-    return ret(out, inferd_value_double(trunc(d * scale) / scale), err);
-}
+static inferd_status bi_trunc(ARGS) { return decimals("trunc", trunc, a, n, out, err); }
 
 /* chr(code): the character of a Unicode code point, as UTF-8. */
 static inferd_status bi_chr(ARGS)
