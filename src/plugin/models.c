@@ -281,8 +281,8 @@ const char *inferd_model_device(const inferd_model *model, const char **why)
         *why = NULL;
     if (ops->size < offsetof(inferd_backend_ops, device) + sizeof ops->device || !ops->device)
         return NULL;
-    const char *dummy;
-    return ops->device(m->backend->inst, m->model, why ? why : &dummy);
+    const char *unused; /* the op always sets its why */
+    return ops->device(m->backend->inst, m->model, why ? why : &unused);
 }
 
 inferd_status inferd_model_metadata(const inferd_model *model, inferd_value **out,
