@@ -261,7 +261,8 @@ static void rule_restart(svc_request *r) { rule_control(r, "was restarted", rule
 /* POST /ruleset/export: {"streams": {"<name>": "CREATE STREAM ..."}, "tables": {},
  * "rules": {"<id>": "<the rule's JSON as a string>"}}, as a file to keep.
  * Secrets come out as "***", as GET /rules/{id} shows them: fill them in
- * before importing elsewhere. */
+ * before importing elsewhere. A rule stopped on purpose says "triggered":
+ * false, so that an import leaves it stopped. */
 static void ruleset_export(svc_request *r)
 {
     rules_engine *e = engine(r);
@@ -280,11 +281,15 @@ static void ruleset_export(svc_request *r)
         inferd_value_free(d);
     }
     for (size_t i = 0; ok && i < inferd_value_array_len(list); i++) {
-        const char *id =
-            inferd_value_string_or(inferd_value_object_get(inferd_value_array_get(list, i), "id"), "");
+        const inferd_value *brief = inferd_value_array_get(list, i);
+        const char *id = inferd_value_string_or(inferd_value_object_get(brief, "id"), "");
+        bool stopped = strcmp(inferd_value_string_or(inferd_value_object_get(brief, "status"), ""),
+                              "stopped") == 0;
         inferd_value *d = NULL;
         char *json = NULL;
         if (rules_rule_describe(e, id, &d, NULL) == INFERD_OK &&
+            inferd_value_object_set(d, "triggered", inferd_value_bool(!stopped), NULL) ==
+                INFERD_OK &&
             inferd_value_to_json(d, INFERD_JSON_COMPACT, &json, NULL, NULL) == INFERD_OK)
             inferd__put_str(rules, id, json, &ok);
         free(json);

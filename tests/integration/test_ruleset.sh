@@ -57,7 +57,9 @@ expect POST /ruleset/import '{"content": "[1, 2]"}' 400 'a ruleset is a JSON obj
 expect POST /ruleset/import '{"content": "{\"streams\": "}' 400 'the ruleset: '
 pass "an import body of neither content nor file, a file that is no file:/// URL or is not there, content that is no object or no JSON: 400 each"
 
-# Export, and import into another daemon with its own state.
+# Export, and import into another daemon with its own state; rule2 is
+# stopped on purpose and must stay so.
+expect POST /rules/rule2/stop "" 200
 api POST /ruleset/export ""
 [ "$(cat "$T/code")" = 200 ] || fail "export: $(cat "$T/code") $(cat "$T/body")"
 cp "$T/body" "$T/exported.json"
@@ -69,6 +71,7 @@ assert x["streams"] == {"demo": 'CREATE STREAM demo () WITH (DATASOURCE="users",
 assert sorted(x["rules"]) == ["r4", "rule1", "rule2"], x
 r1 = json.loads(x["rules"]["rule1"])
 assert r1["id"] == "rule1" and r1["sql"] == "SELECT * FROM demo" and r1["actions"] == [{"log": {}}], r1
+assert r1["triggered"] is True and json.loads(x["rules"]["rule2"])["triggered"] is False, x["rules"]
 PY
 stop_daemon
 export INFERD_STATE_DIR="$T/state2"
@@ -76,9 +79,9 @@ start_daemon
 expect GET /rules "" 200 '[]'
 content=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"content": open(sys.argv[1]).read()}))' "$T/exported.json")
 expect_json POST /ruleset/import 200 'j["streams"] == 1 and j["rules"] == 3 and j["failed"] == {}' -d "$content"
-expect GET /rules "" 200 '[{"id":"r4","status":"running"},{"id":"rule1","status":"running"},{"id":"rule2","status":"running"}]'
+expect GET /rules "" 200 '[{"id":"r4","status":"running"},{"id":"rule1","status":"running"},{"id":"rule2","status":"stopped"}]'
 wait_field r4 source_demo_0_subscribed 1
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t users -m '{"name": "bob"}' || fail "mosquitto_pub"
 wait_field r4 sink_log_0_0_records_in_total 1
 stop_daemon
-pass "an export (the stream's statement, each rule's JSON with its options) imported into a daemon with its own state: the same stream and 3 rules, running"
+pass "an export (the stream's statement, each rule's JSON with its options and whether it runs) imported into a daemon with its own state: the same stream and 3 rules, the stopped one still stopped"

@@ -29,6 +29,8 @@ grep -q 'dot_density' "$T/out" || fail "inferd model list over HTTPS: $(cat "$T/
 INFERD_URL=$BASE INFERD_CACERT=$T/ca.pem "$TEST_INFERD" pipeline list >"$T/out" 2>&1 || fail "inferd pipeline list with \$INFERD_CACERT: $(cat "$T/out")"
 rc=0; "$TEST_INFERD" model list --url "$BASE" >"$T/out" 2>&1 || rc=$?
 [ "$rc" = 1 ] && grep -qi 'certificate' "$T/out" || fail "inferd model list without the CA: exit $rc: $(cat "$T/out")"
+rc=0; "$TEST_INFERD" model list --url "$BASE" --cacert "$T/nope.pem" >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot reach $BASE" "$T/out" || fail "inferd model list with a CA file that is not there: exit $rc: $(cat "$T/out")"
 "$TEST_INFERD" bench --url "$BASE" --estimator peopleCountEstimator --body "$TEST_DATA/dots_03_5.png" \
   --cacert ca.pem -n 20 --warmup 0 >"$T/out" 2>/dev/null || fail "inferd bench --cacert: $(cat "$T/out")"
 grep -qE '^\| +1 \| +20 \| ' "$T/out" || fail "inferd bench over HTTPS: $(cat "$T/out")"
@@ -36,7 +38,7 @@ rc=0; "$TEST_INFERD" bench --url "$BASE" --estimator peopleCountEstimator --body
   -n 5 --warmup 0 >"$T/out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "inferd bench without the CA: exit $rc: $(cat "$T/out")"
 stop_daemon
-pass "the CLI over HTTPS: model and pipeline with --cacert or \$INFERD_CACERT, bench with --cacert; without the CA, exit 1 naming the certificate"
+pass "the CLI over HTTPS: model and pipeline with --cacert or \$INFERD_CACERT, bench with --cacert; without the CA, exit 1 naming the certificate; a CA file that is not there, exit 1"
 
 # ---- mutual TLS ------------------------------------------------------------------------------
 INFERD_HTTP_TLS_CERT="$T/server.pem" INFERD_HTTP_TLS_KEY="$T/server.key" \
