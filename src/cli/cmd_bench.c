@@ -84,6 +84,7 @@ typedef struct run {
     atomic_long next;                      /* open loop: the next slot; closed: requests sent */
     atomic_long measured;                  /* --requests: the measured requests taken */
     atomic_bool stop;
+    atomic_int exited;                     /* clients that have ended */
     pthread_mutex_t mu;
     double *lat_ms;                        /* measured latencies of the 2xx answers */
     size_t n, cap;
@@ -181,6 +182,7 @@ static void *client(void *arg)
         }
     }
     curl_easy_cleanup(h);
+    atomic_fetch_add(&r->exited, 1);
     return NULL;
 }
 
@@ -222,7 +224,12 @@ static uint64_t level(const opts *o, int clients, FILE *csv, bool *any)
         pthread_mutex_lock(&r.mu);
         uint64_t done = r.sent_measured;
         pthread_mutex_unlock(&r.mu);
-        bool over = o->requests > 0 ? (long)done >= o->requests : now >= r.end_us;
+        /* Open loop: every request due before the end is sent, however late
+         * (a server falling behind shows as latency, not as fewer
+         * requests); the clients end themselves at the first slot past it. */
+        bool over = o->requests > 0 ? (long)done >= o->requests
+                    : o->rate > 0   ? atomic_load(&r.exited) == started
+                                    : now >= r.end_us;
         double secs = now > r.measure_us ? (double)(now - r.measure_us) / 1e6 : 0;
         if (tty || now >= next_line) {
             fprintf(stderr, "%s  %d client%s: %s %.1f s, %llu requests, %.0f/s   %s",
