@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -31,6 +32,7 @@
 #include "service/service.h"
 #include "core/utf8.h"
 #include "net/address.h"
+#include "net/linger.h"
 
 #define LOG "http"
 #define MAX_PARAMS 4
@@ -40,6 +42,7 @@ struct inferd_http {
     uint16_t port;
     svc *s;
     char *tls_cert, *tls_key, *tls_ca; /* owned: the PEM texts (NULL: plain HTTP; no CA) */
+    net_linger *linger;                /* owned: closes what would end in a reset */
 };
 
 struct svc_request {
@@ -967,6 +970,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_ctx,
     request_free(r);
 }
 
+/* A connection that ends with the client's bytes unread (a body refused
+ * before it was read) would end in a reset that can wipe the reply from
+ * the client's buffer: its socket lingers instead (net/linger.h). MHD
+ * closes its own descriptor right after this call; the duplicate keeps
+ * the connection open. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    inferd_http *http = cls;
+    (void)socket_ctx;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED || !http->linger)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || ci->connect_fd < 0 || !net_linger_needed(ci->connect_fd))
+        return;
+    int fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0)
+        net_linger_add(http->linger, fd);
+}
+
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -1003,6 +1027,7 @@ inferd_status inferd_http_parse_listen(const char *text, char *host, size_t host
 
 static void free_http(inferd_http *http)
 {
+    net_linger_stop(http->linger);
     free(http->tls_cert);
     free(http->tls_key);
     free(http->tls_ca);
@@ -1106,10 +1131,14 @@ inferd_status inferd_http_start(svc *s, inferd_http **out, inferd_error *err)
         flags |= IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)
                      ? MHD_USE_DUAL_STACK
                      : MHD_USE_IPv6;
+    /* Up to 64 sockets for up to 5 s each, as a web server's lingering
+     * close: enough for refused uploads, bounded against abuse. */
+    http->linger = net_linger_start(64, 5000);
     /* The logger goes first so that MHD never writes to stderr itself. */
     http->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, http,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, http,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_CONNECTION_LIMIT,

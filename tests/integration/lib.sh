@@ -22,6 +22,12 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
+# A command that fails outside a condition ends the test (set -e) without
+# a word: name it, with the daemon's log, as fail does. errtrace carries the
+# trap into functions; only where set -e is on, so that a `set +e` part
+# stays quiet.
+set -E
+trap '_rc=$?; if [[ $- == *e* ]]; then echo "FAIL: line $LINENO: '"'"'$BASH_COMMAND'"'"' exited $_rc" >&2; [ -f "$T/daemon.log" ] && sed "s/^/  daemon: /" "$T/daemon.log" >&2; fi' ERR
 
 fail() {
   echo "FAIL: $*" >&2
