@@ -75,6 +75,7 @@ struct rstream {
     char *conf_key;            /* NULL or the mqtt.profiles / plugin_settings key */
     char *shared;              /* NULL or the shared subscription group */
     char *timestamp;           /* NULL or the field with a message's event time (ms) */
+    bool lenient;              /* STRICT_VALIDATION false: unconvertible values pass as they are */
 
     pthread_mutex_t source_lock; /* serialises starting and stopping the source */
     pthread_mutex_t lock;      /* subs, the mqtt pointer */
@@ -134,6 +135,7 @@ struct rrule {
     int64_t late_ms;           /* how far behind the latest event time a message may be */
     int qos;
     bool send_error;
+    bool send_nil;             /* sendNilField: keep NULL columns in results */
     rrestart restart;
     bool want_running;         /* recorded in the store */
     bool broken;               /* recorded, but no longer makes a rule (rrule_broken): not

@@ -80,7 +80,7 @@ typedef struct rule_decl {
 
 typedef struct options_decl {
     int64_t buffer, qos, concurrency, late_ms;
-    bool event_time, send_error;
+    bool event_time, send_error, send_nil;
     const inferd_value *restart;
 } options_decl;
 
@@ -123,6 +123,9 @@ static const inferd_prop_spec option_specs[] = {
      INFERD_PROP_AT(options_decl, late_ms)},
     {.name = "sendError", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
      .description = "send a message's error to the actions", INFERD_PROP_AT(options_decl, send_error)},
+    {.name = "sendNilField", .type = INFERD_PROP_TYPE_BOOL, .default_value = "false",
+     .description = "keep a result column whose value is NULL (left out by default)",
+     INFERD_PROP_AT(options_decl, send_nil)},
     {.name = "restartStrategy", .type = INFERD_PROP_TYPE_OBJECT, .fields = restart_specs,
      .description = "restarts after a failure", INFERD_PROP_AT(options_decl, restart)},
     INFERD_PROP_END,
@@ -166,6 +169,7 @@ static void take_options(rrule *r, const inferd_value *checked)
     r->late_ms = o.late_ms;
     r->qos = (int)o.qos;
     r->send_error = o.send_error;
+    r->send_nil = o.send_nil;
     r->restart = (rrestart){.attempts = (int)rs.attempts, .delay_ms = rs.delay_ms,
                             .max_delay_ms = rs.max_delay_ms < rs.delay_ms ? rs.delay_ms
                                                                           : rs.max_delay_ms,
@@ -490,8 +494,10 @@ static inferd_status setup(rrule *r, rrun *run, inferd_error *err)
     sql_query_free(run->q);
     run->q = NULL;
     run->funcs = (rfuncs){.e = e, .instances = true};
-    if ((st = sql_parse_select(r->sql, &run->q, err)) != INFERD_OK ||
-        (st = sql_query_bind(run->q, s->def, rfuncs_resolve, &run->funcs, err)) != INFERD_OK ||
+    if ((st = sql_parse_select(r->sql, &run->q, err)) != INFERD_OK)
+        return st;
+    sql_query_omit_nil(run->q, !r->send_nil);
+    if ((st = sql_query_bind(run->q, s->def, rfuncs_resolve, &run->funcs, err)) != INFERD_OK ||
         (st = sql_run_new(run->q, &run->run, err)) != INFERD_OK)
         return st;
     if (r->concurrency > 1) {
@@ -505,8 +511,10 @@ static inferd_status setup(rrule *r, rrun *run, inferd_error *err)
             if (!(run->workers[i] = w))
                 return inferd_error_set(err, INFERD_ENOMEM, "out of memory");
             w->funcs = (rfuncs){.e = e, .instances = true};
-            if ((st = sql_parse_select(r->sql, &w->q, err)) != INFERD_OK ||
-                (st = sql_query_bind(w->q, s->def, rfuncs_resolve, &w->funcs, err)) != INFERD_OK ||
+            if ((st = sql_parse_select(r->sql, &w->q, err)) != INFERD_OK)
+                return st;
+            sql_query_omit_nil(w->q, !r->send_nil);
+            if ((st = sql_query_bind(w->q, s->def, rfuncs_resolve, &w->funcs, err)) != INFERD_OK ||
                 (st = sql_run_new(w->q, &w->run, err)) != INFERD_OK)
                 return st;
         }

@@ -24,7 +24,7 @@
 /* The WITH options (eKuiper's names; the parser upper-cases them), declared
  * and checked by the one validator. */
 typedef struct stream_decl {
-    const char *datasource, *format, *type, *conf_key, *shared, *timestamp, *key;
+    const char *datasource, *format, *type, *conf_key, *shared, *timestamp, *key, *strict;
     int64_t qos;
 } stream_decl;
 
@@ -48,6 +48,9 @@ static const inferd_prop_spec option_specs[] = {
     {.name = "KEY", .type = INFERD_PROP_TYPE_STRING, .description = "the stream's key field, "
      "recorded and shown; reserved, as in the seed engine, where a stream's KEY is not used "
      "either", INFERD_PROP_AT_OPTIONAL(stream_decl, key)},
+    {.name = "STRICT_VALIDATION", .type = INFERD_PROP_TYPE_STRING, .default_value = "true",
+     .description = "TRUE: a value a column cannot take refuses the message; FALSE: it passes "
+     "as it is", INFERD_PROP_AT(stream_decl, strict)},
     INFERD_PROP_END,
 };
 
@@ -59,10 +62,13 @@ static inferd_status check_options(rstream *s, inferd_error *err)
 {
     /* SQL's TRUE and FALSE (SHARED=TRUE) are the words. */
     inferd_value *opts = inferd_value_copy(s->def->options);
-    const inferd_value *sh = inferd_value_object_get(opts, "SHARED");
-    if (inferd_value_is(sh, INFERD_VALUE_BOOL))
-        inferd__put_str(opts, "SHARED", inferd_value_bool_or(sh, false) ? "true" : "false",
-                        NULL);
+    static const char *const words[] = {"SHARED", "STRICT_VALIDATION"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        const inferd_value *b = inferd_value_object_get(opts, words[i]);
+        if (inferd_value_is(b, INFERD_VALUE_BOOL))
+            inferd__put_str(opts, words[i], inferd_value_bool_or(b, false) ? "true" : "false",
+                            NULL);
+    }
     char owner[200];
     snprintf(owner, sizeof owner, "stream %.128s: WITH", s->name);
     inferd_props *props = NULL;
@@ -82,6 +88,11 @@ static inferd_status check_options(rstream *s, inferd_error *err)
     s->datasource = strdup(d.datasource ? d.datasource : s->name);
     s->qos = (int)d.qos;
     const char *format = d.format, *g = d.shared;
+    if (strcasecmp(d.strict, "false") == 0)
+        s->lenient = true;
+    else if (strcasecmp(d.strict, "true") != 0)
+        st = inferd_error_set(err, INFERD_EINVAL, "stream %s: STRICT_VALIDATION must be TRUE or "
+                              "FALSE", s->name);
     if (g && (strcasecmp(g, "true") == 0))
         g = "inferd";
     else if (g && strcasecmp(g, "false") == 0)
@@ -276,9 +287,15 @@ static inferd_status apply_schema(rstream *s, inferd_value *obj, inferd_value **
         const sql_column *col = &s->def->columns[i];
         const inferd_value *v = inferd_value_object_get(obj, col->name);
         inferd_value *c = v ? inferd_value_copy(v) : inferd_value_null();
+        inferd_error why = {0};
         if (!c)
             st = inferd_error_set(err, INFERD_ENOMEM, "out of memory");
-        else if ((st = sql_coerce(col, &c, err)) != INFERD_OK)
+        else if ((st = sql_coerce(col, &c, &why)) != INFERD_OK && s->lenient &&
+                 st != INFERD_ENOMEM)
+            st = INFERD_OK; /* STRICT_VALIDATION=FALSE: c is the value as it came */
+        else if (st != INFERD_OK)
+            inferd_error_set(err, st, "%s", why.message);
+        if (st != INFERD_OK)
             inferd_value_free(c);
         else
             st = inferd_value_object_set(row, col->name, c, err);

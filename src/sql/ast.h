@@ -164,6 +164,7 @@ struct sql_query {
     bool per_row;
     char **functions; /* owned: non-built-in function names, first use first */
     size_t n_functions;
+    bool omit_nil;    /* result rows leave out columns that are NULL */
 };
 
 /* ---- evaluation (eval.c) ------------------------------------------------ */
@@ -176,6 +177,7 @@ typedef struct eval_ctx {
     const inferd_value *const *rows; /* borrowed, the group's rows (or NULL) */
     size_t n_rows;
     int64_t win_start, win_end; /* window_start(), window_end() */
+    int64_t msg_ts;             /* event_time(): the row's message's time */
     const inferd_value *null;   /* borrowed: the one NULL every result may point to */
 } eval_ctx;
 

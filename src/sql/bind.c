@@ -181,8 +181,10 @@ static inferd_status bind_expr(binder *b, sql_expr *e, clause cl, const sql_expr
     }
 }
 
-/* The output name of a select item without an alias. */
-static inferd_status item_name(const select_item *it, size_t index, char **out, inferd_error *err)
+/* The output name of a select item without an alias; *unnamed counts the
+ * items that have no name of their own (the seed engine's kuiper_field_N). */
+static inferd_status item_name(const select_item *it, size_t *unnamed, char **out,
+                               inferd_error *err)
 {
     const sql_expr *e = it->expr;
     const char *name = it->alias;
@@ -194,7 +196,7 @@ static inferd_status item_name(const select_item *it, size_t index, char **out, 
         case EX_CALL: name = e->name; break;
         case EX_SELF: name = "self"; break;
         default:
-            snprintf(buf, sizeof buf, "col_%zu", index + 1);
+            snprintf(buf, sizeof buf, "kuiper_field_%zu", (*unnamed)++);
             name = buf;
             break;
         }
@@ -213,12 +215,13 @@ inferd_status sql_query_bind(sql_query *q, const sql_stream_def *stream, sql_res
         return inferd_error_set(err, INFERD_ESTATE, "the query is bound already");
     binder b = {.q = q, .stream = stream, .resolve = resolve, .rctx = rctx};
     inferd_status st;
+    size_t unnamed = 0;
     for (size_t i = 0; i < q->n_items; i++) {
         select_item *it = &q->items[i];
         if (!it->expr)
             continue;
         if ((st = bind_expr(&b, it->expr, CL_SELECT, NULL, err)) ||
-            (st = item_name(it, i, &it->name, err)))
+            (st = item_name(it, &unnamed, &it->name, err)))
             return st;
         for (size_t j = 0; j < i; j++)
             if (q->items[j].name && strcmp(q->items[j].name, it->name) == 0)

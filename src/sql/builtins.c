@@ -57,6 +57,9 @@
  *                            "bytes", "array" or "object"
  * Time (UTC)
  *   now() unix_ts_ms()       int, milliseconds since the epoch
+ *   event_time()             int, the time of the row's message as the caller
+ *                            gave it (arrival, or its event time); in a group
+ *                            the last row's
  *   format_time(ms, fmt)     fmt tokens yyyy yy MM M dd d HH H mm m ss s SSS,
  *                            'quoted text' as is, other characters as is
  * Hashes and ids
@@ -916,6 +919,7 @@ static int64_t wall_ms(void)
 }
 
 static inferd_status bi_now(ARGS) { return ret(out, inferd_value_int(wall_ms()), err); }
+static inferd_status bi_event_time(ARGS) { return ret(out, inferd_value_int(c->msg_ts), err); }
 
 static inferd_status bi_format_time(ARGS)
 {
@@ -1451,6 +1455,7 @@ static const builtin builtins[] = {
     SN(typeof, 1, 1),
     /* time, hashes, ids */
     S(now, 0, 0), {"unix_ts_ms", 0, 0, BI_SCALAR, false, false, bi_now, NULL},
+    S(event_time, 0, 0),
     S(format_time, 2, 2), S(md5, 1, 1), S(sha1, 1, 1), S(sha256, 1, 1),
     S(sha384, 1, 1), S(sha512, 1, 1), S(newuuid, 0, 0),
     /* aggregates and windows */

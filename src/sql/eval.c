@@ -700,7 +700,12 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
             sql_error_in(c->q, NULL, it->expr, err);
             break;
         }
-        st = inferd_value_object_set(row, it->name, ev_take(&x), err);
+        inferd_value *v = ev_take(&x);
+        if (c->q->omit_nil && inferd_value_is(v, INFERD_VALUE_NULL)) {
+            inferd_value_free(v);
+            continue;
+        }
+        st = inferd_value_object_set(row, it->name, v, err);
     }
     if (st) {
         inferd_value_free(row);

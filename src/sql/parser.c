@@ -610,6 +610,12 @@ void sql_query_free(sql_query *q)
 const char *sql_query_stream(const sql_query *q) { return q ? q->stream : NULL; }
 bool sql_query_has_window(const sql_query *q) { return q && q->window.kind != WIN_NONE; }
 
+void sql_query_omit_nil(sql_query *q, bool omit)
+{
+    if (q)
+        q->omit_nil = omit;
+}
+
 static inferd_status parse_select_item(parser *p, sql_query *q, inferd_error *err)
 {
     select_item *items = realloc(q->items, (q->n_items + 1) * sizeof *items);

@@ -87,6 +87,10 @@ const char *sql_query_stream(const sql_query *q);
 /* Whether the query has a window (and so emits on time or count, not on
  * every message). */
 bool sql_query_has_window(const sql_query *q);
+/* Result rows leave out the columns whose value is NULL (the seed engine's
+ * rows, unless its rule option sendNilField); off by default. `*` copies
+ * the message as it is. */
+void sql_query_omit_nil(sql_query *q, bool omit);
 
 /* Functions that are not built in are resolved by the caller. A resolved
  * function is called synchronously from the thread that runs the query; it
@@ -141,7 +145,8 @@ void sql_run_free(sql_run *r);
  *
  * Result rows are objects appended to rows (an array the caller owns),
  * named by alias, else the column name, else the last field of `a->b`,
- * else the function name, else "col_N" (N from 1); a second use of a name
+ * else the function name, else "kuiper_field_N" (N counts these unnamed
+ * items from 0, as the seed engine names them); a second use of a name
  * is an error at bind time. Without a window a message gives zero rows
  * (WHERE is false or NULL) or one. With a window the message is kept
  * (after WHERE) and rows come from windows that close: a COUNTWINDOW or

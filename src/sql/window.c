@@ -205,6 +205,7 @@ static inferd_status emit(sql_run *r, const size_t *idx, size_t n, int64_t start
     if (q->per_row) {
         for (size_t i = 0; i < n && !st; i++) {
             c.row = at(r, idx[i])->msg;
+            c.msg_ts = at(r, idx[i])->ts;
             c.rows = &c.row;
             c.n_rows = 1;
             st = emit_one(&c, &rv, err);
@@ -225,8 +226,10 @@ static inferd_status emit(sql_run *r, const size_t *idx, size_t n, int64_t start
                 continue;
             size_t k = 0;
             for (size_t i = g; i < n; i++)
-                if (group_of[i] == g)
+                if (group_of[i] == g) {
                     msgs[k++] = at(r, idx[i])->msg;
+                    c.msg_ts = at(r, idx[i])->ts; /* the group's last row's */
+                }
             c.row = msgs[k - 1];
             c.rows = msgs;
             c.n_rows = k;
@@ -387,7 +390,7 @@ inferd_status sql_run_push(sql_run *r, const inferd_value *msg, int64_t now_ms, 
         return inferd_error_set(err, INFERD_EINVAL,
                                 "sql_run_push needs a run, a message and a rows array");
     const sql_query *q = r->q;
-    eval_ctx c = {.q = q, .row = msg, .null = r->null};
+    eval_ctx c = {.q = q, .row = msg, .null = r->null, .msg_ts = now_ms};
     bool pass = true;
     inferd_status st;
     if (q->where && ((st = sql_eval_cond(&c, q->where, "WHERE", &pass, err)) || !pass))

@@ -58,13 +58,13 @@ expect POST /plugins/portables "{\"name\": \"streamkit\", \"file\": \"file://$T/
 expect POST /streams '{"sql":"CREATE STREM demo () WITH (DATASOURCE=\"demo\")"}' 400 'line 1, column 8'
 expect POST /streams '{"sql":"CREATE STREAM demo (v BIGNUM) WITH (DATASOURCE=\"demo\")"}' 400 'BIGNUM'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (FORMAT=\"XML\")"}' 400 'FORMAT must be "JSON" or "BINARY"'
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY)"
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (COLOUR=\"red\")"}' 400 "stream demo: WITH: unknown property 'COLOUR' (known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY, STRICT_VALIDATION)"
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"kafka\")"}' 400 'unknown TYPE "kafka"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"nope\")"}' 400 'no MQTT connection profile "nope"'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (CONF_KEY=\"ws\")"}' 400 'mqtt.profiles.ws.server "ws://127.0.0.1:8080" must be tcp://host:port, mqtt://host:port, or ssl://host:port for TLS (websockets are not supported)'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (TYPE=\"httppush\", DATASOURCE=\"a/b\")"}' 400 'one path segment'
 expect POST /streams '{"sql":"CREATE STREAM demo () WITH (QOS=3)"}' 400 "stream demo: WITH: property 'QOS': out of range (got 3; allowed: int in [0, 2])"
-expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY); property 'QOS': not an integer"
+expect POST /streams '{"sql":"CREATE STREAM demo () WITH (DATASOURSE=\"d\", QOS=\"high\")"}' 400 "stream demo: WITH: unknown property 'DATASOURSE' (did you mean 'DATASOURCE'? known: DATASOURCE, FORMAT, TYPE, CONF_KEY, SHARED, QOS, TIMESTAMP, KEY, STRICT_VALIDATION); property 'QOS': not an integer"
 expect POST /streams 'not json' 400 'the body is not JSON'
 expect POST /streams '{"statement": "CREATE STREAM x ()"}' 400 'the body must be {"sql"'
 expect GET /streams/nope "" 404 'no stream nope'
@@ -105,7 +105,7 @@ expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": []}' 40
 expect POST /rules '{"id": "r 1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 400 'may only have letters'
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"bufferLength": 0}}' 400 "rule r1: property 'options.bufferLength': out of range (got 0; allowed: uint in [1, 1000000])"
 # Every fault of the definition at once, with the closest known name for a typo.
-expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1, "bufferLenght": 5, "qos": 3, "restartStrategy": {"delay": "2x"}}}' 400 "rule r1: unknown property 'options.speed' (known: bufferLength, qos, concurrency, isEventTime, lateTolerance, sendError, restartStrategy); unknown property 'options.bufferLenght' (did you mean 'bufferLength'? known:"
+expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1, "bufferLenght": 5, "qos": 3, "restartStrategy": {"delay": "2x"}}}' 400 "rule r1: unknown property 'options.speed' (known: bufferLength, qos, concurrency, isEventTime, lateTolerance, sendError, sendNilField, restartStrategy); unknown property 'options.bufferLenght' (did you mean 'bufferLength'? known:"
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "options": {"speed": 1, "bufferLenght": 5, "qos": 3, "restartStrategy": {"delay": "2x"}}}' 400 "property 'options.qos': out of range (got 3; allowed: int in [0, 2]); property 'options.restartStrategy.delay': not a duration (got \"2x\""
 expect POST /rules '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}], "colour": 1}' 400 "rule r1: unknown property 'colour' (known: id, sql, actions, options, triggered)"
 expect POST /rules/validate '{"id": "r1", "sql": "SELECT v FROM demo", "actions": [{"log": {}}]}' 200 '"valid":true'
@@ -233,6 +233,38 @@ for _ in $(seq 1 100); do [ "$(wc -l <"$T/pushed.jsonl" 2>/dev/null || echo 0)" 
 printf '{"t":1.5}\n{"t":2.0}\n' | diff -u - "$T/pushed.jsonl" >"$T/diff" || fail "http push: $(cat "$T/diff")"
 [ "$(status_field rpush source_pushed_0_exceptions_total)" = 1 ] || fail "the bad push is not counted: $(cat "$T/body")"
 pass "sources: a JSON-lines file (COUNTWINDOW into a portable sink), a portable source with its DATASOURCE, HTTP push (503 with no rule, 400 garbage, 404 unknown path)"
+
+# STRICT_VALIDATION (the seed engine's stream option): TRUE, the default
+# here, refuses a message whose value a column cannot take; FALSE lets it
+# through as it is, and the rule's expressions meet its real type. NULL
+# columns are left out of results unless sendNilField; unnamed ones are
+# kuiper_field_N.
+expect POST /streams '{"sql":"CREATE STREAM sv (size BIGINT, color STRING) WITH (TYPE=\"httppush\", DATASOURCE=\"/sv\", STRICT_VALIDATION=\"maybe\")"}' 400 'STRICT_VALIDATION must be TRUE or FALSE'
+expect POST /streams '{"sql":"CREATE STREAM strict (size BIGINT, color STRING) WITH (TYPE=\"httppush\", DATASOURCE=\"/strict\", STRICT_VALIDATION=TRUE)"}' 201
+expect POST /streams '{"sql":"CREATE STREAM lenient (size BIGINT, color STRING) WITH (TYPE=\"httppush\", DATASOURCE=\"/lenient\", STRICT_VALIDATION=\"false\")"}' 201
+for s in strict lenient; do
+  expect POST /rules "{\"id\": \"r$s\", \"sql\": \"SELECT color, size * 2 FROM $s\", \"options\": {\"sendError\": true},
+    \"actions\": [{\"file\": {\"path\": \"$T/$s.jsonl\", \"sendSingle\": true}}]}" 201
+  wait_field "r$s" status running
+done
+expect POST /push/strict '{"size": "big", "color": "red"}' 400 "column 'size' is declared BIGINT, got string"
+expect POST /push/strict '{"size": 3}' 202
+expect POST /push/lenient '[{"size": "big", "color": "red"}, {"size": 3}]' 202
+expect POST /rules "{\"id\": \"rnil\", \"sql\": \"SELECT color, size FROM lenient\", \"options\": {\"sendNilField\": true},
+  \"actions\": [{\"file\": {\"path\": \"$T/nil.jsonl\", \"sendSingle\": true}}]}" 201
+wait_field rnil status running
+expect POST /push/lenient '{"size": 4}' 202
+for f in strict lenient nil; do
+  for _ in $(seq 1 100); do [ "$(wc -l <"$T/$f.jsonl" 2>/dev/null || echo 0)" -ge 1 ] && break; sleep 0.1; done
+done
+for _ in $(seq 1 100); do [ "$(wc -l <"$T/lenient.jsonl")" -ge 3 ] && break; sleep 0.1; done
+printf '{"kuiper_field_0":6}\n' | diff -u - "$T/strict.jsonl" >"$T/diff" || fail "strict: $(cat "$T/diff")"
+printf '%s\n' '{"error":"in '"'"'size * 2'"'"': cannot apply * to string and int"}' '{"kuiper_field_0":6}' '{"kuiper_field_0":8}' |
+  diff -u - "$T/lenient.jsonl" >"$T/diff" || fail "lenient: $(cat "$T/diff")"
+printf '{"color":null,"size":4}\n' | diff -u - "$T/nil.jsonl" >"$T/diff" || fail "sendNilField: $(cat "$T/diff")"
+for r in rstrict rlenient rnil; do expect DELETE "/rules/$r" "" 200; done
+for s in strict lenient; do expect DELETE "/streams/$s" "" 200; done
+pass "STRICT_VALIDATION: TRUE refuses a value its column cannot take, FALSE passes it (the rule's error then), a bad value 400; NULL columns left out unless sendNilField; kuiper_field_N"
 
 # ---- a rule that cannot start: failed, or tried again by its restartStrategy ---------------------
 expect POST /rules "{\"id\": \"rnodir\", \"sql\": \"SELECT v FROM demo\", \"actions\": [{\"file\": {\"path\": \"$T/later/out.jsonl\"}}]}" 201

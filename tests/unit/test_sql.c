@@ -1033,6 +1033,44 @@ static void time_hash_id_functions(void **state)
 
 /* ---- messages, names, bytes ------------------------------------------------------------ */
 
+/* The seed engine's rows: NULL columns left out (unless sendNilField),
+ * unnamed ones kuiper_field_N from 0, event_time() the message's time (a
+ * group's last). */
+static void nil_columns_names_and_event_time(void **state)
+{
+    (void)state;
+    sql_query *q = bound("SELECT color, ts, size * 5, 'x', event_time() FROM s", NULL, NULL, NULL);
+    sql_query_omit_nil(q, true);
+    sql_run *r = run_of(q);
+    expect_push(r, "{\"ts\":7}", 1234,
+                "[{\"ts\":7,\"kuiper_field_1\":\"x\",\"event_time\":1234}]");
+    expect_push(r, "{\"color\":\"red\",\"ts\":8,\"size\":3}", 99,
+                "[{\"color\":\"red\",\"ts\":8,\"kuiper_field_0\":15,\"kuiper_field_1\":"
+                "\"x\",\"event_time\":99}]");
+    sql_run_free(r);
+    sql_query_omit_nil(q, false); /* sendNilField */
+    r = run_of(q);
+    expect_push(r, "{\"ts\":7}", 5,
+                "[{\"color\":null,\"ts\":7,\"kuiper_field_0\":null,\"kuiper_field_1\":\"x\","
+                "\"event_time\":5}]");
+    sql_run_free(r);
+    sql_query_free(q);
+
+    q = bound("SELECT count(*) AS n, event_time() AS t FROM s GROUP BY COUNTWINDOW(2)", NULL, NULL,
+              NULL);
+    r = run_of(q);
+    expect_push(r, "{}", 10, "[]");
+    expect_push(r, "{}", 20, "[{\"n\":2,\"t\":20}]");
+    sql_run_free(r);
+    sql_query_free(q);
+    q = bound("SELECT event_time() AS t FROM s GROUP BY COUNTWINDOW(2)", NULL, NULL, NULL);
+    r = run_of(q);
+    expect_push(r, "{}", 10, "[]");
+    expect_push(r, "{}", 20, "[{\"t\":10},{\"t\":20}]");
+    sql_run_free(r);
+    sql_query_free(q);
+}
+
 static void select_star_self_and_names(void **state)
 {
     (void)state;
@@ -1046,7 +1084,7 @@ static void select_star_self_and_names(void **state)
               NULL, NULL, NULL);
     r = run_of(q);
     expect_push(r, "{\"i\":-1,\"o\":{\"x\":{\"y\":3}},\"j\":4,\"s\":\"a\"}", 0,
-                "[{\"i\":-1,\"y\":3,\"abs\":1,\"col_4\":0,\"j\":4,\"S\":\"A\",\"col_7\":\"lit\","
+                "[{\"i\":-1,\"y\":3,\"abs\":1,\"kuiper_field_0\":0,\"j\":4,\"S\":\"A\",\"kuiper_field_1\":\"lit\","
                 "\"self\":{\"i\":-1,\"o\":{\"x\":{\"y\":3}},\"j\":4,\"s\":\"a\"}}]");
     sql_run_free(r);
     sql_query_free(q);
@@ -1964,6 +2002,7 @@ int main(void)
         cmocka_unit_test(encoding_json_type_functions),
         cmocka_unit_test(time_hash_id_functions),
         cmocka_unit_test(select_star_self_and_names),
+        cmocka_unit_test(nil_columns_names_and_event_time),
         cmocka_unit_test(schema_binding),
         cmocka_unit_test(aggregate_placement),
         cmocka_unit_test(resolver_functions),
