@@ -118,6 +118,9 @@ typedef struct sql_expr {
     const struct builtin *builtin; /* borrowed (static table) */
     sql_function fn;               /* a resolved function when builtin is NULL */
     bool aggregate;                /* the call aggregates over a group */
+    /* Set by the binder on an EX_COL that names another SELECT item's alias:
+     * that item's index + 1 (0: a column of the message). */
+    size_t alias_of;
 } sql_expr;
 
 void sql_expr_free(sql_expr *e);
@@ -145,6 +148,7 @@ typedef struct select_item {
     char *alias;    /* owned, may be NULL */
     char *name;     /* owned: the output name, set by the binder (NULL for '*') */
     int line, col;
+    bool referenced; /* another item names its alias: its value is kept per row */
 } select_item;
 
 struct sql_query {
@@ -178,6 +182,7 @@ typedef struct eval_ctx {
     size_t n_rows;
     int64_t win_start, win_end; /* window_start(), window_end() */
     int64_t msg_ts;             /* event_time(): the row's message's time */
+    inferd_value **item_vals;   /* sql_eval_select: referenced items' values (or NULL) */
     const inferd_value *null;   /* borrowed: the one NULL every result may point to */
 } eval_ctx;
 

@@ -20,6 +20,7 @@ typedef struct binder {
     sql_resolve_fn resolve;
     void *rctx;
     bool has_aggregate; /* an aggregate call in SELECT or HAVING */
+    size_t item;        /* the SELECT item being bound */
 } binder;
 
 static inferd_status remember_function(sql_query *q, const char *name, inferd_error *err)
@@ -151,8 +152,19 @@ static inferd_status bind_call(binder *b, sql_expr *e, clause cl, const sql_expr
     return INFERD_OK;
 }
 
-static inferd_status bind_column(binder *b, const sql_expr *e, inferd_error *err)
+static inferd_status bind_column(binder *b, sql_expr *e, clause cl, const sql_expr *agg,
+                                 inferd_error *err)
 {
+    /* The seed engine's aliases: a SELECT item may name another item's
+     * alias, before or after it (the alias wins over a column of that
+     * name), and gets that item's value, computed once per row. Not inside
+     * an aggregate, whose argument runs once for each row of the group. */
+    for (size_t j = 0; cl == CL_SELECT && !agg && j < b->q->n_items; j++)
+        if (j != b->item && b->q->items[j].alias && strcmp(b->q->items[j].alias, e->name) == 0) {
+            e->alias_of = j + 1;
+            b->q->items[j].referenced = true;
+            return INFERD_OK;
+        }
     const sql_stream_def *s = b->stream;
     if (!s || s->n_columns == 0)
         return INFERD_OK; /* schemaless: a missing field is NULL when it runs */
@@ -168,7 +180,7 @@ static inferd_status bind_expr(binder *b, sql_expr *e, clause cl, const sql_expr
 {
     switch (e->kind) {
     case EX_CALL: return bind_call(b, e, cl, agg, err);
-    case EX_COL: return bind_column(b, e, err);
+    case EX_COL: return bind_column(b, e, cl, agg, err);
     case EX_STAR: /* the parser makes these only as a call's argument */
         return sql_error_at(err, INFERD_EINVAL, e->line, e->col, "unexpected '*'");
     default:
@@ -179,6 +191,36 @@ static inferd_status bind_expr(binder *b, sql_expr *e, clause cl, const sql_expr
         }
         return INFERD_OK;
     }
+}
+
+/* Evaluation follows aliases by recursion: a chain is bounded as an
+ * expression's depth is. */
+#define SQL_MAX_ALIAS_CHAIN 32
+
+/* Whether the aliases that e names lead back to an item in progress
+ * (state: 0 not seen, 1 in progress, 2 done) or chain deeper than
+ * SQL_MAX_ALIAS_CHAIN (*too_deep); *at is the reference. */
+static bool alias_cycle(const sql_query *q, const sql_expr *e, unsigned char *state, int hops,
+                        const sql_expr **at, bool *too_deep)
+{
+    if (e->alias_of) {
+        size_t j = e->alias_of - 1;
+        if (state[j] == 1 || hops >= SQL_MAX_ALIAS_CHAIN) {
+            *too_deep = state[j] != 1;
+            *at = e;
+            return true;
+        }
+        if (state[j] == 0) {
+            state[j] = 1;
+            if (alias_cycle(q, q->items[j].expr, state, hops + 1, at, too_deep))
+                return true;
+            state[j] = 2;
+        }
+    }
+    for (size_t i = 0; i < e->n_kids; i++)
+        if (alias_cycle(q, e->kids[i], state, hops, at, too_deep))
+            return true;
+    return false;
 }
 
 /* The output name of a select item without an alias; *unnamed counts the
@@ -220,6 +262,7 @@ inferd_status sql_query_bind(sql_query *q, const sql_stream_def *stream, sql_res
         select_item *it = &q->items[i];
         if (!it->expr)
             continue;
+        b.item = i;
         if ((st = bind_expr(&b, it->expr, CL_SELECT, NULL, err)) ||
             (st = item_name(it, &unnamed, &it->name, err)))
             return st;
@@ -228,6 +271,27 @@ inferd_status sql_query_bind(sql_query *q, const sql_stream_def *stream, sql_res
                 return sql_error_at(err, INFERD_EINVAL, it->line, it->col,
                                     "duplicate output name '%s' (rename one with AS)", it->name);
     }
+    unsigned char *state = calloc(q->n_items ? q->n_items : 1, 1);
+    if (!state)
+        return sql_oom(err);
+    for (size_t i = 0; i < q->n_items; i++) {
+        const sql_expr *at = NULL;
+        bool too_deep = false;
+        if (!q->items[i].expr || state[i] == 2)
+            continue;
+        state[i] = 1;
+        if (alias_cycle(q, q->items[i].expr, state, 0, &at, &too_deep)) {
+            free(state);
+            return too_deep ? sql_error_at(err, INFERD_EINVAL, at->line, at->col,
+                                           "aliases chain more than %d deep at '%s'",
+                                           SQL_MAX_ALIAS_CHAIN, at->name)
+                            : sql_error_at(err, INFERD_EINVAL, at->line, at->col,
+                                           "alias '%s' refers back to itself through the "
+                                           "other aliases", at->name);
+        }
+        state[i] = 2;
+    }
+    free(state);
     if (q->where && (st = bind_expr(&b, q->where, CL_WHERE, NULL, err)))
         return st;
     for (size_t i = 0; i < q->n_group; i++)

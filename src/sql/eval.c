@@ -611,6 +611,25 @@ static inferd_status eval_call(eval_ctx *c, const sql_expr *e, ev *out, inferd_e
 
 /* ---- the dispatcher ------------------------------------------------------------ */
 
+/* Another SELECT item's value, by its alias: computed once per row in
+ * sql_eval_select (kept in item_vals), borrowed from there. */
+static inferd_status eval_alias(eval_ctx *c, size_t j, ev *out, inferd_error *err)
+{
+    const sql_expr *e = c->q->items[j].expr;
+    if (!c->item_vals)
+        return sql_eval(c, e, out, err);
+    if (!c->item_vals[j]) {
+        ev x = {0};
+        inferd_status st = sql_eval(c, e, &x, err);
+        if (st)
+            return st;
+        if (!(c->item_vals[j] = ev_take(&x)))
+            return sql_oom(err);
+    }
+    out->v = c->item_vals[j];
+    return INFERD_OK;
+}
+
 inferd_status sql_eval(eval_ctx *c, const sql_expr *e, ev *out, inferd_error *err)
 {
     *out = (ev){0};
@@ -618,6 +637,8 @@ inferd_status sql_eval(eval_ctx *c, const sql_expr *e, ev *out, inferd_error *er
     case EX_LIT: out->v = e->lit; return INFERD_OK;
     case EX_SELF: out->v = c->row; return INFERD_OK;
     case EX_COL: {
+        if (e->alias_of)
+            return eval_alias(c, e->alias_of - 1, out, err);
         const inferd_value *v = inferd_value_is(c->row, INFERD_VALUE_OBJECT)
                                     ? inferd_value_object_get(c->row, e->name)
                                     : NULL;
@@ -688,6 +709,12 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
     inferd_value *row = inferd_value_object();
     if (!row)
         return sql_oom(err);
+    inferd_value **vals = calloc(c->q->n_items ? c->q->n_items : 1, sizeof *vals);
+    if (!vals) {
+        inferd_value_free(row);
+        return sql_oom(err);
+    }
+    c->item_vals = vals;
     inferd_status st = INFERD_OK;
     for (size_t i = 0; i < c->q->n_items && !st; i++) {
         const select_item *it = &c->q->items[i];
@@ -696,17 +723,25 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
             continue;
         }
         ev x = {0};
-        if ((st = sql_eval(c, it->expr, &x, err))) {
+        if (!vals[i] && (st = sql_eval(c, it->expr, &x, err))) {
             sql_error_in(c->q, NULL, it->expr, err);
             break;
         }
-        inferd_value *v = ev_take(&x);
+        if (it->referenced && !vals[i] && !(vals[i] = ev_take(&x))) {
+            st = sql_oom(err);
+            break;
+        }
+        inferd_value *v = vals[i] ? inferd_value_copy(vals[i]) : ev_take(&x);
         if (c->q->omit_nil && inferd_value_is(v, INFERD_VALUE_NULL)) {
             inferd_value_free(v);
             continue;
         }
         st = inferd_value_object_set(row, it->name, v, err);
     }
+    c->item_vals = NULL;
+    for (size_t i = 0; i < c->q->n_items; i++)
+        inferd_value_free(vals[i]);
+    free(vals);
     if (st) {
         inferd_value_free(row);
         return st;

@@ -1071,12 +1071,74 @@ static void nil_columns_names_and_event_time(void **state)
     sql_query_free(q);
 }
 
+/* The seed engine's aliases: an item names another's alias, before or
+ * after it, and the alias wins over a column; its value is computed once
+ * per row (a random id is the same twice); a cycle is refused. */
+static void aliases_in_select(void **state)
+{
+    (void)state;
+    sql_query *q = bound("select size + 1 as size, size + 1 as b from s", NULL, NULL, NULL);
+    sql_run *r = run_of(q);
+    expect_push(r, "{\"size\":3}", 0, "[{\"size\":4,\"b\":5}]");
+    sql_run_free(r);
+    sql_query_free(q);
+
+    q = bound("select a + 1 as b, size as a from s", NULL, NULL, NULL);
+    r = run_of(q);
+    expect_push(r, "{\"size\":3}", 0, "[{\"b\":4,\"a\":3}]");
+    sql_run_free(r);
+    sql_query_free(q);
+
+    q = bound("SELECT newuuid() AS id, id AS again, concat(id, '') = again AS same FROM s", NULL,
+              NULL, NULL);
+    r = run_of(q);
+    char *got = push_json(r, "{}", 0);
+    assert_non_null(strstr(got, "\"same\":true"));
+    free(got);
+    sql_run_free(r);
+    sql_query_free(q);
+
+    /* In a window: an alias of an aggregate. */
+    q = bound("SELECT count(*) AS n, n * 10 AS tens FROM s GROUP BY COUNTWINDOW(2)", NULL, NULL,
+              NULL);
+    r = run_of(q);
+    expect_push(r, "{}", 1, "[]");
+    expect_push(r, "{}", 2, "[{\"n\":2,\"tens\":20}]");
+    sql_run_free(r);
+    sql_query_free(q);
+
+    bind_fails("SELECT b + 1 AS a, a + 1 AS b FROM s", NULL, NULL, NULL,
+               "at line 1, column 20: alias 'a' refers back to itself through the other aliases");
+    /* a chain is bounded (evaluation follows it by recursion): 32 hops pass */
+    char sql[1024] = "SELECT ";
+    for (int i = 0; i < 40; i++)
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), "a%d AS a%d, ", i + 1, i);
+    strcat(sql, "1 AS a40 FROM s");
+    q = parse_ok(sql);
+    inferd_error err = {0};
+    assert_int_equal(sql_query_bind(q, NULL, NULL, NULL, &err), INFERD_EINVAL);
+    assert_non_null(strstr(err.message, "aliases chain more than 32 deep at 'a33'"));
+    sql_query_free(q);
+    strcpy(sql, "SELECT ");
+    for (int i = 0; i < 32; i++)
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), "a%d + 1 AS a%d, ", i + 1, i);
+    strcat(sql, "1 AS a32 FROM s");
+    q = bound(sql, NULL, NULL, NULL);
+    r = run_of(q);
+    got = push_json(r, "{}", 0);
+    assert_non_null(strstr(got, "\"a0\":33,"));
+    free(got);
+    sql_run_free(r);
+    sql_query_free(q);
+}
+
 static void select_star_self_and_names(void **state)
 {
     (void)state;
+    /* `i` in `renamed` is the alias i (i * 2), as the seed engine reads it. */
     sql_query *q = bound("SELECT *, i AS renamed, i * 2 AS i FROM s", NULL, NULL, NULL);
     sql_run *r = run_of(q);
-    expect_push(r, "{\"i\":1,\"j\":2}", 0, "[{\"i\":2,\"j\":2,\"renamed\":1}]");
+    expect_push(r, "{\"i\":1,\"j\":2}", 0, "[{\"i\":2,\"j\":2,\"renamed\":2}]");
     sql_run_free(r);
     sql_query_free(q);
 
@@ -2003,6 +2065,7 @@ int main(void)
         cmocka_unit_test(time_hash_id_functions),
         cmocka_unit_test(select_star_self_and_names),
         cmocka_unit_test(nil_columns_names_and_event_time),
+        cmocka_unit_test(aliases_in_select),
         cmocka_unit_test(schema_binding),
         cmocka_unit_test(aggregate_placement),
         cmocka_unit_test(resolver_functions),
