@@ -709,8 +709,12 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
     inferd_value *row = inferd_value_object();
     if (!row)
         return sql_oom(err);
-    inferd_value **vals = calloc(c->q->n_items ? c->q->n_items : 1, sizeof *vals);
-    if (!vals) {
+    /* Kept values only where an alias is used: no allocation per row else. */
+    bool kept = false;
+    for (size_t i = 0; i < c->q->n_items && !kept; i++)
+        kept = c->q->items[i].referenced;
+    inferd_value **vals = kept ? calloc(c->q->n_items, sizeof *vals) : NULL;
+    if (kept && !vals) {
         inferd_value_free(row);
         return sql_oom(err);
     }
@@ -723,15 +727,16 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
             continue;
         }
         ev x = {0};
-        if (!vals[i] && (st = sql_eval(c, it->expr, &x, err))) {
+        inferd_value *had = vals ? vals[i] : NULL; /* computed for an alias already */
+        if (!had && (st = sql_eval(c, it->expr, &x, err))) {
             sql_error_in(c->q, NULL, it->expr, err);
             break;
         }
-        if (it->referenced && !vals[i] && !(vals[i] = ev_take(&x))) {
+        if (it->referenced && !had && !(had = vals[i] = ev_take(&x))) {
             st = sql_oom(err);
             break;
         }
-        inferd_value *v = vals[i] ? inferd_value_copy(vals[i]) : ev_take(&x);
+        inferd_value *v = had ? inferd_value_copy(had) : ev_take(&x);
         if (c->q->omit_nil && inferd_value_is(v, INFERD_VALUE_NULL)) {
             inferd_value_free(v);
             continue;
@@ -739,9 +744,11 @@ inferd_status sql_eval_select(eval_ctx *c, inferd_value **out, inferd_error *err
         st = inferd_value_object_set(row, it->name, v, err);
     }
     c->item_vals = NULL;
-    for (size_t i = 0; i < c->q->n_items; i++)
-        inferd_value_free(vals[i]);
-    free(vals);
+    if (kept) {
+        for (size_t i = 0; i < c->q->n_items; i++)
+            inferd_value_free(vals[i]);
+        free(vals);
+    }
     if (st) {
         inferd_value_free(row);
         return st;
